@@ -1,0 +1,1 @@
+//! gvhttpd's load generator (`gvhttpd bench`).

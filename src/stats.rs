@@ -1,0 +1,231 @@
+//! Counters every model exports at `GET /stats`.
+//!
+//! Each worker thread owns one [`WorkerStats`] block (cache-line aligned, so workers
+//! never share a line). A block has a single writer, its worker, so increments are a
+//! relaxed load + store rather than a locked read-modify-write; readers (the `/stats`
+//! handler on any worker) sum all blocks with relaxed loads and may see a value that
+//! is a few increments old, which is fine for monitoring.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use crate::config::Model;
+
+/// A monotonically increasing counter with one writing thread.
+///
+/// INVARIANT: only the worker that owns the enclosing [`WorkerStats`] calls
+/// [`Counter::add`]; any thread may [`Counter::get`].
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        // Single writer (see INVARIANT): load + store cannot lose an update.
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// io_uring counters (callback and green models).
+#[derive(Default, Debug)]
+pub struct UringCounters {
+    pub sqes_submitted: Counter,
+    pub cqes_reaped: Counter,
+    pub enter_calls: Counter,
+    pub sq_full: Counter,
+    pub enobufs: Counter,
+}
+
+/// Why a green thread parked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParkReason {
+    Io = 0,
+    Sleep = 1,
+    Yield = 2,
+    Join = 3,
+}
+
+impl ParkReason {
+    pub const ALL: [ParkReason; 4] = [
+        ParkReason::Io,
+        ParkReason::Sleep,
+        ParkReason::Yield,
+        ParkReason::Join,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            ParkReason::Io => "io",
+            ParkReason::Sleep => "sleep",
+            ParkReason::Yield => "yield",
+            ParkReason::Join => "join",
+        }
+    }
+}
+
+/// Green-thread runtime counters.
+#[derive(Default, Debug)]
+pub struct GreenCounters {
+    pub spawned: Counter,
+    pub finished: Counter,
+    pub context_switches: Counter,
+    pub panics: Counter,
+    pub parks: [Counter; 4],
+}
+
+/// One worker's counters. Aligned to two cache lines (adjacent-line prefetch).
+#[derive(Default, Debug)]
+#[repr(align(128))]
+pub struct WorkerStats {
+    pub accepted: Counter,
+    pub closed: Counter,
+    /// Connections refused because `--max-conns` was reached.
+    pub refused: Counter,
+    pub requests: Counter,
+    /// Responses by status class: index 0 = 1xx … 4 = 5xx.
+    pub responses: [Counter; 5],
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    pub uring: UringCounters,
+    pub green: GreenCounters,
+}
+
+impl WorkerStats {
+    /// Count one response with `status` (100..=599).
+    #[inline]
+    pub fn response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[class].inc();
+    }
+}
+
+/// All workers' counters plus what `/stats` reports about the server itself.
+#[derive(Debug)]
+pub struct Registry {
+    pub model: Model,
+    pub started: Instant,
+    workers: Box<[WorkerStats]>,
+}
+
+impl Registry {
+    pub fn new(model: Model, workers: usize) -> Self {
+        Registry {
+            model,
+            started: Instant::now(),
+            workers: (0..workers.max(1)).map(|_| WorkerStats::default()).collect(),
+        }
+    }
+
+    pub fn worker(&self, index: usize) -> &WorkerStats {
+        &self.workers[index]
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn sum(&self, f: impl Fn(&WorkerStats) -> &Counter) -> u64 {
+        self.workers.iter().map(|w| f(w).get()).sum()
+    }
+
+    /// Connections open right now, across all workers.
+    pub fn open_connections(&self) -> u64 {
+        self.sum(|w| &w.accepted).saturating_sub(self.sum(|w| &w.closed))
+    }
+
+    /// Render the `/stats` JSON document into `out`.
+    pub fn render_json(&self, out: &mut String) {
+        let accepted = self.sum(|w| &w.accepted);
+        let closed = self.sum(|w| &w.closed);
+        let _ = write!(
+            out,
+            "{{\"model\":\"{}\",\"workers\":{},\"uptime_s\":{:.3},\
+             \"connections\":{{\"accepted\":{},\"open\":{},\"closed\":{},\"refused\":{}}},\
+             \"requests\":{},\"responses\":{{",
+            self.model,
+            self.workers(),
+            self.started.elapsed().as_secs_f64(),
+            accepted,
+            accepted.saturating_sub(closed),
+            closed,
+            self.sum(|w| &w.refused),
+            self.sum(|w| &w.requests),
+        );
+        for class in 0..5 {
+            let sep = if class == 0 { "" } else { "," };
+            let n = self.sum(|w| &w.responses[class]);
+            let _ = write!(out, "{sep}\"{}xx\":{n}", class + 1);
+        }
+        let _ = write!(
+            out,
+            "}},\"bytes_in\":{},\"bytes_out\":{}",
+            self.sum(|w| &w.bytes_in),
+            self.sum(|w| &w.bytes_out)
+        );
+        if self.model.uses_io_uring() {
+            let _ = write!(
+                out,
+                ",\"io_uring\":{{\"sqes_submitted\":{},\"cqes_reaped\":{},\"enter_calls\":{},\
+                 \"sq_full\":{},\"enobufs\":{}}}",
+                self.sum(|w| &w.uring.sqes_submitted),
+                self.sum(|w| &w.uring.cqes_reaped),
+                self.sum(|w| &w.uring.enter_calls),
+                self.sum(|w| &w.uring.sq_full),
+                self.sum(|w| &w.uring.enobufs),
+            );
+        }
+        if self.model == Model::Green {
+            let spawned = self.sum(|w| &w.green.spawned);
+            let finished = self.sum(|w| &w.green.finished);
+            let _ = write!(
+                out,
+                ",\"green\":{{\"spawned\":{spawned},\"alive\":{},\"context_switches\":{},\
+                 \"panics\":{},\"parks\":{{",
+                spawned.saturating_sub(finished),
+                self.sum(|w| &w.green.context_switches),
+                self.sum(|w| &w.green.panics),
+            );
+            for (i, reason) in ParkReason::ALL.into_iter().enumerate() {
+                let sep = if i == 0 { "" } else { "," };
+                let n = self.sum(|w| &w.green.parks[reason as usize]);
+                let _ = write!(out, "{sep}\"{}\":{n}", reason.name());
+            }
+            out.push_str("}}");
+        }
+        out.push('}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_sums_workers_and_names_model_counters() {
+        let reg = Registry::new(Model::Green, 2);
+        reg.worker(0).accepted.add(3);
+        reg.worker(1).accepted.add(2);
+        reg.worker(1).closed.inc();
+        reg.worker(0).response(200);
+        reg.worker(1).response(404);
+        reg.worker(1).green.parks[ParkReason::Sleep as usize].inc();
+        let mut s = String::new();
+        reg.render_json(&mut s);
+        assert!(s.contains("\"model\":\"green\""), "{s}");
+        assert!(s.contains("\"accepted\":5,\"open\":4,\"closed\":1"), "{s}");
+        assert!(s.contains("\"2xx\":1") && s.contains("\"4xx\":1"), "{s}");
+        assert!(s.contains("\"io_uring\":{") && s.contains("\"sleep\":1"), "{s}");
+        let tokio = Registry::new(Model::Tokio, 1);
+        let mut t = String::new();
+        tokio.render_json(&mut t);
+        assert!(!t.contains("io_uring") && !t.contains("green"), "{t}");
+    }
+}
