@@ -6,3 +6,4 @@ pub mod config;
 pub mod net;
 pub mod shutdown;
 pub mod stats;
+pub mod uring;
