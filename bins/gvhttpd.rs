@@ -104,7 +104,9 @@ fn parse_entries(s: &str) -> Result<u32, String> {
 }
 
 fn parse_stack(s: &str) -> Result<usize, String> {
-    let n: usize = s.parse().map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of bytes"))?;
     if !(16 * 1024..=64 * 1024 * 1024).contains(&n) {
         return Err(format!("{n} must be between 16384 and 67108864 bytes"));
     }

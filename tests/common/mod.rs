@@ -17,6 +17,7 @@ use gvhttpd::config::Model;
 macro_rules! per_model {
     ($($case:ident),+ $(,)?) => {
         $crate::per_model!(@model tokio_model, Tokio; $($case),+);
+        $crate::per_model!(@model green_model, Green; $($case),+);
     };
     (@model $module:ident, $variant:ident; $($case:ident),+) => {
         mod $module {
@@ -34,7 +35,8 @@ macro_rules! per_model {
 /// test unless `GVHTTPD_SKIP_URING=1`, and then say SKIPPED loudly.
 pub fn run_case(model: Model, case: fn(Model)) {
     if let Err(e) = gvhttpd::models::check_available(model) {
-        if std::env::var_os("GVHTTPD_SKIP_URING").is_some_and(|v| v == "1") && model.uses_io_uring() {
+        if std::env::var_os("GVHTTPD_SKIP_URING").is_some_and(|v| v == "1") && model.uses_io_uring()
+        {
             eprintln!("SKIPPED ({model}): {e}");
             println!("SKIPPED ({model}): {e}");
             return;
@@ -62,7 +64,15 @@ impl Server {
 
     pub fn start_with(model: Model, args: &[&str]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0", "--workers", "2"]);
+        cmd.args([
+            "serve",
+            "--model",
+            model.name(),
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+        ]);
         cmd.args(args);
         Server::spawn(cmd, model)
     }
@@ -70,13 +80,27 @@ impl Server {
     /// Start through `sh -c` (for `ulimit`), `script` ending in `exec "$@"`.
     pub fn start_in_shell(model: Model, script: &str, args: &[&str]) -> Server {
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", script, "sh", BIN, "serve", "--model", model.name(), "--addr", "127.0.0.1:0", "--workers", "1"]);
+        cmd.args([
+            "-c",
+            script,
+            "sh",
+            BIN,
+            "serve",
+            "--model",
+            model.name(),
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ]);
         cmd.args(args);
         Server::spawn(cmd, model)
     }
 
     fn spawn(mut cmd: Command, model: Model) -> Server {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn gvhttpd");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -126,7 +150,10 @@ impl Server {
     pub fn get(&self, path: &str) -> Response {
         let raw = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         let out = self.exchange(raw.as_bytes());
-        parse_responses(&out, false).into_iter().next().unwrap_or_else(|| panic!("no response to {path}"))
+        parse_responses(&out, false)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no response to {path}"))
     }
 
     /// Send a signal to the server.
@@ -154,10 +181,12 @@ impl Server {
 
     /// utime + stime of the server, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
         let after_comm = stat.rsplit_once(')').map_or("", |(_, r)| r);
         let f: Vec<&str> = after_comm.split_whitespace().collect();
-        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
     }
 
     /// The `/stats` document.
@@ -175,8 +204,16 @@ impl Drop for Server {
 
 /// `kill(2)` through the `kill` command, so tests need no `unsafe`.
 fn unsafe_free_kill(pid: i32, sig: i32) -> i32 {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
-    if status.success() { 0 } else { -1 }
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    if status.success() {
+        0
+    } else {
+        -1
+    }
 }
 
 /// Read until EOF, reset or `IO_TIMEOUT`. Returns the bytes and whether the peer
@@ -208,7 +245,11 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> Response {
             return r;
         }
         let n = s.read(&mut buf).expect("read response");
-        assert!(n > 0, "connection closed mid-response: {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     }
 }
@@ -224,7 +265,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -237,7 +281,10 @@ pub fn parse_one(buf: &[u8], head_only: bool) -> Option<(Response, usize)> {
     let head = std::str::from_utf8(&buf[..end]).expect("response head is UTF-8");
     let mut lines = head.split("\r\n");
     let status_line = lines.next()?;
-    assert!(status_line.starts_with("HTTP/1.1 "), "bad status line {status_line:?}");
+    assert!(
+        status_line.starts_with("HTTP/1.1 "),
+        "bad status line {status_line:?}"
+    );
     let status: u16 = status_line[9..12].parse().expect("status code");
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
@@ -246,15 +293,27 @@ pub fn parse_one(buf: &[u8], head_only: bool) -> Option<(Response, usize)> {
             (n.to_string(), v.trim().to_string())
         })
         .collect();
-    let mut r = Response { status, headers, body: Vec::new(), raw: Vec::new() };
+    let mut r = Response {
+        status,
+        headers,
+        body: Vec::new(),
+        raw: Vec::new(),
+    };
     let len: usize = match r.header("content-length") {
         Some(v) => v.parse().expect("numeric Content-Length"),
         None => {
-            assert!(status < 200 || status == 204 || status == 304, "response without length: {head}");
+            assert!(
+                status < 200 || status == 204 || status == 304,
+                "response without length: {head}"
+            );
             0
         }
     };
-    let body_len = if head_only || status < 200 || status == 204 { 0 } else { len };
+    let body_len = if head_only || status < 200 || status == 204 {
+        0
+    } else {
+        len
+    };
     if buf.len() < end + body_len {
         return None;
     }
@@ -278,12 +337,19 @@ pub fn parse_responses(buf: &[u8], head_first: bool) -> Vec<Response> {
 
 /// Every response must carry Date and Server and a definite length (case 40).
 pub fn assert_well_formed(r: &Response) {
-    assert!(r.header("date").is_some_and(|d| d.ends_with(" GMT") && d.len() == 29), "Date: {r:?}");
+    assert!(
+        r.header("date")
+            .is_some_and(|d| d.ends_with(" GMT") && d.len() == 29),
+        "Date: {r:?}"
+    );
     assert_eq!(r.header("server"), Some("gvhttpd"), "{r:?}");
     if r.status >= 200 && r.status != 204 {
         assert!(r.header("content-length").is_some(), "{r:?}");
     } else {
-        assert!(r.header("content-length").is_none() && r.body.is_empty(), "{r:?}");
+        assert!(
+            r.header("content-length").is_none() && r.body.is_empty(),
+            "{r:?}"
+        );
     }
 }
 
@@ -311,7 +377,11 @@ pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("gvhttpd-test-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let p = std::env::temp_dir().join(format!(
+            "gvhttpd-test-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
