@@ -83,13 +83,22 @@ pub fn run(
         match t.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => result = Err(e),
-            Err(_) => result = Err(ServeError::Io("worker thread panicked".into(), io::Error::other("panic"))),
+            Err(_) => {
+                result = Err(ServeError::Io(
+                    "worker thread panicked".into(),
+                    io::Error::other("panic"),
+                ))
+            }
         }
     }
     result
 }
 
-fn worker_thread(w: Worker, listener: StdListener, shutdown: Arc<Shutdown>) -> Result<(), ServeError> {
+fn worker_thread(
+    w: Worker,
+    listener: StdListener,
+    shutdown: Arc<Shutdown>,
+) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -216,10 +225,17 @@ async fn connection(mut stream: TcpStream, w: Worker) {
                 Step::Close => break 'conn true,
                 Step::Sleep(d) => {
                     tokio::time::sleep(d).await;
+                    if *shutdown.borrow() {
+                        shutdown_seen = true;
+                        conn.shutdown();
+                    }
                     conn.sleep_done(stats, &mut out);
                 }
                 Step::File => {
-                    if send_file(&mut stream, &mut conn, &w, &mut out).await.is_err() {
+                    if send_file(&mut stream, &mut conn, &w, &mut out)
+                        .await
+                        .is_err()
+                    {
                         break 'conn false;
                     }
                 }
@@ -235,6 +251,11 @@ async fn connection(mut stream: TcpStream, w: Worker) {
         if p == Phase::Idle || p != phase {
             deadline = Instant::now() + p.timeout(&t);
             phase = p;
+            // The timer is re-armed lazily when the deadline moves later, at once
+            // when it moves earlier (e.g. idle 60 s -> header 10 s).
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
         }
     };
     if linger {
@@ -243,7 +264,12 @@ async fn connection(mut stream: TcpStream, w: Worker) {
 }
 
 /// Write `buf` whole; each write that makes no progress within `limit` fails.
-async fn send(stream: &mut TcpStream, buf: &[u8], limit: Duration, stats: &WorkerStats) -> io::Result<()> {
+async fn send(
+    stream: &mut TcpStream,
+    buf: &[u8],
+    limit: Duration,
+    stats: &WorkerStats,
+) -> io::Result<()> {
     let mut off = 0;
     while off < buf.len() {
         // Fast path: the socket buffer usually takes the whole response.
@@ -267,7 +293,12 @@ async fn send(stream: &mut TcpStream, buf: &[u8], limit: Duration, stats: &Worke
 }
 
 /// Serve the pending static file: open on the blocking pool, stream in chunks.
-async fn send_file(stream: &mut TcpStream, conn: &mut Conn, w: &Worker, out: &mut Vec<u8>) -> io::Result<()> {
+async fn send_file(
+    stream: &mut TcpStream,
+    conn: &mut Conn,
+    w: &Worker,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     let stats = w.stats();
     let app = w.app.clone();
     let path = conn.file_path().to_owned();
