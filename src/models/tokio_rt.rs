@@ -225,6 +225,10 @@ async fn connection(mut stream: TcpStream, w: Worker) {
                 Step::Close => break 'conn true,
                 Step::Sleep(d) => {
                     tokio::time::sleep(d).await;
+                    if *shutdown.borrow() {
+                        shutdown_seen = true;
+                        conn.shutdown();
+                    }
                     conn.sleep_done(stats, &mut out);
                 }
                 Step::File => {
@@ -247,6 +251,11 @@ async fn connection(mut stream: TcpStream, w: Worker) {
         if p == Phase::Idle || p != phase {
             deadline = Instant::now() + p.timeout(&t);
             phase = p;
+            // The timer is re-armed lazily when the deadline moves later, at once
+            // when it moves earlier (e.g. idle 60 s -> header 10 s).
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
         }
     };
     if linger {

@@ -237,12 +237,20 @@ pub fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
 
 /// Read exactly one response (the `head_only` one has no body).
 pub fn read_response(s: &mut TcpStream, head_only: bool) -> Response {
+    read_responses(s, &[head_only]).pop().unwrap()
+}
+
+/// Read exactly `heads.len()` responses; `heads[i]` marks a reply to HEAD.
+pub fn read_responses(s: &mut TcpStream, heads: &[bool]) -> Vec<Response> {
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
-    loop {
-        if let Some((r, used)) = parse_one(&got, head_only) {
-            assert_eq!(used, got.len(), "unexpected bytes after the response");
-            return r;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while out.len() < heads.len() {
+        if let Some((r, used)) = parse_one(&got[at..], heads[out.len()]) {
+            at += used;
+            out.push(r);
+            continue;
         }
         let n = s.read(&mut buf).expect("read response");
         assert!(
@@ -252,6 +260,8 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> Response {
         );
         got.extend_from_slice(&buf[..n]);
     }
+    assert_eq!(at, got.len(), "unexpected bytes after the responses");
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -322,17 +332,21 @@ pub fn parse_one(buf: &[u8], head_only: bool) -> Option<(Response, usize)> {
     Some((r, end + body_len))
 }
 
-/// Parse every complete response in `buf`; the first `heads` flags mark HEAD replies.
-pub fn parse_responses(buf: &[u8], head_first: bool) -> Vec<Response> {
+/// Parse every complete response in `buf`; `heads[i]` marks a reply to HEAD.
+pub fn parse_sequence(buf: &[u8], heads: &[bool]) -> Vec<Response> {
     let mut out = Vec::new();
     let mut rest = buf;
-    let mut head_only = head_first;
-    while let Some((r, used)) = parse_one(rest, head_only) {
+    while let Some((r, used)) = parse_one(rest, heads.get(out.len()).copied().unwrap_or(false)) {
         rest = &rest[used..];
         out.push(r);
-        head_only = false;
     }
     out
+}
+
+/// Parse every complete response in `buf` (none of them replies to HEAD, unless
+/// `head_first` marks the first).
+pub fn parse_responses(buf: &[u8], head_first: bool) -> Vec<Response> {
+    parse_sequence(buf, &[head_first])
 }
 
 /// Every response must carry Date and Server and a definite length (case 40).
