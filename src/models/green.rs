@@ -80,7 +80,11 @@ pub fn run(
                     gate,
                     shutdown,
                 };
-                worker_thread(w, listener)
+                let r = worker_thread(w, listener);
+                if let Err(e) = &r {
+                    eprintln!("gvhttpd: green worker {index} stopped: {e}");
+                }
+                r
             })
             .map_err(|e| ServeError::Io("cannot start worker thread".into(), e))?;
         threads.push(t);
