@@ -367,12 +367,12 @@ fn report_panic(payload: &(dyn Any + Send)) {
 /// Resume every ready task once (tasks made ready meanwhile run too, in FIFO
 /// order). Returns when the run queue is empty or `budget` resumes were made.
 pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
+    let size = ctx.sched.borrow().pool.stack_size();
     for _ in 0..budget {
-        let (key, mut co, guard, size) = {
+        let (key, mut co, guard) = {
             let mut s = ctx.sched.borrow_mut();
-            let size = s.pool.stack_size();
             let Some(key) = s.runq.pop_front() else {
-                return;
+                break;
             };
             let Some(t) = s.tasks.get_mut(key) else {
                 continue;
@@ -381,13 +381,11 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
                 continue;
             };
             t.state = State::Running;
-            (key, co, t.guard, size)
+            (key, co, t.guard)
         };
         CURRENT.set(Some(key));
         stack::set_active(guard, size);
         let r = co.resume(());
-        stack::set_active((0, 0), 0);
-        CURRENT.set(None);
         let mut s = ctx.sched.borrow_mut();
         s.counts.switches += 1;
         match r {
@@ -396,11 +394,10 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
                     unreachable!("a suspended task's slot is never freed");
                 };
                 t.co = Some(co);
-                let reason = match sus {
-                    Suspend::Yield => ParkReason::Yield,
-                    Suspend::Park(r) => r,
+                let (ready, reason) = match sus {
+                    Suspend::Yield => (true, ParkReason::Yield),
+                    Suspend::Park(r) => (std::mem::take(&mut t.notified), r),
                 };
-                let ready = sus == Suspend::Yield || std::mem::take(&mut t.notified);
                 t.state = if ready { State::Ready } else { State::Parked };
                 if ready {
                     s.runq.push_back(key);
@@ -414,6 +411,9 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
             }
         }
     }
+    // Back on the scheduler's own stack: no green thread is running.
+    stack::set_active((0, 0), 0);
+    CURRENT.set(None);
 }
 
 /// Deliver `level` to every task but the caller; tasks spawned later start with it.
