@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP/1.1 server under one concurrency model.
     Serve(ServeArgs),
+    /// Say which models can run on this machine (exit 1 if any cannot).
+    Models,
 }
 
 #[derive(Args, Debug)]
@@ -104,7 +106,9 @@ fn parse_entries(s: &str) -> Result<u32, String> {
 }
 
 fn parse_stack(s: &str) -> Result<usize, String> {
-    let n: usize = s.parse().map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of bytes"))?;
     if !(16 * 1024..=64 * 1024 * 1024).contains(&n) {
         return Err(format!("{n} must be between 16384 and 67108864 bytes"));
     }
@@ -166,9 +170,28 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
+fn models() -> ExitCode {
+    let mut all = true;
+    for m in Model::ALL {
+        match models::check_available(m) {
+            Ok(()) => println!("{m:<9} available"),
+            Err(e) => {
+                all = false;
+                println!("{m:<9} unavailable: {e}");
+            }
+        }
+    }
+    if all {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Models => models(),
     }
 }

@@ -106,13 +106,17 @@ impl App {
         let root = match &cfg.root {
             None => None,
             Some(dir) => Some(
-                rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| {
-                        ServeError::Config(format!(
-                            "--root {}: cannot open as a directory: {e}",
-                            dir.display()
-                        ))
-                    })?,
+                rustix::fs::open(
+                    dir,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| {
+                    ServeError::Config(format!(
+                        "--root {}: cannot open as a directory: {e}",
+                        dir.display()
+                    ))
+                })?,
             ),
         };
         Ok(App { registry, root })
@@ -157,7 +161,10 @@ impl App {
             };
         }
         if req.method == Connect {
-            return Reply::Now(text(501, "CONNECT is not supported: gvhttpd is not a proxy\n"));
+            return Reply::Now(text(
+                501,
+                "CONNECT is not supported: gvhttpd is not a proxy\n",
+            ));
         }
         let Some(path) = route_path(req.target) else {
             return Reply::Now(text(400, "request target is not a path or absolute URL\n"));
@@ -329,7 +336,15 @@ mod tests {
 
     #[test]
     fn sleep_bounds() {
-        let cases = [("0", Some(0)), ("60000", Some(60000)), ("60001", None), ("", None), ("-1", None), ("1e3", None), ("000010", None)];
+        let cases = [
+            ("0", Some(0)),
+            ("60000", Some(60000)),
+            ("60001", None),
+            ("", None),
+            ("-1", None),
+            ("1e3", None),
+            ("000010", None),
+        ];
         for (s, want) in cases {
             assert_eq!(parse_ms(s), want, "{s}");
         }
@@ -355,7 +370,10 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(content_type_for("x/INDEX.HTML"), b"text/html; charset=utf-8");
+        assert_eq!(
+            content_type_for("x/INDEX.HTML"),
+            b"text/html; charset=utf-8"
+        );
         assert_eq!(content_type_for("noext"), b"application/octet-stream");
     }
 }

@@ -16,7 +16,12 @@ struct Row {
 }
 
 fn row(case: &'static str, raw: impl Into<Vec<u8>>, status: u16, close: bool) -> Row {
-    Row { case, raw: raw.into(), status, close }
+    Row {
+        case,
+        raw: raw.into(),
+        status,
+        close,
+    }
 }
 
 /// A complete HTTP/1.1 request with `head` (request line + extra fields).
@@ -25,10 +30,16 @@ fn req(line: &str, fields: &str) -> Vec<u8> {
 }
 
 fn table() -> Vec<Row> {
-    let long_ok = format!("GET /?{} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", "a".repeat(7998));
+    let long_ok = format!(
+        "GET /?{} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "a".repeat(7998)
+    );
     let long_bad = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
     let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
-    let huge = format!("GET / HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n", "v".repeat(20_000));
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
+        "v".repeat(20_000)
+    );
     let trailer_flood = format!(
         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: {}\r\n\r\n",
         "v".repeat(20_000)
@@ -122,18 +133,36 @@ fn conformance_table(model: Model) {
         let (out, closed) = read_to_close(&mut s);
         let responses = parse_responses(&out, false);
         let Some(first) = responses.first() else {
-            failures.push(format!("{}: no response ({} bytes: {:?})", r.case, out.len(), String::from_utf8_lossy(&out)));
+            failures.push(format!(
+                "{}: no response ({} bytes: {:?})",
+                r.case,
+                out.len(),
+                String::from_utf8_lossy(&out)
+            ));
             continue;
         };
         assert_well_formed(first);
         if first.status != r.status {
-            failures.push(format!("{}: status {} (want {}) body {:?}", r.case, first.status, r.status, first.text()));
+            failures.push(format!(
+                "{}: status {} (want {}) body {:?}",
+                r.case,
+                first.status,
+                r.status,
+                first.text()
+            ));
         }
         if r.close && (!closed || first.header("connection") != Some("close")) {
-            failures.push(format!("{}: not closed with Connection: close ({closed})", r.case));
+            failures.push(format!(
+                "{}: not closed with Connection: close ({closed})",
+                r.case
+            ));
         }
     }
-    assert!(failures.is_empty(), "model {model}:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "model {model}:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Case 8 for input that never forms a line: the server must not wait forever.

@@ -11,12 +11,19 @@ use crate::config::Limits;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    Size { digits: u8, value: u64 },
+    Size {
+        digits: u8,
+        value: u64,
+    },
     /// Whitespace after the size; only `;` may follow.
     SizeWs,
     Ext,
-    SizeLf { last: bool },
-    Data { left: u64 },
+    SizeLf {
+        last: bool,
+    },
+    Data {
+        left: u64,
+    },
     DataCr,
     DataLf,
     TrailerStart,
@@ -41,7 +48,10 @@ pub struct Chunked {
 impl Default for Chunked {
     fn default() -> Self {
         Chunked {
-            state: State::Size { digits: 0, value: 0 },
+            state: State::Size {
+                digits: 0,
+                value: 0,
+            },
             meta: 0,
             decoded: 0,
             pending: 0,
@@ -74,7 +84,11 @@ impl Chunked {
                 *read += n;
                 *write += n;
                 let left = left - n as u64;
-                self.state = if left == 0 { State::DataCr } else { State::Data { left } };
+                self.state = if left == 0 {
+                    State::DataCr
+                } else {
+                    State::Data { left }
+                };
                 continue;
             }
             let b = buf[*read];
@@ -131,7 +145,10 @@ impl Chunked {
                 _ => return Err(bad("chunk data longer than its size")),
             },
             State::DataLf => match b {
-                b'\n' => State::Size { digits: 0, value: 0 },
+                b'\n' => State::Size {
+                    digits: 0,
+                    value: 0,
+                },
                 _ => return Err(bad("chunk data not followed by CRLF")),
             },
             State::TrailerStart => match b {
@@ -211,9 +228,15 @@ mod tests {
             (b"5\r\nhello\r\n0\r\n\r\n", b"hello"),
             (b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n", b"abcdefg"),
             (b"A;name=val\r\n0123456789\r\n0;x\r\n\r\n", b"0123456789"),
-            (b"3 ;ext\r\nabc\r\n0\r\nTrailer: yes\r\nX: y\r\n\r\n", b"abc"),
+            (
+                b"3 ;ext\r\nabc\r\n0\r\nTrailer: yes\r\nX: y\r\n\r\n",
+                b"abc",
+            ),
             (b"0\r\n\r\n", b""),
-            (b"000000000000000f\r\n0123456789abcde\r\n0\r\n\r\n", b"0123456789abcde"),
+            (
+                b"000000000000000f\r\n0123456789abcde\r\n0\r\n\r\n",
+                b"0123456789abcde",
+            ),
         ];
         for (raw, body) in cases {
             for step in 1..=raw.len() {
@@ -227,25 +250,30 @@ mod tests {
     fn rejects_bad_framing() {
         let l = Limits::default();
         let cases: &[(&[u8], u16)] = &[
-            (b"\r\nabc\r\n0\r\n\r\n", 400),            // empty size
-            (b"0x1\r\na\r\n0\r\n\r\n", 400),           // 0x prefix
-            (b"-1\r\na\r\n0\r\n\r\n", 400),            // negative
-            (b"+1\r\na\r\n0\r\n\r\n", 400),            // sign
-            (b"g\r\n", 400),                           // not hex
-            (b"00000000000000001\r\n", 400),           // 17 digits
-            (b"ffffffffffffffff\r\n", 413),            // overflow-sized
-            (b"3\r\nabcd\r\n0\r\n\r\n", 400),          // data longer than size
-            (b"3\r\nab\r\n\r\n", 400),                 // data shorter than size
-            (b"3\nabc\r\n0\r\n\r\n", 400),             // bare LF after size
-            (b"3\r\nabc\n0\r\n\r\n", 400),             // bare LF after data
-            (b"3\r\nabcXY0\r\n\r\n", 400),             // missing CRLF
-            (b"0\r\n\n", 400),                         // bare LF ending trailers
-            (b"1 x\r\n", 400),                         // junk after size
-            (b"1;\x00\r\n", 400),                      // NUL in extension
+            (b"\r\nabc\r\n0\r\n\r\n", 400),   // empty size
+            (b"0x1\r\na\r\n0\r\n\r\n", 400),  // 0x prefix
+            (b"-1\r\na\r\n0\r\n\r\n", 400),   // negative
+            (b"+1\r\na\r\n0\r\n\r\n", 400),   // sign
+            (b"g\r\n", 400),                  // not hex
+            (b"00000000000000001\r\n", 400),  // 17 digits
+            (b"ffffffffffffffff\r\n", 413),   // overflow-sized
+            (b"3\r\nabcd\r\n0\r\n\r\n", 400), // data longer than size
+            (b"3\r\nab\r\n\r\n", 400),        // data shorter than size
+            (b"3\nabc\r\n0\r\n\r\n", 400),    // bare LF after size
+            (b"3\r\nabc\n0\r\n\r\n", 400),    // bare LF after data
+            (b"3\r\nabcXY0\r\n\r\n", 400),    // missing CRLF
+            (b"0\r\n\n", 400),                // bare LF ending trailers
+            (b"1 x\r\n", 400),                // junk after size
+            (b"1;\x00\r\n", 400),             // NUL in extension
         ];
         for (raw, status) in cases {
             let got = decode(raw, raw.len(), &l);
-            assert_eq!(got.map_err(|e| e.status), Err(*status), "{:?}", String::from_utf8_lossy(raw));
+            assert_eq!(
+                got.map_err(|e| e.status),
+                Err(*status),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
         }
     }
 
@@ -257,10 +285,19 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(decode(b"5\r\nhello\r\n", 100, &l).unwrap_err().status, 413);
-        assert_eq!(decode(b"2\r\nab\r\n3\r\n", 100, &l).unwrap_err().status, 413);
+        assert_eq!(
+            decode(b"2\r\nab\r\n3\r\n", 100, &l).unwrap_err().status,
+            413
+        );
         assert_eq!(decode(b"1;aaaaaaaaa\r\n", 100, &l).unwrap_err().status, 431);
-        assert_eq!(decode(b"0\r\nX: aaaaaaaa\r\n", 100, &l).unwrap_err().status, 431);
-        assert_eq!(decode(b"2\r\nab\r\n0\r\n\r\n", 1, &l).unwrap(), Some(b"ab".to_vec()));
+        assert_eq!(
+            decode(b"0\r\nX: aaaaaaaa\r\n", 100, &l).unwrap_err().status,
+            431
+        );
+        assert_eq!(
+            decode(b"2\r\nab\r\n0\r\n\r\n", 1, &l).unwrap(),
+            Some(b"ab".to_vec())
+        );
     }
 
     #[test]

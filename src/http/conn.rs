@@ -146,7 +146,10 @@ impl Conn {
         }
         if self.buf.len() - self.end < want {
             let need = self.end + want;
-            let grown = (self.buf.len() * 2).max(INITIAL_BUF).min(self.max_buf()).max(need);
+            let grown = (self.buf.len() * 2)
+                .max(INITIAL_BUF)
+                .min(self.max_buf())
+                .max(need);
             self.buf.resize(grown, 0);
         }
     }
@@ -295,7 +298,9 @@ impl Conn {
         loop {
             match &mut self.state {
                 State::Closed => return Step::Close,
-                State::Sleep { ms, .. } => return Step::Sleep(Duration::from_millis(u64::from(*ms))),
+                State::Sleep { ms, .. } => {
+                    return Step::Sleep(Duration::from_millis(u64::from(*ms)))
+                }
                 State::File { .. } => return Step::File,
                 State::Head => {
                     if self.start == self.end {
@@ -343,7 +348,9 @@ impl Conn {
                             else {
                                 unreachable!("state was Body")
                             };
-                            if let Some(step) = self.dispatch(&head, body, consumed, app, stats, out) {
+                            if let Some(step) =
+                                self.dispatch(&head, body, consumed, app, stats, out)
+                            {
                                 return step;
                             }
                         }
@@ -360,14 +367,27 @@ impl Conn {
     }
 
     /// A head is complete: dispatch it, or start reading its body.
-    fn begin_body(&mut self, head: Head, app: &App, stats: &WorkerStats, out: &mut Vec<u8>) -> Option<Step> {
+    fn begin_body(
+        &mut self,
+        head: Head,
+        app: &App,
+        stats: &WorkerStats,
+        out: &mut Vec<u8>,
+    ) -> Option<Step> {
         let framing = match head.framing {
             Framing::None => {
                 let len = head.len;
                 return self.dispatch(&head, len..len, len, app, stats, out);
             }
             Framing::Length(n) if n > self.limits.max_body as u64 => {
-                return Some(self.fail(Reject { status: 413, reason: "request body too large" }, stats, out));
+                return Some(self.fail(
+                    Reject {
+                        status: 413,
+                        reason: "request body too large",
+                    },
+                    stats,
+                    out,
+                ));
             }
             Framing::Length(n) => BodyFraming::Length(n as usize),
             Framing::Chunked => BodyFraming::Chunked {

@@ -90,7 +90,10 @@ fn pipelined_output_is_identical_at_every_split() {
     ] {
         assert!(whole.contains(want), "missing {want:?} in\n{whole}");
     }
-    assert!(whole.ends_with("{\"message\":\"Hello, World!\"}"), "{whole}");
+    assert!(
+        whole.ends_with("{\"message\":\"Hello, World!\"}"),
+        "{whole}"
+    );
     assert_eq!(whole.matches("HTTP/1.1 ").count(), 8, "{whole}");
     for step in 1..PIPELINE.len() {
         let (split, last) = drive(&app, PIPELINE, step);
@@ -106,8 +109,16 @@ fn keep_alive_rules() {
         // (request, header expected in response, connection stays open)
         (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "", true),
         (b"GET / HTTP/1.0\r\n\r\n", "Connection: close", false),
-        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "Connection: keep-alive", true),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", "Connection: close", false),
+        (
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            "Connection: keep-alive",
+            true,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            "Connection: close",
+            false,
+        ),
     ];
     for (req, header, open) in cases {
         let stats = app.registry().worker(0);
@@ -118,7 +129,10 @@ fn keep_alive_rules() {
         let text = String::from_utf8_lossy(&out);
         assert_eq!(step == Step::Read, *open, "{text}");
         assert!(text.contains(header), "{text}");
-        assert!(text.contains("Content-Length: 13") && !text.contains("chunked"), "{text}");
+        assert!(
+            text.contains("Content-Length: 13") && !text.contains("chunked"),
+            "{text}"
+        );
     }
 }
 
@@ -128,7 +142,9 @@ fn expect_continue_before_body_only() {
     let stats = app.registry().worker(0);
     let mut conn = Conn::new(Limits::default());
     let mut out = Vec::new();
-    conn.feed(b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    conn.feed(
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+    );
     assert_eq!(conn.process(&app, stats, &mut out), Step::Read);
     assert_eq!(out, response::CONTINUE);
     assert_eq!(conn.phase(), Phase::Body);
@@ -141,7 +157,11 @@ fn expect_continue_before_body_only() {
     out.clear();
     conn.feed(b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n");
     assert_eq!(conn.process(&app, stats, &mut out), Step::Close);
-    assert!(out.starts_with(b"HTTP/1.1 413 "), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"HTTP/1.1 413 "),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     // HTTP/1.0 never gets 100.
     let mut conn = Conn::new(Limits::default());
     out.clear();
@@ -173,7 +193,10 @@ fn phases_timeouts_and_shutdown() {
     assert!(conn.shutdown());
     let mut conn = Conn::new(Limits::default());
     conn.feed(b"GET /sleep/5 HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert_eq!(conn.process(&app, stats, &mut out), Step::Sleep(Duration::from_millis(5)));
+    assert_eq!(
+        conn.process(&app, stats, &mut out),
+        Step::Sleep(Duration::from_millis(5))
+    );
     assert!(!conn.shutdown());
     conn.sleep_done(stats, &mut out);
     assert!(String::from_utf8_lossy(&out).contains("Connection: close"));
@@ -207,7 +230,13 @@ fn large_body_grows_then_shrinks_buffer() {
     let mut conn = Conn::new(Limits::default());
     let mut out = Vec::new();
     let body = vec![b'x'; 512 * 1024];
-    conn.feed(format!("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    conn.feed(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
     let mut rest = &body[..];
     while !rest.is_empty() {
         let buf = conn.read_buf();
@@ -219,4 +248,75 @@ fn large_body_grows_then_shrinks_buffer() {
     assert_eq!(conn.process(&app, stats, &mut out), Step::Read);
     assert!(out.ends_with(&body));
     assert!(conn.buf.len() <= INITIAL_BUF);
+}
+
+/// A small deterministic PRNG (xorshift64*), so the fuzz test needs no crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Mutated and random input, split at random points: the core never panics,
+/// always terminates, and every response it writes starts with a status line.
+#[test]
+fn mutation_fuzz_never_panics() {
+    let app = app();
+    let stats = app.registry().worker(0);
+    let seeds: &[&[u8]] = &[
+        PIPELINE,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: v\r\n\r\n",
+        b"POST /echo HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+        b"GET http://h/sleep/1 HTTP/1.1\r\nHost: [::1]:80\r\nConnection: keep-alive, close\r\n\r\n",
+    ];
+    let alphabet = b"\r\n :;,0123456789abcdefABCDEF\t\x00\x7f\xffGETPOSTHTP/1.chunked-length";
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for round in 0..3000 {
+        let mut input = seeds[round % seeds.len()].to_vec();
+        for _ in 0..=rng.below(6) {
+            let at = rng.below(input.len() + 1);
+            match rng.below(4) {
+                0 if at < input.len() => input[at] = alphabet[rng.below(alphabet.len())],
+                1 if at < input.len() => {
+                    input.remove(at);
+                }
+                2 => input.insert(at, alphabet[rng.below(alphabet.len())]),
+                _ => {
+                    let n = rng.below(8);
+                    let dup: Vec<u8> = input[at..].iter().take(n).copied().collect();
+                    input.splice(at..at, dup);
+                }
+            }
+        }
+        let mut conn = Conn::new(Limits::default());
+        let mut out = Vec::new();
+        let mut rest = &input[..];
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            assert!(steps < 10_000, "no progress on {input:?}");
+            match conn.process(&app, stats, &mut out) {
+                Step::Close => break,
+                Step::Sleep(_) => conn.sleep_done(stats, &mut out),
+                Step::File => {
+                    conn.file_opened(Ok(3), stats, &mut out);
+                }
+                Step::Read if rest.is_empty() => conn.peer_closed(),
+                Step::Read => {
+                    let n = rng.below(rest.len()).max(1);
+                    conn.feed(&rest[..n]);
+                    rest = &rest[n..];
+                }
+            }
+        }
+        assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 "), "{input:?}");
+    }
 }

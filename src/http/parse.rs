@@ -271,8 +271,14 @@ fn request_line(line: &[u8], limits: &Limits) -> Result<(Method, Range<usize>, V
 
 /// Trim leading and trailing SP / HTAB.
 pub fn trim(v: &[u8]) -> &[u8] {
-    let s = v.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(v.len());
-    let e = v.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(s, |e| e + 1);
+    let s = v
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(s, |e| e + 1);
     &v[s..e]
 }
 
@@ -313,7 +319,11 @@ impl Fields {
             }
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
             self.te_seen = true;
-            for coding in value.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty()) {
+            for coding in value
+                .split(|&b| b == b',')
+                .map(trim)
+                .filter(|c| !c.is_empty())
+            {
                 if !coding.iter().all(|&b| is_tchar(b)) {
                     return Err(reject(400, "malformed Transfer-Encoding"));
                 }
@@ -405,7 +415,11 @@ fn valid_host(v: &[u8]) -> bool {
             return false;
         };
         let lit = &v[1..close];
-        if lit.is_empty() || !lit.iter().all(|&b| b.is_ascii_hexdigit() || b".:vV".contains(&b)) {
+        if lit.is_empty()
+            || !lit
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b".:vV".contains(&b))
+        {
             return false;
         }
         (&v[..0], &v[close + 1..])
@@ -420,9 +434,9 @@ fn valid_host(v: &[u8]) -> bool {
         [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit) && digits.len() <= 5,
         _ => false,
     };
-    let reg_name_ok = host.iter().all(|&b| {
-        b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)
-    });
+    let reg_name_ok = host
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
     port_ok && reg_name_ok
 }
 

@@ -23,7 +23,7 @@ fn request_line_cases() {
         (b"GET /  HTTP/1.1\r\nHost: a\r\n\r\n", 400),
         (b"GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400), // tab (1)
         (b"GET /\tHTTP/1.1\r\nHost: a\r\n\r\n", 400),
-        (b"GET /\r\n\r\n", 400),                      // missing version (2)
+        (b"GET /\r\n\r\n", 400), // missing version (2)
         (b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400),
         (b"GET / http/1.1\r\nHost: a\r\n\r\n", 400),
         (b"GET / HTTP/1\r\nHost: a\r\n\r\n", 400),
@@ -52,8 +52,8 @@ fn request_line_cases() {
 #[test]
 fn header_cases() {
     let cases: &[(&[u8], u16)] = &[
-        (b"GET / HTTP/1.1\r\n\r\n", 400),                       // no Host (9)
-        (b"GET / HTTP/1.0\r\n\r\n", 200),                       // 1.0 without Host
+        (b"GET / HTTP/1.1\r\n\r\n", 400), // no Host (9)
+        (b"GET / HTTP/1.0\r\n\r\n", 200), // 1.0 without Host
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400), // (10)
         (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
@@ -62,7 +62,10 @@ fn header_cases() {
         (b"GET / HTTP/1.1\r\nHost: example.com:80\r\n\r\n", 200),
         (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400), // (11)
-        (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n", 400), // (12)
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n",
+            400,
+        ), // (12)
         (b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400), // (13)
         (b"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400), // (14)
         (b"GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n", 400),
@@ -98,7 +101,10 @@ fn framing_cases() {
         ("Transfer-Encoding: gzip\r\n", 501),
         ("Transfer-Encoding: gzip, chunked\r\n", 501),
         ("Transfer-Encoding: chunked, chunked\r\n", 400), // (24)
-        ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 400),
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            400,
+        ),
         ("Transfer-Encoding : chunked\r\n", 400),
         ("Transfer-Encoding: \x0bchunked\r\n", 400),
         ("Transfer-Encoding: CHUNKED\r\n", 200),
@@ -109,13 +115,18 @@ fn framing_cases() {
         assert_eq!(status_of(&h(extra)), *want, "{extra:?}");
     }
     // (25) Transfer-Encoding on HTTP/1.0.
-    assert_eq!(status_of(b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+    assert_eq!(
+        status_of(b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        400
+    );
 }
 
 #[test]
 fn parsed_head_fields() {
     let raw = b"POST /echo?x HTTP/1.0\r\nConnection: Keep-Alive\r\nContent-Type:  text/x \t\r\nContent-Length: 4\r\n\r\nbody";
-    let Ok(Scan::Complete(h)) = scan_all(raw) else { panic!() };
+    let Ok(Scan::Complete(h)) = scan_all(raw) else {
+        panic!()
+    };
     assert_eq!(h.method, Method::Post);
     assert_eq!(&raw[h.target.clone()], b"/echo?x");
     assert_eq!(h.version, Version::Http10);
@@ -124,7 +135,9 @@ fn parsed_head_fields() {
     assert_eq!(&raw[h.content_type.clone().unwrap()], b"text/x"); // trimmed (17)
     assert_eq!(h.len, raw.len() - 4);
     let raw = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
-    let Ok(Scan::Complete(h)) = scan_all(raw) else { panic!() };
+    let Ok(Scan::Complete(h)) = scan_all(raw) else {
+        panic!()
+    };
     assert!(!h.keep_alive);
 }
 
@@ -138,12 +151,21 @@ fn limits() {
     let partial = format!("GET /{}", "a".repeat(l.max_target + 100));
     assert_eq!(status_of(partial.as_bytes()), 414);
     let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
-    assert_eq!(status_of(format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes()), 431); // (18)
+    assert_eq!(
+        status_of(format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes()),
+        431
+    ); // (18)
     let ok: String = (0..99).map(|i| format!("X-{i}: v\r\n")).collect();
-    assert_eq!(status_of(format!("GET / HTTP/1.1\r\nHost: a\r\n{ok}\r\n").as_bytes()), 200);
-    let huge = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(20_000));
+    assert_eq!(
+        status_of(format!("GET / HTTP/1.1\r\nHost: a\r\n{ok}\r\n").as_bytes()),
+        200
+    );
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+        "v".repeat(20_000)
+    );
     assert_eq!(status_of(huge.as_bytes()), 431); // (19)
-    // Still incomplete but already over the limit: refused without waiting.
+                                                 // Still incomplete but already over the limit: refused without waiting.
     assert_eq!(status_of(&huge.as_bytes()[..17_000]), 431);
 }
 
@@ -153,8 +175,14 @@ fn head_found_across_any_split() {
     for split in 1..raw.len() {
         let mut s = HeadScanner::default();
         let l = Limits::default();
-        assert_eq!(s.scan(&raw[..split], &l), Ok(Scan::Partial), "split {split}");
-        let Ok(Scan::Complete(h)) = s.scan(raw, &l) else { panic!("split {split}") };
+        assert_eq!(
+            s.scan(&raw[..split], &l),
+            Ok(Scan::Partial),
+            "split {split}"
+        );
+        let Ok(Scan::Complete(h)) = s.scan(raw, &l) else {
+            panic!("split {split}")
+        };
         assert_eq!(h.len, raw.len());
     }
 }

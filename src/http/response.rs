@@ -119,7 +119,15 @@ mod tests {
         let (head, body) = s.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\nServer: gvhttpd\r\nDate: "));
         assert!(head.contains("\r\nConnection: close"));
-        let len: usize = head.split("Content-Length: ").nth(1).unwrap().split("\r\n").next().unwrap().parse().unwrap();
+        let len: usize = head
+            .split("Content-Length: ")
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(body.len(), len);
         assert_eq!(body, "Bad Request: bare LF\n");
     }
@@ -127,7 +135,13 @@ mod tests {
     #[test]
     fn no_content_length_when_none() {
         let mut out = Vec::new();
-        let h = HeadSpec { status: 204, content_type: None, content_length: None, persist: Persist::Default, allow: None };
+        let h = HeadSpec {
+            status: 204,
+            content_type: None,
+            content_length: None,
+            persist: Persist::Default,
+            allow: None,
+        };
         write_head(&mut out, &h);
         assert!(!String::from_utf8(out).unwrap().contains("Content-Length"));
     }

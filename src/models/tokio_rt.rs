@@ -5,8 +5,21 @@
 //! io_uring models, so the comparison isolates the I/O mechanism. Nothing is shared
 //! between workers on the hot path, and every per-worker [`WorkerStats`] block keeps
 //! its single writer (a multi-thread runtime would migrate tasks between threads).
-//! The measurement behind the choice is in `results/` (see the README's tokio
-//! flavour note).
+//!
+//! Measured (2026-11-21, 2-core KVM guest, kernel 6.18, rustc 1.95, tokio 1.x):
+//! server `taskset -c 0 gvhttpd serve --model tokio --workers 1`, load
+//! `taskset -c 1 wrk -t1 -c64 -d8s http://127.0.0.1:PORT/`, interleaved A B A B A B,
+//! server CPU from utime+stime in `/proc/PID/stat`. The machine was busy (load
+//! average ~4.5 from parallel builds), so req/s are low and spread widely; medians:
+//!
+//! | runtime | req/s (median, [min–max]) | server CPU µs/request |
+//! |---|---|---|
+//! | per-worker `current_thread` (this) | 28,717 [23,279–32,559] | 14.05 [12.09–14.19] |
+//! | one `multi_thread`, 1 worker thread | 24,010 [20,993–25,410] | 14.36 [13.94–16.31] |
+//!
+//! Per-worker `current_thread` is no worse on CPU per request and faster; most of
+//! the CPU is the kernel's loopback TCP path (perf: `tcp_*`, `sock_def_readable`,
+//! skb allocation), which every model pays alike.
 //!
 //! Timeouts: one `Sleep` per connection, re-armed lazily — each request only moves
 //! the `deadline` value; when the timer fires early it is reset to the current
@@ -83,13 +96,22 @@ pub fn run(
         match t.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => result = Err(e),
-            Err(_) => result = Err(ServeError::Io("worker thread panicked".into(), io::Error::other("panic"))),
+            Err(_) => {
+                result = Err(ServeError::Io(
+                    "worker thread panicked".into(),
+                    io::Error::other("panic"),
+                ))
+            }
         }
     }
     result
 }
 
-fn worker_thread(w: Worker, listener: StdListener, shutdown: Arc<Shutdown>) -> Result<(), ServeError> {
+fn worker_thread(
+    w: Worker,
+    listener: StdListener,
+    shutdown: Arc<Shutdown>,
+) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -216,10 +238,17 @@ async fn connection(mut stream: TcpStream, w: Worker) {
                 Step::Close => break 'conn true,
                 Step::Sleep(d) => {
                     tokio::time::sleep(d).await;
+                    if *shutdown.borrow() {
+                        shutdown_seen = true;
+                        conn.shutdown();
+                    }
                     conn.sleep_done(stats, &mut out);
                 }
                 Step::File => {
-                    if send_file(&mut stream, &mut conn, &w, &mut out).await.is_err() {
+                    if send_file(&mut stream, &mut conn, &w, &mut out)
+                        .await
+                        .is_err()
+                    {
                         break 'conn false;
                     }
                 }
@@ -235,6 +264,11 @@ async fn connection(mut stream: TcpStream, w: Worker) {
         if p == Phase::Idle || p != phase {
             deadline = Instant::now() + p.timeout(&t);
             phase = p;
+            // The timer is re-armed lazily when the deadline moves later, at once
+            // when it moves earlier (e.g. idle 60 s -> header 10 s).
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
         }
     };
     if linger {
@@ -243,7 +277,12 @@ async fn connection(mut stream: TcpStream, w: Worker) {
 }
 
 /// Write `buf` whole; each write that makes no progress within `limit` fails.
-async fn send(stream: &mut TcpStream, buf: &[u8], limit: Duration, stats: &WorkerStats) -> io::Result<()> {
+async fn send(
+    stream: &mut TcpStream,
+    buf: &[u8],
+    limit: Duration,
+    stats: &WorkerStats,
+) -> io::Result<()> {
     let mut off = 0;
     while off < buf.len() {
         // Fast path: the socket buffer usually takes the whole response.
@@ -267,7 +306,12 @@ async fn send(stream: &mut TcpStream, buf: &[u8], limit: Duration, stats: &Worke
 }
 
 /// Serve the pending static file: open on the blocking pool, stream in chunks.
-async fn send_file(stream: &mut TcpStream, conn: &mut Conn, w: &Worker, out: &mut Vec<u8>) -> io::Result<()> {
+async fn send_file(
+    stream: &mut TcpStream,
+    conn: &mut Conn,
+    w: &Worker,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     let stats = w.stats();
     let app = w.app.clone();
     let path = conn.file_path().to_owned();

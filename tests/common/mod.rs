@@ -35,7 +35,8 @@ macro_rules! per_model {
 /// test unless `GVHTTPD_SKIP_URING=1`, and then say SKIPPED loudly.
 pub fn run_case(model: Model, case: fn(Model)) {
     if let Err(e) = gvhttpd::models::check_available(model) {
-        if std::env::var_os("GVHTTPD_SKIP_URING").is_some_and(|v| v == "1") && model.uses_io_uring() {
+        if std::env::var_os("GVHTTPD_SKIP_URING").is_some_and(|v| v == "1") && model.uses_io_uring()
+        {
             eprintln!("SKIPPED ({model}): {e}");
             println!("SKIPPED ({model}): {e}");
             return;
@@ -63,7 +64,15 @@ impl Server {
 
     pub fn start_with(model: Model, args: &[&str]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0", "--workers", "2"]);
+        cmd.args([
+            "serve",
+            "--model",
+            model.name(),
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+        ]);
         cmd.args(args);
         Server::spawn(cmd, model)
     }
@@ -71,13 +80,27 @@ impl Server {
     /// Start through `sh -c` (for `ulimit`), `script` ending in `exec "$@"`.
     pub fn start_in_shell(model: Model, script: &str, args: &[&str]) -> Server {
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", script, "sh", BIN, "serve", "--model", model.name(), "--addr", "127.0.0.1:0", "--workers", "1"]);
+        cmd.args([
+            "-c",
+            script,
+            "sh",
+            BIN,
+            "serve",
+            "--model",
+            model.name(),
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ]);
         cmd.args(args);
         Server::spawn(cmd, model)
     }
 
     fn spawn(mut cmd: Command, model: Model) -> Server {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn gvhttpd");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -127,7 +150,10 @@ impl Server {
     pub fn get(&self, path: &str) -> Response {
         let raw = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         let out = self.exchange(raw.as_bytes());
-        parse_responses(&out, false).into_iter().next().unwrap_or_else(|| panic!("no response to {path}"))
+        parse_responses(&out, false)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no response to {path}"))
     }
 
     /// Send a signal to the server.
@@ -155,10 +181,12 @@ impl Server {
 
     /// utime + stime of the server, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
         let after_comm = stat.rsplit_once(')').map_or("", |(_, r)| r);
         let f: Vec<&str> = after_comm.split_whitespace().collect();
-        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
     }
 
     /// The `/stats` document.
@@ -176,8 +204,16 @@ impl Drop for Server {
 
 /// `kill(2)` through the `kill` command, so tests need no `unsafe`.
 fn unsafe_free_kill(pid: i32, sig: i32) -> i32 {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
-    if status.success() { 0 } else { -1 }
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    if status.success() {
+        0
+    } else {
+        -1
+    }
 }
 
 /// Read until EOF, reset or `IO_TIMEOUT`. Returns the bytes and whether the peer
@@ -201,17 +237,31 @@ pub fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
 
 /// Read exactly one response (the `head_only` one has no body).
 pub fn read_response(s: &mut TcpStream, head_only: bool) -> Response {
+    read_responses(s, &[head_only]).pop().unwrap()
+}
+
+/// Read exactly `heads.len()` responses; `heads[i]` marks a reply to HEAD.
+pub fn read_responses(s: &mut TcpStream, heads: &[bool]) -> Vec<Response> {
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
-    loop {
-        if let Some((r, used)) = parse_one(&got, head_only) {
-            assert_eq!(used, got.len(), "unexpected bytes after the response");
-            return r;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while out.len() < heads.len() {
+        if let Some((r, used)) = parse_one(&got[at..], heads[out.len()]) {
+            at += used;
+            out.push(r);
+            continue;
         }
         let n = s.read(&mut buf).expect("read response");
-        assert!(n > 0, "connection closed mid-response: {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     }
+    assert_eq!(at, got.len(), "unexpected bytes after the responses");
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -225,7 +275,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -238,7 +291,10 @@ pub fn parse_one(buf: &[u8], head_only: bool) -> Option<(Response, usize)> {
     let head = std::str::from_utf8(&buf[..end]).expect("response head is UTF-8");
     let mut lines = head.split("\r\n");
     let status_line = lines.next()?;
-    assert!(status_line.starts_with("HTTP/1.1 "), "bad status line {status_line:?}");
+    assert!(
+        status_line.starts_with("HTTP/1.1 "),
+        "bad status line {status_line:?}"
+    );
     let status: u16 = status_line[9..12].parse().expect("status code");
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
@@ -247,15 +303,27 @@ pub fn parse_one(buf: &[u8], head_only: bool) -> Option<(Response, usize)> {
             (n.to_string(), v.trim().to_string())
         })
         .collect();
-    let mut r = Response { status, headers, body: Vec::new(), raw: Vec::new() };
+    let mut r = Response {
+        status,
+        headers,
+        body: Vec::new(),
+        raw: Vec::new(),
+    };
     let len: usize = match r.header("content-length") {
         Some(v) => v.parse().expect("numeric Content-Length"),
         None => {
-            assert!(status < 200 || status == 204 || status == 304, "response without length: {head}");
+            assert!(
+                status < 200 || status == 204 || status == 304,
+                "response without length: {head}"
+            );
             0
         }
     };
-    let body_len = if head_only || status < 200 || status == 204 { 0 } else { len };
+    let body_len = if head_only || status < 200 || status == 204 {
+        0
+    } else {
+        len
+    };
     if buf.len() < end + body_len {
         return None;
     }
@@ -264,27 +332,38 @@ pub fn parse_one(buf: &[u8], head_only: bool) -> Option<(Response, usize)> {
     Some((r, end + body_len))
 }
 
-/// Parse every complete response in `buf`; the first `heads` flags mark HEAD replies.
-pub fn parse_responses(buf: &[u8], head_first: bool) -> Vec<Response> {
+/// Parse every complete response in `buf`; `heads[i]` marks a reply to HEAD.
+pub fn parse_sequence(buf: &[u8], heads: &[bool]) -> Vec<Response> {
     let mut out = Vec::new();
     let mut rest = buf;
-    let mut head_only = head_first;
-    while let Some((r, used)) = parse_one(rest, head_only) {
+    while let Some((r, used)) = parse_one(rest, heads.get(out.len()).copied().unwrap_or(false)) {
         rest = &rest[used..];
         out.push(r);
-        head_only = false;
     }
     out
 }
 
+/// Parse every complete response in `buf` (none of them replies to HEAD, unless
+/// `head_first` marks the first).
+pub fn parse_responses(buf: &[u8], head_first: bool) -> Vec<Response> {
+    parse_sequence(buf, &[head_first])
+}
+
 /// Every response must carry Date and Server and a definite length (case 40).
 pub fn assert_well_formed(r: &Response) {
-    assert!(r.header("date").is_some_and(|d| d.ends_with(" GMT") && d.len() == 29), "Date: {r:?}");
+    assert!(
+        r.header("date")
+            .is_some_and(|d| d.ends_with(" GMT") && d.len() == 29),
+        "Date: {r:?}"
+    );
     assert_eq!(r.header("server"), Some("gvhttpd"), "{r:?}");
     if r.status >= 200 && r.status != 204 {
         assert!(r.header("content-length").is_some(), "{r:?}");
     } else {
-        assert!(r.header("content-length").is_none() && r.body.is_empty(), "{r:?}");
+        assert!(
+            r.header("content-length").is_none() && r.body.is_empty(),
+            "{r:?}"
+        );
     }
 }
 
@@ -312,7 +391,11 @@ pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("gvhttpd-test-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let p = std::env::temp_dir().join(format!(
+            "gvhttpd-test-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
