@@ -169,10 +169,21 @@ fn probe_ops(ring: &IoUring, f: &mut Features) {
 
 /// Can this process set up an io_uring at all? `Err` is one line naming the cause
 /// and the fix, for `gvhttpd serve` to print before exiting with status 2.
+///
+/// The probe ring is created and dropped on a short-lived thread: tearing a ring
+/// down makes the kernel queue task work (`TWA_SIGNAL`) to every thread that used
+/// it, which interrupts that thread's next blocking syscall — a read with
+/// `SO_RCVTIMEO` then fails with `EINTR` instead of restarting. The caller's thread
+/// (a test, `main`) must not inherit that.
 pub fn check_available() -> Result<(), String> {
-    match IoUring::new(8) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(explain_setup_error(&e)),
+    let probe = std::thread::Builder::new()
+        .name("gvhttpd-uring-probe".into())
+        .spawn(|| IoUring::new(8).map(drop).map_err(|e| explain_setup_error(&e)));
+    match probe {
+        Ok(t) => t
+            .join()
+            .unwrap_or_else(|_| Err("io_uring probe thread panicked".into())),
+        Err(e) => Err(format!("cannot start the io_uring probe thread: {e}")),
     }
 }
 
