@@ -178,7 +178,11 @@ fn probe_ops(ring: &IoUring, f: &mut Features) {
 pub fn check_available() -> Result<(), String> {
     let probe = std::thread::Builder::new()
         .name("gvhttpd-uring-probe".into())
-        .spawn(|| IoUring::new(8).map(drop).map_err(|e| explain_setup_error(&e)));
+        .spawn(|| {
+            IoUring::new(8)
+                .map(drop)
+                .map_err(|e| explain_setup_error(&e))
+        });
     match probe {
         Ok(t) => t
             .join()
