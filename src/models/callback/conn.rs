@@ -78,10 +78,21 @@ pub(super) struct Conn {
     pub phase: Phase,
     pub file: Option<Box<FileOp>>,
     pub lingered: usize,
+    /// Input arrives through one multishot recv into the worker's provided-buffer
+    /// ring (copied in with `feed`), instead of one recv per read into `http`.
+    pub multishot: bool,
+    /// Multishot: input (or EOF) arrived since the core last processed.
+    pub fresh: bool,
+    /// Multishot: bytes fed since the core last processed (backpressure).
+    pub unprocessed: usize,
+    /// Multishot: the recv was cancelled because too much input piled up.
+    pub paused: bool,
+    /// The peer's EOF has been seen.
+    pub eof: bool,
 }
 
 impl Conn {
-    pub fn new(fd: OwnedFd, cx: &Ctx<'_>) -> Conn {
+    pub fn new(fd: OwnedFd, cx: &Ctx<'_>, multishot: bool) -> Conn {
         Conn {
             fd: Some(fd),
             http: http::Conn::new(cx.cfg.limits),
@@ -96,15 +107,22 @@ impl Conn {
             phase: Phase::Busy,
             file: None,
             lingered: 0,
+            multishot,
+            fresh: false,
+            unprocessed: 0,
+            paused: false,
+            eof: false,
         }
     }
 
-    fn raw(&self) -> i32 {
+    pub(super) fn raw(&self) -> i32 {
         self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
     }
 
     /// Run the core over buffered input and act on its step.
     pub fn drive(&mut self, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
+        self.fresh = false;
+        self.unprocessed = 0;
         let step = self.http.process(cx.app, cx.stats, &mut self.out);
         let then = match step {
             Step::Read => Then::Read,
@@ -155,6 +173,12 @@ impl Conn {
         }
         self.state = State::Reading;
         self.timed_out = false;
+        if self.multishot {
+            return self.reading_multi(key, ring, cx);
+        }
+        if self.eof {
+            return Flow::Close; // the core answered what it could after the EOF
+        }
         let buf = self.http.read_buf();
         let (ptr, len) = (buf.as_mut_ptr(), buf.len().min(u32::MAX as usize) as u32);
         let sqe = opcode::Recv::new(types::Fd(self.raw()), ptr, len)
@@ -179,6 +203,7 @@ impl Conn {
                 self.drive(key, ring, cx)
             }
             0 => {
+                self.eof = true;
                 self.http.peer_closed();
                 self.drive(key, ring, cx)
             }
@@ -235,7 +260,7 @@ impl Conn {
 
     /// Shut the write side and drain what the client still sends (bounded), so our
     /// last response is not destroyed by a RST for unread input.
-    fn linger(&mut self, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
+    pub(super) fn linger(&mut self, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
         self.state = State::Lingering;
         self.deadline = Some(cx.now + crate::net::LINGER);
         self.lingered = 0;
@@ -245,6 +270,9 @@ impl Conn {
         self.ops |= bit(K_SHUT);
         // SAFETY: a shutdown references no memory.
         unsafe { ring.push(sqe) };
+        if self.multishot {
+            return self.linger_multi(key, ring);
+        }
         self.linger_recv(key, ring)
     }
 
@@ -265,7 +293,13 @@ impl Conn {
         Flow::Continue
     }
 
-    fn on_linger_recv(&mut self, res: i32, key: SlotKey, ring: &mut Ring, _cx: &Ctx<'_>) -> Flow {
+    pub(super) fn on_linger_recv(
+        &mut self,
+        res: i32,
+        key: SlotKey,
+        ring: &mut Ring,
+        _cx: &Ctx<'_>,
+    ) -> Flow {
         if res > 0 && self.lingered < crate::net::LINGER_BYTES && !self.timed_out {
             self.lingered += res as usize;
             return self.linger_recv(key, ring);

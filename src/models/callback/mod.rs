@@ -23,9 +23,11 @@
 //! Every op a connection has in flight is a bit in `Conn::ops`; a connection is only
 //! removed from the slot table (and its buffers freed) once that mask is empty,
 //! i.e. after the CQEs of cancelled ops arrived — the buffer-lifetime contract of
-//! [`crate::uring::ring`]. Reads land directly in the core's input buffer
-//! ([`crate::http::Conn::read_buf`]), which nothing touches while the recv is in
-//! flight; responses and file chunks are sent from the connection's `out` buffer.
+//! [`crate::uring::ring`]. Input comes through one multishot recv per connection
+//! into the worker's provided-buffer ring (`recv_multi`), or, where the kernel lacks
+//! it (before 6.0), through one recv per read straight into the core's input buffer
+//! ([`crate::http::Conn::read_buf`]), which nothing touches while that recv is in
+//! flight. Responses and file chunks are sent from the connection's `out` buffer.
 //!
 //! Timeouts: each connection has one deadline (read phase, write progress, or
 //! lingering close); the worker keeps a heap of deadlines and one io_uring timeout
@@ -35,6 +37,7 @@
 
 mod conn;
 mod file;
+mod recv_multi;
 mod worker;
 
 use std::net::TcpListener;

@@ -35,6 +35,11 @@ const ACCEPT_TOKEN: Token = Token::new(0, 0, K_ACCEPT);
 /// Deadlines are rounded up to this, so connections share timer ops.
 pub(super) const TICK: Duration = Duration::from_millis(10);
 
+/// The provided-buffer ring for multishot recv: 2048 x 4 KiB per worker.
+const RECV_BGID: u16 = 0;
+const RECV_BUFS: u16 = 2048;
+const RECV_BUF_SIZE: u32 = 4096;
+
 /// What connection handlers read from the worker.
 pub(super) struct Ctx<'a> {
     pub cfg: &'a Config,
@@ -61,6 +66,8 @@ struct Worker<'a> {
     /// When the earliest armed TICK timeout fires.
     timer_at: Option<Instant>,
     accept_armed: bool,
+    /// Connections receive through multishot recv + the provided-buffer ring.
+    multishot: bool,
 }
 
 /// Set up this worker's ring and serve until shutdown.
@@ -72,10 +79,16 @@ pub(super) fn run_worker(
     gate: &ConnGate,
     shutdown: &Shutdown,
 ) -> Result<(), ServeError> {
-    let ring = Ring::new(&cfg.uring).map_err(|e| {
+    let mut ring = Ring::new(&cfg.uring).map_err(|e| {
         shutdown.trigger();
         ServeError::Unavailable(crate::uring::probe::explain_setup_error(&e))
     })?;
+    // Multishot recv needs the provided-buffer ring; without either, fall back to
+    // one recv per read into the core's buffer.
+    let multishot = ring.features().multishot_recv
+        && ring
+            .register_buf_ring(RECV_BGID, RECV_BUFS, RECV_BUF_SIZE)
+            .is_ok();
     let waker = ring.waker();
     shutdown.on_trigger(move || waker.wake());
     let mut refused = Vec::new();
@@ -97,6 +110,7 @@ pub(super) fn run_worker(
         heap: BinaryHeap::new(),
         timer_at: None,
         accept_armed: false,
+        multishot,
     };
     let r = w.run();
     if r.is_err() {
@@ -153,10 +167,25 @@ impl Worker<'_> {
     fn on_conn_cqe(&mut self, c: Completion) {
         let key = SlotKey::from(c.token);
         let kind = c.token.kind();
-        let Some(conn) = self.conns.get_mut(key) else {
-            return; // stale: the slot's occupant changed (never carries a buffer here)
+        let mut conn = self.conns.get_mut(key);
+        if let (Some(bid), Some(bufs)) = (c.buffer_id(), self.ring.buf_ring()) {
+            // Copy the chunk into the core (not while lingering: that input is
+            // discarded), then hand the buffer straight back to the kernel.
+            if let Some(conn) = conn.as_deref_mut() {
+                if !conn.closing && conn.state != State::Lingering && c.result > 0 {
+                    if let Some(bytes) = bufs.get(bid, c.result as usize) {
+                        conn.http.feed(bytes);
+                    }
+                }
+            }
+            bufs.recycle(bid);
+        }
+        let Some(conn) = conn else {
+            return; // stale: the slot's occupant changed
         };
-        conn.ops &= !bit(kind);
+        if !c.more() {
+            conn.ops &= !bit(kind);
+        }
         if conn.closing {
             if conn.ops == 0 {
                 self.finalize(key);
@@ -165,6 +194,7 @@ impl Worker<'_> {
         }
         let (ring, cx) = (&mut self.ring, &self.cx);
         let flow = match kind {
+            K_RECV if conn.multishot => conn.on_recv_multi(c.result, c.more(), key, ring, cx),
             K_RECV => conn.on_recv(c.result, key, ring, cx),
             K_SEND => conn.on_send(c.result, key, ring, cx),
             K_SLEEP => conn.on_sleep(key, ring, cx),
@@ -255,7 +285,7 @@ impl Worker<'_> {
         }
         self.cx.stats.accepted.inc();
         net::tune_stream(&fd);
-        let conn = Conn::new(fd, &self.cx);
+        let conn = Conn::new(fd, &self.cx, self.multishot);
         let key = self.conns.insert(conn);
         let conn = self.conns.get_mut(key).expect("just inserted");
         match conn.drive(key, &mut self.ring, &self.cx) {
