@@ -28,12 +28,17 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 
 run_one() { # model mode
-  local model=$1 mode=$2 port=$((20000 + RANDOM % 20000)) script=()
+  local model=$1 mode=$2 script=() port=""
   [[ $mode == pipe16 ]] && script=(-s scripts/pipeline16.lua)
-  taskset -c 0 "$BIN" serve --model "$model" --workers 1 --addr "127.0.0.1:$port" \
+  taskset -c 0 "$BIN" serve --model "$model" --workers 1 --addr 127.0.0.1:0 \
     >"$TMP/server.out" 2>"$TMP/server.err" &
   local pid=$!
-  for _ in $(seq 100); do grep -q listening "$TMP/server.out" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 200); do
+    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/server.out")
+    [[ -n $port ]] && break
+    sleep 0.05
+  done
+  [[ -n $port ]] || { echo "server ($model) did not start: $(cat "$TMP/server.err")" >&2; exit 1; }
   taskset -c 1 wrk -t1 -c"$CONNS" -d1s "${script[@]}" "http://127.0.0.1:$port/" >/dev/null
   local c0 s0 c1 s1
   c0=$(cpu_ticks $pid); s0=$(steal_ticks)

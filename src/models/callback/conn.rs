@@ -89,6 +89,10 @@ pub(super) struct Conn {
     pub paused: bool,
     /// The peer's EOF has been seen.
     pub eof: bool,
+    /// `deadline` is a write deadline the worker queues only if the send is still
+    /// in flight a turn later (most sends complete at once; this keeps the deadline
+    /// heap from growing by one entry per response).
+    pub write_deadline: bool,
 }
 
 impl Conn {
@@ -112,6 +116,7 @@ impl Conn {
             unprocessed: 0,
             paused: false,
             eof: false,
+            write_deadline: false,
         }
     }
 
@@ -225,6 +230,7 @@ impl Conn {
         self.state = State::Writing(then);
         self.timed_out = false;
         self.deadline = Some(cx.now + cx.cfg.timeouts.write);
+        self.write_deadline = true;
         let rest = &self.out[self.sent..];
         let len = rest.len().min(u32::MAX as usize) as u32;
         let sqe = opcode::Send::new(types::Fd(self.raw()), rest.as_ptr(), len)

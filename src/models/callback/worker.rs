@@ -68,6 +68,10 @@ struct Worker<'a> {
     accept_armed: bool,
     /// Connections receive through multishot recv + the provided-buffer ring.
     multishot: bool,
+    /// Connections that started a send this turn / the previous turn: a send still
+    /// in flight one turn later gets its write deadline queued.
+    writes: Vec<SlotKey>,
+    writes_prev: Vec<SlotKey>,
 }
 
 /// Set up this worker's ring and serve until shutdown.
@@ -111,6 +115,8 @@ pub(super) fn run_worker(
         timer_at: None,
         accept_armed: false,
         multishot,
+        writes: Vec::new(),
+        writes_prev: Vec::new(),
     };
     let r = w.run();
     if r.is_err() {
@@ -142,6 +148,7 @@ impl Worker<'_> {
                 self.dispatch(c);
             }
             self.expire_deadlines();
+            self.watch_writes();
         }
         self.ring.publish(&self.cx.stats.uring);
         Ok(())
@@ -334,12 +341,38 @@ impl Worker<'_> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        if conn.write_deadline {
+            conn.write_deadline = false;
+            self.writes.push(key);
+            return;
+        }
+        self.queue_deadline(key);
+    }
+
+    fn queue_deadline(&mut self, key: SlotKey) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if let Some(d) = conn.deadline {
             if conn.queued.map_or(true, |q| d < q) {
                 conn.queued = Some(d);
                 self.heap.push(Reverse((d, key.index, key.gen)));
             }
         }
+    }
+
+    /// Queue the write deadline of sends started last turn that are still in flight.
+    fn watch_writes(&mut self) {
+        let mut prev = std::mem::take(&mut self.writes_prev);
+        for key in prev.drain(..) {
+            let writing = self.conns.get(key).is_some_and(|c| {
+                matches!(c.state, State::Writing(_)) && c.ops & bit(K_SEND) != 0 && !c.closing
+            });
+            if writing {
+                self.queue_deadline(key);
+            }
+        }
+        self.writes_prev = std::mem::replace(&mut self.writes, prev);
     }
 
     fn expire_deadlines(&mut self) {
@@ -363,7 +396,7 @@ impl Worker<'_> {
                         self.close(key);
                     }
                 }
-                _ => self.schedule(key), // moved later: queue the current one
+                _ => self.queue_deadline(key), // moved later: queue the current one
             }
         }
     }
