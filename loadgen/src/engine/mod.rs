@@ -1,0 +1,316 @@
+//! The load engine: one event loop per load thread, results merged at the end.
+//!
+//! ## Why epoll (through mio) and not io_uring
+//! Each request costs the generator one `write` and one `read` plus a share of an
+//! `epoll_wait` that returns many ready connections at once; the response parser
+//! skips bodies without copying and a short read ends the read loop without the
+//! extra `EAGAIN` call (edge-triggered readiness is re-armed by the next arrival).
+//! With that, one load core measured at or above wrk's throughput at a lower
+//! CPU cost per request (see `scripts/vs-wrk.sh` and the README's Benchmarking
+//! section), so io_uring's batching would buy little here while adding `unsafe`
+//! buffer-lifetime rules to a tool whose job is to be boring and trustworthy. The
+//! generator is also meant to run on machines whose io_uring is disabled.
+//!
+//! ## Shape
+//! - [`run`] validates nothing (that is `cli`'s job): it starts `threads` workers,
+//!   each owning `connections / threads` connections, a `mio::Poll`, its own
+//!   histograms and counters. Nothing is shared while the load runs except a
+//!   channel that carries one message per thread per second (the timeline).
+//! - Requests are serialised once; a worker writes a prefix of a buffer holding
+//!   `pipeline` copies, so sending never allocates.
+//! - Closed loop keeps `pipeline` requests in flight per connection; open loop
+//!   sends on each connection's [`Schedule`](crate::schedule::Schedule).
+
+mod conn;
+mod worker;
+
+use crate::checks::{Checks, Probe};
+use crate::hist::{self, Hist};
+use crate::schedule::Latencies;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// When to print the live progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Off,
+    /// Overwrite one line (stderr is a terminal).
+    Line,
+    /// One line per second (asked for while stderr is not a terminal).
+    Lines,
+}
+
+/// A validated run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub addr: SocketAddr,
+    /// One serialised request.
+    pub request: Vec<u8>,
+    /// The method is HEAD (responses have no body).
+    pub head_request: bool,
+    /// INVARIANT: >= 1.
+    pub connections: usize,
+    /// INVARIANT: 1 ..= connections.
+    pub threads: usize,
+    pub cpus: Option<Vec<usize>>,
+    /// INVARIANT: >= 1 (1 when !keepalive).
+    pub pipeline: usize,
+    pub keepalive: bool,
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    pub warmup: Duration,
+    pub rate: Option<f64>,
+    pub timeout: Duration,
+    pub progress: Progress,
+    pub server_pid: Option<u32>,
+    /// CPUs the server may use (for the generator-bound check).
+    pub server_cores: Option<usize>,
+}
+
+/// Outcome counters; errors by category and responses by status class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub connect_refused: u64,
+    /// Other connect failures (unreachable, no address) are counted here too.
+    pub connect_timeout: u64,
+    pub request_timeout: u64,
+    pub reset_eof: u64,
+    pub write_error: u64,
+    pub parse_error: u64,
+    pub status_1xx: u64,
+    pub status_2xx: u64,
+    pub status_3xx: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    pub bytes_read: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        self.connect_refused += o.connect_refused;
+        self.connect_timeout += o.connect_timeout;
+        self.request_timeout += o.request_timeout;
+        self.reset_eof += o.reset_eof;
+        self.write_error += o.write_error;
+        self.parse_error += o.parse_error;
+        self.status_1xx += o.status_1xx;
+        self.status_2xx += o.status_2xx;
+        self.status_3xx += o.status_3xx;
+        self.status_4xx += o.status_4xx;
+        self.status_5xx += o.status_5xx;
+        self.bytes_read += o.bytes_read;
+    }
+
+    /// Transport and protocol errors (no response at all).
+    pub fn transport_errors(&self) -> u64 {
+        self.connect_refused
+            + self.connect_timeout
+            + self.request_timeout
+            + self.reset_eof
+            + self.write_error
+            + self.parse_error
+    }
+
+    /// Responses with a status below 400: the ones in the latency histogram.
+    pub fn successes(&self) -> u64 {
+        self.status_1xx + self.status_2xx + self.status_3xx
+    }
+}
+
+/// One second of the measured period (all threads together).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Second {
+    /// End of the interval, seconds since the measured period began.
+    pub t_s: f64,
+    /// Interval length (the last one may be shorter).
+    pub dur_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+/// Everything a run measured.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The measured period (warm-up excluded).
+    pub elapsed: Duration,
+    pub latencies: Latencies,
+    pub counts: Counts,
+    pub timeline: Vec<Second>,
+    pub checks: Checks,
+}
+
+/// What a worker sends to the coordinating thread.
+enum Msg {
+    Tick {
+        second: u32,
+        dur: Duration,
+        requests: u64,
+        errors: u64,
+        hist: Box<Hist>,
+    },
+    Done(Box<worker::ThreadResult>),
+    Failed(String),
+}
+
+/// Runs the load described by `plan`.
+pub fn run(plan: &Plan) -> Result<Outcome, String> {
+    if let Some(cpus) = &plan.cpus {
+        crate::sys::pin_current_thread(cpus)?;
+    }
+    let start = Instant::now();
+    let measure_start = start + plan.warmup;
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let per_thread = split(plan.connections, plan.threads);
+    let budgets: Vec<Option<u64>> = match plan.requests {
+        Some(n) => split(n as usize, plan.threads)
+            .into_iter()
+            .map(|b| Some(b as u64))
+            .collect(),
+        None => vec![None; plan.threads],
+    };
+    let mut first_conn = 0;
+    std::thread::scope(|scope| -> Result<Outcome, String> {
+        for (t, &conns) in per_thread.iter().enumerate() {
+            let tx = tx.clone();
+            let setup = worker::Setup {
+                plan,
+                thread: t,
+                first_conn,
+                conns,
+                budget: budgets[t],
+                start,
+                measure_start,
+            };
+            first_conn += conns;
+            std::thread::Builder::new()
+                .name(format!("load-{t}"))
+                .spawn_scoped(scope, move || {
+                    let msg = match worker::run(setup, &tx) {
+                        Ok(r) => Msg::Done(Box::new(r)),
+                        Err(e) => Msg::Failed(e),
+                    };
+                    let _ = tx.send(msg);
+                })
+                .map_err(|e| format!("cannot start a load thread: {e}"))?;
+        }
+        drop(tx);
+        collect(plan, rx, measure_start)
+    })
+}
+
+/// Gathers ticks into the timeline, prints progress, and merges the results.
+fn collect(
+    plan: &Plan,
+    rx: mpsc::Receiver<Msg>,
+    measure_start: Instant,
+) -> Result<Outcome, String> {
+    let mut probe: Option<Probe> = None;
+    let mut seconds: Vec<(usize, Second, Hist)> = Vec::new();
+    let mut timeline = Vec::new();
+    let mut results = Vec::new();
+    let mut failure = None;
+    let mut done = 0;
+    while done < plan.threads {
+        if probe.is_none() && Instant::now() >= measure_start {
+            probe = Some(Probe::start(plan.server_pid));
+        }
+        let msg = match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match msg {
+            Msg::Tick {
+                second,
+                dur,
+                requests,
+                errors,
+                hist: h,
+            } => {
+                let i = second as usize;
+                while seconds.len() <= i {
+                    let t = seconds.len() as f64 + 1.0;
+                    seconds.push((0, blank_second(t), hist::new_hist()));
+                }
+                let (n, s, acc) = &mut seconds[i];
+                *n += 1;
+                s.requests += requests;
+                s.errors += errors;
+                s.dur_s = s.dur_s.max(dur.as_secs_f64());
+                s.t_s = i as f64 + s.dur_s;
+                hist::merge(acc, &h);
+                if *n == plan.threads {
+                    s.p50_us = acc.value_at_quantile(0.50);
+                    s.p99_us = acc.value_at_quantile(0.99);
+                    crate::report::progress_line(plan.progress, s);
+                    timeline.push(s.clone());
+                }
+            }
+            Msg::Done(r) => {
+                results.push(*r);
+                done += 1;
+            }
+            Msg::Failed(e) => {
+                failure.get_or_insert(e);
+                done += 1;
+            }
+        }
+    }
+    if plan.progress == Progress::Line {
+        eprintln!();
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let probe = probe.unwrap_or_else(|| Probe::start(plan.server_pid));
+    let mut latencies = Latencies::new(plan.rate.is_some());
+    let mut counts = Counts::default();
+    let mut until = measure_start;
+    for r in &results {
+        hist::merge(&mut latencies.corrected, &r.latencies.corrected);
+        if let (Some(dst), Some(src)) = (&mut latencies.uncorrected, &r.latencies.uncorrected) {
+            hist::merge(dst, src);
+        }
+        latencies.sends += r.latencies.sends;
+        latencies.late += r.latencies.late;
+        counts.add(&r.counts);
+        until = until.max(r.measured_until);
+    }
+    let elapsed = until.saturating_duration_since(measure_start);
+    timeline.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+    let requests = counts.successes() + counts.status_4xx + counts.status_5xx;
+    let load_cores = plan
+        .cpus
+        .as_ref()
+        .map_or(plan.threads, |c| c.len().min(plan.threads));
+    let checks = probe.finish(requests, load_cores, plan.server_cores);
+    Ok(Outcome {
+        elapsed,
+        latencies,
+        counts,
+        timeline,
+        checks,
+    })
+}
+
+fn blank_second(t: f64) -> Second {
+    Second {
+        t_s: t,
+        dur_s: 0.0,
+        requests: 0,
+        errors: 0,
+        p50_us: 0,
+        p99_us: 0,
+    }
+}
+
+/// Splits `n` into `parts` near-equal shares.
+fn split(n: usize, parts: usize) -> Vec<usize> {
+    (0..parts)
+        .map(|i| n / parts + usize::from(i < n % parts))
+        .collect()
+}
