@@ -1,5 +1,197 @@
-//! `gvhttpd`: thin main (the CLI lands with the HTTP core).
-fn main() -> std::process::ExitCode {
-    eprintln!("gvhttpd: not built yet");
-    std::process::ExitCode::from(2)
+//! `gvhttpd`: thin main. Flags → [`Config`] → `models::serve`; `bench` → `loadgen`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use gvhttpd::config::{Config, Limits, Model, Timeouts, UringOptions};
+use gvhttpd::models::{self, ServeError};
+use gvhttpd::shutdown::Shutdown;
+
+/// One HTTP/1.1 handler under three concurrency models, and a load generator to compare them.
+#[derive(Parser, Debug)]
+#[command(name = "gvhttpd", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP/1.1 server under one concurrency model.
+    Serve(ServeArgs),
+    /// Say which models can run on this machine (exit 1 if any cannot).
+    Models,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Concurrency model: callback (io_uring state machine), tokio (epoll), green (green threads on io_uring).
+    #[arg(long, default_value = "tokio", value_parser = parse_model)]
+    model: Model,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Worker threads, each with its own listener and event loop [default: CPUs available].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
+    /// Directory served under /static/ (without it, /static/ is always 404).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Most connections open at once; beyond it new connections are closed at once.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_conns: u32,
+
+    /// Longest request target in bytes (414 beyond).
+    #[arg(long, default_value_t = Limits::default().max_target, help_heading = "Limits")]
+    max_target: usize,
+    /// Most header fields per request (431 beyond).
+    #[arg(long, default_value_t = Limits::default().max_headers, help_heading = "Limits")]
+    max_headers: usize,
+    /// Largest request head (request line + headers) in bytes (431 beyond).
+    #[arg(long, default_value_t = Limits::default().max_head, help_heading = "Limits")]
+    max_head: usize,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = Limits::default().max_body, help_heading = "Limits")]
+    max_body: usize,
+
+    /// Time allowed from a request's first byte to the end of its headers (then 408).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, help_heading = "Timeouts")]
+    header_timeout: Duration,
+    /// Time allowed to receive a request body (then 408).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
+    body_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, help_heading = "Timeouts")]
+    idle_timeout: Duration,
+    /// A response write that makes no progress for this long closes the connection.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
+    write_timeout: Duration,
+    /// After SIGINT/SIGTERM, in-flight responses get this long to finish.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, help_heading = "Timeouts")]
+    shutdown_grace: Duration,
+
+    /// Submission queue entries per io_uring (callback, green).
+    #[arg(long, default_value_t = UringOptions::default().entries, value_parser = parse_entries, help_heading = "io_uring")]
+    uring_entries: u32,
+    /// Use a kernel SQ polling thread (IORING_SETUP_SQPOLL; costs a core).
+    #[arg(long, help_heading = "io_uring")]
+    uring_sqpoll: bool,
+    /// Usable stack per green thread, in bytes (a guard page is added).
+    #[arg(long, default_value_t = gvhttpd::config::DEFAULT_GREEN_STACK, value_parser = parse_stack, help_heading = "Green threads")]
+    green_stack_size: usize,
+}
+
+fn parse_model(s: &str) -> Result<Model, String> {
+    s.parse()
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration like 500ms, 10s or 2m ({e})"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_entries(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(8..=32768).contains(&n) || !n.is_power_of_two() {
+        return Err(format!("{n} must be a power of two between 8 and 32768"));
+    }
+    Ok(n)
+}
+
+fn parse_stack(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    if !(16 * 1024..=64 * 1024 * 1024).contains(&n) {
+        return Err(format!("{n} must be between 16384 and 67108864 bytes"));
+    }
+    Ok(n)
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Config {
+        let mut cfg = Config::new(self.model, self.addr);
+        if let Some(w) = self.workers {
+            cfg.workers = usize::from(w);
+        }
+        cfg.root = self.root;
+        cfg.max_conns = self.max_conns as usize;
+        cfg.limits = Limits {
+            max_target: self.max_target,
+            max_headers: self.max_headers,
+            max_head: self.max_head,
+            max_body: self.max_body,
+        };
+        cfg.timeouts = Timeouts {
+            header: self.header_timeout,
+            body: self.body_timeout,
+            idle: self.idle_timeout,
+            write: self.write_timeout,
+            shutdown_grace: self.shutdown_grace,
+        };
+        cfg.uring = UringOptions {
+            entries: self.uring_entries,
+            sqpoll: self.uring_sqpoll,
+        };
+        cfg.green_stack_size = self.green_stack_size;
+        cfg
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let cfg = args.into_config();
+    let shutdown = Shutdown::new(cfg.timeouts.shutdown_grace);
+    if let Err(e) = shutdown.install_signal_handlers() {
+        eprintln!("gvhttpd: cannot install signal handlers: {e}");
+        return ExitCode::from(1);
+    }
+    let (model, workers) = (cfg.model, cfg.workers);
+    let result = models::serve(&cfg, shutdown, |addr| {
+        // Tests and scripts wait for this exact line before connecting.
+        println!("gvhttpd: listening on http://{addr} (model {model}, {workers} workers)");
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ (ServeError::Unavailable(_) | ServeError::Config(_))) => {
+            eprintln!("gvhttpd: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("gvhttpd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn models() -> ExitCode {
+    let mut all = true;
+    for m in Model::ALL {
+        match models::check_available(m) {
+            Ok(()) => println!("{m:<9} available"),
+            Err(e) => {
+                all = false;
+                println!("{m:<9} unavailable: {e}");
+            }
+        }
+    }
+    if all {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Models => models(),
+    }
 }

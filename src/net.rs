@@ -87,6 +87,15 @@ pub fn is_fd_exhaustion(err: &io::Error) -> bool {
     )
 }
 
+/// After the server decides to close a connection that may still have unread input
+/// (an error response, `Connection: close` with pipelined requests behind it), it
+/// shuts down its write side and discards input for at most this long, so the
+/// kernel does not answer the unread bytes with a RST that destroys the response
+/// before the client has read it ("lingering close").
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+/// At most this many bytes are discarded during a lingering close.
+pub const LINGER_BYTES: usize = 2 * 1024 * 1024;
+
 /// How long an accept loop sleeps after descriptor exhaustion before trying again.
 pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 

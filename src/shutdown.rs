@@ -14,10 +14,20 @@ use std::time::{Duration, Instant};
 type Waker = Box<dyn Fn() + Send + Sync>;
 
 pub struct Shutdown {
+    /// INVARIANT: becomes true once and never false again; `at` is set before it.
     triggered: AtomicBool,
     at: OnceLock<Instant>,
     grace: Duration,
     wakers: Mutex<Vec<Waker>>,
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("triggered", &self.is_triggered())
+            .field("grace", &self.grace)
+            .finish()
+    }
 }
 
 impl Shutdown {

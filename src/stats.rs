@@ -120,7 +120,9 @@ impl Registry {
         Registry {
             model,
             started: Instant::now(),
-            workers: (0..workers.max(1)).map(|_| WorkerStats::default()).collect(),
+            workers: (0..workers.max(1))
+                .map(|_| WorkerStats::default())
+                .collect(),
         }
     }
 
@@ -138,7 +140,8 @@ impl Registry {
 
     /// Connections open right now, across all workers.
     pub fn open_connections(&self) -> u64 {
-        self.sum(|w| &w.accepted).saturating_sub(self.sum(|w| &w.closed))
+        self.sum(|w| &w.accepted)
+            .saturating_sub(self.sum(|w| &w.closed))
     }
 
     /// Render the `/stats` JSON document into `out`.
@@ -222,7 +225,10 @@ mod tests {
         assert!(s.contains("\"model\":\"green\""), "{s}");
         assert!(s.contains("\"accepted\":5,\"open\":4,\"closed\":1"), "{s}");
         assert!(s.contains("\"2xx\":1") && s.contains("\"4xx\":1"), "{s}");
-        assert!(s.contains("\"io_uring\":{") && s.contains("\"sleep\":1"), "{s}");
+        assert!(
+            s.contains("\"io_uring\":{") && s.contains("\"sleep\":1"),
+            "{s}"
+        );
         let tokio = Registry::new(Model::Tokio, 1);
         let mut t = String::new();
         tokio.render_json(&mut t);

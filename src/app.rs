@@ -1,0 +1,379 @@
+//! The one handler every model runs: request → [`Reply`].
+//!
+//! A reply is ready now, ready after a delay (`/sleep/<ms>`: the model uses its own
+//! timer) or a file to send (`/static/...`: the model uses its own file I/O). That is
+//! how one handler exercises waiting and storage I/O under all three models.
+//!
+//! | route | methods | reply |
+//! |---|---|---|
+//! | `/`, `/plaintext` | GET, HEAD | `200 text/plain` `Hello, World!` |
+//! | `/json` | GET, HEAD | `200 application/json` `{"message":"Hello, World!"}` |
+//! | `/echo` | POST | the request body, with its Content-Type |
+//! | `/sleep/<ms>` | GET, HEAD | after `<ms>` (0–60000) ms: `slept <ms>ms` |
+//! | `/static/<path>` | GET, HEAD | a file beneath `--root` |
+//! | `/stats` | GET, HEAD | JSON counters ([`crate::stats`]) |
+//!
+//! `OPTIONS` on a known path (or `*`) answers 200 with `Allow`; a known path with
+//! another method answers 405 with `Allow`; anything else is 404.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::config::Config;
+use crate::http::{Method, Version};
+use crate::models::ServeError;
+use crate::stats::Registry;
+
+/// Flags for opening a static file beneath the root (`openat2(2)`).
+pub const OPEN_FLAGS: i32 = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+/// Resolution for static files: never leave the root (no `..` escape, no absolute
+/// or escaping symlinks), no `/proc` magic links.
+pub const OPEN_RESOLVE: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+
+/// Longest `/sleep/<ms>` delay.
+pub const MAX_SLEEP_MS: u32 = 60_000;
+
+/// A parsed request, borrowed from the connection's input buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: Method,
+    /// The request target as sent (ASCII).
+    pub target: &'a str,
+    pub version: Version,
+    pub content_type: Option<&'a [u8]>,
+}
+
+/// A response ready now.
+#[derive(Debug)]
+pub struct Response<'a> {
+    pub status: u16,
+    pub content_type: Option<&'a [u8]>,
+    pub body: Cow<'a, [u8]>,
+    pub allow: Option<&'static str>,
+}
+
+/// What the handler asks the model to do.
+#[derive(Debug)]
+pub enum Reply<'a> {
+    Now(Response<'a>),
+    /// Wait this many milliseconds with the model's own timer, then answer.
+    Sleep(u32),
+    /// Send this file (a validated path relative to the static root).
+    File(String),
+}
+
+/// Why a static file could not be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileError {
+    /// Missing, a directory, outside the root, or not a regular file: 404.
+    NotFound,
+    /// The server could not open or read it (EMFILE, EIO, ...): 500.
+    Internal,
+}
+
+impl FileError {
+    /// Classify an `errno` from opening or stat-ing a static file.
+    pub fn from_errno(errno: i32) -> FileError {
+        match errno {
+            libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EIO | libc::EAGAIN => {
+                FileError::Internal
+            }
+            _ => FileError::NotFound,
+        }
+    }
+}
+
+/// The handler and what it needs: the stats registry and the static root.
+#[derive(Debug)]
+pub struct App {
+    registry: Arc<Registry>,
+    /// INVARIANT: an `O_PATH | O_DIRECTORY` descriptor of `--root`, if given.
+    root: Option<OwnedFd>,
+}
+
+const TEXT: &[u8] = b"text/plain; charset=utf-8";
+const JSON: &[u8] = b"application/json";
+const ALLOW_GET: &str = "GET, HEAD, OPTIONS";
+const ALLOW_POST: &str = "POST, OPTIONS";
+const ALLOW_ANY: &str = "GET, HEAD, POST, OPTIONS";
+
+impl App {
+    pub fn new(cfg: &Config, registry: Arc<Registry>) -> Result<App, ServeError> {
+        let root = match &cfg.root {
+            None => None,
+            Some(dir) => Some(
+                rustix::fs::open(
+                    dir,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| {
+                    ServeError::Config(format!(
+                        "--root {}: cannot open as a directory: {e}",
+                        dir.display()
+                    ))
+                })?,
+            ),
+        };
+        Ok(App { registry, root })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The directory static files are opened beneath, if `--root` was given.
+    pub fn static_root(&self) -> Option<BorrowedFd<'_>> {
+        self.root.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Open a static file with blocking syscalls (for models that run blocking file
+    /// I/O on a thread pool). Returns the file and its size.
+    pub fn open_static_blocking(&self, rel: &str) -> Result<(File, u64), FileError> {
+        let root = self.static_root().ok_or(FileError::NotFound)?;
+        let fd = rustix::fs::openat2(
+            root,
+            rel,
+            OFlags::from_bits_retain(OPEN_FLAGS as u32),
+            Mode::empty(),
+            ResolveFlags::from_bits_retain(OPEN_RESOLVE),
+        )
+        .map_err(|e| FileError::from_errno(e.raw_os_error()))?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|_| FileError::Internal)?;
+        if !meta.is_file() {
+            return Err(FileError::NotFound);
+        }
+        Ok((file, meta.len()))
+    }
+
+    /// Route one request. `body` is the complete request body.
+    pub fn handle<'a>(&self, req: &Request<'a>, body: &'a [u8]) -> Reply<'a> {
+        use Method::*;
+        if req.target == "*" {
+            return match req.method {
+                Options => Reply::Now(options(ALLOW_ANY)),
+                _ => Reply::Now(text(400, "'*' is only for OPTIONS\n")),
+            };
+        }
+        if req.method == Connect {
+            return Reply::Now(text(
+                501,
+                "CONNECT is not supported: gvhttpd is not a proxy\n",
+            ));
+        }
+        let Some(path) = route_path(req.target) else {
+            return Reply::Now(text(400, "request target is not a path or absolute URL\n"));
+        };
+        let allow = match path {
+            "/" | "/plaintext" | "/json" | "/stats" => ALLOW_GET,
+            "/echo" => ALLOW_POST,
+            p if p.starts_with("/sleep/") || p.starts_with("/static/") => ALLOW_GET,
+            _ => return Reply::Now(text(404, "no such route\n")),
+        };
+        match (req.method, allow) {
+            (Options, _) => return Reply::Now(options(allow)),
+            (Get | Head, ALLOW_GET) | (Post, ALLOW_POST) => {}
+            _ => {
+                let mut r = text(405, "method not allowed on this path\n");
+                r.allow = Some(allow);
+                return Reply::Now(r);
+            }
+        }
+        match path {
+            "/" | "/plaintext" => Reply::Now(ok(TEXT, b"Hello, World!")),
+            "/json" => Reply::Now(ok(JSON, br#"{"message":"Hello, World!"}"#)),
+            "/echo" => Reply::Now(Response {
+                status: 200,
+                content_type: Some(req.content_type.unwrap_or(b"application/octet-stream")),
+                body: Cow::Borrowed(body),
+                allow: None,
+            }),
+            "/stats" => {
+                let mut s = String::with_capacity(768);
+                self.registry.render_json(&mut s);
+                Reply::Now(Response {
+                    status: 200,
+                    content_type: Some(JSON),
+                    body: Cow::Owned(s.into_bytes()),
+                    allow: None,
+                })
+            }
+            p => match (p.strip_prefix("/sleep/"), p.strip_prefix("/static/")) {
+                (Some(ms), _) => match parse_ms(ms) {
+                    Some(ms) => Reply::Sleep(ms),
+                    None => Reply::Now(text(400, "sleep takes 0 to 60000 milliseconds\n")),
+                },
+                (_, Some(rel)) => match (self.root.is_some(), static_path(rel)) {
+                    (true, Some(rel)) => Reply::File(rel),
+                    _ => Reply::Now(text(404, "no such file\n")),
+                },
+                _ => Reply::Now(text(404, "no such route\n")),
+            },
+        }
+    }
+}
+
+fn ok(content_type: &'static [u8], body: &'static [u8]) -> Response<'static> {
+    Response {
+        status: 200,
+        content_type: Some(content_type),
+        body: Cow::Borrowed(body),
+        allow: None,
+    }
+}
+
+fn text(status: u16, msg: &'static str) -> Response<'static> {
+    Response {
+        status,
+        content_type: Some(TEXT),
+        body: Cow::Borrowed(msg.as_bytes()),
+        allow: None,
+    }
+}
+
+fn options(allow: &'static str) -> Response<'static> {
+    Response {
+        status: 200,
+        content_type: None,
+        body: Cow::Borrowed(b""),
+        allow: Some(allow),
+    }
+}
+
+/// The path of an origin-form or absolute-form target, without the query.
+fn route_path(target: &str) -> Option<&str> {
+    let path = if target.starts_with('/') {
+        target
+    } else {
+        let scheme_end = target.find("://")?;
+        let scheme = &target[..scheme_end];
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return None;
+        }
+        let rest = &target[scheme_end + 3..];
+        rest.find('/').map_or("/", |i| &rest[i..])
+    };
+    Some(path.split_once('?').map_or(path, |(p, _)| p))
+}
+
+/// `0`..=`60000`, digits only.
+fn parse_ms(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&ms| ms <= MAX_SLEEP_MS)
+}
+
+/// Percent-decode a static path and refuse anything that could leave the root
+/// lexically (the kernel's `RESOLVE_BENEATH` also guards symlinks at open time).
+fn static_path(rel: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(rel.len());
+    let mut bytes = rel.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = (bytes.next()? as char).to_digit(16)?;
+            let lo = (bytes.next()? as char).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+        } else {
+            out.push(b);
+        }
+    }
+    let s = String::from_utf8(out).ok()?;
+    let bad_segment = s.split('/').any(|seg| seg == "..");
+    if s.is_empty() || s.starts_with('/') || s.contains('\0') || bad_segment {
+        return None;
+    }
+    Some(s)
+}
+
+/// `Content-Type` for a static file, by extension.
+pub fn content_type_for(path: &str) -> &'static [u8] {
+    let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
+    match ext.to_ascii_lowercase().as_str() {
+        "html" | "htm" => b"text/html; charset=utf-8",
+        "css" => b"text/css; charset=utf-8",
+        "js" | "mjs" => b"text/javascript; charset=utf-8",
+        "json" => b"application/json",
+        "txt" | "md" => b"text/plain; charset=utf-8",
+        "csv" => b"text/csv; charset=utf-8",
+        "xml" => b"application/xml",
+        "svg" => b"image/svg+xml",
+        "png" => b"image/png",
+        "jpg" | "jpeg" => b"image/jpeg",
+        "gif" => b"image/gif",
+        "webp" => b"image/webp",
+        "ico" => b"image/x-icon",
+        "wasm" => b"application/wasm",
+        "pdf" => b"application/pdf",
+        "woff2" => b"font/woff2",
+        _ => b"application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_paths() {
+        let cases = [
+            ("/", Some("/")),
+            ("/json?x=1", Some("/json")),
+            ("http://example.com/json", Some("/json")),
+            ("HTTP://example.com", Some("/")),
+            ("ftp://example.com/x", None),
+            ("example.com:80", None),
+        ];
+        for (t, want) in cases {
+            assert_eq!(route_path(t), want, "{t}");
+        }
+    }
+
+    #[test]
+    fn sleep_bounds() {
+        let cases = [
+            ("0", Some(0)),
+            ("60000", Some(60000)),
+            ("60001", None),
+            ("", None),
+            ("-1", None),
+            ("1e3", None),
+            ("000010", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_ms(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn static_paths_never_escape() {
+        let cases = [
+            ("a.txt", Some("a.txt")),
+            ("dir/b%20c.html", Some("dir/b c.html")),
+            ("../etc/passwd", None),
+            ("a/../../x", None),
+            ("%2e%2e/x", None),
+            ("%2Fetc/passwd", None),
+            ("a%00b", None),
+            ("%zz", None),
+            ("", None),
+        ];
+        for (p, want) in cases {
+            assert_eq!(static_path(p).as_deref(), want, "{p}");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            content_type_for("x/INDEX.HTML"),
+            b"text/html; charset=utf-8"
+        );
+        assert_eq!(content_type_for("noext"), b"application/octet-stream");
+    }
+}

@@ -1,0 +1,491 @@
+//! The per-connection state machine: bytes in, response bytes out, no I/O.
+//!
+//! A model reads into [`Conn::read_buf`], calls [`Conn::process`], writes the whole
+//! output buffer, and acts on the returned [`Step`]. `process` answers every
+//! complete request buffered (pipelining: one output buffer per read batch,
+//! responses in order) and stops at a deferred reply (sleep, file) until the model
+//! reports it done. Reading (head, body) and writing are separate concerns: the core
+//! never holds output back and never reads past what a request needs.
+
+use std::time::Duration;
+
+use super::body::Chunked;
+use super::parse::{Framing, Head, HeadScanner, Method, Reject, Scan, Version};
+use super::response::{self, HeadSpec, Persist};
+use crate::app::{self, App, FileError, Reply, Request};
+use crate::config::Limits;
+use crate::stats::WorkerStats;
+
+/// What the model must do after [`Conn::process`]. In every case it first writes
+/// the output buffer whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Read more input, then `process` again.
+    Read,
+    /// Close the connection.
+    Close,
+    /// Wait with the model's own timer, call [`Conn::sleep_done`], then `process`.
+    Sleep(Duration),
+    /// Open [`Conn::file_path`] beneath the static root, report it with
+    /// [`Conn::file_opened`], send that many body bytes, then `process`.
+    File,
+}
+
+/// Which read timeout applies (see [`crate::config::Timeouts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Between requests: the keep-alive idle timeout.
+    Idle,
+    /// Part of a request head has arrived: the header timeout.
+    Head,
+    /// Reading a request body: the body timeout.
+    Body,
+    /// A reply is being produced or sent; no read timeout applies.
+    Busy,
+}
+
+impl Phase {
+    /// The read timeout for this phase (`Busy` uses the idle timeout as a backstop).
+    pub fn timeout(self, t: &crate::config::Timeouts) -> Duration {
+        match self {
+            Phase::Idle | Phase::Busy => t.idle,
+            Phase::Head => t.header,
+            Phase::Body => t.body,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Deferred {
+    persist: Persist,
+    head_only: bool,
+}
+
+#[derive(Debug)]
+enum BodyFraming {
+    Length(usize),
+    /// `read` / `write`: the decoder's raw and decoded cursors, relative to `start`.
+    Chunked {
+        dec: Chunked,
+        read: usize,
+        write: usize,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Body { head: Head, framing: BodyFraming },
+    Sleep { ms: u32, d: Deferred },
+    File { d: Deferred },
+    Closed,
+}
+
+/// Input buffer size for a new connection and the least spare room offered to a read.
+const INITIAL_BUF: usize = 4096;
+const MIN_READ: usize = 1024;
+/// Room beyond head + body limits, so a read can always land while a body completes.
+const BUF_SLACK: usize = 64 * 1024;
+/// An idle buffer bigger than this (after a large body) is shrunk back.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// One HTTP/1.1 connection's protocol state.
+#[derive(Debug)]
+pub struct Conn {
+    limits: Limits,
+    /// INVARIANT: `start <= end <= buf.len()`; `buf[start..end]` is input not yet
+    /// consumed, beginning at the first byte of the current request.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    state: State,
+    scanner: HeadScanner,
+    peer_closed: bool,
+    shutting_down: bool,
+    /// The pending static file (reused across requests).
+    file_path: String,
+}
+
+impl Conn {
+    pub fn new(limits: Limits) -> Conn {
+        Conn {
+            limits,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            state: State::Head,
+            scanner: HeadScanner::default(),
+            peer_closed: false,
+            shutting_down: false,
+            file_path: String::new(),
+        }
+    }
+
+    fn max_buf(&self) -> usize {
+        self.limits.max_head + self.limits.max_body + BUF_SLACK
+    }
+
+    /// Spare input space to read into: never empty, grown or compacted as needed.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        self.reserve(MIN_READ);
+        &mut self.buf[self.end..]
+    }
+
+    fn reserve(&mut self, want: usize) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.buf.len() - self.end >= want {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < want {
+            let need = self.end + want;
+            let grown = (self.buf.len() * 2)
+                .max(INITIAL_BUF)
+                .min(self.max_buf())
+                .max(need);
+            self.buf.resize(grown, 0);
+        }
+    }
+
+    /// `n` bytes were read into the slice [`Conn::read_buf`] returned.
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// Copy received bytes in (for models whose reads land in their own buffers).
+    pub fn feed(&mut self, data: &[u8]) {
+        self.reserve(data.len());
+        self.buf[self.end..self.end + data.len()].copy_from_slice(data);
+        self.end += data.len();
+    }
+
+    /// The peer shut down its write side (a read returned 0).
+    pub fn peer_closed(&mut self) {
+        self.peer_closed = true;
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Head if self.start == self.end => Phase::Idle,
+            State::Head => Phase::Head,
+            State::Body { .. } => Phase::Body,
+            State::Sleep { .. } | State::File { .. } | State::Closed => Phase::Busy,
+        }
+    }
+
+    /// Shutdown began. Returns true when the connection is idle and should be closed
+    /// now; otherwise its next response says `Connection: close`.
+    pub fn shutdown(&mut self) -> bool {
+        self.shutting_down = true;
+        matches!(self.phase(), Phase::Idle) || matches!(self.state, State::Closed)
+    }
+
+    /// The read timeout of the current phase expired: answer 408 if a request was
+    /// under way. The connection is closed after `out` is written.
+    pub fn read_timed_out(&mut self, stats: &WorkerStats, out: &mut Vec<u8>) {
+        if matches!(self.phase(), Phase::Head | Phase::Body) {
+            response::write_error(out, 408, "timed out reading the request", true);
+            stats.response(408);
+        }
+        self.state = State::Closed;
+    }
+
+    /// The relative path of the pending static file (valid after `Step::File`).
+    pub fn file_path(&self) -> &str {
+        &self.file_path
+    }
+
+    /// After `Step::Sleep`: append the deferred response.
+    pub fn sleep_done(&mut self, stats: &WorkerStats, out: &mut Vec<u8>) {
+        if let State::Sleep { ms, d } = self.state {
+            let d = self.late_persist(d);
+            let mut num = itoa::Buffer::new();
+            let ms = num.format(ms).as_bytes();
+            let len = b"slept ".len() + ms.len() + b"ms".len();
+            self.write_ok(stats, out, d, b"text/plain; charset=utf-8", len as u64);
+            if !d.head_only {
+                out.extend_from_slice(b"slept ");
+                out.extend_from_slice(ms);
+                out.extend_from_slice(b"ms");
+            }
+            self.finish(d);
+        }
+    }
+
+    /// After `Step::File`: the file was opened (`Ok(size)` of a regular file) or not.
+    /// Appends the response head (or a complete error response) and returns how many
+    /// file bytes the model must send after `out` (0 for HEAD and errors).
+    pub fn file_opened(
+        &mut self,
+        result: Result<u64, FileError>,
+        stats: &WorkerStats,
+        out: &mut Vec<u8>,
+    ) -> u64 {
+        let State::File { d } = self.state else {
+            return 0;
+        };
+        let d = self.late_persist(d);
+        let body = match result {
+            Ok(size) => {
+                let ct = app::content_type_for(&self.file_path);
+                self.write_ok(stats, out, d, ct, size);
+                if d.head_only {
+                    0
+                } else {
+                    size
+                }
+            }
+            Err(e) => {
+                let (status, msg): (u16, &[u8]) = match e {
+                    FileError::NotFound => (404, b"no such file\n"),
+                    FileError::Internal => (500, b"cannot read the file\n"),
+                };
+                let spec = HeadSpec {
+                    status,
+                    content_type: Some(b"text/plain; charset=utf-8"),
+                    content_length: Some(msg.len() as u64),
+                    persist: d.persist,
+                    allow: None,
+                };
+                response::write_head(out, &spec);
+                stats.response(status);
+                if !d.head_only {
+                    out.extend_from_slice(msg);
+                }
+                0
+            }
+        };
+        self.finish(d);
+        body
+    }
+
+    /// A shutdown that began while a reply was deferred turns it into the last one.
+    fn late_persist(&self, mut d: Deferred) -> Deferred {
+        if self.shutting_down {
+            d.persist = Persist::Close;
+        }
+        d
+    }
+
+    fn write_ok(&self, stats: &WorkerStats, out: &mut Vec<u8>, d: Deferred, ct: &[u8], len: u64) {
+        let spec = HeadSpec {
+            status: 200,
+            content_type: Some(ct),
+            content_length: Some(len),
+            persist: d.persist,
+            allow: None,
+        };
+        response::write_head(out, &spec);
+        stats.response(200);
+    }
+
+    fn finish(&mut self, d: Deferred) {
+        self.state = match d.persist {
+            Persist::Close => State::Closed,
+            _ => State::Head,
+        };
+    }
+
+    /// Answer every complete request buffered, appending to `out`.
+    pub fn process(&mut self, app: &App, stats: &WorkerStats, out: &mut Vec<u8>) -> Step {
+        loop {
+            match &mut self.state {
+                State::Closed => return Step::Close,
+                State::Sleep { ms, .. } => {
+                    return Step::Sleep(Duration::from_millis(u64::from(*ms)))
+                }
+                State::File { .. } => return Step::File,
+                State::Head => {
+                    if self.start == self.end {
+                        if self.peer_closed || self.shutting_down {
+                            self.state = State::Closed;
+                            return Step::Close;
+                        }
+                        self.maybe_shrink();
+                        return Step::Read;
+                    }
+                    let limits = self.limits;
+                    match self.scanner.scan(&self.buf[self.start..self.end], &limits) {
+                        Ok(Scan::Partial) if self.peer_closed => {
+                            self.state = State::Closed;
+                            return Step::Close;
+                        }
+                        Ok(Scan::Partial) => return Step::Read,
+                        Err(r) => return self.fail(r, stats, out),
+                        Ok(Scan::Complete(head)) => {
+                            self.scanner.reset();
+                            if let Some(step) = self.begin_body(head, app, stats, out) {
+                                return step;
+                            }
+                        }
+                    }
+                }
+                State::Body { head, framing } => {
+                    let limits = self.limits;
+                    let region = &mut self.buf[self.start..self.end];
+                    let done = match framing {
+                        BodyFraming::Length(n) => (region.len() >= head.len + *n)
+                            .then(|| (head.len..head.len + *n, head.len + *n)),
+                        BodyFraming::Chunked { dec, read, write } => {
+                            match dec.decode(region, read, write, &limits) {
+                                Err(r) => return self.fail(r, stats, out),
+                                Ok(true) => Some((head.len..*write, *read)),
+                                Ok(false) => None,
+                            }
+                        }
+                    };
+                    match done {
+                        Some((body, consumed)) => {
+                            let State::Body { head, .. } =
+                                std::mem::replace(&mut self.state, State::Head)
+                            else {
+                                unreachable!("state was Body")
+                            };
+                            if let Some(step) =
+                                self.dispatch(&head, body, consumed, app, stats, out)
+                            {
+                                return step;
+                            }
+                        }
+                        None if self.peer_closed => {
+                            // Client went away mid-body: no response is owed (case 30).
+                            self.state = State::Closed;
+                            return Step::Close;
+                        }
+                        None => return Step::Read,
+                    }
+                }
+            }
+        }
+    }
+
+    /// A head is complete: dispatch it, or start reading its body.
+    fn begin_body(
+        &mut self,
+        head: Head,
+        app: &App,
+        stats: &WorkerStats,
+        out: &mut Vec<u8>,
+    ) -> Option<Step> {
+        let framing = match head.framing {
+            Framing::None => {
+                let len = head.len;
+                return self.dispatch(&head, len..len, len, app, stats, out);
+            }
+            Framing::Length(n) if n > self.limits.max_body as u64 => {
+                return Some(self.fail(
+                    Reject {
+                        status: 413,
+                        reason: "request body too large",
+                    },
+                    stats,
+                    out,
+                ));
+            }
+            Framing::Length(n) => BodyFraming::Length(n as usize),
+            Framing::Chunked => BodyFraming::Chunked {
+                dec: Chunked::default(),
+                read: head.len,
+                write: head.len,
+            },
+        };
+        // 100 Continue only if the client is holding the body back (nothing of it yet).
+        if head.expect_continue && self.end - self.start == head.len {
+            out.extend_from_slice(response::CONTINUE);
+            stats.response(100);
+        }
+        self.state = State::Body { head, framing };
+        None
+    }
+
+    /// Hand a complete request to the app; consume `consumed` bytes of input.
+    fn dispatch(
+        &mut self,
+        head: &Head,
+        body: std::ops::Range<usize>,
+        consumed: usize,
+        app: &App,
+        stats: &WorkerStats,
+        out: &mut Vec<u8>,
+    ) -> Option<Step> {
+        stats.requests.inc();
+        let persist = if self.shutting_down || !head.keep_alive {
+            Persist::Close
+        } else if head.version == Version::Http10 {
+            Persist::KeepAlive10
+        } else {
+            Persist::Default
+        };
+        let d = Deferred {
+            persist,
+            head_only: head.method == Method::Head,
+        };
+        let req_bytes = &self.buf[self.start..self.start + consumed];
+        // The scanner admits only printable ASCII in the target.
+        let target = std::str::from_utf8(&req_bytes[head.target.clone()]).unwrap_or("");
+        let req = Request {
+            method: head.method,
+            target,
+            version: head.version,
+            content_type: head.content_type.clone().map(|r| &req_bytes[r]),
+        };
+        let step = match app.handle(&req, &req_bytes[body]) {
+            Reply::Now(resp) => {
+                let no_length = resp.status < 200 || resp.status == 204;
+                let spec = HeadSpec {
+                    status: resp.status,
+                    content_type: resp.content_type,
+                    content_length: (!no_length).then_some(resp.body.len() as u64),
+                    persist,
+                    allow: resp.allow,
+                };
+                response::write_head(out, &spec);
+                if !d.head_only && !no_length {
+                    out.extend_from_slice(&resp.body);
+                }
+                stats.response(resp.status);
+                self.state = State::Head;
+                self.finish(d);
+                (persist == Persist::Close).then_some(Step::Close)
+            }
+            Reply::Sleep(ms) => {
+                self.state = State::Sleep { ms, d };
+                Some(Step::Sleep(Duration::from_millis(u64::from(ms))))
+            }
+            Reply::File(path) => {
+                self.file_path = path;
+                self.state = State::File { d };
+                Some(Step::File)
+            }
+        };
+        self.start += consumed;
+        step
+    }
+
+    /// Refuse the request: a complete error response, then close.
+    fn fail(&mut self, r: Reject, stats: &WorkerStats, out: &mut Vec<u8>) -> Step {
+        response::write_error(out, r.status, r.reason, true);
+        stats.response(r.status);
+        self.state = State::Closed;
+        Step::Close
+    }
+
+    fn maybe_shrink(&mut self) {
+        if self.buf.len() > SHRINK_ABOVE {
+            self.buf = vec![0; INITIAL_BUF];
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

@@ -1,0 +1,188 @@
+//! Table-driven tests of request-head parsing (`http-behaviour.md` cases 1–29).
+
+use super::*;
+
+fn scan_all(raw: &[u8]) -> Result<Scan, Reject> {
+    HeadScanner::default().scan(raw, &Limits::default())
+}
+
+fn status_of(raw: &[u8]) -> u16 {
+    match scan_all(raw) {
+        Ok(Scan::Complete(_)) => 200,
+        Ok(Scan::Partial) => 0,
+        Err(r) => r.status,
+    }
+}
+
+#[test]
+fn request_line_cases() {
+    let cases: &[(&[u8], u16)] = &[
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 200),
+        (b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 200), // leading empty line
+        (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),    // double space (1)
+        (b"GET /  HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400), // tab (1)
+        (b"GET /\tHTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET /\r\n\r\n", 400), // missing version (2)
+        (b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400),
+        (b"GET / http/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET / HTTP/1\r\nHost: a\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505), // (3)
+        (b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 200),
+        (b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 501), // (4)
+        (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET /a\x00b HTTP/1.1\r\nHost: a\r\n\r\n", 400), // (6)
+        (b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET http://h/p HTTP/1.1\r\nHost: h\r\n\r\n", 200), // (7)
+        (b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", 200),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400), // TLS ClientHello (8)
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),             // h2 preface
+        (b"\xff\xfe\xfd", 400),
+        (b"GET / HTTP/1.1\nHost: a\n\n", 400), // bare LF (16)
+        (b"GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n", 400), // bare CR
+        (b"GET / HTTP/1.1\r", 0),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(status_of(raw), *want, "{:?}", String::from_utf8_lossy(raw));
+    }
+}
+
+#[test]
+fn header_cases() {
+    let cases: &[(&[u8], u16)] = &[
+        (b"GET / HTTP/1.1\r\n\r\n", 400), // no Host (9)
+        (b"GET / HTTP/1.0\r\n\r\n", 200), // 1.0 without Host
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400), // (10)
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: user@host\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 200),
+        (b"GET / HTTP/1.1\r\nHost: example.com:80\r\n\r\n", 200),
+        (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400), // (11)
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n",
+            400,
+        ), // (12)
+        (b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400), // (13)
+        (b"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400), // (14)
+        (b"GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nBad(Name: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400), // (15)
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n", 200),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: tab\there\r\n\r\n", 200),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(status_of(raw), *want, "{:?}", String::from_utf8_lossy(raw));
+    }
+}
+
+#[test]
+fn framing_cases() {
+    let h = |extra: &str| format!("POST /echo HTTP/1.1\r\nHost: a\r\n{extra}\r\n").into_bytes();
+    let cases: &[(&str, u16)] = &[
+        ("Content-Length: 5\r\n", 200),
+        ("Content-Length: abc\r\n", 400), // (20)
+        ("Content-Length: +5\r\n", 400),
+        ("Content-Length: -1\r\n", 400),
+        ("Content-Length: 0x5\r\n", 400),
+        ("Content-Length: 5 5\r\n", 400),
+        ("Content-Length: 99999999999999999999999\r\n", 400),
+        ("Content-Length: 5\r\nContent-Length: 6\r\n", 400), // (21)
+        ("Content-Length: 5, 6\r\n", 400),
+        ("Content-Length: 5, 5\r\n", 200),
+        ("Content-Length: 5\r\nContent-Length: 5\r\n", 200),
+        ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400), // (22)
+        ("Transfer-Encoding: chunked, gzip\r\n", 400),                // (23)
+        ("Transfer-Encoding: gzip\r\n", 501),
+        ("Transfer-Encoding: gzip, chunked\r\n", 501),
+        ("Transfer-Encoding: chunked, chunked\r\n", 400), // (24)
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            400,
+        ),
+        ("Transfer-Encoding : chunked\r\n", 400),
+        ("Transfer-Encoding: \x0bchunked\r\n", 400),
+        ("Transfer-Encoding: CHUNKED\r\n", 200),
+        ("Expect: 100-continue\r\nContent-Length: 3\r\n", 200),
+        ("Expect: something-else\r\n", 417), // (31)
+    ];
+    for (extra, want) in cases {
+        assert_eq!(status_of(&h(extra)), *want, "{extra:?}");
+    }
+    // (25) Transfer-Encoding on HTTP/1.0.
+    assert_eq!(
+        status_of(b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        400
+    );
+}
+
+#[test]
+fn parsed_head_fields() {
+    let raw = b"POST /echo?x HTTP/1.0\r\nConnection: Keep-Alive\r\nContent-Type:  text/x \t\r\nContent-Length: 4\r\n\r\nbody";
+    let Ok(Scan::Complete(h)) = scan_all(raw) else {
+        panic!()
+    };
+    assert_eq!(h.method, Method::Post);
+    assert_eq!(&raw[h.target.clone()], b"/echo?x");
+    assert_eq!(h.version, Version::Http10);
+    assert!(h.keep_alive);
+    assert_eq!(h.framing, Framing::Length(4));
+    assert_eq!(&raw[h.content_type.clone().unwrap()], b"text/x"); // trimmed (17)
+    assert_eq!(h.len, raw.len() - 4);
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let Ok(Scan::Complete(h)) = scan_all(raw) else {
+        panic!()
+    };
+    assert!(!h.keep_alive);
+}
+
+#[test]
+fn limits() {
+    let l = Limits::default();
+    let long = |n: usize| format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(n - 1));
+    assert_eq!(status_of(long(8000).as_bytes()), 200); // (5)
+    assert_eq!(status_of(long(l.max_target + 1).as_bytes()), 414);
+    // A long target that has not finished arriving is refused before its end.
+    let partial = format!("GET /{}", "a".repeat(l.max_target + 100));
+    assert_eq!(status_of(partial.as_bytes()), 414);
+    let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+    assert_eq!(
+        status_of(format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes()),
+        431
+    ); // (18)
+    let ok: String = (0..99).map(|i| format!("X-{i}: v\r\n")).collect();
+    assert_eq!(
+        status_of(format!("GET / HTTP/1.1\r\nHost: a\r\n{ok}\r\n").as_bytes()),
+        200
+    );
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+        "v".repeat(20_000)
+    );
+    assert_eq!(status_of(huge.as_bytes()), 431); // (19)
+                                                 // Still incomplete but already over the limit: refused without waiting.
+    assert_eq!(status_of(&huge.as_bytes()[..17_000]), 431);
+}
+
+#[test]
+fn head_found_across_any_split() {
+    let raw = b"GET /json HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n";
+    for split in 1..raw.len() {
+        let mut s = HeadScanner::default();
+        let l = Limits::default();
+        assert_eq!(
+            s.scan(&raw[..split], &l),
+            Ok(Scan::Partial),
+            "split {split}"
+        );
+        let Ok(Scan::Complete(h)) = s.scan(raw, &l) else {
+            panic!("split {split}")
+        };
+        assert_eq!(h.len, raw.len());
+    }
+}

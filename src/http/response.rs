@@ -1,0 +1,148 @@
+//! Writing response heads and whole responses into the connection's output buffer.
+//! No allocation beyond the buffer's own growth: numbers go through `itoa`, the
+//! `Date` comes from the per-thread cache.
+
+use super::date;
+
+/// The reason phrase for the statuses gvhttpd sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// What the `Connection` header of a response says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    /// HTTP/1.1 keep-alive: no header needed.
+    Default,
+    /// HTTP/1.0 keep-alive: `Connection: keep-alive`.
+    KeepAlive10,
+    /// `Connection: close`; the server closes after this response.
+    Close,
+}
+
+/// A response head about to be written.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadSpec<'a> {
+    pub status: u16,
+    pub content_type: Option<&'a [u8]>,
+    /// `None` only for 1xx and 204, which carry no Content-Length.
+    pub content_length: Option<u64>,
+    pub persist: Persist,
+    pub allow: Option<&'static str>,
+}
+
+/// Append a complete response head (status line through the blank line).
+pub fn write_head(out: &mut Vec<u8>, h: &HeadSpec<'_>) {
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(num.format(h.status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason(h.status).as_bytes());
+    out.extend_from_slice(b"\r\nServer: gvhttpd\r\nDate: ");
+    out.extend_from_slice(&date::now());
+    if let Some(ct) = h.content_type {
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(ct);
+    }
+    if let Some(len) = h.content_length {
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        out.extend_from_slice(num.format(len).as_bytes());
+    }
+    if let Some(allow) = h.allow {
+        out.extend_from_slice(b"\r\nAllow: ");
+        out.extend_from_slice(allow.as_bytes());
+    }
+    match h.persist {
+        Persist::Default => {}
+        Persist::KeepAlive10 => out.extend_from_slice(b"\r\nConnection: keep-alive"),
+        Persist::Close => out.extend_from_slice(b"\r\nConnection: close"),
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Append an error response: text body naming the problem, `Connection: close`.
+pub fn write_error(out: &mut Vec<u8>, status: u16, why: &str, with_body: bool) {
+    let len = reason(status).len() + 2 + why.len() + 1;
+    write_head(
+        out,
+        &HeadSpec {
+            status,
+            content_type: Some(b"text/plain; charset=utf-8"),
+            content_length: Some(len as u64),
+            persist: Persist::Close,
+            allow: None,
+        },
+    );
+    if with_body {
+        out.extend_from_slice(reason(status).as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(why.as_bytes());
+        out.push(b'\n');
+    }
+}
+
+/// The response sent, best effort and never waited for, to a connection refused
+/// because `--max-conns` is reached (`http-behaviour.md` case 42).
+pub fn write_refused(out: &mut Vec<u8>) {
+    write_error(out, 503, "server is at its connection limit", true);
+}
+
+/// The interim response sent before reading a body the client is holding back.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_response_is_complete_and_closes() {
+        let mut out = Vec::new();
+        write_error(&mut out, 400, "bare LF", true);
+        let s = String::from_utf8(out).unwrap();
+        let (head, body) = s.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\nServer: gvhttpd\r\nDate: "));
+        assert!(head.contains("\r\nConnection: close"));
+        let len: usize = head
+            .split("Content-Length: ")
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), len);
+        assert_eq!(body, "Bad Request: bare LF\n");
+    }
+
+    #[test]
+    fn no_content_length_when_none() {
+        let mut out = Vec::new();
+        let h = HeadSpec {
+            status: 204,
+            content_type: None,
+            content_length: None,
+            persist: Persist::Default,
+            allow: None,
+        };
+        write_head(&mut out, &h);
+        assert!(!String::from_utf8(out).unwrap().contains("Content-Length"));
+    }
+}

@@ -1,0 +1,91 @@
+//! The three models. Each exposes the same entry point,
+//! `run(&Config, Vec<TcpListener>, Arc<App>, Arc<Shutdown>) -> Result<(), ServeError>`,
+//! and differs from the others **only** in how bytes move between sockets and the
+//! shared sans-IO core ([`crate::http::Conn`]) and how it executes a deferred
+//! [`crate::app`] reply (its own timer, its own file I/O).
+//!
+//! The contract every model implements:
+//! - one event loop per worker thread, each with its own listener from
+//!   [`crate::net::bind_listeners`];
+//! - per connection: read into [`Conn::read_buf`](crate::http::Conn::read_buf), call
+//!   `process`, write the whole output buffer, act on the returned `Step`;
+//! - timeouts from [`crate::config::Timeouts`] chosen by `Conn::phase()`, and a write
+//!   timeout on every send;
+//! - `--max-conns` through [`crate::net::ConnGate`]; EMFILE/ENFILE on accept backs off
+//!   for [`crate::net::ACCEPT_BACKOFF`] instead of spinning;
+//! - on [`Shutdown`]: stop accepting, close idle connections, finish in-flight
+//!   responses with `Connection: close`, return before `Shutdown::deadline()`.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::config::{Config, Model};
+use crate::shutdown::Shutdown;
+use crate::stats::Registry;
+
+pub mod tokio_rt;
+
+/// Why `serve` could not run.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The model cannot run on this system (e.g. io_uring disabled); exit status 2.
+    Unavailable(String),
+    /// Bad configuration (e.g. `--root` is not a directory); exit status 2.
+    Config(String),
+    /// An I/O error while setting up or running; exit status 1.
+    Io(String, io::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Unavailable(m) | ServeError::Config(m) => f.write_str(m),
+            ServeError::Io(ctx, e) => write!(f, "{ctx}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// Is `model` usable here? `Err` carries a one-line reason and the fix.
+pub fn check_available(model: Model) -> Result<(), ServeError> {
+    match model {
+        Model::Tokio => Ok(()),
+        Model::Callback | Model::Green => Err(ServeError::Unavailable(format!(
+            "model '{model}' is not built yet in this version of gvhttpd; use --model tokio"
+        ))),
+    }
+}
+
+/// Bind, announce readiness through `ready(addr)`, and serve until `shutdown`.
+pub fn serve(
+    cfg: &Config,
+    shutdown: Arc<Shutdown>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    check_available(cfg.model)?;
+    let registry = Arc::new(Registry::new(cfg.model, cfg.workers));
+    let app = Arc::new(App::new(cfg, registry)?);
+    let listeners = crate::net::bind_listeners(cfg.addr, cfg.workers)
+        .map_err(|e| ServeError::Io(format!("cannot listen on {}", cfg.addr), e))?;
+    let local = listeners[0]
+        .local_addr()
+        .map_err(|e| ServeError::Io("local_addr".into(), e))?;
+    ready(local);
+    run_model(cfg, listeners, app, shutdown)
+}
+
+fn run_model(
+    cfg: &Config,
+    listeners: Vec<TcpListener>,
+    app: Arc<App>,
+    shutdown: Arc<Shutdown>,
+) -> Result<(), ServeError> {
+    match cfg.model {
+        Model::Tokio => tokio_rt::run(cfg, listeners, app, shutdown),
+        Model::Callback | Model::Green => check_available(cfg.model),
+    }
+}
