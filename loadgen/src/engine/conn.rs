@@ -37,6 +37,8 @@ pub(super) struct Conn {
     pub schedule: Option<Schedule>,
     /// The timer this connection waits for (stale heap entries are ignored).
     pub wake_at: Option<Instant>,
+    /// Listed in the worker's refill list for this batch of events.
+    pub queued: bool,
 }
 
 impl Conn {
@@ -53,6 +55,7 @@ impl Conn {
             sent_on_socket: 0,
             schedule,
             wake_at: None,
+            queued: false,
         }
     }
 

@@ -73,6 +73,11 @@ struct Worker<'a> {
     measuring: bool,
     budget: Option<u64>,
     inflight_total: usize,
+    /// Connections to refill once the current batch of events is handled, so
+    /// the server sees requests in bursts (as from wrk) rather than one at a time.
+    /// INVARIANT: holds each index at most once (guarded by `Conn::queued`), so
+    /// its preallocated capacity of one slot per connection is never exceeded.
+    ready: Vec<usize>,
 }
 
 /// Runs one load thread until its end time or budget.
@@ -105,6 +110,7 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
         measuring: s.measure_start <= s.start,
         budget: s.budget,
         inflight_total: 0,
+        ready: Vec::with_capacity(s.conns),
     };
     let end = plan.duration.map(|d| s.measure_start + d);
     let mut events = Events::with_capacity(1024);
@@ -183,6 +189,13 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
                 w.flush(i, now);
             }
         }
+        let mut ready = std::mem::take(&mut w.ready);
+        for &i in &ready {
+            w.conns[i].queued = false;
+            w.fill(i, now);
+        }
+        ready.clear();
+        w.ready = ready;
     };
     Ok(ThreadResult {
         latencies: w.lat,
@@ -353,7 +366,11 @@ impl Worker<'_> {
                 Err(_) => return self.fail(i, Failure::ResetEof, now),
             }
         }
-        self.fill(i, now);
+        let c = &mut self.conns[i];
+        if !c.queued {
+            c.queued = true;
+            self.ready.push(i);
+        }
     }
 
     /// Completes every buffered response; false if the connection was replaced.
