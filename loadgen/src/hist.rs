@@ -160,7 +160,7 @@ pub fn spectrum(h: &Hist) -> Vec<(f64, u64)> {
     if h.is_empty() {
         return Vec::new();
     }
-    h.iter_quantiles(2)
+    h.iter_quantiles(5)
         .map(|v| (v.quantile_iterated_to() * 100.0, v.value_iterated_to()))
         .collect()
 }

@@ -57,7 +57,7 @@ fn hgrm_lists_the_spectrum_up_to_the_max() {
     let last_row = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .last()
+        .next_back()
         .unwrap();
     assert!(last_row.trim_start().starts_with("5.0"), "{last_row}");
     assert!(text.contains("Total count    =            4"), "{text}");

@@ -173,6 +173,13 @@ pub struct Raw {
     pub runs: Vec<Run>,
 }
 
+impl Raw {
+    /// Parses a `raw.json` written by `bench compare`.
+    pub fn from_json(s: &str) -> Result<Raw, String> {
+        serde_json::from_str(s).map_err(|e| format!("not a compare raw.json: {e}"))
+    }
+}
+
 /// Runs the comparison and writes the results folder.
 pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     let usage = |m: String| Failure::Usage(CliError(m));

@@ -80,7 +80,12 @@ impl Server {
                 if let Some(mut e) = child.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                let msg = err.lines().last().unwrap_or("").trim().to_string();
+                let msg = err
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or("")
+                    .to_string();
                 match status.and_then(|s| s.code()) {
                     Some(2) => Err(StartError::Unavailable(if msg.is_empty() {
                         format!("model {model} is unavailable (exit 2)")
