@@ -82,24 +82,33 @@ fn pct_x(p: f64) -> f64 {
 
 fn latency(raw: &Raw, scenario: &str) -> Res<String> {
     let models = measured_models(raw);
-    let curves: Vec<(&str, Vec<(f64, f64)>)> = models
+    // Per model: the corrected curve, and in open loop the uncorrected one too.
+    let curves: Vec<(usize, String, bool, Vec<(f64, f64)>)> = models
         .iter()
-        .filter_map(|m| {
-            let h = merged(raw, scenario, m, false)?;
-            let pts = hist::spectrum(&h)
-                .into_iter()
-                .map(|(p, v)| (pct_x(p), v.max(1) as f64))
-                .collect();
-            Some((*m, pts))
+        .enumerate()
+        .flat_map(|(i, m)| {
+            [false, true].into_iter().filter_map(move |uncorrected| {
+                let h = merged(raw, scenario, m, uncorrected)?;
+                let pts = hist::spectrum(&h)
+                    .into_iter()
+                    .map(|(p, v)| (pct_x(p), v.max(1) as f64))
+                    .collect();
+                let label = if uncorrected {
+                    format!("{m} (from actual send: coordinated omission)")
+                } else {
+                    m.to_string()
+                };
+                Some((i, label, uncorrected, pts))
+            })
         })
         .collect();
     let ymax = curves
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .flat_map(|c| c.3.iter().map(|q| q.1))
         .fold(10.0, f64::max);
     let ymin = curves
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .flat_map(|c| c.3.iter().map(|q| q.1))
         .fold(ymax, f64::min);
     let mut svg = String::new();
     {
@@ -115,7 +124,7 @@ fn latency(raw: &Raw, scenario: &str) -> Res<String> {
             .y_label_area_size(80)
             .build_cartesian_2d(
                 (1.0f64..1e6f64).log_scale(),
-                ((ymin / 1.5).max(1.0)..ymax * 1.5).log_scale(),
+                ((ymin / 1.2).max(1.0)..ymax * 1.2).log_scale(),
             )?;
         chart
             .configure_mesh()
@@ -127,14 +136,17 @@ fn latency(raw: &Raw, scenario: &str) -> Res<String> {
             })
             .y_label_formatter(&|y| hist::fmt_us(*y))
             .draw()?;
-        for (i, (m, pts)) in curves.iter().enumerate() {
-            let c = color(i, m);
+        for (i, label, uncorrected, pts) in &curves {
+            let base = color(*i, models[*i]);
+            let style = if *uncorrected {
+                base.mix(0.45).stroke_width(1)
+            } else {
+                base.stroke_width(2)
+            };
             chart
-                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
-                .label(*m)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
+                .draw_series(LineSeries::new(pts.iter().copied(), style))?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }
         chart
             .configure_series_labels()
