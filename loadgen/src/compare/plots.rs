@@ -9,6 +9,9 @@ use std::error::Error;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
+/// (model index, legend label, is the uncorrected view, points).
+type Curve = (usize, String, bool, Vec<(f64, f64)>);
+
 const W: u32 = 900;
 const H: u32 = 520;
 
@@ -83,7 +86,7 @@ fn pct_x(p: f64) -> f64 {
 fn latency(raw: &Raw, scenario: &str) -> Res<String> {
     let models = measured_models(raw);
     // Per model: the corrected curve, and in open loop the uncorrected one too.
-    let curves: Vec<(usize, String, bool, Vec<(f64, f64)>)> = models
+    let curves: Vec<Curve> = models
         .iter()
         .enumerate()
         .flat_map(|(i, m)| {
