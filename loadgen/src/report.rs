@@ -309,18 +309,19 @@ pub fn summary(r: &Report) -> String {
     s
 }
 
-/// Prints one progress line for a finished second.
-pub fn progress_line(mode: Progress, s: &Second) {
+/// Prints one progress line for a finished second: its rate, errors and p99, and
+/// the p99 of the whole measured period so far.
+pub fn progress_line(mode: Progress, s: &Second, p99_so_far: u64) {
     if mode == Progress::Off {
         return;
     }
     let line = format!(
-        "[{:>5.1}s] {:>10.0} req/s  errors {:>6}  p50 {:>9}  p99 {:>9}",
+        "[{:>5.1}s] {:>10.0} req/s  errors {:>6}  p99 {:>9} (so far {:>9})",
         s.t_s,
         s.requests as f64 / s.dur_s.max(1e-9),
         s.errors,
-        fmt_us(s.p50_us as f64),
-        fmt_us(s.p99_us as f64)
+        fmt_us(s.p99_us as f64),
+        fmt_us(p99_so_far as f64)
     );
     let mut err = std::io::stderr().lock();
     let _ = match mode {

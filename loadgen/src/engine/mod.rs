@@ -219,6 +219,7 @@ fn collect(
     let mut probe: Option<Probe> = None;
     let mut seconds: Vec<(usize, Second, Hist)> = Vec::new();
     let mut timeline = Vec::new();
+    let mut so_far = hist::new_hist();
     let mut results = Vec::new();
     let mut failure = None;
     let mut done = 0;
@@ -254,7 +255,9 @@ fn collect(
                 if *n == plan.threads {
                     s.p50_us = acc.value_at_quantile(0.50);
                     s.p99_us = acc.value_at_quantile(0.99);
-                    crate::report::progress_line(plan.progress, s);
+                    hist::merge(&mut so_far, acc);
+                    let p99 = so_far.value_at_quantile(0.99);
+                    crate::report::progress_line(plan.progress, s, p99);
                     timeline.push(s.clone());
                 }
             }
