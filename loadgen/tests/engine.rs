@@ -119,3 +119,19 @@ fn open_loop_sends_at_the_target_rate() {
     assert!(r.result.latency_uncorrected.is_some());
     assert!(r.result.histogram_uncorrected.is_some());
 }
+
+#[test]
+fn count_after_warmup_is_exact() {
+    let srv = start(Style::Length);
+    let mut a = args(srv.addr, "/");
+    a.warmup = "300ms".into();
+    a.requests = Some(500);
+    a.pipeline = 4;
+    let r = run(&a);
+    assert_eq!(r.result.requests, 500);
+    assert_eq!(r.result.latency.count, 500);
+    // The warm-up's requests reached the server too but are not in the results.
+    assert!(srv.requests.load(Ordering::Relaxed) > 500);
+    let in_timeline: u64 = r.timeline.iter().map(|s| s.requests).sum();
+    assert_eq!(in_timeline, 500);
+}

@@ -271,6 +271,14 @@ fn collect(
             }
         }
     }
+    // Seconds some thread never reached (it met its -n share early) are complete now.
+    for (n, s, acc) in &mut seconds {
+        if *n > 0 && *n < plan.threads {
+            s.p50_us = acc.value_at_quantile(0.50);
+            s.p99_us = acc.value_at_quantile(0.99);
+            timeline.push(s.clone());
+        }
+    }
     if plan.progress == Progress::Line {
         eprintln!();
     }

@@ -126,6 +126,11 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
         let now = Instant::now();
         if !w.measuring && now >= s.measure_start {
             w.measuring = true;
+            // Requests still in flight from the warm-up complete in the measured
+            // period: they count against -n so that exactly n are recorded.
+            if let Some(b) = &mut w.budget {
+                *b = b.saturating_sub(w.inflight_total as u64);
+            }
             w.lat.reset();
             w.counts = Counts::default();
             w.interval.reset();
