@@ -262,6 +262,11 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         (false, _, true) => Progress::Line,
         (false, false, false) => Progress::Off,
     };
+    if let Some(pid) = a.server_pid {
+        if crate::sys::process_cpu(&pid.to_string()).is_none() {
+            return Err(err(format!("--server-pid {pid}: no such process")));
+        }
+    }
     let server_cores = a
         .server_pid
         .and_then(|p| crate::sys::allowed_cpus(&p.to_string()));

@@ -70,6 +70,7 @@ fn other_bad_values() {
     assert!(plan_error(&["--url", u, "-m", "G T"]).contains("bad method"));
     assert!(plan_error(&["--url", u, "--cpus", "x"]).contains("--cpus"));
     assert!(plan_error(&["--url", u, "-t", "0"]).contains("-t/--threads"));
+    assert!(plan_error(&["--url", u, "--server-pid", "4000000000"]).contains("no such process"));
 }
 
 #[test]
