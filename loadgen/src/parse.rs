@@ -402,7 +402,8 @@ impl Inbox {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-        } else if self.end == self.buf.len() {
+        } else if self.start > 0 && self.buf.len() - self.end < 4096 {
+            // Little room left: move the partial response to the front.
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
