@@ -164,3 +164,18 @@ fn malformed_responses_are_errors_not_panics() {
         Err(ParseError::HeadTooLarge)
     );
 }
+
+#[test]
+fn long_pipelined_streams_survive_buffer_compaction() {
+    // 3,000 responses (~200 KiB) through a ~17 KiB inbox in awkward read sizes,
+    // so partial heads and bodies sit at the buffer's end and get moved.
+    let one = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789\
+HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n";
+    let stream: Vec<u8> = one.repeat(1_500);
+    for read_size in [1_000, 4_095, 4_097, 17_000] {
+        let chunks: Vec<&[u8]> = stream.chunks(read_size).collect();
+        let got = feed(&chunks, false).unwrap();
+        assert_eq!(got.len(), 3_000, "read size {read_size}");
+        assert!(got.iter().all(|r| *r == ok(200)));
+    }
+}
