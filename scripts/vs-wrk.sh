@@ -44,6 +44,7 @@ server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 
 echo "server: $MODEL, 1 worker, CPU $SERVER_CPU, $URL; load: CPU $LOAD_CPU, -c$CONNS, ${DURATION}s x $ROUNDS rounds"
 echo "git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(wrk -v 2>&1 | head -1 | cut -c1-40)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both tools)"
 printf '%-8s %5s %12s %14s %16s\n' tool round req/s "tool us/req" "server us/req"
 
 # run TOOL ROUND: one measured run; appends "tool rps tool_us server_us" to $TMP/rows.
@@ -79,5 +80,6 @@ W_CPU=$(col wrk 3); G_CPU=$(col gvhttpd 3)
 W_SRV=$(col wrk 4); G_SRV=$(col gvhttpd 4)
 echo "medians:"
 printf '%-8s %18.0f %14.2f %16.2f\n' wrk "$W_RPS" "$W_CPU" "$W_SRV" gvhttpd "$G_RPS" "$G_CPU" "$G_SRV"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 awk -v g="$G_RPS" -v w="$W_RPS" -v gc="$G_CPU" -v wc="$W_CPU" \
     'BEGIN { printf "ratio gvhttpd/wrk: req/s %.3f, tool CPU per request %.3f (lower is better)\n", g / w, gc / wc }'

@@ -13,8 +13,10 @@
 //!
 //! Measured on the project's 2-core machine (tokio server pinned to CPU 0, load
 //! on CPU 1, -c64, interleaved runs):
-//! - against wrk (`scripts/vs-wrk.sh`, 3 x 10 s): about 1.08x wrk's req/s at about
-//!   0.89x its CPU per request; `strace -c` counts 2.03 syscalls per request here
+//! - against wrk (`scripts/vs-wrk.sh`, three sessions of 3 interleaved rounds):
+//!   1.08x to 1.22x wrk's req/s (medians) at 0.75x to 0.89x its CPU per request
+//!   (the server saturates its core first, which caps req/s for both tools);
+//!   `strace -c` counts 2.03 syscalls per request here
 //!   (sendto, recvfrom, 1/35 epoll_wait) against wrk's 4.0 (write, read, two
 //!   epoll_ctl);
 //! - against io_uring: a throwaway closed-loop io_uring client (one linked
