@@ -32,9 +32,15 @@ pub fn record(h: &mut Hist, us: u64) {
     let _ = h.record(us.clamp(LOWEST_US, HIGHEST_US));
 }
 
-/// Merges `src` into `dst` (both have the same bounds, so nothing is lost).
+/// Merges `src` into `dst`. Histograms made here share bounds, so this is exact;
+/// one decoded from elsewhere with wider bounds has its values clamped instead.
 pub fn merge(dst: &mut Hist, src: &Hist) {
-    dst.add(src).expect("histograms share bounds");
+    if dst.add(src).is_err() {
+        for v in src.iter_recorded() {
+            let us = v.value_iterated_to().clamp(LOWEST_US, HIGHEST_US);
+            let _ = dst.record_n(us, v.count_at_value());
+        }
+    }
 }
 
 /// The V2 serialisation of `h` as base64.

@@ -61,3 +61,15 @@ fn hgrm_lists_the_spectrum_up_to_the_max() {
     assert!(last_row.trim_start().starts_with("5.0"), "{last_row}");
     assert!(text.contains("Total count    =            4"), "{text}");
 }
+
+#[test]
+fn merging_a_wider_foreign_histogram_clamps_instead_of_failing() {
+    let mut wide = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    wide.record(10).unwrap();
+    wide.record(3_000_000_000).unwrap();
+    let decoded = hist::decode(&hist::encode(&wide)).unwrap();
+    let mut h = hist::new_hist();
+    hist::merge(&mut h, &decoded);
+    assert_eq!(h.len(), 2);
+    assert!(h.max() >= hist::HIGHEST_US && h.max() < 2 * hist::HIGHEST_US);
+}
