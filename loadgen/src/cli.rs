@@ -160,6 +160,7 @@ pub fn run_load(a: &LoadArgs) -> Result<Report, Failure> {
         }
     }
     crate::sys::raise_nofile(plan.connections as u64 + 64);
+    engine::stop_on_sigint();
     let out = engine::run(&plan).map_err(Failure::Run)?;
     let report = Report::new(config, &plan, &out);
     if !a.no_summary {

@@ -49,8 +49,35 @@ use crate::hist::{self, Hist};
 use crate::schedule::Latencies;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Set by SIGINT (see [`stop_on_sigint`]): every worker ends its run at its next
+/// wakeup (within 50 ms) and the results so far are reported.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// True once an interrupt asked the running load to stop.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Makes the first Ctrl-C end the run early with a normal summary, like wrk;
+/// a second one (the handler resets itself) kills the process.
+pub fn stop_on_sigint() {
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    sa.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+    // SAFETY: `sa` is initialised, the handler only performs an atomic store
+    // (async-signal-safe), and a null old-action pointer is allowed.
+    unsafe { libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut()) };
+}
 
 /// When to print the live progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

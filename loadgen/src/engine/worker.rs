@@ -149,7 +149,8 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
             }
             break end;
         }
-        if w.measuring && w.budget == Some(0) && w.inflight_total == 0 {
+        let interrupted = super::stop_requested();
+        if interrupted || (w.measuring && w.budget == Some(0) && w.inflight_total == 0) {
             if now > tick_start {
                 w.tick(tx, second, now - tick_start);
             }
