@@ -148,3 +148,39 @@ fn compare_runs_end_to_end_and_lists_unavailable_models() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ctrl_c_ends_the_run_early_with_a_summary() {
+    let srv = Serve::start();
+    let mut child = Command::new(BIN)
+        .args([
+            "bench",
+            "--url",
+            &srv.1,
+            "-c",
+            "4",
+            "-d",
+            "60s",
+            "--progress",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first progress line means the load is running.
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("req/s"), "{line}");
+    // SAFETY: plain kill(2) on the child we started and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("Requests/sec:"), "{stdout}");
+    assert!(
+        !stdout.contains("60.0s test"),
+        "the run was cut short: {stdout}"
+    );
+}
