@@ -5,7 +5,10 @@ mod common;
 use std::io::Write;
 use std::os::unix::fs::symlink;
 
-use common::{assert_well_formed, parse_responses, read_response, read_responses, read_to_close, Server, TempDir};
+use common::{
+    assert_well_formed, parse_responses, read_response, read_responses, read_to_close, Server,
+    TempDir,
+};
 use gvhttpd::config::Model;
 
 fn fixed_routes(model: Model) {
