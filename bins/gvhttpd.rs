@@ -24,6 +24,8 @@ enum Command {
     Serve(ServeArgs),
     /// Say which models can run on this machine (exit 1 if any cannot).
     Models,
+    /// Load generator (closed or open loop); `bench compare` runs the model comparison.
+    Bench(Box<loadgen::cli::BenchArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -193,5 +195,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Models => models(),
+        Command::Bench(args) => loadgen::cli::run(*args),
     }
 }

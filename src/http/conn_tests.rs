@@ -249,3 +249,74 @@ fn large_body_grows_then_shrinks_buffer() {
     assert!(out.ends_with(&body));
     assert!(conn.buf.len() <= INITIAL_BUF);
 }
+
+/// A small deterministic PRNG (xorshift64*), so the fuzz test needs no crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Mutated and random input, split at random points: the core never panics,
+/// always terminates, and every response it writes starts with a status line.
+#[test]
+fn mutation_fuzz_never_panics() {
+    let app = app();
+    let stats = app.registry().worker(0);
+    let seeds: &[&[u8]] = &[
+        PIPELINE,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: v\r\n\r\n",
+        b"POST /echo HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+        b"GET http://h/sleep/1 HTTP/1.1\r\nHost: [::1]:80\r\nConnection: keep-alive, close\r\n\r\n",
+    ];
+    let alphabet = b"\r\n :;,0123456789abcdefABCDEF\t\x00\x7f\xffGETPOSTHTP/1.chunked-length";
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for round in 0..3000 {
+        let mut input = seeds[round % seeds.len()].to_vec();
+        for _ in 0..=rng.below(6) {
+            let at = rng.below(input.len() + 1);
+            match rng.below(4) {
+                0 if at < input.len() => input[at] = alphabet[rng.below(alphabet.len())],
+                1 if at < input.len() => {
+                    input.remove(at);
+                }
+                2 => input.insert(at, alphabet[rng.below(alphabet.len())]),
+                _ => {
+                    let n = rng.below(8);
+                    let dup: Vec<u8> = input[at..].iter().take(n).copied().collect();
+                    input.splice(at..at, dup);
+                }
+            }
+        }
+        let mut conn = Conn::new(Limits::default());
+        let mut out = Vec::new();
+        let mut rest = &input[..];
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            assert!(steps < 10_000, "no progress on {input:?}");
+            match conn.process(&app, stats, &mut out) {
+                Step::Close => break,
+                Step::Sleep(_) => conn.sleep_done(stats, &mut out),
+                Step::File => {
+                    conn.file_opened(Ok(3), stats, &mut out);
+                }
+                Step::Read if rest.is_empty() => conn.peer_closed(),
+                Step::Read => {
+                    let n = rng.below(rest.len()).max(1);
+                    conn.feed(&rest[..n]);
+                    rest = &rest[n..];
+                }
+            }
+        }
+        assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 "), "{input:?}");
+    }
+}

@@ -26,6 +26,7 @@ use crate::config::{Config, Model};
 use crate::shutdown::Shutdown;
 use crate::stats::Registry;
 
+pub mod callback;
 pub mod green;
 pub mod tokio_rt;
 
@@ -55,10 +56,9 @@ impl std::error::Error for ServeError {}
 pub fn check_available(model: Model) -> Result<(), ServeError> {
     match model {
         Model::Tokio => Ok(()),
-        Model::Green => crate::uring::check_available().map_err(ServeError::Unavailable),
-        Model::Callback => Err(ServeError::Unavailable(format!(
-            "model '{model}' is not built yet in this version of gvhttpd; use --model tokio"
-        ))),
+        Model::Callback | Model::Green => {
+            crate::uring::check_available().map_err(ServeError::Unavailable)
+        }
     }
 }
 
@@ -88,7 +88,7 @@ fn run_model(
 ) -> Result<(), ServeError> {
     match cfg.model {
         Model::Tokio => tokio_rt::run(cfg, listeners, app, shutdown),
+        Model::Callback => callback::run(cfg, listeners, app, shutdown),
         Model::Green => green::run(cfg, listeners, app, shutdown),
-        Model::Callback => check_available(cfg.model),
     }
 }

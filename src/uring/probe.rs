@@ -170,10 +170,11 @@ fn probe_ops(ring: &IoUring, f: &mut Features) {
 /// Can this process set up an io_uring at all? `Err` is one line naming the cause
 /// and the fix, for `gvhttpd serve` to print before exiting with status 2.
 ///
-/// The probe ring is set up and torn down on a throwaway thread: tearing a ring
-/// down makes the kernel queue task work (`TWA_SIGNAL`) on every thread that used
-/// it, which interrupts that thread's next blocking syscall — a `recv` with
-/// `SO_RCVTIMEO` then fails with `EINTR`. The caller's thread must not get that.
+/// The probe ring is created and dropped on a short-lived thread: tearing a ring
+/// down makes the kernel queue task work (`TWA_SIGNAL`) to every thread that used
+/// it, which interrupts that thread's next blocking syscall — a read with
+/// `SO_RCVTIMEO` then fails with `EINTR` instead of restarting. The caller's thread
+/// (a test, `main`) must not inherit that.
 pub fn check_available() -> Result<(), String> {
     let probe = std::thread::Builder::new()
         .name("gvhttpd-uring-probe".into())

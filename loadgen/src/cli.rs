@@ -1,0 +1,332 @@
+//! `gvhttpd bench` flags, their validation into a [`Plan`], and the entry point.
+//!
+//! Every error the user can cause is one line naming the flag or the cause, and
+//! exits with status 2 (clap's own syntax errors use clap's format, also status 2).
+
+use crate::compare::CompareArgs;
+use crate::engine::{self, Plan, Progress};
+use crate::hist;
+use crate::report::{self, Report, RunConfig};
+use crate::target::{self, RequestSpec, Url};
+use clap::{Args, Subcommand};
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `gvhttpd bench`: an HTTP/1.1 load generator (closed or open loop).
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// Subcommands of `gvhttpd bench`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// Start `gvhttpd serve` for each model, run the scenario matrix, write results/.
+    Compare(CompareArgs),
+}
+
+/// Flags of one load run.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Target URL (http:// only; any host, resolved via DNS).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Connections to keep open.
+    #[arg(
+        short = 'c',
+        long = "connections",
+        value_name = "N",
+        default_value_t = 10
+    )]
+    pub connections: u64,
+    /// Load threads, one event loop each [default: number of --cpus, else 1].
+    #[arg(short = 't', long, value_name = "N")]
+    pub threads: Option<u64>,
+    /// Pin load threads to these CPUs (e.g. 1, 2-3, 1,3).
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
+    /// Measured duration (e.g. 10s, 500ms, 2m) [default: 10s unless -n is given].
+    #[arg(short = 'd', long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Stop after this many requests (counted after warm-up).
+    #[arg(short = 'n', long = "requests", value_name = "COUNT")]
+    pub requests: Option<u64>,
+    /// Load before measuring starts; excluded from all results.
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub warmup: String,
+    /// Open loop: offer this many requests per second (latency corrected for
+    /// coordinated omission); without it, closed loop.
+    #[arg(long, value_name = "REQ_PER_S")]
+    pub rate: Option<f64>,
+    /// Connect and request timeout.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub timeout: String,
+    /// Extra request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Request method.
+    #[arg(short = 'm', long, value_name = "METHOD", default_value = "GET")]
+    pub method: String,
+    /// Request body.
+    #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body read from a file.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<std::path::PathBuf>,
+    /// Requests in flight per connection.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub pipeline: u64,
+    /// A new connection for every request (`Connection: close`).
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Write the full report (timeline, histograms, checks) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
+    /// Write the percentile spectrum in HdrHistogram's .hgrm format.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<std::path::PathBuf>,
+    /// Server process to watch (CPU per request, peak RSS).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// No progress line.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Print the progress line even when stderr is not a terminal.
+    #[arg(long, conflicts_with = "quiet")]
+    pub progress: bool,
+    /// No summary on stdout (with --json).
+    #[arg(long, hide = true)]
+    pub no_summary: bool,
+}
+
+/// A user error: one line, exit status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Runs `gvhttpd bench` and maps the outcome to an exit status.
+pub fn run(args: BenchArgs) -> ExitCode {
+    let result = match &args.command {
+        Some(BenchCommand::Compare(c)) => crate::compare::run(c),
+        None => run_load(&args.load).map(|_| ()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("gvhttpd bench: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(e)) => {
+            eprintln!("gvhttpd bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Why `bench` failed: the user's input (exit 2) or the run itself (exit 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Usage(CliError),
+    Run(String),
+}
+
+impl From<CliError> for Failure {
+    fn from(e: CliError) -> Self {
+        Failure::Usage(e)
+    }
+}
+
+/// Validates, runs, prints and writes one load run; returns its report.
+pub fn run_load(a: &LoadArgs) -> Result<Report, Failure> {
+    let (plan, config) = plan(a)?;
+    if let Some(rate) = plan.rate {
+        let per_conn = rate / plan.connections as f64;
+        if per_conn > 2_000.0 {
+            eprintln!(
+                "gvhttpd bench: warning: --rate {rate} over -c {} asks {per_conn:.0} req/s of each \
+                 connection (under 0.5 ms per response); raise -c or expect late sends",
+                plan.connections
+            );
+        }
+    }
+    crate::sys::raise_nofile(plan.connections as u64 + 64);
+    engine::stop_on_sigint();
+    let out = engine::run(&plan).map_err(Failure::Run)?;
+    let report = Report::new(config, &plan, &out);
+    if !a.no_summary {
+        print!("{}", report::summary(&report));
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, report.to_json())
+            .map_err(|e| Failure::Run(format!("cannot write --json {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &a.hgrm {
+        std::fs::write(path, hist::hgrm(&out.latencies.corrected))
+            .map_err(|e| Failure::Run(format!("cannot write --hgrm {}: {e}", path.display())))?;
+    }
+    if report.result.successes == 0 {
+        return Err(Failure::Run(
+            "no successful responses (see the error counts above)".into(),
+        ));
+    }
+    Ok(report)
+}
+
+/// Turns flags into a validated plan (resolving and probing the target).
+pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
+    let err = |m: String| CliError(m);
+    if a.connections == 0 {
+        return Err(err("-c/--connections must be at least 1".into()));
+    }
+    if a.connections > 1 << 20 {
+        return Err(err("-c/--connections must be at most 1048576".into()));
+    }
+    if a.pipeline == 0 || a.pipeline > 1024 {
+        return Err(err("--pipeline must be between 1 and 1024".into()));
+    }
+    if a.no_keepalive && a.pipeline > 1 {
+        return Err(err(
+            "--pipeline needs keep-alive; drop --no-keepalive".into()
+        ));
+    }
+    if a.threads == Some(0) {
+        return Err(err("-t/--threads must be at least 1".into()));
+    }
+    if a.requests == Some(0) {
+        return Err(err("-n/--requests must be at least 1".into()));
+    }
+    if let Some(r) = a.rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(err(format!("--rate must be a positive number, not {r}")));
+        }
+    }
+    let duration = match (&a.duration, a.requests) {
+        (Some(d), _) => Some(parse_duration(d).map_err(|e| err(format!("-d/--duration: {e}")))?),
+        (None, Some(_)) => None,
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+    if duration == Some(Duration::ZERO) {
+        return Err(err("-d/--duration must be more than 0".into()));
+    }
+    let warmup = parse_duration(&a.warmup).map_err(|e| err(format!("--warmup: {e}")))?;
+    let timeout = parse_duration(&a.timeout).map_err(|e| err(format!("--timeout: {e}")))?;
+    if timeout.is_zero() {
+        return Err(err("--timeout must be more than 0".into()));
+    }
+    let cpus = match &a.cpus {
+        Some(s) => Some(crate::sys::parse_cpu_list(s).map_err(|e| err(format!("--cpus: {e}")))?),
+        None => None,
+    };
+    let raw_url = a
+        .url
+        .as_deref()
+        .ok_or_else(|| err("missing --url (e.g. --url http://127.0.0.1:8080/)".into()))?;
+    let url = Url::parse(raw_url).map_err(err)?;
+    let body = match (&a.body, &a.body_file) {
+        (Some(b), _) => b.as_bytes().to_vec(),
+        (None, Some(p)) => {
+            std::fs::read(p).map_err(|e| err(format!("--body-file {}: {e}", p.display())))?
+        }
+        (None, None) => Vec::new(),
+    };
+    let method = a.method.to_ascii_uppercase();
+    let request = target::serialise(&RequestSpec {
+        method: &method,
+        url: &url,
+        headers: &a.headers,
+        body: &body,
+        keepalive: !a.no_keepalive,
+    })
+    .map_err(err)?;
+    let addrs = url.resolve().map_err(err)?;
+    let addr = target::preflight(&addrs, timeout.min(Duration::from_secs(5))).map_err(err)?;
+    let connections = a.connections as usize;
+    let threads = a
+        .threads
+        .map(|t| t as usize)
+        .unwrap_or_else(|| cpus.as_ref().map_or(1, Vec::len))
+        .clamp(1, connections);
+    let tty = std::io::stderr().is_terminal();
+    let progress = match (a.quiet, a.progress, tty) {
+        (true, _, _) => Progress::Off,
+        (false, true, false) => Progress::Lines,
+        (false, _, true) => Progress::Line,
+        (false, false, false) => Progress::Off,
+    };
+    if let Some(pid) = a.server_pid {
+        if crate::sys::process_cpu(&pid.to_string()).is_none() {
+            return Err(err(format!("--server-pid {pid}: no such process")));
+        }
+    }
+    let server_cores = a
+        .server_pid
+        .and_then(|p| crate::sys::allowed_cpus(&p.to_string()));
+    let plan = Plan {
+        addr,
+        request,
+        head_request: method == "HEAD",
+        connections,
+        threads,
+        cpus: cpus.clone(),
+        pipeline: a.pipeline as usize,
+        keepalive: !a.no_keepalive,
+        duration,
+        requests: a.requests,
+        warmup,
+        rate: a.rate,
+        timeout,
+        progress,
+        server_pid: a.server_pid,
+        server_cores,
+    };
+    let config = RunConfig {
+        url: raw_url.to_string(),
+        method,
+        connections,
+        threads,
+        cpus,
+        pipeline: plan.pipeline,
+        keepalive: plan.keepalive,
+        duration_s: duration.map(|d| d.as_secs_f64()),
+        requests: a.requests,
+        warmup_s: warmup.as_secs_f64(),
+        rate: a.rate,
+        timeout_s: timeout.as_secs_f64(),
+    };
+    Ok((plan, config))
+}
+
+/// Parses `10s`, `500ms`, `250us`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration '{s}': expected e.g. 10s, 500ms, 2m"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        u => return Err(format!("bad duration '{s}': unknown unit '{u}'")),
+    };
+    let secs = v * scale;
+    if !secs.is_finite() || secs > 1e7 {
+        return Err(format!("bad duration '{s}': too long"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}

@@ -1,0 +1,332 @@
+//! What a run reports: the JSON document (`--json`), the human summary, and the
+//! live progress line.
+//!
+//! JSON schema `gvhttpd-bench/1` (every field is written; readers may rely on it):
+//! `schema`, `tool{name,version}`, `command[]`, `env{host,kernel,cpu_model,cpus}`,
+//! `config{...}`, `result{elapsed_s, requests, successes, req_per_s, ...,
+//! counts{...}, latency, latency_uncorrected?, histogram, histogram_uncorrected?}`,
+//! `timeline[]`, `checks{...}`. Histograms are base64 HdrHistogram V2 (µs).
+
+use crate::checks::Checks;
+use crate::engine::{Counts, Outcome, Plan, Progress, Second};
+use crate::hist::{self, fmt_us, LatencySummary};
+use crate::sys;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+/// Schema name written into every report.
+pub const SCHEMA: &str = "gvhttpd-bench/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Env {
+    pub host: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+}
+
+impl Env {
+    /// This machine.
+    pub fn here() -> Env {
+        Env {
+            host: sys::hostname(),
+            kernel: sys::kernel(),
+            cpu_model: sys::cpu_model(),
+            cpus: sys::cpu_count(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub url: String,
+    pub method: String,
+    pub connections: usize,
+    pub threads: usize,
+    pub cpus: Option<Vec<usize>>,
+    pub pipeline: usize,
+    pub keepalive: bool,
+    pub duration_s: Option<f64>,
+    pub requests: Option<u64>,
+    pub warmup_s: f64,
+    pub rate: Option<f64>,
+    pub timeout_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Measured period (warm-up excluded).
+    pub elapsed_s: f64,
+    /// Responses received (any status).
+    pub requests: u64,
+    /// Responses with status < 400 (the ones in the histograms).
+    pub successes: u64,
+    /// Responses per second over the measured period.
+    pub req_per_s: f64,
+    /// Open loop: the requested rate.
+    pub target_rate: Option<f64>,
+    /// Requests sent per second.
+    pub send_rate: f64,
+    pub sends: u64,
+    /// Sends that left more than 2 ms after their intended time.
+    pub late_sends: u64,
+    pub counts: Counts,
+    /// From the intended send time (coordinated-omission corrected).
+    pub latency: LatencySummary,
+    /// Open loop: from the actual send time.
+    pub latency_uncorrected: Option<LatencySummary>,
+    pub histogram: String,
+    pub histogram_uncorrected: Option<String>,
+}
+
+/// The whole `--json` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub tool: Tool,
+    pub command: Vec<String>,
+    pub env: Env,
+    pub config: RunConfig,
+    pub result: RunResult,
+    pub timeline: Vec<Second>,
+    pub checks: Checks,
+    /// Warnings printed with the summary.
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// Builds the report of a finished run.
+    pub fn new(config: RunConfig, plan: &Plan, out: &Outcome) -> Report {
+        let secs = out.elapsed.as_secs_f64().max(1e-9);
+        let c = &out.counts;
+        let requests = c.successes() + c.status_4xx + c.status_5xx;
+        let lat = &out.latencies;
+        let mut r = Report {
+            schema: SCHEMA.into(),
+            tool: Tool {
+                name: "gvhttpd bench".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            command: std::env::args().collect(),
+            env: Env::here(),
+            config,
+            result: RunResult {
+                elapsed_s: out.elapsed.as_secs_f64(),
+                requests,
+                successes: c.successes(),
+                req_per_s: requests as f64 / secs,
+                target_rate: plan.rate,
+                send_rate: lat.sends as f64 / secs,
+                sends: lat.sends,
+                late_sends: lat.late,
+                counts: *c,
+                latency: LatencySummary::of(&lat.corrected),
+                latency_uncorrected: lat.uncorrected.as_ref().map(LatencySummary::of),
+                histogram: hist::encode(&lat.corrected),
+                histogram_uncorrected: lat.uncorrected.as_ref().map(hist::encode),
+            },
+            timeline: out.timeline.clone(),
+            checks: out.checks.clone(),
+            warnings: Vec::new(),
+        };
+        r.warnings = warnings(&r, plan);
+        r
+    }
+
+    /// Serialises to pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+
+    /// Parses a report written by [`Report::to_json`].
+    pub fn from_json(s: &str) -> Result<Report, String> {
+        let r: Report = serde_json::from_str(s).map_err(|e| format!("not a bench report: {e}"))?;
+        if r.schema != SCHEMA {
+            return Err(format!("unknown report schema '{}'", r.schema));
+        }
+        Ok(r)
+    }
+}
+
+fn warnings(r: &Report, plan: &Plan) -> Vec<String> {
+    let mut w = Vec::new();
+    let res = &r.result;
+    if let Some(rate) = plan.rate {
+        let late_share = res.late_sends as f64 / (res.sends.max(1)) as f64;
+        let mean_s = res
+            .latency_uncorrected
+            .as_ref()
+            .map_or(0.0, |l| l.mean_us / 1e6);
+        let needed = (rate * mean_s * plan.pipeline.max(1) as f64).ceil() as usize;
+        if late_share > 0.01 || res.send_rate < rate * 0.95 {
+            w.push(format!(
+                "{} of {} sends were late and the send rate was {:.0}/s for a target of {rate:.0}/s: \
+                 -c {} is too small or the server is saturated (by Little's law about {} \
+                 connections are needed at the observed mean latency)",
+                res.late_sends, res.sends, res.send_rate, plan.connections, needed.max(1)
+            ));
+        }
+    }
+    if r.checks.generator_bound {
+        w.push(format!(
+            "generator-bound: the generator used {:.0}% of its {} core(s) while the server did not \
+             saturate; the numbers measure the load generator",
+            r.checks.generator_cpu_share * 100.0,
+            r.checks.generator_cores
+        ));
+    }
+    if r.checks.noisy {
+        w.push(format!(
+            "noisy: steal {:.1}%, other processes {:.1}% of machine CPU during the run",
+            r.checks.steal_share * 100.0,
+            r.checks.foreign_share * 100.0
+        ));
+    }
+    w
+}
+
+/// The final human summary (wrk-like, with more percentiles).
+pub fn summary(r: &Report) -> String {
+    let mut s = String::new();
+    let c = &r.config;
+    let res = &r.result;
+    let mode = match c.rate {
+        Some(rate) => format!("open loop at {rate:.0} req/s"),
+        None => "closed loop".into(),
+    };
+    let _ = writeln!(
+        s,
+        "Running {:.1}s test @ {} ({mode}, warm-up {:.1}s excluded)",
+        res.elapsed_s, c.url, c.warmup_s
+    );
+    let _ = writeln!(
+        s,
+        "  {} threads and {} connections{}{}",
+        c.threads,
+        c.connections,
+        if c.pipeline > 1 {
+            format!(", pipeline {}", c.pipeline)
+        } else {
+            String::new()
+        },
+        if c.keepalive { "" } else { ", no keep-alive" }
+    );
+    let corrected = if res.latency_uncorrected.is_some() {
+        " (from intended send time)"
+    } else {
+        ""
+    };
+    let l = &res.latency;
+    let _ = writeln!(
+        s,
+        "  Latency{corrected}: mean {}, stdev {}",
+        fmt_us(l.mean_us),
+        fmt_us(l.stdev_us)
+    );
+    let _ = writeln!(s, "  Latency Distribution");
+    for (i, (label, v)) in l.rows().iter().enumerate() {
+        let u = res
+            .latency_uncorrected
+            .as_ref()
+            .map(|u| format!("   (actual send: {})", fmt_us(u.rows()[i].1 as f64)))
+            .unwrap_or_default();
+        let _ = writeln!(s, "    {label:>7} {:>10}{u}", fmt_us(*v as f64));
+    }
+    let _ = writeln!(
+        s,
+        "  {} requests in {:.2}s, {:.2}MB read",
+        res.requests,
+        res.elapsed_s,
+        res.counts.bytes_read as f64 / 1e6
+    );
+    let k = &res.counts;
+    if k.transport_errors() > 0 {
+        let _ = writeln!(
+            s,
+            "  Socket errors: connect refused {}, connect timeout {}, request timeout {}, \
+             reset/EOF {}, write {}, parse {}",
+            k.connect_refused,
+            k.connect_timeout,
+            k.request_timeout,
+            k.reset_eof,
+            k.write_error,
+            k.parse_error
+        );
+    }
+    if k.status_4xx + k.status_5xx > 0 {
+        let _ = writeln!(
+            s,
+            "  Non-2xx or 3xx responses: {} (4xx {}, 5xx {}) - not in the latency histogram",
+            k.status_4xx + k.status_5xx,
+            k.status_4xx,
+            k.status_5xx
+        );
+    }
+    let _ = writeln!(s, "Requests/sec: {:>12.2}", res.req_per_s);
+    if let Some(t) = res.target_rate {
+        let _ = writeln!(
+            s,
+            "Target rate:  {t:>12.2}   sent {:.2}/s, {} of {} sends late",
+            res.send_rate, res.late_sends, res.sends
+        );
+    }
+    let ch = &r.checks;
+    let _ = writeln!(
+        s,
+        "Generator CPU: {:.2}s ({:.0}% of {} core(s), {:.2}us/request)",
+        ch.generator_cpu_s,
+        ch.generator_cpu_share * 100.0,
+        ch.generator_cores,
+        ch.generator_cpu_us_per_request
+    );
+    if let Some(sv) = &ch.server {
+        let _ = writeln!(
+            s,
+            "Server CPU:    {:.2}s ({:.0}% of {} core(s), {:.2}us/request), peak RSS {} KiB",
+            sv.cpu_s,
+            sv.cpu_share * 100.0,
+            sv.cores,
+            sv.cpu_us_per_request,
+            sv.peak_rss_kib
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Machine: steal {:.1}%, other processes {:.1}%",
+        ch.steal_share * 100.0,
+        ch.foreign_share * 100.0
+    );
+    for w in &r.warnings {
+        let _ = writeln!(s, "WARNING: {w}");
+    }
+    s
+}
+
+/// Prints one progress line for a finished second: its rate, errors and p99, and
+/// the p99 of the whole measured period so far.
+pub fn progress_line(mode: Progress, s: &Second, p99_so_far: u64) {
+    if mode == Progress::Off {
+        return;
+    }
+    let line = format!(
+        "[{:>5.1}s] {:>10.0} req/s  errors {:>6}  p99 {:>9} (so far {:>9})",
+        s.t_s,
+        s.requests as f64 / s.dur_s.max(1e-9),
+        s.errors,
+        fmt_us(s.p99_us as f64),
+        fmt_us(p99_so_far as f64)
+    );
+    let mut err = std::io::stderr().lock();
+    let _ = match mode {
+        Progress::Line => write!(err, "\r{line}"),
+        _ => writeln!(err, "{line}"),
+    };
+    let _ = err.flush();
+}

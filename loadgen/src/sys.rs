@@ -1,0 +1,207 @@
+//! Linux facts the self-checks need: CPU time of this process and of the server
+//! (`/proc/PID/stat`), peak and current RSS (`/proc/PID/status`), machine-wide CPU
+//! accounting including steal (`/proc/stat`), thread pinning and the fd limit.
+
+use std::fs;
+use std::time::Duration;
+
+/// Clock ticks per second used by `/proc/*/stat`.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf only reads a configuration value; no memory is passed.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// utime + stime of process `pid` ("self" for this one).
+pub fn process_cpu(pid: &str) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields resume after the last ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after.split_whitespace();
+    // After ')' field 0 is state (3rd overall); utime/stime are the 14th/15th overall.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    let ticks = clock_ticks();
+    Some(Duration::from_micros((utime + stime) * 1_000_000 / ticks))
+}
+
+/// A `kB` field (e.g. `VmHWM`, `VmRSS`) of `/proc/PID/status`, in KiB.
+pub fn status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Number of CPUs process `pid` may run on (`Cpus_allowed_list`).
+pub fn allowed_cpus(pid: &str) -> Option<usize> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+    parse_cpu_list(list.trim()).ok().map(|v| v.len())
+}
+
+/// Machine-wide CPU time from the first line of `/proc/stat`, in ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MachineCpu {
+    /// All time, idle included.
+    pub total: u64,
+    /// Non-idle time (user, nice, system, irq, softirq), steal excluded.
+    pub busy: u64,
+    pub steal: u64,
+}
+
+impl MachineCpu {
+    /// Reads `/proc/stat` now (zeros if unreadable).
+    pub fn now() -> MachineCpu {
+        fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| Self::parse(&s))
+            .unwrap_or_default()
+    }
+
+    fn parse(s: &str) -> Option<MachineCpu> {
+        let line = s.lines().next()?.strip_prefix("cpu ")?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let get = |i: usize| v.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal (guest is inside user).
+        let busy = get(0) + get(1) + get(2) + get(5) + get(6);
+        let steal = get(7);
+        Some(MachineCpu {
+            total: busy + get(3) + get(4) + steal,
+            busy,
+            steal,
+        })
+    }
+
+    /// Difference `self - earlier`.
+    pub fn since(&self, earlier: &MachineCpu) -> MachineCpu {
+        MachineCpu {
+            total: self.total.saturating_sub(earlier.total),
+            busy: self.busy.saturating_sub(earlier.busy),
+            steal: self.steal.saturating_sub(earlier.steal),
+        }
+    }
+}
+
+/// Kernel release (`uname -r`).
+pub fn kernel() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Host name.
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// CPU model name from `/proc/cpuinfo`.
+pub fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// CPUs on the machine (not just those this thread may use).
+pub fn cpu_count() -> usize {
+    fs::read_to_string("/proc/cpuinfo")
+        .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Parses a CPU list like `1`, `0,2` or `0-3,6`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let bad = || format!("bad CPU list '{s}': expected e.g. 1 or 0,2 or 0-3");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a > b || b >= 1024 {
+                    return Err(bad());
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if cpus.iter().any(|&c| c >= 1024) {
+        return Err(format!(
+            "bad CPU list '{s}': CPU numbers must be below 1024"
+        ));
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+/// Pins the calling thread to `cpus`.
+pub fn pin_current_thread(cpus: &[usize]) -> Result<(), String> {
+    // SAFETY: cpu_set_t is a plain bit array; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        if c >= libc::CPU_SETSIZE as usize {
+            return Err(format!(
+                "cannot pin to CPU {c}: CPU numbers must be below 1024"
+            ));
+        }
+        // SAFETY: `c` is below CPU_SETSIZE (checked above), so the bit lies inside `set`.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: `set` is a valid, initialised cpu_set_t and the size passed is its
+    // own; pid 0 means the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot pin to CPUs {cpus:?}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// Raises the soft open-files limit to at least `want` (up to the hard limit);
+/// returns the soft limit now in force.
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit the kernel fills in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    if lim.rlim_cur < want {
+        let new = libc::rlimit {
+            rlim_cur: want.min(lim.rlim_max),
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `new` is a valid rlimit read by the kernel.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            return new.rlim_cur;
+        }
+    }
+    lim.rlim_cur
+}

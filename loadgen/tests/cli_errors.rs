@@ -1,0 +1,86 @@
+//! Bad flags give one clear line and exit status 2.
+
+mod common;
+
+use clap::Parser;
+use loadgen::cli::{plan, BenchArgs, CliError};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+fn plan_error(argv: &[&str]) -> String {
+    let cli = Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
+        .expect("syntactically valid");
+    let CliError(msg) = plan(&cli.bench.load).expect_err("must be rejected");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    msg
+}
+
+#[test]
+fn zero_connections() {
+    let m = plan_error(&["--url", "http://127.0.0.1:1/", "-c", "0"]);
+    assert_eq!(m, "-c/--connections must be at least 1");
+}
+
+#[test]
+fn bad_urls() {
+    assert!(plan_error(&["--url", "https://127.0.0.1/"]).contains("only http://"));
+    assert!(plan_error(&["--url", "127.0.0.1:8080"]).contains("expected http://"));
+    assert!(plan_error(&["--url", "http://127.0.0.1:99999/"]).contains("bad port"));
+    assert!(plan_error(&["--url", "http:///path"]).contains("no host"));
+    assert!(plan_error(&[]).contains("missing --url"));
+}
+
+#[test]
+fn unreachable_hosts() {
+    // A name that cannot resolve (RFC 2606 reserves .invalid).
+    let m = plan_error(&["--url", "http://no-such-host.invalid/"]);
+    assert!(
+        m.starts_with("cannot resolve host 'no-such-host.invalid'"),
+        "{m}"
+    );
+    // A loopback port with nothing listening.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let url = format!("http://127.0.0.1:{port}/");
+    let m = plan_error(&["--url", &url]);
+    assert!(
+        m.starts_with(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{m}"
+    );
+    assert!(m.to_lowercase().contains("refused"), "{m}");
+}
+
+#[test]
+fn other_bad_values() {
+    let srv = common::start(common::Style::Length);
+    let url = format!("http://{}/", srv.addr);
+    let u = url.as_str();
+    assert!(plan_error(&["--url", u, "-d", "10 parsecs"]).contains("-d/--duration"));
+    assert!(plan_error(&["--url", u, "-d", "0s"]).contains("more than 0"));
+    assert!(plan_error(&["--url", u, "--rate=-5"]).contains("--rate"));
+    assert!(plan_error(&["--url", u, "--pipeline", "0"]).contains("--pipeline"));
+    assert!(plan_error(&["--url", u, "--pipeline", "4", "--no-keepalive"]).contains("keep-alive"));
+    assert!(plan_error(&["--url", u, "-H", "NoColon"]).contains("bad header"));
+    assert!(plan_error(&["--url", u, "-m", "G T"]).contains("bad method"));
+    assert!(plan_error(&["--url", u, "--cpus", "x"]).contains("--cpus"));
+    assert!(plan_error(&["--url", u, "-t", "0"]).contains("-t/--threads"));
+    assert!(plan_error(&["--url", u, "--server-pid", "4000000000"]).contains("no such process"));
+}
+
+#[test]
+fn run_maps_usage_errors_to_exit_2() {
+    let cli = Cli::try_parse_from(["bench", "--url", "http://127.0.0.1:1/", "-c", "0"]).unwrap();
+    assert_eq!(loadgen::cli::run(cli.bench), ExitCode::from(2));
+}
+
+#[test]
+fn clap_rejects_non_numbers_with_status_2() {
+    let e = Cli::try_parse_from(["bench", "-c", "many"]).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+}

@@ -1,0 +1,137 @@
+//! The engine against real loopback servers: counts are exact, failures land in
+//! the right category and stay out of the latency histogram.
+
+mod common;
+
+use common::{args, start, Style};
+use loadgen::cli::{run_load, Failure};
+use loadgen::hist;
+use loadgen::report::Report;
+use std::sync::atomic::Ordering;
+
+fn run(a: &loadgen::cli::LoadArgs) -> Report {
+    run_load(a).expect("run succeeds")
+}
+
+#[test]
+fn closed_loop_count_is_exact_across_threads() {
+    let srv = start(Style::Length);
+    let mut a = args(srv.addr, "/");
+    a.connections = 6;
+    a.threads = Some(3);
+    a.requests = Some(1_000);
+    let r = run(&a);
+    assert_eq!(r.result.requests, 1_000);
+    assert_eq!(r.result.counts.status_2xx, 1_000);
+    assert_eq!(r.result.latency.count, 1_000);
+    assert_eq!(r.result.counts.transport_errors(), 0);
+    assert_eq!(srv.requests.load(Ordering::Relaxed), 1_000);
+    // 13-byte body + head (65 bytes): every byte was read.
+    assert_eq!(r.result.counts.bytes_read, 1_000 * 78);
+    let h = hist::decode(&r.result.histogram).unwrap();
+    assert_eq!(h.len(), 1_000);
+}
+
+#[test]
+fn pipelined_chunked_responses_are_all_counted() {
+    let srv = start(Style::Chunked);
+    let mut a = args(srv.addr, "/chunked");
+    a.pipeline = 8;
+    a.requests = Some(2_000);
+    let r = run(&a);
+    assert_eq!(r.result.counts.status_2xx, 2_000);
+    assert_eq!(r.result.counts.parse_error, 0);
+    assert_eq!(srv.requests.load(Ordering::Relaxed), 2_000);
+}
+
+#[test]
+fn no_keepalive_uses_one_connection_per_request() {
+    let srv = start(Style::CloseEach);
+    let mut a = args(srv.addr, "/");
+    a.no_keepalive = true;
+    a.requests = Some(200);
+    let r = run(&a);
+    assert_eq!(r.result.counts.status_2xx, 200);
+    assert_eq!(r.result.counts.transport_errors(), 0);
+}
+
+#[test]
+fn server_errors_are_counted_but_not_in_the_histogram() {
+    let srv = start(Style::Unavailable);
+    let mut a = args(srv.addr, "/");
+    a.requests = Some(100);
+    match run_load(&a) {
+        Err(Failure::Run(e)) => assert!(e.contains("no successful responses"), "{e}"),
+        other => panic!("expected a run failure, got {other:?}"),
+    }
+    // And with --json the counts are there.
+    let dir = std::env::temp_dir().join(format!("lg-5xx-{}.json", std::process::id()));
+    a.json = Some(dir.clone());
+    let _ = run_load(&a);
+    let r = Report::from_json(&std::fs::read_to_string(&dir).unwrap()).unwrap();
+    std::fs::remove_file(&dir).unwrap();
+    assert_eq!(r.result.counts.status_5xx, 100);
+    assert_eq!(r.result.latency.count, 0);
+}
+
+#[test]
+fn silent_server_gives_request_timeouts() {
+    let srv = start(Style::Silent);
+    let mut a = args(srv.addr, "/");
+    a.requests = None;
+    a.duration = Some("1200ms".into());
+    a.timeout = "300ms".into();
+    a.connections = 2;
+    let out = loadgen::cli::plan(&a).unwrap().0;
+    let outcome = loadgen::engine::run(&out).unwrap();
+    assert!(outcome.counts.request_timeout >= 2, "{:?}", outcome.counts);
+    assert_eq!(outcome.latencies.corrected.len(), 0);
+}
+
+#[test]
+fn resets_are_counted_as_reset_eof() {
+    let srv = start(Style::Reset);
+    let mut a = args(srv.addr, "/");
+    a.requests = None;
+    a.duration = Some("300ms".into());
+    let (plan, _) = loadgen::cli::plan(&a).unwrap();
+    let outcome = loadgen::engine::run(&plan).unwrap();
+    assert!(outcome.counts.reset_eof > 0, "{:?}", outcome.counts);
+    assert_eq!(outcome.counts.successes(), 0);
+}
+
+#[test]
+fn open_loop_sends_at_the_target_rate() {
+    let srv = start(Style::Length);
+    let mut a = args(srv.addr, "/");
+    a.requests = None;
+    a.duration = Some("1s".into());
+    a.rate = Some(500.0);
+    a.connections = 5;
+    let r = run(&a);
+    // 500 req/s for 1 s, evenly scheduled: 500 intended sends (+-1 at the edge).
+    assert!(
+        (499..=501).contains(&r.result.sends),
+        "sends {}",
+        r.result.sends
+    );
+    assert_eq!(r.result.target_rate, Some(500.0));
+    assert!(r.result.latency_uncorrected.is_some());
+    assert!(r.result.histogram_uncorrected.is_some());
+}
+
+#[test]
+fn count_after_warmup_is_exact() {
+    let srv = start(Style::Length);
+    let mut a = args(srv.addr, "/");
+    a.warmup = "300ms".into();
+    a.requests = Some(500);
+    a.pipeline = 4;
+    let r = run(&a);
+    assert_eq!(r.result.requests, 500);
+    assert_eq!(r.result.latency.count, 500);
+    // The warm-up's requests reached the server too but are not in the results.
+    assert!(srv.requests.load(Ordering::Relaxed) > 500);
+    let in_timeline: u64 = r.timeline.iter().map(|s| s.requests).sum();
+    assert_eq!(in_timeline, 500);
+}
