@@ -23,6 +23,19 @@ def rss_kib(pid):
     return 0
 
 
+def stack_slab_rss_kib(pid):
+    """RSS of the green-thread stack slabs: the anonymous mappings with
+    MADV_GUARD_INSTALL guard regions (smaps flag `gu`) — 0 for other models."""
+    total, rss = 0, 0
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmFlags:") and " gu" in line:
+                total += rss
+    return total
+
+
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
     pid = int(sys.argv[2])
@@ -83,6 +96,7 @@ def main():
     answered = time.monotonic()
     time.sleep(1.0)  # let the server park every connection in its idle read
     after = rss_kib(pid)
+    stacks = stack_slab_rss_kib(pid)
     closed_early = 0
     for s in conns:
         try:
@@ -99,6 +113,7 @@ def main():
         f"{n} x GET {path}: {ok} answered 200, {failed} failed, {pending} unanswered, "
         f"{closed_early} closed early, all answered in {answered - t0:.2f}s; "
         f"server VmRSS {before} -> {after} KiB = {per:.0f} B per idle connection"
+        + (f" (green stacks: {stacks * 1024 / n:.0f} B per connection)" if stacks else "")
     )
     sys.exit(0 if ok == n and closed_early == 0 else 1)
 

@@ -24,7 +24,7 @@
 //!   its buffer.
 //!
 //! API: [`spawn`] / [`try_spawn`] → [`JoinHandle`], [`yield_now`], [`sleep`],
-//! [`nop`], [`wait_wake`], [`interrupt_all`]; [`net::GvtListener`] /
+//! [`nop`], [`wait_wake`], [`interrupt_all`], [`on_worker_stack`]; [`net::GvtListener`] /
 //! [`net::GvtStream`]; [`fs::GvtFile`].
 
 pub mod fs;
@@ -46,7 +46,7 @@ use crate::config::{UringOptions, DEFAULT_GREEN_STACK};
 use crate::stats::{Registry, WorkerStats};
 use crate::uring::{Features, RingWaker};
 
-pub use sched::{in_green_thread, yield_now, Interrupt, JoinHandle};
+pub use sched::{in_green_thread, on_worker_stack, yield_now, Interrupt, JoinHandle};
 pub use time::{nop, sleep};
 
 use reactor::Reactor;

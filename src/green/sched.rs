@@ -150,6 +150,8 @@ thread_local! {
     /// Set while the runtime force-unwinds leftover coroutines (their unwind
     /// payload must pass through the task's `catch_unwind`).
     static UNWINDING: Cell<bool> = const { Cell::new(false) };
+    /// Set while `on_worker_stack` runs a closure on the worker's stack.
+    static ON_WORKER_STACK: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Install `ctx` as this thread's runtime; `Err` if one is installed already.
@@ -196,12 +198,40 @@ pub(crate) fn set_unwinding(on: bool) {
 fn suspend(s: Suspend) {
     let y = YIELDER.get();
     assert!(!y.is_null(), "suspend outside a green thread");
+    assert!(
+        !ON_WORKER_STACK.get(),
+        "blocking green call inside green::on_worker_stack"
+    );
     // SAFETY: YIELDER is non-null only while a coroutine runs on this thread, and the
     // running coroutine stored it from `&Yielder` handed to its body (at start, and
     // below after every resume). That Yielder lives on this coroutine's stack for the
     // whole body, and we are executing on that stack now, so the pointer is valid.
     unsafe { (*y).suspend(s) };
     YIELDER.set(y);
+}
+
+/// Run `f` on the worker thread's own stack instead of the calling green thread's,
+/// and return its result. Stack-hungry work that does not block (parsing, building
+/// a response) then never grows a green stack, so an idle green thread keeps only
+/// the few pages its blocking loop needs. `f` must not make blocking green calls
+/// (it would panic); a panic in `f` propagates to the caller. Outside a green
+/// thread `f` simply runs.
+pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
+    let y = YIELDER.get();
+    if y.is_null() || ON_WORKER_STACK.get() {
+        return f();
+    }
+    ON_WORKER_STACK.set(true);
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ON_WORKER_STACK.set(false);
+        }
+    }
+    let _reset = Reset;
+    // SAFETY: as in `suspend`: YIELDER is the running coroutine's own Yielder, valid
+    // while we execute on its stack, which we do until `on_parent_stack` returns.
+    unsafe { (*y).on_parent_stack(f) }
 }
 
 /// Give other ready green threads a turn, then continue.
@@ -411,9 +441,11 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
             }
         }
     }
-    // Back on the scheduler's own stack: no green thread is running.
+    // Back on the scheduler's own stack: no green thread is running (and the last
+    // one's Yielder must not be used from here).
     stack::set_active((0, 0), 0);
     CURRENT.set(None);
+    YIELDER.set(std::ptr::null());
 }
 
 /// Deliver `level` to every task but the caller; tasks spawned later start with it.

@@ -364,3 +364,46 @@ fn guard_pages_do_not_cost_a_vma_each_on_new_kernels() {
         assert_eq!(kind, stack::GuardKind::Madvise);
     }
 }
+
+#[test]
+fn on_worker_stack_runs_off_the_green_stack_and_returns() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let (inside, outside, v) = rt()
+        .block_on(|| {
+            let here = 0u8;
+            let green_sp = &here as *const u8 as usize;
+            let (worker_sp, v) = on_worker_stack(|| {
+                let there = 0u8;
+                (&there as *const u8 as usize, 41 + 1)
+            });
+            (green_sp, worker_sp, v)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(v, 42);
+    // The two frames live on different stacks (green stacks are far from the
+    // thread's own stack).
+    assert!(
+        inside.abs_diff(outside) > 1 << 20,
+        "{inside:x} vs {outside:x}"
+    );
+    assert_eq!(
+        on_worker_stack(|| 7),
+        7,
+        "outside a green thread it just runs"
+    );
+}
+
+#[test]
+fn blocking_inside_on_worker_stack_panics_instead_of_corrupting() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let r = rt()
+        .block_on(|| spawn(|| on_worker_stack(yield_now)).join())
+        .unwrap()
+        .unwrap();
+    assert!(r.is_err());
+}

@@ -211,6 +211,10 @@ impl Drop for Open<'_> {
     }
 }
 
+/// Bytes an idle connection's read takes into its stack buffer (a first read of a
+/// bigger request just continues into the connection's own buffer).
+const IDLE_READ: usize = 1024;
+
 /// One connection, start to close, in blocking style.
 fn connection(mut stream: GvtStream, w: &Worker) {
     let _open = Open(w);
@@ -222,13 +226,19 @@ fn connection(mut stream: GvtStream, w: &Worker) {
     let mut shutting_down = false;
     stream.set_write_timeout(Some(t.write));
     stream.set_read_deadline(Some(Instant::now() + t.idle));
+    // An idle connection reads into this buffer on its own stack (whose top page is
+    // resident anyway) and holds no heap input buffer while it waits.
+    let mut idle = [0u8; IDLE_READ];
     let linger = 'conn: loop {
-        match stream.read(conn.read_buf()) {
+        let read = if conn.phase() == Phase::Idle {
+            conn.release_idle_buffer();
+            stream.read(&mut idle).inspect(|&n| conn.feed(&idle[..n]))
+        } else {
+            stream.read(conn.read_buf()).inspect(|&n| conn.filled(n))
+        };
+        match read {
             Ok(0) => conn.peer_closed(),
-            Ok(n) => {
-                conn.filled(n);
-                stats.bytes_in.add(n as u64);
-            }
+            Ok(n) => stats.bytes_in.add(n as u64),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 conn.read_timed_out(stats, &mut out);
                 break send(&mut stream, &out, stats).is_ok() && !out.is_empty();
@@ -246,7 +256,9 @@ fn connection(mut stream: GvtStream, w: &Worker) {
             Err(_) => break false,
         }
         loop {
-            let step = conn.process(&w.app, stats, &mut out);
+            // Parsing and answering run on the worker's stack: the green stack stays
+            // at the depth of this loop (see `green::on_worker_stack`).
+            let step = green::on_worker_stack(|| conn.process(&w.app, stats, &mut out));
             if !out.is_empty() {
                 if send(&mut stream, &out, stats).is_err() {
                     break 'conn false;
