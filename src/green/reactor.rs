@@ -142,7 +142,9 @@ impl Reactor {
 ///
 /// Returns the CQE result (`>= 0`), `TimedOut` when `deadline` passed first,
 /// `Interrupted` when an interrupt that `gives_way` to arrived, or the op's errno.
-/// `TimedOut` / `Interrupted` may be returned before anything is submitted.
+/// A pending interrupt returns `Interrupted` before anything is submitted; a
+/// deadline already in the past is not checked here (that would cost a clock read
+/// per op): the op is submitted and the next loop turn cancels it.
 ///
 /// # Safety
 /// Every pointer in `sqe` must stay valid until this function returns. Memory
@@ -167,9 +169,6 @@ pub(crate) unsafe fn submit(
                 t.interrupt = Interrupt::None;
             }
             return Err(interrupted());
-        }
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            return Err(timed_out());
         }
         t.op = OpSlot {
             in_flight: true,
