@@ -91,15 +91,16 @@ fn yield_alone(iters: u64) -> Duration {
     .unwrap()
 }
 
+/// Two threads alternate: `iters` yields in all (each resumes the other thread).
 fn yield_pingpong(iters: u64) -> Duration {
     rt().block_on(move || {
         let other = green::spawn(move || {
-            for _ in 0..iters {
+            for _ in 0..iters / 2 {
                 green::yield_now();
             }
         });
         let t = Instant::now();
-        for _ in 0..iters {
+        for _ in 0..iters / 2 {
             green::yield_now();
         }
         let e = t.elapsed();
@@ -223,8 +224,8 @@ fn main() {
         measure(runs, 10_000_000 / scale, yield_alone)
     );
     println!(
-        "yield round trip (2 ping-pong)   {:>8.1} ns",
-        measure(runs, 5_000_000 / scale, yield_pingpong)
+        "yield, 2 threads alternating     {:>8.1} ns per yield",
+        measure(runs, 10_000_000 / scale, yield_pingpong)
     );
     println!(
         "spawn + join                     {:>8.1} ns",
