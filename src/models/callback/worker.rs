@@ -199,6 +199,12 @@ impl Worker<'_> {
         if !c.more() {
             conn.ops &= !bit(kind);
         }
+        if conn.closing && kind == K_OPEN && c.result >= 0 {
+            // The open won the race with the cancel: close what it opened.
+            // SAFETY: a successful open's result is a new descriptor we now own.
+            let fd = unsafe { OwnedFd::from_raw_fd(c.result) };
+            self.ring.push_close(fd, Token::internal(OpKind::CLOSE));
+        }
         if conn.closing {
             if conn.ops == 0 {
                 self.finalize(key);
