@@ -27,3 +27,4 @@ pub mod models;
 pub mod net;
 pub mod shutdown;
 pub mod stats;
+pub mod uring;

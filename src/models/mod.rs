@@ -26,6 +26,7 @@ use crate::config::{Config, Model};
 use crate::shutdown::Shutdown;
 use crate::stats::Registry;
 
+pub mod callback;
 pub mod tokio_rt;
 
 /// Why `serve` could not run.
@@ -54,7 +55,8 @@ impl std::error::Error for ServeError {}
 pub fn check_available(model: Model) -> Result<(), ServeError> {
     match model {
         Model::Tokio => Ok(()),
-        Model::Callback | Model::Green => Err(ServeError::Unavailable(format!(
+        Model::Callback => crate::uring::check_available().map_err(ServeError::Unavailable),
+        Model::Green => Err(ServeError::Unavailable(format!(
             "model '{model}' is not built yet in this version of gvhttpd; use --model tokio"
         ))),
     }
@@ -86,6 +88,7 @@ fn run_model(
 ) -> Result<(), ServeError> {
     match cfg.model {
         Model::Tokio => tokio_rt::run(cfg, listeners, app, shutdown),
-        Model::Callback | Model::Green => check_available(cfg.model),
+        Model::Callback => callback::run(cfg, listeners, app, shutdown),
+        Model::Green => check_available(cfg.model),
     }
 }

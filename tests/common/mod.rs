@@ -17,6 +17,7 @@ use gvhttpd::config::Model;
 macro_rules! per_model {
     ($($case:ident),+ $(,)?) => {
         $crate::per_model!(@model tokio_model, Tokio; $($case),+);
+        $crate::per_model!(@model callback_model, Callback; $($case),+);
     };
     (@model $module:ident, $variant:ident; $($case:ident),+) => {
         mod $module {

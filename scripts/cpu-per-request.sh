@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Server CPU time per request, callback vs tokio (or $MODELS), side by side in one run.
+#
+#   scripts/cpu-per-request.sh [REPEATS=3] [SECONDS=5]
+#
+# Each run: `taskset -c 0 gvhttpd serve --model M --workers 1` (server on CPU 0), then
+# `taskset -c 1 wrk -t1 -c64 -dSECONDS` (load on CPU 1) on `/`, plain and pipelined x16
+# (scripts/pipeline16.lua). The server's utime+stime come from /proc/PID/stat before
+# and after the wrk run (after a 1 s warm-up); CPU us/request = delta / responses.
+# MODELS="callback tokio" and MODES="plain pipe16" pick what runs. Models and modes are interleaved (A B A B ...) and medians are reported. Steal time
+# from /proc/stat is printed per run: runs with a few % steal are noisy.
+set -euo pipefail
+REPEATS=${1:-3}
+SECS=${2:-5}
+MODELS=${MODELS:-"callback tokio"}
+MODES=${MODES:-"plain pipe16"}
+CONNS=${CONNS:-64}
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 2; }
+cargo build --release -q --bin gvhttpd
+BIN=target/release/gvhttpd
+TCK=$(getconf CLK_TCK)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+ROWS="$TMP/rows"
+: >"$ROWS"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
+
+run_one() { # model mode
+  local model=$1 mode=$2 script=() port=""
+  [[ $mode == pipe16 ]] && script=(-s scripts/pipeline16.lua)
+  taskset -c 0 "$BIN" serve --model "$model" --workers 1 --addr 127.0.0.1:0 \
+    >"$TMP/server.out" 2>"$TMP/server.err" &
+  local pid=$!
+  for _ in $(seq 200); do
+    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/server.out")
+    [[ -n $port ]] && break
+    sleep 0.05
+  done
+  [[ -n $port ]] || { echo "server ($model) did not start: $(cat "$TMP/server.err")" >&2; exit 1; }
+  taskset -c 1 wrk -t1 -c"$CONNS" -d1s "${script[@]}" "http://127.0.0.1:$port/" >/dev/null
+  local c0 s0 c1 s1
+  c0=$(cpu_ticks $pid); s0=$(steal_ticks)
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "${script[@]}" "http://127.0.0.1:$port/" >"$TMP/wrk.out"
+  c1=$(cpu_ticks $pid); s1=$(steal_ticks)
+  kill -TERM $pid; wait $pid || true
+  local reqs errs
+  reqs=$(awk '/requests in/{print $1}' "$TMP/wrk.out")
+  errs=$(awk '/Non-2xx|Socket errors/{print}' "$TMP/wrk.out" | tr '\n' ' ')
+  awk -v m="$model" -v mode="$mode" -v r="$reqs" -v c=$((c1 - c0)) -v t="$TCK" -v s="$SECS" \
+      -v st=$((s1 - s0)) -v e="$errs" 'BEGIN {
+    us = c * 1e6 / t / r; printf "%-8s %-7s %10.0f req/s %7.2f us/req  cpu %5.1f%%  steal %d ticks %s\n",
+      m, mode, r / s, us, c * 100 / t / s, st, e }' | tee -a "$ROWS"
+}
+
+echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs, wrk -t1 -c$CONNS -d${SECS}s, $REPEATS repeats, models: $MODELS"
+for rep in $(seq "$REPEATS"); do
+  for mode in $MODES; do
+    for model in $MODELS; do
+      run_one "$model" "$mode"
+    done
+  done
+done
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo
+echo "# medians over $REPEATS interleaved repeats (server CPU 0, wrk CPU 1)"
+printf "%-8s %-7s %12s %12s\n" model mode "req/s" "CPU us/req"
+for mode in $MODES; do
+  for model in $MODELS; do
+    rs=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $3}' | median)
+    us=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | median)
+    printf "%-8s %-7s %12s %12s\n" "$model" "$mode" "$rs" "$us"
+  done
+done

@@ -1,0 +1,496 @@
+//! The per-worker ring: submission with a backlog, batched `io_uring_enter`, reaping,
+//! counters, the wake eventfd, and draining on drop.
+//!
+//! # The buffer-lifetime contract (stated once, for every caller)
+//!
+//! An SQE carries raw pointers: the bytes a send reads, the buffer a recv or read
+//! fills, the `statx` a statx writes, the path an openat2 resolves. From the moment
+//! the SQE is pushed until **the CQE that ends the op arrives** (the CQE without
+//! `IORING_CQE_F_MORE`), the kernel may read or write that memory at any time, from
+//! any context. Therefore every such pointer must point into memory that is
+//!
+//! 1. *owned by the in-flight op* — e.g. a `Vec` held in the connection's state that
+//!    is neither dropped, reallocated (no `push`/`reserve` on it) nor handed out as
+//!    `&mut` for reading while the op is in flight — or *pinned on a coroutine stack
+//!    that cannot be freed first* (the coroutine is parked on exactly that op and its
+//!    stack is only recycled after the CQE resumed it), and
+//! 2. kept that way **through cancellation**: `IORING_OP_ASYNC_CANCEL` only *asks*;
+//!    the cancelled op still posts its CQE (`-ECANCELED`, or its normal result if it
+//!    won the race), and only that CQE releases the memory. A timed-out or shut-down
+//!    connection is therefore never freed while it has an op in flight: it cancels,
+//!    waits for the CQE, then frees.
+//!
+//! [`Ring::push`] is `unsafe` with exactly this contract, so every raw submission
+//! says at its call site (in its `// SAFETY:` comment) which owner keeps its memory
+//! alive. The safe helpers ([`Ring::push_nop`], [`Ring::push_timeout`],
+//! [`Ring::push_cancel`], [`Ring::push_close`], [`Ring::push_accept_multi`],
+//! [`Ring::push_recv_multi`], [`Ring::arm_wake`]) submit ops whose memory, if any, the
+//! ring owns itself: a timeout's `timespec` is boxed by the ring and freed only once
+//! the kernel has *consumed* the SQE (the kernel copies it while preparing the op),
+//! the wake read's 8 bytes and the provided buffers live as long as the ring.
+//!
+//! Whatever is still in flight when a `Ring` is dropped is cancelled and reaped by
+//! its `Drop` (bounded wait; if the kernel does not finish in time the memory the
+//! ring owns is leaked rather than freed under the kernel). Owners of buffers lent
+//! to the ring must be dropped *after* it: declare the `Ring` field first.
+//!
+//! # Batching
+//!
+//! [`Ring::push`] never enters the kernel. A worker pushes everything a loop turn
+//! produced, then calls [`Ring::submit_and_wait`] once: one `io_uring_enter` that
+//! submits the batch and waits for the next completion. When the SQ is full, pushes
+//! go to an in-process backlog (counted as `sq_full`), which `submit_and_wait`
+//! drains in order; only then does a turn take more than one enter.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::bufring::BufRing;
+use super::probe::{build_ring, Features};
+use super::token::{OpKind, Token};
+use crate::config::UringOptions;
+use crate::stats::UringCounters;
+
+/// One completion, copied out of the CQ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub token: Token,
+    /// The op's result: a count or fd when `>= 0`, `-errno` otherwise.
+    pub result: i32,
+    pub flags: u32,
+}
+
+impl Completion {
+    /// More CQEs will follow for this SQE (multishot).
+    #[inline]
+    pub fn more(&self) -> bool {
+        cqueue::more(self.flags)
+    }
+    /// The provided buffer the kernel filled, if any (now held: recycle it).
+    #[inline]
+    pub fn buffer_id(&self) -> Option<u16> {
+        cqueue::buffer_select(self.flags)
+    }
+    /// The result as `io::Result`.
+    pub fn io_result(&self) -> io::Result<u32> {
+        if self.result >= 0 {
+            Ok(self.result as u32)
+        } else {
+            Err(io::Error::from_raw_os_error(-self.result))
+        }
+    }
+}
+
+/// Wakes one worker's ring from any thread (eventfd write).
+#[derive(Debug)]
+pub struct RingWaker(OwnedFd);
+
+impl RingWaker {
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live local to an eventfd we own; a failure
+        // (only EAGAIN at counter saturation, when a wake is pending anyway) is ignored.
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    submitted: u64,
+    reaped: u64,
+    enters: u64,
+    sq_full: u64,
+    enobufs: u64,
+}
+
+/// A backlogged SQE, with the timespec it points to when it is a timeout.
+struct Pending {
+    sqe: squeue::Entry,
+    ts: Option<Box<types::Timespec>>,
+}
+
+/// One worker's io_uring (see the module docs for the contract it enforces).
+pub struct Ring {
+    uring: IoUring,
+    features: Features,
+    /// SQEs that did not fit in the SQ, in submission order.
+    backlog: VecDeque<Pending>,
+    /// Timespecs of timeouts in the SQ, tagged with their SQ sequence number; freed
+    /// once the kernel's SQ head has passed them.
+    ts_in_sq: VecDeque<(u64, Box<types::Timespec>)>,
+    /// Entries ever written into the SQ.
+    sq_seq: u64,
+    /// SQEs pushed (SQ or backlog) whose final CQE has not been reaped.
+    in_flight: u64,
+    counts: Counts,
+    published: Counts,
+    bufs: Option<BufRing>,
+    waker: Arc<RingWaker>,
+    /// 8 bytes the wake read fills; allocated in `new`, freed in `Drop` after draining.
+    wake_buf: NonNull<u64>,
+    wake_armed: bool,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("features", &self.features)
+            .field("in_flight", &self.in_flight)
+            .field("backlog", &self.backlog.len())
+            .finish()
+    }
+}
+
+impl Ring {
+    /// Set up a ring with the best flags this kernel accepts (see [`super::probe`]).
+    pub fn new(opts: &UringOptions) -> io::Result<Ring> {
+        let (uring, features) = build_ring(opts)?;
+        // SAFETY: eventfd has no memory preconditions. Blocking on purpose: an
+        // O_NONBLOCK file would make io_uring's read fail with EAGAIN instead of
+        // waiting for a write.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `efd` is a fresh descriptor we own exclusively.
+        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let wake_buf = NonNull::from(Box::leak(Box::new(0u64)));
+        Ok(Ring {
+            uring,
+            features,
+            backlog: VecDeque::new(),
+            ts_in_sq: VecDeque::new(),
+            sq_seq: 0,
+            in_flight: 0,
+            counts: Counts::default(),
+            published: Counts::default(),
+            bufs: None,
+            waker: Arc::new(RingWaker(efd)),
+            wake_buf,
+            wake_armed: false,
+        })
+    }
+
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// SQEs pushed whose last CQE has not been reaped yet.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    /// A handle other threads use to wake this ring (completes the [`arm_wake`]
+    /// read with token [`OpKind::WAKE`]).
+    ///
+    /// [`arm_wake`]: Ring::arm_wake
+    pub fn waker(&self) -> Arc<RingWaker> {
+        Arc::clone(&self.waker)
+    }
+
+    /// Register a provided-buffer ring (group `bgid`) and keep it for the ring's
+    /// lifetime. `Err` means the kernel lacks `IORING_REGISTER_PBUF_RING`; callers
+    /// fall back to plain recv into their own buffers.
+    pub fn register_buf_ring(&mut self, bgid: u16, entries: u16, buf_size: u32) -> io::Result<()> {
+        if self.bufs.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "one buffer ring per Ring",
+            ));
+        }
+        let br = BufRing::register(&self.uring, bgid, entries, buf_size)?;
+        self.features.pbuf_ring = true;
+        self.bufs = Some(br);
+        Ok(())
+    }
+
+    /// The provided-buffer ring, when registered.
+    pub fn buf_ring(&mut self) -> Option<&mut BufRing> {
+        self.bufs.as_mut()
+    }
+
+    /// Queue one SQE (into the SQ, or the backlog when the SQ is full). Never enters
+    /// the kernel; [`Ring::submit_and_wait`] does, once per loop turn.
+    ///
+    /// # Safety
+    ///
+    /// Every pointer in `sqe` must stay valid for the kernel's accesses until the op's
+    /// final CQE is reaped, including after a cancel: the memory is owned by the
+    /// in-flight op or pinned on a coroutine stack that cannot be freed first (see the
+    /// module docs). `sqe.user_data` should be a [`Token`].
+    pub unsafe fn push(&mut self, sqe: squeue::Entry) {
+        self.push_pending(Pending { sqe, ts: None });
+    }
+
+    fn push_pending(&mut self, p: Pending) {
+        self.in_flight += 1;
+        if self.backlog.is_empty() && self.try_push_sq(&p.sqe) {
+            self.note_in_sq(p.ts);
+        } else {
+            self.counts.sq_full += 1;
+            self.backlog.push_back(p);
+        }
+    }
+
+    fn try_push_sq(&mut self, sqe: &squeue::Entry) -> bool {
+        // SAFETY: the caller of `push` (or a safe helper) upheld the buffer contract
+        // for `sqe`; the SQ copies the entry.
+        unsafe { self.uring.submission().push(sqe).is_ok() }
+    }
+
+    fn note_in_sq(&mut self, ts: Option<Box<types::Timespec>>) {
+        self.sq_seq += 1;
+        if let Some(ts) = ts {
+            self.ts_in_sq.push_back((self.sq_seq, ts));
+        }
+    }
+
+    /// A no-op whose CQE carries `token` (result 0).
+    pub fn push_nop(&mut self, token: Token) {
+        let sqe = opcode::Nop::new().build().user_data(token.raw());
+        // SAFETY: a NOP references no memory.
+        unsafe { self.push(sqe) }
+    }
+
+    /// A relative timeout that completes with `-ETIME` after `after` (or
+    /// `-ECANCELED` when cancelled). The ring owns the `timespec`.
+    pub fn push_timeout(&mut self, after: Duration, token: Token) {
+        let ts = Box::new(types::Timespec::from(after));
+        let sqe = opcode::Timeout::new(&*ts as *const types::Timespec)
+            .build()
+            .user_data(token.raw());
+        // The Box's heap address is stable while the Box moves into `backlog` or
+        // `ts_in_sq`, where it stays until the kernel has consumed the SQE (the kernel
+        // copies the timespec while preparing the op, io_uring/timeout.c).
+        self.push_pending(Pending { sqe, ts: Some(ts) });
+    }
+
+    /// Ask the kernel to cancel every op carrying `target`; the cancel's own CQE
+    /// carries `token` (typically `Token::internal(OpKind::CANCEL)`). The cancelled
+    /// ops still post their CQEs, which alone end their buffers' loans.
+    pub fn push_cancel(&mut self, target: Token, token: Token) {
+        let sqe = if self.features.cancel_flags {
+            opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target.raw()).all()).build()
+        } else {
+            opcode::AsyncCancel::new(target.raw()).build()
+        };
+        // SAFETY: a cancel references no memory (the target is named by user_data).
+        unsafe { self.push(sqe.user_data(token.raw())) }
+    }
+
+    /// Close `fd` through `IORING_OP_CLOSE`. Ownership moves to the kernel.
+    pub fn push_close(&mut self, fd: OwnedFd, token: Token) {
+        let raw = fd.into_raw_fd();
+        let sqe = opcode::Close::new(types::Fd(raw))
+            .build()
+            .user_data(token.raw());
+        // SAFETY: a close references no memory.
+        unsafe { self.push(sqe) }
+    }
+
+    /// A multishot accept on `listener` (needs `features.multishot_accept`): each
+    /// connection posts a CQE with the new fd and `F_MORE` while it stays armed.
+    /// The listener must stay open until the final CQE (cancel it first).
+    pub fn push_accept_multi(&mut self, listener: RawFd, token: Token) {
+        let sqe = opcode::AcceptMulti::new(types::Fd(listener))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(token.raw());
+        // SAFETY: no peer address is requested, so no memory is referenced.
+        unsafe { self.push(sqe) }
+    }
+
+    /// A multishot recv into the registered buffer ring (needs a
+    /// [`Ring::register_buf_ring`] and `features.multishot_recv`).
+    pub fn push_recv_multi(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
+        let bgid = match &self.bufs {
+            Some(b) => b.bgid(),
+            None => return Err(io::Error::from(io::ErrorKind::Unsupported)),
+        };
+        let sqe = opcode::RecvMulti::new(types::Fd(fd), bgid)
+            .build()
+            .user_data(token.raw());
+        // SAFETY: the kernel writes only into provided buffers, which the ring owns
+        // and unregisters only after draining every op (Drop).
+        unsafe { self.push(sqe) };
+        Ok(())
+    }
+
+    /// Read the wake eventfd into ring-owned memory; completes with token
+    /// `Token::internal(OpKind::WAKE)` after [`RingWaker::wake`]. Re-arm after each
+    /// WAKE completion. Does nothing while armed.
+    pub fn arm_wake(&mut self) {
+        if self.wake_armed {
+            return;
+        }
+        self.wake_armed = true;
+        let sqe = opcode::Read::new(
+            types::Fd(self.waker.0.as_raw_fd()),
+            self.wake_buf.as_ptr().cast::<u8>(),
+            8,
+        )
+        .build()
+        .user_data(Token::internal(OpKind::WAKE).raw());
+        // SAFETY: `wake_buf` is owned by the ring and freed only in Drop after every
+        // op has been reaped; nothing else reads or writes it.
+        unsafe { self.push(sqe) }
+    }
+
+    /// Submit everything queued (backlog first, in order) and wait for at least
+    /// `want` completions, in one `io_uring_enter` unless the backlog forces more.
+    pub fn submit_and_wait(&mut self, want: usize) -> io::Result<()> {
+        loop {
+            self.drain_backlog();
+            let backlog_left = !self.backlog.is_empty();
+            let wait = if backlog_left { 0 } else { want };
+            self.counts.enters += 1;
+            let r = self.uring.submit_and_wait(wait);
+            self.free_consumed_timespecs();
+            match r {
+                Ok(0) if backlog_left => return Ok(()), // nothing moved: reap first
+                Ok(n) => self.counts.submitted += n as u64,
+                // Interrupted, or the CQ is overflowing / resources are short: let the
+                // caller reap and come back.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(e),
+            }
+            if !backlog_left {
+                return Ok(());
+            }
+            if self.features.sqpoll && self.uring.submission().is_full() {
+                let _ = self.uring.submitter().squeue_wait();
+            }
+        }
+    }
+
+    fn drain_backlog(&mut self) {
+        while let Some(p) = self.backlog.pop_front() {
+            if !self.try_push_sq(&p.sqe) {
+                self.backlog.push_front(p);
+                break;
+            }
+            self.note_in_sq(p.ts);
+        }
+    }
+
+    fn free_consumed_timespecs(&mut self) {
+        let unconsumed = self.uring.submission().len() as u64;
+        let consumed = self.sq_seq - unconsumed;
+        while self
+            .ts_in_sq
+            .front()
+            .is_some_and(|(seq, _)| *seq <= consumed)
+        {
+            self.ts_in_sq.pop_front();
+        }
+    }
+
+    /// Move every available completion into `out` (appending). Marks provided
+    /// buffers as held, counts ENOBUFS, and re-allows [`Ring::arm_wake`] after a
+    /// WAKE completion.
+    pub fn reap(&mut self, out: &mut Vec<Completion>) {
+        let mut cq = self.uring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            let c = Completion {
+                token: Token::from_raw(cqe.user_data()),
+                result: cqe.result(),
+                flags: cqe.flags(),
+            };
+            self.counts.reaped += 1;
+            if !c.more() {
+                self.in_flight = self.in_flight.saturating_sub(1);
+            }
+            if c.result == -libc::ENOBUFS {
+                self.counts.enobufs += 1;
+            }
+            if let (Some(bid), Some(bufs)) = (c.buffer_id(), self.bufs.as_mut()) {
+                bufs.mark_held(bid);
+            }
+            if c.token == Token::internal(OpKind::WAKE) && !c.more() {
+                self.wake_armed = false;
+            }
+            out.push(c);
+        }
+    }
+
+    /// Add what happened since the last call to `stats` (once per loop turn).
+    pub fn publish(&mut self, stats: &UringCounters) {
+        let (c, p) = (self.counts, self.published);
+        stats.sqes_submitted.add(c.submitted - p.submitted);
+        stats.cqes_reaped.add(c.reaped - p.reaped);
+        stats.enter_calls.add(c.enters - p.enters);
+        stats.sq_full.add(c.sq_full - p.sq_full);
+        stats.enobufs.add(c.enobufs - p.enobufs);
+        self.published = c;
+    }
+
+    /// Cancel everything in flight and reap until nothing is, or `limit` passes.
+    /// Returns whether the ring is now idle.
+    pub fn drain(&mut self, limit: Duration) -> bool {
+        // Never submitted: just forget them (their timespecs go with them).
+        self.in_flight -= self.backlog.len() as u64;
+        self.backlog.clear();
+        if self.in_flight == 0 {
+            return true;
+        }
+        let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
+            .build()
+            .user_data(Token::internal(OpKind::CANCEL).raw());
+        // SAFETY: a cancel references no memory.
+        unsafe { self.push(sqe) };
+        if !self.features.cancel_flags {
+            // No CANCEL_ANY before 5.19: cancel what we can name, the wake read.
+            self.push_cancel(
+                Token::internal(OpKind::WAKE),
+                Token::internal(OpKind::CANCEL),
+            );
+        }
+        let end = Instant::now() + limit;
+        let mut sink = Vec::new();
+        while self.in_flight > 0 && Instant::now() < end {
+            let ts = types::Timespec::from(Duration::from_millis(50));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            self.drain_backlog();
+            let _ = self.uring.submitter().submit_with_args(1, &args);
+            self.free_consumed_timespecs();
+            sink.clear();
+            self.reap(&mut sink);
+        }
+        self.in_flight == 0
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // Not a hot path: a worker's ring is dropped once, at exit. Bounded wait.
+        let idle = self.drain(Duration::from_secs(2));
+        if !idle {
+            // The kernel may still write into ring-owned memory: leak it rather than
+            // free it under the kernel.
+            if let Some(b) = self.bufs.take() {
+                std::mem::forget(b);
+            }
+            return;
+        }
+        if let Some(b) = &self.bufs {
+            let _ = self.uring.submitter().unregister_buf_ring(b.bgid());
+        }
+        // SAFETY: allocated by Box::leak in `new`; no op is in flight (drain returned
+        // true), so the kernel no longer references it.
+        drop(unsafe { Box::from_raw(self.wake_buf.as_ptr()) });
+    }
+}
