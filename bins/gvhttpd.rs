@@ -1,5 +1,6 @@
 //! `gvhttpd`: thin main. Flags → [`Config`] → `models::serve`; `bench` → `loadgen`.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -156,8 +157,14 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     let (model, workers) = (cfg.model, cfg.workers);
     let result = models::serve(&cfg, shutdown, |addr| {
-        // Tests and scripts wait for this exact line before connecting.
-        println!("gvhttpd: listening on http://{addr} (model {model}, {workers} workers)");
+        // Tests and scripts wait for this exact line before connecting. A closed
+        // stdout must not take the server down (`println!` would panic).
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "gvhttpd: listening on http://{addr} (model {model}, {workers} workers)"
+        );
+        let _ = out.flush();
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,12 +7,13 @@
 # `taskset -c 1 wrk -t1 -c64 -dSECONDS` (load on CPU 1) on `/`, plain and pipelined x16
 # (scripts/pipeline16.lua). The server's utime+stime come from /proc/PID/stat before
 # and after the wrk run (after a 1 s warm-up); CPU us/request = delta / responses.
-# Models and modes are interleaved (A B A B ...) and medians are reported. Steal time
+# MODELS="callback tokio" and MODES="plain pipe16" pick what runs. Models and modes are interleaved (A B A B ...) and medians are reported. Steal time
 # from /proc/stat is printed per run: runs with a few % steal are noisy.
 set -euo pipefail
 REPEATS=${1:-3}
 SECS=${2:-5}
 MODELS=${MODELS:-"callback tokio"}
+MODES=${MODES:-"plain pipe16"}
 CONNS=${CONNS:-64}
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 2; }
@@ -56,7 +57,7 @@ run_one() { # model mode
 
 echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs, wrk -t1 -c$CONNS -d${SECS}s, $REPEATS repeats, models: $MODELS"
 for rep in $(seq "$REPEATS"); do
-  for mode in plain pipe16; do
+  for mode in $MODES; do
     for model in $MODELS; do
       run_one "$model" "$mode"
     done
@@ -66,7 +67,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
 echo "# medians over $REPEATS interleaved repeats (server CPU 0, wrk CPU 1)"
 printf "%-8s %-7s %12s %12s\n" model mode "req/s" "CPU us/req"
-for mode in plain pipe16; do
+for mode in $MODES; do
   for model in $MODELS; do
     rs=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $3}' | median)
     us=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | median)

@@ -7,6 +7,7 @@
 //! connections, lets responses in flight finish (marked `Connection: close`) and
 //! returns; [`Shutdown::deadline`] bounds how long that may take.
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -83,12 +84,16 @@ impl Shutdown {
             .name("gvhttpd-signals".into())
             .spawn(move || {
                 if let Some(sig) = signals.forever().next() {
+                    // Trigger first: nothing below may keep the server from stopping.
+                    me.trigger();
                     let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                    eprintln!(
+                    // `eprintln!` panics when stderr is a closed pipe; a log line is
+                    // not worth losing the signal thread over.
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "gvhttpd: {name} received, shutting down (grace {:?})",
                         me.grace
                     );
-                    me.trigger();
                 }
             })?;
         Ok(())

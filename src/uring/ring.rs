@@ -353,6 +353,7 @@ impl Ring {
             let r = self.uring.submit_and_wait(wait);
             self.free_consumed_timespecs();
             match r {
+                Ok(0) if backlog_left => return Ok(()), // nothing moved: reap first
                 Ok(n) => self.counts.submitted += n as u64,
                 // Interrupted, or the CQ is overflowing / resources are short: let the
                 // caller reap and come back.

@@ -239,3 +239,23 @@ fn multishot_accept_and_recv_with_buffer_ring_count_enobufs() {
     assert!(got.iter().any(|c| c.token == accept && !c.more()));
     assert_eq!(r.in_flight(), 0);
 }
+
+#[test]
+fn drain_cancels_and_reaps_everything_in_flight() {
+    let Some(mut r) = ring(8) else { return };
+    let (_client, server, _l) = tcp_pair();
+    let mut buf = vec![0u8; 64];
+    let sqe = opcode::Recv::new(types::Fd(server.as_raw_fd()), buf.as_mut_ptr(), 64)
+        .build()
+        .user_data(Token::new(1, 0, RECV).raw());
+    // SAFETY: `buf` outlives the op: `drain` below reaps its CQE before `buf` drops
+    // (asserted through `in_flight`).
+    unsafe { r.push(sqe) };
+    r.push_timeout(Duration::from_secs(60), Token::new(2, 0, A));
+    r.arm_wake();
+    r.submit_and_wait(0).unwrap();
+    assert_eq!(r.in_flight(), 3);
+    assert!(r.drain(Duration::from_secs(5)), "ops left in flight");
+    assert_eq!(r.in_flight(), 0);
+    drop(buf);
+}

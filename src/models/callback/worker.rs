@@ -35,10 +35,16 @@ const ACCEPT_TOKEN: Token = Token::new(0, 0, K_ACCEPT);
 /// Deadlines are rounded up to this, so connections share timer ops.
 pub(super) const TICK: Duration = Duration::from_millis(10);
 
-/// The provided-buffer ring for multishot recv: 2048 x 4 KiB per worker.
+/// The provided-buffer ring for multishot recv: `--uring-entries` buffers (a power
+/// of two, 64..=32768) of 2 KiB per worker, 2 MiB by default. The kernel cycles
+/// through all of them, so the whole pool ends up resident: a fixed cost per
+/// worker, unlike a read buffer per connection. Larger input just takes more CQEs.
 const RECV_BGID: u16 = 0;
-const RECV_BUFS: u16 = 2048;
-const RECV_BUF_SIZE: u32 = 4096;
+const RECV_BUF_SIZE: u32 = 2048;
+
+fn recv_bufs(entries: u32) -> u16 {
+    entries.clamp(64, 32768).next_power_of_two() as u16
+}
 
 /// What connection handlers read from the worker.
 pub(super) struct Ctx<'a> {
@@ -91,7 +97,7 @@ pub(super) fn run_worker(
     // one recv per read into the core's buffer.
     let multishot = ring.features().multishot_recv
         && ring
-            .register_buf_ring(RECV_BGID, RECV_BUFS, RECV_BUF_SIZE)
+            .register_buf_ring(RECV_BGID, recv_bufs(cfg.uring.entries), RECV_BUF_SIZE)
             .is_ok();
     let waker = ring.waker();
     shutdown.on_trigger(move || waker.wake());
@@ -192,6 +198,12 @@ impl Worker<'_> {
         };
         if !c.more() {
             conn.ops &= !bit(kind);
+        }
+        if conn.closing && kind == K_OPEN && c.result >= 0 {
+            // The open won the race with the cancel: close what it opened.
+            // SAFETY: a successful open's result is a new descriptor we now own.
+            let fd = unsafe { OwnedFd::from_raw_fd(c.result) };
+            self.ring.push_close(fd, Token::internal(OpKind::CLOSE));
         }
         if conn.closing {
             if conn.ops == 0 {
