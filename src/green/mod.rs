@@ -147,6 +147,7 @@ impl Runtime {
         f: impl FnOnce() -> T + 'static,
     ) -> io::Result<std::thread::Result<T>> {
         sched::install(&self.ctx)?;
+        reactor::configure(&self.ctx.reactor.borrow().ring);
         let r = self.drive(f);
         self.publish();
         sched::uninstall();

@@ -156,7 +156,9 @@ impl GvtStream {
     /// ends a read that is waiting (`Interrupted`).
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let sqe = opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), buf.as_mut_ptr(), len).build();
+        let sqe = opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), buf.as_mut_ptr(), len)
+            .ioprio(super::reactor::recv_ioprio())
+            .build();
         let deadline = self.read_deadline.resolve();
         // SAFETY: `buf` is borrowed for this call and `submit` returns only after the
         // recv's CQE, so the kernel writes only while the borrow is live.

@@ -63,6 +63,29 @@ impl GivesWay {
     }
 }
 
+/// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19+): arm readiness polling before trying
+/// the recv. A green read usually starts right after a response went out, when the
+/// next request cannot have arrived yet, so the first non-blocking attempt would
+/// only fail with `EAGAIN`.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
+thread_local! {
+    /// The `ioprio` a recv gets on this worker's ring (set by `Runtime::block_on`).
+    static RECV_IOPRIO: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
+}
+
+/// Configure per-ring op flags for the thread about to run `ring`.
+pub(crate) fn configure(ring: &Ring) {
+    let poll_first = ring.features().kernel >= (5, 19);
+    RECV_IOPRIO.set(if poll_first { RECVSEND_POLL_FIRST } else { 0 });
+}
+
+/// The `ioprio` field for a recv SQE on the current worker.
+#[inline]
+pub(crate) fn recv_ioprio() -> u16 {
+    RECV_IOPRIO.get()
+}
+
 /// One worker's ring plus what the loop needs around it.
 pub(crate) struct Reactor {
     pub ring: Ring,
