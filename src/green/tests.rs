@@ -407,3 +407,23 @@ fn blocking_inside_on_worker_stack_panics_instead_of_corrupting() {
         .unwrap();
     assert!(r.is_err());
 }
+
+#[test]
+fn a_wake_before_park_is_not_lost() {
+    if skip_if_unavailable() {
+        return;
+    }
+    // The wake-up arrives while the task is still running (before it parks): the
+    // park must return at once instead of sleeping forever (which block_on would
+    // report as a deadlock).
+    let r = rt()
+        .block_on(|| {
+            let (ctx, key) = sched::current().unwrap();
+            ctx.sched.borrow_mut().wake(key);
+            sched::park(&ctx, key, ParkReason::Io);
+            "woken"
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(r, "woken");
+}
