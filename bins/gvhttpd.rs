@@ -32,7 +32,7 @@ enum Command {
 #[derive(Args, Debug)]
 struct ServeArgs {
     /// Concurrency model: callback (io_uring state machine), tokio (epoll), green (green threads on io_uring).
-    #[arg(long, default_value = "tokio", value_parser = parse_model)]
+    #[arg(long, default_value = "green", value_parser = parse_model)]
     model: Model,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]

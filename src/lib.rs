@@ -22,6 +22,7 @@
 
 pub mod app;
 pub mod config;
+pub mod green;
 pub mod http;
 pub mod models;
 pub mod net;

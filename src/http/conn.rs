@@ -166,6 +166,19 @@ impl Conn {
         self.end += data.len();
     }
 
+    /// Free the input buffer if nothing is buffered (an idle keep-alive connection),
+    /// so a connection waiting for its next request holds no input memory; the next
+    /// [`Conn::read_buf`] or [`Conn::feed`] allocates again. For models that read the
+    /// first bytes of the next request elsewhere (a small stack buffer, a provided
+    /// buffer) and hand them over with `feed`.
+    pub fn release_idle_buffer(&mut self) {
+        if self.start == self.end && !self.buf.is_empty() {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// The peer shut down its write side (a read returned 0).
     pub fn peer_closed(&mut self) {
         self.peer_closed = true;

@@ -320,3 +320,29 @@ fn mutation_fuzz_never_panics() {
         assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 "), "{input:?}");
     }
 }
+
+#[test]
+fn idle_buffer_is_released_only_when_nothing_is_buffered() {
+    let app = app();
+    let stats = app.registry().worker(0);
+    let mut conn = Conn::new(Limits::default());
+    let mut out = Vec::new();
+    // Two pipelined requests, the second incomplete: its bytes must survive.
+    conn.feed(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /json HT");
+    assert_eq!(conn.process(&app, stats, &mut out), Step::Read);
+    conn.release_idle_buffer();
+    assert_eq!(conn.phase(), Phase::Head);
+    conn.feed(b"TP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.process(&app, stats, &mut out), Step::Read);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert!(text.ends_with("{\"message\":\"Hello, World!\"}"), "{text}");
+    // Now idle: the buffer goes, and the connection keeps working after it.
+    assert_eq!(conn.phase(), Phase::Idle);
+    conn.release_idle_buffer();
+    assert!(conn.buf.is_empty());
+    out.clear();
+    conn.feed(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.process(&app, stats, &mut out), Step::Read);
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+}

@@ -27,6 +27,7 @@ use crate::shutdown::Shutdown;
 use crate::stats::Registry;
 
 pub mod callback;
+pub mod green;
 pub mod tokio_rt;
 
 /// Why `serve` could not run.
@@ -55,10 +56,9 @@ impl std::error::Error for ServeError {}
 pub fn check_available(model: Model) -> Result<(), ServeError> {
     match model {
         Model::Tokio => Ok(()),
-        Model::Callback => crate::uring::check_available().map_err(ServeError::Unavailable),
-        Model::Green => Err(ServeError::Unavailable(format!(
-            "model '{model}' is not built yet in this version of gvhttpd; use --model tokio"
-        ))),
+        Model::Callback | Model::Green => {
+            crate::uring::check_available().map_err(ServeError::Unavailable)
+        }
     }
 }
 
@@ -89,6 +89,6 @@ fn run_model(
     match cfg.model {
         Model::Tokio => tokio_rt::run(cfg, listeners, app, shutdown),
         Model::Callback => callback::run(cfg, listeners, app, shutdown),
-        Model::Green => check_available(cfg.model),
+        Model::Green => green::run(cfg, listeners, app, shutdown),
     }
 }

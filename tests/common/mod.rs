@@ -18,6 +18,7 @@ macro_rules! per_model {
     ($($case:ident),+ $(,)?) => {
         $crate::per_model!(@model tokio_model, Tokio; $($case),+);
         $crate::per_model!(@model callback_model, Callback; $($case),+);
+        $crate::per_model!(@model green_model, Green; $($case),+);
     };
     (@model $module:ident, $variant:ident; $($case:ident),+) => {
         mod $module {

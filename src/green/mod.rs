@@ -1,0 +1,265 @@
+//! Green threads over an io_uring reactor: blocking-style code, io_uring underneath.
+//!
+//! ```text
+//!  green thread:  let n = stream.read(&mut buf)?;   stream.write_all(&out)?;
+//!        │ push one SQE (token = slot+generation), park        ▲ resumed with the CQE result
+//!        ▼                                                     │
+//!  worker loop:   run ready threads ─► ONE io_uring_enter (submit all + wait) ─► reap CQEs
+//! ```
+//!
+//! - A green thread is a stackful coroutine (`corosensei`) on a pooled stack with a
+//!   guard page ([`stack`]). It runs until it makes a blocking call, which pushes
+//!   exactly one SQE and parks it ([`reactor`]); the worker's loop batches every
+//!   SQE of a turn into one `io_uring_enter`.
+//! - **One runtime per worker thread**, each with its own ring, scheduler and
+//!   stacks. Green threads never migrate and nothing is shared on the hot path. A
+//!   [`Runtime`] is created and driven on the thread that owns it.
+//! - Wake-ups are never lost ([`sched`] module docs) and completions for finished
+//!   or reused slots are dropped by their generation.
+//! - A green thread's panic is caught at its root, logged and counted
+//!   (`stats.green.panics`); only that thread ends (for the server: only its
+//!   connection closes).
+//! - Deadlines (per call) and interrupts (shutdown) cancel the op in flight and
+//!   resume the thread with `TimedOut` / `Interrupted` once the kernel is done with
+//!   its buffer.
+//!
+//! API: [`spawn`] / [`try_spawn`] → [`JoinHandle`], [`yield_now`], [`sleep`],
+//! [`nop`], [`wait_wake`], [`interrupt_all`], [`on_worker_stack`]; [`net::GvtListener`] /
+//! [`net::GvtStream`]; [`fs::GvtFile`].
+
+pub mod fs;
+pub mod net;
+pub(crate) mod reactor;
+pub(crate) mod sched;
+pub mod stack;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{UringOptions, DEFAULT_GREEN_STACK};
+use crate::stats::{Registry, WorkerStats};
+use crate::uring::{Features, RingWaker};
+
+pub use sched::{in_green_thread, on_worker_stack, yield_now, Interrupt, JoinHandle};
+pub use time::{nop, sleep};
+
+use reactor::Reactor;
+use sched::{Ctx, Sched};
+
+/// Where a runtime publishes its counters: the [`WorkerStats`] block of its worker.
+pub trait StatsSource: Send + Sync {
+    fn worker_stats(&self, worker: usize) -> &WorkerStats;
+}
+
+impl StatsSource for Registry {
+    fn worker_stats(&self, worker: usize) -> &WorkerStats {
+        self.worker(worker)
+    }
+}
+
+/// How to build a worker's runtime.
+#[derive(Clone, Copy, Debug)]
+pub struct RuntimeOptions {
+    /// Usable bytes per green-thread stack (`--green-stack-size`).
+    pub stack_size: usize,
+    pub uring: UringOptions,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            stack_size: DEFAULT_GREEN_STACK,
+            uring: UringOptions::default(),
+        }
+    }
+}
+
+/// Resumes per scheduling pass before the loop looks at the ring again, so
+/// threads that keep yielding cannot starve I/O.
+const PASS_BUDGET: usize = 1024;
+
+/// One worker's green-thread runtime. Not `Send`: create it on the worker thread.
+pub struct Runtime {
+    ctx: Rc<Ctx>,
+    stats: Option<(Arc<dyn StatsSource>, usize)>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("green_threads", &self.ctx.sched.borrow().tasks.len())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A runtime with its own ring. Fails when io_uring cannot be set up.
+    pub fn new(opts: &RuntimeOptions) -> io::Result<Runtime> {
+        stack::install_overflow_handler();
+        let reactor = Reactor::new(&opts.uring)?;
+        Ok(Runtime {
+            ctx: Rc::new(Ctx {
+                sched: std::cell::RefCell::new(Sched::new(opts.stack_size)),
+                reactor: std::cell::RefCell::new(reactor),
+            }),
+            stats: None,
+        })
+    }
+
+    /// Publish counters into `source.worker_stats(worker)` once per loop turn.
+    pub fn with_stats(mut self, source: Arc<dyn StatsSource>, worker: usize) -> Runtime {
+        self.stats = Some((source, worker));
+        self
+    }
+
+    /// What this runtime's ring supports.
+    pub fn features(&self) -> Features {
+        *self.ctx.reactor.borrow().ring.features()
+    }
+
+    /// Wakes this runtime's [`wait_wake`] callers from any thread.
+    pub fn waker(&self) -> Arc<RingWaker> {
+        self.ctx.reactor.borrow().ring.waker()
+    }
+
+    /// Usable bytes per green-thread stack (after rounding to pages).
+    pub fn stack_size(&self) -> usize {
+        self.ctx.sched.borrow().pool.stack_size()
+    }
+
+    /// Completions dropped because their task had finished (stale generation).
+    pub fn stale_completions(&self) -> u64 {
+        self.ctx.reactor.borrow().stale
+    }
+
+    /// Run `f` as a green thread and drive this worker until **every** green
+    /// thread has finished; returns `f`'s result (`Err(payload)` if it panicked).
+    /// `Err(io)` when the ring fails, or when threads are parked with nothing that
+    /// could ever wake them (a deadlock).
+    pub fn block_on<T: 'static>(
+        &mut self,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<std::thread::Result<T>> {
+        sched::install(&self.ctx)?;
+        reactor::configure(&self.ctx.reactor.borrow().ring);
+        let r = self.drive(f);
+        self.publish();
+        sched::uninstall();
+        r
+    }
+
+    fn drive<T: 'static>(
+        &mut self,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<std::thread::Result<T>> {
+        let root = sched::spawn_on(&self.ctx, f)?;
+        let ctx = Rc::clone(&self.ctx);
+        let mut busy_passes = 0u32;
+        loop {
+            sched::run_ready(&ctx, PASS_BUDGET);
+            self.publish();
+            let mut s = ctx.sched.borrow_mut();
+            if s.tasks.is_empty() {
+                break;
+            }
+            let mut r = ctx.reactor.borrow_mut();
+            if !s.timers.is_empty() {
+                reactor::fire_timers(&mut s, &mut r, Instant::now());
+            }
+            let idle = s.runq.is_empty();
+            if idle && s.ops_in_flight == 0 && s.wake_waiters.is_empty() && r.pushed == 0 {
+                return Err(io::Error::other(format!(
+                    "green runtime deadlock: {} green threads parked with no I/O in flight",
+                    s.tasks.len()
+                )));
+            }
+            drop(s);
+            if idle {
+                busy_passes = 0;
+                r.enter(1)?;
+            } else if r.pushed > 0 {
+                r.enter(0)?;
+            } else {
+                busy_passes += 1;
+                if busy_passes % 16 == 0 {
+                    r.poll()?;
+                }
+            }
+            drop(r);
+            reactor::dispatch(&ctx);
+        }
+        Ok(root.join())
+    }
+
+    fn publish(&self) {
+        let Some((src, worker)) = &self.stats else {
+            return;
+        };
+        let st = src.worker_stats(*worker);
+        let mut s = self.ctx.sched.borrow_mut();
+        let (c, p) = (s.counts, s.published);
+        st.green.spawned.add(c.spawned - p.spawned);
+        st.green.finished.add(c.finished - p.finished);
+        st.green.context_switches.add(c.switches - p.switches);
+        st.green.panics.add(c.panics - p.panics);
+        for i in 0..c.parks.len() {
+            st.green.parks[i].add(c.parks[i] - p.parks[i]);
+        }
+        s.published = c;
+        self.ctx.reactor.borrow_mut().ring.publish(&st.uring);
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let mut s = self.ctx.sched.borrow_mut();
+        if s.tasks.is_empty() {
+            return;
+        }
+        let leaked = sched::drop_leftovers(&mut s);
+        if leaked > 0 {
+            eprintln!(
+                "gvhttpd: {leaked} green threads still had I/O in flight at runtime drop; \
+                 their stacks are leaked rather than freed under the kernel"
+            );
+        }
+    }
+}
+
+/// Spawn a green thread on the current worker. Panics when called outside a green
+/// thread or when no stack can be mapped; see [`try_spawn`].
+pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
+    match try_spawn(f) {
+        Ok(h) => h,
+        Err(e) => panic!("green::spawn: {e}"),
+    }
+}
+
+/// Spawn a green thread on the current worker (the caller must be a green thread).
+pub fn try_spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
+    let (ctx, _) = sched::current()?;
+    sched::spawn_on(&ctx, f)
+}
+
+/// Park until this worker's ring is woken from another thread (see
+/// [`Runtime::waker`]). Check your condition before calling; a soft interrupt
+/// ends the wait with `Interrupted`.
+pub fn wait_wake() -> io::Result<()> {
+    reactor::wait_wake()
+}
+
+/// Interrupt every other green thread on this worker (and those spawned later).
+/// [`Interrupt::Soft`]: the next (or current) accept / read / wait of each thread
+/// fails once with `Interrupted`. [`Interrupt::Hard`]: every blocking call from
+/// now on fails with `Interrupted`.
+pub fn interrupt_all(level: Interrupt) -> io::Result<()> {
+    let (ctx, _) = sched::current()?;
+    sched::interrupt_all(&ctx, level);
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! Blocking-style TCP for green threads: every call is one io_uring op submitted by
+//! the worker that owns the calling green thread, which parks until it completes.
+//!
+//! Deadlines are per call: [`GvtStream::set_read_deadline`] sets an absolute
+//! instant that every later read must finish by (the HTTP model moves it when the
+//! connection's phase changes), [`GvtStream::set_write_timeout`] gives each write
+//! call its own budget ("a write that makes no progress for this long"). A call that
+//! misses its deadline fails with `TimedOut`; its op was cancelled and its CQE reaped
+//! before the call returned.
+//!
+//! Sockets are switched to blocking mode: io_uring then waits for readiness itself
+//! (an `O_NONBLOCK` socket would make some kernels complete the op with `EAGAIN`).
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, types};
+
+use super::reactor::{submit, GivesWay};
+use crate::stats::ParkReason;
+
+/// When a call must be done by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Deadline {
+    #[default]
+    None,
+    /// Every call must finish by this instant.
+    At(Instant),
+    /// Each call gets this long from when it starts.
+    Each(Duration),
+}
+
+impl Deadline {
+    fn resolve(self) -> Option<Instant> {
+        match self {
+            Deadline::None => None,
+            Deadline::At(t) => Some(t),
+            Deadline::Each(d) => Instant::now().checked_add(d),
+        }
+    }
+}
+
+fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    socket2::SockRef::from(&fd).set_nonblocking(false)
+}
+
+/// A listening socket whose `accept` parks the green thread.
+#[derive(Debug)]
+pub struct GvtListener {
+    fd: OwnedFd,
+}
+
+impl GvtListener {
+    /// Bind a listener on `addr` (plain `bind` + `listen`; for `SO_REUSEPORT`
+    /// listeners use [`crate::net::bind_listeners`] and [`GvtListener::from_std`]).
+    pub fn bind(addr: SocketAddr) -> io::Result<GvtListener> {
+        GvtListener::from_std(TcpListener::bind(addr)?)
+    }
+
+    /// Adopt a bound, listening std listener.
+    pub fn from_std(l: TcpListener) -> io::Result<GvtListener> {
+        let fd = OwnedFd::from(l);
+        set_blocking(fd.as_fd())?;
+        Ok(GvtListener { fd })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket2::SockRef::from(&self.fd)
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("listener is not an IP socket"))
+    }
+
+    /// Wait for the next connection. A soft interrupt ends the wait
+    /// (`Interrupted`); descriptor exhaustion comes back as `EMFILE` / `ENFILE`.
+    pub fn accept(&self) -> io::Result<GvtStream> {
+        let sqe = opcode::Accept::new(
+            types::Fd(self.fd.as_raw_fd()),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+        .flags(libc::SOCK_CLOEXEC)
+        .build();
+        // SAFETY: no peer address is requested, so the SQE points at no memory; the
+        // listener fd outlives the call (borrowed through &self).
+        let fd = unsafe { submit(sqe, None, GivesWay::OnSoft, ParkReason::Io) }?;
+        // SAFETY: a successful accept returns a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(GvtStream::from_fd(fd))
+    }
+}
+
+/// A connected TCP stream whose reads and writes park the green thread.
+#[derive(Debug)]
+pub struct GvtStream {
+    fd: OwnedFd,
+    read_deadline: Deadline,
+    write_deadline: Deadline,
+}
+
+impl GvtStream {
+    fn from_fd(fd: OwnedFd) -> GvtStream {
+        GvtStream {
+            fd,
+            read_deadline: Deadline::None,
+            write_deadline: Deadline::None,
+        }
+    }
+
+    /// Adopt a connected std stream (switched to blocking mode, see module docs).
+    pub fn from_std(s: TcpStream) -> io::Result<GvtStream> {
+        let fd = OwnedFd::from(s);
+        set_blocking(fd.as_fd())?;
+        Ok(GvtStream::from_fd(fd))
+    }
+
+    /// Connect to `addr` through `IORING_OP_CONNECT`.
+    pub fn connect(addr: SocketAddr) -> io::Result<GvtStream> {
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM.cloexec(),
+            None,
+        )?;
+        let sa = socket2::SockAddr::from(addr);
+        let fd = OwnedFd::from(sock);
+        let sqe =
+            opcode::Connect::new(types::Fd(fd.as_raw_fd()), sa.as_ptr().cast(), sa.len()).build();
+        // SAFETY: `sa` lives in this frame until `submit` returns after the CQE.
+        unsafe { submit(sqe, None, GivesWay::OnHard, ParkReason::Io) }?;
+        Ok(GvtStream::from_fd(fd))
+    }
+
+    /// Every later read must finish by `at` (`None`: no deadline).
+    pub fn set_read_deadline(&mut self, at: Option<Instant>) {
+        self.read_deadline = at.map_or(Deadline::None, Deadline::At);
+    }
+
+    /// Each later read gets `d` from when it starts (`None`: no limit).
+    pub fn set_read_timeout(&mut self, d: Option<Duration>) {
+        self.read_deadline = d.map_or(Deadline::None, Deadline::Each);
+    }
+
+    /// Every later write must finish by `at`.
+    pub fn set_write_deadline(&mut self, at: Option<Instant>) {
+        self.write_deadline = at.map_or(Deadline::None, Deadline::At);
+    }
+
+    /// Each later write call gets `d` from when it starts.
+    pub fn set_write_timeout(&mut self, d: Option<Duration>) {
+        self.write_deadline = d.map_or(Deadline::None, Deadline::Each);
+    }
+
+    /// Read into `buf`; `Ok(0)` means the peer closed its side. A soft interrupt
+    /// ends a read that is waiting (`Interrupted`).
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let sqe = opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), buf.as_mut_ptr(), len)
+            .ioprio(super::reactor::recv_ioprio())
+            .build();
+        let deadline = self.read_deadline.resolve();
+        // SAFETY: `buf` is borrowed for this call and `submit` returns only after the
+        // recv's CQE, so the kernel writes only while the borrow is live.
+        let n = unsafe { submit(sqe, deadline, GivesWay::OnSoft, ParkReason::Io) }?;
+        Ok(n as usize)
+    }
+
+    /// Write some of `buf` (at least one byte unless `buf` is empty).
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let sqe = opcode::Send::new(types::Fd(self.fd.as_raw_fd()), buf.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+        let deadline = self.write_deadline.resolve();
+        // SAFETY: `buf` is borrowed for this call and `submit` returns only after the
+        // send's CQE, so the kernel reads only while the borrow is live.
+        let n = unsafe { submit(sqe, deadline, GivesWay::OnHard, ParkReason::Io) }?;
+        Ok(n as usize)
+    }
+
+    /// Write all of `buf` (one op per partial send).
+    pub fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf)? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// Shut down one or both directions (`IORING_OP_SHUTDOWN`).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let how = match how {
+            Shutdown::Read => libc::SHUT_RD,
+            Shutdown::Write => libc::SHUT_WR,
+            Shutdown::Both => libc::SHUT_RDWR,
+        };
+        let sqe = opcode::Shutdown::new(types::Fd(self.fd.as_raw_fd()), how).build();
+        // SAFETY: a shutdown references no memory; the fd is borrowed through &self.
+        unsafe { submit(sqe, None, GivesWay::Never, ParkReason::Io) }.map(|_| ())
+    }
+
+    /// Close the socket through `IORING_OP_CLOSE`. (Dropping a stream closes it
+    /// with `close(2)` instead, which never blocks for a socket without linger.)
+    pub fn close(self) -> io::Result<()> {
+        close_fd(self.fd)
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        socket2::SockRef::from(&self.fd)
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("stream is not an IP socket"))
+    }
+}
+
+/// Close `fd` through `IORING_OP_CLOSE` (falls back to `close(2)` outside a green
+/// thread). The descriptor is released in every case.
+pub(crate) fn close_fd(fd: OwnedFd) -> io::Result<()> {
+    if !super::in_green_thread() {
+        drop(fd);
+        return Ok(());
+    }
+    let raw = fd.into_raw_fd();
+    let sqe = opcode::Close::new(types::Fd(raw)).build();
+    // SAFETY: a close references no memory. `GivesWay::Never` and no deadline mean
+    // `submit` cannot fail before pushing it, so the kernel takes the descriptor.
+    unsafe { submit(sqe, None, GivesWay::Never, ParkReason::Io) }.map(|_| ())
+}
+
+impl AsFd for GvtStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsFd for GvtListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl io::Read for GvtStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        GvtStream::read(self, buf)
+    }
+}
+
+impl io::Write for GvtStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        GvtStream::write(self, buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        GvtStream::write_all(self, buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! The per-worker reactor: one [`Ring`] per worker thread, owned by that worker's
+//! scheduler (never shared, no queue between threads — the seed's shared reactor
+//! thread behind an MPSC queue was ~40x slower).
+//!
+//! # One op per blocking call
+//! [`submit`] is how every blocking-style call (read, write, accept, sleep, open ...)
+//! reaches the kernel: it pushes one SQE tagged with the running task's token
+//! (`slot + generation + OP`), parks the task, and returns when that op's CQE has
+//! been reaped. The worker loop (`Runtime::block_on`) runs all ready tasks, then
+//! submits everything they pushed in ONE `io_uring_enter` and dispatches the CQEs.
+//!
+//! # Buffers and cancellation (the ring's contract, met here)
+//! A buffer passed to [`submit`] is borrowed by the caller for the whole call, and
+//! `submit` returns only after the op's CQE has arrived — also when the op was
+//! cancelled. The task is parked meanwhile; a parked task's coroutine (its stack,
+//! where such borrows live) is never dropped while `op.in_flight` is set
+//! (`sched::drop_leftovers` leaks it instead). So the kernel is done with the memory
+//! before the borrow ends: that is why `submit` may be called with stack buffers.
+//!
+//! A deadline (per call) or an interrupt cancels the op with
+//! `IORING_OP_ASYNC_CANCEL`; the task is resumed by the cancelled op's own CQE and
+//! gets `TimedOut` / `Interrupted` (or the op's real result when it won the race).
+//!
+//! # Deadlines without a timer per op
+//! A deadline costs no SQE. Each task keeps at most one live entry in a per-worker
+//! heap (`timer_at`): a new deadline pushes an entry only when it is earlier than
+//! the task's live one; when an entry comes due and the task's current deadline is
+//! later (the phase moved on), it is re-pushed for that deadline. The loop keeps one
+//! internal `IORING_OP_TIMEOUT` armed for the earliest entry.
+
+use std::cmp::Reverse;
+use std::io;
+use std::time::{Duration, Instant};
+
+use io_uring::squeue;
+
+use super::sched::{self, Cause, Ctx, Interrupt, OpSlot, Sched};
+use crate::config::UringOptions;
+use crate::stats::ParkReason;
+use crate::uring::{Completion, OpKind, Ring, SlotKey, Token};
+
+/// The op kind of a task's op (the only model-defined kind the green runtime uses).
+pub(crate) const OP: OpKind = OpKind::new(1);
+
+/// Which interrupts cancel an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GivesWay {
+    /// Accept, read, wait: a soft interrupt ("stop waiting for new work") cancels it.
+    OnSoft,
+    /// Write, sleep, file I/O: only a hard interrupt ("abandon everything").
+    OnHard,
+    /// Close: never cancelled (the descriptor must be released either way).
+    Never,
+}
+
+impl GivesWay {
+    pub(crate) fn to(self, i: Interrupt) -> bool {
+        match self {
+            GivesWay::OnSoft => i >= Interrupt::Soft,
+            GivesWay::OnHard => i >= Interrupt::Hard,
+            GivesWay::Never => false,
+        }
+    }
+}
+
+/// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19+): arm readiness polling before trying
+/// the recv. A green read usually starts right after a response went out, when the
+/// next request cannot have arrived yet, so the first non-blocking attempt would
+/// only fail with `EAGAIN`.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
+thread_local! {
+    /// The `ioprio` a recv gets on this worker's ring (set by `Runtime::block_on`).
+    static RECV_IOPRIO: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
+}
+
+/// Configure per-ring op flags for the thread about to run `ring`.
+pub(crate) fn configure(ring: &Ring) {
+    let poll_first = ring.features().kernel >= (5, 19);
+    RECV_IOPRIO.set(if poll_first { RECVSEND_POLL_FIRST } else { 0 });
+}
+
+/// The `ioprio` field for a recv SQE on the current worker.
+#[inline]
+pub(crate) fn recv_ioprio() -> u16 {
+    RECV_IOPRIO.get()
+}
+
+/// One worker's ring plus what the loop needs around it.
+pub(crate) struct Reactor {
+    pub ring: Ring,
+    /// Reap buffer, reused every turn.
+    done: Vec<Completion>,
+    /// SQEs pushed since the last `io_uring_enter`.
+    pub pushed: usize,
+    /// Loop timers in flight: `(sequence, expiry)`.
+    armed: Vec<(u32, Instant)>,
+    timer_seq: u32,
+    /// Ring wake-ups seen (see `wait_wake`).
+    pub wake_seq: u64,
+    /// Completions dropped because their slot had moved on (stale generation).
+    pub stale: u64,
+}
+
+impl Reactor {
+    pub fn new(opts: &UringOptions) -> io::Result<Reactor> {
+        Ok(Reactor {
+            ring: Ring::new(opts)?,
+            done: Vec::with_capacity(256),
+            pushed: 0,
+            armed: Vec::new(),
+            timer_seq: 0,
+            wake_seq: 0,
+            stale: 0,
+        })
+    }
+
+    /// Queue an SQE.
+    ///
+    /// # Safety
+    /// As [`Ring::push`]: every pointer in `sqe` stays valid until its CQE is reaped.
+    unsafe fn push(&mut self, sqe: squeue::Entry) {
+        self.pushed += 1;
+        // SAFETY: forwarded to our caller (see above).
+        unsafe { self.ring.push(sqe) };
+    }
+
+    /// Ask the kernel to cancel `key`'s op; its CQE still ends the op.
+    pub fn cancel(&mut self, key: SlotKey) {
+        self.pushed += 1;
+        self.ring
+            .push_cancel(key.token(OP), Token::internal(OpKind::CANCEL));
+    }
+
+    /// Keep an internal timeout armed for `next` (the earliest deadline entry).
+    fn arm(&mut self, next: Instant, now: Instant) {
+        if self.armed.iter().any(|&(_, at)| at <= next) {
+            return;
+        }
+        self.timer_seq = self.timer_seq.wrapping_add(1);
+        let token = Token::new(self.timer_seq, 0, OpKind::TIMER);
+        // Round up to a whole millisecond so the timer never fires just before `next`.
+        let after = next.saturating_duration_since(now) + Duration::from_millis(1);
+        self.ring.push_timeout(after, token);
+        self.pushed += 1;
+        self.armed.push((self.timer_seq, next));
+    }
+
+    /// One `io_uring_enter`: submit what was pushed, wait for `want` completions.
+    pub fn enter(&mut self, want: usize) -> io::Result<()> {
+        self.pushed = 0;
+        self.ring.submit_and_wait(want)
+    }
+
+    /// An enter that cannot block: a NOP makes `want = 1` return at once, after the
+    /// kernel ran any deferred completion work (`DEFER_TASKRUN` only does that for
+    /// an enter that waits).
+    pub fn poll(&mut self) -> io::Result<()> {
+        self.ring.push_nop(Token::internal(OpKind::NOP));
+        self.enter(1)
+    }
+}
+
+/// Submit one op for the running green thread and park it until the op's CQE.
+///
+/// Returns the CQE result (`>= 0`), `TimedOut` when `deadline` passed first,
+/// `Interrupted` when an interrupt that `gives_way` to arrived, or the op's errno.
+/// A pending interrupt returns `Interrupted` before anything is submitted; a
+/// deadline already in the past is not checked here (that would cost a clock read
+/// per op): the op is submitted and the next loop turn cancels it.
+///
+/// # Safety
+/// Every pointer in `sqe` must stay valid until this function returns. Memory
+/// borrowed by the caller for the duration of the call meets this: the function
+/// returns only after the kernel posted the op's final CQE (see the module docs).
+pub(crate) unsafe fn submit(
+    sqe: squeue::Entry,
+    deadline: Option<Instant>,
+    gives_way: GivesWay,
+    reason: ParkReason,
+) -> io::Result<i32> {
+    let (ctx, key) = sched::current()?;
+    {
+        let mut guard = ctx.sched.borrow_mut();
+        let s = &mut *guard;
+        let t = s
+            .tasks
+            .get_mut(key)
+            .ok_or_else(|| io::Error::other("task vanished"))?;
+        if gives_way.to(t.interrupt) {
+            if t.interrupt == Interrupt::Soft {
+                t.interrupt = Interrupt::None;
+            }
+            return Err(interrupted());
+        }
+        t.op = OpSlot {
+            in_flight: true,
+            result: 0,
+            level: match gives_way {
+                GivesWay::OnSoft => Interrupt::Soft,
+                GivesWay::OnHard => Interrupt::Hard,
+                GivesWay::Never => Interrupt::None,
+            },
+            deadline,
+            cancel: None,
+        };
+        if let Some(d) = deadline {
+            if t.timer_at.map_or(true, |at| d < at) {
+                t.timer_at = Some(d);
+                s.timers.push(Reverse((d, key.index, key.gen)));
+            }
+        }
+        s.ops_in_flight += 1;
+    }
+    let sqe = sqe.user_data(key.token(OP).raw());
+    // SAFETY: our caller guarantees the SQE's memory outlives this call, and we do not
+    // return before the op's CQE (loop below).
+    unsafe { ctx.reactor.borrow_mut().push(sqe) };
+    loop {
+        sched::park(&ctx, key, reason);
+        let mut s = ctx.sched.borrow_mut();
+        let t = s
+            .tasks
+            .get_mut(key)
+            .ok_or_else(|| io::Error::other("task vanished"))?;
+        if t.op.in_flight {
+            continue; // a wake-up for something else; the op is still the kernel's
+        }
+        t.op.deadline = None;
+        let (res, cause) = (t.op.result, t.op.cancel.take());
+        return match cause {
+            _ if res >= 0 => Ok(res),
+            Some(Cause::TimedOut) if res == -libc::ECANCELED => Err(timed_out()),
+            Some(Cause::Interrupted) if res == -libc::ECANCELED => {
+                if t.interrupt == Interrupt::Soft {
+                    t.interrupt = Interrupt::None;
+                }
+                Err(interrupted())
+            }
+            _ => Err(io::Error::from_raw_os_error(-res)),
+        };
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "green I/O deadline passed")
+}
+
+fn interrupted() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "green thread interrupted")
+}
+
+/// Cancel the ops whose deadline has passed, re-push entries whose deadline moved
+/// on, and keep a loop timer armed for the earliest entry.
+pub(crate) fn fire_timers(s: &mut Sched, r: &mut Reactor, now: Instant) {
+    while let Some(&Reverse((at, index, gen))) = s.timers.peek() {
+        if at > now {
+            r.arm(at, now);
+            return;
+        }
+        s.timers.pop();
+        let key = SlotKey { index, gen };
+        let Some(t) = s.tasks.get_mut(key) else {
+            continue; // the task finished
+        };
+        if t.timer_at != Some(at) {
+            continue; // superseded by an earlier entry
+        }
+        t.timer_at = None;
+        if !t.op.in_flight || t.op.cancel.is_some() {
+            continue;
+        }
+        let Some(d) = t.op.deadline else {
+            continue;
+        };
+        if d <= now {
+            t.op.cancel = Some(Cause::TimedOut);
+            r.cancel(key);
+        } else {
+            t.timer_at = Some(d);
+            s.timers.push(Reverse((d, index, gen)));
+        }
+    }
+}
+
+/// Reap every available CQE and wake the tasks they finish.
+pub(crate) fn dispatch(ctx: &Ctx) {
+    let mut r = ctx.reactor.borrow_mut();
+    let mut done = std::mem::take(&mut r.done);
+    done.clear();
+    r.ring.reap(&mut done);
+    if done.is_empty() {
+        r.done = done;
+        return;
+    }
+    let mut s = ctx.sched.borrow_mut();
+    for c in &done {
+        let kind = c.token.kind();
+        if kind == OP {
+            let key = SlotKey::from(c.token);
+            match s.tasks.get_mut(key) {
+                Some(t) if t.op.in_flight => {
+                    t.op.in_flight = false;
+                    t.op.result = c.result;
+                    s.ops_in_flight -= 1;
+                    s.wake(key);
+                }
+                // A finished task, or a slot reused by a later task: drop it.
+                _ => r.stale += 1,
+            }
+        } else if kind == OpKind::TIMER {
+            let seq = c.token.slot();
+            r.armed.retain(|&(q, _)| q != seq);
+        } else if kind == OpKind::WAKE {
+            r.wake_seq += 1;
+            for k in std::mem::take(&mut s.wake_waiters) {
+                s.wake(k);
+            }
+        }
+        // CANCEL and NOP completions carry no news.
+    }
+    r.done = done;
+}
+
+/// Park the running green thread until the worker's ring is woken from another
+/// thread (`RingWaker::wake`). Check your condition (e.g. "shutdown triggered")
+/// before calling: a wake that happened earlier is not remembered here.
+/// A soft interrupt ends the wait with `Interrupted`.
+pub(crate) fn wait_wake() -> io::Result<()> {
+    let (ctx, key) = sched::current()?;
+    let seen = ctx.reactor.borrow().wake_seq;
+    loop {
+        {
+            let mut s = ctx.sched.borrow_mut();
+            let t = s
+                .tasks
+                .get_mut(key)
+                .ok_or_else(|| io::Error::other("task vanished"))?;
+            if GivesWay::OnSoft.to(t.interrupt) {
+                if t.interrupt == Interrupt::Soft {
+                    t.interrupt = Interrupt::None;
+                }
+                return Err(interrupted());
+            }
+            let mut r = ctx.reactor.borrow_mut();
+            if r.wake_seq != seen {
+                return Ok(());
+            }
+            r.ring.arm_wake();
+            r.pushed += 1;
+            if !s.wake_waiters.contains(&key) {
+                s.wake_waiters.push(key);
+            }
+        }
+        sched::park(&ctx, key, ParkReason::Io);
+    }
+}

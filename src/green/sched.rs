@@ -1,0 +1,513 @@
+//! The per-worker scheduler: the task table, the run queue, park / wake, spawn,
+//! join, interrupts, and the thread-locals that tie a running coroutine to its worker.
+//!
+//! # Task states
+//! ```text
+//!   spawn ──► Ready ──resume──► Running ──suspend(Yield)──► Ready
+//!                ▲                 │
+//!                │ wake            ├──suspend(Park)──► Parked ──wake──► Ready
+//!                │                 │
+//!                └─────────────────┴──returns──► (removed; stack back to the pool,
+//!                                                 slot generation bumped)
+//! ```
+//! `wake` on a task that is `Running` (it has not parked yet) sets `notified`, and
+//! `park` returns at once when `notified` is set: a wake-up that arrives before its
+//! task has parked is never lost. Every waiter re-checks its own condition (op done,
+//! join result present) after `park` returns, so a spurious wake is harmless.
+//!
+//! Tasks live in a generation-checked [`Slots`] table; a [`SlotKey`] (index +
+//! generation) names one occupant, so a completion or wake for a finished task whose
+//! slot was reused is recognised as stale and dropped.
+//!
+//! # Thread-locals
+//! A worker's [`Ctx`] is installed in `CTX` while `Runtime::block_on` runs. While a
+//! coroutine runs, `CURRENT` names its task and `YIELDER` points at its corosensei
+//! `Yielder` (which lives at the base of the coroutine's own stack). A coroutine
+//! stores `YIELDER` when it starts and again every time `suspend` returns, since
+//! other coroutines overwrite it meanwhile.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Instant;
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use super::reactor::Reactor;
+use super::stack::{self, PooledStack, StackPool};
+use crate::stats::ParkReason;
+use crate::uring::{SlotKey, Slots};
+
+/// What a coroutine tells the scheduler when it suspends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Suspend {
+    /// Still runnable: put it at the back of the run queue.
+    Yield,
+    /// Waiting for a wake-up.
+    Park(ParkReason),
+}
+
+pub(crate) type Co = Coroutine<(), Suspend, (), PooledStack>;
+type Y = Yielder<(), Suspend>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Ready,
+    Running,
+    Parked,
+}
+
+/// A pending interrupt, or the least interrupt an op gives way to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Interrupt {
+    #[default]
+    None,
+    /// Delivered once, to the next (or current) *interruptible* blocking call
+    /// (accept, read, wait): "stop waiting for new work".
+    Soft,
+    /// Delivered to every blocking call from now on (write, sleep, file I/O too):
+    /// "abandon everything".
+    Hard,
+}
+
+/// Why an in-flight op was cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    TimedOut,
+    Interrupted,
+}
+
+/// The one op a task may have in flight (a task is parked inside it).
+#[derive(Debug, Default)]
+pub(crate) struct OpSlot {
+    pub in_flight: bool,
+    pub result: i32,
+    /// The least interrupt that cancels this op.
+    pub level: Interrupt,
+    pub deadline: Option<Instant>,
+    /// Set once a cancel has been pushed for this op.
+    pub cancel: Option<Cause>,
+}
+
+/// One green thread.
+///
+/// INVARIANT: `co` is `Some` except while the task is `Running` (the scheduler holds
+/// the coroutine then). A task whose `op.in_flight` is true is `Parked` or `Ready`
+/// inside `reactor::submit`, and its coroutine is never dropped or reset.
+pub(crate) struct Task {
+    /// Boxed: the scheduler moves a pointer per resume, never the coroutine itself
+    /// (measured: moving the struct out and back in cost ~7 ns per yield).
+    co: Option<Box<Co>>,
+    state: State,
+    notified: bool,
+    guard: (usize, usize),
+    pub op: OpSlot,
+    pub interrupt: Interrupt,
+    /// Time of this task's live entry in the timer heap, if any (see `Sched::timers`).
+    pub timer_at: Option<Instant>,
+}
+
+/// Green counters kept locally (plain integers) and published once per loop turn.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub spawned: u64,
+    pub finished: u64,
+    pub switches: u64,
+    pub panics: u64,
+    pub parks: [u64; 4],
+}
+
+/// One worker's scheduler state.
+pub(crate) struct Sched {
+    pub tasks: Slots<Task>,
+    pub runq: VecDeque<SlotKey>,
+    pub pool: StackPool,
+    /// Interrupt level given to tasks spawned from now on (set by `interrupt_all`).
+    pub interrupt: Interrupt,
+    /// Deadline timers: `(when, slot index, generation)`. An entry is live only
+    /// while it equals its task's `timer_at`; others are stale and skipped.
+    pub timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    /// Ops pushed by tasks whose CQE has not arrived.
+    pub ops_in_flight: usize,
+    /// Tasks parked in `wait_wake`.
+    pub wake_waiters: Vec<SlotKey>,
+    pub counts: Counts,
+    pub published: Counts,
+}
+
+/// Everything one worker's green threads share.
+pub(crate) struct Ctx {
+    pub sched: RefCell<Sched>,
+    pub reactor: RefCell<Reactor>,
+}
+
+thread_local! {
+    static CTX: RefCell<Option<Rc<Ctx>>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<SlotKey>> = const { Cell::new(None) };
+    static YIELDER: Cell<*const Y> = const { Cell::new(std::ptr::null()) };
+    /// Set while the runtime force-unwinds leftover coroutines (their unwind
+    /// payload must pass through the task's `catch_unwind`).
+    static UNWINDING: Cell<bool> = const { Cell::new(false) };
+    /// Set while `on_worker_stack` runs a closure on the worker's stack.
+    static ON_WORKER_STACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Install `ctx` as this thread's runtime; `Err` if one is installed already.
+pub(crate) fn install(ctx: &Rc<Ctx>) -> io::Result<()> {
+    CTX.with_borrow_mut(|c| {
+        if c.is_some() {
+            return Err(io::Error::other(
+                "a green runtime is already running on this thread (nested block_on)",
+            ));
+        }
+        *c = Some(Rc::clone(ctx));
+        Ok(())
+    })
+}
+
+pub(crate) fn uninstall() {
+    CTX.with_borrow_mut(|c| *c = None);
+}
+
+/// The running worker's context and the running task, or an error naming the misuse.
+pub(crate) fn current() -> io::Result<(Rc<Ctx>, SlotKey)> {
+    let key = CURRENT.get().ok_or_else(not_green)?;
+    let ctx = CTX.with_borrow(|c| c.clone()).ok_or_else(not_green)?;
+    Ok((ctx, key))
+}
+
+fn not_green() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "green-thread call made outside a green thread (use Runtime::block_on / spawn)",
+    )
+}
+
+/// Is the caller a green thread?
+pub fn in_green_thread() -> bool {
+    CURRENT.get().is_some()
+}
+
+pub(crate) fn set_unwinding(on: bool) {
+    UNWINDING.set(on);
+}
+
+/// Switch back to the scheduler. Must run on a green thread.
+///
+/// `#[inline]` matters: when the switch sits inside a called function, the return
+/// from that function after being resumed is mispredicted (the CPU's return-stack
+/// buffer still holds the scheduler's frame), which doubled the cost of a yield.
+#[inline]
+fn suspend(s: Suspend) {
+    let y = YIELDER.get();
+    assert!(!y.is_null(), "suspend outside a green thread");
+    assert!(
+        !ON_WORKER_STACK.get(),
+        "blocking green call inside green::on_worker_stack"
+    );
+    // SAFETY: YIELDER is non-null only while a coroutine runs on this thread, and the
+    // running coroutine stored it from `&Yielder` handed to its body (at start, and
+    // below after every resume). That Yielder lives on this coroutine's stack for the
+    // whole body, and we are executing on that stack now, so the pointer is valid.
+    unsafe { (*y).suspend(s) };
+    YIELDER.set(y);
+}
+
+/// Run `f` on the worker thread's own stack instead of the calling green thread's,
+/// and return its result. Stack-hungry work that does not block (parsing, building
+/// a response) then never grows a green stack, so an idle green thread keeps only
+/// the few pages its blocking loop needs. `f` must not make blocking green calls
+/// (it would panic); a panic in `f` propagates to the caller. Outside a green
+/// thread `f` simply runs.
+pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
+    let y = YIELDER.get();
+    if y.is_null() || ON_WORKER_STACK.get() {
+        return f();
+    }
+    ON_WORKER_STACK.set(true);
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ON_WORKER_STACK.set(false);
+        }
+    }
+    let _reset = Reset;
+    // SAFETY: as in `suspend`: YIELDER is the running coroutine's own Yielder, valid
+    // while we execute on its stack, which we do until `on_parent_stack` returns.
+    unsafe { (*y).on_parent_stack(f) }
+}
+
+/// Give other ready green threads a turn, then continue.
+#[inline]
+pub fn yield_now() {
+    if YIELDER.get().is_null() {
+        return;
+    }
+    suspend(Suspend::Yield);
+}
+
+impl Sched {
+    pub fn new(stack_size: usize) -> Self {
+        Sched {
+            tasks: Slots::new(),
+            runq: VecDeque::new(),
+            pool: StackPool::new(stack_size),
+            interrupt: Interrupt::None,
+            timers: BinaryHeap::new(),
+            ops_in_flight: 0,
+            wake_waiters: Vec::new(),
+            counts: Counts::default(),
+            published: Counts::default(),
+        }
+    }
+
+    /// Make `key` runnable (see the module docs for the lost-wake-up rule). A stale
+    /// key is ignored.
+    pub fn wake(&mut self, key: SlotKey) {
+        let Some(t) = self.tasks.get_mut(key) else {
+            return;
+        };
+        match t.state {
+            State::Parked => {
+                t.state = State::Ready;
+                self.runq.push_back(key);
+            }
+            State::Running => t.notified = true,
+            State::Ready => {}
+        }
+    }
+}
+
+/// Park the running task until someone wakes it (returns at once if a wake-up is
+/// already pending). Callers re-check their condition afterwards.
+#[inline]
+pub(crate) fn park(ctx: &Ctx, key: SlotKey, reason: ParkReason) {
+    {
+        let mut s = ctx.sched.borrow_mut();
+        if let Some(t) = s.tasks.get_mut(key) {
+            if t.notified {
+                t.notified = false;
+                return;
+            }
+        }
+    }
+    suspend(Suspend::Park(reason));
+}
+
+/// Shared between a task and its [`JoinHandle`].
+struct JoinInner<T> {
+    result: RefCell<Option<std::thread::Result<T>>>,
+    done: Cell<bool>,
+    waiter: Cell<Option<SlotKey>>,
+}
+
+/// Owned permission to wait for a green thread's result. Dropping it detaches the
+/// thread (it keeps running). Not `Send`: green threads belong to one worker.
+pub struct JoinHandle<T> {
+    inner: Rc<JoinInner<T>>,
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.inner.done.get())
+            .finish()
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Has the thread returned (or panicked)?
+    pub fn is_finished(&self) -> bool {
+        self.inner.done.get()
+    }
+
+    /// Wait for the thread and return its result (`Err` holds its panic payload).
+    /// On a green thread this parks; elsewhere the thread must already be finished
+    /// (e.g. after `Runtime::block_on` returned), otherwise this panics.
+    pub fn join(self) -> std::thread::Result<T> {
+        loop {
+            if let Some(r) = self.inner.result.borrow_mut().take() {
+                return r;
+            }
+            let (ctx, key) = current().unwrap_or_else(|_| {
+                panic!("JoinHandle::join outside a green thread on an unfinished thread")
+            });
+            self.inner.waiter.set(Some(key));
+            park(&ctx, key, ParkReason::Join);
+        }
+    }
+}
+
+/// Spawn `f` as a green thread on the current worker.
+pub(crate) fn spawn_on<T: 'static>(
+    ctx: &Ctx,
+    f: impl FnOnce() -> T + 'static,
+) -> io::Result<JoinHandle<T>> {
+    let inner = Rc::new(JoinInner {
+        result: RefCell::new(None),
+        done: Cell::new(false),
+        waiter: Cell::new(None),
+    });
+    let theirs = Rc::clone(&inner);
+    let mut s = ctx.sched.borrow_mut();
+    let stack = s.pool.get()?;
+    let guard = stack.guard();
+    let co = Co::with_stack(stack, move |y: &Y, ()| {
+        YIELDER.set(y as *const Y);
+        let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
+            // The runtime is dropping this coroutine: let its forced unwind finish.
+            Err(p) if UNWINDING.get() => panic::resume_unwind(p),
+            r => r,
+        };
+        if let Err(payload) = &r {
+            report_panic(payload.as_ref());
+        }
+        *theirs.result.borrow_mut() = Some(r);
+        theirs.done.set(true);
+        if let Some(w) = theirs.waiter.take() {
+            if let Ok((ctx, _)) = current() {
+                ctx.sched.borrow_mut().wake(w);
+            }
+        }
+    });
+    let interrupt = s.interrupt;
+    let key = s.tasks.insert(Task {
+        co: Some(Box::new(co)),
+        state: State::Ready,
+        notified: false,
+        guard,
+        op: OpSlot::default(),
+        interrupt,
+        timer_at: None,
+    });
+    s.runq.push_back(key);
+    s.counts.spawned += 1;
+    Ok(JoinHandle { inner })
+}
+
+/// Log a green thread's panic (Rust's panic hook has already printed where) and
+/// count it; the task ends, which closes only what it owned (its connection).
+fn report_panic(payload: &(dyn Any + Send)) {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(|s| s.as_str()))
+        .unwrap_or("non-string panic payload");
+    eprintln!("gvhttpd: a green thread panicked ({msg}); it was ended, other threads run on");
+    if let Ok((ctx, _)) = current() {
+        ctx.sched.borrow_mut().counts.panics += 1;
+    }
+}
+
+/// Resume every ready task once (tasks made ready meanwhile run too, in FIFO
+/// order). Returns when the run queue is empty or `budget` resumes were made.
+pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
+    let size = ctx.sched.borrow().pool.stack_size();
+    for _ in 0..budget {
+        let (key, mut co, guard) = {
+            let mut s = ctx.sched.borrow_mut();
+            let Some(key) = s.runq.pop_front() else {
+                break;
+            };
+            let Some(t) = s.tasks.get_mut(key) else {
+                continue;
+            };
+            let Some(co) = t.co.take() else {
+                continue;
+            };
+            t.state = State::Running;
+            (key, co, t.guard)
+        };
+        CURRENT.set(Some(key));
+        stack::set_active(guard, size);
+        let r = co.resume(());
+        let mut s = ctx.sched.borrow_mut();
+        s.counts.switches += 1;
+        match r {
+            CoroutineResult::Yield(sus) => {
+                let Some(t) = s.tasks.get_mut(key) else {
+                    unreachable!("a suspended task's slot is never freed");
+                };
+                t.co = Some(co);
+                let (ready, reason) = match sus {
+                    Suspend::Yield => (true, ParkReason::Yield),
+                    Suspend::Park(r) => (std::mem::take(&mut t.notified), r),
+                };
+                t.state = if ready { State::Ready } else { State::Parked };
+                if ready {
+                    s.runq.push_back(key);
+                }
+                s.counts.parks[reason as usize] += 1;
+            }
+            CoroutineResult::Return(()) => {
+                s.tasks.remove(key);
+                s.pool.put((*co).into_stack());
+                s.counts.finished += 1;
+            }
+        }
+    }
+    // Back on the scheduler's own stack: no green thread is running (and the last
+    // one's Yielder must not be used from here).
+    stack::set_active((0, 0), 0);
+    CURRENT.set(None);
+    YIELDER.set(std::ptr::null());
+}
+
+/// Deliver `level` to every task but the caller; tasks spawned later start with it.
+/// Parked tasks whose op gives way to it get that op cancelled (they resume with
+/// `Interrupted` once the kernel is done with their buffers).
+pub(crate) fn interrupt_all(ctx: &Ctx, level: Interrupt) {
+    let me = CURRENT.get();
+    let mut s = ctx.sched.borrow_mut();
+    s.interrupt = s.interrupt.max(level);
+    let mut r = ctx.reactor.borrow_mut();
+    let mut wake = Vec::new();
+    for key in s.tasks.keys() {
+        if Some(key) == me {
+            continue;
+        }
+        let Some(t) = s.tasks.get_mut(key) else {
+            continue;
+        };
+        t.interrupt = t.interrupt.max(level);
+        if t.op.in_flight && t.op.cancel.is_none() && t.op.level <= t.interrupt {
+            t.op.cancel = Some(Cause::Interrupted);
+            r.cancel(key);
+        }
+        if s.wake_waiters.contains(&key) {
+            wake.push(key);
+        }
+    }
+    s.wake_waiters.retain(|k| !wake.contains(k));
+    for k in wake {
+        s.wake(k);
+    }
+}
+
+/// Drop every task left (only after `block_on` failed). Tasks with an op in flight
+/// are leaked, stack and all, since the kernel may still write into their buffers.
+pub(crate) fn drop_leftovers(s: &mut Sched) -> usize {
+    let mut leaked = 0;
+    set_unwinding(true);
+    for key in s.tasks.keys() {
+        let Some(mut t) = s.tasks.remove(key) else {
+            continue;
+        };
+        let Some(mut co) = t.co.take() else {
+            continue;
+        };
+        if t.op.in_flight {
+            std::mem::forget(co);
+            leaked += 1;
+            continue;
+        }
+        co.force_unwind();
+        s.pool.put((*co).into_stack());
+    }
+    set_unwinding(false);
+    leaked
+}

@@ -1,0 +1,429 @@
+//! Runtime tests over real io_uring and loopback sockets.
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::stats::{ParkReason, Registry};
+use crate::uring::skip_if_unavailable;
+
+fn rt() -> Runtime {
+    Runtime::new(&RuntimeOptions::default()).expect("green runtime")
+}
+
+#[test]
+fn spawn_yield_join_interleave_in_order() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = Rc::clone(&log);
+    let out = rt()
+        .block_on(move || {
+            let hs: Vec<_> = (0..3)
+                .map(|i| {
+                    let l = Rc::clone(&l);
+                    spawn(move || {
+                        for step in 0..2 {
+                            l.borrow_mut().push((i, step));
+                            yield_now();
+                        }
+                        i * 10
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, 30);
+    assert_eq!(
+        *log.borrow(),
+        vec![(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)],
+        "round-robin"
+    );
+}
+
+#[test]
+fn panic_is_caught_counted_and_other_threads_continue() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let reg = Arc::new(Registry::new(crate::config::Model::Green, 1));
+    let mut r = rt().with_stats(Arc::clone(&reg) as Arc<dyn StatsSource>, 0);
+    let survived = r
+        .block_on(|| {
+            let bad = spawn(|| -> u32 { panic!("boom in a green thread") });
+            let good = spawn(|| {
+                yield_now();
+                7u32
+            });
+            assert!(bad.join().is_err());
+            good.join().unwrap()
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(survived, 7);
+    let g = &reg.worker(0).green;
+    assert_eq!(g.panics.get(), 1);
+    assert_eq!(g.spawned.get(), 3);
+    assert_eq!(g.finished.get(), 3);
+    assert!(g.parks[ParkReason::Join as usize].get() >= 1);
+    assert!(reg.worker(0).uring.enter_calls.get() == 0 || g.context_switches.get() > 0);
+}
+
+#[test]
+fn root_panic_is_returned() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let r = rt().block_on(|| panic!("root")).unwrap();
+    assert!(r.is_err());
+}
+
+#[test]
+fn sleep_parks_only_the_green_thread() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let o = Rc::clone(&order);
+    let t0 = Instant::now();
+    rt().block_on(move || {
+        let o1 = Rc::clone(&o);
+        let a = spawn(move || {
+            sleep(Duration::from_millis(60)).unwrap();
+            o1.borrow_mut().push("slow");
+        });
+        let o2 = Rc::clone(&o);
+        let b = spawn(move || {
+            sleep(Duration::from_millis(5)).unwrap();
+            o2.borrow_mut().push("fast");
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(*order.borrow(), vec!["fast", "slow"]);
+    assert!(t0.elapsed() >= Duration::from_millis(60));
+}
+
+#[test]
+fn calls_outside_a_green_thread_fail_cleanly() {
+    assert!(!in_green_thread());
+    let e = sleep(Duration::from_millis(1)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
+    assert!(try_spawn(|| ()).is_err());
+}
+
+#[test]
+fn echo_over_loopback_and_read_deadline() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
+    let client = std::thread::spawn(move || {
+        let addr = rx.recv().unwrap();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"HELLO");
+        // Then stay silent: the server's read deadline must fire and close.
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    let res = rt()
+        .block_on(move || {
+            let l = net::GvtListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            let mut s = l.accept().unwrap();
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).unwrap();
+            buf[..n].make_ascii_uppercase();
+            s.write_all(&buf[..n]).unwrap();
+            s.set_read_deadline(Some(Instant::now() + Duration::from_millis(50)));
+            let e = s.read(&mut buf).unwrap_err();
+            s.close().unwrap();
+            e.kind()
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(res, std::io::ErrorKind::TimedOut);
+    assert!(client.join().unwrap().is_empty());
+}
+
+#[test]
+fn soft_interrupt_ends_accept_and_idle_read_but_not_sleep() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
+    let client = std::thread::spawn(move || {
+        let addr = rx.recv().unwrap();
+        let s = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        s.shutdown(Shutdown::Both).ok();
+    });
+    let kinds = rt()
+        .block_on(move || {
+            let l = Rc::new(net::GvtListener::bind("127.0.0.1:0".parse().unwrap()).unwrap());
+            tx.send(l.local_addr().unwrap()).unwrap();
+            let mut s = l.accept().unwrap();
+            let l2 = Rc::clone(&l);
+            let acceptor = spawn(move || l2.accept().map(|_| ()).unwrap_err().kind());
+            let reader = spawn(move || {
+                let mut b = [0u8; 8];
+                s.read(&mut b).unwrap_err().kind()
+            });
+            let slept = Rc::new(Cell::new(false));
+            let sl = Rc::clone(&slept);
+            let sleeper = spawn(move || {
+                sleep(Duration::from_millis(20)).unwrap();
+                sl.set(true);
+            });
+            sleep(Duration::from_millis(5)).unwrap();
+            interrupt_all(Interrupt::Soft).unwrap();
+            let k = (acceptor.join().unwrap(), reader.join().unwrap());
+            sleeper.join().unwrap();
+            assert!(slept.get());
+            k
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(kinds.0, std::io::ErrorKind::Interrupted);
+    assert_eq!(kinds.1, std::io::ErrorKind::Interrupted);
+    client.join().unwrap();
+}
+
+#[test]
+fn cross_thread_wake_reaches_a_waiting_green_thread() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let mut r = rt();
+    let waker = r.waker();
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f2 = Arc::clone(&flag);
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        f2.store(true, std::sync::atomic::Ordering::SeqCst);
+        waker.wake();
+    });
+    r.block_on(move || {
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            wait_wake().unwrap();
+        }
+    })
+    .unwrap()
+    .unwrap();
+    t.join().unwrap();
+}
+
+#[test]
+fn deadlock_is_reported_not_hung() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let mut r = rt();
+    let e = r
+        .block_on(|| {
+            let me = Rc::new(RefCell::new(None::<JoinHandle<()>>));
+            let m2 = Rc::clone(&me);
+            // A thread that joins itself can never finish.
+            let h = spawn(move || {
+                yield_now();
+                let h = m2.borrow_mut().take().unwrap();
+                let _ = h.join();
+            });
+            *me.borrow_mut() = Some(h);
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("deadlock"), "{e}");
+}
+
+#[test]
+fn files_open_beneath_stat_and_read() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("gvhttpd-green-fs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), b"green file bytes").unwrap();
+    let dirfd = std::fs::File::open(&dir).unwrap();
+    let res = rt()
+        .block_on(move || {
+            let flags = (libc::O_RDONLY | libc::O_NOFOLLOW) as u64;
+            let resolve = 0x08 | 0x04; // RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+            let f = fs::open_beneath(dirfd.as_fd(), "a.txt".as_ref(), flags, resolve).unwrap();
+            let st = f.stat().unwrap();
+            let mut buf = vec![0u8; 64];
+            let n = f.read_at(&mut buf, 6).unwrap();
+            f.close().unwrap();
+            let escape = fs::open_beneath(dirfd.as_fd(), "../x".as_ref(), flags, resolve);
+            (
+                st,
+                buf[..n].to_vec(),
+                escape.map(|_| ()).unwrap_err().raw_os_error(),
+            )
+        })
+        .unwrap()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(res.0.is_regular() && res.0.size == 16);
+    assert_eq!(res.1, b"file bytes");
+    assert_eq!(res.2, Some(libc::EXDEV));
+}
+
+use std::os::fd::AsFd;
+
+#[test]
+fn completion_for_a_finished_slot_is_dropped_not_delivered() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let mut r = rt();
+    r.block_on(|| {
+        // A task finishes; its slot is then reused by the next spawn.
+        let old = spawn(|| sched::current().unwrap().1).join().unwrap();
+        let (ctx, _) = sched::current().unwrap();
+        // Forge a late completion carrying the finished task's token.
+        let sqe = io_uring::opcode::Nop::new()
+            .build()
+            .user_data(old.token(reactor::OP).raw());
+        // SAFETY: a NOP references no memory.
+        unsafe { ctx.reactor.borrow_mut().ring.push(sqe) };
+        let reused = spawn(move || {
+            let me = sched::current().unwrap().1;
+            assert_eq!(me.index, old.index, "slot reused");
+            assert_ne!(me.gen, old.gen, "with a new generation");
+            // Parks on a real op; the forged CQE must not resume it early.
+            sleep(Duration::from_millis(20)).unwrap();
+        });
+        reused.join().unwrap();
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(r.stale_completions(), 1);
+}
+
+/// Child half of `stack_overflow_is_reported`: overflows a 16 KiB green stack.
+#[test]
+#[ignore = "run as a child process by stack_overflow_is_reported"]
+fn overflow_child() {
+    fn deep(n: u64) -> u64 {
+        let pad = std::hint::black_box([n as u8; 512]);
+        if n == u64::MAX {
+            return 0;
+        }
+        deep(n + 1).wrapping_add(u64::from(pad[7]))
+    }
+    let mut r = Runtime::new(&RuntimeOptions {
+        stack_size: 16 * 1024,
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let _ = r.block_on(|| deep(0));
+}
+
+#[test]
+fn stack_overflow_is_reported() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "green::tests::overflow_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{stderr}");
+    assert!(stderr.contains("green thread stack overflow"), "{stderr}");
+    assert!(stderr.contains("16 KiB"), "{stderr}");
+}
+
+#[test]
+fn guard_pages_do_not_cost_a_vma_each_on_new_kernels() {
+    let mut pool = stack::StackPool::new(64 * 1024);
+    let s = pool.get().unwrap();
+    let kind = pool.guard_kind().unwrap();
+    pool.put(s);
+    let (maj, min) = crate::uring::probe::kernel_version();
+    if (maj, min) >= (6, 13) {
+        assert_eq!(kind, stack::GuardKind::Madvise);
+    }
+}
+
+#[test]
+fn on_worker_stack_runs_off_the_green_stack_and_returns() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let (inside, outside, v) = rt()
+        .block_on(|| {
+            let here = 0u8;
+            let green_sp = &here as *const u8 as usize;
+            let (worker_sp, v) = on_worker_stack(|| {
+                let there = 0u8;
+                (&there as *const u8 as usize, 41 + 1)
+            });
+            (green_sp, worker_sp, v)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(v, 42);
+    // The two frames live on different stacks (green stacks are far from the
+    // thread's own stack).
+    assert!(
+        inside.abs_diff(outside) > 1 << 20,
+        "{inside:x} vs {outside:x}"
+    );
+    assert_eq!(
+        on_worker_stack(|| 7),
+        7,
+        "outside a green thread it just runs"
+    );
+}
+
+#[test]
+fn blocking_inside_on_worker_stack_panics_instead_of_corrupting() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let r = rt()
+        .block_on(|| spawn(|| on_worker_stack(yield_now)).join())
+        .unwrap()
+        .unwrap();
+    assert!(r.is_err());
+}
+
+#[test]
+fn a_wake_before_park_is_not_lost() {
+    if skip_if_unavailable() {
+        return;
+    }
+    // The wake-up arrives while the task is still running (before it parks): the
+    // park must return at once instead of sleeping forever (which block_on would
+    // report as a deadlock).
+    let r = rt()
+        .block_on(|| {
+            let (ctx, key) = sched::current().unwrap();
+            ctx.sched.borrow_mut().wake(key);
+            sched::park(&ctx, key, ParkReason::Io);
+            "woken"
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(r, "woken");
+}
