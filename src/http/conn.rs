@@ -144,6 +144,9 @@ impl Conn {
             self.end -= self.start;
             self.start = 0;
         }
+        if self.buf.is_empty() && want <= INITIAL_BUF {
+            self.buf = pool::take();
+        }
         if self.buf.len() - self.end < want {
             let need = self.end + want;
             let grown = (self.buf.len() * 2)
@@ -171,9 +174,13 @@ impl Conn {
     /// [`Conn::read_buf`] or [`Conn::feed`] allocates again. For models that read the
     /// first bytes of the next request elsewhere (a small stack buffer, a provided
     /// buffer) and hand them over with `feed`.
+    ///
+    /// The buffer goes to a small per-thread pool that the next allocation takes from,
+    /// so a connection that gives its buffer back before every wait costs no
+    /// allocation per request.
     pub fn release_idle_buffer(&mut self) {
         if self.start == self.end && !self.buf.is_empty() {
-            self.buf = Vec::new();
+            pool::give(std::mem::take(&mut self.buf));
             self.start = 0;
             self.end = 0;
         }
@@ -492,9 +499,41 @@ impl Conn {
 
     fn maybe_shrink(&mut self) {
         if self.buf.len() > SHRINK_ABOVE {
-            self.buf = vec![0; INITIAL_BUF];
+            self.buf = pool::take();
             self.start = 0;
             self.end = 0;
+        }
+    }
+}
+
+/// Per-thread pool of idle input buffers (`INITIAL_BUF` bytes each), reused LIFO.
+mod pool {
+    use std::cell::RefCell;
+
+    use super::INITIAL_BUF;
+
+    /// At most this many idle buffers are kept per thread (4 MiB); beyond it they
+    /// are freed, so a burst of connections does not pin memory forever.
+    const MAX_POOLED: usize = 1024;
+
+    thread_local! {
+        /// INVARIANT: every buffer here has length `INITIAL_BUF`.
+        static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn take() -> Vec<u8> {
+        POOL.with(|p| p.borrow_mut().pop())
+            .unwrap_or_else(|| vec![0; INITIAL_BUF])
+    }
+
+    pub(super) fn give(buf: Vec<u8>) {
+        if buf.len() == INITIAL_BUF {
+            POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < MAX_POOLED {
+                    p.push(buf);
+                }
+            });
         }
     }
 }
