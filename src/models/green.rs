@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::ServeError;
 use crate::app::{App, FileError, OPEN_FLAGS, OPEN_RESOLVE};
-use crate::config::Config;
+use crate::config::{Config, Model};
 use crate::green::fs::{self, GvtFile};
 use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource};
@@ -67,42 +67,22 @@ pub fn run(
 ) -> Result<(), ServeError> {
     let cfg = Arc::new(cfg.clone());
     let gate = Arc::new(ConnGate::new(cfg.max_conns));
-    let mut threads = Vec::with_capacity(listeners.len());
-    for (index, listener) in listeners.into_iter().enumerate() {
-        let (cfg, app, gate, shutdown) = (cfg.clone(), app.clone(), gate.clone(), shutdown.clone());
-        let t = std::thread::Builder::new()
-            .name(format!("gvhttpd-green-{index}"))
-            .spawn(move || {
-                let w = Worker {
-                    index,
-                    cfg,
-                    app,
-                    gate,
-                    shutdown,
-                };
-                let r = worker_thread(w, listener);
-                if let Err(e) = &r {
-                    eprintln!("gvhttpd: green worker {index} stopped: {e}");
-                }
-                r
-            })
-            .map_err(|e| ServeError::Io("cannot start worker thread".into(), e))?;
-        threads.push(t);
-    }
-    let mut result = Ok(());
-    for t in threads {
-        match t.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(e),
-            Err(_) => {
-                result = Err(ServeError::Io(
-                    "green worker thread panicked".into(),
-                    io::Error::other("panic"),
-                ))
-            }
-        }
-    }
-    result
+    let sd = shutdown.clone();
+    super::run_workers(
+        Model::Green,
+        listeners,
+        &shutdown,
+        move |index, listener| {
+            let w = Worker {
+                index,
+                cfg: cfg.clone(),
+                app: app.clone(),
+                gate: gate.clone(),
+                shutdown: sd.clone(),
+            };
+            worker_thread(w, listener)
+        },
+    )
 }
 
 fn worker_thread(w: Worker, listener: TcpListener) -> Result<(), ServeError> {

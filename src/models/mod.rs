@@ -92,3 +92,41 @@ fn run_model(
         Model::Green => green::run(cfg, listeners, app, shutdown),
     }
 }
+
+/// Run `worker(index, listener)` on one named thread per listener and wait for all
+/// of them. A worker that fails (or panics) triggers `shutdown`, so the others stop
+/// too, and its error is logged and returned.
+pub(crate) fn run_workers<F>(
+    model: Model,
+    listeners: Vec<TcpListener>,
+    shutdown: &Arc<Shutdown>,
+    worker: F,
+) -> Result<(), ServeError>
+where
+    F: Fn(usize, TcpListener) -> Result<(), ServeError> + Send + Sync + 'static,
+{
+    let worker = Arc::new(worker);
+    let mut threads = Vec::with_capacity(listeners.len());
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let worker = worker.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("gvhttpd-{model}-{index}"))
+            .spawn(move || worker(index, listener))
+            .map_err(|e| ServeError::Io("cannot start worker thread".into(), e))?;
+        threads.push(t);
+    }
+    let mut result = Ok(());
+    for (index, t) in threads.into_iter().enumerate() {
+        let failed = match t.join() {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(_) => ServeError::Io("worker thread panicked".into(), io::Error::other("panic")),
+        };
+        eprintln!("gvhttpd: {model} worker {index} stopped: {failed}");
+        shutdown.trigger();
+        if result.is_ok() {
+            result = Err(failed);
+        }
+    }
+    result
+}

@@ -39,7 +39,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use super::ServeError;
 use crate::app::{App, FileError};
-use crate::config::Config;
+use crate::config::{Config, Model};
 use crate::http::response::write_refused;
 use crate::http::{Conn, Phase, Step};
 use crate::net::{self, ConnGate};
@@ -75,36 +75,22 @@ pub fn run(
     });
     let cfg = Arc::new(cfg.clone());
     let gate = Arc::new(ConnGate::new(cfg.max_conns));
-    let mut threads = Vec::with_capacity(listeners.len());
-    for (index, listener) in listeners.into_iter().enumerate() {
-        let w = Worker {
-            index,
-            cfg: cfg.clone(),
-            app: app.clone(),
-            gate: gate.clone(),
-            shutdown: rx.clone(),
-        };
-        let sd = shutdown.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("gvhttpd-tokio-{index}"))
-            .spawn(move || worker_thread(w, listener, sd))
-            .map_err(|e| ServeError::Io("cannot start worker thread".into(), e))?;
-        threads.push(t);
-    }
-    let mut result = Ok(());
-    for t in threads {
-        match t.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(e),
-            Err(_) => {
-                result = Err(ServeError::Io(
-                    "worker thread panicked".into(),
-                    io::Error::other("panic"),
-                ))
-            }
-        }
-    }
-    result
+    let sd = shutdown.clone();
+    super::run_workers(
+        Model::Tokio,
+        listeners,
+        &shutdown,
+        move |index, listener| {
+            let w = Worker {
+                index,
+                cfg: cfg.clone(),
+                app: app.clone(),
+                gate: gate.clone(),
+                shutdown: rx.clone(),
+            };
+            worker_thread(w, listener, sd.clone())
+        },
+    )
 }
 
 fn worker_thread(

@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use super::ServeError;
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, Model};
 use crate::net::ConnGate;
 use crate::shutdown::Shutdown;
 
@@ -58,32 +58,11 @@ pub fn run(
 ) -> Result<(), ServeError> {
     let cfg = Arc::new(cfg.clone());
     let gate = Arc::new(ConnGate::new(cfg.max_conns));
-    let mut threads = Vec::with_capacity(listeners.len());
-    for (index, listener) in listeners.into_iter().enumerate() {
-        let (cfg, app, gate, sd) = (cfg.clone(), app.clone(), gate.clone(), shutdown.clone());
-        let t = std::thread::Builder::new()
-            .name(format!("gvhttpd-callback-{index}"))
-            .spawn(move || worker::run_worker(index, &cfg, listener, &app, &gate, &sd))
-            .map_err(|e| ServeError::Io("cannot start worker thread".into(), e))?;
-        threads.push(t);
-    }
-    let mut result = Ok(());
-    for t in threads {
-        match t.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                // One worker failing (e.g. ring setup) stops the others too.
-                shutdown.trigger();
-                result = Err(e);
-            }
-            Err(_) => {
-                shutdown.trigger();
-                result = Err(ServeError::Io(
-                    "callback worker thread panicked".into(),
-                    std::io::Error::other("panic"),
-                ));
-            }
-        }
-    }
-    result
+    let sd = shutdown.clone();
+    super::run_workers(
+        Model::Callback,
+        listeners,
+        &shutdown,
+        move |index, listener| worker::run_worker(index, &cfg, listener, &app, &gate, &sd),
+    )
 }
