@@ -78,6 +78,18 @@ impl ConnGate {
     }
 }
 
+/// Refuse a connection beyond `--max-conns` (case 42): one non-blocking send of a
+/// fresh 503, never waited for; the caller closes the socket right after. A plain
+/// syscall rather than a linked io_uring send + close: a link split across submits
+/// could let the close run first and the send reach whatever connection reused the
+/// descriptor number.
+pub fn send_refusal(fd: &impl std::os::fd::AsFd) {
+    let mut msg = Vec::with_capacity(192);
+    crate::http::response::write_refused(&mut msg);
+    let _ =
+        socket2::SockRef::from(fd).send_with_flags(&msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+}
+
 /// Is this `accept` error the process or system running out of descriptors
 /// (`http-behaviour.md` case 41: back off rather than spin)?
 pub fn is_fd_exhaustion(err: &io::Error) -> bool {

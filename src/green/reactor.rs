@@ -179,6 +179,7 @@ pub(crate) unsafe fn submit(
     gives_way: GivesWay,
     reason: ParkReason,
 ) -> io::Result<i32> {
+    sched::can_block()?;
     let (ctx, key) = sched::current()?;
     {
         let mut guard = ctx.sched.borrow_mut();
@@ -327,6 +328,7 @@ pub(crate) fn dispatch(ctx: &Ctx) {
 /// before calling: a wake that happened earlier is not remembered here.
 /// A soft interrupt ends the wait with `Interrupted`.
 pub(crate) fn wait_wake() -> io::Result<()> {
+    sched::can_block()?;
     let (ctx, key) = sched::current()?;
     let seen = ctx.reactor.borrow().wake_seq;
     loop {

@@ -180,6 +180,20 @@ pub(crate) fn current() -> io::Result<(Rc<Ctx>, SlotKey)> {
     Ok((ctx, key))
 }
 
+/// Blocking green calls (those that park) must not run inside
+/// [`on_worker_stack`]: parking there is impossible, and finding that out only at
+/// the park would leave an op in flight whose buffer the unwinding then frees.
+/// Every op that parks checks this before it pushes anything.
+pub(crate) fn can_block() -> io::Result<()> {
+    if ON_WORKER_STACK.get() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "blocking green call inside green::on_worker_stack",
+        ));
+    }
+    Ok(())
+}
+
 fn not_green() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
@@ -474,7 +488,12 @@ pub(crate) fn interrupt_all(ctx: &Ctx, level: Interrupt) {
             continue;
         };
         t.interrupt = t.interrupt.max(level);
-        if t.op.in_flight && t.op.cancel.is_none() && t.op.level <= t.interrupt {
+        // `Interrupt::None` marks ops that never give way (close, shutdown).
+        if t.op.in_flight
+            && t.op.cancel.is_none()
+            && t.op.level != Interrupt::None
+            && t.op.level <= t.interrupt
+        {
             t.op.cancel = Some(Cause::Interrupted);
             r.cancel(key);
         }

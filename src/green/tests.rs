@@ -408,6 +408,42 @@ fn blocking_inside_on_worker_stack_panics_instead_of_corrupting() {
     assert!(r.is_err());
 }
 
+/// An op started inside `on_worker_stack` (where parking is impossible) is refused
+/// before anything reaches the ring, so no kernel op can outlive its buffer; the
+/// connection then works normally and the bytes are still there to read.
+#[test]
+fn io_inside_on_worker_stack_is_refused_before_submission() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(rx.recv().unwrap()).unwrap();
+        s.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).unwrap();
+        buf
+    });
+    let out = rt()
+        .block_on(move || {
+            let l = net::GvtListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            let mut s = l.accept().unwrap();
+            let mut buf = [0u8; 4];
+            let refused = on_worker_stack(|| s.read(&mut buf)).unwrap_err();
+            let slept = on_worker_stack(|| time::sleep(Duration::from_millis(1))).unwrap_err();
+            let n = s.read(&mut buf).unwrap();
+            s.write_all(b"pong").unwrap();
+            (refused.kind(), slept.kind(), buf[..n].to_vec())
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.0, std::io::ErrorKind::Unsupported);
+    assert_eq!(out.1, std::io::ErrorKind::Unsupported);
+    assert_eq!(out.2, b"ping");
+    assert_eq!(&client.join().unwrap(), b"pong");
+}
+
 #[test]
 fn a_wake_before_park_is_not_lost() {
     if skip_if_unavailable() {

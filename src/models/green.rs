@@ -31,7 +31,6 @@ use crate::config::{Config, Model};
 use crate::green::fs::{self, GvtFile};
 use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource};
-use crate::http::response::write_refused;
 use crate::http::{Conn, Phase, Step};
 use crate::net::{self, ConnGate};
 use crate::shutdown::Shutdown;
@@ -145,7 +144,7 @@ fn accept_loop(w: &Rc<Worker>, listener: GvtListener) {
             Ok(stream) => {
                 if !w.gate.try_open() {
                     stats.refused.inc();
-                    refuse(&stream);
+                    net::send_refusal(&stream);
                     continue;
                 }
                 stats.accepted.inc();
@@ -170,14 +169,6 @@ fn accept_loop(w: &Rc<Worker>, listener: GvtListener) {
             return; // the listener closes here: stop accepting
         }
     }
-}
-
-/// Answer a connection over `--max-conns` with a 503 if its buffer takes it at once.
-fn refuse(stream: &GvtStream) {
-    let mut msg = Vec::new();
-    write_refused(&mut msg);
-    let _ = socket2::SockRef::from(stream)
-        .send_with_flags(&msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
 }
 
 /// Releases the connection's `--max-conns` slot and counts the close, also when

@@ -94,8 +94,8 @@ fn run_model(
 }
 
 /// Run `worker(index, listener)` on one named thread per listener and wait for all
-/// of them. A worker that fails (or panics) triggers `shutdown`, so the others stop
-/// too, and its error is logged and returned.
+/// of them. A worker that fails or panics triggers `shutdown` at once, from its own
+/// thread, so the others stop too; its error is logged and the first one returned.
 pub(crate) fn run_workers<F>(
     model: Model,
     listeners: Vec<TcpListener>,
@@ -108,24 +108,35 @@ where
     let worker = Arc::new(worker);
     let mut threads = Vec::with_capacity(listeners.len());
     for (index, listener) in listeners.into_iter().enumerate() {
-        let worker = worker.clone();
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
         let t = std::thread::Builder::new()
             .name(format!("gvhttpd-{model}-{index}"))
-            .spawn(move || worker(index, listener))
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| worker(index, listener));
+                let failed = match std::panic::catch_unwind(run) {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => e,
+                    Err(_) => {
+                        ServeError::Io("worker thread panicked".into(), io::Error::other("panic"))
+                    }
+                };
+                eprintln!("gvhttpd: {model} worker {index} stopped: {failed}");
+                shutdown.trigger();
+                Err(failed)
+            })
             .map_err(|e| ServeError::Io("cannot start worker thread".into(), e))?;
         threads.push(t);
     }
     let mut result = Ok(());
-    for (index, t) in threads.into_iter().enumerate() {
-        let failed = match t.join() {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e,
-            Err(_) => ServeError::Io("worker thread panicked".into(), io::Error::other("panic")),
-        };
-        eprintln!("gvhttpd: {model} worker {index} stopped: {failed}");
-        shutdown.trigger();
+    for t in threads {
+        let r = t.join().unwrap_or_else(|_| {
+            Err(ServeError::Io(
+                "worker thread panicked".into(),
+                io::Error::other("panic"),
+            ))
+        });
         if result.is_ok() {
-            result = Err(failed);
+            result = r;
         }
     }
     result

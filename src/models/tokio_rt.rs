@@ -40,7 +40,6 @@ use tokio::time::{sleep_until, timeout, Instant};
 use super::ServeError;
 use crate::app::{App, FileError};
 use crate::config::{Config, Model};
-use crate::http::response::write_refused;
 use crate::http::{Conn, Phase, Step};
 use crate::net::{self, ConnGate};
 use crate::shutdown::Shutdown;
@@ -134,9 +133,7 @@ async fn accept_loop(w: &Worker, listener: TcpListener) {
                 let stats = w.stats();
                 if !w.gate.try_open() {
                     stats.refused.inc();
-                    let mut msg = Vec::new();
-                    write_refused(&mut msg);
-                    let _ = stream.try_write(&msg);
+                    net::send_refusal(&stream);
                     continue;
                 }
                 stats.accepted.inc();

@@ -89,9 +89,13 @@ impl Conn {
                     }
                     return flow;
                 }
-                if self.unprocessed > PAUSE_AT && more {
+                if self.unprocessed > PAUSE_AT {
+                    // Backpressure: stop receiving until the connection reads again
+                    // (`reading_multi` clears `paused`), whether or not the recv ended.
                     self.paused = true;
-                    ring.push_cancel(key.token(K_RECV), Token::internal(OpKind::CANCEL));
+                    if more {
+                        ring.push_cancel(key.token(K_RECV), Token::internal(OpKind::CANCEL));
+                    }
                 } else if !more {
                     self.ensure_recv(key, ring);
                 }
@@ -107,7 +111,11 @@ impl Conn {
                 Flow::Continue
             }
             e if e == -libc::ENOBUFS => {
-                self.ensure_recv(key, ring);
+                if self.state != State::Reading && self.unprocessed > PAUSE_AT {
+                    self.paused = true;
+                } else {
+                    self.ensure_recv(key, ring);
+                }
                 Flow::Continue
             }
             e if e == -libc::ECANCELED && self.timed_out && self.state == State::Reading => {

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, squeue, types};
+use io_uring::{opcode, types};
 
 use super::conn::{bit, Conn, Flow, State};
 use super::ServeError;
@@ -58,15 +58,13 @@ pub(super) struct Ctx<'a> {
 
 struct Worker<'a> {
     /// Declared first so it is dropped first: its Drop cancels and reaps every op
-    /// still in flight before the buffers below (connections, `refused`) go.
+    /// still in flight before the buffers below (the connections) go.
     ring: Ring,
     conns: Slots<Conn>,
     cx: Ctx<'a>,
     gate: &'a ConnGate,
     shutdown: &'a Shutdown,
     listener: TcpListener,
-    /// The 503 sent to connections beyond `--max-conns` (lent to their sends).
-    refused: Box<[u8]>,
     /// (deadline, slot, generation), earliest first; entries may be stale.
     heap: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     /// When the earliest armed TICK timeout fires.
@@ -101,8 +99,6 @@ pub(super) fn run_worker(
             .is_ok();
     let waker = ring.waker();
     shutdown.on_trigger(move || waker.wake());
-    let mut refused = Vec::new();
-    crate::http::response::write_refused(&mut refused);
     let mut w = Worker {
         ring,
         conns: Slots::new(),
@@ -116,7 +112,6 @@ pub(super) fn run_worker(
         gate,
         shutdown,
         listener,
-        refused: refused.into_boxed_slice(),
         heap: BinaryHeap::new(),
         timer_at: None,
         accept_armed: false,
@@ -129,6 +124,18 @@ pub(super) fn run_worker(
         shutdown.trigger();
     }
     r
+}
+
+impl Drop for Worker<'_> {
+    fn drop(&mut self) {
+        // Connections own the buffers their in-flight ops point into. If the kernel
+        // cannot be made to finish with them (a drain that times out, e.g. on a
+        // kernel without cancel-any), leak them rather than free them under it; the
+        // process is exiting anyway. Runs before the fields drop (ring first).
+        if !self.ring.drain(std::time::Duration::from_secs(2)) {
+            std::mem::forget(std::mem::take(&mut self.conns));
+        }
+    }
 }
 
 impl Worker<'_> {
@@ -286,19 +293,7 @@ impl Worker<'_> {
         }
         if !self.gate.try_open() {
             self.cx.stats.refused.inc();
-            // 503 then close, hard-linked so the close runs whatever the send did.
-            let send = opcode::Send::new(
-                types::Fd(fd.as_raw_fd()),
-                self.refused.as_ptr(),
-                self.refused.len() as u32,
-            )
-            .flags(libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
-            .build()
-            .flags(squeue::Flags::IO_HARDLINK)
-            .user_data(Token::internal(OpKind::CLOSE).raw());
-            // SAFETY: `refused` is owned by the worker, which drops its ring (and so
-            // reaps this send) before it.
-            unsafe { self.ring.push(send) };
+            net::send_refusal(&fd);
             self.ring.push_close(fd, Token::internal(OpKind::CLOSE));
             return;
         }
