@@ -265,21 +265,10 @@ fn max_conns_is_enforced(model: Model) {
         assert_eq!(parse_responses(&out, false)[0].status, 503);
     }
     drop(held.pop());
-    let until = Instant::now() + Duration::from_secs(3);
-    loop {
-        let out = s.exchange(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-        if parse_responses(&out, false)
-            .first()
-            .is_some_and(|r| r.status == 200)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "no recovery after a connection closed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.wait_until_served(
+        Duration::from_secs(3),
+        "no recovery after a connection closed",
+    );
 }
 
 fn descriptor_exhaustion_backs_off(model: Model) {
@@ -300,21 +289,10 @@ fn descriptor_exhaustion_backs_off(model: Model) {
         "server burned {used} ticks in 1 s while out of descriptors"
     );
     drop(conns);
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = s.exchange(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-        if parse_responses(&out, false)
-            .first()
-            .is_some_and(|r| r.status == 200)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "no recovery after descriptors were freed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.wait_until_served(
+        Duration::from_secs(5),
+        "no recovery after descriptors were freed",
+    );
     assert!(s.child.try_wait().unwrap().is_none(), "server died");
     let _ = s.wait_exit(Duration::ZERO);
 }

@@ -157,6 +157,23 @@ impl Server {
             .unwrap_or_else(|| panic!("no response to {path}"))
     }
 
+    /// Poll with fresh connections until `GET /` is answered 200, for at most
+    /// `limit`; fail with `what` if it never is.
+    pub fn wait_until_served(&self, limit: Duration, what: &str) {
+        let until = Instant::now() + limit;
+        loop {
+            let out = self.exchange(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            if parse_responses(&out, false)
+                .first()
+                .is_some_and(|r| r.status == 200)
+            {
+                return;
+            }
+            assert!(Instant::now() < until, "{what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Send a signal to the server.
     pub fn signal(&self, sig: i32) {
         // A plain `kill(2)` of the child we started.
