@@ -223,10 +223,11 @@ fn suspend(s: Suspend) {
         !ON_WORKER_STACK.get(),
         "blocking green call inside green::on_worker_stack"
     );
-    // SAFETY: YIELDER is non-null only while a coroutine runs on this thread, and the
-    // running coroutine stored it from `&Yielder` handed to its body (at start, and
-    // below after every resume). That Yielder lives on this coroutine's stack for the
-    // whole body, and we are executing on that stack now, so the pointer is valid.
+    // YIELDER is non-null only while a coroutine runs on this thread, and the running
+    // coroutine stored it from the `&Yielder` handed to its body (at start, and below
+    // after every resume). That Yielder lives on this coroutine's stack for the whole
+    // body, and we are executing on that stack now.
+    // SAFETY: so `y` points to a live Yielder of the running coroutine.
     unsafe { (*y).suspend(s) };
     YIELDER.set(y);
 }

@@ -225,10 +225,9 @@ impl StackPool {
 
     fn install_guard(&mut self, at: usize) -> io::Result<()> {
         if self.guard != Some(GuardKind::Mprotect) {
-            // SAFETY: `at` is a page inside a private anonymous mapping we own;
-            // the advice only makes that page fault on access.
-            let r =
-                unsafe { libc::madvise(at as *mut libc::c_void, self.page, MADV_GUARD_INSTALL) };
+            let page = at as *mut libc::c_void;
+            // SAFETY: a page inside a private anonymous mapping we own; the advice only makes it fault.
+            let r = unsafe { libc::madvise(page, self.page, MADV_GUARD_INSTALL) };
             if r == 0 {
                 self.guard = Some(GuardKind::Madvise);
                 return Ok(());

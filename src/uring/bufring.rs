@@ -108,9 +108,10 @@ impl BufRing {
             me.publish(bid);
         }
         me.store_tail();
-        // SAFETY: `ring` points to `entries` page-aligned entries that stay allocated
-        // until `Ring`'s Drop unregisters the group (module INVARIANT); on error here
-        // `me` is dropped and the kernel holds nothing.
+        // `ring` points to `entries` page-aligned entries that stay allocated until
+        // `Ring`'s Drop unregisters the group (module INVARIANT); on error here `me`
+        // is dropped and the kernel holds nothing.
+        // SAFETY: so the registered memory outlives the registration.
         unsafe {
             uring.submitter().register_buf_ring_with_flags(
                 me.ring.as_ptr() as u64,
@@ -160,10 +161,10 @@ impl BufRing {
 
     /// Make published entries visible to the kernel (release store of the tail).
     fn store_tail(&self) {
-        // SAFETY: the tail field overlays entry 0's `resv`, inside the ring allocation,
-        // 2-aligned; the kernel only reads it, so a shared atomic view is sound.
-        let tail =
-            unsafe { AtomicU16::from_ptr(BufRingEntry::tail(self.ring.as_ptr()).cast_mut()) };
+        let base = self.ring.as_ptr();
+        // The tail overlays entry 0's `resv`, inside the ring allocation, 2-aligned.
+        // SAFETY: the kernel only reads it, so a shared atomic view of it is sound.
+        let tail = unsafe { AtomicU16::from_ptr(BufRingEntry::tail(base).cast_mut()) };
         tail.store(self.tail, Ordering::Release);
     }
 
@@ -186,9 +187,10 @@ impl BufRing {
             return None;
         }
         let len = len.min(self.buf_size as usize);
-        // SAFETY: the buffer is held (INVARIANT), so the kernel does not write it
-        // while this shared borrow of `self` lives; it is in bounds and initialised
-        // (zeroed at allocation, then written by the kernel).
+        // The buffer is held (INVARIANT), so the kernel does not write it while this
+        // shared borrow of `self` lives; it is in bounds and initialised (zeroed at
+        // allocation, then written by the kernel).
+        // SAFETY: so a shared slice over it is valid for the borrow.
         Some(unsafe {
             std::slice::from_raw_parts(
                 self.bufs

@@ -151,9 +151,9 @@ impl Ring {
     /// Set up a ring with the best flags this kernel accepts (see [`super::probe`]).
     pub fn new(opts: &UringOptions) -> io::Result<Ring> {
         let (uring, features) = build_ring(opts)?;
-        // SAFETY: eventfd has no memory preconditions. Blocking on purpose: an
-        // O_NONBLOCK file would make io_uring's read fail with EAGAIN instead of
-        // waiting for a write.
+        // Blocking on purpose: an O_NONBLOCK file would make io_uring's read fail with
+        // EAGAIN instead of waiting for a write.
+        // SAFETY: eventfd has no memory preconditions.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if efd < 0 {
             return Err(io::Error::last_os_error());

@@ -190,9 +190,10 @@ impl Conn {
             .build()
             .user_data(key.token(K_RECV).raw());
         self.ops |= bit(K_RECV);
-        // SAFETY: the buffer is the core's input buffer inside this Conn, which the
-        // worker frees only after this recv's CQE (`ops` INVARIANT) and which is not
-        // grown or read while the recv is in flight (field INVARIANT on `http`).
+        // The buffer is the core's input buffer inside this Conn, which the worker
+        // frees only after this recv's CQE (`ops` INVARIANT) and which is not grown or
+        // read while the recv is in flight (field INVARIANT on `http`).
+        // SAFETY: so the buffer outlives the op, as `Ring::push` requires.
         unsafe { ring.push(sqe) };
         Flow::Continue
     }

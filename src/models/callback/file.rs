@@ -59,9 +59,10 @@ impl Conn {
             .build()
             .user_data(key.token(K_OPEN).raw());
         self.ops |= bit(K_OPEN);
-        // SAFETY: `path` and `how` live in the boxed FileOp owned by this Conn until
-        // the open's CQE (FileOp INVARIANT, `ops` INVARIANT). The root descriptor is
-        // owned by the App, which outlives every worker.
+        // `path` and `how` live in the boxed FileOp owned by this Conn until the open's
+        // CQE (FileOp INVARIANT, `ops` INVARIANT); the root descriptor is owned by the
+        // App, which outlives every worker.
+        // SAFETY: so everything the open points to outlives it, as `Ring::push` requires.
         unsafe { ring.push(sqe) };
         self.file = Some(op);
         Flow::Continue
