@@ -25,14 +25,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::ServeError;
+use super::{Admitted, ServeError, WorkerCtx};
 use crate::app::{App, FileError, OPEN_FLAGS, OPEN_RESOLVE};
-use crate::config::{Config, Model};
+use crate::config::Config;
 use crate::green::fs::{self, GvtFile};
 use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource};
 use crate::http::{Conn, Phase, Step};
-use crate::net::{self, ConnGate};
+use crate::net;
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerStats;
 
@@ -44,16 +44,14 @@ impl StatsSource for App {
 
 /// What every green thread of one worker shares.
 struct Worker {
-    index: usize,
-    cfg: Arc<Config>,
-    app: Arc<App>,
-    gate: Arc<ConnGate>,
+    ctx: WorkerCtx,
     shutdown: Arc<Shutdown>,
 }
 
-impl Worker {
-    fn stats(&self) -> &WorkerStats {
-        self.app.registry().worker(self.index)
+impl std::ops::Deref for Worker {
+    type Target = WorkerCtx;
+    fn deref(&self) -> &WorkerCtx {
+        &self.ctx
     }
 }
 
@@ -64,24 +62,14 @@ pub fn run(
     app: Arc<App>,
     shutdown: Arc<Shutdown>,
 ) -> Result<(), ServeError> {
-    let cfg = Arc::new(cfg.clone());
-    let gate = Arc::new(ConnGate::new(cfg.max_conns));
     let sd = shutdown.clone();
-    super::run_workers(
-        Model::Green,
-        listeners,
-        &shutdown,
-        move |index, listener| {
-            let w = Worker {
-                index,
-                cfg: cfg.clone(),
-                app: app.clone(),
-                gate: gate.clone(),
-                shutdown: sd.clone(),
-            };
-            worker_thread(w, listener)
-        },
-    )
+    super::run_workers(cfg, app, listeners, &shutdown, move |ctx, listener| {
+        let w = Worker {
+            ctx,
+            shutdown: sd.clone(),
+        };
+        worker_thread(w, listener)
+    })
 }
 
 fn worker_thread(w: Worker, listener: TcpListener) -> Result<(), ServeError> {
@@ -171,24 +159,13 @@ fn accept_loop(w: &Rc<Worker>, listener: GvtListener) {
     }
 }
 
-/// Releases the connection's `--max-conns` slot and counts the close, also when
-/// the green thread panics.
-struct Open<'a>(&'a Worker);
-
-impl Drop for Open<'_> {
-    fn drop(&mut self) {
-        self.0.gate.close();
-        self.0.stats().closed.inc();
-    }
-}
-
 /// Bytes an idle connection's read takes into its stack buffer (a first read of a
 /// bigger request just continues into the connection's own buffer).
 const IDLE_READ: usize = 1024;
 
 /// One connection, start to close, in blocking style.
 fn connection(mut stream: GvtStream, w: &Worker) {
-    let _open = Open(w);
+    let _open = Admitted(w);
     let stats = w.stats();
     let t = w.cfg.timeouts;
     let mut conn = Conn::new(w.cfg.limits);

@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::config::{Config, Model};
+use crate::net::ConnGate;
 use crate::shutdown::Shutdown;
-use crate::stats::Registry;
+use crate::stats::{Registry, WorkerStats};
 
 pub mod callback;
 pub mod green;
@@ -93,26 +94,66 @@ fn run_model(
     }
 }
 
-/// Run `worker(index, listener)` on one named thread per listener and wait for all
+/// What one worker thread of any model gets: its index, and what all workers of
+/// the server share (config, handler, `--max-conns` gate).
+#[derive(Clone, Debug)]
+pub(crate) struct WorkerCtx {
+    pub index: usize,
+    pub cfg: Arc<Config>,
+    pub app: Arc<App>,
+    pub gate: Arc<ConnGate>,
+}
+
+impl WorkerCtx {
+    /// This worker's counters (single writer: this worker).
+    pub fn stats(&self) -> &WorkerStats {
+        self.app.registry().worker(self.index)
+    }
+}
+
+/// A connection admitted through the gate: on drop (also when its task or green
+/// thread panics) it releases the `--max-conns` slot and counts the close.
+pub(crate) struct Admitted<'a>(pub &'a WorkerCtx);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.gate.close();
+        self.0.stats().closed.inc();
+    }
+}
+
+/// Run `worker(ctx, listener)` on one named thread per listener and wait for all
 /// of them. A worker that fails or panics triggers `shutdown` at once, from its own
 /// thread, so the others stop too; its error is logged and the first one returned.
 pub(crate) fn run_workers<F>(
-    model: Model,
+    cfg: &Config,
+    app: Arc<App>,
     listeners: Vec<TcpListener>,
     shutdown: &Arc<Shutdown>,
     worker: F,
 ) -> Result<(), ServeError>
 where
-    F: Fn(usize, TcpListener) -> Result<(), ServeError> + Send + Sync + 'static,
+    F: Fn(WorkerCtx, TcpListener) -> Result<(), ServeError> + Send + Sync + 'static,
 {
+    let model = cfg.model;
+    let shared = WorkerCtx {
+        index: 0,
+        cfg: Arc::new(cfg.clone()),
+        app,
+        gate: Arc::new(ConnGate::new(cfg.max_conns)),
+    };
     let worker = Arc::new(worker);
     let mut threads = Vec::with_capacity(listeners.len());
     for (index, listener) in listeners.into_iter().enumerate() {
         let (worker, shutdown) = (worker.clone(), shutdown.clone());
+        let ctx = WorkerCtx {
+            index,
+            ..shared.clone()
+        };
         let t = std::thread::Builder::new()
             .name(format!("gvhttpd-{model}-{index}"))
             .spawn(move || {
-                let run = std::panic::AssertUnwindSafe(|| worker(index, listener));
+                let run = std::panic::AssertUnwindSafe(|| worker(ctx, listener));
                 let failed = match std::panic::catch_unwind(run) {
                     Ok(Ok(())) => return Ok(()),
                     Ok(Err(e)) => e,

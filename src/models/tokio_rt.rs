@@ -37,27 +37,25 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 
-use super::ServeError;
+use super::{Admitted, ServeError, WorkerCtx};
 use crate::app::{App, FileError};
-use crate::config::{Config, Model};
+use crate::config::Config;
 use crate::http::{Conn, Phase, Step};
-use crate::net::{self, ConnGate};
+use crate::net;
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerStats;
 
 /// What every connection task of one worker needs.
 #[derive(Clone)]
 struct Worker {
-    index: usize,
-    cfg: Arc<Config>,
-    app: Arc<App>,
-    gate: Arc<ConnGate>,
+    ctx: WorkerCtx,
     shutdown: watch::Receiver<bool>,
 }
 
-impl Worker {
-    fn stats(&self) -> &WorkerStats {
-        self.app.registry().worker(self.index)
+impl std::ops::Deref for Worker {
+    type Target = WorkerCtx;
+    fn deref(&self) -> &WorkerCtx {
+        &self.ctx
     }
 }
 
@@ -72,24 +70,14 @@ pub fn run(
     shutdown.on_trigger(move || {
         tx.send_replace(true);
     });
-    let cfg = Arc::new(cfg.clone());
-    let gate = Arc::new(ConnGate::new(cfg.max_conns));
     let sd = shutdown.clone();
-    super::run_workers(
-        Model::Tokio,
-        listeners,
-        &shutdown,
-        move |index, listener| {
-            let w = Worker {
-                index,
-                cfg: cfg.clone(),
-                app: app.clone(),
-                gate: gate.clone(),
-                shutdown: rx.clone(),
-            };
-            worker_thread(w, listener, sd.clone())
-        },
-    )
+    super::run_workers(cfg, app, listeners, &shutdown, move |ctx, listener| {
+        let w = Worker {
+            ctx,
+            shutdown: rx.clone(),
+        };
+        worker_thread(w, listener, sd.clone())
+    })
 }
 
 fn worker_thread(
@@ -149,16 +137,6 @@ async fn accept_loop(w: &Worker, listener: TcpListener) {
     }
 }
 
-/// Releases the connection's `--max-conns` slot and counts the close.
-struct Open<'a>(&'a Worker);
-
-impl Drop for Open<'_> {
-    fn drop(&mut self) {
-        self.0.gate.close();
-        self.0.stats().closed.inc();
-    }
-}
-
 enum Event {
     Read(io::Result<usize>),
     Timer,
@@ -166,7 +144,7 @@ enum Event {
 }
 
 async fn connection(mut stream: TcpStream, w: Worker) {
-    let _open = Open(&w);
+    let _open = Admitted(&w);
     let stats = w.stats();
     let t = w.cfg.timeouts;
     let mut conn = Conn::new(w.cfg.limits);

@@ -58,6 +58,19 @@ pub struct Server {
     pub model: Model,
 }
 
+/// `serve` on an ephemeral loopback port with `workers` workers.
+fn serve_args(model: Model, workers: &str) -> [&str; 7] {
+    [
+        "serve",
+        "--model",
+        model.name(),
+        "--addr",
+        "127.0.0.1:0",
+        "--workers",
+        workers,
+    ]
+}
+
 impl Server {
     pub fn start(model: Model) -> Server {
         Server::start_with(model, &[])
@@ -65,36 +78,16 @@ impl Server {
 
     pub fn start_with(model: Model, args: &[&str]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "serve",
-            "--model",
-            model.name(),
-            "--addr",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-        ]);
-        cmd.args(args);
+        cmd.args(serve_args(model, "2")).args(args);
         Server::spawn(cmd, model)
     }
 
     /// Start through `sh -c` (for `ulimit`), `script` ending in `exec "$@"`.
     pub fn start_in_shell(model: Model, script: &str, args: &[&str]) -> Server {
         let mut cmd = Command::new("sh");
-        cmd.args([
-            "-c",
-            script,
-            "sh",
-            BIN,
-            "serve",
-            "--model",
-            model.name(),
-            "--addr",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-        ]);
-        cmd.args(args);
+        cmd.args(["-c", script, "sh", BIN])
+            .args(serve_args(model, "1"))
+            .args(args);
         Server::spawn(cmd, model)
     }
 

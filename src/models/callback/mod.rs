@@ -45,8 +45,7 @@ use std::sync::Arc;
 
 use super::ServeError;
 use crate::app::App;
-use crate::config::{Config, Model};
-use crate::net::ConnGate;
+use crate::config::Config;
 use crate::shutdown::Shutdown;
 
 /// Run the callback model until shutdown.
@@ -56,13 +55,8 @@ pub fn run(
     app: Arc<App>,
     shutdown: Arc<Shutdown>,
 ) -> Result<(), ServeError> {
-    let cfg = Arc::new(cfg.clone());
-    let gate = Arc::new(ConnGate::new(cfg.max_conns));
     let sd = shutdown.clone();
-    super::run_workers(
-        Model::Callback,
-        listeners,
-        &shutdown,
-        move |index, listener| worker::run_worker(index, &cfg, listener, &app, &gate, &sd),
-    )
+    super::run_workers(cfg, app, listeners, &shutdown, move |w, listener| {
+        worker::run_worker(w.index, &w.cfg, listener, &w.app, &w.gate, &sd)
+    })
 }
