@@ -185,7 +185,11 @@ impl HeadScanner {
 
 /// Parse a complete head: `head` runs from the request line through the blank line.
 fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Reject> {
-    let line_end = memchr::memchr(b'\n', head).expect("scanner found a LF") - 1;
+    // The scanner only hands over heads ending in CRLFCRLF whose every LF follows a CR.
+    let line_end = match memchr::memchr(b'\n', head) {
+        Some(lf) if lf > 0 => lf - 1,
+        _ => return Err(reject(400, "malformed request head")),
+    };
     let (method, target, version) = request_line(&head[..line_end], limits)?;
     let fields = &head[line_end + 2..];
     // Every LF in a complete head follows a CR (checked by the scanner), so the
