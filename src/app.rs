@@ -17,82 +17,23 @@
 //! another method answers 405 with `Allow`; anything else is 404.
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
-
 use crate::config::Config;
-use crate::http::{Method, Version};
-use crate::models::ServeError;
+use crate::error::ServeError;
+use crate::files::StaticRoot;
+pub use crate::http::{FileError, FileReply, Handler, Reply, Request, Response};
+use crate::http::Method;
 use crate::stats::Registry;
-
-/// Flags for opening a static file beneath the root (`openat2(2)`).
-pub const OPEN_FLAGS: i32 = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
-/// Resolution for static files: never leave the root (no `..` escape, no absolute
-/// or escaping symlinks), no `/proc` magic links.
-pub const OPEN_RESOLVE: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
 
 /// Longest `/sleep/<ms>` delay.
 pub const MAX_SLEEP_MS: u32 = 60_000;
-
-/// A parsed request, borrowed from the connection's input buffer.
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    pub method: Method,
-    /// The request target as sent (ASCII).
-    pub target: &'a str,
-    pub version: Version,
-    pub content_type: Option<&'a [u8]>,
-}
-
-/// A response ready now.
-#[derive(Debug)]
-pub struct Response<'a> {
-    pub status: u16,
-    pub content_type: Option<&'a [u8]>,
-    pub body: Cow<'a, [u8]>,
-    pub allow: Option<&'static str>,
-}
-
-/// What the handler asks the model to do.
-#[derive(Debug)]
-pub enum Reply<'a> {
-    Now(Response<'a>),
-    /// Wait this many milliseconds with the model's own timer, then answer.
-    Sleep(u32),
-    /// Send this file (a validated path relative to the static root).
-    File(String),
-}
-
-/// Why a static file could not be served.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileError {
-    /// Missing, a directory, outside the root, or not a regular file: 404.
-    NotFound,
-    /// The server could not open or read it (EMFILE, EIO, ...): 500.
-    Internal,
-}
-
-impl FileError {
-    /// Classify an `errno` from opening or stat-ing a static file.
-    pub fn from_errno(errno: i32) -> FileError {
-        match errno {
-            libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EIO | libc::EAGAIN => {
-                FileError::Internal
-            }
-            _ => FileError::NotFound,
-        }
-    }
-}
 
 /// The handler and what it needs: the stats registry and the static root.
 #[derive(Debug)]
 pub struct App {
     registry: Arc<Registry>,
-    /// INVARIANT: an `O_PATH | O_DIRECTORY` descriptor of `--root`, if given.
-    root: Option<OwnedFd>,
+    root: Option<StaticRoot>,
 }
 
 const TEXT: &[u8] = b"text/plain; charset=utf-8";
@@ -103,22 +44,7 @@ const ALLOW_ANY: &str = "GET, HEAD, POST, OPTIONS";
 
 impl App {
     pub fn new(cfg: &Config, registry: Arc<Registry>) -> Result<App, ServeError> {
-        let root = match &cfg.root {
-            None => None,
-            Some(dir) => Some(
-                rustix::fs::open(
-                    dir,
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| {
-                    ServeError::Config(format!(
-                        "--root {}: cannot open as a directory: {e}",
-                        dir.display()
-                    ))
-                })?,
-            ),
-        };
+        let root = cfg.root.as_deref().map(StaticRoot::open).transpose()?;
         Ok(App { registry, root })
     }
 
@@ -127,32 +53,15 @@ impl App {
     }
 
     /// The directory static files are opened beneath, if `--root` was given.
-    pub fn static_root(&self) -> Option<BorrowedFd<'_>> {
-        self.root.as_ref().map(|fd| fd.as_fd())
+    pub fn static_root(&self) -> Option<&StaticRoot> {
+        self.root.as_ref()
     }
 
-    /// Open a static file with blocking syscalls (for models that run blocking file
-    /// I/O on a thread pool). Returns the file and its size.
-    pub fn open_static_blocking(&self, rel: &str) -> Result<(File, u64), FileError> {
-        let root = self.static_root().ok_or(FileError::NotFound)?;
-        let fd = rustix::fs::openat2(
-            root,
-            rel,
-            OFlags::from_bits_retain(OPEN_FLAGS as u32),
-            Mode::empty(),
-            ResolveFlags::from_bits_retain(OPEN_RESOLVE),
-        )
-        .map_err(|e| FileError::from_errno(e.raw_os_error()))?;
-        let file = File::from(fd);
-        let meta = file.metadata().map_err(|_| FileError::Internal)?;
-        if !meta.is_file() {
-            return Err(FileError::NotFound);
-        }
-        Ok((file, meta.len()))
-    }
+}
 
+impl Handler for App {
     /// Route one request. `body` is the complete request body.
-    pub fn handle<'a>(&self, req: &Request<'a>, body: &'a [u8]) -> Reply<'a> {
+    fn handle<'a>(&'a self, req: &Request<'a>, body: &'a [u8]) -> Reply<'a> {
         use Method::*;
         if req.target == "*" {
             return match req.method {
@@ -209,7 +118,10 @@ impl App {
                     None => Reply::Now(text(400, "sleep takes 0 to 60000 milliseconds\n")),
                 },
                 (_, Some(rel)) => match (self.root.is_some(), static_path(rel)) {
-                    (true, Some(rel)) => Reply::File(rel),
+                    (true, Some(rel)) => Reply::File(FileReply {
+                        content_type: content_type_for(&rel),
+                        path: rel,
+                    }),
                     _ => Reply::Now(text(404, "no such file\n")),
                 },
                 _ => Reply::Now(text(404, "no such route\n")),

@@ -6,22 +6,36 @@
 //! concurrency model and nothing else.
 //!
 //! ```text
-//!             bytes in                                   bytes out
-//!  socket ──► [ model: callback | tokio | green ] ──► http::Conn (sans-IO) ──► app::handle ──► Reply
-//!                       ▲                                                                        │
-//!                       └──────────── model executes Reply: now / after a timer / a file ◄───────┘
+//!              events in (bytes read, sent, timer fired, file chunk read, peer closed)
+//!  kernel ──► [ model: callback | tokio | green ] ─────────────► http::Driver (sans-IO)
+//!    ▲                          ▲                                  │        │
+//!    │                          └── next Action: Recv(deadline) ◄──┘        └─► Handler (app)
+//!    └──── executes it ─────────── Send(deadline) / Sleep(until) /            request → Reply
+//!          with its own mechanism  Open / ReadFile / CloseFile / Drain / Close
 //! ```
 //!
-//! - [`http`]: sans-IO HTTP/1.1 (parsing, framing, keep-alive, pipelining, limits, errors).
-//! - [`app`]: the one handler, request → [`app::Reply`].
-//! - [`models`]: `callback` (io_uring state machine), `tokio` (epoll), `green`
-//!   (stackful coroutines over an io_uring reactor).
-//! - [`stats`], [`shutdown`], [`net`], [`config`]: what every model shares.
+//! - [`http`]: the sans-IO core: [`http::Driver`] owns every decision about a
+//!   connection (framing, keep-alive, pipelining, limits, errors, deadlines,
+//!   lingering close, files, shutdown, idle buffers); [`http::Handler`] is the trait
+//!   the application implements. It depends on nothing above it.
+//! - [`app`]: the one handler, request → [`http::Reply`]; [`files`]: the one
+//!   open-beneath-root contract for static files.
+//! - [`accept`]: the one acceptor policy (admission, 503, EMFILE back-off, the
+//!   shutdown sequence).
+//! - [`models`]: executors of driver actions, no policy and no `unsafe`: `callback`
+//!   (io_uring state machine), `tokio` (epoll), `green` (stackful coroutines over an
+//!   io_uring reactor).
+//! - [`uring`], [`green`]: the io_uring layer (safe op constructors over owned
+//!   buffers; the buffer-lifetime contract written once) and the green-thread runtime.
+//! - [`stats`], [`shutdown`], [`net`], [`config`], [`error`]: what every model shares.
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
 
+pub mod accept;
 pub mod app;
 pub mod config;
+pub mod error;
+pub mod files;
 pub mod green;
 pub mod http;
 pub mod models;

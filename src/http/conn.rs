@@ -1,7 +1,8 @@
-//! The per-connection state machine: bytes in, response bytes out, no I/O.
+//! The per-connection protocol engine: bytes in, response bytes out, no I/O.
 //!
-//! A model reads into [`Conn::read_buf`], calls [`Conn::process`], writes the whole
-//! output buffer, and acts on the returned [`Step`]. `process` answers every
+//! [`super::driver::Driver`] wraps it with everything else a connection decides
+//! (deadlines, sending, files, lingering close, shutdown); models talk to the
+//! driver, never to this type. `process` answers every
 //! complete request buffered (pipelining: one output buffer per read batch,
 //! responses in order) and stops at a deferred reply (sleep, file) until the model
 //! reports it done. Reading (head, body) and writing are separate concerns: the core
@@ -12,7 +13,7 @@ use std::time::Duration;
 use super::body::Chunked;
 use super::parse::{Framing, Head, HeadScanner, Method, Reject, Scan, Version};
 use super::response::{self, HeadSpec, Persist};
-use crate::app::{self, App, FileError, Reply, Request};
+use super::handler::{FileError, Handler, Reply, Request};
 use crate::config::Limits;
 use crate::stats::WorkerStats;
 
@@ -102,8 +103,8 @@ pub struct Conn {
     scanner: HeadScanner,
     peer_closed: bool,
     shutting_down: bool,
-    /// The pending static file (reused across requests).
-    file_path: String,
+    /// The pending static file.
+    file: Option<super::handler::FileReply>,
 }
 
 impl Conn {
@@ -117,7 +118,7 @@ impl Conn {
             scanner: HeadScanner::default(),
             peer_closed: false,
             shutting_down: false,
-            file_path: String::new(),
+            file: None,
         }
     }
 
@@ -219,7 +220,33 @@ impl Conn {
 
     /// The relative path of the pending static file (valid after `Step::File`).
     pub fn file_path(&self) -> &str {
-        &self.file_path
+        self.file.as_ref().map_or("", |f| f.path.as_str())
+    }
+
+    /// Drop whatever input is buffered (lingering close discards what it reads).
+    pub fn discard_input(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Lend the input buffer out whole (for an io_uring recv that must own it until
+    /// its completion): the buffer, and the offset at which new bytes go. At least
+    /// `MIN_READ` bytes are free behind that offset. Give it back with
+    /// [`Conn::restore_buf`] before calling anything else on this connection.
+    pub fn take_buf(&mut self) -> (Vec<u8>, usize) {
+        self.reserve(MIN_READ);
+        (std::mem::take(&mut self.buf), self.end)
+    }
+
+    /// Take the buffer back from [`Conn::take_buf`] (then report new bytes with
+    /// [`Conn::filled`]).
+    pub fn restore_buf(&mut self, buf: Vec<u8>) {
+        self.buf = buf;
+    }
+
+    /// Whether the connection holds an input buffer (for the idle-memory policy).
+    pub fn holds_buffer(&self) -> bool {
+        !self.buf.is_empty()
     }
 
     /// After `Step::Sleep`: append the deferred response.
@@ -254,7 +281,7 @@ impl Conn {
         let d = self.late_persist(d);
         let body = match result {
             Ok(size) => {
-                let ct = app::content_type_for(&self.file_path);
+                let ct = self.file.as_ref().map_or(&b"application/octet-stream"[..], |f| f.content_type);
                 self.write_ok(stats, out, d, ct, size);
                 if d.head_only {
                     0
@@ -282,6 +309,7 @@ impl Conn {
                 0
             }
         };
+        self.file = None;
         self.finish(d);
         body
     }
@@ -314,7 +342,7 @@ impl Conn {
     }
 
     /// Answer every complete request buffered, appending to `out`.
-    pub fn process(&mut self, app: &App, stats: &WorkerStats, out: &mut Vec<u8>) -> Step {
+    pub fn process<H: Handler>(&mut self, app: &H, stats: &WorkerStats, out: &mut Vec<u8>) -> Step {
         loop {
             match &mut self.state {
                 State::Closed => return Step::Close,
@@ -387,10 +415,10 @@ impl Conn {
     }
 
     /// A head is complete: dispatch it, or start reading its body.
-    fn begin_body(
+    fn begin_body<H: Handler>(
         &mut self,
         head: Head,
-        app: &App,
+        app: &H,
         stats: &WorkerStats,
         out: &mut Vec<u8>,
     ) -> Option<Step> {
@@ -426,12 +454,12 @@ impl Conn {
     }
 
     /// Hand a complete request to the app; consume `consumed` bytes of input.
-    fn dispatch(
+    fn dispatch<H: Handler>(
         &mut self,
         head: &Head,
         body: std::ops::Range<usize>,
         consumed: usize,
-        app: &App,
+        app: &H,
         stats: &WorkerStats,
         out: &mut Vec<u8>,
     ) -> Option<Step> {
@@ -479,8 +507,8 @@ impl Conn {
                 self.state = State::Sleep { ms, d };
                 Some(Step::Sleep(Duration::from_millis(u64::from(ms))))
             }
-            Reply::File(path) => {
-                self.file_path = path;
+            Reply::File(file) => {
+                self.file = Some(file);
                 self.state = State::File { d };
                 Some(Step::File)
             }

@@ -1,15 +1,32 @@
 //! Connection state machine tests: pipelining split at every byte boundary,
 //! keep-alive rules, 100-continue, HEAD, deferred replies, timeouts.
 
-use std::sync::Arc;
-
 use super::*;
-use crate::config::{Config, Model};
-use crate::stats::Registry;
+use crate::http::test_handler::TestHandler;
+
+struct App {
+    stats: WorkerStats,
+}
+
+impl App {
+    fn registry(&self) -> &Self {
+        self
+    }
+    fn worker(&self, _: usize) -> &WorkerStats {
+        &self.stats
+    }
+}
+
+impl Handler for App {
+    fn handle<'a>(&'a self, req: &Request<'a>, body: &'a [u8]) -> Reply<'a> {
+        TestHandler.handle(req, body)
+    }
+}
 
 fn app() -> App {
-    let cfg = Config::new(Model::Tokio, "127.0.0.1:0".parse().unwrap());
-    App::new(&cfg, Arc::new(Registry::new(Model::Tokio, 1))).unwrap()
+    App {
+        stats: WorkerStats::default(),
+    }
 }
 
 /// Feed `input` in pieces of `step` bytes; run deferred replies at once. Returns

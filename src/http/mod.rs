@@ -1,12 +1,14 @@
-//! Sans-IO HTTP/1.1, shared by every model: bytes in → response bytes out, no
-//! sockets, no clocks beyond the per-thread `Date` cache, no allocation per request
-//! on the plaintext hot path (input and output buffers are reused).
+//! Sans-IO HTTP/1.1, shared by every model, depending on nothing above it (no
+//! application, no model, no socket, no clock: the model passes `now` in).
 //!
+//! - [`driver`]: the connection driver — every decision about a connection
+//!   (deadlines, 408s, sending, files, lingering close, shutdown, idle buffers) as
+//!   actions a model executes. Models talk to this and nothing else here.
+//! - [`handler`]: the trait the application implements, and its request/reply types.
+//! - [`conn`]: the protocol engine inside the driver: framing, keep-alive,
+//!   pipelining, `Expect: 100-continue`, HEAD, limits, and every error response.
 //! - [`parse`]: request line (ours, strict) + header fields (httparse) + the
-//!   validation httparse leaves to us.
-//! - [`body`]: chunked bodies, decoded in place.
-//! - [`conn`]: the connection state machine: framing, keep-alive, pipelining,
-//!   `Expect: 100-continue`, HEAD, limits, and every error response.
+//!   validation httparse leaves to us; [`body`]: chunked bodies, decoded in place.
 //! - [`response`], [`date`]: writing responses.
 //!
 //! The behaviour is specified case by case in `shared/http-behaviour.md`; the unit
@@ -16,9 +18,14 @@
 pub mod body;
 pub mod conn;
 pub mod date;
+pub mod driver;
+pub mod handler;
 pub mod parse;
 pub mod response;
+#[cfg(test)]
+pub(crate) mod test_handler;
 
-pub use crate::app::FileError;
-pub use conn::{Conn, Phase, Step};
+pub use conn::Phase;
+pub use driver::{Action, Driver, Env};
+pub use handler::{FileError, FileReply, Handler, Reply, Request, Response};
 pub use parse::{Method, Version};

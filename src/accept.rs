@@ -1,0 +1,116 @@
+//! One acceptor policy for every model: admission under `--max-conns` (a 503 and
+//! close beyond it), EMFILE back-off, and the shutdown sequence. Models call these
+//! from their own accept loops; none of them decides anything of its own.
+//!
+//! The shutdown sequence, identical in every model and driven by each model's own
+//! timer (never by polling counters):
+//! 1. on the trigger, the model closes its listener at once (new clients are
+//!    refused by the kernel, they do not hang in a backlog);
+//! 2. it calls [`crate::http::Driver::shutdown`] with [`Acceptor::grace_deadline`]
+//!    on every connection: idle ones close now, a response in flight becomes the
+//!    last one (`Connection: close`), and every connection deadline is capped at
+//!    the grace deadline, where the driver cuts the connection;
+//! 3. the worker returns when its last connection is gone.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::net::{self, ConnGate};
+use crate::shutdown::Shutdown;
+use crate::stats::{Registry, WorkerStats};
+
+/// What an accept loop does after a failed accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Accept again now (ECONNABORTED and friends).
+    Now,
+    /// Out of descriptors (case 41): keep serving, accept again after this long.
+    After(Duration),
+}
+
+/// One worker's view of the server-wide admission policy.
+#[derive(Clone, Debug)]
+pub struct Acceptor {
+    gate: Arc<ConnGate>,
+    registry: Arc<Registry>,
+    shutdown: Arc<Shutdown>,
+    index: usize,
+}
+
+impl Acceptor {
+    pub fn new(
+        gate: Arc<ConnGate>,
+        registry: Arc<Registry>,
+        shutdown: Arc<Shutdown>,
+        index: usize,
+    ) -> Acceptor {
+        Acceptor {
+            gate,
+            registry,
+            shutdown,
+            index,
+        }
+    }
+
+    fn stats(&self) -> &WorkerStats {
+        self.registry.worker(self.index)
+    }
+
+    /// A connection was accepted: admit it (its [`Admission`] releases the slot when
+    /// dropped), or refuse it beyond `--max-conns` with one non-blocking 503 — the
+    /// caller then just drops (closes) the socket.
+    pub fn admit(&self, stream: &impl AsFd) -> Option<Admission> {
+        if self.shutdown.is_triggered() {
+            return None;
+        }
+        if !self.gate.try_open() {
+            self.stats().refused.inc();
+            net::send_refusal(stream);
+            return None;
+        }
+        self.stats().accepted.inc();
+        net::tune_stream(stream);
+        Some(Admission {
+            gate: self.gate.clone(),
+            registry: self.registry.clone(),
+            index: self.index,
+        })
+    }
+
+    /// An accept failed: what to do next.
+    pub fn failed(&self, err: &io::Error) -> Retry {
+        if net::is_fd_exhaustion(err) {
+            Retry::After(net::ACCEPT_BACKOFF)
+        } else {
+            Retry::Now
+        }
+    }
+
+    /// When connections are cut during shutdown (`None` before the trigger).
+    pub fn grace_deadline(&self) -> Option<Instant> {
+        self.shutdown.deadline()
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.is_triggered()
+    }
+}
+
+/// A connection admitted through the gate: on drop (also when its task or green
+/// thread panics) it releases the `--max-conns` slot and counts the close. Dropped
+/// on the worker that admitted it (the counters have a single writer).
+#[derive(Debug)]
+pub struct Admission {
+    gate: Arc<ConnGate>,
+    registry: Arc<Registry>,
+    index: usize,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.gate.close();
+        self.registry.worker(self.index).closed.inc();
+    }
+}

@@ -1,0 +1,111 @@
+//! Static files: the one open-beneath-root contract every model uses.
+//!
+//! A file under `/static/` is opened with `openat2(2)` relative to the `--root`
+//! directory descriptor with [`OPEN_FLAGS`] and [`OPEN_RESOLVE`] (never leaving the
+//! root: no `..` escape, no absolute or escaping symlinks, no `/proc` magic links),
+//! then stat-ed on the new descriptor; only a regular file is served
+//! ([`check_stat`]). Errors are classified by [`FileError::from_errno`]. Models run
+//! the same steps with their own I/O: the callback model as `OPENAT2` + `STATX`
+//! io_uring ops, the green model as the same ops from a green thread, tokio through
+//! [`open_blocking`] on its blocking pool.
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::error::ServeError;
+use crate::http::FileError;
+
+/// Flags for opening a static file beneath the root.
+pub const OPEN_FLAGS: i32 = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+/// Resolution for static files: never leave the root, no magic links.
+pub const OPEN_RESOLVE: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+
+/// The `--root` directory.
+#[derive(Debug)]
+pub struct StaticRoot {
+    /// INVARIANT: an `O_PATH | O_DIRECTORY` descriptor.
+    dir: OwnedFd,
+}
+
+impl StaticRoot {
+    /// Open `--root` as a directory (a clear error naming the flag otherwise).
+    pub fn open(dir: &Path) -> Result<StaticRoot, ServeError> {
+        rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(|dir| StaticRoot { dir })
+        .map_err(|e| {
+            ServeError::Config(format!(
+                "--root {}: cannot open as a directory: {e}",
+                dir.display()
+            ))
+        })
+    }
+
+    /// The directory descriptor files are opened beneath.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+}
+
+/// After the stat of an opened file: its size if it is a regular file.
+pub fn check_stat(mode: u32, size: u64) -> Result<u64, FileError> {
+    if mode & libc::S_IFMT == libc::S_IFREG {
+        Ok(size)
+    } else {
+        Err(FileError::NotFound)
+    }
+}
+
+/// The whole contract with blocking syscalls (for a model's blocking pool).
+pub fn open_blocking(root: Option<&StaticRoot>, rel: &str) -> Result<(File, u64), FileError> {
+    let root = root.ok_or(FileError::NotFound)?;
+    let fd = rustix::fs::openat2(
+        root.fd(),
+        rel,
+        OFlags::from_bits_retain(OPEN_FLAGS as u32),
+        Mode::empty(),
+        ResolveFlags::from_bits_retain(OPEN_RESOLVE),
+    )
+    .map_err(|e| FileError::from_errno(e.raw_os_error()))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e.raw_os_error()))?;
+    let size = check_stat(st.st_mode, st.st_size as u64)?;
+    Ok((File::from(fd), size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_and_never_outside_the_root() {
+        let dir = std::env::temp_dir().join(format!("gvhttpd-files-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("a.txt"), b"hello").unwrap();
+        let root = StaticRoot::open(&dir).unwrap();
+        assert_eq!(open_blocking(Some(&root), "a.txt").unwrap().1, 5);
+        assert_eq!(
+            open_blocking(Some(&root), "sub").unwrap_err(),
+            FileError::NotFound
+        );
+        assert_eq!(
+            open_blocking(Some(&root), "../a.txt").unwrap_err(),
+            FileError::NotFound
+        );
+        assert_eq!(
+            open_blocking(Some(&root), "/etc/passwd").unwrap_err(),
+            FileError::NotFound
+        );
+        assert_eq!(
+            open_blocking(None, "a.txt").unwrap_err(),
+            FileError::NotFound
+        );
+        assert!(StaticRoot::open(&dir.join("a.txt")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,712 @@
+//! The connection driver: every decision about one connection, sans-IO.
+//!
+//! In the spirit of quinn-proto's or rustls's `Connection`: the driver never touches
+//! a socket, a file or a clock. A model asks it what to do next — an [`Action`] —
+//! performs that action with its own mechanism (an io_uring op, a tokio future, a
+//! parked green thread) and reports what happened through one event method, which
+//! returns the next action. The driver owns:
+//!
+//! - read, write and keep-alive state (through the protocol engine [`Conn`]);
+//! - the phase deadlines (idle / header / body), the write-progress deadline, every
+//!   timeout and its 408;
+//! - the deferred replies: `/sleep` (a wait until an instant) and static files
+//!   (open + stat, then reads of bounded chunks at offsets, then close);
+//! - lingering close (shut the write side, drain at most [`LINGER_BYTES`] for at
+//!   most [`LINGER`]);
+//! - shutdown: idle connections close at once, a response in flight becomes the last
+//!   one (`Connection: close`), and every deadline is capped at the grace deadline,
+//!   where the connection is cut;
+//! - the idle-buffer policy: while a keep-alive connection waits for its next
+//!   request ([`Action::Recv`] with `idle: true`) it holds neither an input nor an
+//!   output buffer (both go back to small per-thread pools).
+//!
+//! ```text
+//!  Recv ──bytes──► (process) ──out──► Send ──all sent──► Recv (keep-alive)
+//!   │  deadline: 408 → Send → linger      ├──► Sleep ──► (process)
+//!   │  idle + shutdown: Close             ├──► Open ──► Send head ──► (ReadFile → Send)* ──► CloseFile ──► (process)
+//!   └── EOF ──► (process) ──► …           └──► ShutdownWrite ──► Drain* ──► Close
+//! ```
+//!
+//! Contract for models:
+//! - Call [`Driver::start`] once, then loop: perform the action, report the outcome
+//!   with the matching event method, perform what it returns, until
+//!   [`Action::Close`] (then close the socket and any file the model still holds).
+//! - A deadline in an action is absolute; when the model's timer for it fires, call
+//!   [`Driver::timed_out`]. A timer that fires early is harmless (the driver returns
+//!   the same action, and the model re-arms it), so timers may be lazy.
+//! - An I/O error on the socket (reset, broken pipe) ends the connection: call
+//!   [`Driver::failed`] and close, no lingering.
+//! - Models whose input arrives while the connection is busy (a multishot recv)
+//!   hand it over with [`Driver::buffer`] / [`Driver::buffer_eof`]; the driver
+//!   processes it when it next wants to read.
+//! - Buffers can be borrowed (`recv_buf`, `pending`, `file_buf`) or, for an
+//!   io_uring op that must own its memory until the completion, lent out whole and
+//!   given back (`lend_*` / `restore_*`) before the next event.
+
+use std::time::{Duration, Instant};
+
+use super::conn::{Conn, Phase, Step};
+use super::handler::{FileError, Handler};
+use crate::config::{Limits, Timeouts};
+use crate::stats::WorkerStats;
+
+/// A lingering close discards input for at most this long, so the kernel does not
+/// answer unread bytes with a RST that destroys the last response before the
+/// client has read it.
+pub const LINGER: Duration = Duration::from_secs(2);
+/// At most this many bytes are discarded during a lingering close.
+pub const LINGER_BYTES: usize = 2 * 1024 * 1024;
+/// Bytes of a static file read (and then sent) at once.
+pub const FILE_CHUNK: usize = 64 * 1024;
+/// Input a busy connection may buffer ([`Driver::buffer`]) before the model should
+/// stop receiving until the driver reads again (backpressure).
+pub const MAX_BUFFERED: usize = 256 * 1024;
+
+/// What the model performs next for this connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Receive: into [`Driver::recv_buf`] then [`Driver::received`], or copy with
+    /// [`Driver::feed`]; EOF is [`Driver::eof`]. With `idle` the connection is
+    /// between requests and holds no buffer: a model may read into a small buffer
+    /// of its own, or wait for readability before taking `recv_buf`.
+    Recv { deadline: Instant, idle: bool },
+    /// Send [`Driver::pending`] (a prefix is fine), then [`Driver::sent`].
+    Send { deadline: Instant },
+    /// Wait until `until` on the model's own timer, then [`Driver::slept`].
+    Sleep { until: Instant },
+    /// Open [`Driver::file_path`] beneath the static root and stat it (see
+    /// [`crate::files`]), then [`Driver::file_opened`] with the size of the
+    /// regular file or the error.
+    Open,
+    /// Read `len` bytes at `offset` of the open file into [`Driver::file_buf`], then
+    /// [`Driver::file_read`] (0 when the file ended early).
+    ReadFile { offset: u64, len: usize },
+    /// Close the open file, then [`Driver::file_closed`].
+    CloseFile,
+    /// Shut down the write side of the socket, then [`Driver::write_shut`].
+    ShutdownWrite,
+    /// Lingering close: receive and discard (into `recv_buf`, or the model's own
+    /// scratch), then [`Driver::drained`] / [`Driver::eof`].
+    Drain { deadline: Instant },
+    /// Close the socket (and any file still open). Nothing else follows.
+    Close,
+}
+
+impl Action {
+    /// When the model must call [`Driver::timed_out`], if the action has a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        match *self {
+            Action::Recv { deadline, .. }
+            | Action::Send { deadline }
+            | Action::Drain { deadline } => Some(deadline),
+            Action::Sleep { until } => Some(until),
+            _ => None,
+        }
+    }
+}
+
+/// What the model reports with: the handler, this worker's counters, and the time
+/// of the event (the model reads its clock; the driver never does).
+pub struct Env<'a, H> {
+    pub handler: &'a H,
+    pub stats: &'a WorkerStats,
+    pub now: Instant,
+}
+
+impl<'a, H> Env<'a, H> {
+    pub fn new(handler: &'a H, stats: &'a WorkerStats, now: Instant) -> Self {
+        Env {
+            handler,
+            stats,
+            now,
+        }
+    }
+}
+
+/// What happens once the pending output has been sent whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    Read,
+    Linger,
+    Sleep(Duration),
+    File,
+    FileChunk,
+}
+
+/// What the driver is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Io {
+    Recv,
+    Send(After),
+    Sleep { end: Instant },
+    Open,
+    ReadFile,
+    CloseFile,
+    ShutWrite,
+    Drain,
+    Closed,
+}
+
+/// The static file being streamed.
+#[derive(Debug)]
+struct FileStream {
+    /// The model holds an open file (close it before answering the next request).
+    open: bool,
+    left: u64,
+    offset: u64,
+    /// INVARIANT: while `Io::ReadFile` or a `Send` from the file is in progress,
+    /// `buf[..len]` is the chunk (possibly lent to the model).
+    buf: Vec<u8>,
+    len: usize,
+}
+
+/// One connection: protocol state plus every connection decision.
+#[derive(Debug)]
+pub struct Driver {
+    conn: Conn,
+    timeouts: Timeouts,
+    /// Response bytes waiting to be sent (`out[sent..]`), unless `from_file`.
+    out: Vec<u8>,
+    sent: usize,
+    /// The pending output is the file chunk `file.buf[sent..len]`.
+    from_file: bool,
+    io: Io,
+    action: Action,
+    /// The read phase whose deadline `read_deadline` is.
+    phase: Phase,
+    read_deadline: Instant,
+    file: Option<FileStream>,
+    lingered: usize,
+    /// Input arrived through `buffer` since the last `process`.
+    fresh: bool,
+    /// Bytes handed over with `buffer` since the last `process`.
+    unprocessed: usize,
+    /// Shutdown began; connections are cut at this instant.
+    grace: Option<Instant>,
+}
+
+impl Driver {
+    pub fn new(limits: Limits, timeouts: Timeouts) -> Driver {
+        Driver {
+            conn: Conn::new(limits),
+            timeouts,
+            out: Vec::new(),
+            sent: 0,
+            from_file: false,
+            io: Io::Recv,
+            action: Action::Close,
+            phase: Phase::Busy,
+            read_deadline: far_future(),
+            file: None,
+            lingered: 0,
+            fresh: false,
+            unprocessed: 0,
+            grace: None,
+        }
+    }
+
+    /// The first action of a new connection (wait for its first request).
+    pub fn start<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        self.to_read(env)
+    }
+
+    /// The action the driver is waiting on.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    /// Whether the connection holds input or output memory (the idle policy says an
+    /// idle connection holds none).
+    pub fn holds_buffers(&self) -> bool {
+        self.conn.holds_buffer() || self.out.capacity() > 0 || self.file.is_some()
+    }
+
+    // ----- buffers ---------------------------------------------------------------
+
+    /// Where to receive for `Recv` and `Drain` (never empty).
+    pub fn recv_buf(&mut self) -> &mut [u8] {
+        if self.io == Io::Drain {
+            self.conn.discard_input();
+        }
+        self.conn.read_buf()
+    }
+
+    /// Lend the input buffer whole, with the offset where received bytes go; give it
+    /// back with [`Driver::restore_recv_buf`] before the next event.
+    pub fn lend_recv_buf(&mut self) -> (Vec<u8>, usize) {
+        if self.io == Io::Drain {
+            self.conn.discard_input();
+        }
+        self.conn.take_buf()
+    }
+
+    pub fn restore_recv_buf(&mut self, buf: Vec<u8>) {
+        self.conn.restore_buf(buf);
+    }
+
+    /// The bytes the current `Send` still has to send.
+    pub fn pending(&self) -> &[u8] {
+        if self.from_file {
+            self.file
+                .as_ref()
+                .map_or(&[][..], |f| &f.buf[self.sent.min(f.len)..f.len])
+        } else {
+            &self.out[self.sent..]
+        }
+    }
+
+    /// Lend the buffer of the current `Send` whole, with the range still to send;
+    /// give it back with [`Driver::restore_pending`] before the next event.
+    pub fn lend_pending(&mut self) -> (Vec<u8>, std::ops::Range<usize>) {
+        if self.from_file {
+            match self.file.as_mut() {
+                Some(f) => (std::mem::take(&mut f.buf), self.sent.min(f.len)..f.len),
+                None => (Vec::new(), 0..0),
+            }
+        } else {
+            let end = self.out.len();
+            (std::mem::take(&mut self.out), self.sent..end)
+        }
+    }
+
+    pub fn restore_pending(&mut self, buf: Vec<u8>) {
+        match self.file.as_mut() {
+            Some(f) if self.from_file => f.buf = buf,
+            _ => self.out = buf,
+        }
+    }
+
+    /// The relative path of the file to open (after `Action::Open`).
+    pub fn file_path(&self) -> &str {
+        self.conn.file_path()
+    }
+
+    /// Where `ReadFile` reads to (exactly its `len` bytes).
+    pub fn file_buf(&mut self) -> &mut [u8] {
+        match self.file.as_mut() {
+            Some(f) => &mut f.buf[..f.len],
+            None => &mut [],
+        }
+    }
+
+    /// Lend the file chunk buffer whole (read `len` bytes to its start); give it
+    /// back with [`Driver::restore_file_buf`] before the next event.
+    pub fn lend_file_buf(&mut self) -> Vec<u8> {
+        self.file
+            .as_mut()
+            .map_or_else(Vec::new, |f| std::mem::take(&mut f.buf))
+    }
+
+    pub fn restore_file_buf(&mut self, buf: Vec<u8>) {
+        if let Some(f) = self.file.as_mut() {
+            f.buf = buf;
+        }
+    }
+
+    // ----- events ----------------------------------------------------------------
+
+    /// `n > 0` bytes were received into [`Driver::recv_buf`].
+    pub fn received<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
+        if self.io == Io::Drain {
+            return self.drained(env, n);
+        }
+        self.conn.filled(n);
+        env.stats.bytes_in.add(n as u64);
+        self.process(env)
+    }
+
+    /// Bytes were received into the model's own buffer: copy them in and act.
+    pub fn feed<H: Handler>(&mut self, env: &Env<'_, H>, bytes: &[u8]) -> Action {
+        if self.io == Io::Drain {
+            return self.drained(env, bytes.len());
+        }
+        self.conn.feed(bytes);
+        env.stats.bytes_in.add(bytes.len() as u64);
+        self.process(env)
+    }
+
+    /// Bytes arrived while the connection is not reading (a multishot recv): keep
+    /// them for when it reads again. Returns whether the model may keep receiving
+    /// (false: pause until the driver asks for `Recv` or `Drain` again).
+    pub fn buffer(&mut self, stats: &WorkerStats, bytes: &[u8]) -> bool {
+        stats.bytes_in.add(bytes.len() as u64);
+        if self.io == Io::Drain {
+            self.lingered += bytes.len();
+            return self.lingered < LINGER_BYTES;
+        }
+        if self.io == Io::Closed {
+            return false;
+        }
+        self.conn.feed(bytes);
+        self.fresh = true;
+        self.unprocessed += bytes.len();
+        self.unprocessed <= MAX_BUFFERED
+    }
+
+    /// The peer's EOF arrived while the connection is not reading.
+    pub fn buffer_eof(&mut self) {
+        self.conn.peer_closed();
+        self.fresh = true;
+    }
+
+    /// A receive returned 0: the peer shut down its write side.
+    pub fn eof<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        if matches!(self.io, Io::Drain | Io::Closed) {
+            return self.close();
+        }
+        self.conn.peer_closed();
+        self.process(env)
+    }
+
+    /// `n > 0` bytes of [`Driver::pending`] were sent.
+    pub fn sent<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
+        let Io::Send(after) = self.io else {
+            return self.close();
+        };
+        env.stats.bytes_out.add(n as u64);
+        self.sent += n;
+        if !self.pending().is_empty() {
+            // Progress: the write deadline starts again.
+            let deadline = self.cap(env.now + self.timeouts.write);
+            return self.set(Action::Send { deadline });
+        }
+        self.sent = 0;
+        if self.from_file {
+            self.from_file = false;
+        } else {
+            self.out.clear();
+        }
+        self.then(env, after)
+    }
+
+    /// The timer for `Action::Sleep` fired.
+    pub fn slept<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        let Io::Sleep { end } = self.io else {
+            return self.action;
+        };
+        if env.now >= end {
+            self.ensure_out();
+            self.conn.sleep_done(env.stats, &mut self.out);
+            return self.process(env);
+        }
+        if self.past_grace(env.now) {
+            return self.close();
+        }
+        self.set(Action::Sleep {
+            until: self.cap(end),
+        })
+    }
+
+    /// The result of `Action::Open`: the size of the regular file opened, or why not.
+    pub fn file_opened<H: Handler>(
+        &mut self,
+        env: &Env<'_, H>,
+        result: Result<u64, FileError>,
+    ) -> Action {
+        if self.io != Io::Open {
+            return self.close();
+        }
+        self.ensure_out();
+        let left = self.conn.file_opened(result, env.stats, &mut self.out);
+        if result.is_ok() {
+            let chunk = usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK));
+            self.file = Some(FileStream {
+                open: true,
+                left,
+                offset: 0,
+                buf: vec![0; chunk],
+                len: 0,
+            });
+        }
+        self.flush(env, After::FileChunk)
+    }
+
+    /// `n` bytes were read into [`Driver::file_buf`]; 0 means the file shrank under
+    /// us, so the promised length cannot be delivered: the connection is cut.
+    pub fn file_read<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
+        let (Io::ReadFile, Some(f)) = (self.io, self.file.as_mut()) else {
+            return self.close();
+        };
+        if n == 0 || n > f.len {
+            return self.close();
+        }
+        f.len = n;
+        f.left -= n as u64;
+        f.offset += n as u64;
+        self.from_file = true;
+        self.sent = 0;
+        self.io = Io::Send(After::FileChunk);
+        let deadline = self.cap(env.now + self.timeouts.write);
+        self.set(Action::Send { deadline })
+    }
+
+    /// The file of `Action::CloseFile` is closed.
+    pub fn file_closed<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        self.file = None;
+        if self.io != Io::CloseFile {
+            return self.close();
+        }
+        self.process(env)
+    }
+
+    /// The write side is shut down (`Action::ShutdownWrite`).
+    pub fn write_shut<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        self.io = Io::Drain;
+        self.lingered = 0;
+        self.conn.discard_input();
+        let deadline = self.cap(env.now + LINGER);
+        self.set(Action::Drain { deadline })
+    }
+
+    /// `n` bytes were received and discarded while lingering (0: EOF).
+    pub fn drained<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
+        self.conn.discard_input();
+        self.lingered += n;
+        let deadline = self.action.deadline().unwrap_or(env.now);
+        if n == 0 || self.lingered >= LINGER_BYTES || env.now >= deadline {
+            return self.close();
+        }
+        self.set(Action::Drain { deadline })
+    }
+
+    /// The deadline of the current action passed (early calls are harmless: the
+    /// current action comes back, to be re-armed).
+    pub fn timed_out<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        if self.past_grace(env.now) {
+            return self.close(); // the shutdown's hard stop
+        }
+        match self.action.deadline() {
+            Some(d) if env.now < d => return self.action,
+            None => return self.action,
+            Some(_) => {}
+        }
+        match self.io {
+            Io::Sleep { .. } => self.slept(env),
+            Io::Recv => {
+                // A request under way gets a 408; an idle connection just closes.
+                self.ensure_out();
+                self.conn.read_timed_out(env.stats, &mut self.out);
+                if self.out.is_empty() {
+                    return self.close();
+                }
+                self.flush(env, After::Linger)
+            }
+            _ => self.close(), // no write progress, lingering done
+        }
+    }
+
+    /// Shutdown began (cut everything at `grace`). Returns what to do now: `Close`
+    /// for an idle connection, else the current action with its deadline capped at
+    /// `grace` (a model whose op is still in flight just moves its timer).
+    pub fn shutdown<H: Handler>(&mut self, env: &Env<'_, H>, grace: Instant) -> Action {
+        if self.grace.is_some() {
+            return self.action;
+        }
+        self.grace = Some(grace);
+        let idle = self.conn.shutdown();
+        if self.io == Io::Recv && idle && !self.fresh {
+            return self.close();
+        }
+        if self.past_grace(env.now) {
+            return self.close();
+        }
+        let capped = match self.action {
+            Action::Recv { deadline, idle } => Action::Recv {
+                deadline: self.cap(deadline),
+                idle,
+            },
+            Action::Send { deadline } => Action::Send {
+                deadline: self.cap(deadline),
+            },
+            Action::Drain { deadline } => Action::Drain {
+                deadline: self.cap(deadline),
+            },
+            Action::Sleep { until } => Action::Sleep {
+                until: self.cap(until),
+            },
+            other => other,
+        };
+        self.read_deadline = self.cap(self.read_deadline);
+        self.set(capped)
+    }
+
+    /// A socket error (reset, broken pipe) or an unrecoverable model error.
+    pub fn failed(&mut self) -> Action {
+        self.close()
+    }
+
+    /// Whether shutdown has begun for this connection.
+    pub fn shutting_down(&self) -> bool {
+        self.grace.is_some()
+    }
+
+    // ----- internals ---------------------------------------------------------------
+
+    fn set(&mut self, a: Action) -> Action {
+        self.action = a;
+        a
+    }
+
+    fn close(&mut self) -> Action {
+        self.io = Io::Closed;
+        self.set(Action::Close)
+    }
+
+    fn cap(&self, t: Instant) -> Instant {
+        self.grace.map_or(t, |g| t.min(g))
+    }
+
+    fn past_grace(&self, now: Instant) -> bool {
+        self.grace.is_some_and(|g| now >= g)
+    }
+
+    /// Take an output buffer from the per-thread pool if the connection was idle.
+    fn ensure_out(&mut self) {
+        if self.out.capacity() == 0 {
+            self.out = pool::take_out();
+        }
+    }
+
+    fn process<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        self.fresh = false;
+        self.unprocessed = 0;
+        self.ensure_out();
+        let step = self.conn.process(env.handler, env.stats, &mut self.out);
+        self.after_step(env, step)
+    }
+
+    fn after_step<H: Handler>(&mut self, env: &Env<'_, H>, step: Step) -> Action {
+        let after = match step {
+            Step::Read => After::Read,
+            Step::Close => After::Linger,
+            Step::Sleep(d) => After::Sleep(d),
+            Step::File => After::File,
+        };
+        self.flush(env, after)
+    }
+
+    /// Send what is in `out`, then go on with `after`.
+    fn flush<H: Handler>(&mut self, env: &Env<'_, H>, after: After) -> Action {
+        if !self.out.is_empty() {
+            self.sent = 0;
+            self.from_file = false;
+            self.io = Io::Send(after);
+            let deadline = self.cap(env.now + self.timeouts.write);
+            return self.set(Action::Send { deadline });
+        }
+        self.then(env, after)
+    }
+
+    fn then<H: Handler>(&mut self, env: &Env<'_, H>, after: After) -> Action {
+        match after {
+            After::Read => self.to_read(env),
+            After::Linger => {
+                self.io = Io::ShutWrite;
+                self.set(Action::ShutdownWrite)
+            }
+            After::Sleep(d) => {
+                let end = env.now + d;
+                self.io = Io::Sleep { end };
+                self.set(Action::Sleep {
+                    until: self.cap(end),
+                })
+            }
+            After::File => {
+                self.io = Io::Open;
+                self.set(Action::Open)
+            }
+            After::FileChunk => self.next_chunk(env),
+        }
+    }
+
+    fn next_chunk<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        match self.file.as_mut() {
+            Some(f) if f.left > 0 => {
+                f.len = usize::try_from(f.left).map_or(f.buf.len(), |l| l.min(f.buf.len()));
+                let (offset, len) = (f.offset, f.len);
+                self.io = Io::ReadFile;
+                self.set(Action::ReadFile { offset, len })
+            }
+            Some(f) if f.open => {
+                f.open = false;
+                self.io = Io::CloseFile;
+                self.set(Action::CloseFile)
+            }
+            _ => {
+                self.file = None;
+                self.process(env)
+            }
+        }
+    }
+
+    /// Wait for (more of) a request, with the deadline of the read phase.
+    fn to_read<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        if self.fresh {
+            return self.process(env);
+        }
+        if self.grace.is_some() && self.conn.shutdown() {
+            return self.close(); // idle during shutdown
+        }
+        let p = self.conn.phase();
+        if p == Phase::Idle || p != self.phase {
+            self.read_deadline = self.cap(env.now + p.timeout(&self.timeouts));
+            self.phase = p;
+        }
+        let idle = p == Phase::Idle;
+        if idle {
+            // The idle policy: hold no memory between requests.
+            self.conn.release_idle_buffer();
+            if self.out.capacity() > 0 {
+                pool::give_out(std::mem::take(&mut self.out));
+            }
+        }
+        self.io = Io::Recv;
+        self.set(Action::Recv {
+            deadline: self.read_deadline,
+            idle,
+        })
+    }
+}
+
+/// An instant later than any deadline (for the state before the first one).
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(86_400 * 365))
+        .unwrap_or(now)
+}
+
+/// Per-thread pool of idle output buffers, reused LIFO.
+mod pool {
+    use std::cell::RefCell;
+
+    /// Capacity of a pooled output buffer; larger ones (after a big response) are
+    /// freed instead of pooled.
+    const OUT_CAP: usize = 4096;
+    const MAX_POOLED: usize = 1024;
+
+    thread_local! {
+        /// INVARIANT: every buffer here is empty with capacity in `OUT_CAP..=4*OUT_CAP`.
+        static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn take_out() -> Vec<u8> {
+        POOL.with(|p| p.borrow_mut().pop())
+            .unwrap_or_else(|| Vec::with_capacity(OUT_CAP))
+    }
+
+    pub(super) fn give_out(mut buf: Vec<u8>) {
+        if (OUT_CAP..=4 * OUT_CAP).contains(&buf.capacity()) {
+            buf.clear();
+            POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < MAX_POOLED {
+                    p.push(buf);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

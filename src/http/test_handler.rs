@@ -1,0 +1,47 @@
+//! A small handler for the core's own tests, so `src/http` is tested without the
+//! application above it: `/` (text), `/json`, `/echo` (POST), `/sleep/<ms>`,
+//! `/static/<path>` (a file reply), anything else 404.
+
+use std::borrow::Cow;
+
+use super::handler::{FileReply, Handler, Reply, Request, Response};
+use super::Method;
+
+pub(crate) struct TestHandler;
+
+impl Handler for TestHandler {
+    fn handle<'a>(&'a self, req: &Request<'a>, body: &'a [u8]) -> Reply<'a> {
+        let resp = |status, ct: &'static [u8], body: &'static [u8]| Response {
+            status,
+            content_type: Some(ct),
+            body: Cow::Borrowed(body),
+            allow: None,
+        };
+        let path = req.target.split('?').next().unwrap_or("");
+        match (req.method, path) {
+            (Method::Get | Method::Head, "/") => {
+                Reply::Now(resp(200, b"text/plain; charset=utf-8", b"Hello, World!"))
+            }
+            (Method::Get | Method::Head, "/json") => Reply::Now(resp(
+                200,
+                b"application/json",
+                br#"{"message":"Hello, World!"}"#,
+            )),
+            (Method::Post, "/echo") => Reply::Now(Response {
+                status: 200,
+                content_type: Some(req.content_type.unwrap_or(b"application/octet-stream")),
+                body: Cow::Borrowed(body),
+                allow: None,
+            }),
+            (_, p) if p.starts_with("/sleep/") => match p[7..].parse() {
+                Ok(ms) => Reply::Sleep(ms),
+                Err(_) => Reply::Now(resp(400, b"text/plain", b"bad sleep\n")),
+            },
+            (_, p) if p.starts_with("/static/") => Reply::File(FileReply {
+                path: p[8..].to_owned(),
+                content_type: b"text/plain; charset=utf-8",
+            }),
+            _ => Reply::Now(resp(404, b"text/plain; charset=utf-8", b"no such route\n")),
+        }
+    }
+}
