@@ -47,7 +47,7 @@ use crate::stats::{Registry, WorkerStats};
 use crate::uring::{Features, RingWaker};
 
 pub use sched::{in_green_thread, on_worker_stack, yield_now, Interrupt, JoinHandle};
-pub use time::{nop, sleep};
+pub use time::{nop, sleep, sleep_or_interrupted};
 
 use reactor::Reactor;
 use sched::{Ctx, Sched};

@@ -12,11 +12,21 @@ use crate::stats::ParkReason;
 /// Park the calling green thread for `d` (the worker keeps running others).
 /// Only a hard interrupt cuts it short (`Interrupted`).
 pub fn sleep(d: Duration) -> io::Result<()> {
+    sleep_giving_way(d, GivesWay::OnHard)
+}
+
+/// Like [`sleep`], but a soft interrupt ("stop waiting", e.g. shutdown) also cuts
+/// it short (`Interrupted`), so the caller can re-decide how long to wait.
+pub fn sleep_or_interrupted(d: Duration) -> io::Result<()> {
+    sleep_giving_way(d, GivesWay::OnSoft)
+}
+
+fn sleep_giving_way(d: Duration, gives_way: GivesWay) -> io::Result<()> {
     let ts = types::Timespec::from(d);
     let sqe = opcode::Timeout::new(&ts).build();
     // SAFETY: `ts` lives in this frame, and `submit` returns only after the
     // timeout's CQE (the kernel copies it at submission anyway).
-    match unsafe { submit(sqe, None, GivesWay::OnHard, ParkReason::Sleep) } {
+    match unsafe { submit(sqe, None, gives_way, ParkReason::Sleep) } {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
         Err(e) => Err(e),

@@ -113,6 +113,12 @@ pub struct Env<'a, H> {
     pub now: Instant,
 }
 
+impl<H> std::fmt::Debug for Env<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env").field("now", &self.now).finish()
+    }
+}
+
 impl<'a, H> Env<'a, H> {
     pub fn new(handler: &'a H, stats: &'a WorkerStats, now: Instant) -> Self {
         Env {
@@ -300,6 +306,14 @@ impl Driver {
     pub fn restore_file_buf(&mut self, buf: Vec<u8>) {
         if let Some(f) = self.file.as_mut() {
             f.buf = buf;
+        }
+    }
+
+    /// A model that took [`Driver::recv_buf`] for an idle `Recv` and found nothing
+    /// to read gives the buffers back (the idle policy).
+    pub fn release_idle_buffers(&mut self) {
+        if matches!(self.action, Action::Recv { idle: true, .. }) {
+            self.conn.release_idle_buffer();
         }
     }
 

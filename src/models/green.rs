@@ -1,57 +1,50 @@
 //! `--model green`: one green thread per connection over a per-worker io_uring
-//! reactor ([`crate::green`]). The connection function is the plain blocking-style
-//! loop over the shared HTTP core — `let n = stream.read(conn.read_buf())?; …
-//! stream.write_all(&out)?;` — and every such call is one io_uring op that parks
-//! only the green thread.
+//! reactor ([`crate::green`]), executing the driver's actions in blocking style —
+//! `let n = stream.read(buf)?` is one io_uring op that parks only the green thread.
 //!
 //! Per worker thread: one [`Runtime`] (its own ring, scheduler and stacks), one
 //! `SO_REUSEPORT` listener, an accept-loop green thread that spawns a green thread
 //! per connection, and a shutdown watcher green thread.
 //!
-//! - Timeouts: the read deadline moves when `Conn::phase()` changes (idle / header /
-//!   body), each write gets `--write-timeout`; a missed deadline cancels the op.
-//! - `--max-conns` through [`ConnGate`]; EMFILE/ENFILE on accept backs off with a
-//!   green `sleep` (other connections keep being served).
-//! - Shutdown: the trigger wakes every worker's ring; the watcher soft-interrupts
-//!   the worker's green threads — the accept loop stops (its listener closes),
-//!   idle connections close, busy ones finish their response with
-//!   `Connection: close`. At the grace deadline a hard interrupt abandons whatever
-//!   is left, and the worker returns as soon as its last green thread is done.
+//! How each action is performed:
+//! - `Recv`: an idle connection reads into a 1 KiB buffer on its own stack (whose
+//!   top page is resident anyway), so it holds no heap buffer while it waits;
+//!   otherwise it reads into the driver's buffer. The action's deadline becomes the
+//!   read's deadline (a missed deadline cancels the op: `TimedOut`).
+//! - `Send`: one send op per action, with the action's deadline.
+//! - `Sleep`: a green sleep that a soft interrupt also ends.
+//! - `Open` / `ReadFile` / `CloseFile`: `OPENAT2` + `STATX`, `READ`, `CLOSE` ops.
+//! - Driver calls run on the worker's own stack ([`green::on_worker_stack`]), so a
+//!   green stack stays at the depth of the connection loop.
+//! - Shutdown: the watcher soft-interrupts every green thread (the accept loop
+//!   returns and its listener closes; waiting reads and sleeps end and report the
+//!   shutdown to their driver), then sleeps until the grace deadline, when it
+//!   interrupts hard whatever is still blocked (a send to a client that reads
+//!   nothing). The last connection to end wakes it early.
 
+use std::cell::Cell;
 use std::io;
 use std::net::{Shutdown as Direction, TcpListener};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{Admitted, ServeError, WorkerCtx};
-use crate::app::{App, FileError, OPEN_FLAGS, OPEN_RESOLVE};
+use super::{ServeError, WorkerCtx};
+use crate::accept::{Admission, Retry};
+use crate::app::App;
 use crate::config::Config;
-use crate::green::fs::{self, GvtFile};
+use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
+use crate::green::fs::{self as gfs, GvtFile};
 use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource};
-use crate::http::{Conn, Phase, Step};
-use crate::net;
+use crate::http::{Action, Driver, Env, FileError};
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerStats;
 
 impl StatsSource for App {
     fn worker_stats(&self, worker: usize) -> &WorkerStats {
         self.registry().worker(worker)
-    }
-}
-
-/// What every green thread of one worker shares.
-struct Worker {
-    ctx: WorkerCtx,
-    shutdown: Arc<Shutdown>,
-}
-
-impl std::ops::Deref for Worker {
-    type Target = WorkerCtx;
-    fn deref(&self) -> &WorkerCtx {
-        &self.ctx
     }
 }
 
@@ -62,29 +55,32 @@ pub fn run(
     app: Arc<App>,
     shutdown: Arc<Shutdown>,
 ) -> Result<(), ServeError> {
-    let sd = shutdown.clone();
-    super::run_workers(cfg, app, listeners, &shutdown, move |ctx, listener| {
-        let w = Worker {
-            ctx,
-            shutdown: sd.clone(),
-        };
-        worker_thread(w, listener)
-    })
+    super::run_workers(cfg, app, listeners, &shutdown, worker_thread)
 }
 
-fn worker_thread(w: Worker, listener: TcpListener) -> Result<(), ServeError> {
+/// What every green thread of one worker shares.
+struct Worker {
+    ctx: WorkerCtx,
+    /// Connection green threads still running.
+    live: Cell<usize>,
+}
+
+fn worker_thread(ctx: WorkerCtx, listener: TcpListener) -> Result<(), ServeError> {
     let opts = RuntimeOptions {
-        stack_size: w.cfg.green_stack_size,
-        uring: w.cfg.uring,
+        stack_size: ctx.cfg.green_stack_size,
+        uring: ctx.cfg.uring,
     };
     let rt = Runtime::new(&opts)
         .map_err(|e| ServeError::Unavailable(crate::uring::probe::explain_setup_error(&e)))?;
-    let mut rt = rt.with_stats(w.app.clone() as Arc<dyn StatsSource>, w.index);
+    let mut rt = rt.with_stats(ctx.app.clone() as Arc<dyn StatsSource>, ctx.index);
     let waker = rt.waker();
-    w.shutdown.on_trigger(move || waker.wake());
-    let listener = GvtListener::from_std(listener)
-        .map_err(|e| ServeError::Io("cannot adopt listener".into(), e))?;
-    let w = Rc::new(w);
+    ctx.shutdown.on_trigger(move || waker.wake());
+    let listener =
+        GvtListener::from_std(listener).map_err(|e| ServeError::io("cannot adopt listener", e))?;
+    let w = Rc::new(Worker {
+        ctx,
+        live: Cell::new(0),
+    });
     match rt.block_on(move || {
         let watcher = Rc::clone(&w);
         green::try_spawn(move || watch_shutdown(&watcher))?;
@@ -92,240 +88,226 @@ fn worker_thread(w: Worker, listener: TcpListener) -> Result<(), ServeError> {
         Ok::<(), io::Error>(())
     }) {
         Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(ServeError::Io(
-            "cannot start the shutdown watcher".into(),
-            e,
-        )),
-        Ok(Err(_)) => Err(ServeError::Io(
-            "accept loop panicked".into(),
-            io::Error::other("panic"),
-        )),
-        Err(e) => Err(ServeError::Io("green runtime failed".into(), e)),
+        Ok(Ok(Err(e))) => Err(ServeError::io("cannot start the shutdown watcher", e)),
+        Ok(Err(_)) => Err(ServeError::Panic("the green accept loop".into())),
+        Err(e) => Err(ServeError::io("green runtime failed", e)),
     }
 }
 
-/// Wait for the shutdown trigger, then stop the worker's green threads gently and,
-/// at the grace deadline, firmly.
+/// Wait for the trigger, stop the worker's green threads gently, and at the grace
+/// deadline firmly (unless the last connection ended first and woke us).
 fn watch_shutdown(w: &Worker) {
-    while !w.shutdown.is_triggered() {
+    while !w.ctx.shutdown.is_triggered() {
         if green::wait_wake().is_err() {
             break;
         }
     }
     let _ = green::interrupt_all(Interrupt::Soft);
-    let deadline = w.shutdown.deadline().unwrap_or_else(Instant::now);
-    let stats = w.stats();
-    while stats.accepted.get() > stats.closed.get() {
-        let now = Instant::now();
-        if now >= deadline {
+    let grace = w.ctx.shutdown.deadline().unwrap_or_else(Instant::now);
+    while w.live.get() > 0 {
+        let left = grace.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             let _ = green::interrupt_all(Interrupt::Hard);
             return;
         }
-        let _ = green::sleep((deadline - now).min(Duration::from_millis(10)));
+        let _ = green::sleep_or_interrupted(left);
     }
 }
 
 fn accept_loop(w: &Rc<Worker>, listener: GvtListener) {
-    let stats = w.stats();
-    loop {
+    let acceptor = w.ctx.acceptor();
+    while !acceptor.shutting_down() {
         match listener.accept() {
             Ok(stream) => {
-                if !w.gate.try_open() {
-                    stats.refused.inc();
-                    net::send_refusal(&stream);
-                    continue;
-                }
-                stats.accepted.inc();
-                net::tune_stream(&stream);
+                let Some(admission) = acceptor.admit(&stream) else {
+                    continue; // refused (503 sent): dropped = closed
+                };
                 let cw = Rc::clone(w);
-                if let Err(e) = green::try_spawn(move || connection(stream, &cw)) {
-                    eprintln!("gvhttpd: cannot start a green thread for a connection: {e}");
-                    w.gate.close();
-                    stats.closed.inc();
+                w.live.set(w.live.get() + 1);
+                if let Err(e) = green::try_spawn(move || connection(stream, admission, &cw)) {
+                    w.live.set(w.live.get() - 1);
+                    let _ = io::Write::write_fmt(
+                        &mut io::stderr(),
+                        format_args!("gvhttpd: cannot start a green thread: {e}\n"),
+                    );
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
-            Err(e) if net::is_fd_exhaustion(&e) => {
-                // Back off instead of spinning on a full descriptor table (case 41).
-                if green::sleep(net::ACCEPT_BACKOFF).is_err() {
-                    return;
+            Err(e) => match acceptor.failed(&e) {
+                Retry::Now => {}
+                Retry::After(d) => {
+                    if green::sleep_or_interrupted(d).is_err() {
+                        return;
+                    }
                 }
-            }
-            Err(_) => {} // ECONNABORTED and friends: the next accept is fine.
+            },
         }
-        if w.shutdown.is_triggered() {
-            return; // the listener closes here: stop accepting
+    }
+    // The listener closes here: new clients are refused at once.
+}
+
+/// Bytes an idle connection's read takes into its stack buffer (a bigger request
+/// just continues into the driver's buffer).
+const IDLE_READ: usize = 1024;
+
+/// Ends a connection's share of the worker: the last one during shutdown wakes the
+/// watcher (a soft interrupt reaches only it: no other green thread is left).
+struct Live<'a>(&'a Worker);
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        let left = self.0.live.get() - 1;
+        self.0.live.set(left);
+        if left == 0 && self.0.ctx.shutdown.is_triggered() {
+            let _ = green::interrupt_all(Interrupt::Soft);
         }
     }
 }
 
-/// Bytes an idle connection's read takes into its stack buffer (a first read of a
-/// bigger request just continues into the connection's own buffer).
-const IDLE_READ: usize = 1024;
-
 /// One connection, start to close, in blocking style.
-fn connection(mut stream: GvtStream, w: &Worker) {
-    let _open = Admitted(w);
-    let stats = w.stats();
-    let t = w.cfg.timeouts;
-    let mut conn = Conn::new(w.cfg.limits);
-    let mut out = Vec::new();
-    let mut phase = Phase::Idle;
-    let mut shutting_down = false;
-    stream.set_write_timeout(Some(t.write));
-    stream.set_read_deadline(Some(Instant::now() + t.idle));
-    // An idle connection reads into this buffer on its own stack (whose top page is
-    // resident anyway) and holds no heap input buffer while it waits.
+fn connection(mut stream: GvtStream, admission: Admission, w: &Worker) {
+    let _live = Live(w);
+    let _admission = admission;
+    let (app, stats) = (&*w.ctx.app, w.ctx.stats());
+    let env = |now| Env::new(app, stats, now);
+    let mut d = Driver::new(w.ctx.cfg.limits, w.ctx.cfg.timeouts);
+    let mut file: Option<GvtFile> = None;
+    let mut shutdown_seen = false;
     let mut idle = [0u8; IDLE_READ];
-    let linger = 'conn: loop {
-        let read = if conn.phase() == Phase::Idle {
-            conn.release_idle_buffer();
-            stream.read(&mut idle).inspect(|&n| conn.feed(&idle[..n]))
-        } else {
-            stream.read(conn.read_buf()).inspect(|&n| conn.filled(n))
+    let mut act = d.start(&env(Instant::now()));
+    loop {
+        if !shutdown_seen && w.ctx.shutdown.is_triggered() {
+            shutdown_seen = true;
+            act = report_shutdown(&mut d, w, env(Instant::now()));
+        }
+        act = match act {
+            Action::Recv {
+                deadline,
+                idle: true,
+            } => {
+                stream.set_read_deadline(Some(deadline));
+                let r = stream.read(&mut idle);
+                let e = env(Instant::now());
+                match r {
+                    Ok(0) => core(|| d.eof(&e)),
+                    Ok(n) => core(|| d.feed(&e, &idle[..n])),
+                    Err(err) => on_error(&mut d, w, &mut shutdown_seen, e, &err),
+                }
+            }
+            Action::Recv { deadline, .. } | Action::Drain { deadline } => {
+                stream.set_read_deadline(Some(deadline));
+                let r = stream.read(d.recv_buf());
+                let e = env(Instant::now());
+                match r {
+                    Ok(0) => core(|| d.eof(&e)),
+                    Ok(n) => core(|| d.received(&e, n)),
+                    Err(err) => on_error(&mut d, w, &mut shutdown_seen, e, &err),
+                }
+            }
+            Action::Send { deadline } => {
+                stream.set_write_deadline(Some(deadline));
+                let r = stream.write(d.pending());
+                let e = env(Instant::now());
+                match r {
+                    Ok(n) if n > 0 => core(|| d.sent(&e, n)),
+                    Ok(_) => d.failed(),
+                    Err(err) => on_error(&mut d, w, &mut shutdown_seen, e, &err),
+                }
+            }
+            Action::Sleep { until } => {
+                let r =
+                    green::sleep_or_interrupted(until.saturating_duration_since(Instant::now()));
+                let e = env(Instant::now());
+                match r {
+                    Ok(()) => core(|| d.slept(&e)),
+                    Err(err) => on_error(&mut d, w, &mut shutdown_seen, e, &err),
+                }
+            }
+            Action::Open => {
+                let opened = open_static(app, d.file_path());
+                let e = env(Instant::now());
+                match opened {
+                    Ok((f, size)) => {
+                        file = Some(f);
+                        core(|| d.file_opened(&e, Ok(size)))
+                    }
+                    Err(err) => core(|| d.file_opened(&e, Err(err))),
+                }
+            }
+            Action::ReadFile { offset, .. } => {
+                let n = match &file {
+                    Some(f) => f.read_at(d.file_buf(), offset).unwrap_or(0),
+                    None => 0,
+                };
+                d.file_read(&env(Instant::now()), n)
+            }
+            Action::CloseFile => {
+                if let Some(f) = file.take() {
+                    let _ = f.close();
+                }
+                core(|| d.file_closed(&env(Instant::now())))
+            }
+            Action::ShutdownWrite => match stream.shutdown(Direction::Write) {
+                Ok(()) => d.write_shut(&env(Instant::now())),
+                Err(_) => d.failed(),
+            },
+            Action::Close => break,
         };
-        match read {
-            Ok(0) => conn.peer_closed(),
-            Ok(n) => stats.bytes_in.add(n as u64),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                conn.read_timed_out(stats, &mut out);
-                break send(&mut stream, &out, stats).is_ok() && !out.is_empty();
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                // Shutdown: close when idle (or when interrupted again, at the deadline).
-                if shutting_down || conn.shutdown() {
-                    break false;
-                }
-                shutting_down = true;
-                let end = w.shutdown.deadline().unwrap_or_else(Instant::now);
-                stream.set_read_deadline(Some(end.min(Instant::now() + phase.timeout(&t))));
-                continue;
-            }
-            Err(_) => break false,
-        }
-        loop {
-            // Parsing and answering run on the worker's stack: the green stack stays
-            // at the depth of this loop (see `green::on_worker_stack`).
-            let step = green::on_worker_stack(|| conn.process(&w.app, stats, &mut out));
-            if !out.is_empty() {
-                if send(&mut stream, &out, stats).is_err() {
-                    break 'conn false;
-                }
-                out.clear();
-            }
-            match step {
-                Step::Read => break,
-                Step::Close => break 'conn true,
-                Step::Sleep(d) => {
-                    if green::sleep(d).is_err() {
-                        break 'conn false;
-                    }
-                    if w.shutdown.is_triggered() {
-                        conn.shutdown(); // the deferred reply becomes the last one
-                    }
-                    conn.sleep_done(stats, &mut out);
-                }
-                Step::File => {
-                    if w.shutdown.is_triggered() {
-                        conn.shutdown();
-                    }
-                    if send_file(&mut stream, &mut conn, w, &mut out).is_err() {
-                        break 'conn false;
-                    }
-                }
-            }
-        }
-        let p = conn.phase();
-        if p == Phase::Idle || p != phase {
-            phase = p;
-            let mut at = Instant::now() + p.timeout(&t);
-            if shutting_down {
-                at = at.min(w.shutdown.deadline().unwrap_or(at));
-            }
-            stream.set_read_deadline(Some(at));
-        }
-    };
-    if linger {
-        linger_close(&mut stream);
+    }
+    if let Some(f) = file.take() {
+        let _ = f.close();
     }
     let _ = stream.close();
 }
 
-/// Write `buf` whole and count it.
-fn send(stream: &mut GvtStream, buf: &[u8], stats: &WorkerStats) -> io::Result<()> {
-    stream.write_all(buf)?;
-    stats.bytes_out.add(buf.len() as u64);
-    Ok(())
+/// Run a driver call on the worker's stack (parsing and answering happen there).
+fn core<R>(f: impl FnOnce() -> R + Send) -> R {
+    green::on_worker_stack(f)
 }
 
-/// Bytes of a static file read per op.
-const FILE_CHUNK: usize = 64 * 1024;
+fn report_shutdown(d: &mut Driver, w: &Worker, e: Env<'_, App>) -> Action {
+    let grace = w.ctx.shutdown.deadline().unwrap_or(e.now);
+    core(|| d.shutdown(&e, grace))
+}
 
-/// Serve the pending static file with green file I/O: openat2 beneath the root,
-/// statx, then read / send in bounded chunks.
-fn send_file(
-    stream: &mut GvtStream,
-    conn: &mut Conn,
+/// A blocking call failed: a missed deadline, an interrupt (shutdown, or its hard
+/// stop), or a socket error.
+fn on_error(
+    d: &mut Driver,
     w: &Worker,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    let stats = w.stats();
-    let (file, result) = match open_static(w, conn.file_path()) {
-        Ok((f, size)) => (Some(f), Ok(size)),
-        Err(e) => (None, Err(e)),
-    };
-    let mut left = conn.file_opened(result, stats, out);
-    send(stream, out, stats)?;
-    out.clear();
-    let Some(file) = file else {
-        return Ok(());
-    };
-    let mut chunk = vec![0u8; FILE_CHUNK.min(usize::try_from(left).unwrap_or(FILE_CHUNK))];
-    let mut offset = 0u64;
-    while left > 0 {
-        let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = file.read_at(&mut chunk[..want], offset)?;
-        if n == 0 {
-            // The file shrank under us: the response cannot be completed.
-            return Err(io::ErrorKind::UnexpectedEof.into());
+    shutdown_seen: &mut bool,
+    e: Env<'_, App>,
+    err: &io::Error,
+) -> Action {
+    match err.kind() {
+        io::ErrorKind::TimedOut => core(|| d.timed_out(&e)),
+        io::ErrorKind::Interrupted if !*shutdown_seen => {
+            *shutdown_seen = true;
+            report_shutdown(d, w, e)
         }
-        send(stream, &chunk[..n], stats)?;
-        offset += n as u64;
-        left -= n as u64;
+        // A second interrupt is the hard stop at the grace deadline.
+        _ => d.failed(),
     }
-    file.close()
 }
 
-fn open_static(w: &Worker, rel: &str) -> Result<(GvtFile, u64), FileError> {
-    let root = w.app.static_root().ok_or(FileError::NotFound)?;
+/// The open-beneath-root contract of [`crate::files`], with green file ops.
+fn open_static(app: &App, rel: &str) -> Result<(GvtFile, u64), FileError> {
+    let root = app.static_root().ok_or(FileError::NotFound)?;
     let errno = |e: io::Error| {
         e.raw_os_error()
             .map_or(FileError::Internal, FileError::from_errno)
     };
-    let file =
-        fs::open_beneath(root, Path::new(rel), OPEN_FLAGS as u64, OPEN_RESOLVE).map_err(errno)?;
-    let st = file.stat().map_err(|_| FileError::Internal)?;
-    if !st.is_regular() {
-        let _ = file.close();
-        return Err(FileError::NotFound);
-    }
-    Ok((file, st.size))
-}
-
-/// Lingering close (see [`net::LINGER`]): shut down our side, discard what the
-/// client still sends for a bounded time, so unread input does not turn into a RST
-/// that destroys the response.
-fn linger_close(stream: &mut GvtStream) {
-    if stream.shutdown(Direction::Write).is_err() {
-        return;
-    }
-    stream.set_read_deadline(Some(Instant::now() + net::LINGER));
-    let mut scratch = [0u8; 1024];
-    let mut drained = 0;
-    while drained < net::LINGER_BYTES {
-        match stream.read(&mut scratch) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => drained += n,
+    let file = gfs::open_beneath(root.fd(), Path::new(rel), OPEN_FLAGS as u64, OPEN_RESOLVE)
+        .map_err(errno)?;
+    let checked = file
+        .stat()
+        .map_err(errno)
+        .and_then(|st| files::check_stat(st.mode, st.size));
+    match checked {
+        Ok(size) => Ok((file, size)),
+        Err(e) => {
+            let _ = file.close();
+            Err(e)
         }
     }
 }

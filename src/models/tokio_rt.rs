@@ -1,63 +1,43 @@
-//! `--model tokio`: tokio on epoll, one future per connection.
+//! `--model tokio`: tokio on epoll, one future per connection, executing the
+//! driver's actions.
 //!
 //! Shape: one OS thread per worker, each running its own `current_thread` runtime
 //! with its own `SO_REUSEPORT` listener — the same thread-per-core shape as the two
-//! io_uring models, so the comparison isolates the I/O mechanism. Nothing is shared
-//! between workers on the hot path, and every per-worker [`WorkerStats`] block keeps
-//! its single writer (a multi-thread runtime would migrate tasks between threads).
+//! io_uring models, so the comparison isolates the I/O mechanism. Measurements of
+//! this choice against one `multi_thread` runtime are in `results/`.
 //!
-//! Measured (2026-11-21, 2-core KVM guest, kernel 6.18, rustc 1.95, tokio 1.x):
-//! server `taskset -c 0 gvhttpd serve --model tokio --workers 1`, load
-//! `taskset -c 1 wrk -t1 -c64 -d8s http://127.0.0.1:PORT/`, interleaved A B A B A B,
-//! server CPU from utime+stime in `/proc/PID/stat`. The machine was busy (load
-//! average ~4.5 from parallel builds), so req/s are low and spread widely; medians:
-//!
-//! | runtime | req/s (median, [min–max]) | server CPU µs/request |
-//! |---|---|---|
-//! | per-worker `current_thread` (this) | 28,717 [23,279–32,559] | 14.05 [12.09–14.19] |
-//! | one `multi_thread`, 1 worker thread | 24,010 [20,993–25,410] | 14.36 [13.94–16.31] |
-//!
-//! Per-worker `current_thread` is no worse on CPU per request and faster; most of
-//! the CPU is the kernel's loopback TCP path (perf: `tcp_*`, `sock_def_readable`,
-//! skb allocation), which every model pays alike.
-//!
-//! Timeouts: one `Sleep` per connection, re-armed lazily — each request only moves
-//! the `deadline` value; when the timer fires early it is reset to the current
-//! deadline — so the hot path does not touch the timer wheel per request. Writes
-//! try a non-blocking `try_write` first and only arm the write timeout when the
-//! socket buffer is full.
+//! How each action is performed:
+//! - `Recv` / `Drain`: wait for readability, then one non-blocking `try_read` into
+//!   the driver's buffer (an idle connection takes its buffer from the pool only
+//!   once data is there, so it holds none while it waits).
+//! - `Send`: `try_write` first (the socket buffer usually takes the whole
+//!   response); only when it is full, wait for writability.
+//! - `Sleep` and every deadline: one `tokio::time::Sleep` per connection, re-armed
+//!   lazily — it is moved only when a deadline comes earlier; when it fires early
+//!   the driver hands back the same action and it is reset to the real deadline.
+//! - `Open` / `ReadFile` / `CloseFile`: tokio's blocking pool (`spawn_blocking`,
+//!   `tokio::fs::File`).
+//! - Shutdown: a `watch` channel per worker; each connection's wait also selects on
+//!   it and reports it to the driver once.
 
 use std::io;
 use std::net::TcpListener as StdListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::sync::{watch, Notify};
+use tokio::time::{sleep_until, Instant as TokioInstant};
 
-use super::{Admitted, ServeError, WorkerCtx};
-use crate::app::{App, FileError};
+use super::{ServeError, WorkerCtx};
+use crate::accept::{Admission, Retry};
+use crate::app::App;
 use crate::config::Config;
-use crate::http::{Conn, Phase, Step};
-use crate::net;
+use crate::files;
+use crate::http::{Action, Driver, Env, FileError};
 use crate::shutdown::Shutdown;
-use crate::stats::WorkerStats;
-
-/// What every connection task of one worker needs.
-#[derive(Clone)]
-struct Worker {
-    ctx: WorkerCtx,
-    shutdown: watch::Receiver<bool>,
-}
-
-impl std::ops::Deref for Worker {
-    type Target = WorkerCtx;
-    fn deref(&self) -> &WorkerCtx {
-        &self.ctx
-    }
-}
 
 /// Run the tokio model until shutdown.
 pub fn run(
@@ -66,46 +46,60 @@ pub fn run(
     app: Arc<App>,
     shutdown: Arc<Shutdown>,
 ) -> Result<(), ServeError> {
-    let (tx, rx) = watch::channel(false);
-    shutdown.on_trigger(move || {
-        tx.send_replace(true);
-    });
-    let sd = shutdown.clone();
-    super::run_workers(cfg, app, listeners, &shutdown, move |ctx, listener| {
-        let w = Worker {
-            ctx,
-            shutdown: rx.clone(),
-        };
-        worker_thread(w, listener, sd.clone())
-    })
+    super::run_workers(cfg, app, listeners, &shutdown, worker_thread)
 }
 
-fn worker_thread(
-    w: Worker,
-    listener: StdListener,
-    shutdown: Arc<Shutdown>,
-) -> Result<(), ServeError> {
+/// What every connection task of one worker shares.
+struct Worker {
+    ctx: WorkerCtx,
+    shutdown: watch::Receiver<bool>,
+    /// Connection tasks still running; the last one to end during shutdown
+    /// notifies `done`.
+    live: AtomicUsize,
+    done: Notify,
+}
+
+/// Counts one running connection task (also when it is cancelled or panics).
+struct Live(Arc<Worker>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.done.notify_one();
+        }
+    }
+}
+
+fn worker_thread(ctx: WorkerCtx, listener: StdListener) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| ServeError::Io("cannot build tokio runtime".into(), e))?;
+        .map_err(|e| ServeError::io("cannot build tokio runtime", e))?;
+    let (tx, rx) = watch::channel(false);
+    ctx.shutdown.on_trigger(move || {
+        tx.send_replace(true);
+    });
+    let w = Arc::new(Worker {
+        ctx,
+        shutdown: rx,
+        live: AtomicUsize::new(0),
+        done: Notify::new(),
+    });
     rt.block_on(async move {
         let listener = TcpListener::from_std(listener)
-            .map_err(|e| ServeError::Io("cannot register listener".into(), e))?;
+            .map_err(|e| ServeError::io("cannot register listener", e))?;
         accept_loop(&w, listener).await;
-        // Stop accepting (listener dropped above), then wait for open connections,
-        // which close themselves when idle, up to the grace deadline.
-        let deadline = shutdown.deadline().unwrap_or_else(std::time::Instant::now);
-        let stats = w.stats();
-        while stats.accepted.get() > stats.closed.get() && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // The listener is closed. Every connection's driver cuts it at the grace
+        // deadline at the latest; wait for the last one to end.
+        while w.live.load(Ordering::Acquire) > 0 {
+            w.done.notified().await;
         }
         Ok(())
     })
-    // Dropping the runtime cancels whatever is left after the grace period.
 }
 
-async fn accept_loop(w: &Worker, listener: TcpListener) {
+async fn accept_loop(w: &Arc<Worker>, listener: TcpListener) {
+    let acceptor = w.ctx.acceptor();
     let mut shutdown = w.shutdown.clone();
     loop {
         if *shutdown.borrow_and_update() {
@@ -118,208 +112,162 @@ async fn accept_loop(w: &Worker, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, _)) => {
-                let stats = w.stats();
-                if !w.gate.try_open() {
-                    stats.refused.inc();
-                    net::send_refusal(&stream);
-                    continue;
-                }
-                stats.accepted.inc();
-                net::tune_stream(&stream);
-                tokio::spawn(connection(stream, w.clone()));
+                let Some(admission) = acceptor.admit(&stream) else {
+                    continue; // refused (503 sent) or shutting down: dropped = closed
+                };
+                w.live.fetch_add(1, Ordering::AcqRel);
+                let live = Live(w.clone());
+                tokio::spawn(connection(stream, admission, live));
             }
-            Err(e) if net::is_fd_exhaustion(&e) => {
-                // Back off instead of spinning on a full descriptor table (case 41).
-                tokio::time::sleep(net::ACCEPT_BACKOFF).await;
-            }
-            Err(_) => {} // ECONNABORTED and friends: the next accept is fine.
+            Err(e) => match acceptor.failed(&e) {
+                Retry::Now => {}
+                Retry::After(d) => tokio::time::sleep(d).await,
+            },
         }
     }
 }
 
-enum Event {
-    Read(io::Result<usize>),
+/// What woke a connection's wait.
+enum Wake {
+    Ready,
     Timer,
     Shutdown,
 }
 
-async fn connection(mut stream: TcpStream, w: Worker) {
-    let _open = Admitted(&w);
-    let stats = w.stats();
-    let t = w.cfg.timeouts;
-    let mut conn = Conn::new(w.cfg.limits);
-    let mut out = Vec::with_capacity(1024);
+async fn connection(mut stream: TcpStream, admission: Admission, live: Live) {
+    let _admission = admission;
+    let w = &*live.0;
+    let (app, stats) = (&*w.ctx.app, w.ctx.stats());
+    let cfg = &w.ctx.cfg;
+    let mut d = Driver::new(cfg.limits, cfg.timeouts);
     let mut shutdown = w.shutdown.clone();
     let mut shutdown_seen = false;
-    let mut phase = Phase::Idle;
-    let mut deadline = Instant::now() + t.idle;
-    let timer = sleep_until(deadline);
+    let mut file: Option<tokio::fs::File> = None;
+    let mut now = Instant::now();
+    let mut act = d.start(&Env::new(app, stats, now));
+    let timer = sleep_until(TokioInstant::from_std(act.deadline().unwrap_or(now)));
     tokio::pin!(timer);
-    let linger = 'conn: loop {
-        let event = tokio::select! {
-            biased;
-            r = stream.read(conn.read_buf()) => Event::Read(r),
-            _ = &mut timer => Event::Timer,
-            _ = shutdown.changed(), if !shutdown_seen => Event::Shutdown,
+    loop {
+        if let Some(at) = act.deadline() {
+            let at = TokioInstant::from_std(at);
+            if at < timer.deadline() || timer.is_elapsed() {
+                timer.as_mut().reset(at);
+            }
+        }
+        // Wait for what the action needs, its deadline, or the shutdown trigger.
+        let wake = match act {
+            Action::Recv { .. } | Action::Drain { .. } => tokio::select! {
+                biased;
+                _ = stream.readable() => Wake::Ready,
+                _ = &mut timer => Wake::Timer,
+                _ = shutdown.changed(), if !shutdown_seen => Wake::Shutdown,
+            },
+            Action::Send { .. } => Wake::Ready, // try the write first
+            Action::Sleep { .. } => tokio::select! {
+                _ = &mut timer => Wake::Timer,
+                _ = shutdown.changed(), if !shutdown_seen => Wake::Shutdown,
+            },
+            _ => Wake::Ready,
         };
-        match event {
-            Event::Read(Ok(0)) => conn.peer_closed(),
-            Event::Read(Ok(n)) => {
-                conn.filled(n);
-                stats.bytes_in.add(n as u64);
-            }
-            Event::Read(Err(_)) => break false,
-            Event::Timer if Instant::now() < deadline => {
-                timer.as_mut().reset(deadline);
-                continue;
-            }
-            Event::Timer => {
-                conn.read_timed_out(stats, &mut out);
-                let sent = send(&mut stream, &out, t.write, stats).await.is_ok();
-                break sent && !out.is_empty();
-            }
-            Event::Shutdown => {
+        if !matches!(act, Action::Send { .. }) {
+            now = Instant::now();
+        }
+        let env = Env::new(app, stats, now);
+        act = match wake {
+            Wake::Timer => d.timed_out(&env),
+            Wake::Shutdown => {
                 shutdown_seen = true;
-                if conn.shutdown() {
-                    break false;
-                }
-                continue;
+                let grace = w.ctx.shutdown.deadline().unwrap_or(now);
+                d.shutdown(&env, grace)
             }
-        }
-        loop {
-            let step = conn.process(&w.app, stats, &mut out);
-            if !out.is_empty() {
-                if send(&mut stream, &out, t.write, stats).await.is_err() {
-                    break 'conn false;
-                }
-                out.clear();
-            }
-            match step {
-                Step::Read => break,
-                Step::Close => break 'conn true,
-                Step::Sleep(d) => {
-                    tokio::time::sleep(d).await;
-                    if *shutdown.borrow() {
-                        shutdown_seen = true;
-                        conn.shutdown();
+            Wake::Ready => match act {
+                Action::Recv { idle, .. } => match stream.try_read(d.recv_buf()) {
+                    Ok(0) => d.eof(&env),
+                    Ok(n) => d.received(&env, n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if idle {
+                            d.release_idle_buffers();
+                        }
+                        act
                     }
-                    conn.sleep_done(stats, &mut out);
-                }
-                Step::File => {
-                    if send_file(&mut stream, &mut conn, &w, &mut out)
-                        .await
-                        .is_err()
-                    {
-                        break 'conn false;
+                    Err(_) => d.failed(),
+                },
+                Action::Drain { .. } => match stream.try_read(d.recv_buf()) {
+                    Ok(0) => d.eof(&env),
+                    Ok(n) => d.drained(&env, n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => act,
+                    Err(_) => d.failed(),
+                },
+                Action::Send { .. } => match stream.try_write(d.pending()) {
+                    Ok(n) if n > 0 => d.sent(&env, n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        match wait_writable(&stream, &mut timer, &mut shutdown, shutdown_seen).await
+                        {
+                            Wake::Ready => act,
+                            Wake::Timer => d.timed_out(&Env::new(app, stats, Instant::now())),
+                            Wake::Shutdown => {
+                                shutdown_seen = true;
+                                let grace = w.ctx.shutdown.deadline().unwrap_or(now);
+                                d.shutdown(&Env::new(app, stats, Instant::now()), grace)
+                            }
+                        }
+                    }
+                    _ => d.failed(),
+                },
+                Action::Open => {
+                    let (app2, path) = (w.ctx.app.clone(), d.file_path().to_owned());
+                    let opened = tokio::task::spawn_blocking(move || {
+                        files::open_blocking(app2.static_root(), &path)
+                    })
+                    .await
+                    .unwrap_or(Err(FileError::Internal));
+                    let env = Env::new(app, stats, Instant::now());
+                    match opened {
+                        Ok((f, size)) => {
+                            file = Some(tokio::fs::File::from_std(f));
+                            d.file_opened(&env, Ok(size))
+                        }
+                        Err(e) => d.file_opened(&env, Err(e)),
                     }
                 }
-            }
-        }
-        if *shutdown.borrow() && !shutdown_seen {
-            shutdown_seen = true;
-            if conn.shutdown() {
-                break false;
-            }
-        }
-        let p = conn.phase();
-        if p == Phase::Idle || p != phase {
-            deadline = Instant::now() + p.timeout(&t);
-            phase = p;
-            // The timer is re-armed lazily when the deadline moves later, at once
-            // when it moves earlier (e.g. idle 60 s -> header 10 s).
-            if deadline < timer.deadline() {
-                timer.as_mut().reset(deadline);
-            }
-        }
-    };
-    if linger {
-        linger_close(&mut stream).await;
-    }
-}
-
-/// Write `buf` whole; each write that makes no progress within `limit` fails.
-async fn send(
-    stream: &mut TcpStream,
-    buf: &[u8],
-    limit: Duration,
-    stats: &WorkerStats,
-) -> io::Result<()> {
-    let mut off = 0;
-    while off < buf.len() {
-        // Fast path: the socket buffer usually takes the whole response.
-        let n = match stream.try_write(&buf[off..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match timeout(limit, stream.write(&buf[off..])).await {
-                    Ok(r) => r?,
-                    Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+                Action::ReadFile { len, .. } => {
+                    // Chunks are read in order from offset 0, so the file position
+                    // is always the requested offset.
+                    let n = match file.as_mut() {
+                        Some(f) => f.read(&mut d.file_buf()[..len]).await.unwrap_or(0),
+                        None => 0,
+                    };
+                    d.file_read(&Env::new(app, stats, Instant::now()), n)
                 }
-            }
-            Err(e) => return Err(e),
+                Action::CloseFile => {
+                    file = None;
+                    d.file_closed(&env)
+                }
+                Action::ShutdownWrite => match stream.shutdown().await {
+                    Ok(()) => d.write_shut(&env),
+                    Err(_) => d.failed(),
+                },
+                Action::Sleep { .. } => act, // only the timer or shutdown end a sleep
+                Action::Close => break,
+            },
         };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+        if act == Action::Close {
+            break;
         }
-        off += n;
-        stats.bytes_out.add(n as u64);
     }
-    Ok(())
 }
 
-/// Serve the pending static file: open on the blocking pool, stream in chunks.
-async fn send_file(
-    stream: &mut TcpStream,
-    conn: &mut Conn,
-    w: &Worker,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    let stats = w.stats();
-    let app = w.app.clone();
-    let path = conn.file_path().to_owned();
-    let opened = tokio::task::spawn_blocking(move || app.open_static_blocking(&path))
-        .await
-        .unwrap_or(Err(FileError::Internal));
-    let (file, result) = match opened {
-        Ok((f, size)) => (Some(f), Ok(size)),
-        Err(e) => (None, Err(e)),
-    };
-    let mut left = conn.file_opened(result, stats, out);
-    send(stream, out, w.cfg.timeouts.write, stats).await?;
-    out.clear();
-    let Some(file) = file.filter(|_| left > 0) else {
-        return Ok(());
-    };
-    let mut file = tokio::fs::File::from_std(file);
-    out.resize(64 * 1024, 0);
-    while left > 0 {
-        let want = out.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = file.read(&mut out[..want]).await?;
-        if n == 0 {
-            // The file shrank under us: the response cannot be completed.
-            out.clear();
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        send(stream, &out[..n], w.cfg.timeouts.write, stats).await?;
-        left -= n as u64;
+/// The socket buffer is full: wait until it drains, the deadline, or shutdown.
+async fn wait_writable(
+    stream: &TcpStream,
+    timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+    shutdown: &mut watch::Receiver<bool>,
+    shutdown_seen: bool,
+) -> Wake {
+    tokio::select! {
+        biased;
+        _ = stream.writable() => Wake::Ready,
+        _ = timer.as_mut() => Wake::Timer,
+        _ = shutdown.changed(), if !shutdown_seen => Wake::Shutdown,
     }
-    out.clear();
-    Ok(())
-}
-
-/// Lingering close (see [`net::LINGER`]).
-async fn linger_close(stream: &mut TcpStream) {
-    if stream.shutdown().await.is_err() {
-        return;
-    }
-    let mut scratch = [0u8; 4096];
-    let mut drained = 0;
-    let _ = timeout(net::LINGER, async {
-        while drained < net::LINGER_BYTES {
-            match stream.read(&mut scratch).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-    })
-    .await;
 }
