@@ -7,8 +7,8 @@
 //! 1. on the trigger, the model closes its listener at once (new clients are
 //!    refused by the kernel, they do not hang in a backlog);
 //! 2. it calls [`crate::http::Driver::shutdown`] with [`Acceptor::grace_deadline`]
-//!    on every connection: idle ones close now, a response in flight becomes the
-//!    last one (`Connection: close`), and every connection deadline is capped at
+//!    on every connection: idle ones close now (a FIN after a lingering drain,
+//!    never a RST), a response in flight becomes the last one (`Connection: close`), and every connection deadline is capped at
 //!    the grace deadline, where the driver cuts the connection;
 //! 3. the worker returns when its last connection is gone.
 

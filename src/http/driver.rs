@@ -13,7 +13,7 @@
 //!   (open + stat, then reads of bounded chunks at offsets, then close);
 //! - lingering close (shut the write side, drain at most [`LINGER_BYTES`] for at
 //!   most [`LINGER`]);
-//! - shutdown: idle connections close at once, a response in flight becomes the last
+//! - shutdown: idle connections close at once (FIN after a lingering drain), a response in flight becomes the last
 //!   one (`Connection: close`), and every deadline is capped at the grace deadline,
 //!   where the connection is cut;
 //! - the idle-buffer policy: while a keep-alive connection waits for its next
@@ -509,8 +509,8 @@ impl Driver {
         }
     }
 
-    /// Shutdown began (cut everything at `grace`). Returns what to do now: `Close`
-    /// for an idle connection, else the current action with its deadline capped at
+    /// Shutdown began (cut everything at `grace`). Returns what to do now: a
+    /// lingering close (`ShutdownWrite`) for an idle connection, else the current action with its deadline capped at
     /// `grace` (a model whose op is still in flight just moves its timer).
     pub fn shutdown<H: Handler>(&mut self, env: &Env<'_, H>, grace: Instant) -> Action {
         if self.grace.is_some() {
@@ -519,7 +519,9 @@ impl Driver {
         self.grace = Some(grace);
         let idle = self.conn.shutdown();
         if self.io == Io::Recv && idle && !self.fresh {
-            return self.close();
+            // Close an idle connection with a FIN after a lingering drain, so a
+            // request the client sent meanwhile does not turn into a RST.
+            return self.then(env, After::Linger);
         }
         if self.past_grace(env.now) {
             return self.close();
@@ -659,7 +661,7 @@ impl Driver {
             return self.process(env);
         }
         if self.grace.is_some() && self.conn.shutdown() {
-            return self.close(); // idle during shutdown
+            return self.then(env, After::Linger); // idle during shutdown
         }
         let p = self.conn.phase();
         if p == Phase::Idle || p != self.phase {

@@ -1,1 +1,438 @@
+//! Driver policy tests, sans-IO: feed bytes and events, check the actions.
+
+use std::time::{Duration, Instant};
+
 use super::*;
+use crate::http::test_handler::TestHandler;
+
+const T: Timeouts = Timeouts {
+    header: Duration::from_secs(10),
+    body: Duration::from_secs(30),
+    idle: Duration::from_secs(60),
+    write: Duration::from_secs(30),
+    shutdown_grace: Duration::from_secs(5),
+};
+
+struct Rig {
+    d: Driver,
+    /// Leaked (a few hundred bytes per test) so events can borrow it while the
+    /// driver is borrowed mutably.
+    stats: &'static WorkerStats,
+    t0: Instant,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig {
+            d: Driver::new(Limits::default(), T),
+            stats: Box::leak(Box::default()),
+            t0: Instant::now(),
+        }
+    }
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+    fn env(&self, ms: u64) -> Env<'static, TestHandler> {
+        Env::new(&TestHandler, self.stats, self.at(ms))
+    }
+    fn start(&mut self) -> Action {
+        let e = self.env(0);
+        self.d.start(&e)
+    }
+    fn feed(&mut self, ms: u64, bytes: &[u8]) -> Action {
+        let e = self.env(ms);
+        self.d.feed(&e, bytes)
+    }
+    /// Send everything pending in one go; returns the bytes and the next action.
+    fn send_all(&mut self, ms: u64) -> (String, Action) {
+        let out = String::from_utf8_lossy(self.d.pending()).into_owned();
+        let n = self.d.pending().len();
+        let e = self.env(ms);
+        (out, self.d.sent(&e, n))
+    }
+    fn timed_out(&mut self, ms: u64) -> Action {
+        let e = self.env(ms);
+        self.d.timed_out(&e)
+    }
+}
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+#[test]
+fn keep_alive_round_trip_and_idle_connections_hold_no_buffers() {
+    let mut r = Rig::new();
+    let a = r.start();
+    assert_eq!(
+        a,
+        Action::Recv {
+            deadline: r.at(0) + T.idle,
+            idle: true
+        }
+    );
+    assert!(!r.d.holds_buffers());
+    let a = r.feed(1, GET);
+    assert_eq!(
+        a,
+        Action::Send {
+            deadline: r.at(1) + T.write
+        }
+    );
+    let (out, a) = r.send_all(2);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\nHello, World!"), "{out}");
+    assert_eq!(
+        a,
+        Action::Recv {
+            deadline: r.at(2) + T.idle,
+            idle: true
+        }
+    );
+    assert!(!r.d.holds_buffers(), "an idle connection holds no buffer");
+}
+
+#[test]
+fn a_partial_send_continues_with_a_fresh_write_deadline() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, GET);
+    let total = r.d.pending().len();
+    let e = r.env(100);
+    let a = r.d.sent(&e, 10);
+    assert_eq!(
+        a,
+        Action::Send {
+            deadline: r.at(100) + T.write
+        }
+    );
+    assert_eq!(r.d.pending().len(), total - 10);
+    // An owned-buffer model lends the buffer whole and gets it back.
+    let (buf, range) = r.d.lend_pending();
+    assert_eq!(range, 10..total);
+    r.d.restore_pending(buf);
+    let e = r.env(101);
+    assert!(matches!(
+        r.d.sent(&e, total - 10),
+        Action::Recv { idle: true, .. }
+    ));
+}
+
+#[test]
+fn header_timeout_answers_408_then_lingers() {
+    let mut r = Rig::new();
+    r.start();
+    let a = r.feed(5, b"GET / HTTP/1.1\r\nHo");
+    let head_deadline = r.at(5) + T.header;
+    assert_eq!(
+        a,
+        Action::Recv {
+            deadline: head_deadline,
+            idle: false
+        }
+    );
+    // More bytes do not move the header deadline (a trickle cannot extend it).
+    assert_eq!(
+        r.feed(3000, b"st"),
+        Action::Recv {
+            deadline: head_deadline,
+            idle: false
+        }
+    );
+    // A timer that fires early changes nothing.
+    assert_eq!(
+        r.timed_out(4000),
+        Action::Recv {
+            deadline: head_deadline,
+            idle: false
+        }
+    );
+    assert!(matches!(r.timed_out(10_005), Action::Send { .. }));
+    let (out, a) = r.send_all(10_006);
+    assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+    assert!(out.contains("Connection: close"), "{out}");
+    assert_eq!(a, Action::ShutdownWrite);
+    let e = r.env(10_006);
+    let a = r.d.write_shut(&e);
+    assert_eq!(
+        a,
+        Action::Drain {
+            deadline: r.at(10_006) + LINGER
+        }
+    );
+    let e = r.env(10_007);
+    assert_eq!(r.d.eof(&e), Action::Close);
+}
+
+#[test]
+fn an_idle_timeout_closes_without_a_response() {
+    let mut r = Rig::new();
+    r.start();
+    assert_eq!(r.timed_out(60_000), Action::Close);
+}
+
+#[test]
+fn the_body_phase_gets_the_body_timeout() {
+    let mut r = Rig::new();
+    r.start();
+    let a = r.feed(
+        7,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+    );
+    assert_eq!(
+        a,
+        Action::Recv {
+            deadline: r.at(7) + T.body,
+            idle: false
+        }
+    );
+    assert!(matches!(r.timed_out(30_007), Action::Send { .. }));
+    let (out, _) = r.send_all(30_008);
+    assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+}
+
+#[test]
+fn sleep_waits_until_its_end_even_if_the_timer_fires_early() {
+    let mut r = Rig::new();
+    r.start();
+    let a = r.feed(10, b"GET /sleep/50 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(a, Action::Sleep { until: r.at(60) });
+    let e = r.env(30);
+    assert_eq!(r.d.slept(&e), Action::Sleep { until: r.at(60) });
+    let e = r.env(60);
+    assert!(matches!(r.d.slept(&e), Action::Send { .. }));
+    let (out, _) = r.send_all(61);
+    assert!(out.ends_with("slept 50ms"), "{out}");
+}
+
+#[test]
+fn a_file_streams_in_chunks_at_offsets_then_closes() {
+    let mut r = Rig::new();
+    r.start();
+    assert_eq!(
+        r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Action::Open
+    );
+    assert_eq!(r.d.file_path(), "x");
+    let size = (FILE_CHUNK + 1000) as u64;
+    let e = r.env(1);
+    assert!(matches!(r.d.file_opened(&e, Ok(size)), Action::Send { .. }));
+    let (head, a) = r.send_all(1);
+    assert!(
+        head.contains(&format!("Content-Length: {size}\r\n")),
+        "{head}"
+    );
+    assert_eq!(
+        a,
+        Action::ReadFile {
+            offset: 0,
+            len: FILE_CHUNK
+        }
+    );
+    r.d.file_buf().fill(b'a');
+    let e = r.env(2);
+    assert!(matches!(r.d.file_read(&e, FILE_CHUNK), Action::Send { .. }));
+    assert_eq!(r.d.pending().len(), FILE_CHUNK);
+    let (_, a) = r.send_all(2);
+    assert_eq!(
+        a,
+        Action::ReadFile {
+            offset: FILE_CHUNK as u64,
+            len: 1000
+        }
+    );
+    // A short read is fine: the rest comes at the next offset.
+    let e = r.env(3);
+    r.d.file_read(&e, 400);
+    let (_, a) = r.send_all(3);
+    assert_eq!(
+        a,
+        Action::ReadFile {
+            offset: FILE_CHUNK as u64 + 400,
+            len: 600
+        }
+    );
+    let e = r.env(4);
+    r.d.file_read(&e, 600);
+    let (_, a) = r.send_all(4);
+    assert_eq!(a, Action::CloseFile);
+    let e = r.env(5);
+    assert!(matches!(
+        r.d.file_closed(&e),
+        Action::Recv { idle: true, .. }
+    ));
+    assert!(!r.d.holds_buffers());
+}
+
+#[test]
+fn a_file_that_shrank_cuts_the_connection() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let e = r.env(1);
+    r.d.file_opened(&e, Ok(10));
+    r.send_all(1);
+    let e = r.env(2);
+    assert_eq!(r.d.file_read(&e, 0), Action::Close);
+}
+
+#[test]
+fn a_missing_file_is_a_404_and_nothing_to_close() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let e = r.env(1);
+    r.d.file_opened(&e, Err(FileError::NotFound));
+    let (out, a) = r.send_all(1);
+    assert!(out.starts_with("HTTP/1.1 404 "), "{out}");
+    assert!(matches!(a, Action::Recv { idle: true, .. }));
+}
+
+#[test]
+fn shutdown_closes_idle_connections_and_caps_every_deadline() {
+    let mut r = Rig::new();
+    r.start();
+    let e = r.env(1);
+    assert_eq!(r.d.shutdown(&e, r.at(5000)), Action::ShutdownWrite);
+    let e = r.env(2);
+    assert_eq!(
+        r.d.write_shut(&e),
+        Action::Drain {
+            deadline: r.at(2) + LINGER
+        }
+    );
+
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET / HTTP/1.1\r\n");
+    let e = r.env(1);
+    assert_eq!(
+        r.d.shutdown(&e, r.at(5000)),
+        Action::Recv {
+            deadline: r.at(5000),
+            idle: false
+        }
+    );
+    // At the grace deadline the connection is cut, without a 408.
+    assert_eq!(r.timed_out(5000), Action::Close);
+}
+
+#[test]
+fn shutdown_during_a_sleep_makes_it_the_last_response_or_cuts_it_at_grace() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET /sleep/100 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let e = r.env(10);
+    assert_eq!(
+        r.d.shutdown(&e, r.at(5000)),
+        Action::Sleep { until: r.at(100) }
+    );
+    let e = r.env(100);
+    r.d.slept(&e);
+    let (out, a) = r.send_all(100);
+    assert!(out.contains("Connection: close"), "{out}");
+    assert_eq!(a, Action::ShutdownWrite);
+
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET /sleep/60000 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let e = r.env(10);
+    assert_eq!(
+        r.d.shutdown(&e, r.at(5000)),
+        Action::Sleep { until: r.at(5000) }
+    );
+    let e = r.env(5000);
+    assert_eq!(r.d.slept(&e), Action::Close);
+}
+
+#[test]
+fn a_file_reply_during_shutdown_says_connection_close() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let e = r.env(1);
+    assert_eq!(r.d.shutdown(&e, r.at(5000)), Action::Open);
+    let e = r.env(2);
+    r.d.file_opened(&e, Ok(3));
+    let (head, _) = r.send_all(2);
+    assert!(head.contains("Connection: close"), "{head}");
+}
+
+#[test]
+fn input_buffered_while_busy_is_answered_when_the_send_completes() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, GET);
+    assert!(r.d.buffer(r.stats, GET));
+    let (_, a) = r.send_all(1);
+    assert!(matches!(a, Action::Send { .. }), "{a:?}");
+    let (out, a) = r.send_all(2);
+    assert!(out.ends_with("Hello, World!"));
+    assert!(matches!(a, Action::Recv { idle: true, .. }));
+}
+
+#[test]
+fn too_much_input_while_busy_asks_the_model_to_pause() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET /sleep/10 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut keep = true;
+    for _ in 0..5 {
+        keep = r.d.buffer(r.stats, &chunk);
+    }
+    assert!(!keep, "beyond MAX_BUFFERED the model must stop receiving");
+}
+
+#[test]
+fn lingering_drains_a_bounded_amount() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let (_, a) = r.send_all(1);
+    assert_eq!(a, Action::ShutdownWrite);
+    let e = r.env(1);
+    r.d.write_shut(&e);
+    let mut a = Action::ShutdownWrite;
+    for i in 0..(LINGER_BYTES / 4096 + 1) {
+        let n = r.d.recv_buf().len().min(4096);
+        let e = r.env(2 + i as u64 / 1000);
+        a = r.d.drained(&e, n);
+        if a == Action::Close {
+            break;
+        }
+    }
+    assert_eq!(a, Action::Close);
+}
+
+#[test]
+fn lingering_ends_at_its_deadline() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    r.send_all(1);
+    let e = r.env(1);
+    r.d.write_shut(&e);
+    assert!(matches!(r.timed_out(1000), Action::Drain { .. }));
+    assert_eq!(r.timed_out(2001), Action::Close);
+}
+
+#[test]
+fn a_lent_recv_buffer_comes_back_with_its_bytes() {
+    let mut r = Rig::new();
+    r.start();
+    let (mut buf, at) = r.d.lend_recv_buf();
+    buf[at..at + GET.len()].copy_from_slice(GET);
+    r.d.restore_recv_buf(buf);
+    let e = r.env(1);
+    assert!(matches!(r.d.received(&e, GET.len()), Action::Send { .. }));
+    assert!(r.d.pending().ends_with(b"Hello, World!"));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_one_send() {
+    let mut r = Rig::new();
+    r.start();
+    let many: Vec<u8> = GET.repeat(16);
+    r.feed(0, &many);
+    let (out, _) = r.send_all(1);
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 16);
+}
