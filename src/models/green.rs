@@ -33,29 +33,17 @@ use std::time::Instant;
 use super::{ServeError, WorkerCtx};
 use crate::accept::{Admission, Retry};
 use crate::app::App;
-use crate::config::Config;
 use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
 use crate::green::fs::{self as gfs, GvtFile};
 use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource};
 use crate::http::{Action, Driver, Env, FileError};
-use crate::shutdown::Shutdown;
 use crate::stats::WorkerStats;
 
 impl StatsSource for App {
     fn worker_stats(&self, worker: usize) -> &WorkerStats {
         self.registry().worker(worker)
     }
-}
-
-/// Run the green model until shutdown.
-pub fn run(
-    cfg: &Config,
-    listeners: Vec<TcpListener>,
-    app: Arc<App>,
-    shutdown: Arc<Shutdown>,
-) -> Result<(), ServeError> {
-    super::run_workers(cfg, app, listeners, &shutdown, worker_thread)
 }
 
 /// What every green thread of one worker shares.
@@ -65,7 +53,8 @@ struct Worker {
     live: Cell<usize>,
 }
 
-fn worker_thread(ctx: WorkerCtx, listener: TcpListener) -> Result<(), ServeError> {
+/// One worker thread of this model, until shutdown (see [`super::run_workers`]).
+pub(super) fn worker_thread(ctx: WorkerCtx, listener: TcpListener) -> Result<(), ServeError> {
     let opts = RuntimeOptions {
         stack_size: ctx.cfg.green_stack_size,
         uring: ctx.cfg.uring,
@@ -150,8 +139,8 @@ fn accept_loop(w: &Rc<Worker>, listener: GvtListener) {
 /// just continues into the driver's buffer).
 const IDLE_READ: usize = 1024;
 
-/// Ends a connection's share of the worker: the last one during shutdown wakes the
-/// watcher (a soft interrupt reaches only it: no other green thread is left).
+/// Counts a running connection; the last to end during shutdown wakes the watcher
+/// (a soft interrupt then reaches only it: no other green thread is left).
 struct Live<'a>(&'a Worker);
 
 impl Drop for Live<'_> {
@@ -173,7 +162,7 @@ fn connection(mut stream: GvtStream, admission: Admission, w: &Worker) {
     let mut d = Driver::new(w.ctx.cfg.limits, w.ctx.cfg.timeouts);
     let mut file: Option<GvtFile> = None;
     let mut shutdown_seen = false;
-    let mut idle = [0u8; IDLE_READ];
+    let mut idle_buf = [0u8; IDLE_READ];
     let mut act = d.start(&env(Instant::now()));
     loop {
         if !shutdown_seen && w.ctx.shutdown.is_triggered() {
@@ -181,25 +170,18 @@ fn connection(mut stream: GvtStream, admission: Admission, w: &Worker) {
             act = report_shutdown(&mut d, w, env(Instant::now()));
         }
         act = match act {
-            Action::Recv {
-                deadline,
-                idle: true,
-            } => {
-                stream.set_read_deadline(Some(deadline));
-                let r = stream.read(&mut idle);
-                let e = env(Instant::now());
-                match r {
-                    Ok(0) => core(|| d.eof(&e)),
-                    Ok(n) => core(|| d.feed(&e, &idle[..n])),
-                    Err(err) => on_error(&mut d, w, &mut shutdown_seen, e, &err),
-                }
-            }
             Action::Recv { deadline, .. } | Action::Drain { deadline } => {
+                // An idle connection reads into its stack buffer, holding no heap one.
+                let idle = matches!(act, Action::Recv { idle: true, .. });
                 stream.set_read_deadline(Some(deadline));
-                let r = stream.read(d.recv_buf());
+                let r = match idle {
+                    true => stream.read(&mut idle_buf),
+                    false => stream.read(d.recv_buf()),
+                };
                 let e = env(Instant::now());
                 match r {
                     Ok(0) => core(|| d.eof(&e)),
+                    Ok(n) if idle => core(|| d.feed(&e, &idle_buf[..n])),
                     Ok(n) => core(|| d.received(&e, n)),
                     Err(err) => on_error(&mut d, w, &mut shutdown_seen, e, &err),
                 }

@@ -65,9 +65,9 @@ fn run_model(
     shutdown: Arc<Shutdown>,
 ) -> Result<(), ServeError> {
     match cfg.model {
-        Model::Tokio => tokio_rt::run(cfg, listeners, app, shutdown),
+        Model::Tokio => run_workers(cfg, app, listeners, &shutdown, tokio_rt::worker_thread),
         Model::Callback => callback::run(cfg, listeners, app, shutdown),
-        Model::Green => green::run(cfg, listeners, app, shutdown),
+        Model::Green => run_workers(cfg, app, listeners, &shutdown, green::worker_thread),
     }
 }
 

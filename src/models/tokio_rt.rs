@@ -33,21 +33,8 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 
 use super::{ServeError, WorkerCtx};
 use crate::accept::{Admission, Retry};
-use crate::app::App;
-use crate::config::Config;
 use crate::files;
 use crate::http::{Action, Driver, Env, FileError};
-use crate::shutdown::Shutdown;
-
-/// Run the tokio model until shutdown.
-pub fn run(
-    cfg: &Config,
-    listeners: Vec<StdListener>,
-    app: Arc<App>,
-    shutdown: Arc<Shutdown>,
-) -> Result<(), ServeError> {
-    super::run_workers(cfg, app, listeners, &shutdown, worker_thread)
-}
 
 /// What every connection task of one worker shares.
 struct Worker {
@@ -70,7 +57,8 @@ impl Drop for Live {
     }
 }
 
-fn worker_thread(ctx: WorkerCtx, listener: StdListener) -> Result<(), ServeError> {
+/// One worker thread of this model, until shutdown (see [`super::run_workers`]).
+pub(super) fn worker_thread(ctx: WorkerCtx, listener: StdListener) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
