@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::error::ServeError;
 use crate::files::StaticRoot;
 use crate::http::Method;
-pub use crate::http::{FileError, FileReply, Handler, Reply, Request, Response};
+pub use crate::http::{FileError, FileReply, Handler, Prerendered, Reply, Request, Response};
 use crate::stats::Registry;
 
 /// Longest `/sleep/<ms>` delay.
@@ -34,9 +34,13 @@ pub const MAX_SLEEP_MS: u32 = 60_000;
 pub struct App {
     registry: Arc<Registry>,
     root: Option<StaticRoot>,
+    hello: Prerendered,
+    json: Prerendered,
 }
 
 const TEXT: &[u8] = b"text/plain; charset=utf-8";
+const HELLO: &[u8] = b"Hello, World!";
+const JSON_HELLO: &[u8] = br#"{"message":"Hello, World!"}"#;
 const JSON: &[u8] = b"application/json";
 const ALLOW_GET: &str = "GET, HEAD, OPTIONS";
 const ALLOW_POST: &str = "POST, OPTIONS";
@@ -45,7 +49,12 @@ const ALLOW_ANY: &str = "GET, HEAD, POST, OPTIONS";
 impl App {
     pub fn new(cfg: &Config, registry: Arc<Registry>) -> Result<App, ServeError> {
         let root = cfg.root.as_deref().map(StaticRoot::open).transpose()?;
-        Ok(App { registry, root })
+        Ok(App {
+            registry,
+            root,
+            hello: Prerendered::new(200, TEXT, HELLO),
+            json: Prerendered::new(200, JSON, JSON_HELLO),
+        })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -97,8 +106,8 @@ impl Handler for App {
             }
         }
         match path {
-            "/" | "/plaintext" => Reply::Now(ok(TEXT, b"Hello, World!")),
-            "/json" => Reply::Now(ok(JSON, br#"{"message":"Hello, World!"}"#)),
+            "/" | "/plaintext" => Reply::Fixed(&self.hello),
+            "/json" => Reply::Fixed(&self.json),
             "/echo" => Reply::Now(Response {
                 status: 200,
                 content_type: Some(req.content_type.unwrap_or(b"application/octet-stream")),
@@ -130,15 +139,6 @@ impl Handler for App {
                 _ => Reply::Now(text(404, "no such route\n")),
             },
         }
-    }
-}
-
-fn ok(content_type: &'static [u8], body: &'static [u8]) -> Response<'static> {
-    Response {
-        status: 200,
-        content_type: Some(content_type),
-        body: Cow::Borrowed(body),
-        allow: None,
     }
 }
 

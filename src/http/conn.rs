@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use super::body::Chunked;
+use super::date;
 use super::handler::{FileError, Handler, Reply, Request};
 use super::parse::{Framing, Head, HeadScanner, Method, Reject, Scan, Version};
 use super::response::{self, HeadSpec, Persist};
@@ -105,6 +106,8 @@ pub struct Conn {
     shutting_down: bool,
     /// The pending static file.
     file: Option<super::handler::FileReply>,
+    /// The `Date` of the current event ([`Conn::set_now`]).
+    date: [u8; date::DATE_LEN],
 }
 
 impl Conn {
@@ -119,6 +122,7 @@ impl Conn {
             peer_closed: false,
             shutting_down: false,
             file: None,
+            date: [b' '; date::DATE_LEN],
         }
     }
 
@@ -208,11 +212,17 @@ impl Conn {
         matches!(self.phase(), Phase::Idle) || matches!(self.state, State::Closed)
     }
 
+    /// The time of the event being handled (responses carry its `Date`).
+    #[inline]
+    pub fn set_now(&mut self, now: std::time::Instant) {
+        self.date = date::at(now);
+    }
+
     /// The read timeout of the current phase expired: answer 408 if a request was
     /// under way. The connection is closed after `out` is written.
     pub fn read_timed_out(&mut self, stats: &WorkerStats, out: &mut Vec<u8>) {
         if matches!(self.phase(), Phase::Head | Phase::Body) {
-            response::write_error(out, 408, "timed out reading the request", true);
+            response::write_error(out, &self.date, 408, "timed out reading the request", true);
             stats.response(408);
         }
         self.state = State::Closed;
@@ -298,6 +308,7 @@ impl Conn {
                     FileError::Internal => (500, b"cannot read the file\n"),
                 };
                 let spec = HeadSpec {
+                    date: &self.date,
                     status,
                     content_type: Some(b"text/plain; charset=utf-8"),
                     content_length: Some(msg.len() as u64),
@@ -327,6 +338,7 @@ impl Conn {
 
     fn write_ok(&self, stats: &WorkerStats, out: &mut Vec<u8>, d: Deferred, ct: &[u8], len: u64) {
         let spec = HeadSpec {
+            date: &self.date,
             status: 200,
             content_type: Some(ct),
             content_length: Some(len),
@@ -491,6 +503,7 @@ impl Conn {
             Reply::Now(resp) => {
                 let no_length = resp.status < 200 || resp.status == 204;
                 let spec = HeadSpec {
+                    date: &self.date,
                     status: resp.status,
                     content_type: resp.content_type,
                     content_length: (!no_length).then_some(resp.body.len() as u64),
@@ -502,6 +515,13 @@ impl Conn {
                     out.extend_from_slice(&resp.body);
                 }
                 stats.response(resp.status);
+                self.state = State::Head;
+                self.finish(d);
+                (persist == Persist::Close).then_some(Step::Close)
+            }
+            Reply::Fixed(p) => {
+                p.write(out, &self.date, persist, d.head_only);
+                stats.response(p.status());
                 self.state = State::Head;
                 self.finish(d);
                 (persist == Persist::Close).then_some(Step::Close)
@@ -522,7 +542,7 @@ impl Conn {
 
     /// Refuse the request: a complete error response, then close.
     fn fail(&mut self, r: Reject, stats: &WorkerStats, out: &mut Vec<u8>) -> Step {
-        response::write_error(out, r.status, r.reason, true);
+        response::write_error(out, &self.date, r.status, r.reason, true);
         stats.response(r.status);
         self.state = State::Closed;
         Step::Close

@@ -1,41 +1,74 @@
-//! Per-thread `Date` header cache, refreshed at most once a second.
+//! Per-thread `Date` header cache, derived from the event time the model passes in
+//! (`Env::now`), so answering a request reads no clock: the wall clock is read
+//! once when a new second begins, and every response within that second copies the
+//! cached text.
 
 use std::cell::Cell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` is always 29 bytes.
 pub const DATE_LEN: usize = 29;
 
-thread_local! {
-    /// INVARIANT: `.1` is the IMF-fixdate of second `.0` since the epoch.
-    static CACHE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
+#[derive(Clone, Copy)]
+struct Cached {
+    /// The text is valid for event times before this instant (the next second).
+    until: Option<Instant>,
+    text: [u8; DATE_LEN],
 }
 
-/// The current IMF-fixdate, from this thread's cache.
+thread_local! {
+    /// INVARIANT: `text` is the IMF-fixdate of the wall-clock second that was
+    /// current when `until` was computed, and `until` is when that second ends.
+    static CACHE: Cell<Cached> = const {
+        Cell::new(Cached { until: None, text: [0; DATE_LEN] })
+    };
+}
+
+/// The IMF-fixdate for an event at `now` (the model's clock reading).
+#[inline]
+pub fn at(now: Instant) -> [u8; DATE_LEN] {
+    let c = CACHE.get();
+    match c.until {
+        Some(until) if now < until => c.text,
+        _ => refresh(now),
+    }
+}
+
+#[cold]
+fn refresh(now: Instant) -> [u8; DATE_LEN] {
+    let wall = SystemTime::now();
+    let since = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let left = Duration::from_secs(1) - Duration::from_nanos(u64::from(since.subsec_nanos()));
+    let mut text = [0u8; DATE_LEN];
+    let s = httpdate::fmt_http_date(wall);
+    let n = s.len().min(DATE_LEN);
+    text[..n].copy_from_slice(&s.as_bytes()[..n]);
+    CACHE.set(Cached {
+        until: Some(now + left),
+        text,
+    });
+    text
+}
+
+/// The current IMF-fixdate (reads the clock; for callers without an event time).
 pub fn now() -> [u8; DATE_LEN] {
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    CACHE.with(|c| {
-        let (cached, text) = c.get();
-        if cached == secs {
-            return text;
-        }
-        let mut fresh = [0u8; DATE_LEN];
-        let s = httpdate::fmt_http_date(now);
-        let n = s.len().min(DATE_LEN);
-        fresh[..n].copy_from_slice(&s.as_bytes()[..n]);
-        c.set((secs, fresh));
-        fresh
-    })
+    at(Instant::now())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn date_is_an_imf_fixdate() {
-        let d = super::now();
+    fn date_is_an_imf_fixdate_and_cached_within_its_second() {
+        let t = Instant::now();
+        let d = at(t);
         let s = std::str::from_utf8(&d).unwrap();
         assert!(s.ends_with(" GMT") && s.as_bytes()[3] == b',', "{s}");
         assert!(httpdate::parse_http_date(s).is_ok(), "{s}");
+        assert_eq!(at(t), d, "the same event time gives the same text");
+        let later = at(t + Duration::from_secs(2));
+        let parsed = |b: &[u8]| httpdate::parse_http_date(std::str::from_utf8(b).unwrap());
+        assert!(parsed(&later).unwrap() >= parsed(&d).unwrap());
     }
 }

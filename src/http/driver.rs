@@ -400,6 +400,7 @@ impl Driver {
         };
         if env.now >= end {
             self.ensure_out();
+            self.conn.set_now(env.now);
             self.conn.sleep_done(env.stats, &mut self.out);
             return self.process(env);
         }
@@ -421,6 +422,7 @@ impl Driver {
             return self.close();
         }
         self.ensure_out();
+        self.conn.set_now(env.now);
         let left = self.conn.file_opened(result, env.stats, &mut self.out);
         if result.is_ok() {
             let chunk = usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK));
@@ -499,6 +501,7 @@ impl Driver {
             Io::Recv => {
                 // A request under way gets a 408; an idle connection just closes.
                 self.ensure_out();
+                self.conn.set_now(env.now);
                 self.conn.read_timed_out(env.stats, &mut self.out);
                 if self.out.is_empty() {
                     return self.close();
@@ -587,6 +590,7 @@ impl Driver {
         self.fresh = false;
         self.unprocessed = 0;
         self.ensure_out();
+        self.conn.set_now(env.now);
         let step = self.conn.process(env.handler, env.stats, &mut self.out);
         self.after_step(env, step)
     }

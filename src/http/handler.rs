@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use super::parse::{Method, Version};
+pub use super::response::Prerendered;
 
 /// A parsed request, borrowed from the connection's input buffer.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +37,8 @@ pub struct FileReply {
 #[derive(Debug)]
 pub enum Reply<'a> {
     Now(Response<'a>),
+    /// A fixed response rendered once (see [`Prerendered`]).
+    Fixed(&'a Prerendered),
     /// Wait this many milliseconds with the model's own timer, then answer
     /// `slept <ms>ms`.
     Sleep(u32),

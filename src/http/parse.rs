@@ -1,6 +1,6 @@
-//! Request-head parsing: our own strict request line, `httparse` for header fields,
-//! and the validation httparse leaves to us (Host, framing headers, Connection,
-//! Expect). Every rejection carries the status `http-behaviour.md` asks for.
+//! Request-head parsing in one pass: the request line, the header fields and their
+//! validation (Host, framing headers, Connection, Expect) as each line arrives.
+//! Every rejection carries the status `http-behaviour.md` asks for.
 //!
 //! Line-ending policy: CRLF only. A bare LF or a bare CR anywhere in the head is a
 //! 400, and the same holds inside chunked framing (see `body.rs`).
@@ -86,22 +86,84 @@ pub struct Head {
     pub len: usize,
 }
 
+/// Byte classes, one table lookup each: bit 0 `tchar` (RFC 9110 §5.6.2), bit 1 a
+/// byte of `reg-name` / IPv4 in a `Host` value (unreserved, pct-encoded, sub-delims).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        let tchar = alnum
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        let host = alnum
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        t[b] = (tchar as u8) | ((host as u8) << 1);
+        b += 1;
+    }
+    t
+};
+
 /// Is `b` a `tchar` (RFC 9110 §5.6.2)?
 #[inline]
 pub fn is_tchar(b: u8) -> bool {
-    matches!(b,
-        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' |
-        b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+    CLASS[usize::from(b)] & 1 != 0
 }
 
-/// Finds the end of a request head across reads.
+#[inline]
+fn is_host_char(b: u8) -> bool {
+    CLASS[usize::from(b)] & 2 != 0
+}
+
+/// Parses a request head in one pass, across reads: each byte of the head is
+/// looked at once to find line ends (`memchr`) and once more, while still in
+/// cache, to validate the line it ends (request line, field name, field value).
+/// Complete lines are parsed as soon as they arrive and never looked at again, so a
+/// head trickled in byte by byte costs O(n) in total.
 #[derive(Debug, Default, Clone)]
 pub struct HeadScanner {
-    /// INVARIANT: every LF before `scanned` was checked to follow a CR, and no
-    /// `CRLFCRLF` ends before it.
-    scanned: usize,
+    /// INVARIANT: every line ending before `line_start` is parsed and valid, and
+    /// `buf[line_start..seen]` holds no LF.
+    line_start: usize,
+    seen: usize,
     /// Bytes of leading empty lines (CRLF) before the request line.
     skipped: usize,
+    request: Option<(Method, Range<usize>, Version)>,
+    n_fields: usize,
+    fields: Fields,
 }
 
 /// Outcome of looking at the buffered start of a request.
@@ -126,115 +188,127 @@ impl HeadScanner {
     /// Look at `buf` (the request's bytes so far, from its first byte) and either
     /// ask for more, reject, or return the parsed head.
     pub fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Scan, Reject> {
-        // Leading empty lines are skipped, a bounded number of them.
-        while self.scanned == self.skipped && buf.len() > self.skipped {
+        if self.request.is_none() {
+            self.skip_empty_lines(buf)?;
+            if self.line_start == self.skipped && buf.len() == self.skipped {
+                return Ok(Scan::Partial);
+            }
+            // Reject junk (TLS, HTTP/2 frames, binary) as soon as the method shows it.
+            let line = &buf[self.skipped..];
+            let method_len = line.iter().take(33).take_while(|&&b| is_tchar(b)).count();
+            if method_len < line.len() && line[method_len] != b' ' || method_len > 32 {
+                return Err(reject(400, "malformed method"));
+            }
+        }
+        let start = self.skipped;
+        loop {
+            let Some(lf) = find_lf(&buf[self.seen..]).map(|i| i + self.seen) else {
+                self.seen = buf.len();
+                if self.request.is_none()
+                    && buf.len() - start > limits.max_target + REQUEST_LINE_SLACK
+                {
+                    return Err(reject(414, "request target too long"));
+                }
+                if buf.len() - start > limits.max_head {
+                    return Err(reject(431, "request header section too large"));
+                }
+                return Ok(Scan::Partial);
+            };
+            if lf == self.line_start || buf[lf - 1] != b'\r' {
+                return Err(reject(400, "bare LF in request head"));
+            }
+            if lf + 1 - start > limits.max_head + 2 {
+                return Err(reject(431, "request header section too large"));
+            }
+            let (at, line) = (self.line_start, &buf[self.line_start..lf - 1]);
+            self.line_start = lf + 1;
+            self.seen = lf + 1;
+            match self.request {
+                None => {
+                    let (m, t, v) = request_line(line, limits)?;
+                    self.request = Some((m, t.start + at..t.end + at, v));
+                }
+                Some((method, ref target, version)) if line.is_empty() => {
+                    let target = target.clone();
+                    let (framing, keep_alive, expect_continue) = self.fields.semantics(version)?;
+                    return Ok(Scan::Complete(Head {
+                        method,
+                        target,
+                        version,
+                        framing,
+                        keep_alive,
+                        expect_continue,
+                        content_type: self.fields.content_type.clone(),
+                        len: lf + 1,
+                    }));
+                }
+                Some(_) => {
+                    self.n_fields += 1;
+                    if self.n_fields > limits.max_headers {
+                        return Err(reject(431, "too many header fields"));
+                    }
+                    field_line(&mut self.fields, line, at)?;
+                }
+            }
+        }
+    }
+
+    /// Skip a bounded number of empty lines before the request line.
+    fn skip_empty_lines(&mut self, buf: &[u8]) -> Result<(), Reject> {
+        while self.line_start == self.skipped && buf.len() > self.skipped {
             match &buf[self.skipped..] {
                 [b'\r', b'\n', ..] => {
                     self.skipped += 2;
-                    self.scanned = self.skipped;
+                    self.line_start = self.skipped;
+                    self.seen = self.skipped;
                     if self.skipped > 2 * MAX_LEADING_EMPTY_LINES {
                         return Err(reject(400, "too many empty lines before the request"));
                     }
                 }
-                [b'\r'] => return Ok(Scan::Partial),
+                [b'\r'] => return Ok(()),
                 [b'\r', ..] | [b'\n', ..] => return Err(reject(400, "bare CR or LF")),
                 _ => break,
             }
         }
-        let start = self.skipped;
-        let line = &buf[start..];
-        // Reject junk (TLS, HTTP/2 frames, binary) as soon as the method shows it.
-        let method_len = line.iter().take_while(|&&b| is_tchar(b)).count();
-        if method_len < line.len() && line[method_len] != b' ' || method_len > 32 {
-            return Err(reject(400, "malformed method"));
-        }
-        // Look for LFs in the new bytes: each must follow a CR; CRLFCRLF ends the head.
-        let from = self.scanned.max(start);
-        let mut end = None;
-        for i in memchr::memchr_iter(b'\n', &buf[from..]).map(|i| i + from) {
-            if i == 0 || buf[i - 1] != b'\r' {
-                return Err(reject(400, "bare LF in request head"));
-            }
-            if i >= start + 3 && &buf[i - 3..i - 1] == b"\r\n" {
-                end = Some(i + 1);
-                break;
-            }
-        }
-        let Some(end) = end else {
-            // Keep the last 3 bytes for a CRLFCRLF split across reads.
-            self.scanned = buf.len().saturating_sub(3).max(start);
-            let first_line_done = memchr::memchr(b'\n', line).is_some();
-            if !first_line_done && line.len() > limits.max_target + REQUEST_LINE_SLACK {
-                return Err(reject(414, "request target too long"));
-            }
-            if buf.len() - start > limits.max_head {
-                return Err(reject(431, "request header section too large"));
-            }
-            return Ok(Scan::Partial);
-        };
-        if end - start > limits.max_head + 2 {
-            return Err(reject(431, "request header section too large"));
-        }
-        let mut head = parse_head(&buf[start..end], limits)?;
-        head.target = head.target.start + start..head.target.end + start;
-        head.content_type = head.content_type.map(|r| r.start + start..r.end + start);
-        head.len = end;
-        Ok(Scan::Complete(head))
+        Ok(())
     }
 }
 
-/// Parse a complete head: `head` runs from the request line through the blank line.
-fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Reject> {
-    // The scanner only hands over heads ending in CRLFCRLF whose every LF follows a CR.
-    let line_end = match memchr::memchr(b'\n', head) {
-        Some(lf) if lf > 0 => lf - 1,
-        _ => return Err(reject(400, "malformed request head")),
-    };
-    let (method, target, version) = request_line(&head[..line_end], limits)?;
-    let fields = &head[line_end + 2..];
-    // Every LF in a complete head follows a CR (checked by the scanner), so the
-    // field count is the LF count minus the blank line.
-    let n_fields = memchr::memchr_iter(b'\n', fields).count().saturating_sub(1);
-    if n_fields > limits.max_headers {
-        return Err(reject(431, "too many header fields"));
+/// The first LF in `b`. Head lines are short (tens of bytes), where a plain loop
+/// beats the setup of a vectorized search; long ones go to `memchr`.
+#[inline]
+fn find_lf(b: &[u8]) -> Option<usize> {
+    let short = b.len().min(64);
+    match b[..short].iter().position(|&c| c == b'\n') {
+        Some(i) => Some(i),
+        None if b.len() > short => memchr::memchr(b'\n', &b[short..]).map(|i| i + short),
+        None => None,
     }
-    let mut small = [httparse::EMPTY_HEADER; 32];
-    let mut large;
-    let slots: &mut [httparse::Header<'_>] = if n_fields <= small.len() {
-        &mut small[..]
-    } else {
-        large = vec![httparse::EMPTY_HEADER; n_fields];
-        &mut large[..]
-    };
-    let headers = match httparse::parse_headers(fields, slots) {
-        Ok(httparse::Status::Complete((_, h))) => h,
-        Ok(httparse::Status::Partial) => return Err(reject(400, "malformed header section")),
-        Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
-        Err(httparse::Error::HeaderName) => return Err(reject(400, "malformed header name")),
-        Err(httparse::Error::HeaderValue) => return Err(reject(400, "invalid header value")),
-        Err(_) => return Err(reject(400, "malformed header section")),
-    };
-    let base = line_end + 2;
-    let offset_of = |s: &[u8]| s.as_ptr() as usize - fields.as_ptr() as usize + base;
-    let mut f = Fields::default();
-    for h in headers.iter() {
-        let value = trim(h.value);
-        if value.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
-            return Err(reject(400, "control character in header value"));
-        }
-        f.take(h.name, value, offset_of(value))?;
+}
+
+/// One header field line (without its CRLF), starting at offset `at` of the
+/// request: `field-name ":" OWS field-value OWS` (RFC 9112 §5).
+fn field_line(f: &mut Fields, line: &[u8], at: usize) -> Result<(), Reject> {
+    let colon = line
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(line.len());
+    if colon == 0 || line.get(colon) != Some(&b':') {
+        // Includes obs-fold (a line starting with SP / HTAB) and SP before the colon.
+        return Err(reject(400, "malformed header name"));
     }
-    let (framing, keep_alive, expect_continue) = f.semantics(version)?;
-    Ok(Head {
-        method,
-        target,
-        version,
-        framing,
-        keep_alive,
-        expect_continue,
-        content_type: f.content_type,
-        len: head.len(),
-    })
+    let raw = &line[colon + 1..];
+    let value = trim(raw);
+    // No CTL but HTAB (a CR here is a bare CR); obs-text is allowed. No early exit,
+    // so the check vectorizes.
+    let bad = value.iter().fold(false, |bad, &b| {
+        bad | (b < 0x20 && b != b'\t') | (b == 0x7f)
+    });
+    if bad {
+        return Err(reject(400, "control character in header value"));
+    }
+    let value_at = at + colon + 1 + (value.as_ptr() as usize - raw.as_ptr() as usize);
+    f.take(&line[..colon], value, value_at)
 }
 
 /// `method SP request-target SP HTTP-version`, exactly one SP each.
@@ -287,7 +361,7 @@ pub fn trim(v: &[u8]) -> &[u8] {
 }
 
 /// The header fields the core interprets.
-#[derive(Default)]
+#[derive(Default, Debug, Clone)]
 struct Fields {
     hosts: u8,
     content_length: Option<u64>,
@@ -303,8 +377,11 @@ struct Fields {
 }
 
 impl Fields {
-    fn take(&mut self, name: &str, value: &[u8], at: usize) -> Result<(), Reject> {
-        let n = name.as_bytes();
+    fn take(&mut self, n: &[u8], value: &[u8], at: usize) -> Result<(), Reject> {
+        // Most fields are none of these: the length rules them out with one compare.
+        if !matches!(n.len(), 4 | 6 | 10 | 12 | 14 | 17) {
+            return Ok(());
+        }
         if n.eq_ignore_ascii_case(b"host") {
             self.hosts = self.hosts.saturating_add(1);
             if self.hosts > 1 {
@@ -438,9 +515,7 @@ fn valid_host(v: &[u8]) -> bool {
         [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit) && digits.len() <= 5,
         _ => false,
     };
-    let reg_name_ok = host
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let reg_name_ok = host.iter().all(|&b| is_host_char(b));
     port_ok && reg_name_ok
 }
 

@@ -40,6 +40,8 @@ pub enum Persist {
 /// A response head about to be written.
 #[derive(Clone, Copy, Debug)]
 pub struct HeadSpec<'a> {
+    /// The `Date` value ([`date::at`] of the event time).
+    pub date: &'a [u8; date::DATE_LEN],
     pub status: u16,
     pub content_type: Option<&'a [u8]>,
     /// `None` only for 1xx and 204, which carry no Content-Length.
@@ -56,7 +58,7 @@ pub fn write_head(out: &mut Vec<u8>, h: &HeadSpec<'_>) {
     out.push(b' ');
     out.extend_from_slice(reason(h.status).as_bytes());
     out.extend_from_slice(b"\r\nServer: gvhttpd\r\nDate: ");
-    out.extend_from_slice(&date::now());
+    out.extend_from_slice(h.date);
     if let Some(ct) = h.content_type {
         out.extend_from_slice(b"\r\nContent-Type: ");
         out.extend_from_slice(ct);
@@ -78,11 +80,18 @@ pub fn write_head(out: &mut Vec<u8>, h: &HeadSpec<'_>) {
 }
 
 /// Append an error response: text body naming the problem, `Connection: close`.
-pub fn write_error(out: &mut Vec<u8>, status: u16, why: &str, with_body: bool) {
+pub fn write_error(
+    out: &mut Vec<u8>,
+    date: &[u8; date::DATE_LEN],
+    status: u16,
+    why: &str,
+    with_body: bool,
+) {
     let len = reason(status).len() + 2 + why.len() + 1;
     write_head(
         out,
         &HeadSpec {
+            date,
             status,
             content_type: Some(b"text/plain; charset=utf-8"),
             content_length: Some(len as u64),
@@ -101,7 +110,97 @@ pub fn write_error(out: &mut Vec<u8>, status: u16, why: &str, with_body: bool) {
 /// The response sent, best effort and never waited for, to a connection refused
 /// because `--max-conns` is reached (`http-behaviour.md` case 42).
 pub fn write_refused(out: &mut Vec<u8>) {
-    write_error(out, 503, "server is at its connection limit", true);
+    write_error(
+        out,
+        &date::now(),
+        503,
+        "server is at its connection limit",
+        true,
+    );
+}
+
+/// A response whose bytes never change but for `Date` (the built-in routes' fixed
+/// replies), rendered once: answering it is four copies.
+#[derive(Debug, Clone)]
+pub struct Prerendered {
+    status: u16,
+    /// The status line and `Server` through `Date: `.
+    prefix: Box<[u8]>,
+    /// After the date, by [`Persist`] (`Default`, `KeepAlive10`, `Close`): the
+    /// remaining header fields, the blank line, and the body.
+    full: [Box<[u8]>; 3],
+    /// The same without the body (the reply to HEAD).
+    head_only: [Box<[u8]>; 3],
+}
+
+impl Prerendered {
+    pub fn new(status: u16, content_type: &[u8], body: &[u8]) -> Prerendered {
+        let date = [b'D'; date::DATE_LEN];
+        let render = |persist| {
+            let mut out = Vec::new();
+            write_head(
+                &mut out,
+                &HeadSpec {
+                    date: &date,
+                    status,
+                    content_type: Some(content_type),
+                    content_length: Some(body.len() as u64),
+                    persist,
+                    allow: None,
+                },
+            );
+            out
+        };
+        let dflt = render(Persist::Default);
+        let at = dflt
+            .windows(6)
+            .position(|w| w == b"Date: ")
+            .map_or(0, |i| i + 6);
+        let tail = |persist| -> (Box<[u8]>, Box<[u8]>) {
+            let head = render(persist)[at + date::DATE_LEN..].to_vec();
+            let mut full = head.clone();
+            full.extend_from_slice(body);
+            (full.into(), head.into())
+        };
+        let (f0, h0) = tail(Persist::Default);
+        let (f1, h1) = tail(Persist::KeepAlive10);
+        let (f2, h2) = tail(Persist::Close);
+        Prerendered {
+            status,
+            prefix: dflt[..at].into(),
+            full: [f0, f1, f2],
+            head_only: [h0, h1, h2],
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Append the response (its head only when `head_only`).
+    #[inline]
+    pub fn write(
+        &self,
+        out: &mut Vec<u8>,
+        date: &[u8; date::DATE_LEN],
+        persist: Persist,
+        head_only: bool,
+    ) {
+        let i = match persist {
+            Persist::Default => 0,
+            Persist::KeepAlive10 => 1,
+            Persist::Close => 2,
+        };
+        let rest = if head_only {
+            &self.head_only[i]
+        } else {
+            &self.full[i]
+        };
+        out.reserve(self.prefix.len() + date::DATE_LEN + rest.len());
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(date);
+        out.extend_from_slice(rest);
+    }
 }
 
 /// The interim response sent before reading a body the client is holding back.
@@ -114,7 +213,7 @@ mod tests {
     #[test]
     fn error_response_is_complete_and_closes() {
         let mut out = Vec::new();
-        write_error(&mut out, 400, "bare LF", true);
+        write_error(&mut out, &date::now(), 400, "bare LF", true);
         let s = String::from_utf8(out).unwrap();
         let (head, body) = s.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\nServer: gvhttpd\r\nDate: "));
@@ -136,6 +235,7 @@ mod tests {
     fn no_content_length_when_none() {
         let mut out = Vec::new();
         let h = HeadSpec {
+            date: &date::now(),
             status: 204,
             content_type: None,
             content_length: None,
@@ -144,5 +244,33 @@ mod tests {
         };
         write_head(&mut out, &h);
         assert!(!String::from_utf8(out).unwrap().contains("Content-Length"));
+    }
+
+    #[test]
+    fn prerendered_equals_the_written_response() {
+        let p = Prerendered::new(200, b"text/plain", b"Hello");
+        let d = date::now();
+        for persist in [Persist::Default, Persist::KeepAlive10, Persist::Close] {
+            for head_only in [false, true] {
+                let mut want = Vec::new();
+                write_head(
+                    &mut want,
+                    &HeadSpec {
+                        date: &d,
+                        status: 200,
+                        content_type: Some(b"text/plain"),
+                        content_length: Some(5),
+                        persist,
+                        allow: None,
+                    },
+                );
+                if !head_only {
+                    want.extend_from_slice(b"Hello");
+                }
+                let mut got = Vec::new();
+                p.write(&mut got, &d, persist, head_only);
+                assert_eq!(got, want, "{persist:?} head_only={head_only}");
+            }
+        }
     }
 }
