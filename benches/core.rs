@@ -48,7 +48,8 @@ fn run(app: &App, input: &[u8], per_feed: usize, iters: usize) -> f64 {
     let t0 = Instant::now();
     for _ in 0..iters {
         assert!(matches!(act, Action::Recv { .. }), "{act:?}");
-        act = d.feed(&env, black_box(input));
+        let sending = d.feed(&env, black_box(input));
+        assert!(matches!(sending, Action::Send { .. }), "{sending:?}");
         let n = black_box(d.pending()).len();
         act = d.sent(&env, n);
     }

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Server CPU time per request, callback vs tokio (or $MODELS), side by side in one run.
+# Server CPU time per request of every model beside the floor (the raw tokio +
+# httparse responder, examples/raw_tokio.rs), side by side in one run.
 #
 #   scripts/cpu-per-request.sh [REPEATS=3] [SECONDS=5]
+#
+# Rows: $MODELS (default "callback tokio green"), then "raw" (REF=0 drops it), and
+# with OLD_BIN=path/to/an/older/gvhttpd also "old-MODEL" rows from that binary, so a
+# change is measured before and after in the same interleaved run.
 #
 # Each run: `taskset -c 0 gvhttpd serve --model M --workers 1` (server on CPU 0), then
 # `taskset -c 1 wrk -t1 -c64 -dSECONDS` (load on CPU 1) on `/`, plain and pipelined x16
@@ -12,13 +17,19 @@
 set -euo pipefail
 REPEATS=${1:-3}
 SECS=${2:-5}
-MODELS=${MODELS:-"callback tokio"}
+MODELS=${MODELS:-"callback tokio green"}
 MODES=${MODES:-"plain pipe16"}
 CONNS=${CONNS:-64}
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 2; }
-cargo build --release -q --bin gvhttpd
+cargo build --release -q --bin gvhttpd --example raw_tokio
 BIN=target/release/gvhttpd
+RAW=target/release/examples/raw_tokio
+ROWS_LIST="$MODELS"
+[[ ${REF:-1} == 1 ]] && ROWS_LIST="$ROWS_LIST raw"
+if [[ -n ${OLD_BIN:-} ]]; then
+  for m in $MODELS; do ROWS_LIST="$ROWS_LIST old-$m"; done
+fi
 TCK=$(getconf CLK_TCK)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -31,8 +42,14 @@ steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 run_one() { # model mode
   local model=$1 mode=$2 script=() port=""
   [[ $mode == pipe16 ]] && script=(-s scripts/pipeline16.lua)
-  taskset -c 0 "$BIN" serve --model "$model" --workers 1 --addr 127.0.0.1:0 \
-    >"$TMP/server.out" 2>"$TMP/server.err" &
+  : >"$TMP/server.out"
+  case $model in
+    raw) taskset -c 0 "$RAW" 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" & ;;
+    old-*) taskset -c 0 "$OLD_BIN" serve --model "${model#old-}" --workers 1 --addr 127.0.0.1:0 \
+      >"$TMP/server.out" 2>"$TMP/server.err" & ;;
+    *) taskset -c 0 "$BIN" serve --model "$model" --workers 1 --addr 127.0.0.1:0 \
+      >"$TMP/server.out" 2>"$TMP/server.err" & ;;
+  esac
   local pid=$!
   for _ in $(seq 200); do
     port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/server.out")
@@ -51,14 +68,14 @@ run_one() { # model mode
   errs=$(awk '/Non-2xx|Socket errors/{print}' "$TMP/wrk.out" | tr '\n' ' ')
   awk -v m="$model" -v mode="$mode" -v r="$reqs" -v c=$((c1 - c0)) -v t="$TCK" -v s="$SECS" \
       -v st=$((s1 - s0)) -v e="$errs" 'BEGIN {
-    us = c * 1e6 / t / r; printf "%-8s %-7s %10.0f req/s %7.2f us/req  cpu %5.1f%%  steal %d ticks %s\n",
+    us = c * 1e6 / t / r; printf "%-14s %-7s %10.0f req/s %7.2f us/req  cpu %5.1f%%  steal %d ticks %s\n",
       m, mode, r / s, us, c * 100 / t / s, st, e }' | tee -a "$ROWS"
 }
 
 echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs, wrk -t1 -c$CONNS -d${SECS}s, $REPEATS repeats, models: $MODELS"
 for rep in $(seq "$REPEATS"); do
   for mode in $MODES; do
-    for model in $MODELS; do
+    for model in $ROWS_LIST; do
       run_one "$model" "$mode"
     done
   done
@@ -66,11 +83,14 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
 echo "# medians over $REPEATS interleaved repeats (server CPU 0, wrk CPU 1)"
-printf "%-8s %-7s %12s %12s\n" model mode "req/s" "CPU us/req"
+printf "%-14s %-7s %12s %12s %18s %10s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw"
 for mode in $MODES; do
-  for model in $MODELS; do
+  floor=$(grep -E "^raw +$mode " "$ROWS" | awk '{print $5}' | median)
+  for model in $ROWS_LIST; do
     rs=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $3}' | median)
     us=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | median)
-    printf "%-8s %-7s %12s %12s\n" "$model" "$mode" "$rs" "$us"
+    mm=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "[%s-%s]", lo, hi}')
+    ratio=$(awk -v a="$us" -v b="${floor:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    printf "%-14s %-7s %12s %12s %18s %10s\n" "$model" "$mode" "$rs" "$us" "$mm" "$ratio"
   done
 done

@@ -557,34 +557,20 @@ impl Conn {
     }
 }
 
-/// Per-thread pool of idle input buffers (`INITIAL_BUF` bytes each), reused LIFO.
+/// The per-thread pool of idle input buffers (`INITIAL_BUF` bytes each).
 mod pool {
-    use std::cell::RefCell;
-
     use super::INITIAL_BUF;
-
-    /// At most this many idle buffers are kept per thread (4 MiB); beyond it they
-    /// are freed, so a burst of connections does not pin memory forever.
-    const MAX_POOLED: usize = 1024;
-
-    thread_local! {
-        /// INVARIANT: every buffer here has length `INITIAL_BUF`.
-        static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    }
+    use crate::http::pool::INPUT;
 
     pub(super) fn take() -> Vec<u8> {
-        POOL.with(|p| p.borrow_mut().pop())
+        INPUT
+            .with(|p| p.take())
             .unwrap_or_else(|| vec![0; INITIAL_BUF])
     }
 
     pub(super) fn give(buf: Vec<u8>) {
         if buf.len() == INITIAL_BUF {
-            POOL.with(|p| {
-                let mut p = p.borrow_mut();
-                if p.len() < MAX_POOLED {
-                    p.push(buf);
-                }
-            });
+            INPUT.with(|p| p.give(buf));
         }
     }
 }

@@ -213,7 +213,7 @@ impl Driver {
 
     /// The first action of a new connection (wait for its first request).
     pub fn start<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        self.to_read(env)
+        self.await_request(env)
     }
 
     /// The action the driver is waiting on.
@@ -619,7 +619,7 @@ impl Driver {
 
     fn then<H: Handler>(&mut self, env: &Env<'_, H>, after: After) -> Action {
         match after {
-            After::Read => self.to_read(env),
+            After::Read => self.await_request(env),
             After::Linger => {
                 self.io = Io::ShutWrite;
                 self.set(Action::ShutdownWrite)
@@ -660,7 +660,7 @@ impl Driver {
     }
 
     /// Wait for (more of) a request, with the deadline of the read phase.
-    fn to_read<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+    fn await_request<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         if self.fresh {
             return self.process(env);
         }
@@ -695,34 +695,24 @@ fn far_future() -> Instant {
         .unwrap_or(now)
 }
 
-/// Per-thread pool of idle output buffers, reused LIFO.
+/// The per-thread pool of idle output buffers.
 mod pool {
-    use std::cell::RefCell;
+    use crate::http::pool::OUTPUT;
 
     /// Capacity of a pooled output buffer; larger ones (after a big response) are
     /// freed instead of pooled.
     const OUT_CAP: usize = 4096;
-    const MAX_POOLED: usize = 1024;
-
-    thread_local! {
-        /// INVARIANT: every buffer here is empty with capacity in `OUT_CAP..=4*OUT_CAP`.
-        static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    }
 
     pub(super) fn take_out() -> Vec<u8> {
-        POOL.with(|p| p.borrow_mut().pop())
+        OUTPUT
+            .with(|p| p.take())
             .unwrap_or_else(|| Vec::with_capacity(OUT_CAP))
     }
 
     pub(super) fn give_out(mut buf: Vec<u8>) {
         if (OUT_CAP..=4 * OUT_CAP).contains(&buf.capacity()) {
             buf.clear();
-            POOL.with(|p| {
-                let mut p = p.borrow_mut();
-                if p.len() < MAX_POOLED {
-                    p.push(buf);
-                }
-            });
+            OUTPUT.with(|p| p.give(buf));
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod date;
 pub mod driver;
 pub mod handler;
 pub mod parse;
+mod pool;
 pub mod response;
 #[cfg(test)]
 pub(crate) mod test_handler;

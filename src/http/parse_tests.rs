@@ -186,3 +186,23 @@ fn head_found_across_any_split() {
         assert_eq!(h.len, raw.len());
     }
 }
+
+#[test]
+fn find_lf_finds_the_first_lf_at_every_position() {
+    for len in 0..40 {
+        for at in 0..=len {
+            let mut b = vec![b'x'; len];
+            if at < len {
+                b[at] = b'\n';
+            }
+            // A second LF later never hides the first.
+            if at + 3 < len {
+                b[at + 3] = b'\n';
+            }
+            let want = (at < len).then_some(at);
+            assert_eq!(super::find_lf(&b), want, "len {len} at {at}");
+        }
+    }
+    // Bytes with the high bit set next to an LF do not confuse the bit trick.
+    assert_eq!(super::find_lf(b"\xff\x8b\x0b\n\x89"), Some(3));
+}

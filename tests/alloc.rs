@@ -1,0 +1,65 @@
+//! The plaintext path allocates nothing per request: a counting global allocator
+//! (`stats_alloc` around the system allocator) watches the driver answer
+//! keep-alive and pipelined `GET /` with the real handler, after a warm-up that
+//! fills the per-thread buffer pools. A count, not a timing.
+
+use std::alloc::System;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gvhttpd::app::App;
+use gvhttpd::config::{Config, Model};
+use gvhttpd::http::{Action, Driver, Env};
+use gvhttpd::stats::Registry;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+
+/// Answer `rounds` feeds of `input` on one connection; the allocations made.
+fn allocations(app: &App, d: &mut Driver, input: &[u8], rounds: usize) -> usize {
+    let stats = app.registry().worker(0);
+    let region = Region::new(GLOBAL);
+    for _ in 0..rounds {
+        let env = Env::new(app, stats, Instant::now());
+        let a = d.feed(&env, input);
+        assert!(matches!(a, Action::Send { .. }), "{a:?}");
+        let n = d.pending().len();
+        let a = d.sent(&env, n);
+        assert!(matches!(a, Action::Recv { idle: true, .. }), "{a:?}");
+    }
+    region.change().allocations
+}
+
+#[test]
+fn plaintext_requests_allocate_nothing() {
+    let cfg = Config::new(Model::Tokio, "127.0.0.1:0".parse().unwrap());
+    let app = App::new(&cfg, Arc::new(Registry::new(Model::Tokio, 1))).unwrap();
+    let stats = app.registry().worker(0);
+    let mut d = Driver::new(cfg.limits, cfg.timeouts);
+    d.start(&Env::new(&app, stats, Instant::now()));
+    let pipelined = GET.repeat(16);
+    // Warm-up: the first requests fill the per-thread pools and the Date cache.
+    allocations(&app, &mut d, GET, 10);
+    allocations(&app, &mut d, &pipelined, 10);
+    assert_eq!(allocations(&app, &mut d, GET, 1000), 0, "keep-alive GET /");
+    assert_eq!(
+        allocations(&app, &mut d, &pipelined, 100),
+        0,
+        "16 pipelined GET /"
+    );
+    // The count is real: a request that must allocate is seen.
+    let a = {
+        let region = Region::new(GLOBAL);
+        let env = Env::new(&app, stats, Instant::now());
+        let _ = d.feed(&env, b"GET /json?x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let _ = d.sent(&env, d.pending().len());
+        let mut post = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\n\r\n".to_vec();
+        post.resize(post.len() + 70_000, b'x');
+        let _ = d.feed(&env, &post);
+        region.change().allocations
+    };
+    assert!(a > 0, "a 70 kB upload grows the buffers: allocations");
+}
