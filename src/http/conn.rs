@@ -91,10 +91,39 @@ const BUF_SLACK: usize = 64 * 1024;
 /// An idle buffer bigger than this (after a large body) is shrunk back.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
+/// [`Limits`] in half the space (every open connection carries them).
+#[derive(Clone, Copy, Debug)]
+struct SmallLimits([u32; 4]);
+
+impl From<&Limits> for SmallLimits {
+    fn from(l: &Limits) -> SmallLimits {
+        let c = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        SmallLimits([
+            c(l.max_target),
+            c(l.max_headers),
+            c(l.max_head),
+            c(l.max_body),
+        ])
+    }
+}
+
+impl SmallLimits {
+    #[inline]
+    fn get(self) -> Limits {
+        let [max_target, max_headers, max_head, max_body] = self.0.map(|v| v as usize);
+        Limits {
+            max_target,
+            max_headers,
+            max_head,
+            max_body,
+        }
+    }
+}
+
 /// One HTTP/1.1 connection's protocol state.
 #[derive(Debug)]
 pub struct Conn {
-    limits: Limits,
+    limits: SmallLimits,
     /// INVARIANT: `start <= end <= buf.len()`; `buf[start..end]` is input not yet
     /// consumed, beginning at the first byte of the current request.
     buf: Vec<u8>,
@@ -105,7 +134,7 @@ pub struct Conn {
     peer_closed: bool,
     shutting_down: bool,
     /// The pending static file.
-    file: Option<super::handler::FileReply>,
+    file: Option<Box<super::handler::FileReply>>,
     /// The `Date` of the current event ([`Conn::set_now`]).
     date: [u8; date::DATE_LEN],
 }
@@ -113,7 +142,7 @@ pub struct Conn {
 impl Conn {
     pub fn new(limits: Limits) -> Conn {
         Conn {
-            limits,
+            limits: SmallLimits::from(&limits),
             buf: Vec::new(),
             start: 0,
             end: 0,
@@ -127,7 +156,7 @@ impl Conn {
     }
 
     fn max_buf(&self) -> usize {
-        self.limits.max_head + self.limits.max_body + BUF_SLACK
+        self.limits.get().max_head + self.limits.get().max_body + BUF_SLACK
     }
 
     /// Spare input space to read into: never empty, grown or compacted as needed.
@@ -374,7 +403,7 @@ impl Conn {
                         self.maybe_shrink();
                         return Step::Read;
                     }
-                    let limits = self.limits;
+                    let limits = self.limits.get();
                     match self.scanner.scan(&self.buf[self.start..self.end], &limits) {
                         Ok(Scan::Partial) if self.peer_closed => {
                             self.state = State::Closed;
@@ -391,7 +420,7 @@ impl Conn {
                     }
                 }
                 State::Body { head, framing } => {
-                    let limits = self.limits;
+                    let limits = self.limits.get();
                     let region = &mut self.buf[self.start..self.end];
                     let done = match framing {
                         BodyFraming::Length(n) => (region.len() >= head.len + *n)
@@ -442,7 +471,7 @@ impl Conn {
                 let len = head.len;
                 return self.dispatch(&head, len..len, len, app, stats, out);
             }
-            Framing::Length(n) if n > self.limits.max_body as u64 => {
+            Framing::Length(n) if n > self.limits.get().max_body as u64 => {
                 return Some(self.fail(
                     Reject {
                         status: 413,
@@ -531,7 +560,7 @@ impl Conn {
                 Some(Step::Sleep(Duration::from_millis(u64::from(ms))))
             }
             Reply::File(file) => {
-                self.file = Some(file);
+                self.file = Some(Box::new(file));
                 self.state = State::File { d };
                 Some(Step::File)
             }

@@ -170,7 +170,7 @@ struct FileStream {
 #[derive(Debug)]
 pub struct Driver {
     conn: Conn,
-    timeouts: Timeouts,
+    timeouts: Timers,
     /// Response bytes waiting to be sent (`out[sent..]`), unless `from_file`.
     out: Vec<u8>,
     sent: usize,
@@ -181,7 +181,8 @@ pub struct Driver {
     /// The read phase whose deadline `read_deadline` is.
     phase: Phase,
     read_deadline: Instant,
-    file: Option<FileStream>,
+    /// Boxed: most connections never send a file (keeps idle connections small).
+    file: Option<Box<FileStream>>,
     lingered: usize,
     /// Input arrived through `buffer` since the last `process`.
     fresh: bool,
@@ -195,7 +196,7 @@ impl Driver {
     pub fn new(limits: Limits, timeouts: Timeouts) -> Driver {
         Driver {
             conn: Conn::new(limits),
-            timeouts,
+            timeouts: Timers::from(&timeouts),
             out: Vec::new(),
             sent: 0,
             from_file: false,
@@ -381,7 +382,7 @@ impl Driver {
         self.sent += n;
         if !self.pending().is_empty() {
             // Progress: the write deadline starts again.
-            let deadline = self.cap(env.now + self.timeouts.write);
+            let deadline = self.cap(env.now + self.timeouts.write());
             return self.set(Action::Send { deadline });
         }
         self.sent = 0;
@@ -426,13 +427,13 @@ impl Driver {
         let left = self.conn.file_opened(result, env.stats, &mut self.out);
         if result.is_ok() {
             let chunk = usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK));
-            self.file = Some(FileStream {
+            self.file = Some(Box::new(FileStream {
                 open: true,
                 left,
                 offset: 0,
                 buf: vec![0; chunk],
                 len: 0,
-            });
+            }));
         }
         self.flush(env, After::FileChunk)
     }
@@ -452,7 +453,7 @@ impl Driver {
         self.from_file = true;
         self.sent = 0;
         self.io = Io::Send(After::FileChunk);
-        let deadline = self.cap(env.now + self.timeouts.write);
+        let deadline = self.cap(env.now + self.timeouts.write());
         self.set(Action::Send { deadline })
     }
 
@@ -611,7 +612,7 @@ impl Driver {
             self.sent = 0;
             self.from_file = false;
             self.io = Io::Send(after);
-            let deadline = self.cap(env.now + self.timeouts.write);
+            let deadline = self.cap(env.now + self.timeouts.write());
             return self.set(Action::Send { deadline });
         }
         self.then(env, after)
@@ -669,7 +670,7 @@ impl Driver {
         }
         let p = self.conn.phase();
         if p == Phase::Idle || p != self.phase {
-            self.read_deadline = self.cap(env.now + p.timeout(&self.timeouts));
+            self.read_deadline = self.cap(env.now + self.timeouts.read(p));
             self.phase = p;
         }
         let idle = p == Phase::Idle;
@@ -685,6 +686,43 @@ impl Driver {
             deadline: self.read_deadline,
             idle,
         })
+    }
+}
+
+/// The connection timeouts in milliseconds (a quarter of [`Timeouts`]' size: every
+/// open connection carries them).
+#[derive(Clone, Copy, Debug)]
+struct Timers {
+    header: u32,
+    body: u32,
+    idle: u32,
+    write: u32,
+}
+
+impl From<&Timeouts> for Timers {
+    fn from(t: &Timeouts) -> Timers {
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        Timers {
+            header: ms(t.header),
+            body: ms(t.body),
+            idle: ms(t.idle),
+            write: ms(t.write),
+        }
+    }
+}
+
+impl Timers {
+    /// The read timeout of a phase (`Busy` uses the idle timeout as a backstop).
+    fn read(&self, p: Phase) -> Duration {
+        Duration::from_millis(u64::from(match p {
+            Phase::Idle | Phase::Busy => self.idle,
+            Phase::Head => self.header,
+            Phase::Body => self.body,
+        }))
+    }
+
+    fn write(&self) -> Duration {
+        Duration::from_millis(u64::from(self.write))
     }
 }
 
