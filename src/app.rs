@@ -22,8 +22,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::ServeError;
 use crate::files::StaticRoot;
-pub use crate::http::{FileError, FileReply, Handler, Reply, Request, Response};
 use crate::http::Method;
+pub use crate::http::{FileError, FileReply, Handler, Reply, Request, Response};
 use crate::stats::Registry;
 
 /// Longest `/sleep/<ms>` delay.
@@ -52,11 +52,14 @@ impl App {
         &self.registry
     }
 
+    pub fn registry_arc(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
     /// The directory static files are opened beneath, if `--root` was given.
     pub fn static_root(&self) -> Option<&StaticRoot> {
         self.root.as_ref()
     }
-
 }
 
 impl Handler for App {

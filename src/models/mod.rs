@@ -1,57 +1,36 @@
-//! The three models. Each exposes the same entry point,
+//! The three models: executors of [`crate::http::Driver`] actions, no policy and no
+//! `unsafe`. Each exposes the same entry point,
 //! `run(&Config, Vec<TcpListener>, Arc<App>, Arc<Shutdown>) -> Result<(), ServeError>`,
-//! and differs from the others **only** in how bytes move between sockets and the
-//! shared sans-IO core ([`crate::http::Conn`]) and how it executes a deferred
-//! [`crate::app`] reply (its own timer, its own file I/O).
+//! and differs from the others **only** in how it performs the driver's actions
+//! (its own sockets, timers and file I/O) and how it schedules connections.
 //!
 //! The contract every model implements:
-//! - one event loop per worker thread, each with its own listener from
-//!   [`crate::net::bind_listeners`];
-//! - per connection: read into [`Conn::read_buf`](crate::http::Conn::read_buf), call
-//!   `process`, write the whole output buffer, act on the returned `Step`;
-//! - timeouts from [`crate::config::Timeouts`] chosen by `Conn::phase()`, and a write
-//!   timeout on every send;
-//! - `--max-conns` through [`crate::net::ConnGate`]; EMFILE/ENFILE on accept backs off
-//!   for [`crate::net::ACCEPT_BACKOFF`] instead of spinning;
-//! - on [`Shutdown`]: stop accepting, close idle connections, finish in-flight
-//!   responses with `Connection: close`, return before `Shutdown::deadline()`.
+//! - one event loop per worker thread ([`run_workers`]), each with its own listener
+//!   from [`crate::net::bind_listeners`];
+//! - per accepted connection: [`crate::accept::Acceptor::admit`] (refusal and
+//!   `--max-conns` are decided there), then `Driver::start` and a loop that performs
+//!   each returned `Action` and reports its outcome, until `Action::Close`;
+//! - accept errors go to `Acceptor::failed` (EMFILE back-off);
+//! - on [`Shutdown`]: the sequence of [`crate::accept`] (listener closed at once,
+//!   `Driver::shutdown` on every connection, return when none is left).
 
-use std::fmt;
-use std::io;
+use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use crate::accept::Acceptor;
 use crate::app::App;
 use crate::config::{Config, Model};
+pub use crate::error::ServeError;
 use crate::net::ConnGate;
 use crate::shutdown::Shutdown;
 use crate::stats::{Registry, WorkerStats};
 
 pub mod callback;
+#[cfg(any())] // TEMP (callback branch only): the lead ports green
 pub mod green;
+#[cfg(any())] // TEMP (callback branch only): the lead ports tokio
 pub mod tokio_rt;
-
-/// Why `serve` could not run.
-#[derive(Debug)]
-pub enum ServeError {
-    /// The model cannot run on this system (e.g. io_uring disabled); exit status 2.
-    Unavailable(String),
-    /// Bad configuration (e.g. `--root` is not a directory); exit status 2.
-    Config(String),
-    /// An I/O error while setting up or running; exit status 1.
-    Io(String, io::Error),
-}
-
-impl fmt::Display for ServeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServeError::Unavailable(m) | ServeError::Config(m) => f.write_str(m),
-            ServeError::Io(ctx, e) => write!(f, "{ctx}: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ServeError {}
 
 /// Is `model` usable here? `Err` carries a one-line reason and the fix.
 pub fn check_available(model: Model) -> Result<(), ServeError> {
@@ -88,37 +67,43 @@ fn run_model(
     shutdown: Arc<Shutdown>,
 ) -> Result<(), ServeError> {
     match cfg.model {
-        Model::Tokio => tokio_rt::run(cfg, listeners, app, shutdown),
         Model::Callback => callback::run(cfg, listeners, app, shutdown),
-        Model::Green => green::run(cfg, listeners, app, shutdown),
+        // TEMP (callback branch only): the lead ports tokio and green.
+        Model::Tokio | Model::Green => {
+            drop((listeners, app, shutdown));
+            Err(ServeError::Unavailable(
+                "TEMP: not ported on this branch".into(),
+            ))
+        }
     }
 }
 
 /// What one worker thread of any model gets: its index, and what all workers of
-/// the server share (config, handler, `--max-conns` gate).
+/// the server share (config, handler, `--max-conns` gate, shutdown).
 #[derive(Clone, Debug)]
 pub(crate) struct WorkerCtx {
     pub index: usize,
     pub cfg: Arc<Config>,
     pub app: Arc<App>,
     pub gate: Arc<ConnGate>,
+    pub registry: Arc<Registry>,
+    pub shutdown: Arc<Shutdown>,
 }
 
 impl WorkerCtx {
     /// This worker's counters (single writer: this worker).
     pub fn stats(&self) -> &WorkerStats {
-        self.app.registry().worker(self.index)
+        self.registry.worker(self.index)
     }
-}
 
-/// A connection admitted through the gate: on drop (also when its task or green
-/// thread panics) it releases the `--max-conns` slot and counts the close.
-pub(crate) struct Admitted<'a>(pub &'a WorkerCtx);
-
-impl Drop for Admitted<'_> {
-    fn drop(&mut self) {
-        self.0.gate.close();
-        self.0.stats().closed.inc();
+    /// This worker's view of the acceptor policy.
+    pub fn acceptor(&self) -> Acceptor {
+        Acceptor::new(
+            self.gate.clone(),
+            self.registry.clone(),
+            self.shutdown.clone(),
+            self.index,
+        )
     }
 }
 
@@ -139,8 +124,10 @@ where
     let shared = WorkerCtx {
         index: 0,
         cfg: Arc::new(cfg.clone()),
+        registry: app.registry_arc(),
         app,
         gate: Arc::new(ConnGate::new(cfg.max_conns)),
+        shutdown: shutdown.clone(),
     };
     let worker = Arc::new(worker);
     let mut threads = Vec::with_capacity(listeners.len());
@@ -157,11 +144,12 @@ where
                 let failed = match std::panic::catch_unwind(run) {
                     Ok(Ok(())) => return Ok(()),
                     Ok(Err(e)) => e,
-                    Err(_) => {
-                        ServeError::Io("worker thread panicked".into(), io::Error::other("panic"))
-                    }
+                    Err(_) => ServeError::Panic(format!("{model} worker {index}")),
                 };
-                eprintln!("gvhttpd: {model} worker {index} stopped: {failed}");
+                let _ = writeln!(
+                    io::stderr(),
+                    "gvhttpd: {model} worker {index} stopped: {failed}"
+                );
                 shutdown.trigger();
                 Err(failed)
             })
@@ -170,12 +158,9 @@ where
     }
     let mut result = Ok(());
     for t in threads {
-        let r = t.join().unwrap_or_else(|_| {
-            Err(ServeError::Io(
-                "worker thread panicked".into(),
-                io::Error::other("panic"),
-            ))
-        });
+        let r = t
+            .join()
+            .unwrap_or_else(|_| Err(ServeError::Panic("worker thread".into())));
         if result.is_ok() {
             result = r;
         }
