@@ -495,9 +495,12 @@ impl Driver {
         }
     }
 
-    /// Shutdown began (cut everything at `grace`). Returns what to do now: `Close`
-    /// for an idle connection, else the current action with its deadline capped at
-    /// `grace` (a model whose op is still in flight just moves its timer).
+    /// Shutdown began (cut everything at `grace`). Returns what to do now:
+    /// `ShutdownWrite` for an idle connection (a lingering close, so input that
+    /// raced with the shutdown is drained and the peer gets a FIN, never a RST;
+    /// a recv still in flight serves as the drain's), else the current action with
+    /// its deadline capped at `grace` (a model whose op is still in flight just
+    /// moves its timer).
     pub fn shutdown<H: Handler>(&mut self, env: &Env<'_, H>, grace: Instant) -> Action {
         if self.grace.is_some() {
             return self.action;
@@ -505,7 +508,7 @@ impl Driver {
         self.grace = Some(grace);
         let idle = self.conn.shutdown();
         if self.io == Io::Recv && idle && !self.fresh {
-            return self.close();
+            return self.linger();
         }
         if self.past_grace(env.now) {
             return self.close();
@@ -550,6 +553,12 @@ impl Driver {
     fn close(&mut self) -> Action {
         self.io = Io::Closed;
         self.set(Action::Close)
+    }
+
+    /// Lingering close: shut the write side, then drain.
+    fn linger(&mut self) -> Action {
+        self.io = Io::ShutWrite;
+        self.set(Action::ShutdownWrite)
     }
 
     fn cap(&self, t: Instant) -> Instant {
@@ -600,10 +609,7 @@ impl Driver {
     fn then<H: Handler>(&mut self, env: &Env<'_, H>, after: After) -> Action {
         match after {
             After::Read => self.to_read(env),
-            After::Linger => {
-                self.io = Io::ShutWrite;
-                self.set(Action::ShutdownWrite)
-            }
+            After::Linger => self.linger(),
             After::Sleep(d) => {
                 let end = env.now + d;
                 self.io = Io::Sleep { end };
@@ -645,7 +651,7 @@ impl Driver {
             return self.process(env);
         }
         if self.grace.is_some() && self.conn.shutdown() {
-            return self.close(); // idle during shutdown
+            return self.linger(); // idle during shutdown
         }
         let p = self.conn.phase();
         if p == Phase::Idle || p != self.phase {

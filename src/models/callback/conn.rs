@@ -283,24 +283,4 @@ impl Conn {
             }
         }
     }
-
-    /// Ask the kernel to end op `op` (its completion still comes).
-    pub(super) fn cancel(&self, key: SlotKey, op: Op, ring: &mut Ring) {
-        if self.ops.has(op) {
-            ring.push_cancel(op.token(key), Token::internal(OpKind::CANCEL));
-        }
-    }
-
-    /// Start closing: cancel everything in flight. The worker frees the connection
-    /// (closing its descriptors) once [`Conn::done`].
-    pub fn close(&mut self, key: SlotKey, ring: &mut Ring) {
-        if self.state == State::Closing {
-            return;
-        }
-        self.state = State::Closing;
-        self.deadline = None;
-        for op in self.ops.iter() {
-            self.cancel(key, op, ring);
-        }
-    }
 }
