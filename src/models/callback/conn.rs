@@ -44,10 +44,13 @@ pub(super) enum Input {
     /// driver's buffer, after a readiness poll when idle (so an idle connection
     /// lends no buffer).
     Single,
-    /// One multishot recv into the worker's provided buffers, kept armed.
+    /// One multishot recv into the worker's provided buffers, kept armed. While a
+    /// request is under way (`Recv` not idle, `Drain`) or input is paused, a poll
+    /// watches for a reset too: a multishot recv can miss a RST that follows the
+    /// last bytes it read (seen on 6.18), holding the connection until its deadline.
     Multi,
-    /// Multishot stopped because the driver holds too much unprocessed input; a
-    /// poll watches for a reset or hang-up meanwhile.
+    /// Multishot stopped because the driver holds too much unprocessed input (the
+    /// reset watch stays armed).
     Paused,
     /// The peer's EOF or an error ended input.
     Ended,
@@ -157,12 +160,15 @@ impl Conn {
                 }
                 Some(a)
             }
-            Input::Paused => {
+            Input::Paused | Input::Multi => {
                 self.input = Input::Multi;
-                self.cancel(key, Op::Poll, cx.ring);
+                if idle {
+                    self.cancel(key, Op::Poll, cx.ring);
+                } else {
+                    self.watch(key, cx.ring);
+                }
                 self.arm_multi(key, cx.ring)
             }
-            Input::Multi => self.arm_multi(key, cx.ring),
             Input::Single if self.ops.has(Op::Recv) || self.ops.has(Op::Poll) => None,
             Input::Single if idle => {
                 self.ops.add(Op::Poll);
@@ -186,6 +192,14 @@ impl Conn {
                 None
             }
             Err(_) => Some(self.driver.failed()),
+        }
+    }
+
+    /// Watch for a reset or hang-up (a poll for no event but those).
+    pub(super) fn watch(&mut self, key: SlotKey, ring: &mut Ring) {
+        if !self.ops.has(Op::Poll) {
+            self.ops.add(Op::Poll);
+            ring.poll(self.fd.as_fd(), 0, Op::Poll.token(key));
         }
     }
 

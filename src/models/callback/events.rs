@@ -119,10 +119,7 @@ impl Conn {
                 if c.more() {
                     self.cancel(key, Op::Recv, cx.ring);
                 }
-                if !self.ops.has(Op::Poll) {
-                    self.ops.add(Op::Poll);
-                    cx.ring.poll(self.fd.as_fd(), 0, Op::Poll.token(key));
-                }
+                self.watch(key, cx.ring);
                 return None;
             }
             None => {}
@@ -183,7 +180,7 @@ impl Conn {
         Some(self.driver.file_opened(&cx.env, r))
     }
 
-    /// Readiness before an idle single-shot recv, or the reset watch of a pause.
+    /// Readiness before an idle single-shot recv, or the reset watch.
     fn poll_done(&mut self, key: SlotKey, res: i32, cx: &mut Cx<'_>) -> Option<Action> {
         if res < 0 {
             return None; // cancelled
@@ -192,7 +189,9 @@ impl Conn {
             Input::Single if self.wants_input() && !self.ops.has(Op::Recv) => {
                 self.recv_once(key, cx)
             }
-            Input::Paused if res as u32 & (libc::POLLERR | libc::POLLHUP) as u32 != 0 => {
+            Input::Multi | Input::Paused
+                if res as u32 & (libc::POLLERR | libc::POLLHUP) as u32 != 0 =>
+            {
                 self.input = Input::Ended;
                 Some(self.driver.failed())
             }
