@@ -206,16 +206,27 @@ impl Conn {
     /// One recv into the driver's input buffer, lent to the ring until its CQE.
     pub(super) fn recv_once(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
         let (buf, offset) = self.driver.lend_recv_buf();
-        match cx
+        let r = cx
             .ring
-            .recv(self.fd.as_fd(), buf, offset, Op::Recv.token(key))
-        {
+            .recv(self.fd.as_fd(), buf, offset, Op::Recv.token(key));
+        self.lent(Op::Recv, r, Driver::restore_recv_buf)
+    }
+
+    /// Note `op` in flight, or, when the ring refused it, give the lent buffer
+    /// back with `restore` and fail the connection.
+    fn lent(
+        &mut self,
+        op: Op,
+        r: Result<(), Busy>,
+        restore: fn(&mut Driver, Vec<u8>),
+    ) -> Option<Action> {
+        match r {
             Ok(()) => {
-                self.ops.add(Op::Recv);
+                self.ops.add(op);
                 None
             }
             Err(Busy(buf)) => {
-                self.driver.restore_recv_buf(buf.unwrap_or_default());
+                restore(&mut self.driver, buf.unwrap_or_default());
                 Some(self.driver.failed())
             }
         }
@@ -227,19 +238,10 @@ impl Conn {
             self.driver.restore_pending(buf);
             return Some(self.driver.sent(&cx.env, 0));
         }
-        match cx
+        let r = cx
             .ring
-            .send(self.fd.as_fd(), buf, range, Op::Send.token(key))
-        {
-            Ok(()) => {
-                self.ops.add(Op::Send);
-                None
-            }
-            Err(Busy(buf)) => {
-                self.driver.restore_pending(buf.unwrap_or_default());
-                Some(self.driver.failed())
-            }
-        }
+            .send(self.fd.as_fd(), buf, range, Op::Send.token(key));
+        self.lent(Op::Send, r, Driver::restore_pending)
     }
 
     /// Arm the `/sleep` timeout for `until`; one already armed (for a later
@@ -283,18 +285,9 @@ impl Conn {
             return Some(self.driver.failed());
         };
         let buf = self.driver.lend_file_buf();
-        match cx
+        let r = cx
             .ring
-            .read_at(file.as_fd(), buf, len, offset, Op::Read.token(key))
-        {
-            Ok(()) => {
-                self.ops.add(Op::Read);
-                None
-            }
-            Err(Busy(buf)) => {
-                self.driver.restore_file_buf(buf.unwrap_or_default());
-                Some(self.driver.failed())
-            }
-        }
+            .read_at(file.as_fd(), buf, len, offset, Op::Read.token(key));
+        self.lent(Op::Read, r, Driver::restore_file_buf)
     }
 }
