@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use super::body::Chunked;
+use super::handler::{FileError, Handler, Reply, Request};
 use super::parse::{Framing, Head, HeadScanner, Method, Reject, Scan, Version};
 use super::response::{self, HeadSpec, Persist};
-use super::handler::{FileError, Handler, Reply, Request};
 use crate::config::Limits;
 use crate::stats::WorkerStats;
 
@@ -281,7 +281,10 @@ impl Conn {
         let d = self.late_persist(d);
         let body = match result {
             Ok(size) => {
-                let ct = self.file.as_ref().map_or(&b"application/octet-stream"[..], |f| f.content_type);
+                let ct = self
+                    .file
+                    .as_ref()
+                    .map_or(&b"application/octet-stream"[..], |f| f.content_type);
                 self.write_ok(stats, out, d, ct, size);
                 if d.head_only {
                     0

@@ -107,6 +107,7 @@ impl Action {
 
 /// What the model reports with: the handler, this worker's counters, and the time
 /// of the event (the model reads its clock; the driver never does).
+#[derive(Debug)]
 pub struct Env<'a, H> {
     pub handler: &'a H,
     pub stats: &'a WorkerStats,
@@ -207,7 +208,7 @@ impl Driver {
 
     /// The first action of a new connection (wait for its first request).
     pub fn start<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        self.to_read(env)
+        self.read_next(env)
     }
 
     /// The action the driver is waiting on.
@@ -608,7 +609,7 @@ impl Driver {
 
     fn then<H: Handler>(&mut self, env: &Env<'_, H>, after: After) -> Action {
         match after {
-            After::Read => self.to_read(env),
+            After::Read => self.read_next(env),
             After::Linger => self.linger(),
             After::Sleep(d) => {
                 let end = env.now + d;
@@ -646,7 +647,7 @@ impl Driver {
     }
 
     /// Wait for (more of) a request, with the deadline of the read phase.
-    fn to_read<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+    fn read_next<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         if self.fresh {
             return self.process(env);
         }
