@@ -29,8 +29,8 @@ pub(super) struct Cx<'a> {
 pub(super) enum State {
     /// Performing the driver's current action (its op, if it has one, in flight).
     Active,
-    /// `Action::Sleep`: a timeout is armed to fire at `until`.
-    Sleeping { until: Instant },
+    /// `Action::Sleep`: its timeout is armed (for the action's `until`).
+    Sleeping,
     /// The action's deadline passed while its op held a lent buffer: the op is
     /// cancelled, and its completion reports the timeout to the driver.
     Expired,
@@ -67,9 +67,7 @@ pub(super) struct Conn {
     pub(super) input: Input,
     /// The static file being sent (after `Open` until `CloseFile`).
     pub(super) file: Option<OwnedFd>,
-    /// The deadline of the current action, and the earliest one this connection
-    /// has queued in the worker's heap.
-    pub deadline: Option<Instant>,
+    /// The earliest deadline this connection has queued in the worker's heap.
     pub queued: Option<Instant>,
     /// Releases the `--max-conns` slot and counts the close when dropped.
     _admission: Admission,
@@ -88,9 +86,18 @@ impl Conn {
                 Input::Single
             },
             file: None,
-            deadline: None,
             queued: None,
             _admission: admission,
+        }
+    }
+
+    /// When the worker must expire the current action (`Sleep` has its own timer;
+    /// an expired or closing connection waits for a completion instead).
+    pub fn deadline(&self) -> Option<Instant> {
+        match (self.state, self.driver.action()) {
+            (State::Active, Action::Sleep { .. }) => None,
+            (State::Active, a) => a.deadline(),
+            _ => None,
         }
     }
 
@@ -114,7 +121,6 @@ impl Conn {
                 return;
             }
             self.state = State::Active;
-            self.deadline = a.deadline();
             let next = match a {
                 Action::Recv { idle, .. } => self.recv(key, idle, cx),
                 Action::Drain { .. } => self.recv(key, false, cx),
@@ -247,8 +253,7 @@ impl Conn {
     /// Arm the `/sleep` timeout for `until`; one already armed (for a later
     /// instant, before shutdown capped it) is cancelled, and its completion re-arms.
     fn sleep(&mut self, key: SlotKey, until: Instant, cx: &mut Cx<'_>) -> Option<Action> {
-        self.deadline = None;
-        self.state = State::Sleeping { until };
+        self.state = State::Sleeping;
         if self.ops.has(Op::Sleep) {
             self.cancel(key, Op::Sleep, cx.ring);
             return None;

@@ -205,7 +205,6 @@ impl Conn {
         if matches!(self.state, State::Closing | State::Expired) {
             return;
         }
-        self.deadline = None;
         let lent = match self.driver.action() {
             Action::Send { .. } => Some(Op::Send),
             Action::Recv { .. } | Action::Drain { .. } if self.input == Input::Single => {
@@ -235,14 +234,12 @@ impl Conn {
         }
         match a {
             Action::Sleep { until } => {
-                if matches!(self.state, State::Sleeping { until: armed } if until < armed) {
-                    self.state = State::Sleeping { until };
+                if matches!(prev, Action::Sleep { until: armed } if until < armed) {
                     self.cancel(key, Op::Sleep, cx.ring); // its completion re-arms
                 }
             }
-            _ if std::mem::discriminant(&a) == std::mem::discriminant(&prev) => {
-                self.deadline = a.deadline();
-            }
+            // Same action, deadline capped: the worker queues the new one.
+            _ if std::mem::discriminant(&a) == std::mem::discriminant(&prev) => {}
             _ => self.perform(key, a, cx),
         }
     }
@@ -263,7 +260,6 @@ impl Conn {
             return;
         }
         self.state = State::Closing;
-        self.deadline = None;
         for op in self.ops.iter() {
             self.cancel(key, op, ring);
         }

@@ -168,7 +168,7 @@ impl Worker {
             }
             return;
         }
-        if let Some(d) = conn.deadline {
+        if let Some(d) = conn.deadline() {
             if conn.queued.map_or(true, |q| d < q) {
                 conn.queued = Some(d);
                 self.deadlines.push(d, key);
@@ -185,7 +185,7 @@ impl Worker {
                 continue; // superseded by an earlier entry
             }
             conn.queued = None;
-            match conn.deadline {
+            match conn.deadline() {
                 Some(d) if d <= self.now => self.with_conn(key, |c, cx| c.expire(key, cx)),
                 _ => self.settle(key), // moved later: queue the current one
             }
