@@ -10,6 +10,7 @@
 //! - [`bufring`]: the provided-buffer ring for multishot recv.
 
 pub mod bufring;
+pub mod ops;
 pub mod probe;
 pub mod ring;
 pub mod token;
@@ -18,6 +19,7 @@ pub mod token;
 mod tests;
 
 pub use bufring::BufRing;
+pub use ops::{Busy, Returned, Stat};
 pub use probe::{check_available, Features};
 pub use ring::{Completion, Ring, RingWaker};
 pub use token::{OpKind, SlotKey, Slots, Token};

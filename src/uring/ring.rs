@@ -52,18 +52,21 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
+use super::ops::{InFlight, Returned};
 use super::probe::{build_ring, Features};
 use super::token::{OpKind, Token};
 use crate::config::UringOptions;
 use crate::stats::UringCounters;
 
 /// One completion, copied out of the CQ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Completion {
     pub token: Token,
     /// The op's result: a count or fd when `>= 0`, `-errno` otherwise.
     pub result: i32,
     pub flags: u32,
+    /// What an owned op ([`super::ops`]) hands back with its final CQE.
+    pub(super) returned: Option<Returned>,
 }
 
 impl Completion {
@@ -131,6 +134,8 @@ pub struct Ring {
     counts: Counts,
     published: Counts,
     bufs: Option<BufRing>,
+    /// Memory owned by in-flight ops of [`super::ops`]; dropped after draining.
+    pub(super) owned: InFlight,
     waker: Arc<RingWaker>,
     /// 8 bytes the wake read fills; allocated in `new`, freed in `Drop` after draining.
     wake_buf: NonNull<u64>,
@@ -171,6 +176,7 @@ impl Ring {
             counts: Counts::default(),
             published: Counts::default(),
             bufs: None,
+            owned: InFlight::default(),
             waker: Arc::new(RingWaker(efd)),
             wake_buf,
             wake_armed: false,
@@ -405,11 +411,13 @@ impl Ring {
         let mut cq = self.uring.completion();
         cq.sync();
         for cqe in &mut cq {
-            let c = Completion {
+            let mut c = Completion {
                 token: Token::from_raw(cqe.user_data()),
                 result: cqe.result(),
                 flags: cqe.flags(),
+                returned: None,
             };
+            self.owned.complete(&mut c);
             self.counts.reaped += 1;
             if !c.more() {
                 self.in_flight = self.in_flight.saturating_sub(1);
@@ -484,6 +492,7 @@ impl Drop for Ring {
             if let Some(b) = self.bufs.take() {
                 std::mem::forget(b);
             }
+            std::mem::forget(std::mem::take(&mut self.owned));
             return;
         }
         if let Some(b) = &self.bufs {

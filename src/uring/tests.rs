@@ -211,7 +211,7 @@ fn multishot_accept_and_recv_with_buffer_ring_count_enobufs() {
     let mut enobufs = false;
     for _ in 0..3 {
         c1.write_all(b"hello").unwrap();
-        let c = wait_for(&mut r, 1)[0];
+        let c = wait_for(&mut r, 1).remove(0);
         assert_eq!(c.token, tok);
         if c.result == -libc::ENOBUFS {
             assert!(!c.more(), "ENOBUFS ends the multishot recv");

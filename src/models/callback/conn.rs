@@ -1,348 +1,298 @@
-//! One connection's state machine: what to submit next after each completion.
+//! One connection: the driver, and the io_uring ops that perform its actions.
 //!
-//! Handlers return [`Flow::Close`] when the connection must go; the worker then
-//! cancels whatever is still in flight and frees the connection only after the
-//! last CQE (see the module docs of `callback`).
+//! [`Conn::perform`] turns each [`Action`] into an op (or, for an action that needs
+//! no waiting, straight into the driver's next action); the completions come back
+//! through `events.rs`. Buffers are lent by the driver and owned by the ring while
+//! an op runs ([`crate::uring::ops`]), so closing a connection never has to protect
+//! memory: it cancels what is in flight and is freed once the last completion is in
+//! (no op then refers to its descriptor number).
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
 
-use io_uring::{opcode, types};
+use super::op::{Op, Ops};
+use crate::accept::Admission;
+use crate::app::App;
+use crate::files::{OPEN_FLAGS, OPEN_RESOLVE};
+use crate::http::{Action, Driver, Env, FileError};
+use crate::uring::{Busy, OpKind, Ring, SlotKey, Token};
 
-use super::file::FileOp;
-use super::worker::{Ctx, K_READ, K_RECV, K_SEND, K_SHUT, K_SLEEP};
-use crate::http::{self, Phase, Step};
-use crate::uring::{Ring, SlotKey};
-
-/// Largest chunk of a static file read into `out` and sent at once.
-pub(super) const FILE_CHUNK: usize = 64 * 1024;
-/// Scratch read size while draining input during a lingering close.
-const LINGER_READ: usize = 4096;
-
-/// What happens once `out` has been sent whole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Then {
-    Read,
-    Linger,
-    Sleep(Duration),
-    File,
-    /// More of the open static file follows (or it is done).
-    FileBody,
+/// What an event handler needs besides the connection: the ring to submit to and
+/// the driver's environment (handler, counters, the time of this loop turn).
+pub(super) struct Cx<'a> {
+    pub ring: &'a mut Ring,
+    pub env: Env<'a, App>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {
-    /// A recv into the core's input buffer is in flight.
-    Reading,
-    /// A send of `out[sent..]` is in flight.
-    Writing(Then),
-    /// An `IORING_OP_TIMEOUT` for `/sleep` is in flight.
+    /// Performing the driver's current action (its op, if it has one, in flight).
+    Active,
+    /// `Action::Sleep`: its timeout is armed (for the action's `until`).
     Sleeping,
-    /// Opening / stat-ing / reading a static file.
-    File,
-    /// Write side shut down; draining input until EOF, a cap, or the deadline.
-    Lingering,
+    /// The action's deadline passed while its op held a lent buffer: the op is
+    /// cancelled, and its completion reports the timeout to the driver.
+    Expired,
+    /// Everything in flight is cancelled; freed once the last completion is in.
+    Closing,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Flow {
-    Continue,
-    Close,
-}
-
-pub(super) fn bit(kind: crate::uring::OpKind) -> u8 {
-    1 << kind.get()
+pub(super) enum Input {
+    /// No multishot recv on this kernel: one recv per `Recv`/`Drain` into the
+    /// driver's buffer, after a readiness poll when idle (so an idle connection
+    /// lends no buffer).
+    Single,
+    /// One multishot recv into the worker's provided buffers, kept armed. While a
+    /// request is under way (`Recv` not idle, `Drain`) or input is paused, a poll
+    /// watches for a reset too: a multishot recv can miss a RST that follows the
+    /// last bytes it read (seen on 6.18), holding the connection until its deadline.
+    Multi,
+    /// Multishot stopped because the driver holds too much unprocessed input (the
+    /// reset watch stays armed).
+    Paused,
+    /// The peer's EOF or an error ended input.
+    Ended,
 }
 
 pub(super) struct Conn {
-    /// INVARIANT: open until the connection is finalized (then closed by
-    /// `IORING_OP_CLOSE`); no op references it after `ops` is empty.
-    pub fd: Option<OwnedFd>,
-    /// INVARIANT: while `ops` has `K_RECV` in state `Reading`, the core's input buffer
-    /// is lent to the kernel: no method that may grow or read it is called.
-    pub http: http::Conn,
-    /// Response bytes (or a file chunk) to send.
-    /// INVARIANT: not resized or reallocated while `K_SEND` or `K_READ` is in `ops`.
-    pub out: Vec<u8>,
-    pub sent: usize,
-    pub state: State,
-    /// In-flight ops of this connection, one bit per op kind (`bit(kind)`).
-    pub ops: u8,
-    /// Cancelled ops are awaited; the connection is freed when `ops` is empty.
-    pub closing: bool,
-    /// The current deadline was reached; the cancelled op's CQE finishes the job.
-    pub timed_out: bool,
-    pub deadline: Option<Instant>,
-    /// The earliest deadline of this connection in the worker's heap.
+    /// INVARIANT: open until the connection is freed; no op refers to it then
+    /// (`ops` is empty).
+    pub(super) fd: OwnedFd,
+    pub(super) driver: Driver,
+    pub(super) state: State,
+    /// Ops in flight.
+    pub(super) ops: Ops,
+    pub(super) input: Input,
+    /// The static file being sent (after `Open` until `CloseFile`).
+    pub(super) file: Option<OwnedFd>,
+    /// The earliest deadline this connection has queued in the worker's heap.
     pub queued: Option<Instant>,
-    pub phase: Phase,
-    pub file: Option<Box<FileOp>>,
-    pub lingered: usize,
-    /// Input arrives through one multishot recv into the worker's provided-buffer
-    /// ring (copied in with `feed`), instead of one recv per read into `http`.
-    pub multishot: bool,
-    /// Multishot: input (or EOF) arrived since the core last processed.
-    pub fresh: bool,
-    /// Multishot: bytes fed since the core last processed (backpressure).
-    pub unprocessed: usize,
-    /// Multishot: the recv was cancelled because too much input piled up.
-    pub paused: bool,
-    /// The peer's EOF has been seen.
-    pub eof: bool,
-    /// `deadline` is a write deadline the worker queues only if the send is still
-    /// in flight a turn later (most sends complete at once; this keeps the deadline
-    /// heap from growing by one entry per response).
-    pub write_deadline: bool,
+    /// Releases the `--max-conns` slot and counts the close when dropped.
+    _admission: Admission,
 }
 
 impl Conn {
-    pub fn new(fd: OwnedFd, cx: &Ctx<'_>, multishot: bool) -> Conn {
+    pub fn new(fd: OwnedFd, driver: Driver, admission: Admission, multishot: bool) -> Conn {
         Conn {
-            fd: Some(fd),
-            http: http::Conn::new(cx.cfg.limits),
-            out: Vec::new(),
-            sent: 0,
-            state: State::Reading,
-            ops: 0,
-            closing: false,
-            timed_out: false,
-            deadline: None,
-            queued: None,
-            phase: Phase::Busy,
+            fd,
+            driver,
+            state: State::Active,
+            ops: Ops::default(),
+            input: if multishot {
+                Input::Multi
+            } else {
+                Input::Single
+            },
             file: None,
-            lingered: 0,
-            multishot,
-            fresh: false,
-            unprocessed: 0,
-            paused: false,
-            eof: false,
-            write_deadline: false,
+            queued: None,
+            _admission: admission,
         }
     }
 
-    pub(super) fn raw(&self) -> i32 {
-        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
-    }
-
-    /// Run the core over buffered input and act on its step.
-    pub fn drive(&mut self, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
-        self.fresh = false;
-        self.unprocessed = 0;
-        let step = self.http.process(cx.app, cx.stats, &mut self.out);
-        let then = match step {
-            Step::Read => Then::Read,
-            Step::Close => Then::Linger,
-            Step::Sleep(d) => Then::Sleep(d),
-            Step::File => Then::File,
-        };
-        if self.out.is_empty() {
-            self.after_write(then, key, ring, cx)
-        } else {
-            self.sent = 0;
-            self.send(then, key, ring, cx)
+    /// When the worker must expire the current action (`Sleep` has its own timer;
+    /// an expired or closing connection waits for a completion instead).
+    pub fn deadline(&self) -> Option<Instant> {
+        match (self.state, self.driver.action()) {
+            (State::Active, Action::Sleep { .. }) => None,
+            (State::Active, a) => a.deadline(),
+            _ => None,
         }
     }
 
-    /// `out` is sent whole (or was empty): take the next step.
-    fn after_write(&mut self, then: Then, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
-        self.out.clear();
-        self.sent = 0;
-        match then {
-            Then::Read => self.recv(key, ring, cx),
-            Then::Linger => self.linger(key, ring, cx),
-            Then::Sleep(d) => {
-                self.state = State::Sleeping;
-                self.deadline = None;
-                self.ops |= bit(K_SLEEP);
-                ring.push_timeout(d, key.token(K_SLEEP));
-                Flow::Continue
-            }
-            Then::File => {
-                self.state = State::File;
-                self.deadline = None;
-                self.start_file(key, ring, cx)
-            }
-            Then::FileBody => self.next_file_chunk(key, ring, cx),
-        }
+    /// Nothing refers to the connection any more: free it.
+    pub fn done(&self) -> bool {
+        self.state == State::Closing && self.ops.is_empty()
     }
 
-    /// Arm a recv into the core's input buffer, with the phase's read deadline.
-    fn recv(&mut self, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
-        if cx.shutting_down && self.http.shutdown() {
-            return Flow::Close; // idle during shutdown: close now
-        }
-        let p = self.http.phase();
-        if p == Phase::Idle || p != self.phase || self.deadline.is_none() {
-            self.deadline = Some(cx.now + p.timeout(&cx.cfg.timeouts));
-            self.phase = p;
-        }
-        self.state = State::Reading;
-        self.timed_out = false;
-        if self.multishot {
-            return self.reading_multi(key, ring, cx);
-        }
-        if self.eof {
-            return Flow::Close; // the core answered what it could after the EOF
-        }
-        let buf = self.http.read_buf();
-        let (ptr, len) = (buf.as_mut_ptr(), buf.len().min(u32::MAX as usize) as u32);
-        let sqe = opcode::Recv::new(types::Fd(self.raw()), ptr, len)
-            .build()
-            .user_data(key.token(K_RECV).raw());
-        self.ops |= bit(K_RECV);
-        // The buffer is the core's input buffer inside this Conn, which the worker
-        // frees only after this recv's CQE (`ops` INVARIANT) and which is not grown or
-        // read while the recv is in flight (field INVARIANT on `http`).
-        // SAFETY: so the buffer outlives the op, as `Ring::push` requires.
-        unsafe { ring.push(sqe) };
-        Flow::Continue
-    }
-
-    pub fn on_recv(&mut self, res: i32, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
-        if self.state == State::Lingering {
-            return self.on_linger_recv(res, key, ring, cx);
-        }
-        match res {
-            n if n > 0 => {
-                self.http.filled(n as usize);
-                cx.stats.bytes_in.add(n as u64);
-                self.drive(key, ring, cx)
-            }
-            0 => {
-                self.eof = true;
-                self.http.peer_closed();
-                self.drive(key, ring, cx)
-            }
-            _ if self.timed_out => {
-                self.http.read_timed_out(cx.stats, &mut self.out);
-                if self.out.is_empty() {
-                    return Flow::Close;
-                }
-                self.sent = 0;
-                self.send(Then::Linger, key, ring, cx)
-            }
-            _ => Flow::Close, // ECONNRESET and friends
-        }
-    }
-
-    /// Send `out[sent..]`; each send that makes no progress within the write
-    /// timeout fails the connection.
-    pub fn send(&mut self, then: Then, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
-        self.state = State::Writing(then);
-        self.timed_out = false;
-        self.deadline = Some(cx.now + cx.cfg.timeouts.write);
-        self.write_deadline = true;
-        let rest = &self.out[self.sent..];
-        let len = rest.len().min(u32::MAX as usize) as u32;
-        let sqe = opcode::Send::new(types::Fd(self.raw()), rest.as_ptr(), len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(key.token(K_SEND).raw());
-        self.ops |= bit(K_SEND);
-        // SAFETY: `out` belongs to this Conn, is not touched until the send's CQE
-        // (field INVARIANT), and the Conn outlives the op (`ops` INVARIANT).
-        unsafe { ring.push(sqe) };
-        Flow::Continue
-    }
-
-    pub fn on_send(&mut self, res: i32, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
-        let State::Writing(then) = self.state else {
-            return Flow::Close;
-        };
-        if res <= 0 {
-            return Flow::Close; // EPIPE, ECONNRESET, cancelled by the write timeout
-        }
-        cx.stats.bytes_out.add(res as u64);
-        self.sent += res as usize;
-        if self.sent < self.out.len() {
-            return self.send(then, key, ring, cx); // partial send: the rest
-        }
-        self.after_write(then, key, ring, cx)
-    }
-
-    pub fn on_sleep(&mut self, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
-        self.http.sleep_done(cx.stats, &mut self.out);
-        self.drive(key, ring, cx)
-    }
-
-    /// Shut the write side and drain what the client still sends (bounded), so our
-    /// last response is not destroyed by a RST for unread input.
-    pub(super) fn linger(&mut self, key: SlotKey, ring: &mut Ring, cx: &Ctx<'_>) -> Flow {
-        self.state = State::Lingering;
-        self.deadline = Some(cx.now + crate::net::LINGER);
-        self.lingered = 0;
-        let sqe = opcode::Shutdown::new(types::Fd(self.raw()), libc::SHUT_WR)
-            .build()
-            .user_data(key.token(K_SHUT).raw());
-        self.ops |= bit(K_SHUT);
-        // SAFETY: a shutdown references no memory.
-        unsafe { ring.push(sqe) };
-        if self.multishot {
-            return self.linger_multi(key, ring);
-        }
-        self.linger_recv(key, ring)
-    }
-
-    fn linger_recv(&mut self, key: SlotKey, ring: &mut Ring) -> Flow {
-        self.out.clear();
-        self.out.resize(LINGER_READ, 0);
-        let sqe = opcode::Recv::new(
-            types::Fd(self.raw()),
-            self.out.as_mut_ptr(),
-            LINGER_READ as u32,
+    /// Whether the driver waits for input (multishot bytes go to `feed`).
+    pub(super) fn wants_input(&self) -> bool {
+        matches!(
+            self.driver.action(),
+            Action::Recv { .. } | Action::Drain { .. }
         )
-        .build()
-        .user_data(key.token(K_RECV).raw());
-        self.ops |= bit(K_RECV);
-        // SAFETY: `out` belongs to this Conn and is not touched until this recv's
-        // CQE (field INVARIANT); the Conn outlives the op (`ops` INVARIANT).
-        unsafe { ring.push(sqe) };
-        Flow::Continue
     }
 
-    pub(super) fn on_linger_recv(
-        &mut self,
-        res: i32,
-        key: SlotKey,
-        ring: &mut Ring,
-        _cx: &Ctx<'_>,
-    ) -> Flow {
-        if res > 0 && self.lingered < crate::net::LINGER_BYTES && !self.timed_out {
-            self.lingered += res as usize;
-            return self.linger_recv(key, ring);
+    /// Perform `a`, and whatever follows at once, until an op is in flight.
+    pub fn perform(&mut self, key: SlotKey, mut a: Action, cx: &mut Cx<'_>) {
+        loop {
+            if self.state == State::Closing {
+                return;
+            }
+            self.state = State::Active;
+            let next = match a {
+                Action::Recv { idle, .. } => self.recv(key, idle, cx),
+                Action::Drain { .. } => self.recv(key, false, cx),
+                Action::Send { .. } => self.send(key, cx),
+                Action::Sleep { until } => self.sleep(key, until, cx),
+                Action::Open => self.open(key, cx),
+                Action::ReadFile { offset, len } => self.read(key, offset, len, cx),
+                Action::CloseFile => {
+                    if let Some(f) = self.file.take() {
+                        cx.ring.push_close(f, Token::internal(OpKind::CLOSE));
+                    }
+                    Some(self.driver.file_closed(&cx.env))
+                }
+                Action::ShutdownWrite => {
+                    if !self.ops.has(Op::Shut) {
+                        self.ops.add(Op::Shut);
+                        cx.ring
+                            .shutdown(self.fd.as_fd(), libc::SHUT_WR, Op::Shut.token(key));
+                    }
+                    Some(self.driver.write_shut(&cx.env))
+                }
+                Action::Close => {
+                    self.close(key, cx.ring);
+                    None
+                }
+            };
+            match next {
+                Some(n) => a = n,
+                None => return,
+            }
         }
-        Flow::Close
     }
 
-    /// The connection's deadline passed: cancel what it waits on. Returns Close when
-    /// nothing needs to finish first.
-    pub fn expire(&mut self, key: SlotKey, ring: &mut Ring) -> Flow {
-        self.deadline = None;
-        let kind = match self.state {
-            State::Reading if self.ops & bit(K_RECV) != 0 => K_RECV,
-            State::Writing(_) if self.ops & bit(K_SEND) != 0 => K_SEND,
-            State::Lingering => return Flow::Close,
-            _ => return Flow::Continue,
+    /// `Recv` or `Drain`: make sure input is coming.
+    fn recv(&mut self, key: SlotKey, idle: bool, cx: &mut Cx<'_>) -> Option<Action> {
+        match self.input {
+            Input::Ended => {
+                // EOF already seen (and told): the driver answers it, never with
+                // another wait for input.
+                let a = self.driver.eof(&cx.env);
+                if matches!(a, Action::Recv { .. } | Action::Drain { .. }) {
+                    return Some(self.driver.failed());
+                }
+                Some(a)
+            }
+            Input::Paused | Input::Multi => {
+                self.input = Input::Multi;
+                if idle {
+                    self.cancel(key, Op::Poll, cx.ring);
+                } else {
+                    self.watch(key, cx.ring);
+                }
+                self.arm_multi(key, cx.ring)
+            }
+            Input::Single if self.ops.has(Op::Recv) || self.ops.has(Op::Poll) => None,
+            Input::Single if idle => {
+                self.ops.add(Op::Poll);
+                cx.ring
+                    .poll(self.fd.as_fd(), libc::POLLIN as u32, Op::Poll.token(key));
+                None
+            }
+            Input::Single => self.recv_once(key, cx),
+        }
+    }
+
+    /// Keep the multishot recv armed (a no-op while it is).
+    pub(super) fn arm_multi(&mut self, key: SlotKey, ring: &mut Ring) -> Option<Action> {
+        if self.input != Input::Multi || self.ops.has(Op::Recv) || self.state == State::Closing {
+            return None;
+        }
+        use std::os::fd::AsRawFd;
+        match ring.push_recv_multi(self.fd.as_raw_fd(), Op::Recv.token(key)) {
+            Ok(()) => {
+                self.ops.add(Op::Recv);
+                None
+            }
+            Err(_) => Some(self.driver.failed()),
+        }
+    }
+
+    /// Watch for a reset or hang-up (a poll for no event but those).
+    pub(super) fn watch(&mut self, key: SlotKey, ring: &mut Ring) {
+        if !self.ops.has(Op::Poll) {
+            self.ops.add(Op::Poll);
+            ring.poll(self.fd.as_fd(), 0, Op::Poll.token(key));
+        }
+    }
+
+    /// One recv into the driver's input buffer, lent to the ring until its CQE.
+    pub(super) fn recv_once(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
+        let (buf, offset) = self.driver.lend_recv_buf();
+        let r = cx
+            .ring
+            .recv(self.fd.as_fd(), buf, offset, Op::Recv.token(key));
+        self.lent(Op::Recv, r, Driver::restore_recv_buf)
+    }
+
+    /// Note `op` in flight, or, when the ring refused it, give the lent buffer
+    /// back with `restore` and fail the connection.
+    fn lent(
+        &mut self,
+        op: Op,
+        r: Result<(), Busy>,
+        restore: fn(&mut Driver, Vec<u8>),
+    ) -> Option<Action> {
+        match r {
+            Ok(()) => {
+                self.ops.add(op);
+                None
+            }
+            Err(Busy(buf)) => {
+                restore(&mut self.driver, buf.unwrap_or_default());
+                Some(self.driver.failed())
+            }
+        }
+    }
+
+    fn send(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
+        let (buf, range) = self.driver.lend_pending();
+        if range.is_empty() {
+            self.driver.restore_pending(buf);
+            return Some(self.driver.sent(&cx.env, 0));
+        }
+        let r = cx
+            .ring
+            .send(self.fd.as_fd(), buf, range, Op::Send.token(key));
+        self.lent(Op::Send, r, Driver::restore_pending)
+    }
+
+    /// Arm the `/sleep` timeout for `until`; one already armed (for a later
+    /// instant, before shutdown capped it) is cancelled, and its completion re-arms.
+    fn sleep(&mut self, key: SlotKey, until: Instant, cx: &mut Cx<'_>) -> Option<Action> {
+        self.state = State::Sleeping;
+        if self.ops.has(Op::Sleep) {
+            self.cancel(key, Op::Sleep, cx.ring);
+            return None;
+        }
+        self.ops.add(Op::Sleep);
+        let after = until.saturating_duration_since(cx.env.now);
+        cx.ring.push_timeout(after, Op::Sleep.token(key));
+        None
+    }
+
+    /// `OPENAT2` beneath the static root; `STATX` follows on its completion.
+    fn open(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
+        let handler = cx.env.handler;
+        let root = handler.static_root();
+        let path = CString::new(self.driver.file_path()).ok();
+        let (Some(root), Some(path)) = (root, path) else {
+            return Some(self.driver.file_opened(&cx.env, Err(FileError::NotFound)));
         };
-        self.timed_out = true;
-        ring.push_cancel(
-            key.token(kind),
-            crate::uring::Token::internal(crate::uring::OpKind::CANCEL),
-        );
-        Flow::Continue
+        let token = Op::Open.token(key);
+        match cx
+            .ring
+            .openat2(root.fd(), path, OPEN_FLAGS, OPEN_RESOLVE, token)
+        {
+            Ok(()) => {
+                self.ops.add(Op::Open);
+                None
+            }
+            Err(_) => Some(self.driver.file_opened(&cx.env, Err(FileError::Internal))),
+        }
     }
 
-    pub(super) fn ops_for_cancel(&self) -> impl Iterator<Item = crate::uring::OpKind> + '_ {
-        [
-            K_RECV,
-            K_SEND,
-            K_SLEEP,
-            K_SHUT,
-            K_READ,
-            super::worker::K_OPEN,
-            super::worker::K_STATX,
-        ]
-        .into_iter()
-        .filter(move |k| self.ops & bit(*k) != 0)
+    fn read(&mut self, key: SlotKey, offset: u64, len: usize, cx: &mut Cx<'_>) -> Option<Action> {
+        let Some(file) = self.file.as_ref() else {
+            return Some(self.driver.failed());
+        };
+        let buf = self.driver.lend_file_buf();
+        let r = cx
+            .ring
+            .read_at(file.as_fd(), buf, len, offset, Op::Read.token(key));
+        self.lent(Op::Read, r, Driver::restore_file_buf)
     }
 }

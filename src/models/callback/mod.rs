@@ -1,43 +1,49 @@
-//! `--model callback`: io_uring, one explicit, completion-driven state machine per
-//! connection.
+//! `--model callback`: io_uring, one completion-driven executor of
+//! [`crate::http::Driver`] actions per connection.
 //!
 //! Shape: one OS thread per worker, each owning its own [`Ring`](crate::uring::Ring)
 //! and its own `SO_REUSEPORT` listener (thread-per-core, nothing shared on the hot
 //! path but the `--max-conns` counter). A worker turn is: submit everything the last
 //! turn queued and wait for a completion (one `io_uring_enter`), reap all CQEs,
-//! dispatch each to its connection by token, expire deadlines.
+//! hand each to its connection by token, expire deadlines.
 //!
-//! Per connection ([`conn::Conn`]):
+//! Every decision about a connection is the driver's; this model only performs
+//! its actions as io_uring ops ([`conn`]) and reports their completions
+//! ([`events`]):
 //!
-//! ```text
-//!            recv CQE (bytes)                 send CQE (all sent)
-//!  Reading ───────────────► handling ──out──► Writing ──────────► Reading (keep-alive)
-//!     ▲                     (process)  │        │  partial: send the rest
-//!     │                                │        ├──► Sleeping (IORING_OP_TIMEOUT) ─► handling
-//!     │                                │        ├──► File: OPENAT2 → STATX → (READ → SEND)* ─► handling
-//!     └────────────── deadline ────────┘        └──► Lingering (SHUTDOWN + drain) ─► Closing
-//!                     (cancel, 408)                                     Closing: cancel ops,
-//!                                                                       wait CQEs, CLOSE
-//! ```
+//! | action | op | reported with |
+//! |---|---|---|
+//! | `Recv`, `Drain` | multishot recv into the worker's provided buffers (or one recv into the lent input buffer) | `feed` / `buffer` (busy), `received`, `eof`, `failed` |
+//! | `Send` | send of the lent pending bytes | `sent`, `failed` |
+//! | `Sleep` | `IORING_OP_TIMEOUT` (re-armed when shutdown moves it earlier) | `slept` |
+//! | `Open` | `OPENAT2` beneath the static root, then `STATX` | `file_opened` |
+//! | `ReadFile` | read into the lent chunk buffer | `file_read` |
+//! | `CloseFile`, `ShutdownWrite` | `CLOSE`, `SHUTDOWN` (nothing to wait for) | `file_closed`, `write_shut` |
+//! | `Close` | cancel what is in flight; `CLOSE` once the last CQE is in | — |
 //!
-//! Every op a connection has in flight is a bit in `Conn::ops`; a connection is only
-//! removed from the slot table (and its buffers freed) once that mask is empty,
-//! i.e. after the CQEs of cancelled ops arrived — the buffer-lifetime contract of
-//! [`crate::uring::ring`]. Input comes through one multishot recv per connection
-//! into the worker's provided-buffer ring (`recv_multi`), or, where the kernel lacks
-//! it (before 6.0), through one recv per read straight into the core's input buffer
-//! ([`crate::http::Conn::read_buf`]), which nothing touches while that recv is in
-//! flight. Responses and file chunks are sent from the connection's `out` buffer.
+//! Buffers belong to the ring while an op runs ([`crate::uring::ops`]), so this
+//! model has no `unsafe` and a connection never protects memory: a closing one only
+//! waits for its completions so no op refers to its descriptor number any more.
+//! Input arrives through one multishot recv per connection, kept armed even while
+//! the connection is busy (bytes go to `Driver::buffer`, and a reset is noticed at
+//! once); when the driver says it holds enough, the recv is cancelled and a poll
+//! watches for a reset until the driver reads again. An idle keep-alive connection
+//! therefore holds no buffer at all.
 //!
-//! Timeouts: each connection has one deadline (read phase, write progress, or
-//! lingering close); the worker keeps a heap of deadlines and one io_uring timeout
-//! armed at the earliest, rounded to [`worker::TICK`] so connections share timers.
-//! An expired connection's in-flight op is cancelled (`IORING_OP_ASYNC_CANCEL`); its
-//! CQE then drives the 408 / close.
+//! Timeouts: each connection's current deadline ([`crate::http::Action::deadline`])
+//! sits in the worker's bounded heap ([`deadlines`]), with one io_uring timeout
+//! armed at the earliest, rounded to a tick so connections share timers. When it
+//! passes, an op holding a lent buffer is cancelled first and its completion calls
+//! `Driver::timed_out`; otherwise the driver hears at once.
+//!
+//! Shutdown ([`crate::accept`]): the accept is cancelled and the listener closed
+//! as soon as its completion is in; `Driver::shutdown` on every connection; the
+//! worker returns when no connection is left.
 
 mod conn;
-mod file;
-mod recv_multi;
+mod deadlines;
+mod events;
+mod op;
 mod worker;
 
 use std::net::TcpListener;
@@ -55,8 +61,5 @@ pub fn run(
     app: Arc<App>,
     shutdown: Arc<Shutdown>,
 ) -> Result<(), ServeError> {
-    let sd = shutdown.clone();
-    super::run_workers(cfg, app, listeners, &shutdown, move |w, listener| {
-        worker::run_worker(w.index, &w.cfg, listener, &w.app, &w.gate, &sd)
-    })
+    super::run_workers(cfg, app, listeners, &shutdown, worker::run)
 }

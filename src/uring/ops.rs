@@ -1,0 +1,383 @@
+//! Safe op constructors over owned memory: the buffer-lifetime contract of
+//! [`super::ring`] discharged once, here, so model code needs no `unsafe`.
+//!
+//! Every constructor takes ownership of what the kernel reads or writes (a
+//! `Vec<u8>`, a path, the `statx` buffer) and parks it in the ring's in-flight table
+//! ([`InFlight`], keyed by the op's [`Token`]) until **the CQE that ends the op**.
+//! [`Ring::reap`] then moves it into that [`Completion`], from which the caller
+//! takes it back ([`Completion::take_buf`], [`Completion::take_fd`],
+//! [`Completion::stat`]); whatever the caller does not take is dropped with the
+//! completion, which is sound because the kernel is done with it. So:
+//!
+//! - dropping the caller's state (a closed connection) cannot free memory under
+//!   the kernel: the table, not the caller, owns it;
+//! - a cancelled op keeps its memory until its own CQE (`-ECANCELED`, or its normal
+//!   result when it won the race), which hands it back like any other;
+//! - an open or accept that succeeds after its owner went away returns an
+//!   [`OwnedFd`] in the completion, closed when that is dropped, never leaked.
+//!
+//! At most one op per token may own memory at a time (a model gives each op of a
+//! connection its own kind): a second one is refused with [`Busy`], which returns
+//! the memory, and nothing is submitted. The table is owned by the [`Ring`] and
+//! dropped only after its `Drop` has drained every op (leaked if that fails).
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+use io_uring::{opcode, squeue, types};
+
+use super::ring::{Completion, Ring};
+use super::token::Token;
+
+/// A file's type and size, from `IORING_OP_STATX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// `st_mode` (type and permission bits).
+    pub mode: u32,
+    pub size: u64,
+}
+
+/// What an op hands back with its final completion.
+#[derive(Debug)]
+pub enum Returned {
+    /// The buffer of a send, recv or read.
+    Buf(Vec<u8>),
+    /// The descriptor an open or accept created.
+    Fd(OwnedFd),
+    /// The result of a statx.
+    Stat(Stat),
+}
+
+/// An owned op was not submitted: another op with the same token still owns
+/// memory. Carries the memory back (the buffer, when there was one).
+#[derive(Debug)]
+pub struct Busy(pub Option<Vec<u8>>);
+
+/// A heap value whose address the kernel holds: allocated by `Box::into_raw`, so no
+/// `Box` (with its uniqueness) exists while the kernel accesses it.
+///
+/// INVARIANT: `0` came from `Box::into_raw`; it is freed exactly once, by `Drop`
+/// or `into_inner`, and only once the op that was given its address has ended (the
+/// table drops entries only after their final CQE, or never: see the module docs).
+struct Lent<T>(NonNull<T>);
+
+impl<T> Lent<T> {
+    fn new(v: T) -> Lent<T> {
+        Lent(NonNull::from(Box::leak(Box::new(v))))
+    }
+
+    fn ptr(&self) -> *mut T {
+        self.0.as_ptr()
+    }
+
+    fn into_inner(self) -> T {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        // SAFETY: INVARIANT: from `Box::into_raw`, not freed yet (forget skips Drop),
+        // and the op using it has ended.
+        *unsafe { Box::from_raw(p) }
+    }
+}
+
+impl<T> Drop for Lent<T> {
+    fn drop(&mut self) {
+        // SAFETY: INVARIANT: from `Box::into_raw`, freed once, after the op ended.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+impl<T> std::fmt::Debug for Lent<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lent")
+    }
+}
+
+/// Memory held for one in-flight op.
+#[derive(Debug)]
+enum Held {
+    Buf(Vec<u8>),
+    /// openat2: the path and the `open_how` the kernel reads.
+    Open {
+        _path: Lent<CString>,
+        _how: Lent<types::OpenHow>,
+    },
+    /// statx: the buffer the kernel writes.
+    Statx(Lent<libc::statx>),
+    /// accept (possibly multishot): no memory, but a result `>= 0` is a new fd.
+    Accept,
+}
+
+/// Mixes a token's bits (kind high, slot low) so buckets spread.
+#[derive(Default)]
+pub(crate) struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(self.0 ^ u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let m = u128::from(n) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+/// The ring's table of memory owned by in-flight ops (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    ops: HashMap<u64, Held, BuildHasherDefault<TokenHasher>>,
+}
+
+impl InFlight {
+    /// How many ops own memory (or an accept) right now.
+    pub(crate) fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// The hook [`Ring::reap`] calls for every completion: when `c` ends an op of
+    /// the table, move what it held (or the fd it created) into `c`.
+    pub(crate) fn complete(&mut self, c: &mut Completion) {
+        if self.ops.is_empty() {
+            return;
+        }
+        let key = c.token.raw();
+        if c.more() {
+            // Only a multishot accept stays in the table across CQEs.
+            if matches!(self.ops.get(&key), Some(Held::Accept)) {
+                c.returned = new_fd(c.result).map(Returned::Fd);
+            }
+            return;
+        }
+        c.returned = match self.ops.remove(&key) {
+            None => None,
+            Some(Held::Buf(b)) => Some(Returned::Buf(b)),
+            Some(Held::Open { .. } | Held::Accept) => new_fd(c.result).map(Returned::Fd),
+            Some(Held::Statx(st)) => {
+                let st = st.into_inner();
+                (c.result >= 0).then_some(Returned::Stat(Stat {
+                    mode: u32::from(st.stx_mode),
+                    size: st.stx_size,
+                }))
+            }
+        };
+    }
+}
+
+/// A successful open/accept result as the descriptor it is.
+fn new_fd(result: i32) -> Option<OwnedFd> {
+    // SAFETY: a non-negative result of an open or accept CQE is a descriptor the
+    // kernel just installed for this process; nothing else owns it.
+    (result >= 0).then(|| unsafe { OwnedFd::from_raw_fd(result) })
+}
+
+impl Completion {
+    /// The buffer the op owned (send, recv, read), if this completion ended one.
+    pub fn take_buf(&mut self) -> Option<Vec<u8>> {
+        match self.returned.take() {
+            Some(Returned::Buf(b)) => Some(b),
+            other => {
+                self.returned = other;
+                None
+            }
+        }
+    }
+
+    /// The descriptor a successful open or accept created.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        match self.returned.take() {
+            Some(Returned::Fd(fd)) => Some(fd),
+            other => {
+                self.returned = other;
+                None
+            }
+        }
+    }
+
+    /// The result of a successful statx.
+    pub fn stat(&self) -> Option<Stat> {
+        match self.returned {
+            Some(Returned::Stat(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// `len` clamped to what one SQE can carry.
+fn sqe_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+impl Ring {
+    /// Record `held` for `token` and queue `sqe`, whose pointers point into `held`.
+    fn push_owned(&mut self, token: Token, held: Held, sqe: squeue::Entry) -> Result<(), Busy> {
+        use std::collections::hash_map::Entry;
+        match self.owned.ops.entry(token.raw()) {
+            Entry::Occupied(_) => {
+                return Err(Busy(match held {
+                    Held::Buf(b) => Some(b),
+                    _ => None, // never handed to the kernel: dropping it is fine
+                }));
+            }
+            Entry::Vacant(v) => {
+                v.insert(held);
+            }
+        }
+        // Every pointer in `sqe` points into the heap memory of `held` (a Vec's
+        // buffer, a `Lent` allocation), which now sits in the table and is neither
+        // moved nor freed before the op's final CQE (module docs); the table goes
+        // only after Ring's Drop drained every op.
+        // SAFETY: so the memory outlives the op, as `Ring::push` requires.
+        unsafe { self.push(sqe.user_data(token.raw())) };
+        Ok(())
+    }
+
+    /// Send `buf[range]` (`MSG_NOSIGNAL`); `buf` comes back with the completion.
+    pub fn send(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        buf: Vec<u8>,
+        range: Range<usize>,
+        token: Token,
+    ) -> Result<(), Busy> {
+        let end = range.end.min(buf.len());
+        let start = range.start.min(end);
+        let ptr = buf[start..end].as_ptr();
+        let sqe = opcode::Send::new(types::Fd(fd.as_raw_fd()), ptr, sqe_len(end - start))
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+        self.push_owned(token, Held::Buf(buf), sqe)
+    }
+
+    /// Receive into `buf[offset..]`; `buf` comes back with the completion (the
+    /// result says how many bytes landed at `offset`).
+    pub fn recv(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        mut buf: Vec<u8>,
+        offset: usize,
+        token: Token,
+    ) -> Result<(), Busy> {
+        let offset = offset.min(buf.len());
+        let spare = &mut buf[offset..];
+        let (ptr, len) = (spare.as_mut_ptr(), sqe_len(spare.len()));
+        let sqe = opcode::Recv::new(types::Fd(fd.as_raw_fd()), ptr, len).build();
+        self.push_owned(token, Held::Buf(buf), sqe)
+    }
+
+    /// Read `len` bytes (at most `buf.len()`) at file `offset` into the start of
+    /// `buf`; `buf` comes back with the completion.
+    pub fn read_at(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        mut buf: Vec<u8>,
+        len: usize,
+        offset: u64,
+        token: Token,
+    ) -> Result<(), Busy> {
+        let len = len.min(buf.len());
+        let ptr = buf[..len].as_mut_ptr();
+        let sqe = opcode::Read::new(types::Fd(fd.as_raw_fd()), ptr, sqe_len(len))
+            .offset(offset)
+            .build();
+        self.push_owned(token, Held::Buf(buf), sqe)
+    }
+
+    /// `openat2(dirfd, path, {flags, resolve})`; a successful completion carries
+    /// the new descriptor ([`Completion::take_fd`]).
+    pub fn openat2(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        path: CString,
+        flags: i32,
+        resolve: u64,
+        token: Token,
+    ) -> Result<(), Busy> {
+        let path = Lent::new(path);
+        let how = Lent::new(types::OpenHow::new().flags(flags as u64).resolve(resolve));
+        // SAFETY: `path.ptr()` is a live, initialised CString (Lent INVARIANT) that
+        // nothing else references; this only reads its pointer.
+        let cpath = unsafe { (*path.ptr()).as_ptr() };
+        let sqe = opcode::OpenAt2::new(types::Fd(dirfd.as_raw_fd()), cpath, how.ptr()).build();
+        let held = Held::Open {
+            _path: path,
+            _how: how,
+        };
+        self.push_owned(token, held, sqe)
+    }
+
+    /// `statx(fd, "", AT_EMPTY_PATH, TYPE | SIZE)` into a buffer the ring owns; a
+    /// successful completion carries the [`Stat`].
+    pub fn statx(&mut self, fd: BorrowedFd<'_>, token: Token) -> Result<(), Busy> {
+        // SAFETY: `statx` is plain old data; all-zero is a valid value.
+        let st = Lent::new(unsafe { std::mem::zeroed::<libc::statx>() });
+        let sqe = opcode::Statx::new(
+            types::Fd(fd.as_raw_fd()),
+            c"".as_ptr(),
+            st.ptr().cast::<types::statx>(),
+        )
+        .flags(libc::AT_EMPTY_PATH)
+        .mask(libc::STATX_TYPE | libc::STATX_SIZE)
+        .build();
+        self.push_owned(token, Held::Statx(st), sqe)
+    }
+
+    /// Accept on `listener` (multishot when `multi`, which needs
+    /// `features.multishot_accept`); each successful completion carries the new
+    /// connection ([`Completion::take_fd`]). The listener must stay open until the
+    /// final completion (cancel first).
+    pub fn accept(
+        &mut self,
+        listener: BorrowedFd<'_>,
+        multi: bool,
+        token: Token,
+    ) -> Result<(), Busy> {
+        let fd = types::Fd(listener.as_raw_fd());
+        let sqe = if multi {
+            opcode::AcceptMulti::new(fd)
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+        } else {
+            opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+        };
+        // No peer address is requested, so the op references no memory.
+        self.push_owned(token, Held::Accept, sqe)
+    }
+
+    /// `shutdown(fd, how)` (`libc::SHUT_WR` ...). References no memory.
+    pub fn shutdown(&mut self, fd: BorrowedFd<'_>, how: i32, token: Token) {
+        let sqe = opcode::Shutdown::new(types::Fd(fd.as_raw_fd()), how)
+            .build()
+            .user_data(token.raw());
+        // SAFETY: a shutdown references no memory.
+        unsafe { self.push(sqe) }
+    }
+
+    /// A one-shot poll for `mask` (`libc::POLLIN` ...; `0` still reports errors
+    /// and hang-ups); the result is the ready mask. References no memory.
+    pub fn poll(&mut self, fd: BorrowedFd<'_>, mask: u32, token: Token) {
+        let sqe = opcode::PollAdd::new(types::Fd(fd.as_raw_fd()), mask)
+            .build()
+            .user_data(token.raw());
+        // SAFETY: a poll references no memory.
+        unsafe { self.push(sqe) }
+    }
+
+    /// Ops that own memory (or an accept) and have not completed yet.
+    pub fn owned_in_flight(&self) -> usize {
+        self.owned.len()
+    }
+}
+
+#[cfg(test)]
+#[path = "ops_tests.rs"]
+mod tests;
