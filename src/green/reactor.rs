@@ -251,6 +251,25 @@ fn interrupted() -> io::Error {
     io::Error::new(io::ErrorKind::Interrupted, "green thread interrupted")
 }
 
+/// `Interrupted` when the running task has an interrupt pending that an op which
+/// `gives_way` would yield to (a soft one is consumed, as `submit` does). For calls
+/// that may finish without submitting anything (an accept served from a burst).
+pub(crate) fn check_interrupt(gives_way: GivesWay) -> io::Result<()> {
+    let (ctx, key) = sched::current()?;
+    let mut s = ctx.sched.borrow_mut();
+    let t = s
+        .tasks
+        .get_mut(key)
+        .ok_or_else(|| io::Error::other("task vanished"))?;
+    if gives_way.to(t.interrupt) {
+        if t.interrupt == Interrupt::Soft {
+            t.interrupt = Interrupt::None;
+        }
+        return Err(interrupted());
+    }
+    Ok(())
+}
+
 /// Cancel the ops whose deadline has passed, re-push entries whose deadline moved
 /// on, and keep a loop timer armed for the earliest entry.
 pub(crate) fn fire_timers(s: &mut Sched, r: &mut Reactor, now: Instant) {
