@@ -463,3 +463,44 @@ fn a_wake_before_park_is_not_lost() {
         .unwrap();
     assert_eq!(r, "woken");
 }
+
+#[test]
+fn accept_takes_a_burst_of_waiting_connections_in_few_turns() {
+    // Issue 14, item 1: with one io_uring accept per call, a worker took one waiting
+    // connection per loop turn, so a wave queued behind turns made long by others.
+    if skip_if_unavailable() {
+        return;
+    }
+    const WAITING: usize = 100;
+    let turns = rt()
+        .block_on(|| {
+            let l = net::GvtListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = l.local_addr().unwrap();
+            // Connected (by the kernel) before anything accepts them.
+            let clients: Vec<TcpStream> = (0..WAITING)
+                .map(|_| TcpStream::connect(addr).unwrap())
+                .collect();
+            // Another green thread takes one op per loop turn: it counts the turns.
+            let turns = Rc::new(Cell::new(0u32));
+            let done = Rc::new(Cell::new(false));
+            let (t, d) = (Rc::clone(&turns), Rc::clone(&done));
+            let ticker = spawn(move || {
+                while !d.get() {
+                    nop().unwrap();
+                    t.set(t.get() + 1);
+                }
+            });
+            let accepted: Vec<_> = (0..WAITING).map(|_| l.accept().unwrap()).collect();
+            let took = turns.get();
+            done.set(true);
+            ticker.join().unwrap();
+            assert_eq!(accepted.len(), clients.len());
+            took
+        })
+        .unwrap()
+        .unwrap();
+    assert!(
+        turns < 10,
+        "accepting {WAITING} waiting connections took {turns} loop turns"
+    );
+}
