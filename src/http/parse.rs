@@ -314,13 +314,16 @@ impl Fields {
                 return Err(reject(400, "invalid Host header"));
             }
         } else if n.eq_ignore_ascii_case(b"content-length") {
-            for item in value.split(|&b| b == b',') {
-                let len = parse_content_length(trim(item))?;
-                if self.content_length.is_some_and(|l| l != len) {
-                    return Err(reject(400, "conflicting Content-Length values"));
-                }
-                self.content_length = Some(len);
+            // One field with one value. A list (`1000,1000`) or a repeated field, even
+            // of equal values, is rejected rather than merged (RFC 9110 §8.6 permits
+            // either): a peer that merges differently is how requests get smuggled.
+            if self.content_length.is_some() {
+                return Err(reject(400, "more than one Content-Length"));
             }
+            if value.contains(&b',') {
+                return Err(reject(400, "Content-Length is a list"));
+            }
+            self.content_length = Some(parse_content_length(value)?);
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
             self.te_seen = true;
             for coding in value

@@ -94,8 +94,12 @@ fn framing_cases() {
         ("Content-Length: 99999999999999999999999\r\n", 400),
         ("Content-Length: 5\r\nContent-Length: 6\r\n", 400), // (21)
         ("Content-Length: 5, 6\r\n", 400),
-        ("Content-Length: 5, 5\r\n", 200),
-        ("Content-Length: 5\r\nContent-Length: 5\r\n", 200),
+        // Lists and repeats are refused, not merged (issue 14).
+        ("Content-Length: 5, 5\r\n", 400),
+        ("Content-Length: 1000,1000\r\n", 400),
+        ("Content-Length: 5,\r\n", 400),
+        ("Content-Length: ,5\r\n", 400),
+        ("Content-Length: 5\r\nContent-Length: 5\r\n", 400),
         ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400), // (22)
         ("Transfer-Encoding: chunked, gzip\r\n", 400),                // (23)
         ("Transfer-Encoding: gzip\r\n", 501),
