@@ -8,7 +8,7 @@
 //! ```
 //!
 //! - A green thread is a stackful coroutine (`corosensei`) on a pooled stack with a
-//!   guard page ([`stack`]). It runs until it makes a blocking call, which pushes
+//!   64 KiB guard region ([`stack`]). It runs until it makes a blocking call, which pushes
 //!   exactly one SQE and parks it ([`reactor`]); the worker's loop batches every
 //!   SQE of a turn into one `io_uring_enter`.
 //! - **One runtime per worker thread**, each with its own ring, scheduler and

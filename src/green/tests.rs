@@ -354,6 +354,46 @@ fn stack_overflow_is_reported() {
 }
 
 #[test]
+#[ignore = "run as a child process by a_fault_anywhere_in_the_guard_is_reported"]
+fn guard_bottom_child() {
+    let mut pool = stack::StackPool::new(16 * 1024);
+    let s = pool.get().unwrap();
+    let (lo, hi) = s.guard();
+    stack::install_overflow_handler();
+    stack::set_active((lo, hi), pool.stack_size());
+    // SAFETY: `lo` is the lowest byte of this stack's guard region in a mapping the
+    // pool owns: the write faults by design, and the SIGSEGV ends this child process
+    // (the overflow handler restores the default action) before anything is written.
+    unsafe { std::ptr::write_volatile(lo as *mut u8, 1) };
+    unreachable!("a write into the guard region did not fault");
+}
+
+#[test]
+fn a_fault_anywhere_in_the_guard_is_reported() {
+    // Issue 14, item 7: one guard page let a big non-probing frame skip it and land
+    // on the next stack's root frame. The guard is now 64 KiB, and a fault at its
+    // far end is still reported as this green thread's overflow.
+    let mut pool = stack::StackPool::new(16 * 1024);
+    let s = pool.get().unwrap();
+    let (lo, hi) = s.guard();
+    pool.put(s);
+    assert!(hi - lo >= 64 * 1024, "guard of {} bytes", hi - lo);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "green::tests::guard_bottom_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{stderr}");
+    assert!(stderr.contains("green thread stack overflow"), "{stderr}");
+}
+
+#[test]
 fn guard_pages_do_not_cost_a_vma_each_on_new_kernels() {
     let mut pool = stack::StackPool::new(64 * 1024);
     let s = pool.get().unwrap();
