@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types};
 
-use super::reactor::{check_interrupt, submit, GivesWay};
+use super::reactor::{check_interrupt, prepare, submit, GivesWay};
 use crate::stats::ParkReason;
 
 /// When a call must be done by.
@@ -278,18 +278,20 @@ impl GvtStream {
     }
 }
 
-/// Close `fd` through `IORING_OP_CLOSE` (falls back to `close(2)` outside a green
-/// thread). The descriptor is released in every case.
+/// Close `fd` through `IORING_OP_CLOSE`; where no op can be submitted (outside a
+/// green thread, inside [`super::on_worker_stack`]) with `close(2)` instead, which
+/// never blocks for a socket without linger. The descriptor is released in every
+/// case: it is given up to the kernel only once the op is sure to be pushed.
 pub(crate) fn close_fd(fd: OwnedFd) -> io::Result<()> {
-    if !super::in_green_thread() {
+    let Ok(op) = prepare(None, GivesWay::Never) else {
         drop(fd);
         return Ok(());
-    }
+    };
     let raw = fd.into_raw_fd();
     let sqe = opcode::Close::new(types::Fd(raw)).build();
-    // SAFETY: a close references no memory. `GivesWay::Never` and no deadline mean
-    // `submit` cannot fail before pushing it, so the kernel takes the descriptor.
-    unsafe { submit(sqe, None, GivesWay::Never, ParkReason::Io) }.map(|_| ())
+    // SAFETY: a close references no memory; `prepare` succeeded, so the SQE is pushed
+    // and the kernel takes the descriptor.
+    unsafe { op.push_and_wait(sqe, ParkReason::Io) }.map(|_| ())
 }
 
 impl AsFd for GvtStream {

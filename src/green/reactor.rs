@@ -30,6 +30,7 @@
 
 use std::cmp::Reverse;
 use std::io;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use io_uring::squeue;
@@ -179,6 +180,25 @@ pub(crate) unsafe fn submit(
     gives_way: GivesWay,
     reason: ParkReason,
 ) -> io::Result<i32> {
+    let op = prepare(deadline, gives_way)?;
+    // SAFETY: forwarded from our caller (see above).
+    unsafe { op.push_and_wait(sqe, reason) }
+}
+
+/// An op that passed every check `submit` makes before pushing: from here on
+/// nothing fails before the SQE is in the ring. Its task's op slot is armed, so it
+/// must be pushed ([`Prepared::push_and_wait`]) right away. Callers that hand something to the
+/// kernel with the op (a descriptor to close) give it up only after [`prepare`]
+/// succeeded, so a refusal never loses it.
+#[must_use]
+pub(crate) struct Prepared {
+    ctx: Rc<Ctx>,
+    key: SlotKey,
+}
+
+/// The fallible half of [`submit`]: the op may block here, the task is green and
+/// has no interrupt pending that the op gives way to; the op slot is armed.
+pub(crate) fn prepare(deadline: Option<Instant>, gives_way: GivesWay) -> io::Result<Prepared> {
     sched::can_block()?;
     let (ctx, key) = sched::current()?;
     {
@@ -213,33 +233,48 @@ pub(crate) unsafe fn submit(
         }
         s.ops_in_flight += 1;
     }
-    let sqe = sqe.user_data(key.token(OP).raw());
-    // SAFETY: our caller guarantees the SQE's memory outlives this call, and we do not
-    // return before the op's CQE (loop below).
-    unsafe { ctx.reactor.borrow_mut().push(sqe) };
-    loop {
-        sched::park(&ctx, key, reason);
-        let mut s = ctx.sched.borrow_mut();
-        let t = s
-            .tasks
-            .get_mut(key)
-            .ok_or_else(|| io::Error::other("task vanished"))?;
-        if t.op.in_flight {
-            continue; // a wake-up for something else; the op is still the kernel's
-        }
-        t.op.deadline = None;
-        let (res, cause) = (t.op.result, t.op.cancel.take());
-        return match cause {
-            _ if res >= 0 => Ok(res),
-            Some(Cause::TimedOut) if res == -libc::ECANCELED => Err(timed_out()),
-            Some(Cause::Interrupted) if res == -libc::ECANCELED => {
-                if t.interrupt == Interrupt::Soft {
-                    t.interrupt = Interrupt::None;
-                }
-                Err(interrupted())
+    Ok(Prepared { ctx, key })
+}
+
+impl Prepared {
+    /// Push `sqe` for the prepared op and park until its CQE (see [`submit`]).
+    ///
+    /// # Safety
+    /// As [`submit`]: every pointer in `sqe` stays valid until this returns.
+    pub(crate) unsafe fn push_and_wait(
+        self,
+        sqe: squeue::Entry,
+        reason: ParkReason,
+    ) -> io::Result<i32> {
+        let Prepared { ctx, key } = self;
+        let sqe = sqe.user_data(key.token(OP).raw());
+        // SAFETY: our caller guarantees the SQE's memory outlives this call, and we do
+        // not return before the op's CQE (loop below).
+        unsafe { ctx.reactor.borrow_mut().push(sqe) };
+        loop {
+            sched::park(&ctx, key, reason);
+            let mut s = ctx.sched.borrow_mut();
+            let t = s
+                .tasks
+                .get_mut(key)
+                .ok_or_else(|| io::Error::other("task vanished"))?;
+            if t.op.in_flight {
+                continue; // a wake-up for something else; the op is still the kernel's
             }
-            _ => Err(io::Error::from_raw_os_error(-res)),
-        };
+            t.op.deadline = None;
+            let (res, cause) = (t.op.result, t.op.cancel.take());
+            return match cause {
+                _ if res >= 0 => Ok(res),
+                Some(Cause::TimedOut) if res == -libc::ECANCELED => Err(timed_out()),
+                Some(Cause::Interrupted) if res == -libc::ECANCELED => {
+                    if t.interrupt == Interrupt::Soft {
+                        t.interrupt = Interrupt::None;
+                    }
+                    Err(interrupted())
+                }
+                _ => Err(io::Error::from_raw_os_error(-res)),
+            };
+        }
     }
 }
 

@@ -119,7 +119,6 @@ struct Slab {
 pub struct StackPool {
     /// Usable bytes per stack (page multiple).
     size: usize,
-    page: usize,
     /// Guard bytes below each stack (page multiple, at least one page).
     guard_len: usize,
     guard: Option<GuardKind>,
@@ -138,7 +137,6 @@ impl StackPool {
             .next_multiple_of(page);
         StackPool {
             size,
-            page,
             guard_len: GUARD_SIZE.max(page).next_multiple_of(page),
             guard: None,
             slabs: Vec::new(),

@@ -643,3 +643,27 @@ fn a_panic_escaping_the_scheduler_leaves_nothing_running() {
                  // The same runtime runs again: its context was uninstalled, the dead task removed.
     assert_eq!(r.block_on(|| 6).unwrap().unwrap(), 6);
 }
+
+#[test]
+fn close_inside_on_worker_stack_still_releases_the_descriptor() {
+    // Issue 14, item 9: close_fd gave up the descriptor (`into_raw_fd`) before a
+    // submit that fails inside on_worker_stack, so the socket leaked.
+    if skip_if_unavailable() {
+        return;
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let server = net::GvtStream::from_std(l.accept().unwrap().0).unwrap();
+    let closed = rt()
+        .block_on(move || on_worker_stack(move || server.close()))
+        .unwrap()
+        .unwrap();
+    // The peer sees the close (EOF), not a socket held open by a leaked descriptor.
+    let mut b = [0u8; 1];
+    let eof = client.read(&mut b);
+    assert!(matches!(eof, Ok(0)), "the descriptor leaked: {eof:?}");
+    assert!(closed.is_ok(), "{closed:?}");
+}
