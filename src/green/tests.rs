@@ -667,3 +667,49 @@ fn close_inside_on_worker_stack_still_releases_the_descriptor() {
     assert!(matches!(eof, Ok(0)), "the descriptor leaked: {eof:?}");
     assert!(closed.is_ok(), "{closed:?}");
 }
+
+#[test]
+fn deadline_heap_is_bounded_by_live_green_threads() {
+    // Issue 14, item 10: a finished task's deadline entry stayed in the heap until
+    // it came due, so short connections with a 60 s idle deadline piled up entries.
+    if skip_if_unavailable() {
+        return;
+    }
+    const TASKS: usize = 5000;
+    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(rx.recv().unwrap()).unwrap();
+        s.write_all(&[b'x'; TASKS]).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let (largest, left) = rt()
+        .block_on(move || {
+            let l = net::GvtListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            let s = Rc::new(RefCell::new(l.accept().unwrap()));
+            let heap = || sched::current().unwrap().0.sched.borrow().timers.len();
+            let mut largest = 0;
+            for _ in 0..TASKS {
+                let s = Rc::clone(&s);
+                // Each green thread reads one byte under a far deadline and ends.
+                spawn(move || {
+                    let mut s = s.borrow_mut();
+                    s.set_read_deadline(Some(Instant::now() + Duration::from_secs(60)));
+                    s.read_exact(&mut [0u8; 1]).unwrap();
+                })
+                .join()
+                .unwrap();
+                largest = largest.max(heap());
+            }
+            (largest, heap())
+        })
+        .unwrap()
+        .unwrap();
+    client.join().unwrap();
+    let bound = reactor::COMPACT_MIN + 1;
+    assert!(
+        largest <= bound && left <= bound,
+        "{TASKS} finished green threads left {left} deadline entries (at most {largest}); bound {bound}"
+    );
+}
