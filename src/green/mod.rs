@@ -8,7 +8,7 @@
 //! ```
 //!
 //! - A green thread is a stackful coroutine (`corosensei`) on a pooled stack with a
-//!   guard page ([`stack`]). It runs until it makes a blocking call, which pushes
+//!   64 KiB guard region ([`stack`]). It runs until it makes a blocking call, which pushes
 //!   exactly one SQE and parks it ([`reactor`]); the worker's loop batches every
 //!   SQE of a turn into one `io_uring_enter`.
 //! - **One runtime per worker thread**, each with its own ring, scheduler and
@@ -37,7 +37,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-use std::io;
+use std::io::{self, Write};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -147,10 +147,17 @@ impl Runtime {
         f: impl FnOnce() -> T + 'static,
     ) -> io::Result<std::thread::Result<T>> {
         sched::install(&self.ctx)?;
+        // Uninstalled however `drive` ends, also by a panic escaping the scheduler.
+        struct Installed;
+        impl Drop for Installed {
+            fn drop(&mut self) {
+                sched::uninstall();
+            }
+        }
+        let _installed = Installed;
         reactor::configure(&self.ctx.reactor.borrow().ring);
         let r = self.drive(f);
         self.publish();
-        sched::uninstall();
         r
     }
 
@@ -224,7 +231,9 @@ impl Drop for Runtime {
         }
         let leaked = sched::drop_leftovers(&mut s);
         if leaked > 0 {
-            eprintln!(
+            // Not `eprintln!`: a panic here, maybe already unwinding, would abort.
+            let _ = writeln!(
+                io::stderr(),
                 "gvhttpd: {leaked} green threads still had I/O in flight at runtime drop; \
                  their stacks are leaked rather than freed under the kernel"
             );

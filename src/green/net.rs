@@ -8,9 +8,12 @@
 //! misses its deadline fails with `TimedOut`; its op was cancelled and its CQE reaped
 //! before the call returned.
 //!
-//! Sockets are switched to blocking mode: io_uring then waits for readiness itself
+//! Streams are switched to blocking mode: io_uring then waits for readiness itself
 //! (an `O_NONBLOCK` socket would make some kernels complete the op with `EAGAIN`).
+//! Listeners are the exception: they accept in bursts (see [`GvtListener`]).
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types};
 
-use super::reactor::{submit, GivesWay};
+use super::reactor::{check_interrupt, prepare, submit, GivesWay};
 use crate::stats::ParkReason;
 
 /// When a call must be done by.
@@ -46,10 +49,29 @@ fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     socket2::SockRef::from(&fd).set_nonblocking(false)
 }
 
+/// Connections one accept takes off the kernel's queue at most (see [`GvtListener`]).
+pub const ACCEPT_BURST: usize = 64;
+
 /// A listening socket whose `accept` parks the green thread.
+///
+/// # Accepting in bursts
+/// An accept takes every waiting connection off the kernel's queue at once (up to
+/// [`ACCEPT_BURST`], with non-blocking `accept4`) and hands them out one per call;
+/// only when the queue is empty does it park, on an `IORING_OP_POLL_ADD` for
+/// readability. One io_uring accept op per call would take one connection per loop
+/// turn, and a turn lasts as long as the worker's other connections keep the kernel
+/// busy (a turn in which hundreds of connections each send 64 KiB takes tens of
+/// milliseconds): under a wave of clients that read slowly, a new connection then
+/// waited seconds in the queue behind them (issue 14, item 1). The callback model's
+/// multishot accept drains the queue the same way.
+///
+/// INVARIANT: `fd` is `O_NONBLOCK` (set by [`GvtListener::from_std`]), so `accept4`
+/// never blocks the worker; no io_uring op but the readiness poll ever uses it.
 #[derive(Debug)]
 pub struct GvtListener {
     fd: OwnedFd,
+    /// Accepted (blocking-mode) connections not handed out yet, oldest first.
+    ready: RefCell<VecDeque<OwnedFd>>,
 }
 
 impl GvtListener {
@@ -59,11 +81,14 @@ impl GvtListener {
         GvtListener::from_std(TcpListener::bind(addr)?)
     }
 
-    /// Adopt a bound, listening std listener.
+    /// Adopt a bound, listening std listener (switched to non-blocking mode).
     pub fn from_std(l: TcpListener) -> io::Result<GvtListener> {
         let fd = OwnedFd::from(l);
-        set_blocking(fd.as_fd())?;
-        Ok(GvtListener { fd })
+        socket2::SockRef::from(&fd).set_nonblocking(true)?;
+        Ok(GvtListener {
+            fd,
+            ready: RefCell::new(VecDeque::new()),
+        })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -76,19 +101,56 @@ impl GvtListener {
     /// Wait for the next connection. A soft interrupt ends the wait
     /// (`Interrupted`); descriptor exhaustion comes back as `EMFILE` / `ENFILE`.
     pub fn accept(&self) -> io::Result<GvtStream> {
-        let sqe = opcode::Accept::new(
-            types::Fd(self.fd.as_raw_fd()),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-        .flags(libc::SOCK_CLOEXEC)
-        .build();
-        // SAFETY: no peer address is requested, so the SQE points at no memory; the
-        // listener fd outlives the call (borrowed through &self).
-        let fd = unsafe { submit(sqe, None, GivesWay::OnSoft, ParkReason::Io) }?;
-        // SAFETY: a successful accept returns a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(GvtStream::from_fd(fd))
+        check_interrupt(GivesWay::OnSoft)?;
+        loop {
+            if let Some(fd) = self.ready.borrow_mut().pop_front() {
+                return Ok(GvtStream::from_fd(fd));
+            }
+            match self.accept_burst() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_readable()?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Move up to [`ACCEPT_BURST`] waiting connections into `ready`. `Ok` when at
+    /// least one was taken; otherwise the first error (`WouldBlock`: none waiting).
+    fn accept_burst(&self) -> io::Result<()> {
+        let mut ready = self.ready.borrow_mut();
+        for _ in 0..ACCEPT_BURST {
+            // SAFETY: `accept4` with null address pointers writes no memory; the
+            // listener fd is open (owned by `self`). `fd` is O_NONBLOCK (INVARIANT),
+            // so this never blocks; the new socket is blocking, as GvtStream needs.
+            let fd = unsafe {
+                libc::accept4(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                let e = io::Error::last_os_error();
+                return match e.kind() {
+                    _ if !ready.is_empty() => Ok(()),
+                    // A connection that was reset while queued: try the next.
+                    io::ErrorKind::ConnectionAborted => continue,
+                    _ => Err(e),
+                };
+            }
+            // SAFETY: a successful accept4 returns a new descriptor nothing else owns.
+            ready.push_back(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        Ok(())
+    }
+
+    /// Park until the listener is readable (a connection is waiting).
+    fn wait_readable(&self) -> io::Result<()> {
+        let sqe = opcode::PollAdd::new(types::Fd(self.fd.as_raw_fd()), libc::POLLIN as u32).build();
+        // SAFETY: a poll references no memory; the listener fd outlives the call
+        // (borrowed through &self).
+        unsafe { submit(sqe, None, GivesWay::OnSoft, ParkReason::Io) }.map(|_| ())
     }
 }
 
@@ -216,18 +278,20 @@ impl GvtStream {
     }
 }
 
-/// Close `fd` through `IORING_OP_CLOSE` (falls back to `close(2)` outside a green
-/// thread). The descriptor is released in every case.
+/// Close `fd` through `IORING_OP_CLOSE`; where no op can be submitted (outside a
+/// green thread, inside [`super::on_worker_stack`]) with `close(2)` instead, which
+/// never blocks for a socket without linger. The descriptor is released in every
+/// case: it is given up to the kernel only once the op is sure to be pushed.
 pub(crate) fn close_fd(fd: OwnedFd) -> io::Result<()> {
-    if !super::in_green_thread() {
+    let Ok(op) = prepare(None, GivesWay::Never) else {
         drop(fd);
         return Ok(());
-    }
+    };
     let raw = fd.into_raw_fd();
     let sqe = opcode::Close::new(types::Fd(raw)).build();
-    // SAFETY: a close references no memory. `GivesWay::Never` and no deadline mean
-    // `submit` cannot fail before pushing it, so the kernel takes the descriptor.
-    unsafe { submit(sqe, None, GivesWay::Never, ParkReason::Io) }.map(|_| ())
+    // SAFETY: a close references no memory; `prepare` succeeded, so the SQE is pushed
+    // and the kernel takes the descriptor.
+    unsafe { op.push_and_wait(sqe, ParkReason::Io) }.map(|_| ())
 }
 
 impl AsFd for GvtStream {

@@ -25,11 +25,14 @@
 //! A deadline costs no SQE. Each task keeps at most one live entry in a per-worker
 //! heap (`timer_at`): a new deadline pushes an entry only when it is earlier than
 //! the task's live one; when an entry comes due and the task's current deadline is
-//! later (the phase moved on), it is re-pushed for that deadline. The loop keeps one
+//! later (the phase moved on), it is re-pushed for that deadline. Stale entries
+//! (finished tasks, superseded deadlines) are compacted away once they outnumber
+//! the live ones, which bounds the heap by the number of green threads. The loop keeps one
 //! internal `IORING_OP_TIMEOUT` armed for the earliest entry.
 
 use std::cmp::Reverse;
 use std::io;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use io_uring::squeue;
@@ -179,6 +182,25 @@ pub(crate) unsafe fn submit(
     gives_way: GivesWay,
     reason: ParkReason,
 ) -> io::Result<i32> {
+    let op = prepare(deadline, gives_way)?;
+    // SAFETY: forwarded from our caller (see above).
+    unsafe { op.push_and_wait(sqe, reason) }
+}
+
+/// An op that passed every check `submit` makes before pushing: from here on
+/// nothing fails before the SQE is in the ring. Its task's op slot is armed, so it
+/// must be pushed ([`Prepared::push_and_wait`]) right away. Callers that hand something to the
+/// kernel with the op (a descriptor to close) give it up only after [`prepare`]
+/// succeeded, so a refusal never loses it.
+#[must_use]
+pub(crate) struct Prepared {
+    ctx: Rc<Ctx>,
+    key: SlotKey,
+}
+
+/// The fallible half of [`submit`]: the op may block here, the task is green and
+/// has no interrupt pending that the op gives way to; the op slot is armed.
+pub(crate) fn prepare(deadline: Option<Instant>, gives_way: GivesWay) -> io::Result<Prepared> {
     sched::can_block()?;
     let (ctx, key) = sched::current()?;
     {
@@ -209,37 +231,53 @@ pub(crate) unsafe fn submit(
             if t.timer_at.map_or(true, |at| d < at) {
                 t.timer_at = Some(d);
                 s.timers.push(Reverse((d, key.index, key.gen)));
+                compact_timers(s);
             }
         }
         s.ops_in_flight += 1;
     }
-    let sqe = sqe.user_data(key.token(OP).raw());
-    // SAFETY: our caller guarantees the SQE's memory outlives this call, and we do not
-    // return before the op's CQE (loop below).
-    unsafe { ctx.reactor.borrow_mut().push(sqe) };
-    loop {
-        sched::park(&ctx, key, reason);
-        let mut s = ctx.sched.borrow_mut();
-        let t = s
-            .tasks
-            .get_mut(key)
-            .ok_or_else(|| io::Error::other("task vanished"))?;
-        if t.op.in_flight {
-            continue; // a wake-up for something else; the op is still the kernel's
-        }
-        t.op.deadline = None;
-        let (res, cause) = (t.op.result, t.op.cancel.take());
-        return match cause {
-            _ if res >= 0 => Ok(res),
-            Some(Cause::TimedOut) if res == -libc::ECANCELED => Err(timed_out()),
-            Some(Cause::Interrupted) if res == -libc::ECANCELED => {
-                if t.interrupt == Interrupt::Soft {
-                    t.interrupt = Interrupt::None;
-                }
-                Err(interrupted())
+    Ok(Prepared { ctx, key })
+}
+
+impl Prepared {
+    /// Push `sqe` for the prepared op and park until its CQE (see [`submit`]).
+    ///
+    /// # Safety
+    /// As [`submit`]: every pointer in `sqe` stays valid until this returns.
+    pub(crate) unsafe fn push_and_wait(
+        self,
+        sqe: squeue::Entry,
+        reason: ParkReason,
+    ) -> io::Result<i32> {
+        let Prepared { ctx, key } = self;
+        let sqe = sqe.user_data(key.token(OP).raw());
+        // SAFETY: our caller guarantees the SQE's memory outlives this call, and we do
+        // not return before the op's CQE (loop below).
+        unsafe { ctx.reactor.borrow_mut().push(sqe) };
+        loop {
+            sched::park(&ctx, key, reason);
+            let mut s = ctx.sched.borrow_mut();
+            let t = s
+                .tasks
+                .get_mut(key)
+                .ok_or_else(|| io::Error::other("task vanished"))?;
+            if t.op.in_flight {
+                continue; // a wake-up for something else; the op is still the kernel's
             }
-            _ => Err(io::Error::from_raw_os_error(-res)),
-        };
+            t.op.deadline = None;
+            let (res, cause) = (t.op.result, t.op.cancel.take());
+            return match cause {
+                _ if res >= 0 => Ok(res),
+                Some(Cause::TimedOut) if res == -libc::ECANCELED => Err(timed_out()),
+                Some(Cause::Interrupted) if res == -libc::ECANCELED => {
+                    if t.interrupt == Interrupt::Soft {
+                        t.interrupt = Interrupt::None;
+                    }
+                    Err(interrupted())
+                }
+                _ => Err(io::Error::from_raw_os_error(-res)),
+            };
+        }
     }
 }
 
@@ -249,6 +287,46 @@ fn timed_out() -> io::Error {
 
 fn interrupted() -> io::Error {
     io::Error::new(io::ErrorKind::Interrupted, "green thread interrupted")
+}
+
+/// `Interrupted` when the running task has an interrupt pending that an op which
+/// `gives_way` would yield to (a soft one is consumed, as `submit` does). For calls
+/// that may finish without submitting anything (an accept served from a burst).
+pub(crate) fn check_interrupt(gives_way: GivesWay) -> io::Result<()> {
+    let (ctx, key) = sched::current()?;
+    let mut s = ctx.sched.borrow_mut();
+    let t = s
+        .tasks
+        .get_mut(key)
+        .ok_or_else(|| io::Error::other("task vanished"))?;
+    if gives_way.to(t.interrupt) {
+        if t.interrupt == Interrupt::Soft {
+            t.interrupt = Interrupt::None;
+        }
+        return Err(interrupted());
+    }
+    Ok(())
+}
+
+/// Heap size below which stale timer entries are left to expire.
+pub(crate) const COMPACT_MIN: usize = 1024;
+
+/// Drop stale entries (of finished tasks, or superseded by an earlier deadline)
+/// once they outnumber the live ones. Every task has at most one live entry, so
+/// right after any push the heap holds at most `max(COMPACT_MIN, 2 × tasks) + 1`
+/// entries; without it a finished connection's idle deadline stayed until it came due
+/// (60 s × 50k connections/s is 3M entries). Each compaction is O(n) and follows
+/// at least n/2 pushes, so the cost per push stays O(1) amortised.
+fn compact_timers(s: &mut Sched) {
+    if s.timers.len() <= COMPACT_MIN.max(2 * s.tasks.len()) {
+        return;
+    }
+    let tasks = &s.tasks;
+    s.timers.retain(|&Reverse((at, index, gen))| {
+        tasks
+            .get(SlotKey { index, gen })
+            .is_some_and(|t| t.timer_at == Some(at))
+    });
 }
 
 /// Cancel the ops whose deadline has passed, re-push entries whose deadline moved

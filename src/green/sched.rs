@@ -30,7 +30,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::io;
+use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Instant;
@@ -412,9 +412,38 @@ fn report_panic(payload: &(dyn Any + Send)) {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(|s| s.as_str()))
         .unwrap_or("non-string panic payload");
-    eprintln!("gvhttpd: a green thread panicked ({msg}); it was ended, other threads run on");
+    // Never a panicking write: this runs outside the task's `catch_unwind`, and
+    // `eprintln!` panics when stderr is a pipe nobody reads any more.
+    let _ = writeln!(
+        io::stderr(),
+        "gvhttpd: a green thread panicked ({msg}); it was ended, other threads run on"
+    );
     if let Ok((ctx, _)) = current() {
         ctx.sched.borrow_mut().counts.panics += 1;
+    }
+}
+
+/// Clears the running-task thread-locals when `run_ready` ends, also when a panic
+/// escapes a coroutine (a bug, e.g. a panic payload whose `Drop` panics, dropped
+/// outside the task's `catch_unwind`): no later `yield_now` may then find a
+/// `Yielder` of a coroutine that is gone. On such a panic the task whose coroutine
+/// died is removed too, so the runtime does not wait for it forever.
+struct Running<'a> {
+    ctx: &'a Ctx,
+    /// The task being resumed right now.
+    key: Option<SlotKey>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        stack::set_active((0, 0), 0);
+        CURRENT.set(None);
+        YIELDER.set(std::ptr::null());
+        if let (Some(key), true) = (self.key, std::thread::panicking()) {
+            if let Ok(mut s) = self.ctx.sched.try_borrow_mut() {
+                s.tasks.remove(key);
+            }
+        }
     }
 }
 
@@ -422,6 +451,9 @@ fn report_panic(payload: &(dyn Any + Send)) {
 /// order). Returns when the run queue is empty or `budget` resumes were made.
 pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
     let size = ctx.sched.borrow().pool.stack_size();
+    // Back on the scheduler's own stack at the end (or on a panic): no green thread
+    // is running, and the last one's Yielder must not be used from here.
+    let mut running = Running { ctx, key: None };
     for _ in 0..budget {
         let (key, mut co, guard) = {
             let mut s = ctx.sched.borrow_mut();
@@ -439,7 +471,9 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
         };
         CURRENT.set(Some(key));
         stack::set_active(guard, size);
+        running.key = Some(key);
         let r = co.resume(());
+        running.key = None;
         let mut s = ctx.sched.borrow_mut();
         s.counts.switches += 1;
         match r {
@@ -465,11 +499,7 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
             }
         }
     }
-    // Back on the scheduler's own stack: no green thread is running (and the last
-    // one's Yielder must not be used from here).
-    stack::set_active((0, 0), 0);
-    CURRENT.set(None);
-    YIELDER.set(std::ptr::null());
+    drop(running);
 }
 
 /// Deliver `level` to every task but the caller; tasks spawned later start with it.
@@ -512,7 +542,14 @@ pub(crate) fn interrupt_all(ctx: &Ctx, level: Interrupt) {
 /// are leaked, stack and all, since the kernel may still write into their buffers.
 pub(crate) fn drop_leftovers(s: &mut Sched) -> usize {
     let mut leaked = 0;
+    struct Unwinding;
+    impl Drop for Unwinding {
+        fn drop(&mut self) {
+            set_unwinding(false);
+        }
+    }
     set_unwinding(true);
+    let _reset = Unwinding;
     for key in s.tasks.keys() {
         let Some(mut t) = s.tasks.remove(key) else {
             continue;
@@ -528,6 +565,5 @@ pub(crate) fn drop_leftovers(s: &mut Sched) -> usize {
         co.force_unwind();
         s.pool.put((*co).into_stack());
     }
-    set_unwinding(false);
     leaked
 }

@@ -1,5 +1,5 @@
 //! Green-thread stacks: fixed-size stacks carved out of large slabs, each with a
-//! guard page below it, handed out and taken back by a per-worker [`StackPool`].
+//! guard region below it, handed out and taken back by a per-worker [`StackPool`].
 //!
 //! # Why not one `mmap` per stack (corosensei's `DefaultStack`)
 //! A stack with a guard page made by `mprotect` costs two VMAs (the `PROT_NONE`
@@ -7,10 +7,18 @@
 //! `vm.max_map_count` VMAs (65,530 by default), so `DefaultStack` tops out near
 //! 32,000 live green threads, far short of the 100,000 parked connections this
 //! runtime is meant to hold. Here one slab of [`STACKS_PER_SLAB`] stacks is one
-//! `mmap`, and each guard page is installed with `MADV_GUARD_INSTALL` (Linux 6.13+),
+//! `mmap`, and each guard region is installed with `MADV_GUARD_INSTALL` (Linux 6.13+),
 //! which marks page-table entries instead of splitting the VMA: 100,000 stacks cost
 //! ~1,600 VMAs. On older kernels the guard falls back to `mprotect(PROT_NONE)` (two
 //! VMAs per stack, and `vm.max_map_count` is then the limit; the pool says so).
+//!
+//! # Guard size
+//! A stack's guard region lies directly above the top of the next lower stack in
+//! the slab, where that stack's root frame lives. A frame or `alloca` bigger than
+//! the guard that does not probe its pages (C code; Rust probes) would jump over a
+//! one-page guard and silently overwrite that neighbour. So the guard is
+//! [`GUARD_SIZE`] (64 KiB), which costs nothing resident: guard pages are never
+//! touched, and with `MADV_GUARD_INSTALL` they are page-table marks, not a VMA.
 //!
 //! # Memory
 //! Slabs are `MAP_NORESERVE`: only pages a green thread actually touches become
@@ -19,9 +27,9 @@
 //! recently used (already resident) stack is reused first.
 //!
 //! # Overflow
-//! Running off the end of a stack touches its guard page and raises `SIGSEGV`. The
+//! Running off the end of a stack touches its guard region and raises `SIGSEGV`. The
 //! handler installed by [`install_overflow_handler`] checks the faulting address
-//! against the guard page of the green thread running on this worker (kept in a
+//! against the whole guard region of the green thread running on this worker (kept in a
 //! thread-local by the scheduler) and, if it matches, writes a clear message to
 //! stderr before the default action ends the process — a report, never silent
 //! corruption. Any other fault is passed on to the previous handler (Rust's own).
@@ -41,6 +49,9 @@ const MADV_GUARD_INSTALL: libc::c_int = 102;
 /// Stacks per slab (one `mmap`).
 pub const STACKS_PER_SLAB: usize = 64;
 
+/// Bytes of guard below every stack (rounded up to whole pages).
+pub const GUARD_SIZE: usize = 64 * 1024;
+
 /// How guard pages are made on this kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuardKind {
@@ -59,8 +70,8 @@ fn page_size() -> usize {
         .unwrap_or(4096)
 }
 
-/// One stack from a [`StackPool`]: `[limit, limit + page)` is the guard page,
-/// `[limit + page, base)` the usable stack.
+/// One stack from a [`StackPool`]: `[limit, limit + guard_len)` is the guard
+/// region, `[limit + guard_len, base)` the usable stack.
 ///
 /// INVARIANT: the memory lies inside a slab owned by the pool that made it, and the
 /// pool never unmaps a slab while any of its stacks is handed out.
@@ -72,13 +83,13 @@ pub struct PooledStack {
 }
 
 impl PooledStack {
-    /// The guard page range `[start, end)`.
+    /// The guard region `[start, end)`.
     pub fn guard(&self) -> (usize, usize) {
         (self.limit.get(), self.limit.get() + self.guard_len)
     }
 }
 
-// SAFETY: every PooledStack has a guard page at its low end (installed before it is
+// SAFETY: every PooledStack has a guard region at its low end (installed before it is
 // handed out, see `StackPool::grow`), its usable part is at least one page (the pool
 // rounds the size up to >= MIN_STACK_SIZE), and base/limit are page-aligned, hence
 // aligned to STACK_ALIGNMENT. The memory stays mapped while the stack is out (INVARIANT).
@@ -108,7 +119,8 @@ struct Slab {
 pub struct StackPool {
     /// Usable bytes per stack (page multiple).
     size: usize,
-    page: usize,
+    /// Guard bytes below each stack (page multiple, at least one page).
+    guard_len: usize,
     guard: Option<GuardKind>,
     slabs: Vec<Slab>,
     free: Vec<PooledStack>,
@@ -125,7 +137,7 @@ impl StackPool {
             .next_multiple_of(page);
         StackPool {
             size,
-            page,
+            guard_len: GUARD_SIZE.max(page).next_multiple_of(page),
             guard: None,
             slabs: Vec::new(),
             free: Vec::new(),
@@ -138,7 +150,12 @@ impl StackPool {
         self.size
     }
 
-    /// How guard pages are made (known after the first slab).
+    /// Guard bytes below each stack.
+    pub fn guard_len(&self) -> usize {
+        self.guard_len
+    }
+
+    /// How guard regions are made (known after the first slab).
     pub fn guard_kind(&self) -> Option<GuardKind> {
         self.guard
     }
@@ -173,7 +190,7 @@ impl StackPool {
 
     /// Map one more slab and cut it into stacks.
     fn grow(&mut self) -> io::Result<()> {
-        let stride = self.size + self.page;
+        let stride = self.size + self.guard_len;
         let len = stride * STACKS_PER_SLAB;
         // SAFETY: an anonymous private mapping at a kernel-chosen address touches no
         // existing memory; the result is checked for MAP_FAILED.
@@ -216,7 +233,7 @@ impl StackPool {
             self.free.push(PooledStack {
                 base,
                 limit,
-                guard_len: self.page,
+                guard_len: self.guard_len,
             });
         }
         self.slabs.push(slab);
@@ -225,9 +242,10 @@ impl StackPool {
 
     fn install_guard(&mut self, at: usize) -> io::Result<()> {
         if self.guard != Some(GuardKind::Mprotect) {
-            let page = at as *mut libc::c_void;
-            // SAFETY: a page inside a private anonymous mapping we own; the advice only makes it fault.
-            let r = unsafe { libc::madvise(page, self.page, MADV_GUARD_INSTALL) };
+            let region = at as *mut libc::c_void;
+            // SAFETY: a page-aligned range inside a private anonymous mapping we own;
+            // the advice only makes it fault.
+            let r = unsafe { libc::madvise(region, self.guard_len, MADV_GUARD_INSTALL) };
             if r == 0 {
                 self.guard = Some(GuardKind::Madvise);
                 return Ok(());
@@ -236,19 +254,19 @@ impl StackPool {
             if self.guard == Some(GuardKind::Madvise) || e.raw_os_error() != Some(libc::EINVAL) {
                 return Err(io::Error::new(
                     e.kind(),
-                    format!("installing a stack guard page: {e}"),
+                    format!("installing a stack guard region: {e}"),
                 ));
             }
             self.guard = Some(GuardKind::Mprotect);
         }
-        // SAFETY: as above; PROT_NONE on one page of our own mapping.
-        let r = unsafe { libc::mprotect(at as *mut libc::c_void, self.page, libc::PROT_NONE) };
+        // SAFETY: as above; PROT_NONE on a page-aligned range of our own mapping.
+        let r = unsafe { libc::mprotect(at as *mut libc::c_void, self.guard_len, libc::PROT_NONE) };
         if r != 0 {
             let e = io::Error::last_os_error();
             return Err(io::Error::new(
                 e.kind(),
                 format!(
-                    "protecting a stack guard page: {e} (with mprotect guards every green \
+                    "protecting a stack guard region: {e} (with mprotect guards every green \
                      thread costs two VMAs; raise vm.max_map_count or use Linux 6.13+)"
                 ),
             ));
@@ -273,7 +291,7 @@ impl Drop for StackPool {
 }
 
 thread_local! {
-    /// Guard page `[start, end)` of the green thread running on this OS thread,
+    /// Guard region `[start, end)` of the green thread running on this OS thread,
     /// `(0, 0)` when none. Read by the SIGSEGV handler, so plain `Cell<(usize, usize)>`
     /// with a const initialiser (no lazy init, no destructor).
     static ACTIVE_GUARD: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
@@ -281,7 +299,7 @@ thread_local! {
     static ACTIVE_SIZE: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Record the guard page of the green thread about to run on this thread.
+/// Record the guard region of the green thread about to run on this thread.
 #[inline]
 pub fn set_active(guard: (usize, usize), size: usize) {
     ACTIVE_GUARD.set(guard);
@@ -321,7 +339,7 @@ extern "C" fn on_sigsegv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
     let addr = unsafe { (*info).si_addr() } as usize;
     let (lo, hi) = ACTIVE_GUARD.get();
     if lo != 0 && addr >= lo && addr < hi {
-        raw_stderr(b"gvhttpd: green thread stack overflow (hit the guard page of a ");
+        raw_stderr(b"gvhttpd: green thread stack overflow (hit the guard region of a ");
         let mut digits = [0u8; 20];
         let mut n = ACTIVE_SIZE.get() / 1024;
         let mut i = digits.len();
@@ -378,7 +396,8 @@ mod tests {
         assert!(pool.guard_kind().is_some());
         assert_ne!(a.base(), b.base());
         let (lo, hi) = a.guard();
-        assert_eq!(hi - lo, page_size());
+        assert!(hi - lo >= GUARD_SIZE, "guard of {} bytes", hi - lo);
+        assert_eq!(hi - lo, pool.guard_len());
         assert_eq!(a.base().get() - hi, pool.stack_size());
         let a_base = a.base();
         pool.put(a);

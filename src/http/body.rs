@@ -3,10 +3,12 @@
 //! The decoder reads framing from `buf[read..]` and moves chunk data down to
 //! `buf[write..]` (`write <= read` always), so a chunked body ends up contiguous
 //! right after the request head without a second buffer. Framing is strict: CRLF
-//! only, 1–16 hex digits per size, no sign, no `0x`. Extensions and trailers are
-//! skipped, counted against the header-size limit.
+//! only, 1–16 hex digits per size, no sign, no `0x`. Extensions must follow RFC 9112
+//! §7.1.1 (`;` BWS token [BWS `=` BWS (token / quoted-string)], so `5;` with an
+//! empty name is a 400) and are then ignored; extensions and trailers are counted
+//! against the header-size limit.
 
-use super::parse::Reject;
+use super::parse::{is_tchar, Reject};
 use crate::config::Limits;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,7 +19,7 @@ enum State {
     },
     /// Whitespace after the size; only `;` may follow.
     SizeWs,
-    Ext,
+    Ext(Ext),
     SizeLf {
         last: bool,
     },
@@ -31,6 +33,26 @@ enum State {
     TrailerLf,
     EndLf,
     Done,
+}
+
+/// Where the decoder is inside a chunk extension (RFC 9112 §7.1.1):
+/// `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`,
+/// `chunk-ext-name = token`, `chunk-ext-val = token / quoted-string`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ext {
+    /// After `;`: whitespace, then the name's first character.
+    BeforeName,
+    Name,
+    /// Whitespace after the name: `=`, `;` or CR may follow.
+    AfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    BeforeValue,
+    Token,
+    Quoted,
+    /// After a backslash inside a quoted string.
+    Escape,
+    /// After the value: whitespace, then `;` or CR.
+    AfterValue,
 }
 
 /// Incremental in-place chunked decoder.
@@ -115,26 +137,20 @@ impl Chunked {
                     }
                 }
                 _ if digits == 0 => return Err(bad("missing or malformed chunk size")),
-                b';' => self.size_done(value, State::Ext, limits)?,
+                b';' => self.size_done(value, State::Ext(Ext::BeforeName), limits)?,
                 b' ' | b'\t' => self.size_done(value, State::SizeWs, limits)?,
                 b'\r' => self.size_done(value, State::SizeLf { last: value == 0 }, limits)?,
                 _ => return Err(bad("malformed chunk size")),
             },
             State::SizeWs => match b {
                 b' ' | b'\t' => State::SizeWs,
-                b';' => State::Ext,
+                b';' => State::Ext(Ext::BeforeName),
                 _ => return Err(bad("malformed chunk extension")),
             },
-            State::Ext => match b {
-                b'\r' => State::SizeLf {
-                    last: self.pending == 0,
-                },
-                b'\t' | 0x20..=0x7e | 0x80..=0xff => {
-                    self.meta_byte(limits)?;
-                    State::Ext
-                }
-                _ => return Err(bad("invalid byte in chunk extension")),
-            },
+            State::Ext(e) => {
+                self.meta_byte(limits)?;
+                self.ext_step(e, b)?
+            }
             State::SizeLf { last } => match (b, last) {
                 (b'\n', true) => State::TrailerStart,
                 (b'\n', false) => State::Data { left: self.pending },
@@ -167,6 +183,37 @@ impl Chunked {
             },
             State::Data { .. } | State::Done => self.state,
         })
+    }
+
+    /// One byte of a chunk extension (grammar on [`Ext`]).
+    fn ext_step(&self, e: Ext, b: u8) -> Result<State, Reject> {
+        let ws = b == b' ' || b == b'\t';
+        let end = State::SizeLf {
+            last: self.pending == 0,
+        };
+        Ok(State::Ext(match (e, b) {
+            (_, b'\r')
+                if matches!(e, Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue) =>
+            {
+                return Ok(end)
+            }
+            (Ext::BeforeName, _) if ws => Ext::BeforeName,
+            (Ext::BeforeName | Ext::Name, _) if is_tchar(b) => Ext::Name,
+            (Ext::BeforeName, _) => return Err(bad("chunk extension without a name")),
+            (Ext::Name | Ext::AfterName, _) if ws => Ext::AfterName,
+            (Ext::Name | Ext::AfterName, b'=') => Ext::BeforeValue,
+            (Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue, b';') => Ext::BeforeName,
+            (Ext::BeforeValue, _) if ws => Ext::BeforeValue,
+            (Ext::BeforeValue, b'"') => Ext::Quoted,
+            (Ext::BeforeValue | Ext::Token, _) if is_tchar(b) => Ext::Token,
+            (Ext::BeforeValue, _) => return Err(bad("chunk extension without a value")),
+            (Ext::Token | Ext::AfterValue, _) if ws => Ext::AfterValue,
+            (Ext::Quoted, b'"') => Ext::AfterValue,
+            (Ext::Quoted, b'\\') => Ext::Escape,
+            // qdtext and quoted-pair: HTAB, SP, VCHAR (but `"` and `\` unescaped), obs-text.
+            (Ext::Quoted | Ext::Escape, b'\t' | 0x20..=0x7e | 0x80..=0xff) => Ext::Quoted,
+            _ => return Err(bad("malformed chunk extension")),
+        }))
     }
 
     fn size_done(&mut self, size: u64, next: State, limits: &Limits) -> Result<State, Reject> {
@@ -233,6 +280,8 @@ mod tests {
                 b"abc",
             ),
             (b"0\r\n\r\n", b""),
+            (b"1;a;b=c;d = \"q \\\" ;\"\r\nx\r\n0\r\n\r\n", b"x"),
+            (b"1 ; a = b ;c\t\r\nx\r\n0;last=\"\"\r\n\r\n", b"x"),
             (
                 b"000000000000000f\r\n0123456789abcde\r\n0\r\n\r\n",
                 b"0123456789abcde",
@@ -250,21 +299,32 @@ mod tests {
     fn rejects_bad_framing() {
         let l = Limits::default();
         let cases: &[(&[u8], u16)] = &[
-            (b"\r\nabc\r\n0\r\n\r\n", 400),   // empty size
-            (b"0x1\r\na\r\n0\r\n\r\n", 400),  // 0x prefix
-            (b"-1\r\na\r\n0\r\n\r\n", 400),   // negative
-            (b"+1\r\na\r\n0\r\n\r\n", 400),   // sign
-            (b"g\r\n", 400),                  // not hex
-            (b"00000000000000001\r\n", 400),  // 17 digits
-            (b"ffffffffffffffff\r\n", 413),   // overflow-sized
-            (b"3\r\nabcd\r\n0\r\n\r\n", 400), // data longer than size
-            (b"3\r\nab\r\n\r\n", 400),        // data shorter than size
-            (b"3\nabc\r\n0\r\n\r\n", 400),    // bare LF after size
-            (b"3\r\nabc\n0\r\n\r\n", 400),    // bare LF after data
-            (b"3\r\nabcXY0\r\n\r\n", 400),    // missing CRLF
-            (b"0\r\n\n", 400),                // bare LF ending trailers
-            (b"1 x\r\n", 400),                // junk after size
-            (b"1;\x00\r\n", 400),             // NUL in extension
+            (b"\r\nabc\r\n0\r\n\r\n", 400),     // empty size
+            (b"0x1\r\na\r\n0\r\n\r\n", 400),    // 0x prefix
+            (b"-1\r\na\r\n0\r\n\r\n", 400),     // negative
+            (b"+1\r\na\r\n0\r\n\r\n", 400),     // sign
+            (b"g\r\n", 400),                    // not hex
+            (b"00000000000000001\r\n", 400),    // 17 digits
+            (b"ffffffffffffffff\r\n", 413),     // overflow-sized
+            (b"3\r\nabcd\r\n0\r\n\r\n", 400),   // data longer than size
+            (b"3\r\nab\r\n\r\n", 400),          // data shorter than size
+            (b"3\nabc\r\n0\r\n\r\n", 400),      // bare LF after size
+            (b"3\r\nabc\n0\r\n\r\n", 400),      // bare LF after data
+            (b"3\r\nabcXY0\r\n\r\n", 400),      // missing CRLF
+            (b"0\r\n\n", 400),                  // bare LF ending trailers
+            (b"1 x\r\n", 400),                  // junk after size
+            (b"1;\x00\r\n", 400),               // NUL in extension
+            (b"5;\r\nhello\r\n0\r\n\r\n", 400), // empty extension name (issue 14)
+            (b"5; \r\n", 400),                  // only whitespace as a name
+            (b"5;=v\r\n", 400),                 // a value without a name
+            (b"5;a=\r\n", 400),                 // a name with `=` but no value
+            (b"5;a b\r\n", 400),                // two tokens without `=`
+            (b"5;a=b c\r\n", 400),              // two tokens as a value
+            (b"5;a(b)\r\n", 400),               // non-token character in a name
+            (b"5;a=\"x\r\n", 400),              // unterminated quoted string
+            (b"5;a=\"x\"y\r\n", 400),           // junk after a quoted string
+            (b"5;a;\r\n", 400),                 // empty name after a second `;`
+            (b"0;\r\n\r\n", 400),               // also on the last chunk
         ];
         for (raw, status) in cases {
             let got = decode(raw, raw.len(), &l);

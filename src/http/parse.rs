@@ -189,8 +189,8 @@ impl HeadScanner {
     /// ask for more, reject, or return the parsed head.
     pub fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Scan, Reject> {
         if self.request.is_none() {
-            self.skip_empty_lines(buf)?;
-            if self.line_start == self.skipped && buf.len() == self.skipped {
+            // Nothing but (the start of) empty lines so far: wait for more.
+            if !self.skip_empty_lines(buf)? || buf.len() == self.skipped {
                 return Ok(Scan::Partial);
             }
             // Reject junk (TLS, HTTP/2 frames, binary) as soon as the method shows it.
@@ -253,8 +253,9 @@ impl HeadScanner {
         }
     }
 
-    /// Skip a bounded number of empty lines before the request line.
-    fn skip_empty_lines(&mut self, buf: &[u8]) -> Result<(), Reject> {
+    /// Skip a bounded number of empty lines before the request line. `false`:
+    /// the buffer ends inside one (a lone CR), so wait for more.
+    fn skip_empty_lines(&mut self, buf: &[u8]) -> Result<bool, Reject> {
         while self.line_start == self.skipped && buf.len() > self.skipped {
             match &buf[self.skipped..] {
                 [b'\r', b'\n', ..] => {
@@ -265,12 +266,12 @@ impl HeadScanner {
                         return Err(reject(400, "too many empty lines before the request"));
                     }
                 }
-                [b'\r'] => return Ok(()),
+                [b'\r'] => return Ok(false),
                 [b'\r', ..] | [b'\n', ..] => return Err(reject(400, "bare CR or LF")),
                 _ => break,
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -414,13 +415,16 @@ impl Fields {
                 return Err(reject(400, "invalid Host header"));
             }
         } else if n.eq_ignore_ascii_case(b"content-length") {
-            for item in value.split(|&b| b == b',') {
-                let len = parse_content_length(trim(item))?;
-                if self.content_length.is_some_and(|l| l != len) {
-                    return Err(reject(400, "conflicting Content-Length values"));
-                }
-                self.content_length = Some(len);
+            // One field with one value. A list (`1000,1000`) or a repeated field, even
+            // of equal values, is rejected rather than merged (RFC 9110 §8.6 permits
+            // either): a peer that merges differently is how requests get smuggled.
+            if self.content_length.is_some() {
+                return Err(reject(400, "more than one Content-Length"));
             }
+            if value.contains(&b',') {
+                return Err(reject(400, "Content-Length is a list"));
+            }
+            self.content_length = Some(parse_content_length(value)?);
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
             self.te_seen = true;
             for coding in value

@@ -94,8 +94,12 @@ fn framing_cases() {
         ("Content-Length: 99999999999999999999999\r\n", 400),
         ("Content-Length: 5\r\nContent-Length: 6\r\n", 400), // (21)
         ("Content-Length: 5, 6\r\n", 400),
-        ("Content-Length: 5, 5\r\n", 200),
-        ("Content-Length: 5\r\nContent-Length: 5\r\n", 200),
+        // Lists and repeats are refused, not merged (issue 14).
+        ("Content-Length: 5, 5\r\n", 400),
+        ("Content-Length: 1000,1000\r\n", 400),
+        ("Content-Length: 5,\r\n", 400),
+        ("Content-Length: ,5\r\n", 400),
+        ("Content-Length: 5\r\nContent-Length: 5\r\n", 400),
         ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400), // (22)
         ("Transfer-Encoding: chunked, gzip\r\n", 400),                // (23)
         ("Transfer-Encoding: gzip\r\n", 501),
@@ -205,4 +209,16 @@ fn find_lf_finds_the_first_lf_at_every_position() {
     }
     // Bytes with the high bit set next to an LF do not confuse the bit trick.
     assert_eq!(super::find_lf(b"\xff\x8b\x0b\n\x89"), Some(3));
+}
+
+#[test]
+fn an_empty_line_split_after_its_cr_waits_for_more() {
+    // Found by tests/fuzz_core.rs: a CRLF between requests, cut after the CR.
+    let l = Limits::default();
+    let mut s = HeadScanner::default();
+    assert_eq!(s.scan(b"\r", &l), Ok(Scan::Partial));
+    assert!(matches!(
+        s.scan(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", &l),
+        Ok(Scan::Complete(_))
+    ));
 }

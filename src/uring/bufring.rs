@@ -25,14 +25,33 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 
+/// One ring entry, laid out as the kernel's `struct io_uring_buf`. Entry 0's `resv`
+/// is the ring's tail, which the kernel reads at any time: the entries are only
+/// ever written field by field through raw pointers, never through a `&mut` over a
+/// whole entry (which would claim the tail too). io-uring's `BufRingEntry` only
+/// offers `&mut self` setters, hence this mirror.
+#[repr(C)]
+struct Entry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Entry>() == std::mem::size_of::<BufRingEntry>()
+        && std::mem::align_of::<Entry>() <= std::mem::align_of::<BufRingEntry>()
+        && std::mem::size_of::<Entry>() == 16
+);
+
 /// A registered group of equal-size receive buffers.
 pub struct BufRing {
     bgid: u16,
     /// Entries (a power of two, <= 32768).
     entries: u16,
     buf_size: u32,
-    /// Page-aligned array of `entries` [`BufRingEntry`]s shared with the kernel.
-    ring: NonNull<BufRingEntry>,
+    /// Page-aligned array of `entries` [`Entry`]s shared with the kernel.
+    ring: NonNull<Entry>,
     ring_layout: Layout,
     /// `entries * buf_size` bytes of buffer memory.
     bufs: NonNull<u8>,
@@ -80,14 +99,14 @@ impl BufRing {
             ));
         }
         let ring_layout = Layout::from_size_align(
-            usize::from(entries) * std::mem::size_of::<BufRingEntry>(),
+            usize::from(entries) * std::mem::size_of::<Entry>(),
             page_size(),
         )
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let bufs_layout = Layout::from_size_align(usize::from(entries) * buf_size as usize, 64)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: both layouts have non-zero size (entries >= 1, buf_size >= 1).
-        let ring = NonNull::new(unsafe { alloc_zeroed(ring_layout) }.cast::<BufRingEntry>());
+        let ring = NonNull::new(unsafe { alloc_zeroed(ring_layout) }.cast::<Entry>());
         // SAFETY: as above.
         let bufs = NonNull::new(unsafe { alloc_zeroed(bufs_layout) });
         let (Some(ring), Some(bufs)) = (ring, bufs) else {
@@ -143,18 +162,24 @@ impl BufRing {
     /// Write buffer `bid` into the next ring entry (not yet visible: see `store_tail`).
     fn publish(&mut self, bid: u16) {
         let idx = usize::from(self.tail & (self.entries - 1));
-        // SAFETY: idx < entries, inside the ring allocation; the kernel only reads
-        // entries between its head and the published tail, and this one is past it.
-        let e = unsafe { &mut *self.ring.as_ptr().add(idx) };
         // SAFETY: bid < entries, so the offset stays inside `bufs`.
         let addr = unsafe {
             self.bufs
                 .as_ptr()
                 .add(usize::from(bid) * self.buf_size as usize)
         };
-        e.set_addr(addr as u64);
-        e.set_len(self.buf_size);
-        e.set_bid(bid);
+        // idx < entries, so `e` is inside the ring allocation and aligned. The kernel
+        // only reads entries between its head and the published tail, and this one
+        // is past it; only `addr`, `len` and `bid` are written (not `resv`, which is
+        // the tail in entry 0), through raw pointers, so no reference claims memory
+        // the kernel may be reading.
+        // SAFETY: so these writes race with nothing and stay in bounds.
+        unsafe {
+            let e = self.ring.as_ptr().add(idx);
+            std::ptr::addr_of_mut!((*e).addr).write(addr as u64);
+            std::ptr::addr_of_mut!((*e).len).write(self.buf_size);
+            std::ptr::addr_of_mut!((*e).bid).write(bid);
+        }
         self.tail = self.tail.wrapping_add(1);
         self.held[usize::from(bid)] = false;
     }
@@ -162,9 +187,10 @@ impl BufRing {
     /// Make published entries visible to the kernel (release store of the tail).
     fn store_tail(&self) {
         let base = self.ring.as_ptr();
-        // The tail overlays entry 0's `resv`, inside the ring allocation, 2-aligned.
-        // SAFETY: the kernel only reads it, so a shared atomic view of it is sound.
-        let tail = unsafe { AtomicU16::from_ptr(BufRingEntry::tail(base).cast_mut()) };
+        // The tail overlays entry 0's `resv`, inside the ring allocation, 2-aligned,
+        // and only ever accessed atomically (here) or by the kernel, which only reads.
+        // SAFETY: so a shared atomic view of it is sound.
+        let tail = unsafe { AtomicU16::from_ptr(std::ptr::addr_of_mut!((*base).resv)) };
         tail.store(self.tail, Ordering::Release);
     }
 

@@ -42,7 +42,7 @@
 //! go to an in-process backlog (counted as `sq_full`), which `submit_and_wait`
 //! drains in order; only then does a turn take more than one enter.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
@@ -116,7 +116,13 @@ struct Counts {
 struct Pending {
     sqe: squeue::Entry,
     ts: Option<Box<types::Timespec>>,
+    /// An `IORING_OP_CLOSE`: its descriptor already belongs to the ring, so the SQE
+    /// must reach the kernel even when the ring drains.
+    close: bool,
 }
+
+/// Token of the timeout `drain` waits with on kernels without `EXT_ARG`.
+const DRAIN_WAIT: Token = Token::new(u32::MAX, super::token::GEN_MASK, OpKind::TIMER);
 
 /// One worker's io_uring (see the module docs for the contract it enforces).
 pub struct Ring {
@@ -140,6 +146,10 @@ pub struct Ring {
     /// 8 bytes the wake read fills; allocated in `new`, freed in `Drop` after draining.
     wake_buf: NonNull<u64>,
     wake_armed: bool,
+    /// Kernels without `IORING_ASYNC_CANCEL_ANY` (before 5.19): how many ops with
+    /// each `user_data` are in flight, so `drain` can cancel them one by one.
+    /// `None` where cancel-any exists (nothing is tracked on the hot path there).
+    tracked: Option<HashMap<u64, u32>>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -166,6 +176,7 @@ impl Ring {
         // SAFETY: `efd` is a fresh descriptor we own exclusively.
         let efd = unsafe { OwnedFd::from_raw_fd(efd) };
         let wake_buf = NonNull::from(Box::leak(Box::new(0u64)));
+        let tracked = (!features.cancel_flags).then(HashMap::new);
         Ok(Ring {
             uring,
             features,
@@ -180,7 +191,17 @@ impl Ring {
             waker: Arc::new(RingWaker(efd)),
             wake_buf,
             wake_armed: false,
+            tracked,
         })
+    }
+
+    /// Behave like a 5.10 kernel in `drain`: no cancel-any, no `EXT_ARG` (the
+    /// fallbacks then run on this kernel too). Call before pushing anything.
+    #[cfg(test)]
+    pub(crate) fn pretend_old_kernel(&mut self) {
+        self.features.cancel_flags = false;
+        self.features.ext_arg = false;
+        self.tracked = Some(HashMap::new());
     }
 
     pub fn features(&self) -> &Features {
@@ -231,11 +252,18 @@ impl Ring {
     /// in-flight op or pinned on a coroutine stack that cannot be freed first (see the
     /// module docs). `sqe.user_data` should be a [`Token`].
     pub unsafe fn push(&mut self, sqe: squeue::Entry) {
-        self.push_pending(Pending { sqe, ts: None });
+        self.push_pending(Pending {
+            sqe,
+            ts: None,
+            close: false,
+        });
     }
 
     fn push_pending(&mut self, p: Pending) {
         self.in_flight += 1;
+        if let Some(t) = &mut self.tracked {
+            *t.entry(p.sqe.get_user_data()).or_insert(0) += 1;
+        }
         if self.backlog.is_empty() && self.try_push_sq(&p.sqe) {
             self.note_in_sq(p.ts);
         } else {
@@ -267,14 +295,25 @@ impl Ring {
     /// A relative timeout that completes with `-ETIME` after `after` (or
     /// `-ECANCELED` when cancelled). The ring owns the `timespec`.
     pub fn push_timeout(&mut self, after: Duration, token: Token) {
+        self.push_timeout_count(after, 0, token);
+    }
+
+    /// A timeout that also completes once `count` other completions were posted
+    /// (`0`: only on time).
+    fn push_timeout_count(&mut self, after: Duration, count: u32, token: Token) {
         let ts = Box::new(types::Timespec::from(after));
         let sqe = opcode::Timeout::new(&*ts as *const types::Timespec)
+            .count(count)
             .build()
             .user_data(token.raw());
         // The Box's heap address is stable while the Box moves into `backlog` or
         // `ts_in_sq`, where it stays until the kernel has consumed the SQE (the kernel
         // copies the timespec while preparing the op, io_uring/timeout.c).
-        self.push_pending(Pending { sqe, ts: Some(ts) });
+        self.push_pending(Pending {
+            sqe,
+            ts: Some(ts),
+            close: false,
+        });
     }
 
     /// Ask the kernel to cancel every op carrying `target`; the cancel's own CQE
@@ -296,8 +335,12 @@ impl Ring {
         let sqe = opcode::Close::new(types::Fd(raw))
             .build()
             .user_data(token.raw());
-        // SAFETY: a close references no memory.
-        unsafe { self.push(sqe) }
+        // A close references no memory.
+        self.push_pending(Pending {
+            sqe,
+            ts: None,
+            close: true,
+        });
     }
 
     /// A multishot accept on `listener` (needs `features.multishot_accept`): each
@@ -421,6 +464,9 @@ impl Ring {
             self.counts.reaped += 1;
             if !c.more() {
                 self.in_flight = self.in_flight.saturating_sub(1);
+                if let Some(t) = &mut self.tracked {
+                    untrack(t, cqe.user_data());
+                }
             }
             if c.result == -libc::ENOBUFS {
                 self.counts.enobufs += 1;
@@ -448,37 +494,89 @@ impl Ring {
 
     /// Cancel everything in flight and reap until nothing is, or `limit` passes.
     /// Returns whether the ring is now idle.
+    ///
+    /// SQEs still in the backlog were never seen by the kernel and are forgotten,
+    /// except closes, which are submitted (their descriptors are the ring's). On
+    /// kernels without cancel-any (before 5.19) every tracked op is cancelled by its
+    /// token; without `EXT_ARG` (5.10) the wait is bounded by a timeout SQE instead
+    /// of an enter timeout.
     pub fn drain(&mut self, limit: Duration) -> bool {
-        // Never submitted: just forget them (their timespecs go with them).
-        self.in_flight -= self.backlog.len() as u64;
-        self.backlog.clear();
+        let before = self.backlog.len();
+        let tracked = &mut self.tracked;
+        self.backlog.retain(|p| {
+            if !p.close {
+                if let Some(t) = tracked.as_mut() {
+                    untrack(t, p.sqe.get_user_data());
+                }
+            }
+            p.close
+        });
+        self.in_flight -= (before - self.backlog.len()) as u64;
         if self.in_flight == 0 {
             return true;
         }
-        let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
-            .build()
-            .user_data(Token::internal(OpKind::CANCEL).raw());
-        // SAFETY: a cancel references no memory.
-        unsafe { self.push(sqe) };
-        if !self.features.cancel_flags {
-            // No CANCEL_ANY before 5.19: cancel what we can name, the wake read.
-            self.push_cancel(
-                Token::internal(OpKind::WAKE),
-                Token::internal(OpKind::CANCEL),
-            );
-        }
+        self.cancel_everything();
         let end = Instant::now() + limit;
         let mut sink = Vec::new();
+        let mut waiting = false;
         while self.in_flight > 0 && Instant::now() < end {
-            let ts = types::Timespec::from(Duration::from_millis(50));
-            let args = types::SubmitArgs::new().timespec(&ts);
-            self.drain_backlog();
-            let _ = self.uring.submitter().submit_with_args(1, &args);
-            self.free_consumed_timespecs();
+            if self.features.ext_arg {
+                let ts = types::Timespec::from(Duration::from_millis(50));
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.drain_backlog();
+                let _ = self.uring.submitter().submit_with_args(1, &args);
+                self.free_consumed_timespecs();
+            } else {
+                if !waiting {
+                    // Ends after 50 ms, or as soon as any other op completes.
+                    self.push_timeout_count(Duration::from_millis(50), 1, DRAIN_WAIT);
+                    waiting = true;
+                }
+                let _ = self.submit_and_wait(1);
+            }
             sink.clear();
             self.reap(&mut sink);
+            if sink.iter().any(|c| c.token == DRAIN_WAIT) {
+                waiting = false;
+            }
         }
         self.in_flight == 0
+    }
+
+    /// Ask the kernel to cancel every op in flight.
+    fn cancel_everything(&mut self) {
+        let Some(tracked) = &self.tracked else {
+            let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
+                .build()
+                .user_data(Token::internal(OpKind::CANCEL).raw());
+            // SAFETY: a cancel references no memory.
+            unsafe { self.push(sqe) };
+            return;
+        };
+        // One cancel per op; cancels, closes and NOPs finish on their own.
+        let targets: Vec<(u64, u32)> = tracked
+            .iter()
+            .filter(|(&raw, _)| {
+                let k = Token::from_raw(raw).kind();
+                k != OpKind::CANCEL && k != OpKind::CLOSE && k != OpKind::NOP
+            })
+            .map(|(&raw, &n)| (raw, n))
+            .collect();
+        for (raw, n) in targets {
+            for _ in 0..n {
+                self.push_cancel(Token::from_raw(raw), Token::internal(OpKind::CANCEL));
+            }
+        }
+    }
+}
+
+/// One op with `user_data` is no longer in flight.
+fn untrack(t: &mut HashMap<u64, u32>, user_data: u64) {
+    if let Some(n) = t.get_mut(&user_data) {
+        *n -= 1;
+        if *n == 0 {
+            t.remove(&user_data);
+        }
     }
 }
 

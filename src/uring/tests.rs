@@ -1,6 +1,6 @@
 //! Ring tests over real eventfds and loopback sockets.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -258,4 +258,57 @@ fn drain_cancels_and_reaps_everything_in_flight() {
     assert!(r.drain(Duration::from_secs(5)), "ops left in flight");
     assert_eq!(r.in_flight(), 0);
     drop(buf);
+}
+
+/// Fill a 4-entry SQ with ops that never finish on their own (a recv, a 60 s
+/// timeout, the wake read, a poll) so that a close lands in the backlog, drain,
+/// and check that everything ended and the closed socket's peer saw EOF.
+fn drain_with_a_backlogged_close(mut r: Ring) {
+    let (_client, server, _l) = tcp_pair();
+    let (mut peer, doomed, _l2) = tcp_pair();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = vec![0u8; 64];
+    let sqe = opcode::Recv::new(types::Fd(server.as_raw_fd()), buf.as_mut_ptr(), 64)
+        .build()
+        .user_data(Token::new(1, 0, RECV).raw());
+    // SAFETY: `buf` outlives the op: `drain` below reaps its CQE before `buf` drops
+    // (asserted through `in_flight`).
+    unsafe { r.push(sqe) };
+    r.push_timeout(Duration::from_secs(60), Token::new(2, 0, A));
+    r.arm_wake();
+    let poll = opcode::PollAdd::new(types::Fd(server.as_raw_fd()), libc::POLLIN as u32)
+        .build()
+        .user_data(Token::new(3, 0, A).raw());
+    // SAFETY: a poll references no memory.
+    unsafe { r.push(poll) };
+    r.push_close(OwnedFd::from(doomed), Token::internal(OpKind::CLOSE));
+    assert_eq!(r.in_flight(), 5);
+    assert!(r.drain(Duration::from_secs(5)), "ops left in flight");
+    assert_eq!(r.in_flight(), 0);
+    drop(buf);
+    // The backlogged close reached the kernel: the peer sees EOF, not a leaked fd.
+    let mut b = [0u8; 1];
+    let eof = peer.read(&mut b);
+    assert!(
+        matches!(eof, Ok(0)),
+        "the closed descriptor leaked: {eof:?}"
+    );
+}
+
+#[test]
+fn drain_submits_backlogged_closes() {
+    // Issue 14, item 8: drain dropped the whole backlog, closes too (fds leaked).
+    let Some(r) = ring(4) else { return };
+    drain_with_a_backlogged_close(r);
+}
+
+#[test]
+fn drain_without_cancel_any_or_ext_arg_cancels_op_by_op() {
+    // Issue 14, item 8: on 5.10-5.18 cancel-any fails with EINVAL and, without
+    // EXT_ARG, every timed enter fails, so drain spun for its whole limit and left
+    // the ops in flight. The fallbacks (one cancel per op, a timeout SQE to wait
+    // with) run here on a new kernel with those features switched off.
+    let Some(mut r) = ring(4) else { return };
+    r.pretend_old_kernel();
+    drain_with_a_backlogged_close(r);
 }
