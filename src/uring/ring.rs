@@ -28,6 +28,9 @@
 //! ring owns itself: a timeout's `timespec` is boxed by the ring and freed only once
 //! the kernel has *consumed* the SQE (the kernel copies it while preparing the op),
 //! the wake read's 8 bytes and the provided buffers live as long as the ring.
+//! The owned-buffer ops of [`super::ops`] (send, recv, read, openat2, statx,
+//! accept, ...) keep their memory in the ring's in-flight table until the final
+//! CQE, which hands it back in the [`Completion`].
 //!
 //! Whatever is still in flight when a `Ring` is dropped is cancelled and reaped by
 //! its `Drop` (bounded wait; if the kernel does not finish in time the memory the
