@@ -316,6 +316,9 @@ impl Worker<'_> {
         if k == 0 {
             return;
         }
+        if c.sent_on_socket == 0 && self.measuring {
+            self.counts.connections += 1;
+        }
         c.sent_on_socket += k as u64;
         self.inflight_total += k;
         if let (true, Some(b)) = (self.measuring, &mut self.budget) {
