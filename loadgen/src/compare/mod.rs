@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use output::{best_per_scenario, summary, Answer};
-pub use plots::render_all as render_plots;
+pub use plots::{fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear};
 pub use server::{parse_peer, parse_ready, Target};
 
 /// Flags of `gvhttpd bench compare`.

@@ -436,6 +436,18 @@ fn answer(
         }
     });
     let (best, bs) = *ranked.first()?;
+    if higher_better && bs.0 <= 0.0 {
+        // Nobody achieved anything (e.g. no sweep point held the bound).
+        return Some(Answer {
+            what,
+            metric: metric.into(),
+            best: "none".into(),
+            best_stat: bs,
+            next: None,
+            ratio: None,
+            overlap: false,
+        });
+    }
     let next = ranked.get(1).copied();
     let ratio = next.and_then(|(_, ns)| {
         let r = if higher_better {
@@ -606,6 +618,7 @@ fn answer_table(raw: &Raw, s: &mut String) {
             )
         });
         let sig = match (&a.next, a.overlap) {
+            (None, _) if a.best == "none" => "no server reached it",
             (None, _) => "–",
             (Some(_), true) => "no: within spread",
             (Some(_), false) if raw.repeat < 2 => "no spread (1 repetition)",
@@ -613,10 +626,14 @@ fn answer_table(raw: &Raw, s: &mut String) {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | **`{}`** | {} [{}–{}] | {next} | {next_cell} | {} | {sig} |",
+            "| {} | {} | **{}** | {} [{}–{}] | {next} | {next_cell} | {} | {sig} |",
             a.what,
             a.metric,
-            a.best,
+            if a.best == "none" {
+                "none".to_string()
+            } else {
+                format!("`{}`", a.best)
+            },
             fmt_metric(md),
             fmt_metric(lo),
             fmt_metric(hi),

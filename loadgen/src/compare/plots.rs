@@ -295,6 +295,9 @@ pub fn ticks_linear(top: f64) -> (Vec<f64>, f64) {
 /// A tick label with as many decimals as `step` needs (`k`/`M` for thousands and
 /// millions), so distinct ticks never read the same.
 pub fn fmt_tick(v: f64, step: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
     let (scale, suffix) = if step >= 1e6 || v.abs() >= 1e6 && step >= 1e5 {
         (1e6, "M")
     } else if step >= 1e3 || v.abs() >= 1e4 && step >= 100.0 {
@@ -303,11 +306,13 @@ pub fn fmt_tick(v: f64, step: f64) -> String {
         (1.0, "")
     };
     let s = step / scale;
-    let decimals = if s >= 1.0 {
-        0
-    } else {
-        (-s.log10()).ceil().max(0.0) as usize
-    };
+    // As many decimals as the step has (2.5 needs one, 0.25 two).
+    let decimals = (0..6)
+        .find(|&d| {
+            let x = s * 10f64.powi(d);
+            (x - x.round()).abs() < 1e-6 * x.max(1.0)
+        })
+        .unwrap_or(6) as usize;
     format!("{:.*}{suffix}", decimals, v / scale)
 }
 
@@ -698,7 +703,10 @@ fn sweep(raw: &Raw) -> Res<String> {
         .map(|p| p.1)
         .chain(LATENCY_BOUNDS_US.map(|b| b as f64))
         .fold(1.0, f64::max);
-    let ymin = all().map(|p| p.1).fold(ymax, f64::min);
+    let ymin = all()
+        .map(|p| p.1)
+        .chain(LATENCY_BOUNDS_US.map(|b| b as f64))
+        .fold(ymax, f64::min);
     let (xt, xstep) = ticks_linear(xmax);
     let xtop = *xt.last().unwrap_or(&1.0);
     let yt = ticks_125(ymin, ymax);
