@@ -34,7 +34,9 @@ fn work_burns_cpu_and_is_capped(model: Model) {
     let head = s.exchange(b"HEAD /work/10 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let head = String::from_utf8_lossy(&head);
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    assert!(head.contains("Content-Length: 10\r\n"), "{head}");
+    // The length of "worked 10us", and no body after the head.
+    assert!(head.contains("Content-Length: 11\r\n"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "{head}");
 
     for bad in ["/work/1000001", "/work/99999999", "/work/", "/work/-1", "/work/5ms"] {
         let r = s.get(bad);
