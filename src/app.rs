@@ -390,7 +390,11 @@ mod tests {
 
     #[test]
     fn work_bounds() {
-        for (s, want) in [("0", Some(0)), ("1000000", Some(1_000_000)), ("1000001", None)] {
+        for (s, want) in [
+            ("0", Some(0)),
+            ("1000000", Some(1_000_000)),
+            ("1000001", None),
+        ] {
             assert_eq!(parse_work_us(s), want, "{s}");
         }
         for s in ["", "-1", "1e3", "12x", "99999999"] {

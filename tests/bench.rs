@@ -108,9 +108,22 @@ fn compare_runs_every_scenario_with_a_peer_row() {
     // own tokio model on the port compare picks.
     let peer = format!("ref={BIN} serve --model tokio --addr 127.0.0.1:{{port}} --workers {{workers}} --root {{root}}");
     let out = Command::new(BIN)
-        .args(["bench", "compare", "--quick", "--models", "tokio,nosuchmodel"])
+        .args([
+            "bench",
+            "compare",
+            "--quick",
+            "--models",
+            "tokio,nosuchmodel",
+        ])
         .args(["--peer", &peer])
-        .args(["--duration", "400ms", "--warmup", "100ms", "--idle-conns", "200"])
+        .args([
+            "--duration",
+            "400ms",
+            "--warmup",
+            "100ms",
+            "--idle-conns",
+            "200",
+        ])
         .args(["--server-cpus", "0", "--load-cpus", "0"])
         .arg("--out")
         .arg(&dir)
@@ -133,7 +146,10 @@ fn compare_runs_every_scenario_with_a_peer_row() {
     assert_eq!(raw.runs.len(), 2 * (5 + 1 + 3 + 1 + 1 + 2 + 2));
     assert!(!raw.models[1].available);
     assert_eq!(raw.models[2].name, "ref");
-    assert!(raw.models[2].peer.as_deref().is_some_and(|c| c.contains("{port}")));
+    assert!(raw.models[2]
+        .peer
+        .as_deref()
+        .is_some_and(|c| c.contains("{port}")));
     for server in ["tokio", "ref"] {
         let runs: Vec<_> = raw.runs.iter().filter(|r| r.model == server).collect();
         let churn = runs.iter().find(|r| r.scenario == "churn").unwrap();
@@ -142,10 +158,16 @@ fn compare_runs_every_scenario_with_a_peer_row() {
         // One connection per request; requests sent in the warm-up (at most one
         // per connection) are answered in the measured period.
         let (c, n) = (rep.result.counts.connections, rep.result.requests);
-        assert!(n > 0 && c.abs_diff(n) <= 16, "{server}: {c} connections, {n} requests");
+        assert!(
+            n > 0 && c.abs_diff(n) <= 16,
+            "{server}: {c} connections, {n} requests"
+        );
         let skew = runs.iter().find(|r| r.scenario == "skew").unwrap();
         assert!(skew.heavy.as_ref().unwrap().result.counts.status_2xx > 0);
-        assert_eq!(skew.report.as_ref().unwrap().result.target_rate, Some(1000.0));
+        assert_eq!(
+            skew.report.as_ref().unwrap().result.target_rate,
+            Some(1000.0)
+        );
         let large: Vec<_> = runs.iter().filter(|r| r.scenario == "large").collect();
         for l in &large {
             let r = l.report.as_ref().unwrap();
@@ -162,21 +184,36 @@ fn compare_runs_every_scenario_with_a_peer_row() {
             .unwrap()
             .result
             .req_per_s;
-        for r in runs.iter().filter(|r| r.scenario == "sweep" && r.repeat == 1) {
+        for r in runs
+            .iter()
+            .filter(|r| r.scenario == "sweep" && r.repeat == 1)
+        {
             let share = r.point.as_ref().unwrap().value;
             let rate = r.report.as_ref().unwrap().config.rate.unwrap();
-            assert!((rate - max * share).abs() <= 10.0, "{rate} vs {max} x {share}");
+            assert!(
+                (rate - max * share).abs() <= 10.0,
+                "{rate} vs {max} x {share}"
+            );
         }
     }
     let summary = read("summary.md");
-    for want in ["## The answer", "| plaintext | tokio |", "| plaintext | ref |", "`nosuchmodel`",
-                 "| ref | 1000 |", "--peer"] {
+    for want in [
+        "## The answer",
+        "| plaintext | tokio |",
+        "| plaintext | ref |",
+        "`nosuchmodel`",
+        "| ref | 1000 |",
+        "--peer",
+    ] {
         assert!(summary.contains(want), "{want}: {summary}");
     }
     assert!(read("README.md").contains("bench compare"));
     for (svg, _) in loadgen::compare::plot_names(&raw) {
         let text = read(&svg);
-        assert!(text.starts_with("<svg") && text.contains("commit "), "{svg}");
+        assert!(
+            text.starts_with("<svg") && text.contains("commit "),
+            "{svg}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -197,7 +234,9 @@ fn merge_of_two_concurrent_runs_is_the_exact_merge() {
         .map(|name| {
             let json = dir.join(format!("{name}.json"));
             let child = Command::new(BIN)
-                .args(["bench", "--url", &srv.1, "-c", "4", "-d", "700ms", "--quiet"])
+                .args([
+                    "bench", "--url", &srv.1, "-c", "4", "-d", "700ms", "--quiet",
+                ])
                 .args(["--start-at", &format!("{start_at:.3}"), "--json"])
                 .arg(&json)
                 .stdout(Stdio::null())
@@ -209,10 +248,13 @@ fn merge_of_two_concurrent_runs_is_the_exact_merge() {
     let mut reports = Vec::new();
     for (mut child, json) in runs {
         assert!(child.wait().unwrap().success());
-        let r = loadgen::report::Report::from_json(&std::fs::read_to_string(&json).unwrap())
-            .unwrap();
+        let r =
+            loadgen::report::Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
         // (--start-at was given to the millisecond.)
-        assert!(r.started_unix_s.unwrap() >= start_at - 0.001, "waited for --start-at");
+        assert!(
+            r.started_unix_s.unwrap() >= start_at - 0.001,
+            "waited for --start-at"
+        );
         reports.push(r);
     }
     let merged_json = dir.join("merged.json");
@@ -225,26 +267,43 @@ fn merge_of_two_concurrent_runs_is_the_exact_merge() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("Requests/sec:"), "{stdout}");
     let m = loadgen::report::Report::from_json(&std::fs::read_to_string(&merged_json).unwrap())
         .unwrap();
     // Counts are summed.
     let sum = |f: fn(&loadgen::report::Report) -> u64| reports.iter().map(f).sum::<u64>();
     assert_eq!(m.result.requests, sum(|r| r.result.requests));
-    assert_eq!(m.result.counts.status_2xx, sum(|r| r.result.counts.status_2xx));
-    assert_eq!(m.result.counts.bytes_read, sum(|r| r.result.counts.bytes_read));
+    assert_eq!(
+        m.result.counts.status_2xx,
+        sum(|r| r.result.counts.status_2xx)
+    );
+    assert_eq!(
+        m.result.counts.bytes_read,
+        sum(|r| r.result.counts.bytes_read)
+    );
     assert_eq!(m.config.connections, 8);
     // Percentiles are those of the exact merge of both histograms.
     let mut exact = loadgen::hist::new_hist();
     for r in &reports {
-        loadgen::hist::merge(&mut exact, &loadgen::hist::decode(&r.result.histogram).unwrap());
+        loadgen::hist::merge(
+            &mut exact,
+            &loadgen::hist::decode(&r.result.histogram).unwrap(),
+        );
     }
     assert_eq!(m.result.latency, loadgen::hist::LatencySummary::of(&exact));
     assert_eq!(loadgen::hist::decode(&m.result.histogram).unwrap(), exact);
     // The windows overlapped (same start, same duration): no warning about it,
     // and the timeline is aligned to one clock.
-    assert!(!m.warnings.iter().any(|w| w.contains("overlap")), "{:?}", m.warnings);
+    assert!(
+        !m.warnings.iter().any(|w| w.contains("overlap")),
+        "{:?}",
+        m.warnings
+    );
     let tl: u64 = m.timeline.iter().map(|s| s.requests).sum();
     assert_eq!(tl, sum(|r| r.timeline.iter().map(|s| s.requests).sum()));
     assert!(m.timeline.len() <= 2, "{:?}", m.timeline);

@@ -38,7 +38,13 @@ fn work_burns_cpu_and_is_capped(model: Model) {
     assert!(head.contains("Content-Length: 11\r\n"), "{head}");
     assert!(head.ends_with("\r\n\r\n"), "{head}");
 
-    for bad in ["/work/1000001", "/work/99999999", "/work/", "/work/-1", "/work/5ms"] {
+    for bad in [
+        "/work/1000001",
+        "/work/99999999",
+        "/work/",
+        "/work/-1",
+        "/work/5ms",
+    ] {
         let r = s.get(bad);
         assert_well_formed(&r);
         assert_eq!(r.status, 400, "{bad}: {r:?}");
@@ -48,8 +54,9 @@ fn work_burns_cpu_and_is_capped(model: Model) {
             "{bad}: the cap is named"
         );
     }
-    let post =
-        s.exchange(b"POST /work/5 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let post = s.exchange(
+        b"POST /work/5 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     let post = String::from_utf8_lossy(&post);
     assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
     assert!(post.contains("Allow: GET, HEAD, OPTIONS\r\n"), "{post}");

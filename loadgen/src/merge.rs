@@ -71,9 +71,15 @@ pub fn merge(reports: &[Report], names: &[String]) -> Result<Report, String> {
         windows.push((start, start + r.result.elapsed_s));
     }
     let start = windows.iter().map(|w| w.0).fold(f64::INFINITY, f64::min);
-    let end = windows.iter().map(|w| w.1).fold(f64::NEG_INFINITY, f64::max);
+    let end = windows
+        .iter()
+        .map(|w| w.1)
+        .fold(f64::NEG_INFINITY, f64::max);
     let overlap = windows.iter().map(|w| w.1).fold(f64::INFINITY, f64::min)
-        - windows.iter().map(|w| w.0).fold(f64::NEG_INFINITY, f64::max);
+        - windows
+            .iter()
+            .map(|w| w.0)
+            .fold(f64::NEG_INFINITY, f64::max);
     let span = (end - start).max(1e-9);
 
     let mut corrected = hist::new_hist();

@@ -67,7 +67,10 @@ fn axis_ticks_are_1_2_5_and_never_repeat() {
     );
     assert_eq!(ticks_125(1_000.0, 1_000.0), [1e3, 2e3]);
     let (t, step) = ticks_linear(4_400.0);
-    assert_eq!((t.first(), t.last(), step), (Some(&0.0), Some(&5_000.0), 1_000.0));
+    assert_eq!(
+        (t.first(), t.last(), step),
+        (Some(&0.0), Some(&5_000.0), 1_000.0)
+    );
     for top in [1.0, 7.3, 99.0, 4_400.0, 4_999.0, 35_000.0, 1.3e6] {
         let (t, step) = ticks_linear(top);
         assert!(*t.last().unwrap() >= top && t.len() <= 7, "{top}: {t:?}");
@@ -189,8 +192,16 @@ fn synthetic() -> Raw {
         error: None,
     };
     for m in models {
-        runs.push(run(m, "sweep", 0, Some(Point { label: "max".into(), value: 0.0 }),
-            Some(report(50_000.0 * speed(m, 0), (50, 3_000), None, 0))));
+        runs.push(run(
+            m,
+            "sweep",
+            0,
+            Some(Point {
+                label: "max".into(),
+                value: 0.0,
+            }),
+            Some(report(50_000.0 * speed(m, 0), (50, 3_000), None, 0)),
+        ));
     }
     for rep in 1..=2 {
         for sc in SCENARIOS {
@@ -202,10 +213,19 @@ fn synthetic() -> Raw {
                         Kind::Sweep => {
                             let f = point.as_ref().unwrap().value;
                             let worst = (200.0 * f.powi(4) * 30.0 / k) as u64 + 100;
-                            Some(report(50_000.0 * f * k.min(1.0 + f), (40, worst), Some(50_000.0 * f), 0))
+                            Some(report(
+                                50_000.0 * f * k.min(1.0 + f),
+                                (40, worst),
+                                Some(50_000.0 * f),
+                                0,
+                            ))
                         }
-                        Kind::Busy | Kind::Skew => Some(report(30_000.0 * k, (100, 20_000), None, 0)),
-                        Kind::Large => Some(report(900.0 * k, (500, 9_000), None, (2e9 * k) as u64)),
+                        Kind::Busy | Kind::Skew => {
+                            Some(report(30_000.0 * k, (100, 20_000), None, 0))
+                        }
+                        Kind::Large => {
+                            Some(report(900.0 * k, (500, 9_000), None, (2e9 * k) as u64))
+                        }
                         Kind::Idle => None,
                     };
                     runs.push(run(m, sc.name, rep, point.clone(), r));
@@ -272,19 +292,64 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
     ];
     assert_eq!(names, expected);
     let listed: Vec<String> = compare::plot_names(&raw).into_iter().map(|p| p.0).collect();
-    assert_eq!(listed, expected, "summary.md links exactly the plots written");
+    assert_eq!(
+        listed, expected,
+        "summary.md links exactly the plots written"
+    );
     let axes: [(&str, &[&str]); 11] = [
-        ("latency-plaintext.svg", &["percentile (%)", "latency (ms, log scale)", "99.9999%"]),
-        ("latency-pipelined.svg", &["percentile (%)", "latency (ms, log scale)"]),
-        ("latency-json.svg", &["percentile (%)", "latency (ms, log scale)"]),
-        ("latency-sleep.svg", &["percentile (%)", "latency from intended send (ms, log scale)"]),
+        (
+            "latency-plaintext.svg",
+            &["percentile (%)", "latency (ms, log scale)", "99.9999%"],
+        ),
+        (
+            "latency-pipelined.svg",
+            &["percentile (%)", "latency (ms, log scale)"],
+        ),
+        (
+            "latency-json.svg",
+            &["percentile (%)", "latency (ms, log scale)"],
+        ),
+        (
+            "latency-sleep.svg",
+            &[
+                "percentile (%)",
+                "latency from intended send (ms, log scale)",
+            ],
+        ),
         ("throughput.svg", &["throughput (req/s)"]),
         ("cpu-per-request.svg", &["server CPU per request (µs)"]),
-        ("sweep.svg", &["achieved throughput (req/s)", "p99 latency from intended send (ms, log scale)", "p99 bound 1 ms", "p99 bound 10 ms"]),
-        ("churn.svg", &["new connections (1/s)", "server CPU per connection (µs)"]),
+        (
+            "sweep.svg",
+            &[
+                "achieved throughput (req/s)",
+                "p99 latency from intended send (ms, log scale)",
+                "p99 bound 1 ms",
+                "p99 bound 10 ms",
+            ],
+        ),
+        (
+            "churn.svg",
+            &["new connections (1/s)", "server CPU per connection (µs)"],
+        ),
         ("skew.svg", &["p99 latency (ms)", "throughput (req/s)"]),
-        ("busy.svg", &["connections (log scale)", "throughput (req/s)", "server CPU per request (µs)", "10000"]),
-        ("large.svg", &["response bytes (MB/s)", "server CPU per MB (µs)", "64KiB", "1MiB"]),
+        (
+            "busy.svg",
+            &[
+                "connections (log scale)",
+                "throughput (req/s)",
+                "server CPU per request (µs)",
+                "10000",
+            ],
+        ),
+        (
+            "large.svg",
+            &[
+                "response bytes (MB/s)",
+                "server CPU per MB (µs)",
+                "64KiB",
+                "1MiB",
+            ],
+        ),
     ];
     for ((name, svg), (want_name, labels)) in plots.iter().zip(axes) {
         assert_eq!(name, want_name);
@@ -304,8 +369,12 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
             assert!(text.contains(l), "{name} lacks the subtitle part '{l}'");
         }
         for m in ["green", "tokio", "nginx"] {
-            assert!(text.contains(&format!(">{m}<")) || text.contains(&format!("> {m} <"))
-                || text.contains(m), "{name} lacks {m}");
+            assert!(
+                text.contains(&format!(">{m}<"))
+                    || text.contains(&format!("> {m} <"))
+                    || text.contains(m),
+                "{name} lacks {m}"
+            );
         }
     }
 }
@@ -324,9 +393,22 @@ fn summary_names_the_best_with_ratio_and_spread() {
     // Lower is better for memory and the skew's light p99.
     let idle = answers.iter().find(|a| a.what == "idle").unwrap();
     assert_eq!(idle.best, "green");
-    for what in ["busy c64", "busy c1000", "busy c10000", "large 64KiB", "large 1MiB",
-                 "sweep (p99 ≤ 1 ms)", "sweep (p99 ≤ 10 ms)", "churn", "skew (light)", "skew (heavy)"] {
-        assert!(answers.iter().any(|a| a.what == what), "no answer for {what}");
+    for what in [
+        "busy c64",
+        "busy c1000",
+        "busy c10000",
+        "large 64KiB",
+        "large 1MiB",
+        "sweep (p99 ≤ 1 ms)",
+        "sweep (p99 ≤ 10 ms)",
+        "churn",
+        "skew (light)",
+        "skew (heavy)",
+    ] {
+        assert!(
+            answers.iter().any(|a| a.what == what),
+            "no answer for {what}"
+        );
     }
     let md = compare::summary(&raw);
     assert!(md.contains("## The answer"), "{md}");
@@ -334,8 +416,14 @@ fn summary_names_the_best_with_ratio_and_spread() {
     // Two close servers: tokio vs nginx overlap nowhere as best, but the
     // table flags overlap when it happens (here: sleep's CPU per request).
     assert!(md.contains("no: within spread") || md.contains("| yes |"));
-    for section in ["## Load–latency curve", "## Connection churn", "## CPU skew",
-                    "## Many busy connections", "## Large responses", "## Plots"] {
+    for section in [
+        "## Load–latency curve",
+        "## Connection churn",
+        "## CPU skew",
+        "## Many busy connections",
+        "## Large responses",
+        "## Plots",
+    ] {
         assert!(md.contains(section), "{section}");
     }
 }

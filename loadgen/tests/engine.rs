@@ -65,7 +65,10 @@ fn churn_counts_one_connection_per_request() {
     a.requests = Some(300);
     let r = run(&a);
     assert_eq!(r.result.counts.status_2xx, 300);
-    assert_eq!(r.result.counts.connections, 300, "one connection per request");
+    assert_eq!(
+        r.result.counts.connections, 300,
+        "one connection per request"
+    );
     // The server saw them too: 300, the preflight probe, and at most one
     // reconnect per load connection opened after its last response.
     let accepted = srv.accepted.load(Ordering::Relaxed);
@@ -80,7 +83,11 @@ fn churn_counts_one_connection_per_request() {
     let r = run(&a);
     assert_eq!(r.result.counts.status_2xx, 300);
     assert_eq!(r.result.counts.connections, 4);
-    assert_eq!(srv.accepted.load(Ordering::Relaxed), 5, "4 and the preflight probe");
+    assert_eq!(
+        srv.accepted.load(Ordering::Relaxed),
+        5,
+        "4 and the preflight probe"
+    );
 }
 
 #[test]

@@ -41,7 +41,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use output::{best_per_scenario, summary, Answer};
-pub use plots::{fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear};
+pub use plots::{
+    fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear,
+};
 pub use server::{parse_peer, parse_ready, Target};
 
 /// Flags of `gvhttpd bench compare`.
@@ -381,10 +383,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     let load_cpus =
         crate::sys::parse_cpu_list(&a.load_cpus).map_err(|e| usage(format!("--load-cpus: {e}")))?;
     let q = a.quick;
-    let duration = a
-        .duration
-        .as_deref()
-        .unwrap_or(if q { "1s" } else { "3s" });
+    let duration = a.duration.as_deref().unwrap_or(if q { "1s" } else { "3s" });
     let duration = cli::parse_duration(duration).map_err(|e| usage(format!("--duration: {e}")))?;
     let warmup = a
         .warmup
@@ -465,10 +464,15 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     let per_target: usize = scenarios.iter().map(|s| points(s.kind, q).len()).sum();
     let total = available.len() * (per_target * repeat as usize + usize::from(has_sweep));
     let each = duration + warmup + Duration::from_millis(400);
+    let all = (each * total as u32).as_secs_f64();
     eprintln!(
-        "gvhttpd bench compare: {total} runs of about {:.1}s each: about {:.0} min",
+        "gvhttpd bench compare: {total} runs of at most {:.1}s each: at most {}",
         each.as_secs_f64(),
-        (each * total as u32).as_secs_f64() / 60.0
+        if all < 120.0 {
+            format!("{all:.0} s")
+        } else {
+            format!("{:.0} min", all / 60.0)
+        }
     );
     let mut runs = Vec::new();
     // The sweep's plan per target: its closed-loop maximum, measured once first.
@@ -480,7 +484,10 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                 value: 0.0,
             };
             let run = ctx.run_one(t, &SCENARIOS[5], Some(&label), 0, None);
-            eprintln!("gvhttpd bench compare: [calibration] {}", output::one_line(&run));
+            eprintln!(
+                "gvhttpd bench compare: [calibration] {}",
+                output::one_line(&run)
+            );
             sweep_max[i] = run.report.as_ref().map(|r| r.result.req_per_s);
             runs.push(run);
         }
@@ -705,9 +712,11 @@ impl Ctx<'_> {
             Kind::Skew => {
                 let (light, heavy) = self.skew(&server);
                 run.heavy = heavy.as_ref().ok().cloned();
-                light
-                    .map(|r| run.report = Some(r))
-                    .and(heavy.map(|_| ()).map_err(|e| format!("heavy requests: {e}")))
+                light.map(|r| run.report = Some(r)).and(
+                    heavy
+                        .map(|_| ())
+                        .map_err(|e| format!("heavy requests: {e}")),
+                )
             }
             Kind::Busy => self
                 .load(&server, LoadSpec::closed("/", value as u64))

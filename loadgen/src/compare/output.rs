@@ -240,7 +240,11 @@ pub fn measured_models(raw: &Raw) -> Vec<&str> {
 /// Point labels of a scenario in run order.
 pub fn point_labels(raw: &Raw, scenario: &str) -> Vec<(String, f64)> {
     let mut v: Vec<(String, f64)> = Vec::new();
-    for r in raw.runs.iter().filter(|r| r.scenario == scenario && r.repeat > 0) {
+    for r in raw
+        .runs
+        .iter()
+        .filter(|r| r.scenario == scenario && r.repeat > 0)
+    {
         if let Some(p) = &r.point {
             if !v.iter().any(|(l, _)| *l == p.label) {
                 v.push((p.label.clone(), p.value));
@@ -281,8 +285,7 @@ pub fn conns_per_s(r: &Run) -> Option<f64> {
 pub fn cpu_per_conn(r: &Run) -> Option<f64> {
     let x = r.report.as_ref()?;
     let s = x.checks.server.as_ref()?;
-    (x.result.counts.connections > 0)
-        .then(|| s.cpu_s * 1e6 / x.result.counts.connections as f64)
+    (x.result.counts.connections > 0).then(|| s.cpu_s * 1e6 / x.result.counts.connections as f64)
 }
 
 /// Response bytes per second, in MB (10^6 bytes).
@@ -473,20 +476,21 @@ fn answer(
 pub fn best_per_scenario(raw: &Raw) -> Vec<Answer> {
     let models = measured_models(raw);
     let mut out = Vec::new();
-    let per = |sc: &str, point: Option<&str>, f: fn(&Run) -> Option<f64>| -> Vec<(&str, Vec<f64>)> {
-        models
-            .iter()
-            .map(|m| {
-                (
-                    *m,
-                    runs_of(raw, sc, point, m)
-                        .iter()
-                        .filter_map(|r| f(r))
-                        .collect(),
-                )
-            })
-            .collect()
-    };
+    let per =
+        |sc: &str, point: Option<&str>, f: fn(&Run) -> Option<f64>| -> Vec<(&str, Vec<f64>)> {
+            models
+                .iter()
+                .map(|m| {
+                    (
+                        *m,
+                        runs_of(raw, sc, point, m)
+                            .iter()
+                            .filter_map(|r| f(r))
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
     for sc in present(raw) {
         let name = sc.name;
         match sc.kind {
@@ -498,7 +502,9 @@ pub fn best_per_scenario(raw: &Raw) -> Vec<Answer> {
                     per(name, None, cpu_per_req),
                 ));
             }
-            Kind::Load { keepalive: false, .. } => {
+            Kind::Load {
+                keepalive: false, ..
+            } => {
                 out.extend(answer(
                     name.into(),
                     "new connections/s",
@@ -717,7 +723,13 @@ fn basic_tables(raw: &Raw, models: &[&str], s: &mut String) {
     let basic: Vec<_> = present(raw)
         .into_iter()
         .filter(|sc| {
-            matches!(sc.kind, Kind::Load { keepalive: true, .. }) || sc.kind == Kind::Idle
+            matches!(
+                sc.kind,
+                Kind::Load {
+                    keepalive: true,
+                    ..
+                }
+            ) || sc.kind == Kind::Idle
         })
         .collect();
     if basic.is_empty() {
@@ -802,7 +814,10 @@ fn sweep_table(raw: &Raw, models: &[&str], s: &mut String) {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let _ = writeln!(s, "Highest achieved rate held with p99 under a bound (median [min–max] over repetitions):\n");
+    let _ = writeln!(
+        s,
+        "Highest achieved rate held with p99 under a bound (median [min–max] over repetitions):\n"
+    );
     let _ = write!(s, "| server | closed-loop max req/s |");
     for b in LATENCY_BOUNDS_US {
         let _ = write!(s, " p99 ≤ {} |", fmt_bound(b));
@@ -858,11 +873,7 @@ fn sweep_table(raw: &Raw, models: &[&str], s: &mut String) {
 
 fn churn_table(raw: &Raw, name: &str, models: &[&str], s: &mut String) {
     let _ = writeln!(s, "## Connection churn (`{name}`)\n");
-    let _ = writeln!(
-        s,
-        "{}.\n",
-        scenario(name).map_or("", |sc| sc.title)
-    );
+    let _ = writeln!(s, "{}.\n", scenario(name).map_or("", |sc| sc.title));
     let _ = writeln!(
         s,
         "| server | new connections/s median [min–max] | server CPU µs/connection | p50 | p99 | flags |"

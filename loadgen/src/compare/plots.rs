@@ -73,7 +73,15 @@ impl Ranged for Lin {
 fn basic_scenarios(raw: &Raw) -> Vec<&'static str> {
     present(raw)
         .into_iter()
-        .filter(|s| matches!(s.kind, Kind::Load { keepalive: true, .. }))
+        .filter(|s| {
+            matches!(
+                s.kind,
+                Kind::Load {
+                    keepalive: true,
+                    ..
+                }
+            )
+        })
         .map(|s| s.name)
         .collect()
 }
@@ -127,7 +135,11 @@ pub fn names(raw: &Raw) -> Vec<(String, String)> {
         ));
     }
     let extra = [
-        (Kind::Sweep, "sweep.svg", "p99 latency against achieved rate"),
+        (
+            Kind::Sweep,
+            "sweep.svg",
+            "p99 latency against achieved rate",
+        ),
         (CHURN, "churn.svg", "connection churn"),
         (Kind::Skew, "skew.svg", "CPU skew"),
         (Kind::Busy, "busy.svg", "many busy connections"),
@@ -152,8 +164,7 @@ pub fn render_all(raw: &Raw) -> Result<Vec<(String, String)>, String> {
     if !basic.is_empty() {
         out.push((
             "throughput.svg".into(),
-            per_scenario_bars(raw, &basic, "Throughput", "throughput (req/s)", rps)
-                .map_err(err)?,
+            per_scenario_bars(raw, &basic, "Throughput", "throughput (req/s)", rps).map_err(err)?,
         ));
         out.push((
             "cpu-per-request.svg".into(),
@@ -209,7 +220,11 @@ pub fn subtitle(raw: &Raw, conditions: &str) -> [String; 2] {
             raw.duration_s,
             raw.repeat,
             raw.warmup_s,
-            if raw.quick { " · --quick smoke run" } else { "" }
+            if raw.quick {
+                " · --quick smoke run"
+            } else {
+                ""
+            }
         ),
         format!(
             "server CPUs {:?}, load CPUs {:?} · {} ({} CPUs) · commit {} · {} · host {}",
@@ -229,25 +244,17 @@ fn frame<'a>(root: &Area<'a>, title: &str, sub: &[String; 2]) -> Res<Area<'a>> {
     root.fill(&WHITE)?;
     let (head, body) = root.split_vertically(HEADER);
     let centre = |size: i32, color: &'static RGBColor| {
-        TextStyle::from((FONT, size).into_font())
-            .color(color)
-            .pos(plotters::style::text_anchor::Pos::new(
+        TextStyle::from((FONT, size).into_font()).color(color).pos(
+            plotters::style::text_anchor::Pos::new(
                 plotters::style::text_anchor::HPos::Center,
                 plotters::style::text_anchor::VPos::Top,
-            ))
+            ),
+        )
     };
     let mid = (W / 2) as i32;
     head.draw(&Text::new(title.to_string(), (mid, 8), centre(22, &BLACK)))?;
-    head.draw(&Text::new(
-        sub[0].clone(),
-        (mid, 36),
-        centre(13, &GREY),
-    ))?;
-    head.draw(&Text::new(
-        sub[1].clone(),
-        (mid, 53),
-        centre(13, &GREY),
-    ))?;
+    head.draw(&Text::new(sub[0].clone(), (mid, 36), centre(13, &GREY)))?;
+    head.draw(&Text::new(sub[1].clone(), (mid, 53), centre(13, &GREY)))?;
     Ok(body)
 }
 
@@ -264,7 +271,10 @@ pub fn ticks_125(lo: f64, hi: f64) -> Vec<f64> {
         all.extend([1.0, 2.0, 5.0].map(|m| m * decade));
         decade *= 10.0;
     }
-    let start = all.iter().rposition(|&t| t <= lo * (1.0 + eps)).unwrap_or(0);
+    let start = all
+        .iter()
+        .rposition(|&t| t <= lo * (1.0 + eps))
+        .unwrap_or(0);
     let end = all
         .iter()
         .position(|&t| t >= hi * (1.0 - eps))
@@ -485,10 +495,7 @@ fn bar_panel(
         .margin_right(20)
         .x_label_area_size(35)
         .y_label_area_size(70)
-        .build_cartesian_2d(
-            Lin::new(-0.5, xmax, xticks),
-            Lin::new(0.0, ytop, yt),
-        )?;
+        .build_cartesian_2d(Lin::new(-0.5, xmax, xticks), Lin::new(0.0, ytop, yt))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -769,11 +776,10 @@ fn sweep(raw: &Raw) -> Res<String> {
             chart
                 .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
                 .label(*m)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-            chart.draw_series(
-                pts.iter()
-                    .map(|&p| Circle::new(p, 3, c.filled())),
-            )?;
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
         }
         chart
             .configure_series_labels()
@@ -811,7 +817,10 @@ fn busy(raw: &Raw) -> Res<String> {
         let body = frame(
             &root,
             "Many busy connections (median, min–max)",
-            &subtitle(raw, "GET / closed loop, every connection keeps one request in flight"),
+            &subtitle(
+                raw,
+                "GET / closed loop, every connection keeps one request in flight",
+            ),
         )?;
         let panels = body.split_evenly((1, 2));
         let specs = [

@@ -18,7 +18,10 @@ const PEER_GRACE: Duration = Duration::from_secs(2);
 pub enum Target {
     Model(String),
     /// `--peer NAME=COMMAND`.
-    Peer { name: String, command: String },
+    Peer {
+        name: String,
+        command: String,
+    },
 }
 
 impl Target {
@@ -189,7 +192,9 @@ impl Server {
         let pid = child.id();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                let msg = rx.recv_timeout(Duration::from_millis(200)).unwrap_or_default();
+                let msg = rx
+                    .recv_timeout(Duration::from_millis(200))
+                    .unwrap_or_default();
                 return Err(StartError::Failed(format!(
                     "peer {name} exited ({status}) before accepting connections: {msg}"
                 )));
