@@ -39,7 +39,11 @@
 //! - Requests are serialised once; a worker writes a prefix of a buffer holding
 //!   `pipeline` copies, so sending never allocates.
 //! - Closed loop keeps `pipeline` requests in flight per connection; open loop
-//!   sends on each connection's [`Schedule`](crate::schedule::Schedule).
+//!   sends on each connection's [`Schedule`](crate::schedule::Schedule), woken by a
+//!   timerfd: `epoll_wait`'s millisecond timeout made sends up to 1 ms late, and
+//!   latency from the intended send time counted that (at 2,000 req/s against
+//!   tokio on the 2-core machine, p50 654 µs from the intended time against 108 µs
+//!   from the actual send; with the timerfd 111-134 µs against 73-93 µs).
 
 mod conn;
 mod worker;
