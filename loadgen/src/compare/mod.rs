@@ -90,6 +90,10 @@ pub struct CompareArgs {
     /// The gvhttpd binary to start [default: this executable].
     #[arg(long)]
     pub exe: Option<PathBuf>,
+    /// Run nothing: rewrite summary.md, README.md and the plots next to this
+    /// raw.json from its data (e.g. after a change to the tables or plots).
+    #[arg(long, value_name = "RAW.json")]
+    pub from_raw: Option<PathBuf>,
 }
 
 /// One scenario of the fixed matrix.
@@ -378,6 +382,19 @@ pub fn rate_plan(max_rps: f64, fractions: &[f64]) -> Result<Vec<f64>, String> {
 /// Runs the comparison and writes the results folder.
 pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     let usage = |m: String| Failure::Usage(CliError(m));
+    if let Some(path) = &a.from_raw {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("--from-raw {}: {e}", path.display())))?;
+        let raw = Raw::from_json(&text)
+            .map_err(|e| usage(format!("--from-raw {}: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        output::write_reports(dir, &raw).map_err(Failure::Run)?;
+        println!(
+            "gvhttpd bench compare: rewrote the summary and plots in {}",
+            dir.display()
+        );
+        return Ok(());
+    }
     let server_cpus = crate::sys::parse_cpu_list(&a.server_cpus)
         .map_err(|e| usage(format!("--server-cpus: {e}")))?;
     let load_cpus =

@@ -87,12 +87,22 @@ pub fn write_all(parent: &Path, raw: &Raw) -> Result<PathBuf, String> {
         "raw.json",
         serde_json::to_string_pretty(raw).expect("raw results serialise"),
     )?;
+    write_reports(&dir, raw)?;
+    Ok(dir)
+}
+
+/// Writes README.md, summary.md and the plots of `raw` into `dir`.
+pub fn write_reports(dir: &Path, raw: &Raw) -> Result<(), String> {
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
+    };
     write("README.md", readme(raw))?;
     write("summary.md", summary(raw))?;
     for (name, svg) in super::plots::render_all(raw)? {
         write(&name, svg)?;
     }
-    Ok(dir)
+    Ok(())
 }
 
 /// Scenarios of the matrix present in `raw`, in matrix order.

@@ -472,7 +472,8 @@ fn bar_panel(
         .flatten()
         .map(|s| s.2)
         .fold(0.0, f64::max)
-        * 1.1;
+        // Headroom for the legend when there is one.
+        * if groups.len() > 1 { 1.45 } else { 1.1 };
     let (yt, step) = ticks_linear(top);
     let ytop = *yt.last().unwrap_or(&1.0);
     let n = models.len().max(1);
@@ -716,7 +717,8 @@ fn sweep(raw: &Raw) -> Res<String> {
         .fold(ymax, f64::min);
     let (xt, xstep) = ticks_linear(xmax);
     let xtop = *xt.last().unwrap_or(&1.0);
-    let yt = ticks_125(ymin, ymax);
+    // A decade of headroom above the highest p99 for the legend.
+    let yt = ticks_125(ymin, ymax * 10.0);
     let (div, unit) = latency_unit(ymax);
     let mut svg = String::new();
     {
@@ -832,7 +834,8 @@ fn busy(raw: &Raw) -> Res<String> {
             ),
         ];
         for (panel, (caption, y_desc, data)) in panels.iter().zip(specs) {
-            let top = data.iter().flatten().map(|p| p.3).fold(0.0, f64::max) * 1.1;
+            // Headroom above the lines for the legend.
+            let top = data.iter().flatten().map(|p| p.3).fold(0.0, f64::max) * 1.45;
             let (yt, step) = ticks_linear(top);
             let ytop = *yt.last().unwrap_or(&1.0);
             let lo = conns.iter().copied().fold(f64::INFINITY, f64::min).max(1.0);
