@@ -215,6 +215,21 @@ fn compare_runs_every_scenario_with_a_peer_row() {
             "{svg}"
         );
     }
+    // --from-raw rewrites the summary and plots from raw.json alone.
+    std::fs::remove_file(folder.join("summary.md")).unwrap();
+    std::fs::remove_file(folder.join("sweep.svg")).unwrap();
+    let out = Command::new(BIN)
+        .args(["bench", "compare", "--from-raw"])
+        .arg(folder.join("raw.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read("summary.md"), summary);
+    assert!(read("sweep.svg").starts_with("<svg"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -27,7 +27,7 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum BenchCommand {
     /// Start `gvhttpd serve` for each model, run the scenario matrix, write results/.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
     /// Combine `--json` reports of runs made at the same time from several load
     /// machines against one server (exact histogram merge, summed counts).
     Merge(crate::merge::MergeArgs),
