@@ -25,9 +25,10 @@ fn work_burns_cpu_and_is_capped(model: Model) {
     // The burn lasts 200 ms by the monotonic clock, so the reply cannot come sooner.
     assert!(wall >= Duration::from_millis(200), "{wall:?}");
     // And it is CPU, not a wait: at 100 ticks/s a sleep would add about 0 ticks.
-    // (A quarter of the wall time leaves room for a machine shared with others.)
+    // (The burn runs by the clock, so on a machine shared with other tests the
+    // server may get a fraction of a core: 3 ticks is 15 % of the 200 ms.)
     assert!(
-        burned >= 5,
+        burned >= 3,
         "only {burned} clock ticks of server CPU for 200 ms of work"
     );
 
