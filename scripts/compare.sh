@@ -4,7 +4,7 @@
 # started by `gvhttpd bench compare` itself; unavailable ones are listed as such.
 #
 #   scripts/compare.sh                              # defaults: the whole matrix
-#   scripts/compare.sh --quick                      # smoke run, about 15 s per server
+#   scripts/compare.sh --quick                      # smoke run, about 20 s per server
 #   REPEAT=5 DURATION=5s scripts/compare.sh         # longer runs (env: REPEAT, DURATION,
 #                                                   # WARMUP, SERVER_CPUS, LOAD_CPUS, OUT)
 #   scripts/compare.sh --models tokio --scenarios sweep,skew

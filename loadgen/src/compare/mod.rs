@@ -81,7 +81,7 @@ pub struct CompareArgs {
     #[arg(long)]
     pub idle_conns: Option<usize>,
     /// Smoke run: one repetition of short runs, three sweep points, busy up to
-    /// 1000 connections (about 15 s per target).
+    /// 1000 connections (about 20 s per server).
     #[arg(long)]
     pub quick: bool,
     /// Parent directory of the results folder.
