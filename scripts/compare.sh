@@ -1,21 +1,67 @@
 #!/usr/bin/env bash
 # Full model comparison into results/<date>-<host>/ (README.md, raw.json,
-# summary.md, SVG plots). Every available model is started by `gvhttpd bench
-# compare` itself; unavailable ones are listed as such.
+# summary.md with the answer per scenario, SVG plots). Every available model is
+# started by `gvhttpd bench compare` itself; unavailable ones are listed as such.
 #
-#   scripts/compare.sh                              # defaults below
-#   REPEAT=5 DURATION=5s scripts/compare.sh         # longer runs
-#   scripts/compare.sh --models tokio --scenarios plaintext,idle
+#   scripts/compare.sh                              # defaults: the whole matrix
+#   scripts/compare.sh --quick                      # smoke run, about 20 s per server
+#   REPEAT=5 DURATION=5s scripts/compare.sh         # longer runs (env: REPEAT, DURATION,
+#                                                   # WARMUP, SERVER_CPUS, LOAD_CPUS, OUT)
+#   scripts/compare.sh --models tokio --scenarios sweep,skew
+#   scripts/compare.sh --peer ref='target/release/gvhttpd serve --model tokio --addr 127.0.0.1:{port} --workers {workers} --root {root}'
+#   NGINX=1 scripts/compare.sh                      # nginx as a reference row (--peer)
 #
-# Defaults: server on CPU 0, load on CPU 1, 3 interleaved repetitions of 3 s
-# (+1 s warm-up) per run: about a minute per model on a 2-core machine.
+# Defaults (of `bench compare`): server on CPU 0, load on CPU 1, 3 interleaved
+# repetitions of 3 s (+1 s warm-up) per run: about 4 minutes per server on a
+# 2-core machine, about 12 for the three models. Scenarios: plaintext,
+# pipelined, json, sleep, idle, sweep, churn, skew, busy, large.
 set -euo pipefail
+
+# As a --peer command: one single-process nginx serving the same routes it can
+# (/, /plaintext, /json, /static/) on 127.0.0.1:PORT from ROOT, in the foreground.
+if [[ "${1:-}" == --nginx-peer ]]; then
+    # nginx's prefix (temp files, pid) lives in the run's static root, which
+    # bench compare removes when it is done.
+    port=$2 root=$3 dir="$3/.nginx-$2"
+    mkdir -p "$dir"
+    cat > "$dir/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log stderr crit;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    log_not_found off;
+    sendfile on;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        keepalive_requests 1000000;
+        location = / { default_type "text/plain; charset=utf-8"; return 200 "Hello, World!"; }
+        location = /plaintext { default_type "text/plain; charset=utf-8"; return 200 "Hello, World!"; }
+        location = /json { default_type application/json; return 200 '{"message":"Hello, World!"}'; }
+        location /static/ { alias $root/; }
+    }
+}
+CONF
+    exec nginx -p "$dir" -c "$dir/nginx.conf"
+fi
+
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-# 10,000 idle connections need that many descriptors in the generator and the
-# server (which inherits the limit).
+# 10,000 idle (and 10,000 busy) connections need that many descriptors in the
+# generator and the server (which inherits the limit).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-exec target/release/gvhttpd bench compare \
-    --server-cpus "${SERVER_CPUS:-0}" --load-cpus "${LOAD_CPUS:-1}" \
-    --repeat "${REPEAT:-3}" --duration "${DURATION:-3s}" --warmup "${WARMUP:-1s}" \
-    --out results "$@"
+args=(--server-cpus "${SERVER_CPUS:-0}" --load-cpus "${LOAD_CPUS:-1}" --out "${OUT:-results}")
+# Only what the environment sets, so that --quick keeps its own defaults.
+[[ -n "${REPEAT:-}" ]] && args+=(--repeat "$REPEAT")
+[[ -n "${DURATION:-}" ]] && args+=(--duration "$DURATION")
+[[ -n "${WARMUP:-}" ]] && args+=(--warmup "$WARMUP")
+# NGINX=1: nginx as a reference row (it has no /sleep or /work, so those runs
+# are listed as failed for it).
+if [[ -n "${NGINX:-}" ]]; then
+    command -v nginx >/dev/null || { echo "NGINX=1 but no nginx on PATH" >&2; exit 2; }
+    args+=(--peer "nginx=$PWD/scripts/compare.sh --nginx-peer {port} {root}")
+fi
+exec target/release/gvhttpd bench compare "${args[@]}" "$@"

@@ -10,6 +10,7 @@
 //! | `/json` | GET, HEAD | `200 application/json` `{"message":"Hello, World!"}` |
 //! | `/echo` | POST | the request body, with its Content-Type |
 //! | `/sleep/<ms>` | GET, HEAD | after `<ms>` (0–60000) ms: `slept <ms>ms` |
+//! | `/work/<µs>` | GET, HEAD | burns `<µs>` (0–1000000) µs of CPU in the handler: `worked <µs>us` |
 //! | `/static/<path>` | GET, HEAD | a file beneath `--root` |
 //! | `/stats` | GET, HEAD | JSON counters ([`crate::stats`]) |
 //!
@@ -28,6 +29,9 @@ use crate::stats::Registry;
 
 /// Longest `/sleep/<ms>` delay.
 pub const MAX_SLEEP_MS: u32 = 60_000;
+
+/// Longest `/work/<µs>` CPU burn.
+pub const MAX_WORK_US: u32 = 1_000_000;
 
 /// The handler and what it needs: the stats registry and the static root.
 #[derive(Debug)]
@@ -98,6 +102,7 @@ impl Handler for App {
             "/" | "/plaintext" | "/json" | "/stats" => ALLOW_GET,
             "/echo" => ALLOW_POST,
             p if p.starts_with("/sleep/") || p.starts_with("/static/") => ALLOW_GET,
+            p if p.starts_with("/work/") => ALLOW_GET,
             _ => return Reply::Now(text(404, "no such route\n")),
         };
         match (req.method, allow) {
@@ -128,6 +133,7 @@ impl Handler for App {
                     allow: None,
                 })
             }
+            p if p.starts_with("/work/") => Reply::Now(work(&p["/work/".len()..])),
             p => match (p.strip_prefix("/sleep/"), p.strip_prefix("/static/")) {
                 (Some(ms), _) => match parse_ms(ms) {
                     Some(ms) => Reply::Sleep(ms),
@@ -187,6 +193,38 @@ fn parse_ms(s: &str) -> Option<u32> {
         return None;
     }
     s.parse().ok().filter(|&ms| ms <= MAX_SLEEP_MS)
+}
+
+/// `/work/<µs>`: burn `<µs>` microseconds of CPU (by the monotonic clock) hashing,
+/// so one request can hog its worker the way a real computation would.
+fn work(us: &str) -> Response<'static> {
+    let Some(us) = parse_work_us(us) else {
+        return text(400, "work takes 0 to 1000000 microseconds\n");
+    };
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let hasher = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    let until = std::time::Instant::now() + std::time::Duration::from_micros(u64::from(us));
+    let mut digest = u64::from(us);
+    while std::time::Instant::now() < until {
+        for _ in 0..64 {
+            digest = hasher.hash_one(std::hint::black_box(digest));
+        }
+    }
+    std::hint::black_box(digest);
+    Response {
+        status: 200,
+        content_type: Some(TEXT),
+        body: Cow::Owned(format!("worked {us}us").into_bytes()),
+        allow: None,
+    }
+}
+
+/// `0`..=`1000000`, digits only.
+fn parse_work_us(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 7 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&us| us <= MAX_WORK_US)
 }
 
 /// Percent-decode a static path and refuse anything that could leave the root
@@ -267,6 +305,20 @@ mod tests {
         ];
         for (s, want) in cases {
             assert_eq!(parse_ms(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn work_bounds() {
+        for (s, want) in [
+            ("0", Some(0)),
+            ("1000000", Some(1_000_000)),
+            ("1000001", None),
+        ] {
+            assert_eq!(parse_work_us(s), want, "{s}");
+        }
+        for s in ["", "-1", "1e3", "12x", "99999999"] {
+            assert_eq!(parse_work_us(s), None, "{s}");
         }
     }
 

@@ -102,18 +102,27 @@ fn bench_errors_are_one_line_with_status_2() {
 }
 
 #[test]
-fn compare_runs_end_to_end_and_lists_unavailable_models() {
+fn compare_runs_every_scenario_with_a_peer_row() {
     let dir = std::env::temp_dir().join(format!("gv-compare-{}", std::process::id()));
+    // The peer is started by its command like any other server: here gvhttpd's
+    // own tokio model on the port compare picks.
+    let peer = format!("ref={BIN} serve --model tokio --addr 127.0.0.1:{{port}} --workers {{workers}} --root {{root}}");
     let out = Command::new(BIN)
-        .args(["bench", "compare", "--models", "tokio,nosuchmodel"])
-        .args(["--scenarios", "plaintext,sleep,idle", "--repeat", "2"])
+        .args([
+            "bench",
+            "compare",
+            "--quick",
+            "--models",
+            "tokio,nosuchmodel",
+        ])
+        .args(["--peer", &peer])
         .args([
             "--duration",
-            "300ms",
+            "400ms",
             "--warmup",
             "100ms",
             "--idle-conns",
-            "300",
+            "200",
         ])
         .args(["--server-cpus", "0", "--load-cpus", "0"])
         .arg("--out")
@@ -129,23 +138,217 @@ fn compare_runs_end_to_end_and_lists_unavailable_models() {
         .unwrap()
         .path();
     let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
-    let summary = read("summary.md");
-    assert!(summary.contains("| plaintext | tokio |"), "{summary}");
-    assert!(summary.contains("| idle | tokio |"), "{summary}");
-    assert!(summary.contains("`nosuchmodel`"), "{summary}");
-    assert!(read("README.md").contains("bench compare"));
     let raw = loadgen::compare::Raw::from_json(&read("raw.json")).unwrap();
-    assert_eq!(raw.runs.len(), 6, "2 repetitions x 3 scenarios x 1 model");
-    assert!(raw.runs.iter().all(|r| r.error.is_none()), "{:?}", raw.runs);
+    let failed: Vec<_> = raw.runs.iter().filter(|r| r.error.is_some()).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    // Per server: 5 hello-world runs, 1 sweep calibration and 3 sweep points,
+    // churn, skew, 2 busy counts and 2 file sizes.
+    assert_eq!(raw.runs.len(), 2 * (5 + 1 + 3 + 1 + 1 + 2 + 2));
     assert!(!raw.models[1].available);
-    for svg in [
-        "latency-plaintext.svg",
-        "latency-sleep.svg",
-        "throughput.svg",
-        "cpu-per-request.svg",
-    ] {
-        assert!(read(svg).starts_with("<svg"), "{svg}");
+    assert_eq!(raw.models[2].name, "ref");
+    assert!(raw.models[2]
+        .peer
+        .as_deref()
+        .is_some_and(|c| c.contains("{port}")));
+    for server in ["tokio", "ref"] {
+        let runs: Vec<_> = raw.runs.iter().filter(|r| r.model == server).collect();
+        let churn = runs.iter().find(|r| r.scenario == "churn").unwrap();
+        let rep = churn.report.as_ref().unwrap();
+        assert!(!rep.config.keepalive);
+        // One connection per request; requests sent in the warm-up (at most one
+        // per connection) are answered in the measured period.
+        let (c, n) = (rep.result.counts.connections, rep.result.requests);
+        assert!(
+            n > 0 && c.abs_diff(n) <= 16,
+            "{server}: {c} connections, {n} requests"
+        );
+        let skew = runs.iter().find(|r| r.scenario == "skew").unwrap();
+        assert!(skew.heavy.as_ref().unwrap().result.counts.status_2xx > 0);
+        assert_eq!(
+            skew.report.as_ref().unwrap().result.target_rate,
+            Some(1000.0)
+        );
+        let large: Vec<_> = runs.iter().filter(|r| r.scenario == "large").collect();
+        for l in &large {
+            let r = l.report.as_ref().unwrap();
+            let size = l.point.as_ref().unwrap().value as u64;
+            // Bytes of responses begun in the warm-up are not counted: up to one per connection.
+            let whole = r.result.successes.saturating_sub(16);
+            assert!(r.result.counts.bytes_read >= whole * size, "{server}");
+        }
+        // The sweep offers shares of this server's own closed-loop maximum.
+        let max = runs
+            .iter()
+            .find(|r| r.scenario == "sweep" && r.repeat == 0)
+            .and_then(|r| r.report.as_ref())
+            .unwrap()
+            .result
+            .req_per_s;
+        for r in runs
+            .iter()
+            .filter(|r| r.scenario == "sweep" && r.repeat == 1)
+        {
+            let share = r.point.as_ref().unwrap().value;
+            let rate = r.report.as_ref().unwrap().config.rate.unwrap();
+            assert!(
+                (rate - max * share).abs() <= 10.0,
+                "{rate} vs {max} x {share}"
+            );
+        }
     }
+    let summary = read("summary.md");
+    for want in [
+        "## The answer",
+        "| plaintext | tokio |",
+        "| plaintext | ref |",
+        "`nosuchmodel`",
+        "| ref | 1000 |",
+        "--peer",
+    ] {
+        assert!(summary.contains(want), "{want}: {summary}");
+    }
+    assert!(read("README.md").contains("bench compare"));
+    for (svg, _) in loadgen::compare::plot_names(&raw) {
+        let text = read(&svg);
+        assert!(
+            text.starts_with("<svg") && text.contains("commit "),
+            "{svg}"
+        );
+    }
+    // --from-raw rewrites the summary and plots from raw.json alone.
+    std::fs::remove_file(folder.join("summary.md")).unwrap();
+    std::fs::remove_file(folder.join("sweep.svg")).unwrap();
+    let out = Command::new(BIN)
+        .args(["bench", "compare", "--from-raw"])
+        .arg(folder.join("raw.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read("summary.md"), summary);
+    assert!(read("sweep.svg").starts_with("<svg"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn merge_of_two_concurrent_runs_is_the_exact_merge() {
+    let srv = Serve::start();
+    let dir = std::env::temp_dir().join(format!("gv-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let start_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 1.5;
+    // Two "load machines": same --start-at, same --duration, one server.
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let json = dir.join(format!("{name}.json"));
+            let child = Command::new(BIN)
+                .args([
+                    "bench", "--url", &srv.1, "-c", "4", "-d", "700ms", "--quiet",
+                ])
+                .args(["--start-at", &format!("{start_at:.3}"), "--json"])
+                .arg(&json)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            (child, json)
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for (mut child, json) in runs {
+        assert!(child.wait().unwrap().success());
+        let r =
+            loadgen::report::Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        // (--start-at was given to the millisecond.)
+        assert!(
+            r.started_unix_s.unwrap() >= start_at - 0.001,
+            "waited for --start-at"
+        );
+        reports.push(r);
+    }
+    let merged_json = dir.join("merged.json");
+    let out = Command::new(BIN)
+        .args(["bench", "merge"])
+        .arg(dir.join("a.json"))
+        .arg(dir.join("b.json"))
+        .arg("--json")
+        .arg(&merged_json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Requests/sec:"), "{stdout}");
+    let m = loadgen::report::Report::from_json(&std::fs::read_to_string(&merged_json).unwrap())
+        .unwrap();
+    // Counts are summed.
+    let sum = |f: fn(&loadgen::report::Report) -> u64| reports.iter().map(f).sum::<u64>();
+    assert_eq!(m.result.requests, sum(|r| r.result.requests));
+    assert_eq!(
+        m.result.counts.status_2xx,
+        sum(|r| r.result.counts.status_2xx)
+    );
+    assert_eq!(
+        m.result.counts.bytes_read,
+        sum(|r| r.result.counts.bytes_read)
+    );
+    assert_eq!(m.config.connections, 8);
+    // Percentiles are those of the exact merge of both histograms.
+    let mut exact = loadgen::hist::new_hist();
+    for r in &reports {
+        loadgen::hist::merge(
+            &mut exact,
+            &loadgen::hist::decode(&r.result.histogram).unwrap(),
+        );
+    }
+    assert_eq!(m.result.latency, loadgen::hist::LatencySummary::of(&exact));
+    assert_eq!(loadgen::hist::decode(&m.result.histogram).unwrap(), exact);
+    // The windows overlapped (same start, same duration): no warning about it,
+    // and the timeline is aligned to one clock.
+    assert!(
+        !m.warnings.iter().any(|w| w.contains("overlap")),
+        "{:?}",
+        m.warnings
+    );
+    let tl: u64 = m.timeline.iter().map(|s| s.requests).sum();
+    assert_eq!(tl, sum(|r| r.timeline.iter().map(|s| s.requests).sum()));
+    assert!(m.timeline.len() <= 2, "{:?}", m.timeline);
+
+    // Runs that did not overlap are merged with a warning.
+    let mut late = reports[1].clone();
+    late.started_unix_s = late.started_unix_s.map(|t| t + 100.0);
+    std::fs::write(dir.join("late.json"), late.to_json()).unwrap();
+    let out = Command::new(BIN)
+        .args(["bench", "merge"])
+        .arg(dir.join("a.json"))
+        .arg(dir.join("late.json"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("windows do not overlap"), "{stdout}");
+    // One report, or a file that is not one, is a usage error.
+    let out = Command::new(BIN)
+        .args(["bench", "merge"])
+        .arg(dir.join("a.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN)
+        .args(["bench", "merge", "/nonexistent.json", "/nonexistent2.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("gvhttpd bench: cannot read"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

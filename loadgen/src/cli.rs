@@ -27,7 +27,10 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum BenchCommand {
     /// Start `gvhttpd serve` for each model, run the scenario matrix, write results/.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
+    /// Combine `--json` reports of runs made at the same time from several load
+    /// machines against one server (exact histogram merge, summed counts).
+    Merge(crate::merge::MergeArgs),
 }
 
 /// Flags of one load run.
@@ -63,6 +66,11 @@ pub struct LoadArgs {
     /// coordinated omission); without it, closed loop.
     #[arg(long, value_name = "REQ_PER_S")]
     pub rate: Option<f64>,
+    /// Wait until this wall-clock time before starting: Unix seconds (e.g.
+    /// `$(date -d '+10 sec' +%s)`) or HH:MM[:SS] UTC today. Runs from several load
+    /// machines with one --start-at and one --duration can be combined by `bench merge`.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
     /// Connect and request timeout.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub timeout: String,
@@ -118,6 +126,7 @@ impl std::fmt::Display for CliError {
 pub fn run(args: BenchArgs) -> ExitCode {
     let result = match &args.command {
         Some(BenchCommand::Compare(c)) => crate::compare::run(c),
+        Some(BenchCommand::Merge(m)) => crate::merge::run(m),
         None => run_load(&args.load).map(|_| ()),
     };
     match result {
@@ -220,6 +229,10 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
     }
     let warmup = parse_duration(&a.warmup).map_err(|e| err(format!("--warmup: {e}")))?;
     let timeout = parse_duration(&a.timeout).map_err(|e| err(format!("--timeout: {e}")))?;
+    let start_at = match &a.start_at {
+        Some(t) => Some(parse_start_at(t, std::time::SystemTime::now()).map_err(err)?),
+        None => None,
+    };
     if timeout.is_zero() {
         return Err(err("--timeout must be more than 0".into()));
     }
@@ -286,6 +299,7 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         rate: a.rate,
         timeout,
         progress,
+        start_at,
         server_pid: a.server_pid,
         server_cores,
     };
@@ -329,4 +343,44 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("bad duration '{s}': too long"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `--start-at`: Unix seconds (fractions allowed) or `HH:MM[:SS]` UTC of
+/// the day of `now`. A time already past is an error naming how long ago it was.
+pub fn parse_start_at(
+    s: &str,
+    now: std::time::SystemTime,
+) -> Result<std::time::SystemTime, String> {
+    use std::time::UNIX_EPOCH;
+    let bad = || format!("--start-at: bad time '{s}': expected Unix seconds or HH:MM[:SS] UTC");
+    let t = s.trim();
+    let at = if t.contains(':') {
+        let parts: Vec<&str> = t.split(':').collect();
+        if parts.len() > 3 || parts.iter().any(|p| p.is_empty() || p.len() > 2) {
+            return Err(bad());
+        }
+        let n: Vec<u64> = parts
+            .iter()
+            .map(|p| p.parse::<u64>().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        let (h, m, sec) = (n[0], n[1], n.get(2).copied().unwrap_or(0));
+        if h > 23 || m > 59 || sec > 59 {
+            return Err(bad());
+        }
+        let today = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400 * 86_400;
+        UNIX_EPOCH + Duration::from_secs(today + h * 3600 + m * 60 + sec)
+    } else {
+        let v: f64 = t.parse().map_err(|_| bad())?;
+        if !(v.is_finite() && v > 0.0 && v < 1e11) {
+            return Err(bad());
+        }
+        UNIX_EPOCH + Duration::from_secs_f64(v)
+    };
+    match now.duration_since(at) {
+        Ok(ago) if ago > Duration::from_secs(1) => Err(format!(
+            "--start-at {s} was {:.1}s ago; give a time in the future",
+            ago.as_secs_f64()
+        )),
+        _ => Ok(at),
+    }
 }

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod compare;
 pub mod engine;
 pub mod hist;
+pub mod merge;
 pub mod parse;
 pub mod report;
 pub mod schedule;

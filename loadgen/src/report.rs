@@ -94,6 +94,10 @@ pub struct Report {
     pub command: Vec<String>,
     pub env: Env,
     pub config: RunConfig,
+    /// Wall-clock start of the measured period, seconds since the Unix epoch
+    /// (`bench merge` aligns runs from several load machines by it).
+    #[serde(default)]
+    pub started_unix_s: Option<f64>,
     pub result: RunResult,
     pub timeline: Vec<Second>,
     pub checks: Checks,
@@ -117,6 +121,7 @@ impl Report {
             command: std::env::args().collect(),
             env: Env::here(),
             config,
+            started_unix_s: Some(out.measure_start_unix_s),
             result: RunResult {
                 elapsed_s: out.elapsed.as_secs_f64(),
                 requests,
@@ -270,6 +275,14 @@ pub fn summary(r: &Report) -> String {
         );
     }
     let _ = writeln!(s, "Requests/sec: {:>12.2}", res.req_per_s);
+    if !c.keepalive {
+        let _ = writeln!(
+            s,
+            "Connections/sec: {:>9.2}   ({} connections opened)",
+            k.connections as f64 / res.elapsed_s.max(1e-9),
+            k.connections
+        );
+    }
     if let Some(t) = res.target_rate {
         let _ = writeln!(
             s,

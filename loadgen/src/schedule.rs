@@ -21,8 +21,9 @@ use crate::hist::{self, Hist};
 use std::time::{Duration, Instant};
 
 /// A send counts as late when it leaves more than this after its intended time.
-/// (The event loop sleeps with millisecond timeouts, so up to ~1 ms is timer
-/// granularity, not backlog.)
+/// (Open-loop workers wake on a timerfd, so sends normally leave within tens of
+/// microseconds; this threshold leaves room for scheduling noise and counts
+/// backlog, not jitter.)
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
 /// One connection's fixed schedule of intended send times.

@@ -84,3 +84,35 @@ fn clap_rejects_non_numbers_with_status_2() {
     let e = Cli::try_parse_from(["bench", "-c", "many"]).unwrap_err();
     assert_eq!(e.exit_code(), 2);
 }
+
+#[test]
+fn start_at_takes_unix_seconds_or_utc_clock_time() {
+    use loadgen::cli::parse_start_at;
+    use std::time::{Duration, UNIX_EPOCH};
+    // 2026-12-01 10:00:00 UTC.
+    let now = UNIX_EPOCH + Duration::from_secs(1_796_119_200);
+    assert_eq!(
+        parse_start_at("1796119230.5", now),
+        Ok(UNIX_EPOCH + Duration::from_secs_f64(1_796_119_230.5))
+    );
+    assert_eq!(
+        parse_start_at("10:00:30", now),
+        Ok(now + Duration::from_secs(30))
+    );
+    assert_eq!(
+        parse_start_at("11:15", now),
+        Ok(now + Duration::from_secs(4500))
+    );
+    // Within a second of now is fine (clocks of load machines differ a little).
+    assert_eq!(parse_start_at("10:00", now), Ok(now));
+    let past = parse_start_at("09:59:00", now).unwrap_err();
+    assert!(past.contains("was 60.0s ago"), "{past}");
+    for bad in [
+        "", "soon", "25:00", "10:60", "1:2:3:4", "-5", "1e300", "10::00",
+    ] {
+        let e = parse_start_at(bad, now).unwrap_err();
+        assert!(e.starts_with("--start-at: bad time"), "{bad}: {e}");
+    }
+    let m = plan_error(&["--url", "http://127.0.0.1:1/", "--start-at", "00:00:00"]);
+    assert!(m.contains("ago") || m.contains("cannot connect"), "{m}");
+}

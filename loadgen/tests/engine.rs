@@ -56,6 +56,41 @@ fn no_keepalive_uses_one_connection_per_request() {
 }
 
 #[test]
+fn churn_counts_one_connection_per_request() {
+    // A server that keeps connections open: only the client's Connection: close
+    // makes each request use a fresh connection.
+    let srv = start(Style::Length);
+    let mut a = args(srv.addr, "/");
+    a.no_keepalive = true;
+    a.requests = Some(300);
+    let r = run(&a);
+    assert_eq!(r.result.counts.status_2xx, 300);
+    assert_eq!(
+        r.result.counts.connections, 300,
+        "one connection per request"
+    );
+    // The server saw them too: 300, the preflight probe, and at most one
+    // reconnect per load connection opened after its last response.
+    let accepted = srv.accepted.load(Ordering::Relaxed);
+    assert!((301..=305).contains(&accepted), "{accepted}");
+    let summary = loadgen::report::summary(&r);
+    assert!(summary.contains("(300 connections opened)"), "{summary}");
+
+    // With keep-alive the same 300 requests share the 4 connections.
+    let srv = start(Style::Length);
+    let mut a = args(srv.addr, "/");
+    a.requests = Some(300);
+    let r = run(&a);
+    assert_eq!(r.result.counts.status_2xx, 300);
+    assert_eq!(r.result.counts.connections, 4);
+    assert_eq!(
+        srv.accepted.load(Ordering::Relaxed),
+        5,
+        "4 and the preflight probe"
+    );
+}
+
+#[test]
 fn server_errors_are_counted_but_not_in_the_histogram() {
     let srv = start(Style::Unavailable);
     let mut a = args(srv.addr, "/");

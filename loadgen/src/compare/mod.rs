@@ -1,10 +1,31 @@
-//! `gvhttpd bench compare`: the three-model comparison behind `results/`.
+//! `gvhttpd bench compare`: the model comparison behind `results/`.
 //!
-//! For each repetition, for each scenario, for each available model (so models
-//! are interleaved A B C A B C ...), a fresh `gvhttpd serve --model M` is started
-//! pinned to `--server-cpus`, the load runs pinned to `--load-cpus`, and the
-//! server is stopped. A fresh server per run keeps peak RSS and CPU per request
-//! attributable to one scenario. The results go to `<out>/<date>-<host>/`.
+//! For each repetition, for each scenario, for each of its points (a rate of the
+//! sweep, a connection count, a file size), for each target (every available
+//! model, then every `--peer`), so targets are interleaved A B C A B C ..., a
+//! fresh server is started pinned to `--server-cpus`, the load runs pinned to
+//! `--load-cpus`, and the server is stopped. A fresh server per run keeps peak RSS
+//! and CPU per request attributable to one run. The results go to
+//! `<out>/<date>-<host>/`.
+//!
+//! The matrix ([`SCENARIOS`]):
+//! - `plaintext`, `pipelined`, `json`, `sleep`, `idle`: hello-world shapes that
+//!   mostly show what the kernel's loopback path costs every model alike;
+//! - `sweep`: the load–latency curve. Each target's closed-loop maximum at
+//!   [`SWEEP_CONNECTIONS`] is measured first (once, before the repetitions), then
+//!   open-loop runs offer [`SWEEP_FRACTIONS`] of it; latency is from the intended
+//!   send time. Reported: p50/p99/p99.9 against offered and achieved rate, and the
+//!   highest achieved rate whose p99 stays under each of [`LATENCY_BOUNDS_US`];
+//! - `churn`: a new connection per request (`--no-keepalive`);
+//! - `skew`: [`SKEW_WORKERS`] workers; a few connections send CPU-heavy
+//!   `/work/<µs>` (closed loop) while many send `/` at a fixed open-loop rate;
+//!   reported: the light requests' p99 and the heavy ones' throughput;
+//! - `busy`: closed loop at [`BUSY_CONNECTIONS`] connections that all keep sending;
+//! - `large`: `/static/` files of [`LARGE_FILES`] sizes, created in a temporary
+//!   `--root`: MB/s and server CPU per MB.
+//!
+//! `--peer NAME='command with {port}'` starts another HTTP server the same way
+//! (pinned, fresh per run, ready once it accepts a connection) as one more row.
 
 mod output;
 mod plots;
@@ -15,11 +36,15 @@ use crate::engine;
 use crate::report::{Env, Report};
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use server::{Server, StartError};
-use std::path::PathBuf;
+use server::{Server, StartError, StartOpts};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use server::parse_ready;
+pub use output::{best_per_scenario, summary, Answer};
+pub use plots::{
+    fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear,
+};
+pub use server::{parse_peer, parse_ready, Target};
 
 /// Flags of `gvhttpd bench compare`.
 #[derive(Debug, Clone, Args)]
@@ -27,7 +52,14 @@ pub struct CompareArgs {
     /// Models to compare (unavailable ones are listed as such).
     #[arg(long, value_delimiter = ',', default_value = "callback,tokio,green")]
     pub models: Vec<String>,
-    /// Scenarios to run (default: all): plaintext, pipelined, json, sleep, idle.
+    /// Another HTTP server as a row beside the models (repeatable):
+    /// NAME='command'. The command runs as `sh -c 'exec COMMAND'`, in the
+    /// foreground, and must listen on 127.0.0.1:{port}; {root} is the static
+    /// directory, {workers} the worker count. Its own process is measured.
+    #[arg(long = "peer", value_name = "NAME=COMMAND")]
+    pub peers: Vec<String>,
+    /// Scenarios to run (default: all): plaintext, pipelined, json, sleep, idle,
+    /// sweep, churn, skew, busy, large.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// CPUs for the server (its worker count is the number of CPUs).
@@ -36,24 +68,32 @@ pub struct CompareArgs {
     /// CPUs for the load generator (one load thread per CPU).
     #[arg(long, default_value = "1")]
     pub load_cpus: String,
-    /// Repetitions of the whole matrix (interleaved).
-    #[arg(long, default_value_t = 3)]
-    pub repeat: u32,
-    /// Measured duration of each load run.
-    #[arg(long, default_value = "3s")]
-    pub duration: String,
-    /// Warm-up before each load run.
-    #[arg(long, default_value = "1s")]
-    pub warmup: String,
-    /// Open connections for the idle-memory scenario.
-    #[arg(long, default_value_t = 10_000)]
-    pub idle_conns: usize,
+    /// Repetitions of the whole matrix (interleaved) [default: 3; --quick: 1].
+    #[arg(long)]
+    pub repeat: Option<u32>,
+    /// Measured duration of each load run [default: 3s; --quick: 1s].
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Warm-up before each load run [default: 1s; --quick: 300ms].
+    #[arg(long)]
+    pub warmup: Option<String>,
+    /// Open connections for the idle-memory scenario [default: 10000; --quick: 1000].
+    #[arg(long)]
+    pub idle_conns: Option<usize>,
+    /// Smoke run: one repetition of short runs, three sweep points, busy up to
+    /// 1000 connections (about 20 s per server).
+    #[arg(long)]
+    pub quick: bool,
     /// Parent directory of the results folder.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
     /// The gvhttpd binary to start [default: this executable].
     #[arg(long)]
     pub exe: Option<PathBuf>,
+    /// Run nothing: rewrite summary.md, README.md and the plots next to this
+    /// raw.json from its data (e.g. after a change to the tables or plots).
+    #[arg(long, value_name = "RAW.json")]
+    pub from_raw: Option<PathBuf>,
 }
 
 /// One scenario of the fixed matrix.
@@ -71,67 +111,144 @@ pub enum Kind {
         connections: u64,
         pipeline: u64,
         rate: Option<f64>,
+        keepalive: bool,
     },
     /// Hold this many idle connections and measure the server's RSS growth.
     Idle,
+    /// Open-loop rate sweep against each target's closed-loop maximum.
+    Sweep,
+    /// Heavy `/work` requests beside light `/` ones on [`SKEW_WORKERS`] workers.
+    Skew,
+    /// Closed loop at each of [`BUSY_CONNECTIONS`].
+    Busy,
+    /// Closed loop on each of [`LARGE_FILES`].
+    Large,
+}
+
+/// Connections of the sweep (its closed-loop maximum and every open-loop point).
+pub const SWEEP_CONNECTIONS: u64 = 64;
+/// Offered rates of the sweep, as shares of the closed-loop maximum.
+pub const SWEEP_FRACTIONS: [f64; 7] = [0.10, 0.25, 0.50, 0.75, 0.90, 1.00, 1.10];
+/// The sweep's points in `--quick` mode.
+pub const QUICK_SWEEP_FRACTIONS: [f64; 3] = [0.25, 0.75, 1.10];
+/// p99 bounds for "highest rate held" (µs).
+pub const LATENCY_BOUNDS_US: [u64; 2] = [1_000, 10_000];
+/// Connections of the churn scenario.
+pub const CHURN_CONNECTIONS: u64 = 16;
+/// Server workers in the skew scenario.
+pub const SKEW_WORKERS: usize = 2;
+/// The heavy requests of the skew scenario: 5 ms of CPU each.
+pub const SKEW_HEAVY_PATH: &str = "/work/5000";
+/// Connections sending heavy requests (closed loop).
+pub const SKEW_HEAVY_CONNECTIONS: u64 = 2;
+/// Connections sending light `GET /` at [`SKEW_LIGHT_RATE`] (open loop).
+pub const SKEW_LIGHT_CONNECTIONS: u64 = 32;
+/// Light requests per second in the skew scenario.
+pub const SKEW_LIGHT_RATE: f64 = 1_000.0;
+/// Connection counts of the busy scenario.
+pub const BUSY_CONNECTIONS: [u64; 3] = [64, 1_000, 10_000];
+/// The busy scenario's counts in `--quick` mode.
+pub const QUICK_BUSY_CONNECTIONS: [u64; 2] = [64, 1_000];
+/// Files of the large-response scenario: (name under the root, size in bytes).
+pub const LARGE_FILES: [(&str, u64); 2] = [("64KiB.bin", 64 << 10), ("1MiB.bin", 1 << 20)];
+/// Connections of the large-response scenario.
+pub const LARGE_CONNECTIONS: u64 = 16;
+
+const fn load(path: &'static str, connections: u64, pipeline: u64, rate: Option<f64>) -> Kind {
+    Kind::Load {
+        path,
+        connections,
+        pipeline,
+        rate,
+        keepalive: true,
+    }
 }
 
 /// The fixed scenario matrix.
-pub const SCENARIOS: [Scenario; 5] = [
+pub const SCENARIOS: [Scenario; 10] = [
     Scenario {
         name: "plaintext",
         title: "GET / at -c64",
-        kind: Kind::Load {
-            path: "/",
-            connections: 64,
-            pipeline: 1,
-            rate: None,
-        },
+        kind: load("/", 64, 1, None),
     },
     Scenario {
         name: "pipelined",
         title: "GET / at -c64, pipelined x16",
-        kind: Kind::Load {
-            path: "/",
-            connections: 64,
-            pipeline: 16,
-            rate: None,
-        },
+        kind: load("/", 64, 16, None),
     },
     Scenario {
         name: "json",
         title: "GET /json at -c64",
-        kind: Kind::Load {
-            path: "/json",
-            connections: 64,
-            pipeline: 1,
-            rate: None,
-        },
+        kind: load("/json", 64, 1, None),
     },
     Scenario {
         name: "sleep",
         title: "GET /sleep/100 at -c1000, open loop 5000 req/s",
-        kind: Kind::Load {
-            path: "/sleep/100",
-            connections: 1000,
-            pipeline: 1,
-            rate: Some(5000.0),
-        },
+        kind: load("/sleep/100", 1000, 1, Some(5000.0)),
     },
     Scenario {
         name: "idle",
         title: "idle connections held open (RSS per connection)",
         kind: Kind::Idle,
     },
+    Scenario {
+        name: "sweep",
+        title: "load–latency curve: GET / at -c64, open loop at shares of the closed-loop maximum",
+        kind: Kind::Sweep,
+    },
+    Scenario {
+        name: "churn",
+        title: "GET / at -c16 with a new connection per request (--no-keepalive)",
+        kind: Kind::Load {
+            path: "/",
+            connections: CHURN_CONNECTIONS,
+            pipeline: 1,
+            rate: None,
+            keepalive: false,
+        },
+    },
+    Scenario {
+        name: "skew",
+        title: "CPU skew: 2 workers; 2 connections send /work/5000 (5 ms of CPU) in closed \
+                loop while 32 send GET / at 1000 req/s open loop",
+        kind: Kind::Skew,
+    },
+    Scenario {
+        name: "busy",
+        title: "many busy connections: GET / closed loop at 64, 1000 and 10000 connections",
+        kind: Kind::Busy,
+    },
+    Scenario {
+        name: "large",
+        title: "large responses: GET /static/ of a 64 KiB and a 1 MiB file at -c16",
+        kind: Kind::Large,
+    },
 ];
 
-/// A model's availability.
+/// Looks a scenario up by name.
+pub fn scenario(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+/// One point of a multi-point scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// As shown in tables: `50%`, `c1000`, `1MiB`, `max`.
+    pub label: String,
+    /// Share of the maximum (sweep), connections (busy), bytes (large).
+    pub value: f64,
+}
+
+/// A target's availability (a model, or a `--peer`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelStatus {
     pub name: String,
     pub available: bool,
     /// Why not, in the model's own words.
     pub reason: Option<String>,
+    /// For a `--peer`: its command as given.
+    #[serde(default)]
+    pub peer: Option<String>,
 }
 
 /// The idle-memory measurement.
@@ -143,13 +260,20 @@ pub struct IdleResult {
     pub bytes_per_connection: f64,
 }
 
-/// One (model, scenario, repetition) run.
+/// One (target, scenario, point, repetition) run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub model: String,
     pub scenario: String,
+    /// 1-based; 0 for the sweep's closed-loop calibration.
     pub repeat: u32,
+    #[serde(default)]
+    pub point: Option<Point>,
+    /// The load's report (in `skew`: the light requests').
     pub report: Option<Report>,
+    /// `skew`: the heavy requests' report.
+    #[serde(default)]
+    pub heavy: Option<Report>,
     pub idle: Option<IdleResult>,
     /// Set when the run failed; the error in one line.
     pub error: Option<String>,
@@ -163,11 +287,17 @@ pub struct Raw {
     pub env: Env,
     pub rustc: String,
     pub git_revision: String,
+    /// UTC date of the run (YYYY-MM-DD).
+    #[serde(default)]
+    pub date: String,
     pub server_cpus: Vec<usize>,
     pub load_cpus: Vec<usize>,
     pub duration_s: f64,
     pub warmup_s: f64,
     pub repeat: u32,
+    #[serde(default)]
+    pub quick: bool,
+    /// Models, then peers.
     pub models: Vec<ModelStatus>,
     pub scenarios: Vec<String>,
     pub runs: Vec<Run>,
@@ -178,51 +308,164 @@ impl Raw {
     pub fn from_json(s: &str) -> Result<Raw, String> {
         serde_json::from_str(s).map_err(|e| format!("not a compare raw.json: {e}"))
     }
+
+    /// The sweep's shares of the maximum used in this run.
+    pub fn sweep_fractions(&self) -> &'static [f64] {
+        if self.quick {
+            &QUICK_SWEEP_FRACTIONS
+        } else {
+            &SWEEP_FRACTIONS
+        }
+    }
+}
+
+/// The points a scenario runs (one unnamed point for single-point scenarios).
+pub fn points(kind: Kind, quick: bool) -> Vec<Option<Point>> {
+    match kind {
+        Kind::Sweep => {
+            let f: &[f64] = if quick {
+                &QUICK_SWEEP_FRACTIONS
+            } else {
+                &SWEEP_FRACTIONS
+            };
+            f.iter()
+                .map(|&f| {
+                    Some(Point {
+                        label: format!("{:.0}%", f * 100.0),
+                        value: f,
+                    })
+                })
+                .collect()
+        }
+        Kind::Busy => {
+            let c: &[u64] = if quick {
+                &QUICK_BUSY_CONNECTIONS
+            } else {
+                &BUSY_CONNECTIONS
+            };
+            c.iter()
+                .map(|&c| {
+                    Some(Point {
+                        label: format!("c{c}"),
+                        value: c as f64,
+                    })
+                })
+                .collect()
+        }
+        Kind::Large => LARGE_FILES
+            .iter()
+            .map(|(name, size)| {
+                Some(Point {
+                    label: name.trim_end_matches(".bin").to_string(),
+                    value: *size as f64,
+                })
+            })
+            .collect(),
+        _ => vec![None],
+    }
+}
+
+/// The sweep's offered rates: `fractions` of `max_rps`, rounded to 10 req/s
+/// (at least 10).
+pub fn rate_plan(max_rps: f64, fractions: &[f64]) -> Result<Vec<f64>, String> {
+    if !(max_rps.is_finite() && max_rps >= 10.0) {
+        return Err(format!(
+            "the closed-loop maximum ({max_rps:.1} req/s) is too low to sweep"
+        ));
+    }
+    Ok(fractions
+        .iter()
+        .map(|f| ((max_rps * f / 10.0).round() * 10.0).max(10.0))
+        .collect())
 }
 
 /// Runs the comparison and writes the results folder.
 pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     let usage = |m: String| Failure::Usage(CliError(m));
+    if let Some(path) = &a.from_raw {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("--from-raw {}: {e}", path.display())))?;
+        let raw = Raw::from_json(&text)
+            .map_err(|e| usage(format!("--from-raw {}: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        output::write_reports(dir, &raw).map_err(Failure::Run)?;
+        println!(
+            "gvhttpd bench compare: rewrote the summary and plots in {}",
+            dir.display()
+        );
+        return Ok(());
+    }
     let server_cpus = crate::sys::parse_cpu_list(&a.server_cpus)
         .map_err(|e| usage(format!("--server-cpus: {e}")))?;
     let load_cpus =
         crate::sys::parse_cpu_list(&a.load_cpus).map_err(|e| usage(format!("--load-cpus: {e}")))?;
-    let duration =
-        cli::parse_duration(&a.duration).map_err(|e| usage(format!("--duration: {e}")))?;
-    let warmup = cli::parse_duration(&a.warmup).map_err(|e| usage(format!("--warmup: {e}")))?;
-    if a.repeat == 0 {
+    let q = a.quick;
+    let duration = a.duration.as_deref().unwrap_or(if q { "1s" } else { "3s" });
+    let duration = cli::parse_duration(duration).map_err(|e| usage(format!("--duration: {e}")))?;
+    let warmup = a
+        .warmup
+        .as_deref()
+        .unwrap_or(if q { "300ms" } else { "1s" });
+    let warmup = cli::parse_duration(warmup).map_err(|e| usage(format!("--warmup: {e}")))?;
+    let repeat = a.repeat.unwrap_or(if q { 1 } else { 3 });
+    let idle_conns = a.idle_conns.unwrap_or(if q { 1_000 } else { 10_000 });
+    if repeat == 0 {
         return Err(usage("--repeat must be at least 1".into()));
     }
     if duration.is_zero() {
         return Err(usage("--duration must be more than 0".into()));
     }
+    let names = SCENARIOS.map(|s| s.name).join(", ");
     let scenarios: Vec<Scenario> = if a.scenarios.is_empty() {
         SCENARIOS.to_vec()
     } else {
         a.scenarios
             .iter()
             .map(|n| {
-                SCENARIOS.iter().find(|s| s.name == n).copied().ok_or_else(|| {
-                    usage(format!(
-                        "--scenarios: unknown scenario '{n}' (plaintext, pipelined, json, sleep, idle)"
-                    ))
-                })
+                scenario(n)
+                    .copied()
+                    .ok_or_else(|| usage(format!("--scenarios: unknown scenario '{n}' ({names})")))
             })
             .collect::<Result<_, _>>()?
     };
+    let mut targets: Vec<Target> = a.models.iter().cloned().map(Target::Model).collect();
+    for p in &a.peers {
+        let (name, command) = parse_peer(p).map_err(|e| usage(format!("--peer: {e}")))?;
+        targets.push(Target::Peer { name, command });
+    }
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].iter().any(|o| o.name() == t.name()) {
+            return Err(usage(format!(
+                "--models/--peer: the name '{}' is given twice",
+                t.name()
+            )));
+        }
+    }
     let exe = match &a.exe {
         Some(p) => p.clone(),
         None => std::env::current_exe()
             .map_err(|e| Failure::Run(format!("cannot find the gvhttpd executable: {e}")))?,
     };
-    crate::sys::raise_nofile(a.idle_conns as u64 + 2048);
+    let max_conns = BUSY_CONNECTIONS[2].max(idle_conns as u64);
+    crate::sys::raise_nofile(max_conns + 2048);
     crate::sys::pin_current_thread(&load_cpus).map_err(Failure::Run)?;
+    let root = StaticRoot::create().map_err(Failure::Run)?;
 
-    let models = probe_models(&exe, &a.models, &server_cpus);
-    let available: Vec<&str> = models
+    let ctx = Ctx {
+        exe: &exe,
+        server_cpus: &server_cpus,
+        load_cpus: &load_cpus,
+        duration,
+        warmup,
+        idle_conns,
+        root: &root.dir,
+    };
+    let models: Vec<ModelStatus> = targets.iter().map(|t| ctx.probe(t)).collect();
+    let available: Vec<&Target> = targets
         .iter()
-        .filter(|m| m.available)
-        .map(|m| m.name.as_str())
+        .zip(&models)
+        .filter(|(_, m)| m.available)
+        .map(|(t, _)| t)
         .collect();
     if available.is_empty() {
         return Err(Failure::Run(format!(
@@ -234,39 +477,86 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                 .join("; ")
         )));
     }
-    let ctx = Ctx {
-        exe: &exe,
-        server_cpus: &server_cpus,
-        load_cpus: &load_cpus,
-        duration,
-        warmup,
-        idle_conns: a.idle_conns,
-    };
+    let has_sweep = scenarios.iter().any(|s| s.kind == Kind::Sweep);
+    let per_target: usize = scenarios.iter().map(|s| points(s.kind, q).len()).sum();
+    let total = available.len() * (per_target * repeat as usize + usize::from(has_sweep));
+    let each = duration + warmup + Duration::from_millis(400);
+    let all = (each * total as u32).as_secs_f64();
+    eprintln!(
+        "gvhttpd bench compare: {total} runs of at most {:.1}s each: at most {}",
+        each.as_secs_f64(),
+        if all < 120.0 {
+            format!("{all:.0} s")
+        } else {
+            format!("{:.0} min", all / 60.0)
+        }
+    );
     let mut runs = Vec::new();
-    for r in 1..=a.repeat {
+    // The sweep's plan per target: its closed-loop maximum, measured once first.
+    let mut sweep_max: Vec<Option<f64>> = vec![None; available.len()];
+    if has_sweep {
+        for (i, t) in available.iter().enumerate() {
+            let label = Point {
+                label: "max".into(),
+                value: 0.0,
+            };
+            let run = ctx.run_one(t, &SCENARIOS[5], Some(&label), 0, None);
+            eprintln!(
+                "gvhttpd bench compare: [calibration] {}",
+                output::one_line(&run)
+            );
+            sweep_max[i] = run.report.as_ref().map(|r| r.result.req_per_s);
+            runs.push(run);
+        }
+    }
+    for r in 1..=repeat {
         for s in &scenarios {
-            for m in &available {
-                let run = ctx.run_one(m, s, r);
-                eprintln!(
-                    "gvhttpd bench compare: [{r}/{}] {}",
-                    a.repeat,
-                    output::one_line(&run)
-                );
-                runs.push(run);
+            for point in points(s.kind, q) {
+                for (i, t) in available.iter().enumerate() {
+                    let rate = match (s.kind, &point) {
+                        (Kind::Sweep, Some(p)) => Some(
+                            sweep_max[i]
+                                .ok_or_else(|| "no closed-loop maximum to sweep from".to_string())
+                                .and_then(|m| rate_plan(m, &[p.value]).map(|v| v[0])),
+                        ),
+                        _ => None,
+                    };
+                    let run = match rate {
+                        Some(Err(e)) => Run {
+                            model: t.name().to_string(),
+                            scenario: s.name.to_string(),
+                            repeat: r,
+                            point: point.clone(),
+                            report: None,
+                            heavy: None,
+                            idle: None,
+                            error: Some(e),
+                        },
+                        Some(Ok(rate)) => ctx.run_one(t, s, point.as_ref(), r, Some(rate)),
+                        None => ctx.run_one(t, s, point.as_ref(), r, None),
+                    };
+                    eprintln!(
+                        "gvhttpd bench compare: [{r}/{repeat}] {}",
+                        output::one_line(&run)
+                    );
+                    runs.push(run);
+                }
             }
         }
     }
     let raw = Raw {
-        schema: "gvhttpd-compare/1".into(),
+        schema: "gvhttpd-compare/2".into(),
         command: std::env::args().collect(),
         env: Env::here(),
         rustc: output::command_line("rustc", &["--version"]),
         git_revision: output::command_line("git", &["rev-parse", "--short", "HEAD"]),
+        date: output::utc_date(),
         server_cpus,
         load_cpus,
         duration_s: duration.as_secs_f64(),
         warmup_s: warmup.as_secs_f64(),
-        repeat: a.repeat,
+        repeat,
+        quick: q,
         models,
         scenarios: scenarios.iter().map(|s| s.name.to_string()).collect(),
         runs,
@@ -276,64 +566,187 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Starts each model once to learn whether it is available.
-fn probe_models(exe: &std::path::Path, names: &[String], cpus: &[usize]) -> Vec<ModelStatus> {
-    names
-        .iter()
-        .map(|name| match Server::start(exe, name, cpus) {
-            Ok(_) => ModelStatus {
-                name: name.clone(),
-                available: true,
-                reason: None,
-            },
-            Err(StartError::Unavailable(why) | StartError::Failed(why)) => {
-                eprintln!("gvhttpd bench compare: model {name} unavailable: {why}");
-                ModelStatus {
-                    name: name.clone(),
-                    available: false,
-                    reason: Some(why),
-                }
-            }
-        })
-        .collect()
+/// The temporary `--root` with the large-response files, removed when dropped.
+struct StaticRoot {
+    dir: PathBuf,
+}
+
+impl StaticRoot {
+    fn create() -> Result<StaticRoot, String> {
+        let dir = std::env::temp_dir().join(format!("gvhttpd-compare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create the static root {}: {e}", dir.display()))?;
+        let root = StaticRoot { dir };
+        for (name, size) in LARGE_FILES {
+            // Incompressible-looking bytes (xorshift), so nothing can shortcut them.
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ size;
+            let bytes: Vec<u8> = (0..size)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let p = root.dir.join(name);
+            std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        }
+        Ok(root)
+    }
+}
+
+impl Drop for StaticRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 struct Ctx<'a> {
-    exe: &'a std::path::Path,
+    exe: &'a Path,
     server_cpus: &'a [usize],
     load_cpus: &'a [usize],
     duration: Duration,
     warmup: Duration,
     idle_conns: usize,
+    root: &'a Path,
+}
+
+/// One load of a run.
+#[derive(Debug, Clone, Copy)]
+struct LoadSpec<'a> {
+    path: &'a str,
+    connections: u64,
+    pipeline: u64,
+    rate: Option<f64>,
+    keepalive: bool,
+}
+
+impl LoadSpec<'_> {
+    fn closed(path: &str, connections: u64) -> LoadSpec<'_> {
+        LoadSpec {
+            path,
+            connections,
+            pipeline: 1,
+            rate: None,
+            keepalive: true,
+        }
+    }
 }
 
 impl Ctx<'_> {
-    fn run_one(&self, model: &str, s: &Scenario, repeat: u32) -> Run {
+    fn opts(&self, workers: usize) -> StartOpts<'_> {
+        StartOpts {
+            cpus: self.server_cpus,
+            workers,
+            root: self.root,
+        }
+    }
+
+    /// Starts a target once to learn whether it is available.
+    fn probe(&self, t: &Target) -> ModelStatus {
+        let peer = match t {
+            Target::Peer { command, .. } => Some(command.clone()),
+            Target::Model(_) => None,
+        };
+        let name = t.name().to_string();
+        match Server::start(self.exe, t, &self.opts(self.server_cpus.len())) {
+            Ok(_) => ModelStatus {
+                name,
+                available: true,
+                reason: None,
+                peer,
+            },
+            Err(StartError::Unavailable(why) | StartError::Failed(why)) => {
+                eprintln!("gvhttpd bench compare: {name} unavailable: {why}");
+                ModelStatus {
+                    name,
+                    available: false,
+                    reason: Some(why),
+                    peer,
+                }
+            }
+        }
+    }
+
+    fn run_one(
+        &self,
+        t: &Target,
+        s: &Scenario,
+        point: Option<&Point>,
+        repeat: u32,
+        sweep_rate: Option<f64>,
+    ) -> Run {
         let mut run = Run {
-            model: model.to_string(),
+            model: t.name().to_string(),
             scenario: s.name.to_string(),
             repeat,
+            point: point.cloned(),
             report: None,
+            heavy: None,
             idle: None,
             error: None,
         };
-        let mut server = match Server::start(self.exe, model, self.server_cpus) {
+        let workers = if s.kind == Kind::Skew {
+            SKEW_WORKERS
+        } else {
+            self.server_cpus.len()
+        };
+        let mut server = match Server::start(self.exe, t, &self.opts(workers)) {
             Ok(srv) => srv,
             Err(StartError::Unavailable(e) | StartError::Failed(e)) => {
                 run.error = Some(e);
                 return run;
             }
         };
+        let value = point.map_or(0.0, |p| p.value);
         let result = match s.kind {
             Kind::Load {
                 path,
                 connections,
                 pipeline,
                 rate,
+                keepalive,
             } => self
-                .load(&server, path, connections, pipeline, rate)
+                .load(
+                    &server,
+                    LoadSpec {
+                        path,
+                        connections,
+                        pipeline,
+                        rate,
+                        keepalive,
+                    },
+                )
                 .map(|r| run.report = Some(r)),
             Kind::Idle => idle(&mut server, self.idle_conns).map(|r| run.idle = Some(r)),
+            Kind::Sweep => {
+                let spec = LoadSpec {
+                    rate: sweep_rate,
+                    ..LoadSpec::closed("/", SWEEP_CONNECTIONS)
+                };
+                self.load(&server, spec).map(|r| run.report = Some(r))
+            }
+            Kind::Skew => {
+                let (light, heavy) = self.skew(&server);
+                run.heavy = heavy.as_ref().ok().cloned();
+                light.map(|r| run.report = Some(r)).and(
+                    heavy
+                        .map(|_| ())
+                        .map_err(|e| format!("heavy requests: {e}")),
+                )
+            }
+            Kind::Busy => self
+                .load(&server, LoadSpec::closed("/", value as u64))
+                .map(|r| run.report = Some(r)),
+            Kind::Large => {
+                let file = LARGE_FILES
+                    .iter()
+                    .find(|f| f.1 as f64 == value)
+                    .map_or(LARGE_FILES[0].0, |f| f.0);
+                let path = format!("/static/{file}");
+                self.load(&server, LoadSpec::closed(&path, LARGE_CONNECTIONS))
+                    .map(|r| run.report = Some(r))
+            }
         };
         if let Err(e) = result {
             run.error = Some(e);
@@ -345,14 +758,24 @@ impl Ctx<'_> {
         run
     }
 
-    fn load(
-        &self,
-        server: &Server,
-        path: &str,
-        connections: u64,
-        pipeline: u64,
-        rate: Option<f64>,
-    ) -> Result<Report, String> {
+    /// Heavy closed-loop `/work` and light open-loop `/` at the same time; (light, heavy).
+    fn skew(&self, server: &Server) -> (Result<Report, String>, Result<Report, String>) {
+        let heavy = LoadSpec::closed(SKEW_HEAVY_PATH, SKEW_HEAVY_CONNECTIONS);
+        let light = LoadSpec {
+            rate: Some(SKEW_LIGHT_RATE),
+            ..LoadSpec::closed("/", SKEW_LIGHT_CONNECTIONS)
+        };
+        std::thread::scope(|sc| {
+            let h = sc.spawn(|| self.load(server, heavy));
+            let l = self.load(server, light);
+            let h = h
+                .join()
+                .unwrap_or_else(|_| Err("the heavy load thread panicked".into()));
+            (l, h)
+        })
+    }
+
+    fn load(&self, server: &Server, spec: LoadSpec<'_>) -> Result<Report, String> {
         let cpus = self
             .load_cpus
             .iter()
@@ -360,21 +783,22 @@ impl Ctx<'_> {
             .collect::<Vec<_>>()
             .join(",");
         let args = LoadArgs {
-            url: Some(format!("http://{}{path}", server.addr)),
-            connections,
+            url: Some(format!("http://{}{}", server.addr, spec.path)),
+            connections: spec.connections,
             threads: None,
             cpus: Some(cpus),
             duration: Some(format!("{}s", self.duration.as_secs_f64())),
             requests: None,
             warmup: format!("{}s", self.warmup.as_secs_f64()),
-            rate,
+            rate: spec.rate,
+            start_at: None,
             timeout: "10s".into(),
             headers: Vec::new(),
             method: "GET".into(),
             body: None,
             body_file: None,
-            pipeline,
-            no_keepalive: false,
+            pipeline: spec.pipeline,
+            no_keepalive: !spec.keepalive,
             json: None,
             hgrm: None,
             server_pid: Some(server.pid),
@@ -385,7 +809,18 @@ impl Ctx<'_> {
         let (mut plan, config) = cli::plan(&args).map_err(|e| e.0)?;
         plan.server_cores = Some(self.server_cpus.len());
         let out = engine::run(&plan)?;
-        Ok(Report::new(config, &plan, &out))
+        let report = Report::new(config, &plan, &out);
+        if report.result.successes == 0 {
+            let c = &report.result.counts;
+            return Err(format!(
+                "no successful responses to {}: {} 4xx, {} 5xx, {} transport errors",
+                spec.path,
+                c.status_4xx,
+                c.status_5xx,
+                c.transport_errors()
+            ));
+        }
+        Ok(report)
     }
 }
 

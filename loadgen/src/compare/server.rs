@@ -1,21 +1,85 @@
-//! Starting and stopping `gvhttpd serve` for one comparison run.
+//! Starting and stopping the server of one comparison run: `gvhttpd serve` for a
+//! model, or any other HTTP server for a `--peer`.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long a server may take to print its readiness line.
+/// How long a server may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a peer gets to exit after SIGTERM before it is killed.
+const PEER_GRACE: Duration = Duration::from_secs(2);
 
-/// A running server, killed when dropped.
+/// What a comparison runs: one of gvhttpd's models, or another server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Model(String),
+    /// `--peer NAME=COMMAND`.
+    Peer {
+        name: String,
+        command: String,
+    },
+}
+
+impl Target {
+    /// The name in tables and plots.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Model(m) => m,
+            Target::Peer { name, .. } => name,
+        }
+    }
+}
+
+/// Parses `NAME=COMMAND` (NAME: letters, digits, `-`, `_`, `.`; COMMAND must
+/// contain `{port}`, where the server is to listen on 127.0.0.1).
+pub fn parse_peer(s: &str) -> Result<(String, String), String> {
+    let (name, command) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': expected NAME='command with {{port}}'"))?;
+    let name = name.trim();
+    let command = command.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "'{s}': the name must be letters, digits, '-', '_' or '.'"
+        ));
+    }
+    if command.is_empty() {
+        return Err(format!("'{s}': the command is empty"));
+    }
+    if !command.contains("{port}") {
+        return Err(format!(
+            "'{s}': the command must contain {{port}} (the port it is to listen on, 127.0.0.1)"
+        ));
+    }
+    Ok((name.to_string(), command.to_string()))
+}
+
+/// How to start a server.
+#[derive(Debug, Clone, Copy)]
+pub struct StartOpts<'a> {
+    /// CPUs to pin it to.
+    pub cpus: &'a [usize],
+    pub workers: usize,
+    /// The static root (`--root`, `{root}`).
+    pub root: &'a Path,
+}
+
+/// A running server, stopped when dropped.
 #[derive(Debug)]
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     pub pid: u32,
+    /// A peer gets SIGTERM and a grace period; a model is killed at once.
+    graceful: bool,
 }
 
 /// Why a server did not start.
@@ -23,39 +87,32 @@ pub struct Server {
 pub enum StartError {
     /// The model exited with status 2 before readiness (its one-line reason).
     Unavailable(String),
-    /// Anything else (exec failure, crash, no readiness line).
+    /// Anything else (exec failure, crash, no readiness).
     Failed(String),
 }
 
 impl Server {
-    /// Starts `exe serve --model M --addr 127.0.0.1:0 --workers N` pinned to
-    /// `cpus` and waits for `gvhttpd: listening on http://ADDR (...)`.
-    pub fn start(exe: &Path, model: &str, cpus: &[usize]) -> Result<Server, StartError> {
+    /// Starts `t` pinned to `o.cpus`, and waits until it is ready.
+    pub fn start(exe: &Path, t: &Target, o: &StartOpts<'_>) -> Result<Server, StartError> {
+        match t {
+            Target::Model(m) => Self::start_model(exe, m, o),
+            Target::Peer { name, command } => Self::start_peer(name, command, o),
+        }
+    }
+
+    /// `exe serve --model M --addr 127.0.0.1:0 --workers N --root DIR`; ready at
+    /// `gvhttpd: listening on http://ADDR (...)`.
+    fn start_model(exe: &Path, model: &str, o: &StartOpts<'_>) -> Result<Server, StartError> {
         let mut cmd = Command::new(exe);
-        cmd.args([
-            "serve",
-            "--model",
-            model,
-            "--addr",
-            "127.0.0.1:0",
-            "--workers",
-        ])
-        .arg(cpus.len().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        // The child inherits the CPU mask of the thread that forks it, so fork
-        // from a thread pinned to the server CPUs (this thread keeps its own mask).
-        let cpus = cpus.to_vec();
-        let mut child = std::thread::scope(|s| {
-            s.spawn(move || {
-                crate::sys::pin_current_thread(&cpus).map_err(StartError::Failed)?;
-                cmd.spawn()
-                    .map_err(|e| StartError::Failed(format!("cannot start {}: {e}", exe.display())))
-            })
-            .join()
-            .unwrap_or_else(|_| Err(StartError::Failed("spawner thread panicked".into())))
-        })?;
+        cmd.args(["serve", "--model", model, "--addr", "127.0.0.1:0"])
+            .arg("--workers")
+            .arg(o.workers.to_string())
+            .arg("--root")
+            .arg(o.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = spawn_pinned(cmd, o.cpus, &exe.display().to_string())?;
         let pid = child.id();
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
@@ -72,7 +129,12 @@ impl Server {
             }
         });
         match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(addr) => Ok(Server { child, addr, pid }),
+            Ok(addr) => Ok(Server {
+                child,
+                addr,
+                pid,
+                graceful: false,
+            }),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
@@ -80,12 +142,7 @@ impl Server {
                 if let Some(mut e) = child.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                let msg = err
-                    .lines()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty())
-                    .unwrap_or("")
-                    .to_string();
+                let msg = first_line(&err);
                 match status.and_then(|s| s.code()) {
                     Some(2) => Err(StartError::Unavailable(if msg.is_empty() {
                         format!("model {model} is unavailable (exit 2)")
@@ -100,14 +157,115 @@ impl Server {
         }
     }
 
+    /// `sh -c 'exec COMMAND'` with `{port}`, `{root}` and `{workers}` filled in;
+    /// ready once 127.0.0.1:port accepts a connection.
+    fn start_peer(name: &str, command: &str, o: &StartOpts<'_>) -> Result<Server, StartError> {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| StartError::Failed(format!("cannot find a free port: {e}")))?
+            .port();
+        let line = command
+            .replace("{port}", &port.to_string())
+            .replace("{root}", &o.root.display().to_string())
+            .replace("{workers}", &o.workers.to_string());
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("exec {line}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = spawn_pinned(cmd, o.cpus, "sh")?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        // Drain stderr so a chatty server never blocks on it; keep its first line.
+        std::thread::spawn(move || {
+            let mut first = None;
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if first.is_none() && !l.trim().is_empty() {
+                    first = Some(l.trim().to_string());
+                    let _ = tx.send(l.trim().to_string());
+                }
+            }
+        });
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let until = Instant::now() + READY_TIMEOUT;
+        let pid = child.id();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let msg = rx
+                    .recv_timeout(Duration::from_millis(200))
+                    .unwrap_or_default();
+                return Err(StartError::Failed(format!(
+                    "peer {name} exited ({status}) before accepting connections: {msg}"
+                )));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(Server {
+                    child,
+                    addr,
+                    pid,
+                    graceful: true,
+                });
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(StartError::Failed(format!(
+                    "peer {name} did not accept connections on {addr} within {}s: {}",
+                    READY_TIMEOUT.as_secs(),
+                    rx.try_recv().unwrap_or_default()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// True while the process has not exited.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 }
 
+/// Spawns `cmd` from a thread pinned to `cpus`: the child inherits the CPU mask
+/// of the thread that forks it (this thread keeps its own mask).
+fn spawn_pinned(mut cmd: Command, cpus: &[usize], what: &str) -> Result<Child, StartError> {
+    let cpus = cpus.to_vec();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            crate::sys::pin_current_thread(&cpus).map_err(StartError::Failed)?;
+            cmd.spawn()
+                .map_err(|e| StartError::Failed(format!("cannot start {what}: {e}")))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(StartError::Failed("spawner thread panicked".into())))
+    })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.graceful && matches!(self.child.try_wait(), Ok(None)) {
+            // SIGTERM through kill(1), so this crate needs no unsafe for it.
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let until = Instant::now() + PEER_GRACE;
+            while Instant::now() < until {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

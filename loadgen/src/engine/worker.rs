@@ -11,10 +11,12 @@ use crate::hist::{self, Hist};
 use crate::parse::Response;
 use crate::schedule::{micros, Latencies, Schedule};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,66 @@ use std::time::{Duration, Instant};
 const TIMEOUT_SCAN: Duration = Duration::from_millis(50);
 /// Pause before reconnecting after a failed connect (avoids a busy loop).
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The poll token of the open-loop timer (connection tokens stay below 2^31).
+const TIMER: Token = Token(usize::MAX);
+
+/// A timerfd in the worker's poll set. `epoll_wait` sleeps in whole
+/// milliseconds (mio rounds a timeout up), which would make open-loop sends up
+/// to a millisecond late and add that to every latency measured from the
+/// intended send time; the timerfd wakes the loop when the next send is due.
+struct SendTimer {
+    fd: OwnedFd,
+    /// The instant it is armed for.
+    armed: Option<Instant>,
+}
+
+impl SendTimer {
+    fn new(poll: &Poll) -> Result<SendTimer, String> {
+        use rustix::time::{timerfd_create, TimerfdClockId, TimerfdFlags};
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )
+        .map_err(|e| format!("cannot create a timerfd: {e}"))?;
+        poll.registry()
+            .register(&mut SourceFd(&fd.as_raw_fd()), TIMER, Interest::READABLE)
+            .map_err(|e| format!("cannot register the timerfd: {e}"))?;
+        Ok(SendTimer { fd, armed: None })
+    }
+
+    /// Fire at `at` (`Instant` is CLOCK_MONOTONIC too); no syscall if already armed for it.
+    fn arm(&mut self, at: Instant, now: Instant) {
+        use rustix::time::{timerfd_settime, Itimerspec, TimerfdTimerFlags, Timespec};
+        if self.armed == Some(at) {
+            return;
+        }
+        // A zero it_value would disarm it: at least a microsecond.
+        let d = at
+            .saturating_duration_since(now)
+            .max(Duration::from_micros(1));
+        let spec = Itimerspec {
+            it_interval: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: Timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: i64::from(d.subsec_nanos()),
+            },
+        };
+        if timerfd_settime(&self.fd, TimerfdTimerFlags::empty(), &spec).is_ok() {
+            self.armed = Some(at);
+        }
+    }
+
+    /// It fired: consume the expiry so the next one is a new edge.
+    fn fired(&mut self) {
+        let mut buf = [0u8; 8];
+        let _ = rustix::io::read(&self.fd, &mut buf);
+        self.armed = None;
+    }
+}
 
 /// What a worker needs to start.
 pub(super) struct Setup<'a> {
@@ -78,6 +140,8 @@ struct Worker<'a> {
     /// INVARIANT: holds each index at most once (guarded by `Conn::queued`), so
     /// its preallocated capacity of one slot per connection is never exceeded.
     ready: Vec<usize>,
+    /// Open loop only.
+    send_timer: Option<SendTimer>,
 }
 
 /// Runs one load thread until its end time or budget.
@@ -87,6 +151,10 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
         crate::sys::pin_current_thread(&[cpus[s.thread % cpus.len()]])?;
     }
     let poll = Poll::new().map_err(|e| format!("cannot create an epoll instance: {e}"))?;
+    let send_timer = match plan.rate {
+        Some(_) => Some(SendTimer::new(&poll)?),
+        None => None,
+    };
     let conns = (0..s.conns)
         .map(|i| {
             let sched = plan
@@ -111,6 +179,7 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
         budget: s.budget,
         inflight_total: 0,
         ready: Vec::with_capacity(s.conns),
+        send_timer,
     };
     let end = plan.duration.map(|d| s.measure_start + d);
     let mut events = Events::with_capacity(1024);
@@ -169,8 +238,11 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
         if let Some(e) = end {
             wake = wake.min(e);
         }
-        if let Some(Reverse((t, _))) = w.timers.peek() {
-            wake = wake.min(*t);
+        if let Some(&Reverse((t, _))) = w.timers.peek() {
+            wake = wake.min(t);
+            if let Some(timer) = &mut w.send_timer {
+                timer.arm(t, Instant::now());
+            }
         }
         let timeout = wake.saturating_duration_since(Instant::now());
         if let Err(e) = w.poll.poll(&mut events, Some(timeout)) {
@@ -180,6 +252,12 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
         }
         let now = Instant::now();
         for ev in events.iter() {
+            if ev.token() == TIMER {
+                if let Some(timer) = &mut w.send_timer {
+                    timer.fired();
+                }
+                continue;
+            }
             let (i, gen) = Conn::split_token(ev.token());
             if i >= w.conns.len() || w.conns[i].gen != gen || w.conns[i].stream.is_none() {
                 continue;
@@ -315,6 +393,9 @@ impl Worker<'_> {
         }
         if k == 0 {
             return;
+        }
+        if c.sent_on_socket == 0 && self.measuring {
+            self.counts.connections += 1;
         }
         c.sent_on_socket += k as u64;
         self.inflight_total += k;

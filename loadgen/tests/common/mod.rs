@@ -24,10 +24,11 @@ pub enum Style {
     CloseEach,
 }
 
-/// A running test server and the number of request heads it has seen.
+/// A running test server, the request heads it has seen and the connections it accepted.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicU64>,
+    pub accepted: Arc<AtomicU64>,
 }
 
 pub fn start(style: Style) -> TestServer {
@@ -35,14 +36,21 @@ pub fn start(style: Style) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let requests = Arc::new(AtomicU64::new(0));
     let seen = requests.clone();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let accepts = accepted.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
+            accepts.fetch_add(1, Ordering::Relaxed);
             let seen = seen.clone();
             std::thread::spawn(move || serve(conn, style, &seen));
         }
     });
-    TestServer { addr, requests }
+    TestServer {
+        addr,
+        requests,
+        accepted,
+    }
 }
 
 fn serve(mut s: TcpStream, style: Style, seen: &AtomicU64) {
@@ -103,6 +111,7 @@ pub fn args(addr: SocketAddr, path: &str) -> LoadArgs {
         requests: Some(400),
         warmup: "0s".into(),
         rate: None,
+        start_at: None,
         timeout: "5s".into(),
         headers: Vec::new(),
         method: "GET".into(),
