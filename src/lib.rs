@@ -16,7 +16,7 @@
 //! - [`app`]: the one handler, request → [`app::Reply`].
 //! - [`models`]: `callback` (io_uring state machine), `tokio` (epoll), `green`
 //!   (stackful coroutines over an io_uring reactor).
-//! - [`stats`], [`shutdown`], [`net`], [`config`]: what every model shares.
+//! - [`stats`], [`shutdown`], [`net`], [`config`], [`log`]: what every model shares.
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
 
@@ -24,6 +24,7 @@ pub mod app;
 pub mod config;
 pub mod green;
 pub mod http;
+pub mod log;
 pub mod models;
 pub mod net;
 pub mod shutdown;

@@ -1,0 +1,757 @@
+//! What the server writes for its operator: an access log (`--access-log PATH|-`,
+//! off by default) in the combined log format, and an error log on stderr, one
+//! line per event, each starting with an RFC 3339 UTC timestamp.
+//!
+//! Neither may slow a model down or block its event loop:
+//! - Access log: each worker owns a [`WorkerLog`], a plain byte buffer that
+//!   [`WorkerLog::record`] appends one line to (no lock, no syscall, no
+//!   allocation once the buffer has grown). Whole buffers go to one writer thread
+//!   through a bounded channel, when a buffer fills up and whenever the event loop
+//!   calls [`WorkerLog::flush`] off the hot path (between batches of completions,
+//!   on a timer). `flush` never blocks: if the writer is behind (a slow disk, a
+//!   stdout nobody reads), the buffer keeps growing up to [`MAX_PENDING`] bytes and
+//!   then lines are dropped and counted ([`AccessLog::finish`] returns the count).
+//! - Error log: 4xx/5xx responses and `--max-conns` refusals are already counted
+//!   by the [`Registry`]; a [`Reporter`] turns the change of those counters over
+//!   an interval into at most one line, so a flood of bad requests costs nothing
+//!   extra on the hot path and cannot flood stderr. Rare events (startup, a
+//!   grace-deadline cut, exit) are written directly by [`event`].
+
+use std::fmt;
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::LogTarget;
+use crate::stats::Registry;
+
+/// A worker hands its buffer to the writer once it holds this many bytes.
+pub const FLUSH_AT: usize = 64 * 1024;
+/// Most bytes a worker keeps while the writer is behind; beyond, lines are dropped.
+pub const MAX_PENDING: usize = 4 * 1024 * 1024;
+/// Buffers in flight between the workers and the writer thread.
+const CHANNEL_DEPTH: usize = 64;
+
+// ---------------------------------------------------------------------------
+// Time formatting (no time-zone database: everything is UTC).
+
+/// (year, month 1..=12, day 1..=31) of the civil date `days` after 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Broken-down UTC time of `secs` since the Unix epoch.
+struct Utc {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    min: u32,
+    sec: u32,
+}
+
+impl Utc {
+    fn of(secs: u64) -> Utc {
+        let days = (secs / 86_400) as i64;
+        let rem = (secs % 86_400) as u32;
+        let (year, month, day) = civil_from_days(days);
+        Utc {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            min: rem / 60 % 60,
+            sec: rem % 60,
+        }
+    }
+}
+
+fn since_epoch(t: SystemTime) -> Duration {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// RFC 3339 UTC with milliseconds: `2026-12-01T09:53:11.042Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = since_epoch(t);
+    let u = Utc::of(d.as_secs());
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        u.year,
+        u.month,
+        u.day,
+        u.hour,
+        u.min,
+        u.sec,
+        d.subsec_millis()
+    )
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// The combined log format's time field, brackets included:
+/// `[01/Dec/2026:09:53:11 +0000]`.
+fn clf_time(secs: u64) -> String {
+    let u = Utc::of(secs);
+    format!(
+        "[{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000]",
+        u.day,
+        MONTHS[(u.month - 1) as usize],
+        u.year,
+        u.hour,
+        u.min,
+        u.sec
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Error log.
+
+/// How serious an error-log line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// One error-log line, without its newline: `TIMESTAMP gvhttpd[PID] LEVEL: MESSAGE`.
+pub fn format_event(at: SystemTime, level: Level, msg: fmt::Arguments<'_>) -> String {
+    format!(
+        "{} gvhttpd[{}] {}: {msg}",
+        rfc3339(at),
+        std::process::id(),
+        level.name()
+    )
+}
+
+/// Writes one error-log line to stderr. For rare events only: a model's hot
+/// path must not call this (see [`Reporter`] for per-request events).
+pub fn event(level: Level, msg: fmt::Arguments<'_>) {
+    let line = format_event(SystemTime::now(), level, msg);
+    let mut err = io::stderr().lock();
+    // A closed stderr must not take the server down.
+    let _ = writeln!(err, "{line}");
+}
+
+/// The startup line.
+pub fn startup(addr: SocketAddr, model: crate::config::Model, workers: usize, extra: &str) {
+    event(
+        Level::Info,
+        format_args!(
+            "started: listening on http://{addr}, model {model}, {}{extra}",
+            crate::config::plural(workers, "worker", "workers")
+        ),
+    );
+}
+
+/// At the shutdown grace deadline, `n` connections still busy were cut.
+pub fn grace_cut(n: usize, grace: Duration) {
+    if n > 0 {
+        event(
+            Level::Warn,
+            format_args!(
+                "shutdown grace of {grace:?} ran out: cut {}",
+                crate::config::plural(n, "connection", "connections")
+            ),
+        );
+    }
+}
+
+/// The server's lifetime totals, summed over the workers' counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub accepted: u64,
+    pub refused: u64,
+    pub requests: u64,
+    /// By status class: index 0 = 1xx … 4 = 5xx.
+    pub responses: [u64; 5],
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Totals {
+    /// Reads every worker's counters now.
+    pub fn of(r: &Registry) -> Totals {
+        let mut t = Totals::default();
+        for i in 0..r.workers() {
+            let w = r.worker(i);
+            t.accepted += w.accepted.get();
+            t.refused += w.refused.get();
+            t.requests += w.requests.get();
+            for (acc, c) in t.responses.iter_mut().zip(&w.responses) {
+                *acc += c.get();
+            }
+            t.bytes_in += w.bytes_in.get();
+            t.bytes_out += w.bytes_out.get();
+        }
+        t
+    }
+}
+
+impl fmt::Display for Totals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.responses;
+        write!(
+            f,
+            "{} accepted, {} refused (--max-conns), {} requests, responses 1xx {} 2xx {} 3xx {} \
+             4xx {} 5xx {}, {} bytes in, {} bytes out",
+            self.accepted,
+            self.refused,
+            self.requests,
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            self.bytes_in,
+            self.bytes_out
+        )
+    }
+}
+
+/// The final line: how the server ended, after how long, with its totals when
+/// the caller has them.
+pub fn exit_line(code: u8, uptime: Duration, totals: Option<&Totals>) -> String {
+    let mut msg = format!(
+        "exiting with status {code} after {:.1}s",
+        uptime.as_secs_f64()
+    );
+    if let Some(t) = totals {
+        msg.push_str(": ");
+        msg.push_str(&t.to_string());
+    }
+    msg
+}
+
+/// Turns the change of the error counters over each interval into at most one
+/// line, so no request rate can make the error log grow faster than one line
+/// per interval.
+#[derive(Debug)]
+pub struct Reporter {
+    last: Totals,
+    interval: Duration,
+}
+
+impl Reporter {
+    /// Starts from `now` (the counters' current values are not reported).
+    pub fn new(now: Totals, interval: Duration) -> Reporter {
+        Reporter {
+            last: now,
+            interval,
+        }
+    }
+
+    /// The line for what happened since the previous call, if anything did.
+    pub fn tick(&mut self, now: Totals) -> Option<String> {
+        let d4 = now.responses[3].saturating_sub(self.last.responses[3]);
+        let d5 = now.responses[4].saturating_sub(self.last.responses[4]);
+        let refused = now.refused.saturating_sub(self.last.refused);
+        self.last = now;
+        if d4 + d5 + refused == 0 {
+            return None;
+        }
+        Some(format!(
+            "in the last {:?}: {} 4xx and {} 5xx responses, {} refused at --max-conns",
+            self.interval,
+            d4,
+            d5,
+            crate::config::plural(refused as usize, "connection", "connections")
+        ))
+    }
+
+    /// A thread that reports `registry`'s error counters every `interval` until
+    /// `stop` returns true (checked every 100 ms), then reports the rest.
+    pub fn spawn(
+        registry: Arc<Registry>,
+        interval: Duration,
+        stop: impl Fn() -> bool + Send + 'static,
+    ) -> io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("error-log".into())
+            .spawn(move || {
+                let mut rep = Reporter::new(Totals::of(&registry), interval);
+                let mut next = std::time::Instant::now() + interval;
+                loop {
+                    let stopping = stop();
+                    if stopping || std::time::Instant::now() >= next {
+                        if let Some(line) = rep.tick(Totals::of(&registry)) {
+                            event(Level::Warn, format_args!("{line}"));
+                        }
+                        next += interval;
+                    }
+                    if stopping {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100).min(interval));
+                }
+            })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Access log.
+
+/// The access log: a writer thread owning the destination, fed whole buffers
+/// by every worker's [`WorkerLog`].
+#[derive(Debug)]
+pub struct AccessLog {
+    tx: SyncSender<Vec<u8>>,
+    writer: JoinHandle<io::Result<()>>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Opens `target` for appending (creating a file if needed).
+pub fn open_target(target: &LogTarget) -> io::Result<Box<dyn io::Write + Send>> {
+    Ok(match target {
+        LogTarget::Stdout => Box::new(io::stdout()),
+        LogTarget::File(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?,
+        ),
+    })
+}
+
+impl AccessLog {
+    /// Opens `target` and starts the writer thread.
+    pub fn open(target: &LogTarget) -> io::Result<AccessLog> {
+        let out = open_target(target)?;
+        AccessLog::to_writer(out)
+    }
+
+    /// An access log written to `out` (tests use an in-memory pipe).
+    pub fn to_writer(mut out: Box<dyn io::Write + Send>) -> io::Result<AccessLog> {
+        let (tx, rx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = mpsc::sync_channel(CHANNEL_DEPTH);
+        let writer = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut result = Ok(());
+                // Ends when every sender (the AccessLog and all WorkerLogs) is gone.
+                for buf in rx {
+                    if result.is_ok() {
+                        result = out.write_all(&buf).and_then(|()| out.flush());
+                        if let Err(e) = &result {
+                            event(
+                                Level::Error,
+                                format_args!("access log write failed, logging stops: {e}"),
+                            );
+                        }
+                    }
+                }
+                result
+            })?;
+        Ok(AccessLog {
+            tx,
+            writer,
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// A buffer for one worker; it must be dropped (or flushed) before [`AccessLog::finish`]
+    /// can return.
+    pub fn for_worker(&self) -> WorkerLog {
+        WorkerLog {
+            buf: Vec::with_capacity(FLUSH_AT + 1024),
+            tx: self.tx.clone(),
+            dropped: Arc::clone(&self.dropped),
+            clock_secs: u64::MAX,
+            clock: String::new(),
+        }
+    }
+
+    /// Waits until every worker's log is dropped and everything is written;
+    /// returns how many lines were dropped because the writer fell behind.
+    pub fn finish(self) -> io::Result<u64> {
+        drop(self.tx);
+        let written = self
+            .writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the access-log writer panicked")));
+        written.map(|()| self.dropped.load(Ordering::Relaxed))
+    }
+}
+
+/// One request, as the access log records it. Byte strings are what the client
+/// sent; they are escaped on the way in.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry<'a> {
+    pub peer: SocketAddr,
+    pub method: &'a [u8],
+    pub target: &'a [u8],
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    pub version: &'a str,
+    pub status: u16,
+    /// Body bytes sent (`-` when 0, as Apache's `%b`).
+    pub bytes: u64,
+    pub referer: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+}
+
+/// One worker's access-log buffer. Single-threaded, owned by its event loop.
+#[derive(Debug)]
+pub struct WorkerLog {
+    buf: Vec<u8>,
+    tx: SyncSender<Vec<u8>>,
+    dropped: Arc<AtomicU64>,
+    /// The second `clock` was formatted for.
+    clock_secs: u64,
+    clock: String,
+}
+
+impl WorkerLog {
+    /// Appends one line in the combined log format:
+    /// `HOST - - [TIME] "METHOD TARGET VERSION" STATUS BYTES "REFERER" "USER-AGENT"`.
+    pub fn record(&mut self, e: &Entry<'_>) {
+        self.record_at(e, since_epoch(SystemTime::now()).as_secs());
+    }
+
+    fn record_at(&mut self, e: &Entry<'_>, secs: u64) {
+        if self.buf.len() >= MAX_PENDING {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.flush();
+            return;
+        }
+        if secs != self.clock_secs {
+            self.clock_secs = secs;
+            self.clock = clf_time(secs);
+        }
+        let b = &mut self.buf;
+        let _ = write!(b, "{} - - {} \"", e.peer.ip(), self.clock);
+        escape_into(b, e.method);
+        b.push(b' ');
+        escape_into(b, e.target);
+        b.push(b' ');
+        escape_into(b, e.version.as_bytes());
+        let _ = write!(b, "\" {} ", e.status);
+        if e.bytes == 0 {
+            b.push(b'-');
+        } else {
+            let _ = write!(b, "{}", e.bytes);
+        }
+        for field in [e.referer, e.user_agent] {
+            b.extend_from_slice(b" \"");
+            match field {
+                Some(v) if !v.is_empty() => escape_into(b, v),
+                _ => b.push(b'-'),
+            }
+            b.push(b'"');
+        }
+        b.push(b'\n');
+        if self.buf.len() >= FLUSH_AT {
+            self.flush();
+        }
+    }
+
+    /// Hands the buffered lines to the writer thread, without blocking: when the
+    /// writer is behind they stay here and go with a later flush.
+    pub fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let buf = std::mem::replace(&mut self.buf, Vec::with_capacity(FLUSH_AT + 1024));
+        match self.tx.try_send(buf) {
+            Ok(()) => {}
+            Err(TrySendError::Full(back)) => {
+                if back.len() >= MAX_PENDING {
+                    // Give up on this backlog rather than grow without bound.
+                    let lines = back.iter().filter(|&&c| c == b'\n').count() as u64;
+                    self.dropped.fetch_add(lines, Ordering::Relaxed);
+                } else {
+                    self.buf = back;
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Bytes waiting in this worker's buffer.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+impl Drop for WorkerLog {
+    fn drop(&mut self) {
+        // The event loop is gone: waiting for room is fine now.
+        if !self.buf.is_empty() {
+            let _ = self.tx.send(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// Appends `v`, escaped as Apache does: `"` and `\` get a backslash, and control
+/// or non-ASCII bytes become `\xHH`, so a client cannot forge log lines.
+fn escape_into(out: &mut Vec<u8>, v: &[u8]) {
+    for &c in v {
+        match c {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', c]),
+            0x20..=0x7e => out.push(c),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 15)],
+                ]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(31 + 28), (1970, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        // 2026-12-01 is day 20,788.
+        assert_eq!(civil_from_days(20_788), (2026, 12, 1));
+    }
+
+    #[test]
+    fn rfc3339_timestamps_are_utc_with_millis() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_796_118_791_042);
+        assert_eq!(rfc3339(t), "2026-12-01T09:53:11.042Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn event_lines_start_with_the_timestamp() {
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        let line = format_event(t, Level::Warn, format_args!("a {}", 1));
+        assert_eq!(
+            line,
+            format!(
+                "2000-02-29T00:00:00.000Z gvhttpd[{}] warn: a 1",
+                std::process::id()
+            )
+        );
+    }
+
+    /// An in-memory destination the test can read back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn entry<'a>(target: &'a [u8], ua: Option<&'a [u8]>) -> Entry<'a> {
+        Entry {
+            peer: "127.0.0.1:50000".parse().unwrap(),
+            method: b"GET",
+            target,
+            version: "HTTP/1.1",
+            status: 200,
+            bytes: 13,
+            referer: None,
+            user_agent: ua,
+        }
+    }
+
+    #[test]
+    fn combined_log_format_lines() {
+        let sink = Sink::default();
+        let log = AccessLog::to_writer(Box::new(sink.clone())).unwrap();
+        let mut w = log.for_worker();
+        let secs = 1_796_118_791;
+        w.record_at(&entry(b"/json", Some(b"curl/8.5.0")), secs);
+        let mut e = entry(b"/x", None);
+        e.peer = "[::1]:1".parse().unwrap();
+        e.method = b"POST";
+        e.status = 404;
+        e.bytes = 0;
+        e.referer = Some(b"http://a/");
+        e.version = "HTTP/1.0";
+        w.record_at(&e, secs);
+        drop(w);
+        assert_eq!(log.finish().unwrap(), 0);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "127.0.0.1 - - [01/Dec/2026:09:53:11 +0000] \"GET /json HTTP/1.1\" 200 13 \"-\" \"curl/8.5.0\"\n\
+             ::1 - - [01/Dec/2026:09:53:11 +0000] \"POST /x HTTP/1.0\" 404 - \"http://a/\" \"-\"\n"
+        );
+    }
+
+    #[test]
+    fn clients_cannot_forge_lines_or_break_quotes() {
+        let sink = Sink::default();
+        let log = AccessLog::to_writer(Box::new(sink.clone())).unwrap();
+        let mut w = log.for_worker();
+        w.record(&entry(b"/a\"b\\c", Some(b"x\n1.2.3.4 - - \xff")));
+        drop(w);
+        log.finish().unwrap();
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains(r#""GET /a\"b\\c HTTP/1.1""#), "{text}");
+        assert!(text.contains(r#""x\x0a1.2.3.4 - - \xff""#), "{text}");
+    }
+
+    #[test]
+    fn flush_hands_over_whole_buffers_and_never_blocks() {
+        // A writer that blocks until released: the channel fills up, and the
+        // worker keeps recording without waiting.
+        struct Gate(Arc<Mutex<()>>, Sink);
+        impl io::Write for Gate {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                let _held = self.0.lock().unwrap();
+                self.1.write(b)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let gate = Arc::new(Mutex::new(()));
+        let sink = Sink::default();
+        let held = gate.lock().unwrap();
+        let log = AccessLog::to_writer(Box::new(Gate(Arc::clone(&gate), sink.clone()))).unwrap();
+        let mut w = log.for_worker();
+        // The writer holds at most one buffer and the channel CHANNEL_DEPTH more;
+        // flushing beyond that returns at once and keeps the lines here.
+        let n = CHANNEL_DEPTH + 8;
+        for _ in 0..n {
+            w.record(&entry(b"/", None));
+            w.flush();
+        }
+        assert!(w.pending() > 0, "a full channel keeps lines in the buffer");
+        drop(held);
+        drop(w);
+        assert_eq!(log.finish().unwrap(), 0);
+        let lines = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count();
+        assert_eq!(lines, n);
+    }
+
+    #[test]
+    fn a_stuck_writer_costs_dropped_lines_not_memory() {
+        let gate = Arc::new(Mutex::new(()));
+        struct Stuck(Arc<Mutex<()>>);
+        impl io::Write for Stuck {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                let _held = self.0.lock().unwrap();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let held = gate.lock().unwrap();
+        let log = AccessLog::to_writer(Box::new(Stuck(Arc::clone(&gate)))).unwrap();
+        let mut w = log.for_worker();
+        let long = vec![b'a'; 1000];
+        // More than the channel (64 x 64 KiB) and one full buffer can hold.
+        let lines = 20_000;
+        for _ in 0..lines {
+            w.record(&entry(&long, None));
+            assert!(w.pending() <= MAX_PENDING + 2048);
+        }
+        drop(held);
+        drop(w);
+        let dropped = log.finish().unwrap();
+        assert!(dropped > 0, "nothing dropped");
+        assert!(dropped < lines as u64);
+    }
+
+    #[test]
+    fn reporter_makes_one_line_per_interval_whatever_the_flood() {
+        let reg = Registry::new(crate::config::Model::Tokio, 2);
+        let mut rep = Reporter::new(Totals::of(&reg), Duration::from_secs(10));
+        assert_eq!(rep.tick(Totals::of(&reg)), None, "nothing happened");
+        for _ in 0..100_000 {
+            reg.worker(0).response(404);
+            reg.worker(1).refused.inc();
+        }
+        reg.worker(1).response(503);
+        let line = rep.tick(Totals::of(&reg)).expect("a line");
+        assert_eq!(
+            line,
+            "in the last 10s: 100000 4xx and 1 5xx responses, 100000 connections refused at --max-conns"
+        );
+        reg.worker(0).refused.inc();
+        assert_eq!(
+            rep.tick(Totals::of(&reg)).unwrap(),
+            "in the last 10s: 0 4xx and 0 5xx responses, 1 connection refused at --max-conns"
+        );
+        assert_eq!(rep.tick(Totals::of(&reg)), None);
+    }
+
+    #[test]
+    fn reporter_thread_reports_the_rest_when_stopped() {
+        let reg = Arc::new(Registry::new(crate::config::Model::Tokio, 1));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let h = Reporter::spawn(Arc::clone(&reg), Duration::from_secs(3600), move || {
+            s.load(Ordering::Relaxed)
+        })
+        .unwrap();
+        reg.worker(0).response(500);
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn totals_and_exit_line() {
+        let reg = Registry::new(crate::config::Model::Green, 2);
+        reg.worker(0).accepted.add(3);
+        reg.worker(1).accepted.add(2);
+        reg.worker(1).requests.add(7);
+        reg.worker(0).response(200);
+        reg.worker(1).response(404);
+        let t = Totals::of(&reg);
+        assert_eq!(t.accepted, 5);
+        assert_eq!(t.responses, [0, 1, 0, 1, 0]);
+        assert_eq!(
+            exit_line(0, Duration::from_millis(12_340), Some(&t)),
+            "exiting with status 0 after 12.3s: 5 accepted, 0 refused (--max-conns), 7 requests, \
+             responses 1xx 0 2xx 1 3xx 0 4xx 1 5xx 0, 0 bytes in, 0 bytes out"
+        );
+        assert_eq!(
+            exit_line(2, Duration::ZERO, None),
+            "exiting with status 2 after 0.0s"
+        );
+    }
+}
