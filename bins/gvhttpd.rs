@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP/1.1 server under one concurrency model.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Say which models can run on this machine (exit 1 if any cannot).
     Models,
     /// Load generator (closed or open loop); `bench compare` runs the model comparison.
@@ -255,7 +255,7 @@ fn models() -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Models => models(),
         Command::Bench(args) => loadgen::cli::run(*args),
     }

@@ -41,6 +41,8 @@ pub(super) struct Setup<'a> {
 pub(super) struct ThreadResult {
     pub latencies: Latencies,
     pub counts: Counts,
+    /// Responses by status code: index = code (100..=999).
+    pub codes: Vec<u64>,
     /// When this thread's measured period ended.
     pub measured_until: Instant,
 }
@@ -67,6 +69,8 @@ struct Worker<'a> {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     lat: Latencies,
     counts: Counts,
+    /// Responses by status code, indexed by the code (the parser yields 100..=999).
+    codes: Vec<u64>,
     interval: Hist,
     interval_requests: u64,
     interval_errors: u64,
@@ -104,6 +108,7 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
         timers: BinaryHeap::with_capacity(s.conns * 4 + 16),
         lat: Latencies::new(plan.rate.is_some()),
         counts: Counts::default(),
+        codes: vec![0; super::STATUS_CODES],
         interval: hist::new_hist(),
         interval_requests: 0,
         interval_errors: 0,
@@ -133,6 +138,7 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
             }
             w.lat.reset();
             w.counts = Counts::default();
+            w.codes.fill(0);
             w.interval.reset();
             w.interval_requests = 0;
             w.interval_errors = 0;
@@ -206,6 +212,7 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
     Ok(ThreadResult {
         latencies: w.lat,
         counts: w.counts,
+        codes: w.codes,
         measured_until,
     })
 }
@@ -412,6 +419,9 @@ impl Worker<'_> {
             300..=399 => self.counts.status_3xx += 1,
             400..=499 => self.counts.status_4xx += 1,
             _ => self.counts.status_5xx += 1,
+        }
+        if let Some(n) = self.codes.get_mut(usize::from(resp.status)) {
+            *n += 1;
         }
         if resp.status < 400 {
             self.lat.on_response(sample, now);
