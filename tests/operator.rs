@@ -181,7 +181,7 @@ fn help_lists_possible_values_and_agrees_with_the_readme() {
     assert!(help.contains("--access-log <PATH|->"), "{help}");
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    assert!(readme.contains("get a 503"), "README on --max-conns");
+    assert!(readme.contains("gets a 503"), "README on --max-conns");
     assert!(readme.contains("--reuse-port"), "README names --reuse-port");
     assert!(readme.contains("--access-log"), "README names --access-log");
 }
