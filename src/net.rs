@@ -50,7 +50,8 @@ pub fn bind_listeners(
                 io::Error::new(
                     e.kind(),
                     format!(
-                        "port {} is held by a socket that does not allow sharing                          (--reuse-port joins only listeners that set SO_REUSEPORT{})",
+                        "port {} is already in use{}, by a socket without SO_REUSEPORT: \
+                         --reuse-port can only join listeners that allow sharing",
                         addr.port(),
                         holder_hint(addr.port())
                     ),
@@ -78,7 +79,8 @@ fn probe_exclusive(addr: SocketAddr) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(io::Error::new(
             e.kind(),
             format!(
-                "port {} is already in use{}; stop that server or pick another --addr                  (--reuse-port shares the port with another gvhttpd on purpose)",
+                "port {} is already in use{}; stop that server or pick another --addr \
+                 (--reuse-port shares the port with another gvhttpd on purpose)",
                 addr.port(),
                 holder_hint(addr.port())
             ),
@@ -238,6 +240,7 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("--reuse-port"), "{msg}");
+        assert!(!msg.contains("  "), "{msg}");
         let joined = bind_listeners(addr, 2, true).expect("--reuse-port joins");
         assert_eq!(joined[1].local_addr().unwrap(), addr);
     }
@@ -249,7 +252,7 @@ mod tests {
         let e = bind_listeners(addr, 1, false).unwrap_err();
         assert!(e.to_string().contains("already in use"), "{e}");
         let e = bind_listeners(addr, 1, true).unwrap_err();
-        assert!(e.to_string().contains("does not allow sharing"), "{e}");
+        assert!(e.to_string().contains("without SO_REUSEPORT"), "{e}");
     }
 
     #[test]

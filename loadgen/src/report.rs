@@ -450,3 +450,67 @@ pub fn progress_line(mode: Progress, s: &Second, p99_so_far: u64) {
     };
     let _ = err.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RunConfig {
+        RunConfig {
+            url: "http://127.0.0.1:8080/".into(),
+            method: "GET".into(),
+            connections: 1,
+            threads: 1,
+            cpus: None,
+            pipeline: 1,
+            keepalive: true,
+            duration_s: None,
+            requests: Some(1000),
+            warmup_s: 0.0,
+            rate: None,
+            timeout_s: 10.0,
+            server: None,
+        }
+    }
+
+    #[test]
+    fn header_says_what_will_run_before_it_runs() {
+        let mut c = config();
+        assert_eq!(
+            header(&c),
+            "Running 1000 requests @ http://127.0.0.1:8080/ (closed loop)\n  1 thread and 1 connection\n"
+        );
+        c.duration_s = Some(10.0);
+        c.requests = None;
+        c.threads = 2;
+        c.connections = 64;
+        c.pipeline = 16;
+        c.warmup_s = 0.5;
+        c.rate = Some(1000.0);
+        assert_eq!(
+            header(&c),
+            "Running 10s test @ http://127.0.0.1:8080/ (open loop at 1000 req/s, warm-up 500ms \
+             excluded)\n  2 threads and 64 connections, pipeline 16\n"
+        );
+        c.requests = Some(5);
+        c.duration_s = Some(1.5);
+        assert!(header(&c).starts_with("Running 5 requests (at most 1.5s) @ "));
+    }
+
+    #[test]
+    fn reports_from_before_the_new_fields_still_parse() {
+        let c: RunConfig = serde_json::from_str(
+            r#"{"url":"u","method":"GET","connections":1,"threads":1,"cpus":null,"pipeline":1,
+            "keepalive":true,"duration_s":1.0,"requests":null,"warmup_s":0.0,"rate":null,
+            "timeout_s":1.0}"#,
+        )
+        .unwrap();
+        assert_eq!(c.server, None);
+        let s = serde_json::to_string(&ServerSource::Detected {
+            pid: 7,
+            name: "gvhttpd".into(),
+        })
+        .unwrap();
+        assert_eq!(s, r#"{"kind":"detected","pid":7,"name":"gvhttpd"}"#);
+    }
+}
