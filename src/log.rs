@@ -314,6 +314,65 @@ impl Reporter {
     }
 }
 
+/// How often a [`Reporter`] sums up the error counters.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A per-event rate limit shareable by every worker (lock-free): at most one
+/// event per interval is logged, the others are counted and the next logged
+/// line says how many were suppressed. For events that have no counter in the
+/// [`Registry`] (an `accept` failing with EMFILE, say).
+#[derive(Debug)]
+pub struct RateLimit {
+    epoch: std::time::Instant,
+    interval_ms: u64,
+    /// Milliseconds since `epoch` before which nothing more is logged.
+    next_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl RateLimit {
+    pub fn new(interval: Duration) -> RateLimit {
+        RateLimit {
+            epoch: std::time::Instant::now(),
+            interval_ms: interval.as_millis().max(1) as u64,
+            next_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when this event may be logged now (`n` similar ones were
+    /// suppressed since the last logged one); `None` when it is suppressed.
+    pub fn check(&self) -> Option<u64> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let next = self.next_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now + self.interval_ms,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+
+    /// Logs `msg` unless the limit suppresses it.
+    pub fn event(&self, level: Level, msg: fmt::Arguments<'_>) {
+        match self.check() {
+            Some(0) => event(level, msg),
+            Some(n) => event(level, format_args!("{msg} ({n} similar suppressed)")),
+            None => {}
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Access log.
 
@@ -731,6 +790,36 @@ mod tests {
         reg.worker(0).response(500);
         stop.store(true, Ordering::Relaxed);
         h.join().unwrap();
+    }
+
+    #[test]
+    fn rate_limit_lets_one_event_per_interval_through_and_counts_the_rest() {
+        let limit = RateLimit::new(Duration::from_secs(3600));
+        assert_eq!(limit.check(), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(limit.check(), None);
+        }
+        let fast = RateLimit::new(Duration::from_millis(500));
+        assert_eq!(fast.check(), Some(0));
+        assert_eq!(fast.check(), None);
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(fast.check(), Some(1), "one suppressed in between");
+    }
+
+    #[test]
+    fn rate_limit_is_shared_by_threads() {
+        let limit = Arc::new(RateLimit::new(Duration::from_secs(3600)));
+        let allowed: u64 = (0..4)
+            .map(|_| {
+                let l = Arc::clone(&limit);
+                std::thread::spawn(move || (0..1000).filter(|_| l.check().is_some()).count() as u64)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(allowed, 1);
+        assert_eq!(limit.suppressed.load(Ordering::Relaxed), 3999);
     }
 
     #[test]
