@@ -241,3 +241,66 @@ fn one_worker_is_singular_and_stderr_has_timestamped_start_and_exit() {
         "{err}"
     );
 }
+
+/// Every `--flag` in `text`.
+fn flags_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("--") {
+        rest = &rest[at + 2..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+            .collect();
+        if name.len() > 1 && name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            out.insert(format!("--{name}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_flag_table_lists_exactly_the_serve_flags() {
+    let out = run_to_exit(&["serve", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    let flag_lines: String = help
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--"))
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut in_help = flags_in(&flag_lines);
+    in_help.remove("--help");
+    assert!(in_help.len() >= 19, "{in_help:?}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = &readme[readme.find("## Flags (`gvhttpd serve --help`)").unwrap()..];
+    let table: String = table
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| l.starts_with("| `--"))
+        .map(|l| l.split(" | ").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(flags_in(&table), in_help);
+}
+
+#[test]
+fn an_access_log_that_cannot_be_opened_stops_the_start() {
+    let out = run_to_exit(&[
+        "serve",
+        "--model",
+        "tokio",
+        "--addr",
+        "127.0.0.1:0",
+        "--access-log",
+        "/nonexistent-dir/access.log",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: cannot open --access-log /nonexistent-dir/access.log: "),
+        "{err}"
+    );
+}
