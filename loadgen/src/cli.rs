@@ -258,10 +258,9 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         Some(s) => Some(crate::sys::parse_cpu_list(s).map_err(|e| err(format!("--cpus: {e}")))?),
         None => None,
     };
-    let raw_url = a
-        .url
-        .as_deref()
-        .ok_or_else(|| err("missing --url (e.g. --url http://127.0.0.1:8080/)".into()))?;
+    let raw_url = a.url.as_deref().ok_or_else(|| {
+        err("missing --url or URL argument (e.g. gvhttpd bench http://127.0.0.1:8080/)".into())
+    })?;
     let url = Url::parse(raw_url).map_err(err)?;
     let body = match (&a.body, &a.body_file) {
         (Some(b), _) => b.as_bytes().to_vec(),
