@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use gvhttpd::config::{Config, Limits, Model, Timeouts, UringOptions};
+use gvhttpd::config::{plural, Config, Limits, LogTarget, Model, Timeouts, UringOptions};
+use gvhttpd::log::{self, Level};
 use gvhttpd::models::{self, ServeError};
 use gvhttpd::shutdown::Shutdown;
 
@@ -22,7 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP/1.1 server under one concurrency model.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Say which models can run on this machine (exit 1 if any cannot).
     Models,
     /// Load generator (closed or open loop); `bench compare` runs the model comparison.
@@ -32,32 +33,40 @@ enum Command {
 #[derive(Args, Debug)]
 struct ServeArgs {
     /// Concurrency model: callback (io_uring state machine), tokio (epoll), green (green threads on io_uring).
-    #[arg(long, default_value = "green", value_parser = parse_model)]
+    #[arg(long, value_enum, default_value_t = Model::Green)]
     model: Model,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on: IP:PORT, HOST:PORT (a name that resolves), or :PORT / PORT for
+    /// 127.0.0.1 (all interfaces: 0.0.0.0:PORT); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr, value_name = "ADDR")]
     addr: SocketAddr,
+    /// Share the port with servers already listening on it (SO_REUSEPORT; the kernel splits
+    /// connections between them). Without it, a port in use makes serve exit with an error.
+    #[arg(long)]
+    reuse_port: bool,
     /// Worker threads, each with its own listener and event loop [default: CPUs available].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
     /// Directory served under /static/ (without it, /static/ is always 404).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// Most connections open at once; beyond it new connections are closed at once.
+    /// Most connections open at once; beyond it a new connection gets a 503 and is closed.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_conns: u32,
+    /// Access log in the combined log format, appended to PATH, or - for stdout [default: off].
+    #[arg(long, value_name = "PATH|-", help_heading = "Logging")]
+    access_log: Option<LogTarget>,
 
-    /// Longest request target in bytes (414 beyond).
-    #[arg(long, default_value_t = Limits::default().max_target, help_heading = "Limits")]
+    /// Longest request target (414 beyond). Sizes: bytes or 8k, 8KiB, 1MiB (powers of 1024).
+    #[arg(long, default_value = "8KiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Limits")]
     max_target: usize,
     /// Most header fields per request (431 beyond).
     #[arg(long, default_value_t = Limits::default().max_headers, help_heading = "Limits")]
     max_headers: usize,
-    /// Largest request head (request line + headers) in bytes (431 beyond).
-    #[arg(long, default_value_t = Limits::default().max_head, help_heading = "Limits")]
+    /// Largest request head, request line + headers (431 beyond).
+    #[arg(long, default_value = "16KiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Limits")]
     max_head: usize,
-    /// Largest request body in bytes (413 beyond).
-    #[arg(long, default_value_t = Limits::default().max_body, help_heading = "Limits")]
+    /// Largest request body (413 beyond).
+    #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Limits")]
     max_body: usize,
 
     /// Time allowed from a request's first byte to the end of its headers (then 408).
@@ -82,13 +91,18 @@ struct ServeArgs {
     /// Use a kernel SQ polling thread (IORING_SETUP_SQPOLL; costs a core).
     #[arg(long, help_heading = "io_uring")]
     uring_sqpoll: bool,
-    /// Usable stack per green thread, in bytes (a guard page is added).
-    #[arg(long, default_value_t = gvhttpd::config::DEFAULT_GREEN_STACK, value_parser = parse_stack, help_heading = "Green threads")]
+    /// Usable stack per green thread, 16KiB to 64MiB (a guard page is added).
+    #[arg(long, default_value = "64KiB", value_parser = parse_stack, value_name = "SIZE", help_heading = "Green threads")]
     green_stack_size: usize,
 }
 
-fn parse_model(s: &str) -> Result<Model, String> {
-    s.parse()
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    gvhttpd::config::parse_addr(s)
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let n = gvhttpd::config::parse_size(s)?;
+    usize::try_from(n).map_err(|_| format!("'{s}' is too large"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -109,11 +123,11 @@ fn parse_entries(s: &str) -> Result<u32, String> {
 }
 
 fn parse_stack(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    let n = parse_size(s)?;
     if !(16 * 1024..=64 * 1024 * 1024).contains(&n) {
-        return Err(format!("{n} must be between 16384 and 67108864 bytes"));
+        return Err(format!(
+            "{s} ({n} bytes) must be between 16KiB (16384) and 64MiB (67108864)"
+        ));
     }
     Ok(n)
 }
@@ -126,6 +140,8 @@ impl ServeArgs {
         }
         cfg.root = self.root;
         cfg.max_conns = self.max_conns as usize;
+        cfg.reuse_port = self.reuse_port;
+        cfg.access_log = self.access_log;
         cfg.limits = Limits {
             max_target: self.max_target,
             max_headers: self.max_headers,
@@ -149,32 +165,71 @@ impl ServeArgs {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let cfg = args.into_config();
+    let started = std::time::Instant::now();
+    let code = run_server(args.into_config());
+    // The final line: the error log's end of this run, whatever ended it.
+    log::event(
+        Level::Info,
+        format_args!("{}", log::exit_line(code, started.elapsed(), None)),
+    );
+    ExitCode::from(code)
+}
+
+fn run_server(cfg: Config) -> u8 {
+    if let Some(LogTarget::File(path)) = &cfg.access_log {
+        // Fail now, with the path, rather than once the first request arrives.
+        if let Err(e) = log::open_target(&LogTarget::File(path.clone())) {
+            log::event(
+                Level::Error,
+                format_args!("cannot open --access-log {}: {e}", path.display()),
+            );
+            return 2;
+        }
+    }
     let shutdown = Shutdown::new(cfg.timeouts.shutdown_grace);
     if let Err(e) = shutdown.install_signal_handlers() {
-        eprintln!("gvhttpd: cannot install signal handlers: {e}");
-        return ExitCode::from(1);
+        log::event(
+            Level::Error,
+            format_args!("cannot install signal handlers: {e}"),
+        );
+        return 1;
     }
     let (model, workers) = (cfg.model, cfg.workers);
+    let extra = format!(
+        ", max-conns {}, access log {}{}",
+        cfg.max_conns,
+        match &cfg.access_log {
+            None => "off".to_string(),
+            Some(LogTarget::Stdout) => "stdout".to_string(),
+            Some(LogTarget::File(p)) => p.display().to_string(),
+        },
+        if cfg.reuse_port {
+            ", port shared (--reuse-port)"
+        } else {
+            ""
+        }
+    );
     let result = models::serve(&cfg, shutdown, |addr| {
         // Tests and scripts wait for this exact line before connecting. A closed
         // stdout must not take the server down (`println!` would panic).
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "gvhttpd: listening on http://{addr} (model {model}, {workers} workers)"
+            "gvhttpd: listening on http://{addr} (model {model}, {})",
+            plural(workers, "worker", "workers")
         );
         let _ = out.flush();
+        log::startup(addr, model, workers, &extra);
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e @ (ServeError::Unavailable(_) | ServeError::Config(_))) => {
-            eprintln!("gvhttpd: {e}");
-            ExitCode::from(2)
+            log::event(Level::Error, format_args!("{e}"));
+            2
         }
         Err(e) => {
-            eprintln!("gvhttpd: {e}");
-            ExitCode::from(1)
+            log::event(Level::Error, format_args!("{e}"));
+            1
         }
     }
 }
@@ -200,7 +255,7 @@ fn models() -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Models => models(),
         Command::Bench(args) => loadgen::cli::run(*args),
     }

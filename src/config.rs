@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The three ways of driving the one handler's I/O.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Model {
     /// io_uring, one completion-driven state machine per connection.
     Callback,
@@ -142,8 +142,14 @@ pub struct Config {
     pub workers: usize,
     /// Directory served under `/static/`; `None` means every `/static/` path is 404.
     pub root: Option<PathBuf>,
-    /// Connections open at once, across all workers; beyond it new ones are closed.
+    /// Connections open at once, across all workers; beyond it new ones get a
+    /// 503 and are closed.
     pub max_conns: usize,
+    /// `--reuse-port`: join a port other listeners with `SO_REUSEPORT` already
+    /// hold, instead of refusing to start (see [`crate::net::bind_listeners`]).
+    pub reuse_port: bool,
+    /// `--access-log`: where the combined-format access log goes; `None` = off.
+    pub access_log: Option<LogTarget>,
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub uring: UringOptions,
@@ -160,6 +166,8 @@ impl Config {
             workers: default_workers(),
             root: None,
             max_conns: 100_000,
+            reuse_port: false,
+            access_log: None,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             uring: UringOptions::default(),
@@ -171,4 +179,214 @@ impl Config {
 /// The CPUs this process may run on (respects `taskset`), at least 1.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Where a log goes: `-` is stdout, anything else a file (appended to).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+impl std::str::FromStr for LogTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "" => Err("expected a file path or - for stdout".into()),
+            "-" => Ok(LogTarget::Stdout),
+            path => Ok(LogTarget::File(PathBuf::from(path))),
+        }
+    }
+}
+
+/// The host `--addr PORT` and `--addr :PORT` listen on: loopback, like the
+/// default address, so a bare port never exposes the server by surprise.
+pub const DEFAULT_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::LOCALHOST;
+
+/// Parses `--addr`: `IP:PORT` (`[::1]:PORT` for IPv6), `HOST:PORT` with a host
+/// name that resolves (its first IPv4 address, else its first address), or
+/// `:PORT` / `PORT` for 127.0.0.1. Listening on every interface takes
+/// `0.0.0.0:PORT` or `[::]:PORT`.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let port_only = s.strip_prefix(':').unwrap_or(s);
+    if !port_only.is_empty() && port_only.bytes().all(|b| b.is_ascii_digit()) {
+        let port = parse_port(port_only, s)?;
+        return Ok(SocketAddr::from((DEFAULT_HOST, port)));
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!(
+            "'{s}' is not an address: expected HOST:PORT, IP:PORT, :PORT or PORT \
+             (e.g. 127.0.0.1:8080, localhost:8080, 8080)"
+        ));
+    };
+    let port = parse_port(port, s)?;
+    if host.is_empty() {
+        return Err(format!("'{s}' has no host"));
+    }
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    use std::net::ToSocketAddrs as _;
+    let all: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host '{host}' of '{s}': {e}"))?
+        .collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("host '{host}' of '{s}' resolves to no address"))
+}
+
+fn parse_port(p: &str, whole: &str) -> Result<u16, String> {
+    p.parse::<u16>().map_err(|_| {
+        format!("'{whole}': bad port '{p}' (expected 0 to 65535; 0 picks a free port)")
+    })
+}
+
+/// Parses a size: raw bytes (`65536`) or a number with a binary unit, case
+/// insensitive: `k`/`KiB` (1024), `m`/`MiB` (1024²), `g`/`GiB` (1024³), and `b`
+/// for bytes (`64k`, `16KiB`, `1MiB`, `1.5m`). `KB`/`MB`/`GB` are refused as
+/// ambiguous (1000 or 1024?).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" | "mb" | "gb" => {
+            return Err(format!(
+                "'{s}': '{unit}' is ambiguous; write {num}{}iB (powers of 1024) or the bytes",
+                &unit[..1].to_ascii_uppercase()
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "'{s}' is not a size: expected bytes or a unit, e.g. 65536, 64k, 16KiB, 1MiB"
+            ))
+        }
+    };
+    let bad =
+        || format!("'{s}' is not a size: expected bytes or a unit, e.g. 65536, 64k, 16KiB, 1MiB");
+    if num.is_empty() {
+        return Err(bad());
+    }
+    if num.contains('.') {
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        let bytes = v * scale as f64;
+        if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+            return Err(format!("'{s}' is too large"));
+        }
+        if bytes.fract() != 0.0 {
+            return Err(format!("'{s}' is not a whole number of bytes"));
+        }
+        return Ok(bytes as u64);
+    }
+    let v: u64 = num.parse().map_err(|_| format!("'{s}' is too large"))?;
+    v.checked_mul(scale)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// `1 worker`, `2 workers`: a count with its noun, singular or plural.
+pub fn plural(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_in_the_forms_people_type() {
+        let v4 = |s: &str| parse_addr(s).unwrap();
+        assert_eq!(v4("127.0.0.1:8080"), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(v4("0.0.0.0:80"), "0.0.0.0:80".parse().unwrap());
+        assert_eq!(v4("[::1]:8080"), "[::1]:8080".parse().unwrap());
+        assert_eq!(v4(":8080"), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(v4("8080"), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(v4("0"), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(v4("localhost:8080"), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(v4("[127.0.0.2]:81"), "127.0.0.2:81".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_addresses_say_why() {
+        let e = |s: &str| parse_addr(s).unwrap_err();
+        assert!(e("8080x").contains("not an address"), "{}", e("8080x"));
+        assert!(e("99999").contains("bad port '99999'"));
+        assert!(e(":99999").contains("bad port"));
+        assert!(e("localhost:http").contains("bad port 'http'"));
+        assert!(e(":").contains("bad port ''"), "{}", e(":"));
+        assert!(e("no-such-host.invalid:80").contains("cannot resolve host 'no-such-host.invalid'"));
+        assert!(!e("").is_empty());
+    }
+
+    #[test]
+    fn sizes_with_units() {
+        let ok = |s: &str| parse_size(s).unwrap();
+        assert_eq!(ok("65536"), 65536);
+        assert_eq!(ok("64k"), 65536);
+        assert_eq!(ok("64K"), 65536);
+        assert_eq!(ok("16KiB"), 16384);
+        assert_eq!(ok("16kib"), 16384);
+        assert_eq!(ok("1MiB"), 1 << 20);
+        assert_eq!(ok("1m"), 1 << 20);
+        assert_eq!(ok("1.5m"), 3 << 19);
+        assert_eq!(ok("2GiB"), 2 << 30);
+        assert_eq!(ok("512b"), 512);
+        assert_eq!(ok(" 8 KiB "), 8192);
+    }
+
+    #[test]
+    fn bad_sizes_say_why() {
+        let e = |s: &str| parse_size(s).unwrap_err();
+        assert!(e("1MB").contains("ambiguous; write 1MiB"), "{}", e("1MB"));
+        assert!(e("64kb").contains("write 64KiB"), "{}", e("64kb"));
+        assert!(e("lots").contains("not a size"));
+        assert!(e("k").contains("not a size"));
+        assert!(e("1.2.3k").contains("not a size"));
+        assert!(e("0.3b").contains("whole number"));
+        assert!(e("99999999999999999999").contains("too large"));
+        assert!(e("99999999999g").contains("too large"));
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(plural(1, "worker", "workers"), "1 worker");
+        assert_eq!(plural(2, "worker", "workers"), "2 workers");
+        assert_eq!(plural(0, "worker", "workers"), "0 workers");
+    }
+
+    #[test]
+    fn log_targets() {
+        assert_eq!("-".parse::<LogTarget>(), Ok(LogTarget::Stdout));
+        assert_eq!(
+            "/tmp/a.log".parse::<LogTarget>(),
+            Ok(LogTarget::File("/tmp/a.log".into()))
+        );
+        assert!("".parse::<LogTarget>().is_err());
+    }
+
+    #[test]
+    fn model_names_round_trip_and_are_clap_values() {
+        use clap::ValueEnum as _;
+        for m in Model::ALL {
+            assert_eq!(m.name().parse::<Model>(), Ok(m));
+            assert_eq!(m.to_possible_value().unwrap().get_name(), m.name());
+        }
+    }
 }

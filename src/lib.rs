@@ -27,7 +27,8 @@
 //!   io_uring reactor).
 //! - [`uring`], [`green`]: the io_uring layer (safe op constructors over owned
 //!   buffers; the buffer-lifetime contract written once) and the green-thread runtime.
-//! - [`stats`], [`shutdown`], [`net`], [`config`], [`error`]: what every model shares.
+//! - [`stats`], [`shutdown`], [`net`], [`config`], [`error`], [`log`]: what every model
+//!   shares (`log`: the access log and the timestamped error log).
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
 
@@ -38,6 +39,7 @@ pub mod error;
 pub mod files;
 pub mod green;
 pub mod http;
+pub mod log;
 pub mod models;
 pub mod net;
 pub mod shutdown;

@@ -13,7 +13,31 @@ pub const BACKLOG: i32 = 4096;
 
 /// Bind `count` non-blocking listeners on `addr`. When `addr` has port 0 the first
 /// listener picks the port and the others join it.
-pub fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
+///
+/// Unless `share_port` (`--reuse-port`), the port must be free: the workers'
+/// listeners set `SO_REUSEPORT` so that the kernel spreads connections across them,
+/// and that option would just as well let this server join a port another server
+/// (a forgotten gvhttpd, say) already listens on, silently splitting its traffic.
+/// So first a probe socket without `SO_REUSEPORT` is bound to `addr`: it fails
+/// with `EADDRINUSE` whenever anything holds the port, whatever its options. The
+/// probe is closed before the listeners bind, and in that gap a second gvhttpd
+/// starting at the same moment could probe too; an abstract Unix socket named
+/// after the port, held from before the probe until the listeners are bound,
+/// serialises such starts, so the later one's probe sees the earlier one's
+/// listeners. Port 0 needs no probe: the kernel never hands out a port that is
+/// in use, `SO_REUSEPORT` or not.
+pub fn bind_listeners(
+    addr: SocketAddr,
+    count: usize,
+    share_port: bool,
+) -> io::Result<Vec<TcpListener>> {
+    let _startup_lock = if share_port || addr.port() == 0 {
+        None
+    } else {
+        let lock = startup_lock(addr.port())?;
+        probe_exclusive(addr)?;
+        Some(lock)
+    };
     let mut out = Vec::with_capacity(count.max(1));
     let mut addr = addr;
     for _ in 0..count.max(1) {
@@ -21,13 +45,90 @@ pub fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListe
         sock.set_reuse_address(true)?;
         sock.set_reuse_port(true)?;
         sock.set_nonblocking(true)?;
-        sock.bind(&addr.into())?;
+        if let Err(e) = sock.bind(&addr.into()) {
+            return Err(if e.kind() == io::ErrorKind::AddrInUse && share_port {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "port {} is already in use{}, by a socket without SO_REUSEPORT: \
+                         --reuse-port can only join listeners that allow sharing",
+                        addr.port(),
+                        holder_hint(addr.port())
+                    ),
+                )
+            } else {
+                e
+            });
+        }
         sock.listen(BACKLOG)?;
         let l: TcpListener = sock.into();
         addr = l.local_addr()?;
         out.push(l);
     }
     Ok(out)
+}
+
+/// Fail with a clear `AddrInUse` error if anything at all is bound to `addr`.
+fn probe_exclusive(addr: SocketAddr) -> io::Result<()> {
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // SO_REUSEADDR only lets the probe past connections in TIME_WAIT; it never
+    // lets it bind beside a listener.
+    probe.set_reuse_address(true)?;
+    match probe.bind(&addr.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "port {} is already in use{}; stop that server or pick another --addr \
+                 (--reuse-port shares the port with another gvhttpd on purpose)",
+                addr.port(),
+                holder_hint(addr.port())
+            ),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// ` by pid N (name)` for the processes listening on `port`, when /proc says.
+fn holder_hint(port: u16) -> String {
+    let pids = loadgen::sys::listening_pids(port);
+    if pids.is_empty() {
+        return String::new();
+    }
+    let who: Vec<String> = pids
+        .iter()
+        .map(|&p| match loadgen::sys::process_name(p) {
+            Some(name) => format!("pid {p} ({name})"),
+            None => format!("pid {p}"),
+        })
+        .collect();
+    format!(" by {}", who.join(", "))
+}
+
+/// Held while one server probes and binds `port`; see [`bind_listeners`].
+/// An abstract Unix socket: released by the kernel when the process exits,
+/// however it exits, and no file is left behind.
+fn startup_lock(port: u16) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt as _;
+    let name = format!("gvhttpd-binding-port-{port}");
+    let at = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match std::os::unix::net::UnixListener::bind_addr(&at) {
+            Ok(l) => return Ok(l),
+            // Another server is between its probe and its bind: wait for it,
+            // then its listeners make this one's probe fail.
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot take the startup lock for port {port}: {e}"),
+                ))
+            }
+        }
+    }
 }
 
 /// Set the socket options every accepted connection gets.
@@ -117,10 +218,50 @@ mod tests {
 
     #[test]
     fn listeners_share_the_port_picked_by_the_first() {
-        let ls = bind_listeners("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let ls = bind_listeners("127.0.0.1:0".parse().unwrap(), 3, false).unwrap();
         let port = ls[0].local_addr().unwrap().port();
         assert_ne!(port, 0);
         assert!(ls.iter().all(|l| l.local_addr().unwrap().port() == port));
+    }
+
+    #[test]
+    fn a_port_with_listeners_is_refused_unless_shared_on_purpose() {
+        let first = bind_listeners("127.0.0.1:0".parse().unwrap(), 2, false).unwrap();
+        let addr = first[0].local_addr().unwrap();
+        let e = bind_listeners(addr, 2, false).expect_err("the port is taken");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("port {} is already in use", addr.port())),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        assert!(msg.contains("--reuse-port"), "{msg}");
+        assert!(!msg.contains("  "), "{msg}");
+        let joined = bind_listeners(addr, 2, true).expect("--reuse-port joins");
+        assert_eq!(joined[1].local_addr().unwrap(), addr);
+    }
+
+    #[test]
+    fn a_plain_socket_on_the_port_refuses_even_with_reuse_port() {
+        let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = plain.local_addr().unwrap();
+        let e = bind_listeners(addr, 1, false).unwrap_err();
+        assert!(e.to_string().contains("already in use"), "{e}");
+        let e = bind_listeners(addr, 1, true).unwrap_err();
+        assert!(e.to_string().contains("without SO_REUSEPORT"), "{e}");
+    }
+
+    #[test]
+    fn a_freed_port_can_be_bound_again() {
+        let addr = {
+            let ls = bind_listeners("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
+            ls[0].local_addr().unwrap()
+        };
+        bind_listeners(addr, 2, false).expect("the port is free again");
     }
 
     #[test]

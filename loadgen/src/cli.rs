@@ -6,10 +6,10 @@
 use crate::compare::CompareArgs;
 use crate::engine::{self, Plan, Progress};
 use crate::hist;
-use crate::report::{self, Report, RunConfig};
+use crate::report::{self, Report, RunConfig, ServerSource};
 use crate::target::{self, RequestSpec, Url};
 use clap::{Args, Subcommand};
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -19,8 +19,25 @@ use std::time::Duration;
 pub struct BenchArgs {
     #[command(subcommand)]
     pub command: Option<BenchCommand>,
+    /// Target URL, as wrk and oha take it (same as --url).
+    #[arg(value_name = "URL", conflicts_with = "url")]
+    pub target: Option<String>,
+    /// Accepted for wrk compatibility and ignored: the latency distribution is always printed.
+    #[arg(long)]
+    pub latency: bool,
     #[command(flatten)]
     pub load: LoadArgs,
+}
+
+impl BenchArgs {
+    /// The load flags, with the positional URL folded into `--url`.
+    pub fn load_args(&self) -> LoadArgs {
+        let mut load = self.load.clone();
+        if let Some(t) = &self.target {
+            load.url = Some(t.clone());
+        }
+        load
+    }
 }
 
 /// Subcommands of `gvhttpd bench`.
@@ -36,7 +53,8 @@ pub enum BenchCommand {
 /// Flags of one load run.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Target URL (http:// only; any host, resolved via DNS).
+    /// Target URL (http:// only; any host, resolved via DNS); the URL may also be
+    /// given without the flag.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Connections to keep open.
@@ -62,9 +80,10 @@ pub struct LoadArgs {
     /// Load before measuring starts; excluded from all results.
     #[arg(long, value_name = "DURATION", default_value = "0s")]
     pub warmup: String,
-    /// Open loop: offer this many requests per second (latency corrected for
-    /// coordinated omission); without it, closed loop.
-    #[arg(long, value_name = "REQ_PER_S")]
+    /// Open loop: offer this many requests per second in total (wrk2's -R; latency
+    /// corrected for coordinated omission); without it, closed loop. Little's law:
+    /// -c must be at least rate x latency (e.g. 1000/s x 50 ms = 50).
+    #[arg(short = 'R', long, value_name = "REQ_PER_S")]
     pub rate: Option<f64>,
     /// Wait until this wall-clock time before starting: Unix seconds (e.g.
     /// `$(date -d '+10 sec' +%s)`) or HH:MM[:SS] UTC today. Runs from several load
@@ -127,7 +146,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     let result = match &args.command {
         Some(BenchCommand::Compare(c)) => crate::compare::run(c),
         Some(BenchCommand::Merge(m)) => crate::merge::run(m),
-        None => run_load(&args.load).map(|_| ()),
+        None => run_load(&args.load_args()).map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,10 +189,22 @@ pub fn run_load(a: &LoadArgs) -> Result<Report, Failure> {
     }
     crate::sys::raise_nofile(plan.connections as u64 + 64);
     engine::stop_on_sigint();
+    // On a terminal the header shows what is running while it runs, as wrk does;
+    // into a pipe or file the summary goes in one piece at the end.
+    let header_first = !a.no_summary && std::io::stdout().is_terminal();
+    if header_first {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(report::header(&config).as_bytes());
+        let _ = out.flush();
+    }
     let out = engine::run(&plan).map_err(Failure::Run)?;
     let report = Report::new(config, &plan, &out);
     if !a.no_summary {
-        print!("{}", report::summary(&report));
+        if header_first {
+            print!("{}", report::results(&report));
+        } else {
+            print!("{}", report::summary(&report));
+        }
     }
     if let Some(path) = &a.json {
         std::fs::write(path, report.to_json())
@@ -240,10 +271,9 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         Some(s) => Some(crate::sys::parse_cpu_list(s).map_err(|e| err(format!("--cpus: {e}")))?),
         None => None,
     };
-    let raw_url = a
-        .url
-        .as_deref()
-        .ok_or_else(|| err("missing --url (e.g. --url http://127.0.0.1:8080/)".into()))?;
+    let raw_url = a.url.as_deref().ok_or_else(|| {
+        err("missing --url or URL argument (e.g. gvhttpd bench http://127.0.0.1:8080/)".into())
+    })?;
     let url = Url::parse(raw_url).map_err(err)?;
     let body = match (&a.body, &a.body_file) {
         (Some(b), _) => b.as_bytes().to_vec(),
@@ -281,9 +311,15 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
             return Err(err(format!("--server-pid {pid}: no such process")));
         }
     }
-    let server_cores = a
-        .server_pid
-        .and_then(|p| crate::sys::allowed_cpus(&p.to_string()));
+    let server = match a.server_pid {
+        Some(pid) => ServerSource::Given { pid },
+        None => find_server(addr),
+    };
+    let server_pid = match &server {
+        ServerSource::Given { pid } | ServerSource::Detected { pid, .. } => Some(*pid),
+        _ => None,
+    };
+    let server_cores = server_pid.and_then(|p| crate::sys::allowed_cpus(&p.to_string()));
     let plan = Plan {
         addr,
         request,
@@ -300,7 +336,7 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         timeout,
         progress,
         start_at,
-        server_pid: a.server_pid,
+        server_pid,
         server_cores,
     };
     let config = RunConfig {
@@ -316,8 +352,47 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         warmup_s: warmup.as_secs_f64(),
         rate: a.rate,
         timeout_s: timeout.as_secs_f64(),
+        server: Some(server),
     };
     Ok((plan, config))
+}
+
+/// Without `--server-pid`: the server is the one other process listening on the
+/// target's port, when the target is an address of this machine.
+fn find_server(addr: std::net::SocketAddr) -> ServerSource {
+    // An address this machine can bind to is one of its own.
+    let local = addr.ip().is_loopback()
+        || std::net::TcpListener::bind(std::net::SocketAddr::new(addr.ip(), 0)).is_ok();
+    if !local {
+        return ServerSource::Remote;
+    }
+    let port = addr.port();
+    let all = crate::sys::listening_pids(port);
+    let me = std::process::id();
+    let others: Vec<u32> = all.iter().copied().filter(|&p| p != me).collect();
+    match others[..] {
+        [pid] => ServerSource::Detected {
+            pid,
+            name: crate::sys::process_name(pid).unwrap_or_else(|| "?".into()),
+        },
+        [] if all.contains(&me) => ServerSource::NotAttributed {
+            reason: format!("the listener on port {port} is inside this process"),
+        },
+        [] => ServerSource::NotAttributed {
+            reason: format!("no process this user can inspect listens on port {port}"),
+        },
+        _ => ServerSource::NotAttributed {
+            reason: format!(
+                "{} processes listen on port {port} (pids {})",
+                others.len(),
+                others
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
 }
 
 /// Parses `10s`, `500ms`, `250us`, `2m`, `1h` or a bare number of seconds.

@@ -88,8 +88,12 @@ pub fn merge(reports: &[Report], names: &[String]) -> Result<Report, String> {
         .all(|r| r.result.histogram_uncorrected.is_some());
     let mut uncorrected = all_open.then(hist::new_hist);
     let mut counts = Counts::default();
+    let mut status_codes = std::collections::BTreeMap::<u16, u64>::new();
     let (mut sends, mut late) = (0, 0);
     for (r, name) in reports.iter().zip(names) {
+        for (code, n) in &r.result.status_codes {
+            *status_codes.entry(*code).or_default() += n;
+        }
         let h = hist::decode(&r.result.histogram).map_err(|e| format!("{name}: {e}"))?;
         hist::merge(&mut corrected, &h);
         if let (Some(acc), Some(enc)) = (&mut uncorrected, &r.result.histogram_uncorrected) {
@@ -194,6 +198,8 @@ pub fn merge(reports: &[Report], names: &[String]) -> Result<Report, String> {
             latency_uncorrected: uncorrected.as_ref().map(LatencySummary::of),
             histogram: hist::encode(&corrected),
             histogram_uncorrected: uncorrected.as_ref().map(hist::encode),
+            status_codes,
+            interrupted: reports.iter().any(|r| r.result.interrupted),
         },
         timeline: timeline(reports, &windows, start),
         checks,

@@ -6,12 +6,16 @@
 //! `config{...}`, `result{elapsed_s, requests, successes, req_per_s, ...,
 //! counts{...}, latency, latency_uncorrected?, histogram, histogram_uncorrected?}`,
 //! `timeline[]`, `checks{...}`. Histograms are base64 HdrHistogram V2 (µs).
+//! Added later, and absent from older reports (readers get their defaults):
+//! `config.server` (how the server's CPU was attributed), `result.status_codes`
+//! (responses per status code, keys are the codes) and `result.interrupted`.
 
 use crate::checks::Checks;
 use crate::engine::{Counts, Outcome, Plan, Progress, Second};
 use crate::hist::{self, fmt_us, LatencySummary};
 use crate::sys;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -58,6 +62,24 @@ pub struct RunConfig {
     pub warmup_s: f64,
     pub rate: Option<f64>,
     pub timeout_s: f64,
+    /// Whose CPU is reported as the server's; `None` in reports from before.
+    #[serde(default)]
+    pub server: Option<ServerSource>,
+}
+
+/// How the server process whose CPU a run reports was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ServerSource {
+    /// `--server-pid`.
+    Given { pid: u32 },
+    /// The one process listening on the (loopback) target's port.
+    Detected { pid: u32, name: String },
+    /// A loopback target whose server could not be identified: its CPU is in
+    /// "other processes", so that share says nothing about noise.
+    NotAttributed { reason: String },
+    /// The target is not on this machine.
+    Remote,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +100,12 @@ pub struct RunResult {
     /// Sends that left more than 2 ms after their intended time.
     pub late_sends: u64,
     pub counts: Counts,
+    /// Responses per status code (only codes that occurred).
+    #[serde(default)]
+    pub status_codes: BTreeMap<u16, u64>,
+    /// Ctrl-C ended the run before its duration or request count.
+    #[serde(default)]
+    pub interrupted: bool,
     /// From the intended send time (coordinated-omission corrected).
     pub latency: LatencySummary,
     /// Open loop: from the actual send time.
@@ -132,6 +160,8 @@ impl Report {
                 sends: lat.sends,
                 late_sends: lat.late,
                 counts: *c,
+                status_codes: out.status_codes.clone(),
+                interrupted: out.interrupted,
                 latency: LatencySummary::of(&lat.corrected),
                 latency_uncorrected: lat.uncorrected.as_ref().map(LatencySummary::of),
                 histogram: hist::encode(&lat.corrected),
@@ -141,6 +171,11 @@ impl Report {
             checks: out.checks.clone(),
             warnings: Vec::new(),
         };
+        if matches!(r.config.server, Some(ServerSource::NotAttributed { .. })) {
+            // The server's own CPU is inside "other processes": only steal can
+            // tell that the machine was noisy.
+            r.checks.noisy = r.checks.steal_share > crate::checks::NOISY_SHARE;
+        }
         r.warnings = warnings(&r, plan);
         r
     }
@@ -197,25 +232,36 @@ fn warnings(r: &Report, plan: &Plan) -> Vec<String> {
     w
 }
 
-/// The final human summary (wrk-like, with more percentiles).
-pub fn summary(r: &Report) -> String {
+/// `1 thread`, `2 threads`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The header, known before the run starts (printed then on a terminal):
+/// what will run, against what, how.
+pub fn header(c: &RunConfig) -> String {
     let mut s = String::new();
-    let c = &r.config;
-    let res = &r.result;
+    let what = match (c.duration_s, c.requests) {
+        (Some(d), Some(n)) => format!("{n} requests (at most {})", fmt_secs(d)),
+        (Some(d), None) => format!("{} test", fmt_secs(d)),
+        (None, Some(n)) => format!("{n} requests"),
+        (None, None) => "test".into(),
+    };
     let mode = match c.rate {
         Some(rate) => format!("open loop at {rate:.0} req/s"),
         None => "closed loop".into(),
     };
+    let warmup = if c.warmup_s > 0.0 {
+        format!(", warm-up {} excluded", fmt_secs(c.warmup_s))
+    } else {
+        String::new()
+    };
+    let _ = writeln!(s, "Running {what} @ {} ({mode}{warmup})", c.url);
     let _ = writeln!(
         s,
-        "Running {:.1}s test @ {} ({mode}, warm-up {:.1}s excluded)",
-        res.elapsed_s, c.url, c.warmup_s
-    );
-    let _ = writeln!(
-        s,
-        "  {} threads and {} connections{}{}",
-        c.threads,
-        c.connections,
+        "  {} and {}{}{}",
+        plural(c.threads, "thread", "threads"),
+        plural(c.connections, "connection", "connections"),
         if c.pipeline > 1 {
             format!(", pipeline {}", c.pipeline)
         } else {
@@ -223,26 +269,70 @@ pub fn summary(r: &Report) -> String {
         },
         if c.keepalive { "" } else { ", no keep-alive" }
     );
+    s
+}
+
+/// `10s`, `1.5s`, `250ms`.
+fn fmt_secs(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{}ms", (secs * 1e3).round())
+    } else if secs.fract() == 0.0 {
+        format!("{secs:.0}s")
+    } else {
+        format!("{secs:.1}s")
+    }
+}
+
+/// The final human summary (wrk-like, with more percentiles): [`header`] then
+/// [`results`].
+pub fn summary(r: &Report) -> String {
+    header(&r.config) + &results(r)
+}
+
+/// Everything the summary says after its header.
+pub fn results(r: &Report) -> String {
+    let mut s = String::new();
+    let res = &r.result;
+    if res.interrupted {
+        let _ = writeln!(
+            s,
+            "  INTERRUPTED by Ctrl-C after {:.2}s: the results cover only the part that ran",
+            res.elapsed_s
+        );
+    }
     let corrected = if res.latency_uncorrected.is_some() {
         " (from intended send time)"
     } else {
         ""
     };
     let l = &res.latency;
-    let _ = writeln!(
-        s,
-        "  Latency{corrected}: mean {}, stdev {}",
-        fmt_us(l.mean_us),
-        fmt_us(l.stdev_us)
-    );
-    let _ = writeln!(s, "  Latency Distribution");
-    for (i, (label, v)) in l.rows().iter().enumerate() {
-        let u = res
-            .latency_uncorrected
-            .as_ref()
-            .map(|u| format!("   (actual send: {})", fmt_us(u.rows()[i].1 as f64)))
-            .unwrap_or_default();
-        let _ = writeln!(s, "    {label:>7} {:>10}{u}", fmt_us(*v as f64));
+    if l.count == 0 {
+        let why = if res.requests == 0 {
+            "no responses arrived".to_string()
+        } else {
+            format!(
+                "none of the {} responses had a status below 400, and only those are timed",
+                res.requests
+            )
+        };
+        let _ = writeln!(s, "  Latency: not measured: {why}");
+    } else {
+        let _ = writeln!(
+            s,
+            "  Latency{corrected}: mean {}, stdev {} ({} responses with status < 400)",
+            fmt_us(l.mean_us),
+            fmt_us(l.stdev_us),
+            l.count
+        );
+        let _ = writeln!(s, "  Latency Distribution");
+        for (i, (label, v)) in l.rows().iter().enumerate() {
+            let u = res
+                .latency_uncorrected
+                .as_ref()
+                .map(|u| format!("   (actual send: {})", fmt_us(u.rows()[i].1 as f64)))
+                .unwrap_or_default();
+            let _ = writeln!(s, "    {label:>7} {:>10}{u}", fmt_us(*v as f64));
+        }
     }
     let _ = writeln!(
         s,
@@ -251,6 +341,14 @@ pub fn summary(r: &Report) -> String {
         res.elapsed_s,
         res.counts.bytes_read as f64 / 1e6
     );
+    if !res.status_codes.is_empty() {
+        let codes: Vec<String> = res
+            .status_codes
+            .iter()
+            .map(|(code, n)| format!("[{code}] {n}"))
+            .collect();
+        let _ = writeln!(s, "  Status codes: {}", codes.join(", "));
+    }
     let k = &res.counts;
     if k.transport_errors() > 0 {
         let _ = writeln!(
@@ -275,7 +373,7 @@ pub fn summary(r: &Report) -> String {
         );
     }
     let _ = writeln!(s, "Requests/sec: {:>12.2}", res.req_per_s);
-    if !c.keepalive {
+    if !r.config.keepalive {
         let _ = writeln!(
             s,
             "Connections/sec: {:>9.2}   ({} connections opened)",
@@ -293,28 +391,50 @@ pub fn summary(r: &Report) -> String {
     let ch = &r.checks;
     let _ = writeln!(
         s,
-        "Generator CPU: {:.2}s ({:.0}% of {} core(s), {:.2}us/request)",
+        "Generator CPU: {:.2}s ({:.0}% of {}, {:.2}us/request)",
         ch.generator_cpu_s,
         ch.generator_cpu_share * 100.0,
-        ch.generator_cores,
+        plural(ch.generator_cores, "core", "cores"),
         ch.generator_cpu_us_per_request
     );
+    if let Some(ServerSource::Detected { pid, name }) = &r.config.server {
+        let _ = writeln!(
+            s,
+            "Server:        pid {pid} ({name}), the process listening on the target's port"
+        );
+    }
     if let Some(sv) = &ch.server {
         let _ = writeln!(
             s,
-            "Server CPU:    {:.2}s ({:.0}% of {} core(s), {:.2}us/request), peak RSS {} KiB",
+            "Server CPU:    {:.2}s ({:.0}% of {}, {:.2}us/request), peak RSS {} KiB",
             sv.cpu_s,
             sv.cpu_share * 100.0,
-            sv.cores,
+            plural(sv.cores, "core", "cores"),
             sv.cpu_us_per_request,
             sv.peak_rss_kib
         );
     }
+    let unattributed = match &r.config.server {
+        Some(ServerSource::NotAttributed { reason }) => {
+            let _ = writeln!(
+                s,
+                "Server CPU:    not attributed ({reason}; pass --server-pid PID); it is part of \
+                 \"other processes\" below"
+            );
+            true
+        }
+        _ => false,
+    };
     let _ = writeln!(
         s,
-        "Machine: steal {:.1}%, other processes {:.1}%",
+        "Machine: steal {:.1}%, other processes {:.1}%{}",
         ch.steal_share * 100.0,
-        ch.foreign_share * 100.0
+        ch.foreign_share * 100.0,
+        if unattributed {
+            " (server included)"
+        } else {
+            ""
+        }
     );
     for w in &r.warnings {
         let _ = writeln!(s, "WARNING: {w}");
@@ -342,4 +462,68 @@ pub fn progress_line(mode: Progress, s: &Second, p99_so_far: u64) {
         _ => writeln!(err, "{line}"),
     };
     let _ = err.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RunConfig {
+        RunConfig {
+            url: "http://127.0.0.1:8080/".into(),
+            method: "GET".into(),
+            connections: 1,
+            threads: 1,
+            cpus: None,
+            pipeline: 1,
+            keepalive: true,
+            duration_s: None,
+            requests: Some(1000),
+            warmup_s: 0.0,
+            rate: None,
+            timeout_s: 10.0,
+            server: None,
+        }
+    }
+
+    #[test]
+    fn header_says_what_will_run_before_it_runs() {
+        let mut c = config();
+        assert_eq!(
+            header(&c),
+            "Running 1000 requests @ http://127.0.0.1:8080/ (closed loop)\n  1 thread and 1 connection\n"
+        );
+        c.duration_s = Some(10.0);
+        c.requests = None;
+        c.threads = 2;
+        c.connections = 64;
+        c.pipeline = 16;
+        c.warmup_s = 0.5;
+        c.rate = Some(1000.0);
+        assert_eq!(
+            header(&c),
+            "Running 10s test @ http://127.0.0.1:8080/ (open loop at 1000 req/s, warm-up 500ms \
+             excluded)\n  2 threads and 64 connections, pipeline 16\n"
+        );
+        c.requests = Some(5);
+        c.duration_s = Some(1.5);
+        assert!(header(&c).starts_with("Running 5 requests (at most 1.5s) @ "));
+    }
+
+    #[test]
+    fn reports_from_before_the_new_fields_still_parse() {
+        let c: RunConfig = serde_json::from_str(
+            r#"{"url":"u","method":"GET","connections":1,"threads":1,"cpus":null,"pipeline":1,
+            "keepalive":true,"duration_s":1.0,"requests":null,"warmup_s":0.0,"rate":null,
+            "timeout_s":1.0}"#,
+        )
+        .unwrap();
+        assert_eq!(c.server, None);
+        let s = serde_json::to_string(&ServerSource::Detected {
+            pid: 7,
+            name: "gvhttpd".into(),
+        })
+        .unwrap();
+        assert_eq!(s, r#"{"kind":"detected","pid":7,"name":"gvhttpd"}"#);
+    }
 }

@@ -205,3 +205,92 @@ pub fn raise_nofile(want: u64) -> u64 {
     }
     lim.rlim_cur
 }
+
+/// Processes with a TCP socket listening on `port` (IPv4 or IPv6, any local
+/// address), found by matching the socket inodes of `/proc/net/tcp{,6}` against
+/// `/proc/*/fd`. Processes whose descriptors this user cannot read are missed.
+pub fn listening_pids(port: u16) -> Vec<u32> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = fs::read_to_string(table) {
+            inodes.extend(listening_inodes(&text, port));
+        }
+    }
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    let mut pids = Vec::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return pids;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            fs::read_link(fd.path())
+                .ok()
+                .and_then(|t| t.to_str().map(|t| wanted.iter().any(|w| w == t)))
+                .unwrap_or(false)
+        });
+        if holds {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// Inodes of the sockets in LISTEN state on `port` in one `/proc/net/tcp`-style table.
+fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local = f.get(1)?;
+            let state = f.get(3)?;
+            let inode: u64 = f.get(9)?.parse().ok()?;
+            let p = u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()?;
+            (p == port && *state == LISTEN && inode != 0).then_some(inode)
+        })
+        .collect()
+}
+
+/// The command name of process `pid` (`/proc/PID/comm`).
+pub fn process_name(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_inodes_match_port_and_state() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0 100 0 0 10 0\n\
+   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1 0 20 4 30 10 -1\n\
+   2: 00000000:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4444 1 0 100 0 0 10 0\n";
+        assert_eq!(listening_inodes(table, 8080), vec![4242]);
+        assert_eq!(listening_inodes(table, 8081), vec![4444]);
+        assert!(listening_inodes(table, 80).is_empty());
+    }
+
+    #[test]
+    fn finds_this_process_listening() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(listening_pids(port), vec![std::process::id()]);
+        drop(l);
+        assert!(listening_pids(port).is_empty());
+    }
+}

@@ -116,6 +116,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
             warmup_s: 1.0,
             rate,
             timeout_s: 10.0,
+            server: None,
         },
         started_unix_s: Some(1.7e9),
         result: RunResult {
@@ -137,6 +138,8 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
             latency_uncorrected: rate.map(|_| lat),
             histogram: hist::encode(&h),
             histogram_uncorrected: rate.map(|_| hist::encode(&h)),
+            status_codes: [(200, requests)].into_iter().collect(),
+            interrupted: false,
         },
         timeline: Vec::new(),
         checks: Checks {

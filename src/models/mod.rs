@@ -49,7 +49,7 @@ pub fn serve(
     check_available(cfg.model)?;
     let registry = Arc::new(Registry::new(cfg.model, cfg.workers));
     let app = Arc::new(App::new(cfg, registry)?);
-    let listeners = crate::net::bind_listeners(cfg.addr, cfg.workers)
+    let listeners = crate::net::bind_listeners(cfg.addr, cfg.workers, cfg.reuse_port)
         .map_err(|e| ServeError::Io(format!("cannot listen on {}", cfg.addr), e))?;
     let local = listeners[0]
         .local_addr()

@@ -91,12 +91,20 @@ impl Server {
         Server::spawn(cmd, model)
     }
 
-    fn spawn(mut cmd: Command, model: Model) -> Server {
+    pub fn spawn(mut cmd: Command, model: Model) -> Server {
         cmd.stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn gvhttpd");
         let stdout = child.stdout.take().unwrap();
+        // The server's error log goes through the test's captured stderr: shown
+        // when the test fails, quiet when it passes.
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+            }
+        });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();

@@ -52,6 +52,7 @@ use crate::checks::{Checks, Probe};
 use crate::hist::{self, Hist};
 use crate::schedule::Latencies;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -82,6 +83,10 @@ pub fn stop_on_sigint() {
     // (async-signal-safe), and a null old-action pointer is allowed.
     unsafe { libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut()) };
 }
+
+/// Status codes are counted per code below this bound (the response parser
+/// accepts three-digit codes only).
+pub const STATUS_CODES: usize = 1000;
 
 /// When to print the live progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +205,10 @@ pub struct Outcome {
     pub measure_start_unix_s: f64,
     pub latencies: Latencies,
     pub counts: Counts,
+    /// Responses by status code (codes that occurred only).
+    pub status_codes: BTreeMap<u16, u64>,
+    /// The run was cut short by Ctrl-C (SIGINT) before its duration or count.
+    pub interrupted: bool,
     pub timeline: Vec<Second>,
     pub checks: Checks,
 }
@@ -359,8 +368,12 @@ fn collect(
     let probe = probe.unwrap_or_else(|| Probe::start(plan.server_pid));
     let mut latencies = Latencies::new(plan.rate.is_some());
     let mut counts = Counts::default();
+    let mut codes = vec![0u64; STATUS_CODES];
     let mut until = measure_start;
     for r in &results {
+        for (acc, n) in codes.iter_mut().zip(&r.codes) {
+            *acc += n;
+        }
         hist::merge(&mut latencies.corrected, &r.latencies.corrected);
         if let (Some(dst), Some(src)) = (&mut latencies.uncorrected, &r.latencies.uncorrected) {
             hist::merge(dst, src);
@@ -378,11 +391,19 @@ fn collect(
         .as_ref()
         .map_or(plan.threads, |c| c.len().min(plan.threads));
     let checks = probe.finish(requests, load_cores, plan.server_cores);
+    let status_codes = codes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(code, &n)| (code as u16, n))
+        .collect();
     Ok(Outcome {
         elapsed,
         measure_start_unix_s: 0.0,
         latencies,
         counts,
+        status_codes,
+        interrupted: stop_requested(),
         timeline,
         checks,
     })

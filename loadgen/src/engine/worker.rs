@@ -103,6 +103,8 @@ pub(super) struct Setup<'a> {
 pub(super) struct ThreadResult {
     pub latencies: Latencies,
     pub counts: Counts,
+    /// Responses by status code: index = code (100..=999).
+    pub codes: Vec<u64>,
     /// When this thread's measured period ended.
     pub measured_until: Instant,
 }
@@ -129,6 +131,8 @@ struct Worker<'a> {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     lat: Latencies,
     counts: Counts,
+    /// Responses by status code, indexed by the code (the parser yields 100..=999).
+    codes: Vec<u64>,
     interval: Hist,
     interval_requests: u64,
     interval_errors: u64,
@@ -172,6 +176,7 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
         timers: BinaryHeap::with_capacity(s.conns * 4 + 16),
         lat: Latencies::new(plan.rate.is_some()),
         counts: Counts::default(),
+        codes: vec![0; super::STATUS_CODES],
         interval: hist::new_hist(),
         interval_requests: 0,
         interval_errors: 0,
@@ -202,6 +207,7 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
             }
             w.lat.reset();
             w.counts = Counts::default();
+            w.codes.fill(0);
             w.interval.reset();
             w.interval_requests = 0;
             w.interval_errors = 0;
@@ -284,6 +290,7 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
     Ok(ThreadResult {
         latencies: w.lat,
         counts: w.counts,
+        codes: w.codes,
         measured_until,
     })
 }
@@ -493,6 +500,9 @@ impl Worker<'_> {
             300..=399 => self.counts.status_3xx += 1,
             400..=499 => self.counts.status_4xx += 1,
             _ => self.counts.status_5xx += 1,
+        }
+        if let Some(n) = self.codes.get_mut(usize::from(resp.status)) {
+            *n += 1;
         }
         if resp.status < 400 {
             self.lat.on_response(sample, now);

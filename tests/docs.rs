@@ -1,0 +1,89 @@
+//! docs/http-behaviour.md and the tests that check it stay one story: the cases are
+//! numbered 1–43 in order, every row of the conformance table names a case that
+//! exists and expects a status that case allows, and the README links the document
+//! inside the repository.
+
+const DOC: &str = include_str!("../docs/http-behaviour.md");
+const CONFORMANCE: &str = include_str!("conformance.rs");
+const README: &str = include_str!("../README.md");
+
+/// Case number → its text, from lines like `12. Obsolete line folding ...`.
+fn cases() -> Vec<(u32, &'static str)> {
+    DOC.lines()
+        .filter_map(|l| {
+            let (n, text) = l.split_once(". ")?;
+            Some((n.parse().ok()?, text))
+        })
+        .collect()
+}
+
+/// (case, status) of every `row("N what", raw, STATUS, close)` in the table.
+fn rows() -> Vec<(u32, u16, String)> {
+    let mut out = Vec::new();
+    let mut rest = CONFORMANCE;
+    while let Some(at) = rest.find("row(\"") {
+        rest = &rest[at + 5..];
+        let name_end = rest.find('"').unwrap();
+        let name = rest[..name_end].to_string();
+        let Some(case) = name.split(' ').next().and_then(|n| n.parse().ok()) else {
+            continue; // the helper's own definition, `row(case: ...`
+        };
+        let end = [", true)", ", false)"]
+            .iter()
+            .filter_map(|p| rest.find(p))
+            .min()
+            .expect("a row ends with its close flag");
+        let status = rest[..end]
+            .rsplit(", ")
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("row {name}: no status"));
+        out.push((case, status, name));
+    }
+    out
+}
+
+#[test]
+fn cases_are_numbered_one_to_forty_three_in_order() {
+    let numbers: Vec<u32> = cases().iter().map(|c| c.0).collect();
+    assert_eq!(numbers, (1..=43).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_conformance_row_matches_its_case() {
+    let cases = cases();
+    let rows = rows();
+    assert!(rows.len() >= 60, "the table parsed to {} rows", rows.len());
+    for (case, status, name) in rows {
+        let text = cases
+            .iter()
+            .find(|c| c.0 == case)
+            .unwrap_or_else(|| panic!("row '{name}' names case {case}, which the document lacks"))
+            .1;
+        if status != 200 {
+            assert!(
+                text.contains(&status.to_string()),
+                "row '{name}' expects {status}, case {case} says: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn choices_made_agree_with_the_tests() {
+    let choices = &DOC[DOC.find("## Choices made").expect("a Choices made section")..];
+    // tests/connections.rs max_conns_is_enforced expects the 503.
+    assert!(choices.contains("Case 42") && choices.contains("503"));
+    // tests/conformance.rs row "16 bare LF" expects 400.
+    assert!(choices.contains("Case 16") && choices.contains("bare LF"));
+    assert!(CONFORMANCE.contains(r#"row("16 bare LF", "GET / HTTP/1.1\nHost: t\n\n", 400"#));
+}
+
+#[test]
+fn the_readme_links_the_document_inside_the_repository() {
+    assert!(README.contains("(docs/http-behaviour.md)"));
+    assert!(
+        !README.contains("../shared"),
+        "links must stay inside the repository"
+    );
+}
