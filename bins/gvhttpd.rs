@@ -166,16 +166,19 @@ impl ServeArgs {
 
 fn serve(args: ServeArgs) -> ExitCode {
     let started = std::time::Instant::now();
-    let code = run_server(args.into_config());
+    let (code, totals) = run_server(args.into_config());
     // The final line: the error log's end of this run, whatever ended it.
     log::event(
         Level::Info,
-        format_args!("{}", log::exit_line(code, started.elapsed(), None)),
+        format_args!(
+            "{}",
+            log::exit_line(code, started.elapsed(), totals.as_ref())
+        ),
     );
     ExitCode::from(code)
 }
 
-fn run_server(cfg: Config) -> u8 {
+fn run_server(cfg: Config) -> (u8, Option<log::Totals>) {
     if let Some(LogTarget::File(path)) = &cfg.access_log {
         // Fail now, with the path, rather than once the first request arrives.
         if let Err(e) = log::open_target(&LogTarget::File(path.clone())) {
@@ -183,7 +186,7 @@ fn run_server(cfg: Config) -> u8 {
                 Level::Error,
                 format_args!("cannot open --access-log {}: {e}", path.display()),
             );
-            return 2;
+            return (2, None);
         }
     }
     let shutdown = Shutdown::new(cfg.timeouts.shutdown_grace);
@@ -192,7 +195,7 @@ fn run_server(cfg: Config) -> u8 {
             Level::Error,
             format_args!("cannot install signal handlers: {e}"),
         );
-        return 1;
+        return (1, None);
     }
     let (model, workers) = (cfg.model, cfg.workers);
     let extra = format!(
@@ -222,14 +225,14 @@ fn run_server(cfg: Config) -> u8 {
         log::startup(addr, model, workers, &extra);
     });
     match result {
-        Ok(()) => 0,
+        Ok(totals) => (0, Some(totals)),
         Err(e @ (ServeError::Unavailable(_) | ServeError::Config(_))) => {
             log::event(Level::Error, format_args!("{e}"));
-            2
+            (2, None)
         }
         Err(e) => {
             log::event(Level::Error, format_args!("{e}"));
-            1
+            (1, None)
         }
     }
 }

@@ -17,6 +17,8 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::Config;
+use crate::http::Driver;
 use crate::net::{self, ConnGate};
 use crate::shutdown::Shutdown;
 use crate::stats::{Registry, WorkerStats};
@@ -33,6 +35,7 @@ pub enum Retry {
 /// One worker's view of the server-wide admission policy.
 #[derive(Clone, Debug)]
 pub struct Acceptor {
+    cfg: Arc<Config>,
     gate: Arc<ConnGate>,
     registry: Arc<Registry>,
     shutdown: Arc<Shutdown>,
@@ -41,12 +44,14 @@ pub struct Acceptor {
 
 impl Acceptor {
     pub fn new(
+        cfg: Arc<Config>,
         gate: Arc<ConnGate>,
         registry: Arc<Registry>,
         shutdown: Arc<Shutdown>,
         index: usize,
     ) -> Acceptor {
         Acceptor {
+            cfg,
             gate,
             registry,
             shutdown,
@@ -58,10 +63,11 @@ impl Acceptor {
         self.registry.worker(self.index)
     }
 
-    /// A connection was accepted: admit it (its [`Admission`] releases the slot when
-    /// dropped), or refuse it beyond `--max-conns` with one non-blocking 503 — the
-    /// caller then just drops (closes) the socket.
-    pub fn admit(&self, stream: &impl AsFd) -> Option<Admission> {
+    /// A connection was accepted: admit it — its [`Admission`] releases the slot
+    /// when dropped, and its [`Driver`] is set up from the config (and for the
+    /// access log, when on) — or refuse it beyond `--max-conns` with one
+    /// non-blocking 503: the caller then just drops (closes) the socket.
+    pub fn admit(&self, stream: &impl AsFd) -> Option<(Admission, Driver)> {
         if self.shutdown.is_triggered() {
             return None;
         }
@@ -72,11 +78,18 @@ impl Acceptor {
         }
         self.stats().accepted.inc();
         net::tune_stream(stream);
-        Some(Admission {
+        let mut driver = Driver::new(self.cfg.limits, self.cfg.timeouts);
+        if self.stats().logs_access() {
+            if let Some(peer) = net::peer_addr(stream) {
+                driver.log_peer(peer);
+            }
+        }
+        let admission = Admission {
             gate: self.gate.clone(),
             registry: self.registry.clone(),
             index: self.index,
-        })
+        };
+        Some((admission, driver))
     }
 
     /// An accept failed: what to do next.

@@ -142,6 +142,11 @@ fn set_nodelay(fd: &impl std::os::fd::AsFd) -> io::Result<()> {
     sock.set_tcp_nodelay(true)
 }
 
+/// The peer address of a connected socket (`getpeername`), if it has one.
+pub fn peer_addr(fd: &impl std::os::fd::AsFd) -> Option<SocketAddr> {
+    socket2::SockRef::from(fd).peer_addr().ok()?.as_socket()
+}
+
 /// The `--max-conns` gate, shared by all workers of one server.
 ///
 /// INVARIANT: `open` counts the connections for which `try_open` returned true and

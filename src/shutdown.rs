@@ -7,7 +7,6 @@
 //! connections, lets responses in flight finish (marked `Connection: close`) and
 //! returns; [`Shutdown::deadline`] bounds how long that may take.
 
-use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -87,12 +86,10 @@ impl Shutdown {
                     // Trigger first: nothing below may keep the server from stopping.
                     me.trigger();
                     let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                    // `eprintln!` panics when stderr is a closed pipe; a log line is
-                    // not worth losing the signal thread over.
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "gvhttpd: {name} received, shutting down (grace {:?})",
-                        me.grace
+                    // The error log never panics on a closed stderr.
+                    crate::log::event(
+                        crate::log::Level::Info,
+                        format_args!("{name} received, shutting down (grace {:?})", me.grace),
                     );
                 }
             })?;

@@ -8,9 +8,11 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::config::Model;
+use crate::log::{AccessLog, WorkerLog};
 
 /// A monotonically increasing counter with one writing thread.
 ///
@@ -96,9 +98,31 @@ pub struct WorkerStats {
     pub bytes_out: Counter,
     pub uring: UringCounters,
     pub green: GreenCounters,
+    /// Connections cut at the shutdown's grace deadline.
+    pub grace_cuts: Counter,
+    /// This worker's access-log buffer, when `--access-log` is on. A mutex so the
+    /// error-log thread can flush it off the worker's hot path (uncontended but
+    /// for that flush, every 100 ms).
+    pub access: OnceLock<Mutex<Option<WorkerLog>>>,
 }
 
 impl WorkerStats {
+    /// Whether requests are access-logged.
+    #[inline]
+    pub fn logs_access(&self) -> bool {
+        self.access.get().is_some()
+    }
+
+    /// Run `f` on this worker's access log, if there is one.
+    pub fn access_log(&self, f: impl FnOnce(&mut WorkerLog)) {
+        if let Some(m) = self.access.get() {
+            let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(log) = g.as_mut() {
+                f(log);
+            }
+        }
+    }
+
     /// Count one response with `status` (100..=599).
     #[inline]
     pub fn response(&self, status: u16) {
@@ -124,6 +148,37 @@ impl Registry {
                 .map(|_| WorkerStats::default())
                 .collect(),
         }
+    }
+
+    /// Give every worker a buffer of `log` (before serving starts).
+    pub fn attach_access_log(&self, log: &AccessLog) {
+        for w in self.workers.iter() {
+            let _ = w.access.set(Mutex::new(Some(log.for_worker())));
+        }
+    }
+
+    /// Hand every worker's buffered lines to the writer (from any thread).
+    pub fn flush_access_logs(&self) {
+        for w in self.workers.iter() {
+            w.access_log(|l| l.flush());
+        }
+    }
+
+    /// Flush and drop the workers' buffers (after serving), so the log can finish.
+    pub fn detach_access_logs(&self) {
+        for w in self.workers.iter() {
+            if let Some(m) = w.access.get() {
+                let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(mut l) = g.take() {
+                    l.flush();
+                }
+            }
+        }
+    }
+
+    /// Connections cut at the grace deadline, all workers.
+    pub fn grace_cuts(&self) -> u64 {
+        self.sum(|w| &w.grace_cuts)
     }
 
     pub fn worker(&self, index: usize) -> &WorkerStats {

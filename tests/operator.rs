@@ -230,15 +230,20 @@ fn one_worker_is_singular_and_stderr_has_timestamped_start_and_exit() {
             stamped.then(|| rest.strip_prefix(&prefix)).flatten()
         })
         .collect();
-    assert_eq!(logged.len(), 2, "{err}");
+    assert_eq!(logged.len(), 3, "{err}");
     assert!(
         logged[0].starts_with("started: listening on http://127.0.0.1:"),
         "{err}"
     );
     assert!(logged[0].contains("model tokio, 1 worker,"), "{err}");
+    assert!(logged[1].starts_with("SIGINT received"), "{err}");
     assert!(
-        logged[1].starts_with("exiting with status 0 after"),
+        logged[2].starts_with("exiting with status 0 after"),
         "{err}"
+    );
+    assert!(
+        logged[2].contains(" accepted, 0 refused (--max-conns), "),
+        "the final line has the totals: {err}"
     );
 }
 

@@ -137,6 +137,117 @@ pub struct Conn {
     file: Option<Box<super::handler::FileReply>>,
     /// The `Date` of the current event ([`Conn::set_now`]).
     date: [u8; date::DATE_LEN],
+    /// Access-log state, only when `--access-log` is on ([`Conn::log_peer`]).
+    log: Option<Box<ConnLog>>,
+}
+
+/// What the access log needs of a connection beyond the request at hand.
+#[derive(Debug)]
+struct ConnLog {
+    peer: std::net::SocketAddr,
+    /// The request line fields of a deferred reply (sleep, file), logged when the
+    /// reply is written: method, target, version, referer, user agent.
+    deferred: Option<Logged>,
+}
+
+/// An owned copy of what the access log records of a request.
+#[derive(Debug)]
+struct Logged {
+    method: Vec<u8>,
+    target: Vec<u8>,
+    version: &'static str,
+    referer: Vec<u8>,
+    user_agent: Vec<u8>,
+}
+
+/// The value of header field `name` (lowercase) in a complete request head.
+fn field_value<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        line[..colon]
+            .eq_ignore_ascii_case(name)
+            .then(|| super::parse::trim(&line[colon + 1..]))
+    })
+}
+
+/// Record one response in the access log (a no-op without `--access-log`).
+/// `req` is the request's head bytes and parsed head, when there was one.
+fn log_response(
+    log: &mut Option<Box<ConnLog>>,
+    stats: &WorkerStats,
+    req: Option<(&[u8], &Head)>,
+    status: u16,
+    bytes: u64,
+) {
+    let Some(cl) = log.as_mut() else {
+        return;
+    };
+    let peer = cl.peer;
+    let owned = if req.is_none() {
+        cl.deferred.take()
+    } else {
+        None
+    };
+    let entry =
+        |method: &[u8], target: &[u8], version, referer: Option<&[u8]>, ua: Option<&[u8]>| {
+            stats.access_log(|l| {
+                l.record(&crate::log::Entry {
+                    peer,
+                    method,
+                    target,
+                    version,
+                    status,
+                    bytes,
+                    referer,
+                    user_agent: ua,
+                })
+            })
+        };
+    match (req, owned) {
+        (Some((bytes, head)), _) => {
+            let method = &bytes[..head.target.start.saturating_sub(1)];
+            let method = method.rsplit(|&b| b == b'\n').next().unwrap_or(method);
+            entry(
+                method,
+                &bytes[head.target.clone()],
+                version_str(head.version),
+                field_value(&bytes[..head.len], b"referer"),
+                field_value(&bytes[..head.len], b"user-agent"),
+            )
+        }
+        (None, Some(l)) => entry(
+            &l.method,
+            &l.target,
+            l.version,
+            Some(&l.referer),
+            Some(&l.user_agent),
+        ),
+        (None, None) => entry(b"-", b"-", "-", None, None),
+    }
+}
+
+/// Keep what the access log needs of a request whose reply comes later.
+fn log_defer(log: &mut Option<Box<ConnLog>>, bytes: &[u8], head: &Head) {
+    if let Some(cl) = log.as_mut() {
+        let method = &bytes[..head.target.start.saturating_sub(1)];
+        let method = method.rsplit(|&b| b == b'\n').next().unwrap_or(method);
+        let own = |v: Option<&[u8]>| v.unwrap_or_default().to_vec();
+        cl.deferred = Some(Logged {
+            method: method.to_vec(),
+            target: bytes[head.target.clone()].to_vec(),
+            version: version_str(head.version),
+            referer: own(field_value(&bytes[..head.len], b"referer")),
+            user_agent: own(field_value(&bytes[..head.len], b"user-agent")),
+        });
+    }
+}
+
+fn version_str(v: Version) -> &'static str {
+    match v {
+        Version::Http10 => "HTTP/1.0",
+        Version::Http11 => "HTTP/1.1",
+    }
 }
 
 impl Conn {
@@ -152,6 +263,7 @@ impl Conn {
             shutting_down: false,
             file: None,
             date: [b' '; date::DATE_LEN],
+            log: None,
         }
     }
 
@@ -241,6 +353,15 @@ impl Conn {
         matches!(self.phase(), Phase::Idle) || matches!(self.state, State::Closed)
     }
 
+    /// Access-log this connection's requests as coming from `peer` (the model calls
+    /// this when `--access-log` is on).
+    pub fn log_peer(&mut self, peer: std::net::SocketAddr) {
+        self.log = Some(Box::new(ConnLog {
+            peer,
+            deferred: None,
+        }));
+    }
+
     /// The time of the event being handled (responses carry its `Date`).
     #[inline]
     pub fn set_now(&mut self, now: std::time::Instant) {
@@ -253,6 +374,7 @@ impl Conn {
         if matches!(self.phase(), Phase::Head | Phase::Body) {
             response::write_error(out, &self.date, 408, "timed out reading the request", true);
             stats.response(408);
+            log_response(&mut self.log, stats, None, 408, 0);
         }
         self.state = State::Closed;
     }
@@ -301,6 +423,8 @@ impl Conn {
                 out.extend_from_slice(ms);
                 out.extend_from_slice(b"ms");
             }
+            let sent = if d.head_only { 0 } else { len as u64 };
+            log_response(&mut self.log, stats, None, 200, sent);
             self.finish(d);
         }
     }
@@ -325,11 +449,9 @@ impl Conn {
                     .as_ref()
                     .map_or(&b"application/octet-stream"[..], |f| f.content_type);
                 self.write_ok(stats, out, d, ct, size);
-                if d.head_only {
-                    0
-                } else {
-                    size
-                }
+                let body = if d.head_only { 0 } else { size };
+                log_response(&mut self.log, stats, None, 200, body);
+                body
             }
             Err(e) => {
                 let (status, msg): (u16, &[u8]) = match e {
@@ -349,6 +471,8 @@ impl Conn {
                 if !d.head_only {
                     out.extend_from_slice(msg);
                 }
+                let sent = if d.head_only { 0 } else { msg.len() as u64 };
+                log_response(&mut self.log, stats, None, status, sent);
                 0
             }
         };
@@ -544,6 +668,18 @@ impl Conn {
                     out.extend_from_slice(&resp.body);
                 }
                 stats.response(resp.status);
+                let sent = if d.head_only || no_length {
+                    0
+                } else {
+                    resp.body.len()
+                };
+                log_response(
+                    &mut self.log,
+                    stats,
+                    Some((req_bytes, head)),
+                    resp.status,
+                    sent as u64,
+                );
                 self.state = State::Head;
                 self.finish(d);
                 (persist == Persist::Close).then_some(Step::Close)
@@ -551,15 +687,25 @@ impl Conn {
             Reply::Fixed(p) => {
                 p.write(out, &self.date, persist, d.head_only);
                 stats.response(p.status());
+                let sent = if d.head_only { 0 } else { p.body_len() };
+                log_response(
+                    &mut self.log,
+                    stats,
+                    Some((req_bytes, head)),
+                    p.status(),
+                    sent as u64,
+                );
                 self.state = State::Head;
                 self.finish(d);
                 (persist == Persist::Close).then_some(Step::Close)
             }
             Reply::Sleep(ms) => {
+                log_defer(&mut self.log, req_bytes, head);
                 self.state = State::Sleep { ms, d };
                 Some(Step::Sleep(Duration::from_millis(u64::from(ms))))
             }
             Reply::File(file) => {
+                log_defer(&mut self.log, req_bytes, head);
                 self.file = Some(Box::new(file));
                 self.state = State::File { d };
                 Some(Step::File)
@@ -573,6 +719,8 @@ impl Conn {
     fn fail(&mut self, r: Reject, stats: &WorkerStats, out: &mut Vec<u8>) -> Step {
         response::write_error(out, &self.date, r.status, r.reason, true);
         stats.response(r.status);
+        let body = response::reason(r.status).len() + 2 + r.reason.len() + 1;
+        log_response(&mut self.log, stats, None, r.status, body as u64);
         self.state = State::Closed;
         Step::Close
     }

@@ -217,6 +217,11 @@ impl Driver {
         self.await_request(env)
     }
 
+    /// Access-log this connection's requests as coming from `peer`.
+    pub fn log_peer(&mut self, peer: std::net::SocketAddr) {
+        self.conn.log_peer(peer);
+    }
+
     /// The action the driver is waiting on.
     pub fn action(&self) -> Action {
         self.action
@@ -406,7 +411,7 @@ impl Driver {
             return self.process(env);
         }
         if self.past_grace(env.now) {
-            return self.close();
+            return self.cut(env);
         }
         self.set(Action::Sleep {
             until: self.cap(end),
@@ -490,7 +495,7 @@ impl Driver {
     /// current action comes back, to be re-armed).
     pub fn timed_out<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         if self.past_grace(env.now) {
-            return self.close(); // the shutdown's hard stop
+            return self.cut(env); // the shutdown's hard stop
         }
         match self.action.deadline() {
             Some(d) if env.now < d => return self.action,
@@ -565,6 +570,14 @@ impl Driver {
     fn set(&mut self, a: Action) -> Action {
         self.action = a;
         a
+    }
+
+    /// Cut at the shutdown's grace deadline (counted for the error log).
+    fn cut<H>(&mut self, env: &Env<'_, H>) -> Action {
+        if !matches!(self.io, Io::Drain | Io::ShutWrite | Io::Closed) {
+            env.stats.grace_cuts.inc();
+        }
+        self.close()
     }
 
     fn close(&mut self) -> Action {

@@ -177,6 +177,11 @@ impl Prerendered {
         self.status
     }
 
+    /// Bytes of the body (what a GET of it sends after the head).
+    pub fn body_len(&self) -> usize {
+        self.full[0].len() - self.head_only[0].len()
+    }
+
     /// Append the response (its head only when `head_only`).
     #[inline]
     pub fn write(

@@ -108,12 +108,13 @@ fn accept_loop(w: &Rc<Worker>, listener: GvtListener) {
     while !acceptor.shutting_down() {
         match listener.accept() {
             Ok(stream) => {
-                let Some(admission) = acceptor.admit(&stream) else {
+                let Some((admission, driver)) = acceptor.admit(&stream) else {
                     continue; // refused (503 sent): dropped = closed
                 };
                 let cw = Rc::clone(w);
                 w.live.set(w.live.get() + 1);
-                if let Err(e) = green::try_spawn(move || connection(stream, admission, &cw)) {
+                if let Err(e) = green::try_spawn(move || connection(stream, admission, driver, &cw))
+                {
                     w.live.set(w.live.get() - 1);
                     let _ = io::Write::write_fmt(
                         &mut io::stderr(),
@@ -154,12 +155,11 @@ impl Drop for Live<'_> {
 }
 
 /// One connection, start to close, in blocking style.
-fn connection(mut stream: GvtStream, admission: Admission, w: &Worker) {
+fn connection(mut stream: GvtStream, admission: Admission, mut d: Driver, w: &Worker) {
     let _live = Live(w);
     let _admission = admission;
     let (app, stats) = (&*w.ctx.app, w.ctx.stats());
     let env = |now| Env::new(app, stats, now);
-    let mut d = Driver::new(w.ctx.cfg.limits, w.ctx.cfg.timeouts);
     let mut file: Option<GvtFile> = None;
     let mut shutdown_seen = false;
     let mut idle_buf = [0u8; IDLE_READ];
@@ -268,6 +268,7 @@ fn on_error(
             report_shutdown(d, w, e)
         }
         // A second interrupt is the hard stop at the grace deadline.
+        io::ErrorKind::Interrupted => core(|| d.timed_out(&e)),
         _ => d.failed(),
     }
 }

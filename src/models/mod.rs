@@ -41,21 +41,95 @@ pub fn check_available(model: Model) -> Result<(), ServeError> {
 }
 
 /// Bind, announce readiness through `ready(addr)`, and serve until `shutdown`.
+/// Returns the server's lifetime totals (for the error log's final line).
 pub fn serve(
     cfg: &Config,
     shutdown: Arc<Shutdown>,
     ready: impl FnOnce(SocketAddr),
-) -> Result<(), ServeError> {
+) -> Result<crate::log::Totals, ServeError> {
     check_available(cfg.model)?;
     let registry = Arc::new(Registry::new(cfg.model, cfg.workers));
-    let app = Arc::new(App::new(cfg, registry)?);
+    let access = match &cfg.access_log {
+        None => None,
+        Some(target) => {
+            let log = crate::log::AccessLog::open(target)
+                .map_err(|e| ServeError::io("cannot open --access-log", e))?;
+            registry.attach_access_log(&log);
+            Some(log)
+        }
+    };
+    let app = Arc::new(App::new(cfg, registry.clone())?);
     let listeners = crate::net::bind_listeners(cfg.addr, cfg.workers, cfg.reuse_port)
         .map_err(|e| ServeError::Io(format!("cannot listen on {}", cfg.addr), e))?;
     let local = listeners[0]
         .local_addr()
         .map_err(|e| ServeError::Io("local_addr".into(), e))?;
     ready(local);
-    run_model(cfg, listeners, app, shutdown)
+    let reporter = Reporter::start(registry.clone());
+    let result = run_model(cfg, listeners, app, shutdown.clone());
+    reporter.stop();
+    crate::log::grace_cut(registry.grace_cuts() as usize, shutdown.grace());
+    registry.detach_access_logs();
+    if let Some(log) = access {
+        match log.finish() {
+            Ok(0) => {}
+            Ok(dropped) => crate::log::event(
+                crate::log::Level::Warn,
+                format_args!("access log: {dropped} lines dropped (the writer fell behind)"),
+            ),
+            Err(e) => crate::log::event(crate::log::Level::Error, format_args!("access log: {e}")),
+        }
+    }
+    result.map(|()| crate::log::Totals::of(&registry))
+}
+
+/// The thread beside the workers that keeps the logs off their hot path: every
+/// 100 ms it hands the workers' access-log buffers to the writer, and every
+/// [`crate::log::REPORT_INTERVAL`] it reports new 4xx / 5xx / refusals (at most one
+/// line per interval, so an attack cannot flood the error log).
+struct Reporter {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reporter {
+    fn start(registry: Arc<Registry>) -> Reporter {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("gvhttpd-logs".into())
+            .spawn(move || {
+                let every = crate::log::REPORT_INTERVAL;
+                let mut rep = crate::log::Reporter::new(crate::log::Totals::of(&registry), every);
+                let mut next = Instant::now() + every;
+                loop {
+                    let stopping = flag.load(Ordering::Acquire);
+                    registry.flush_access_logs();
+                    if stopping || Instant::now() >= next {
+                        if let Some(line) = rep.tick(crate::log::Totals::of(&registry)) {
+                            crate::log::event(crate::log::Level::Warn, format_args!("{line}"));
+                        }
+                        next += every;
+                    }
+                    if stopping {
+                        return;
+                    }
+                    std::thread::park_timeout(Duration::from_millis(100));
+                }
+            })
+            .ok();
+        Reporter { stop, thread }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 fn run_model(
@@ -92,6 +166,7 @@ impl WorkerCtx {
     /// This worker's view of the acceptor policy.
     pub fn acceptor(&self) -> Acceptor {
         Acceptor::new(
+            self.cfg.clone(),
             self.gate.clone(),
             self.registry.clone(),
             self.shutdown.clone(),

@@ -100,12 +100,12 @@ async fn accept_loop(w: &Arc<Worker>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, _)) => {
-                let Some(admission) = acceptor.admit(&stream) else {
+                let Some((admission, driver)) = acceptor.admit(&stream) else {
                     continue; // refused (503 sent) or shutting down: dropped = closed
                 };
                 w.live.fetch_add(1, Ordering::AcqRel);
                 let live = Live(w.clone());
-                tokio::spawn(connection(stream, admission, live));
+                tokio::spawn(connection(stream, admission, driver, live));
             }
             Err(e) => match acceptor.failed(&e) {
                 Retry::Now => {}
@@ -122,12 +122,10 @@ enum Wake {
     Shutdown,
 }
 
-async fn connection(mut stream: TcpStream, admission: Admission, live: Live) {
+async fn connection(mut stream: TcpStream, admission: Admission, mut d: Driver, live: Live) {
     let _admission = admission;
     let w = &*live.0;
     let (app, stats) = (&*w.ctx.app, w.ctx.stats());
-    let cfg = &w.ctx.cfg;
-    let mut d = Driver::new(cfg.limits, cfg.timeouts);
     let mut shutdown = w.shutdown.clone();
     let mut shutdown_seen = false;
     let mut file: Option<tokio::fs::File> = None;

@@ -11,7 +11,7 @@ use super::events::free;
 use super::op::{Kind, Op};
 use super::ServeError;
 use crate::accept::{Acceptor, Retry};
-use crate::http::{Driver, Env};
+use crate::http::Env;
 use crate::models::WorkerCtx;
 use crate::uring::{Completion, OpKind, Ring, SlotKey, Slots, Token};
 
@@ -258,11 +258,9 @@ impl Worker {
 
     /// A new connection: admitted (or refused, and closed) by the acceptor.
     fn admit(&mut self, fd: OwnedFd) {
-        let Some(admission) = self.acceptor.admit(&fd) else {
+        let Some((admission, driver)) = self.acceptor.admit(&fd) else {
             return; // dropping `fd` closes it
         };
-        let cfg = &self.ctx.cfg;
-        let driver = Driver::new(cfg.limits, cfg.timeouts);
         let key = self
             .conns
             .insert(Conn::new(fd, driver, admission, self.multishot));
