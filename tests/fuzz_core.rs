@@ -112,12 +112,14 @@ fn extension(rng: &mut Rng) -> String {
         e.push_str(ws(rng));
         e.push(';');
         e.push_str(ws(rng));
-        e.push_str(*rng.pick(&["a", "name", "x-1", "!#$%&'*+.^_`|~"]));
+        const NAMES: &[&str] = &["a", "name", "x-1", "!#$%&'*+.^_`|~"];
+        e.push_str(rng.pick::<&str>(NAMES));
         if rng.chance(2) {
             e.push_str(ws(rng));
             e.push('=');
             e.push_str(ws(rng));
-            e.push_str(*rng.pick(&["v", "1", "\"\"", "\"q \\\" ;=\"", "tok.en"]));
+            const VALUES: &[&str] = &["v", "1", "\"\"", "\"q \\\" ;=\"", "tok.en"];
+            e.push_str(rng.pick::<&str>(VALUES));
         }
     }
     e
@@ -229,7 +231,7 @@ fn invalid_request(rng: &mut Rng) -> Vec<u8> {
             post(fields, "5\r\nhello\r\n0\r\n\r\n")
         }
         2 => b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
-        3 => chunk(*rng.pick(&[
+        3 => chunk(rng.pick::<&str>(&[
             "zz\r\nab\r\n0\r\n\r\n",
             "\r\nab\r\n0\r\n\r\n",
             "0x1\r\na\r\n0\r\n\r\n",
@@ -245,7 +247,7 @@ fn invalid_request(rng: &mut Rng) -> Vec<u8> {
             "0\r\nT: a\rb\r\n\r\n",
             "1 x\r\na\r\n0\r\n\r\n",
         ])),
-        _ => chunk(*rng.pick(&[
+        _ => chunk(rng.pick::<&str>(&[
             "5;\r\nhello\r\n0\r\n\r\n",
             "5; \r\nhello\r\n0\r\n\r\n",
             "5;=v\r\nhello\r\n0\r\n\r\n",
