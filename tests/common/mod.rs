@@ -33,13 +33,14 @@ macro_rules! per_model {
 }
 
 /// Run one case against `model`; io_uring models that cannot run here fail the
-/// test unless `GVHTTPD_SKIP_URING=1`, and then say SKIPPED loudly.
+/// test unless `GVHTTPD_SKIP_URING=1`. A skipped row is recorded with
+/// `gvhttpd::uring::record_skip`, so `.ci/run` counts it as skipped (by name),
+/// never as passed.
 pub fn run_case(model: Model, case: fn(Model)) {
     if let Err(e) = gvhttpd::models::check_available(model) {
         if std::env::var_os("GVHTTPD_SKIP_URING").is_some_and(|v| v == "1") && model.uses_io_uring()
         {
-            eprintln!("SKIPPED ({model}): {e}");
-            println!("SKIPPED ({model}): {e}");
+            gvhttpd::uring::record_skip(&format!("model {model} unavailable: {e}"));
             return;
         }
         panic!("model {model} is unavailable here: {e} (set GVHTTPD_SKIP_URING=1 to skip io_uring models)");
@@ -91,7 +92,8 @@ impl Server {
         Server::spawn(cmd, model)
     }
 
-    fn spawn(mut cmd: Command, model: Model) -> Server {
+    /// Start `cmd` (a `gvhttpd serve` command line) and wait for its readiness line.
+    pub fn spawn(mut cmd: Command, model: Model) -> Server {
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .stdin(Stdio::null());
@@ -188,6 +190,22 @@ impl Server {
     /// Open file descriptors of the server process.
     pub fn fd_count(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
+    }
+
+    /// A `VmRSS`-style field of the server's `/proc/PID/status`, in KiB.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{field} missing from /proc/{}/status", self.pid()))
+    }
+
+    /// Resident set size of the server, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS")
     }
 
     /// utime + stime of the server, in clock ticks.
