@@ -222,6 +222,26 @@ impl Server {
     pub fn stats(&self) -> String {
         String::from_utf8(self.get("/stats").body).unwrap()
     }
+
+    /// One counter of the `/stats` document, such as `"open"`.
+    pub fn stat(&self, key: &str) -> u64 {
+        let stats = self.stats();
+        let pat = format!("\"{key}\":");
+        let at = stats
+            .find(&pat)
+            .unwrap_or_else(|| panic!("{key} missing: {stats}"))
+            + pat.len();
+        stats[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{key} not a number: {stats}"))
+    }
+
+    /// Connections the server holds open (counting the `/stats` request itself).
+    pub fn stats_open(&self) -> u64 {
+        self.stat("open")
+    }
 }
 
 impl Drop for Server {
