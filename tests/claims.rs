@@ -396,7 +396,22 @@ fn limit_flags_reach_the_core(model: Model) {
     assert!(failures.is_empty(), "model {model}:\n{}", failures.join("\n"));
 }
 
+/// Case 7: `OPTIONS *` is answered 200 with `Allow` (the methods of any route).
+fn options_star_has_allow(model: Model) {
+    let s = Server::start(model);
+    let mut c = s.connect();
+    c.write_all(b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let rs = read_responses(&mut c, &[false, false]);
+    assert_well_formed(&rs[0]);
+    assert_eq!(rs[0].status, 200);
+    assert_eq!(rs[0].header("allow"), Some("GET, HEAD, POST, OPTIONS"));
+    assert!(rs[0].body.is_empty());
+    assert_eq!(rs[1].text(), "Hello, World!");
+}
+
 per_model!(
+    options_star_has_allow,
     malformed_requests_are_refused,
     values_are_trimmed,
     eof_before_the_last_chunk_is_closed,
