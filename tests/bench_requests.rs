@@ -47,8 +47,7 @@ fn serve(mut s: TcpStream, log: &Mutex<Vec<Vec<u8>>>) {
             }
             let req: Vec<u8> = pending.drain(..end + 4 + len).collect();
             log.lock().unwrap().push(req);
-            if s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 .is_err()
             {
                 return;
@@ -104,7 +103,11 @@ fn headers_method_and_body_reach_the_wire() {
         let mut lines = head.lines();
         assert_eq!(lines.next(), Some("POST /echo?x=1 HTTP/1.1"), "{text}");
         let fields: Vec<&str> = lines.collect();
-        for want in ["X-Test: one", "Content-Type: text/x-bench", "Content-Length: 11"] {
+        for want in [
+            "X-Test: one",
+            "Content-Type: text/x-bench",
+            "Content-Length: 11",
+        ] {
             assert!(fields.contains(&want), "{want} missing: {text}");
         }
         assert_eq!(body, "hello bench");
@@ -150,8 +153,10 @@ fn a_posted_body_is_echoed_by_the_real_server() {
     let addr = loadgen::compare::parse_ready(line.trim()).expect(&line);
     // One response to the same request, for its exact size (the Date is fixed width).
     let mut c = TcpStream::connect(addr).unwrap();
-    c.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nConnection: close\r\n\r\nping")
-        .unwrap();
+    c.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nConnection: close\r\n\r\nping",
+    )
+    .unwrap();
     let mut one = Vec::new();
     c.read_to_end(&mut one).unwrap();
     let one = String::from_utf8(one).unwrap();
@@ -160,7 +165,14 @@ fn a_posted_body_is_echoed_by_the_real_server() {
     let json = std::env::temp_dir().join(format!("gv-bench-echo-{}.json", std::process::id()));
     bench(
         &format!("http://{addr}/echo"),
-        &["-m", "POST", "--body", "ping", "--json", json.to_str().unwrap()],
+        &[
+            "-m",
+            "POST",
+            "--body",
+            "ping",
+            "--json",
+            json.to_str().unwrap(),
+        ],
     );
     let _ = srv.kill();
     let _ = srv.wait();

@@ -57,13 +57,41 @@ fn malformed_requests_are_refused(model: Model) {
         .collect();
     assert!(many.len() > 16 * 1024);
     let rows: Vec<(&str, Vec<u8>, u16)> = vec![
-        ("6 space in target", b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
-        ("6 DEL in target", b"GET /a\x7fb HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
-        ("16 bare LF after chunk size", chunked("3\nabc\r\n0\r\n\r\n"), 400),
-        ("16 bare LF after chunk data", chunked("3\r\nabc\n0\r\n\r\n"), 400),
-        ("16 bare LF after last chunk", chunked("3\r\nabc\r\n0\n\r\n"), 400),
-        ("16 bare LF in trailer", chunked("3\r\nabc\r\n0\r\nT: v\n\r\n"), 400),
-        ("16 bare LF ending trailers", chunked("3\r\nabc\r\n0\r\n\n"), 400),
+        (
+            "6 space in target",
+            b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "6 DEL in target",
+            b"GET /a\x7fb HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "16 bare LF after chunk size",
+            chunked("3\nabc\r\n0\r\n\r\n"),
+            400,
+        ),
+        (
+            "16 bare LF after chunk data",
+            chunked("3\r\nabc\n0\r\n\r\n"),
+            400,
+        ),
+        (
+            "16 bare LF after last chunk",
+            chunked("3\r\nabc\r\n0\n\r\n"),
+            400,
+        ),
+        (
+            "16 bare LF in trailer",
+            chunked("3\r\nabc\r\n0\r\nT: v\n\r\n"),
+            400,
+        ),
+        (
+            "16 bare LF ending trailers",
+            chunked("3\r\nabc\r\n0\r\n\n"),
+            400,
+        ),
         (
             "19 many fields over 16 KiB",
             format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n").into_bytes(),
@@ -74,7 +102,11 @@ fn malformed_requests_are_refused(model: Model) {
         .iter()
         .filter_map(|(case, raw, status)| refused(&s, case, raw, *status))
         .collect();
-    assert!(failures.is_empty(), "model {model}:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "model {model}:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Case 17: SP/HTAB around a value are trimmed (the echoed Content-Type shows it).
@@ -171,7 +203,10 @@ fn expect_continue_interim_and_413(model: Model) {
     .unwrap();
     let (out, closed) = read_to_close(&mut c);
     let text = String::from_utf8_lossy(&out);
-    assert!(!text.contains(" 100 "), "100 Continue before a 413: {text:?}");
+    assert!(
+        !text.contains(" 100 "),
+        "100 Continue before a 413: {text:?}"
+    );
     let rs = parse_responses(&out, false);
     assert!(closed && rs.len() == 1, "{text:?}");
     assert_eq!(rs[0].status, 413, "{text:?}");
@@ -235,7 +270,10 @@ fn trickled_body_times_out(model: Model) {
     );
     assert!(closed, "trickling body not closed");
     // 600 ms after the body started, with generous slack; never 4 s.
-    assert!(cut_at < Duration::from_millis(3000), "cut off after {cut_at:?}");
+    assert!(
+        cut_at < Duration::from_millis(3000),
+        "cut off after {cut_at:?}"
+    );
 }
 
 /// Case 39: a client that stops reading does not make the server buffer the
@@ -332,7 +370,11 @@ fn sleep_60000_is_accepted(model: Model) {
         .unwrap();
     let mut b = [0u8; 256];
     match c.read(&mut b) {
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
         other => panic!(
             "/sleep/60000 answered early: {other:?} {:?}",
             String::from_utf8_lossy(&b)
@@ -366,8 +408,10 @@ fn limit_flags_reach_the_core(model: Model) {
             format!("Content-Length: {}\r\n", body.len())
         };
         let method = if body.is_empty() { "GET" } else { "POST" };
-        format!("{method} {target} HTTP/1.1\r\nHost: t\r\n{fields}{cl}Connection: close\r\n\r\n{body}")
-            .into_bytes()
+        format!(
+            "{method} {target} HTTP/1.1\r\nHost: t\r\n{fields}{cl}Connection: close\r\n\r\n{body}"
+        )
+        .into_bytes()
     };
     let target = |n: usize| format!("/?{}", "a".repeat(n - 2));
     let fields = |n: usize| -> String { (0..n).map(|i| format!("X-{i}: v\r\n")).collect() };
@@ -393,7 +437,11 @@ fn limit_flags_reach_the_core(model: Model) {
         .iter()
         .filter_map(|(case, raw, status)| refused(&s, case, raw, *status))
         .collect();
-    assert!(failures.is_empty(), "model {model}:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "model {model}:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Case 7: `OPTIONS *` is answered 200 with `Allow` (the methods of any route).

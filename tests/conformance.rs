@@ -176,7 +176,9 @@ fn junk_without_newline_is_refused(model: Model) {
     assert!(closed, "server kept a junk connection open");
     // A first byte that cannot start a method is refused at once with a 400.
     assert!(
-        parse_responses(&out, false).first().is_some_and(|r| r.status == 400),
+        parse_responses(&out, false)
+            .first()
+            .is_some_and(|r| r.status == 400),
         "{:?}",
         String::from_utf8_lossy(&out)
     );

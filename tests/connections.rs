@@ -178,7 +178,9 @@ fn slow_header_and_body_time_out(model: Model) {
     }
     assert!(closed, "trickling client never cut off");
     assert!(
-        parse_responses(&out, false).first().is_some_and(|r| r.status == 408),
+        parse_responses(&out, false)
+            .first()
+            .is_some_and(|r| r.status == 408),
         "no 408 for the trickled header: {:?}",
         String::from_utf8_lossy(&out)
     );
@@ -214,7 +216,10 @@ fn idle_connections_are_cheap_and_reaped(model: Model) {
     );
     // Cheap: a few KiB each, never a buffer of the size limits (16 KiB + 1 MiB).
     let per_conn = s.rss_kib().saturating_sub(rss0) as f64 / idle.len() as f64;
-    assert!(per_conn < 24.0, "{per_conn:.1} KiB of RSS per idle connection");
+    assert!(
+        per_conn < 24.0,
+        "{per_conn:.1} KiB of RSS per idle connection"
+    );
     // The idle timeout closes them all; descriptors return to the baseline.
     for c in idle.iter_mut().take(20) {
         let (_, closed) = read_to_close(c);
@@ -298,7 +303,8 @@ fn descriptor_exhaustion_backs_off(model: Model) {
     let mut s = Server::start_in_shell(model, "ulimit -n 64 && exec \"$@\"", &[]);
     // A keep-alive connection from before the exhaustion (case 41: it stays served).
     let mut kept = s.connect();
-    kept.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut kept, false).status, 200);
     let mut conns: Vec<TcpStream> = Vec::new();
     for _ in 0..120 {
@@ -315,8 +321,12 @@ fn descriptor_exhaustion_backs_off(model: Model) {
         s.fd_count()
     );
     let mut waiting = s.connect();
-    waiting.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    waiting.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    waiting
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut b = [0u8; 64];
     assert!(
         waiting.read(&mut b).is_err(),
@@ -331,7 +341,8 @@ fn descriptor_exhaustion_backs_off(model: Model) {
         "server burned {used} ticks in 1 s while out of descriptors"
     );
     // Existing connections are still served meanwhile.
-    kept.write_all(b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    kept.write_all(b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(
         read_response(&mut kept, false).text(),
         r#"{"message":"Hello, World!"}"#

@@ -61,7 +61,11 @@ fn models_lists_every_model_and_its_availability() {
     }
     assert_eq!(stdout.lines().count(), Model::ALL.len(), "{stdout}");
     // Exit 1 exactly when some model cannot run here.
-    assert_eq!(out.status.code(), Some(if all_ok { 0 } else { 1 }), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(if all_ok { 0 } else { 1 }),
+        "{stdout}"
+    );
 }
 
 /// Without `--workers`, one worker per CPU the process may run on (`taskset`).

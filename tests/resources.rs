@@ -25,9 +25,11 @@ fn nofile_limits() -> (u64, u64) {
         .lines()
         .find(|l| l.starts_with("Max open files"))
         .expect("Max open files in /proc/self/limits");
-    let mut nums = line
-        .split_whitespace()
-        .filter_map(|w| w.parse::<u64>().ok().or((w == "unlimited").then_some(u64::MAX)));
+    let mut nums = line.split_whitespace().filter_map(|w| {
+        w.parse::<u64>()
+            .ok()
+            .or((w == "unlimited").then_some(u64::MAX))
+    });
     (nums.next().unwrap(), nums.next().unwrap())
 }
 
@@ -82,7 +84,11 @@ fn close_idle(s: &Server, idle: Vec<TcpStream>) {
     while s.stats_open() > 1 && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(s.stats_open(), 1, "connections left open after the clients closed");
+    assert_eq!(
+        s.stats_open(),
+        1,
+        "connections left open after the clients closed"
+    );
 }
 
 /// A server with room for `IDLE` connections, warmed up; `None` (recorded as a
@@ -126,7 +132,10 @@ fn ten_thousand_idle_connections(model: Model) {
     // Idle connections are cheap: a few KiB each, never a buffer of the size
     // limits (16 KiB head + 1 MiB body).
     let per_conn = s.rss_kib().saturating_sub(rss0) as f64 / IDLE as f64;
-    assert!(per_conn < 24.0, "{per_conn:.1} KiB of RSS per idle connection");
+    assert!(
+        per_conn < 24.0,
+        "{per_conn:.1} KiB of RSS per idle connection"
+    );
     close_idle(&s, idle);
     let after_one = s.rss_kib();
     // Nothing per connection is kept: a second round ends where the first did.

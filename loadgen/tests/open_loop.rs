@@ -62,7 +62,10 @@ fn the_engine_corrects_for_a_slow_server() {
     assert!(res.sends <= most, "{} sends", res.sends);
     assert!(res.sends >= 5, "{} sends", res.sends);
     assert!(res.late_sends + 1 >= res.sends, "{res:?}");
-    let un = res.latency_uncorrected.as_ref().expect("open loop keeps both views");
+    let un = res
+        .latency_uncorrected
+        .as_ref()
+        .expect("open loop keeps both views");
     // Uncorrected: about the service time. Corrected: the k-th response was
     // meant to leave at 10 ms * k but left at 50 ms * k, so the tail is hundreds
     // of milliseconds (~800 ms when all 20 went).

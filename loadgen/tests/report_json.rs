@@ -19,7 +19,10 @@ fn json_report_round_trips_and_has_the_promised_fields() {
     a.hgrm = Some(hgrm.clone());
     // A separate, idle process as the "server": its figures must be its own, not
     // the generator's (this test process), which does all the work here.
-    let mut idle = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut idle = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     a.server_pid = Some(idle.id());
     let report = loadgen::cli::run_load(&a).unwrap();
     let hwm = std::fs::read_to_string(format!("/proc/{}/status", idle.id()))
@@ -33,7 +36,11 @@ fn json_report_round_trips_and_has_the_promised_fields() {
     let server = report.checks.server.as_ref().expect("server checks");
     assert_eq!(server.pid, idle.id());
     assert_eq!(server.peak_rss_kib, hwm, "peak RSS of the watched process");
-    assert!(server.cpu_s < 0.05, "sleep(1) used {} s of CPU", server.cpu_s);
+    assert!(
+        server.cpu_s < 0.05,
+        "sleep(1) used {} s of CPU",
+        server.cpu_s
+    );
     assert!(
         report.checks.generator_cpu_s > server.cpu_s,
         "generator {} s vs idle server {} s",

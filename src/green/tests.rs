@@ -74,7 +74,11 @@ fn panic_is_caught_counted_and_other_threads_continue() {
     assert_eq!(g.finished.get(), 3);
     assert!(g.parks[ParkReason::Join as usize].get() >= 1);
     // Three green threads ran, and `good` yielded: the worker switched stacks.
-    assert!(g.context_switches.get() >= 3, "{}", g.context_switches.get());
+    assert!(
+        g.context_switches.get() >= 3,
+        "{}",
+        g.context_switches.get()
+    );
 }
 
 #[test]

@@ -29,7 +29,9 @@ pub fn skip_if_unavailable() -> bool {
     match check_available() {
         Ok(()) => false,
         Err(msg) if std::env::var("GVHTTPD_SKIP_URING").as_deref() == Ok("1") => {
-            record_skip(&format!("GVHTTPD_SKIP_URING=1 and io_uring unavailable: {msg}"));
+            record_skip(&format!(
+                "GVHTTPD_SKIP_URING=1 and io_uring unavailable: {msg}"
+            ));
             true
         }
         Err(msg) => panic!("io_uring unavailable ({msg}); set GVHTTPD_SKIP_URING=1 to skip"),
@@ -56,7 +58,9 @@ pub fn record_skip(reason: &str) {
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .map(|stem| match stem.rsplit_once('-') {
             // Cargo names test binaries `<crate>-<16 hex digits>`.
-            Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some((name, hash))
+                if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
                 name.to_string()
             }
             _ => stem,
