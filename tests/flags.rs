@@ -5,7 +5,8 @@
 mod common;
 
 use std::io::Write;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{read_response, Server, TempDir, BIN};
 use gvhttpd::config::Model;
@@ -13,11 +14,24 @@ use gvhttpd::config::Model;
 /// `gvhttpd serve` with `args` must refuse to start: exit status 2 and one
 /// `gvhttpd:` or clap `error:` line on stderr naming `mention`, never a panic.
 fn refuses_to_start(model: Model, args: &[&str], mention: &str) {
-    let out = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
         .args(args)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // Bounded: a server that starts anyway is killed and fails the test.
+    let until = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve {args:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
     assert!(out.stdout.is_empty(), "{args:?} printed a readiness line");
