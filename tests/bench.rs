@@ -197,8 +197,12 @@ fn ctrl_c_ends_the_run_early_with_a_summary() {
         .read_line(&mut line)
         .unwrap();
     assert!(line.contains("req/s"), "{line}");
-    // SAFETY: plain kill(2) on the child we started and have not reaped.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    // `kill -INT` on the child we started and have not reaped (no `unsafe` in tests).
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
