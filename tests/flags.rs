@@ -101,7 +101,8 @@ fn default_workers_respect_taskset(model: Model) {
 }
 
 /// Many connections at once on the smallest ring still all get answered (the
-/// submission queue overflows into the backlog); bad sizes are refused.
+/// submission queue overflows into the backlog); bad sizes are refused; the size
+/// given is the size of the ring the kernel set up.
 fn small_uring_entries_still_serve(model: Model) {
     let s = Server::start_with(model, &["--uring-entries", "8"]);
     let conns: Vec<_> = (0..64)
@@ -117,6 +118,35 @@ fn small_uring_entries_still_serve(model: Model) {
     }
     for bad in ["0", "12", "65536"] {
         refuses_to_start(model, &["--uring-entries", bad], "--uring-entries");
+    }
+    // The size reaches the ring: the kernel maps the SQE array of `entries`
+    // 64-byte SQEs, visible as an `[io_uring]` mapping of the server.
+    let sqe_arrays = |s: &Server| -> Vec<usize> {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", s.pid())).unwrap();
+        maps.lines()
+            .filter(|l| l.contains("io_uring"))
+            .filter_map(|l| {
+                let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+                Some(usize::from_str_radix(b, 16).ok()? - usize::from_str_radix(a, 16).ok()?)
+            })
+            .collect()
+    };
+    let small = Server::start_with(model, &["--uring-entries", "512"]);
+    let default = Server::start(model);
+    assert_eq!(small.get("/").status, 200);
+    assert_eq!(default.get("/").status, 200);
+    let (small, default) = (sqe_arrays(&small), sqe_arrays(&default));
+    if model.uses_io_uring() {
+        assert!(
+            small.contains(&(512 * 64)) && !small.contains(&(1024 * 64)),
+            "--uring-entries 512: io_uring mappings {small:?}"
+        );
+        assert!(default.contains(&(1024 * 64)), "default: {default:?}");
+    } else {
+        assert!(
+            small.is_empty() && default.is_empty(),
+            "{small:?} {default:?}"
+        );
     }
 }
 
