@@ -167,8 +167,14 @@ fn uring_sqpoll_starts_a_polling_thread(model: Model) {
     for _ in 0..20 {
         assert_eq!(s.get("/json").status, 200);
     }
-    let want = if model.uses_io_uring() { 2 } else { 0 };
-    assert_eq!(sq_threads(&s), want, "SQ polling threads for 2 workers");
+    if model.uses_io_uring() {
+        assert!(
+            sq_threads(&s) >= 1,
+            "no SQ polling thread with --uring-sqpoll"
+        );
+    } else {
+        assert_eq!(sq_threads(&s), 0, "tokio has no ring");
+    }
 }
 
 /// `--green-stack-size` sizes the green model's stack slabs (one mapping of

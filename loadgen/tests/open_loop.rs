@@ -66,17 +66,26 @@ fn the_engine_corrects_for_a_slow_server() {
         .latency_uncorrected
         .as_ref()
         .expect("open loop keeps both views");
-    // Uncorrected: about the service time. Corrected: the k-th response was
-    // meant to leave at 10 ms * k but left at 50 ms * k, so the tail is hundreds
-    // of milliseconds (~800 ms when all 20 went).
-    assert!(un.p50_us >= 50_000, "uncorrected p50 {}", un.p50_us);
-    assert!(un.p99_us < 300_000, "uncorrected p99 {}", un.p99_us);
+    // Uncorrected: about the service time (the median shrugs off one stall of a
+    // busy machine). Corrected: the k-th response was meant to leave at 10 ms * k
+    // but left at 50 ms * k or later, so its latency is at least 40 ms * k + 50 ms
+    // (the tail ~800 ms and the median ~450 ms when all 20 went).
     assert!(
-        res.latency.p99_us > 2 * un.p99_us && res.latency.p99_us >= 40_000 * (res.sends - 2),
-        "corrected p99 {} vs uncorrected {} over {} sends",
+        (50_000..300_000).contains(&un.p50_us),
+        "uncorrected p50 {}",
+        un.p50_us
+    );
+    assert!(
+        res.latency.p99_us >= 40_000 * (res.sends - 2),
+        "corrected p99 {} over {} sends",
         res.latency.p99_us,
-        un.p99_us,
         res.sends
+    );
+    assert!(
+        res.latency.p50_us > 2 * un.p50_us,
+        "corrected p50 {} vs uncorrected p50 {}",
+        res.latency.p50_us,
+        un.p50_us
     );
     assert!(res.latency.max_us >= res.latency.p99_us);
 }
