@@ -41,7 +41,8 @@ pub fn skip_if_unavailable() -> bool {
 /// For tests: record that the running test skipped its claim (`reason` says why)
 /// so that the suite's summary counts it as skipped, never as passed. libtest has
 /// no runtime skip, so the test still returns `ok`; `.ci/run` reads the log and
-/// moves every logged test from "passed" to "skipped", naming it.
+/// moves every logged test that libtest reported `ok` from "passed" to
+/// "skipped", naming it. Call it right before the test returns.
 ///
 /// The log is `$GVHTTPD_SKIP_LOG` (set by `.ci/run`), else
 /// `target/skipped-tests.log` in the workspace; one line per skip:
