@@ -44,6 +44,7 @@ impl Drop for Serve {
 #[test]
 fn bench_counts_exactly_and_writes_json() {
     let srv = Serve::start();
+    let rss_before = status_kib(srv.0.id(), "VmRSS");
     let json = std::env::temp_dir().join(format!("gv-bench-{}.json", std::process::id()));
     let out = Command::new(BIN)
         .args([
@@ -82,7 +83,30 @@ fn bench_counts_exactly_and_writes_json() {
         .checks
         .server
         .expect("server checks with --server-pid");
-    assert!(server.peak_rss_kib > 0);
+    // The server's own figures: its peak RSS lies between what it held before the
+    // run and its high-water mark now (the bench process's would not).
+    assert_eq!(server.pid, srv.0.id());
+    let hwm = status_kib(srv.0.id(), "VmHWM");
+    assert!(
+        (rss_before..=hwm).contains(&server.peak_rss_kib),
+        "peak RSS {} KiB outside [{rss_before}, {hwm}]",
+        server.peak_rss_kib
+    );
+    let per_request = server.cpu_s * 1e6 / 3000.0;
+    assert!(
+        (server.cpu_us_per_request - per_request).abs() < 1e-6 * per_request.max(1.0),
+        "{server:?}"
+    );
+}
+
+/// A field of `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{field} of {pid}"))
 }
 
 #[test]
@@ -376,8 +400,12 @@ fn ctrl_c_ends_the_run_early_with_a_summary() {
         .read_line(&mut line)
         .unwrap();
     assert!(line.contains("req/s"), "{line}");
-    // SAFETY: plain kill(2) on the child we started and have not reaped.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    // `kill -INT` on the child we started and have not reaped (no `unsafe` in tests).
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");

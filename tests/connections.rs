@@ -147,25 +147,43 @@ fn slow_header_and_body_time_out(model: Model) {
     slow_body
         .write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
         .unwrap();
-    let mut timed_out = false;
+    // Read between bytes, so the 408 is collected before a write could meet a reset.
+    slow.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut closed = false;
+    let mut buf = [0u8; 4096];
     for b in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: "
         .iter()
         .cycle()
         .take(60)
     {
-        if slow.write_all(&[*b]).is_err() {
-            timed_out = true;
+        if closed || slow.write_all(&[*b]).is_err() {
             break;
         }
         // Everyone else is still served meanwhile.
         assert_eq!(s.get("/").status, 200);
-        std::thread::sleep(Duration::from_millis(50));
+        match slow.read(&mut buf) {
+            Ok(0) => closed = true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed = true,
+            Err(_) => {}
+        }
     }
-    let (out, closed) = read_to_close(&mut slow);
-    assert!(timed_out || closed, "trickling client never cut off");
-    if !out.is_empty() {
-        assert_eq!(parse_responses(&out, false)[0].status, 408);
+    slow.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    if !closed {
+        let (rest, c) = read_to_close(&mut slow);
+        out.extend_from_slice(&rest);
+        closed = c;
     }
+    assert!(closed, "trickling client never cut off");
+    assert!(
+        parse_responses(&out, false)
+            .first()
+            .is_some_and(|r| r.status == 408),
+        "no 408 for the trickled header: {:?}",
+        String::from_utf8_lossy(&out)
+    );
     let (out, closed) = read_to_close(&mut slow_body);
     assert!(
         closed && parse_responses(&out, false)[0].status == 408,
@@ -184,6 +202,7 @@ fn idle_connections_are_cheap_and_reaped(model: Model) {
     assert_eq!(s.get("/").status, 200);
     std::thread::sleep(Duration::from_millis(100));
     let baseline = s.fd_count();
+    let rss0 = s.rss_kib();
     let mut idle: Vec<TcpStream> = (0..500).map(|_| s.connect()).collect();
     for c in idle.iter_mut().take(50) {
         c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
@@ -194,6 +213,12 @@ fn idle_connections_are_cheap_and_reaped(model: Model) {
     assert!(
         s.fd_count() >= baseline + 400,
         "idle connections not held open"
+    );
+    // Cheap: a few KiB each, never a buffer of the size limits (16 KiB + 1 MiB).
+    let per_conn = s.rss_kib().saturating_sub(rss0) as f64 / idle.len() as f64;
+    assert!(
+        per_conn < 24.0,
+        "{per_conn:.1} KiB of RSS per idle connection"
     );
     // The idle timeout closes them all; descriptors return to the baseline.
     for c in idle.iter_mut().take(20) {
@@ -261,9 +286,12 @@ fn max_conns_is_enforced(model: Model) {
     let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     let (out, closed) = read_to_close(&mut extra);
     assert!(closed, "over-limit connection was not closed promptly");
-    if !out.is_empty() {
-        assert_eq!(parse_responses(&out, false)[0].status, 503);
-    }
+    let r = parse_responses(&out, false);
+    assert!(
+        r.first().is_some_and(|r| r.status == 503),
+        "no 503 beyond --max-conns: {:?}",
+        String::from_utf8_lossy(&out)
+    );
     drop(held.pop());
     s.wait_until_served(
         Duration::from_secs(3),
@@ -273,6 +301,11 @@ fn max_conns_is_enforced(model: Model) {
 
 fn descriptor_exhaustion_backs_off(model: Model) {
     let mut s = Server::start_in_shell(model, "ulimit -n 64 && exec \"$@\"", &[]);
+    // A keep-alive connection from before the exhaustion (case 41: it stays served).
+    let mut kept = s.connect();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut kept, false).status, 200);
     let mut conns: Vec<TcpStream> = Vec::new();
     for _ in 0..120 {
         if let Ok(c) = TcpStream::connect(s.addr) {
@@ -280,6 +313,25 @@ fn descriptor_exhaustion_backs_off(model: Model) {
         }
     }
     std::thread::sleep(Duration::from_millis(200));
+    // The limit was really hit: every descriptor is in use, and a new connection
+    // waits in the backlog unanswered.
+    assert!(
+        s.fd_count() >= 60,
+        "only {} descriptors in use: the limit was never reached",
+        s.fd_count()
+    );
+    let mut waiting = s.connect();
+    waiting
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut b = [0u8; 64];
+    assert!(
+        waiting.read(&mut b).is_err(),
+        "a connection was answered while descriptors were exhausted"
+    );
     let before = s.cpu_ticks();
     std::thread::sleep(Duration::from_millis(1000));
     let used = s.cpu_ticks() - before;
@@ -288,13 +340,22 @@ fn descriptor_exhaustion_backs_off(model: Model) {
         used < 50,
         "server burned {used} ticks in 1 s while out of descriptors"
     );
+    // Existing connections are still served meanwhile.
+    kept.write_all(b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_response(&mut kept, false).text(),
+        r#"{"message":"Hello, World!"}"#
+    );
     drop(conns);
     s.wait_until_served(
         Duration::from_secs(5),
         "no recovery after descriptors were freed",
     );
+    // The connection that waited in the backlog is served too.
+    waiting.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    assert_eq!(read_response(&mut waiting, false).status, 200);
     assert!(s.child.try_wait().unwrap().is_none(), "server died");
-    let _ = s.wait_exit(Duration::ZERO);
 }
 
 fn graceful_shutdown(model: Model) {

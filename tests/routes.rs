@@ -106,13 +106,15 @@ fn echo_content_length_and_chunked(model: Model) {
 }
 
 fn sleep_uses_the_models_timer(model: Model) {
-    let s = Server::start(model);
+    // One worker: a sleep that blocked the worker thread would serialise them all.
+    let s = Server::start_in_shell(model, "exec \"$@\"", &[]);
     let t0 = std::time::Instant::now();
     let r = s.get("/sleep/200");
     assert_eq!((r.status, r.text().as_str()), (200, "slept 200ms"));
     // Never early (a lower bound is not a speed claim).
     assert!(t0.elapsed() >= std::time::Duration::from_millis(200));
     // Many sleeps at once on one connection each are answered concurrently.
+    let t0 = std::time::Instant::now();
     let conns: Vec<_> = (0..50)
         .map(|_| {
             let mut c = s.connect();
@@ -123,6 +125,17 @@ fn sleep_uses_the_models_timer(model: Model) {
         .collect();
     for mut c in conns {
         assert_eq!(read_response(&mut c, false).text(), "slept 300ms");
+    }
+    // One after another they would take 50 x 300 ms = 15 s on the one worker;
+    // together, 300 ms plus generous slack (this bounds concurrency, not speed).
+    let took = t0.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "50 concurrent /sleep/300 took {took:?}: the sleeps ran one after another"
+    );
+    // The green model parks the green thread on its own timer.
+    if model == Model::Green {
+        assert!(s.stat("sleep") >= 51, "{}", s.stats());
     }
 }
 

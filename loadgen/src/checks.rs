@@ -102,31 +102,176 @@ impl Probe {
                 rss_kib: sys::status_kib(&p, "VmRSS").unwrap_or(0),
             })
         });
-        let ticks = sys::clock_ticks() as f64;
-        let total_s = machine.total as f64 / ticks;
-        let (steal_share, foreign_share) = if total_s > 0.0 {
-            let busy_s = machine.busy as f64 / ticks;
-            let ours = own + server.as_ref().map_or(0.0, |s| s.cpu_s);
-            (
-                machine.steal as f64 / ticks / total_s,
-                ((busy_s - ours) / total_s).max(0.0),
-            )
-        } else {
-            (0.0, 0.0)
-        };
-        let cores = load_cores.max(1);
-        let generator_cpu_share = own / (wall * cores as f64);
-        let server_saturated = server.as_ref().is_some_and(|s| s.cpu_share > BOUND_SHARE);
-        Checks {
-            generator_cpu_s: own,
-            generator_cpu_us_per_request: per_req(own),
-            generator_cpu_share,
-            generator_cores: cores,
-            generator_bound: generator_cpu_share > BOUND_SHARE && !server_saturated,
-            noisy: steal_share > NOISY_SHARE || foreign_share > NOISY_SHARE,
+        judge(
+            Readings {
+                own_s: own,
+                wall_s: wall,
+                requests,
+                load_cores,
+                machine,
+                ticks_per_s: sys::clock_ticks() as f64,
+            },
             server,
-            steal_share,
-            foreign_share,
+        )
+    }
+}
+
+/// What [`Probe::finish`] measured over the run.
+#[derive(Debug, Clone, Copy)]
+struct Readings {
+    /// Generator CPU time (user + system), seconds.
+    own_s: f64,
+    wall_s: f64,
+    requests: u64,
+    load_cores: usize,
+    /// Machine-wide CPU ticks over the run.
+    machine: MachineCpu,
+    ticks_per_s: f64,
+}
+
+/// Judges a run from its readings and the server's check (if watched).
+fn judge(r: Readings, server: Option<ServerCheck>) -> Checks {
+    let Readings {
+        own_s,
+        wall_s,
+        requests,
+        load_cores,
+        machine,
+        ticks_per_s,
+    } = r;
+    let total_s = machine.total as f64 / ticks_per_s;
+    let (steal_share, foreign_share) = if total_s > 0.0 {
+        let busy_s = machine.busy as f64 / ticks_per_s;
+        let ours = own_s + server.as_ref().map_or(0.0, |s| s.cpu_s);
+        (
+            machine.steal as f64 / ticks_per_s / total_s,
+            ((busy_s - ours) / total_s).max(0.0),
+        )
+    } else {
+        (0.0, 0.0)
+    };
+    let cores = load_cores.max(1);
+    let generator_cpu_share = own_s / (wall_s.max(1e-9) * cores as f64);
+    let server_saturated = server.as_ref().is_some_and(|s| s.cpu_share > BOUND_SHARE);
+    Checks {
+        generator_cpu_s: own_s,
+        generator_cpu_us_per_request: if requests == 0 {
+            0.0
+        } else {
+            own_s * 1e6 / requests as f64
+        },
+        generator_cpu_share,
+        generator_cores: cores,
+        generator_bound: generator_cpu_share > BOUND_SHARE && !server_saturated,
+        noisy: steal_share > NOISY_SHARE || foreign_share > NOISY_SHARE,
+        server,
+        steal_share,
+        foreign_share,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 100 ticks a second on a 2-core machine over a 10 s run: 2000 ticks in all.
+    const TICKS: f64 = 100.0;
+
+    fn readings(own_s: f64, busy: u64, steal: u64) -> Readings {
+        Readings {
+            own_s,
+            wall_s: 10.0,
+            requests: 1_000_000,
+            load_cores: 1,
+            machine: MachineCpu {
+                total: 2000,
+                busy,
+                steal,
+            },
+            ticks_per_s: TICKS,
         }
+    }
+
+    fn server(cpu_s: f64, cores: usize) -> ServerCheck {
+        ServerCheck {
+            pid: 1,
+            cpu_s,
+            cpu_us_per_request: cpu_s,
+            cpu_share: cpu_s / (10.0 * cores as f64),
+            cores,
+            peak_rss_kib: 1,
+            rss_kib: 1,
+        }
+    }
+
+    #[test]
+    fn a_busy_generator_with_an_idle_server_is_generator_bound() {
+        // 9.5 s of CPU in 10 s on one load core; the server at 50 %.
+        let c = judge(readings(9.5, 1450, 0), Some(server(5.0, 1)));
+        assert!(c.generator_bound, "{c:?}");
+        assert!((c.generator_cpu_share - 0.95).abs() < 1e-9);
+        assert!((c.generator_cpu_us_per_request - 9.5).abs() < 1e-9);
+        assert!(!c.noisy, "{c:?}");
+    }
+
+    #[test]
+    fn a_saturated_server_means_the_run_is_not_generator_bound() {
+        let c = judge(readings(9.5, 1900, 0), Some(server(9.5, 1)));
+        assert!(!c.generator_bound, "{c:?}");
+        // Exactly at the bound is not over it.
+        let c = judge(readings(9.0, 900, 0), None);
+        assert!(!c.generator_bound, "{c:?}");
+        // The share is per load core: 9.5 s on 2 cores is under half.
+        let mut r = readings(9.5, 950, 0);
+        r.load_cores = 2;
+        let c = judge(r, None);
+        assert!(!c.generator_bound && (c.generator_cpu_share - 0.475).abs() < 1e-9);
+    }
+
+    #[test]
+    fn steal_or_other_processes_make_a_run_noisy() {
+        // Generator 5 s + server 5 s = 1000 ticks; the machine was busy 1000.
+        let quiet = judge(readings(5.0, 1000, 0), Some(server(5.0, 1)));
+        assert!(!quiet.noisy && quiet.foreign_share == 0.0, "{quiet:?}");
+        // 5 % steal is the limit; above it the run is noisy.
+        let at = judge(readings(5.0, 1000, 100), Some(server(5.0, 1)));
+        assert!(!at.noisy && (at.steal_share - 0.05).abs() < 1e-9, "{at:?}");
+        let stolen = judge(readings(5.0, 1000, 120), Some(server(5.0, 1)));
+        assert!(stolen.noisy, "{stolen:?}");
+        // 150 ticks (7.5 %) of someone else's CPU.
+        let foreign = judge(readings(5.0, 1150, 0), Some(server(5.0, 1)));
+        assert!(foreign.noisy && (foreign.foreign_share - 0.075).abs() < 1e-9);
+        // Without --server-pid the server's CPU counts as foreign: noisy.
+        let unwatched = judge(readings(5.0, 1000, 0), None);
+        assert!(unwatched.noisy && (unwatched.foreign_share - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_machine_readings_and_no_requests_give_zeros_not_nan() {
+        let mut r = readings(1.0, 0, 0);
+        r.machine = MachineCpu::default();
+        r.requests = 0;
+        let c = judge(r, None);
+        assert_eq!((c.steal_share, c.foreign_share), (0.0, 0.0));
+        assert_eq!(c.generator_cpu_us_per_request, 0.0);
+        assert!(!c.noisy && !c.generator_bound);
+    }
+
+    #[test]
+    fn a_probe_of_a_real_idle_process_reports_its_own_figures() {
+        let mut idle = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let probe = Probe::start(Some(idle.id()));
+        std::thread::sleep(Duration::from_millis(200));
+        let c = probe.finish(100, 1, Some(1));
+        let _ = idle.kill();
+        let _ = idle.wait();
+        let s = c.server.expect("server readings");
+        assert_eq!((s.pid, s.cores), (idle.id(), 1));
+        assert!(s.cpu_s < 0.05 && s.cpu_share < 0.25, "{s:?}");
+        assert!(s.peak_rss_kib >= s.rss_kib && s.rss_kib > 0, "{s:?}");
+        assert_eq!(c.generator_cores, 1);
     }
 }

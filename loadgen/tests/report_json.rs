@@ -17,8 +17,36 @@ fn json_report_round_trips_and_has_the_promised_fields() {
     a.warmup = "200ms".into();
     a.json = Some(path.clone());
     a.hgrm = Some(hgrm.clone());
-    a.server_pid = Some(std::process::id()); // any live process will do
+    // A separate, idle process as the "server": its figures must be its own, not
+    // the generator's (this test process), which does all the work here.
+    let mut idle = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    a.server_pid = Some(idle.id());
     let report = loadgen::cli::run_load(&a).unwrap();
+    let hwm = std::fs::read_to_string(format!("/proc/{}/status", idle.id()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap();
+    let _ = idle.kill();
+    let _ = idle.wait();
+    let server = report.checks.server.as_ref().expect("server checks");
+    assert_eq!(server.pid, idle.id());
+    assert_eq!(server.peak_rss_kib, hwm, "peak RSS of the watched process");
+    assert!(
+        server.cpu_s < 0.05,
+        "sleep(1) used {} s of CPU",
+        server.cpu_s
+    );
+    assert!(
+        report.checks.generator_cpu_s > server.cpu_s,
+        "generator {} s vs idle server {} s",
+        report.checks.generator_cpu_s,
+        server.cpu_s
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     let back = Report::from_json(&text).unwrap();
     assert_eq!(back, report);

@@ -31,9 +31,63 @@ pub fn skip_if_unavailable() -> bool {
     match check_available() {
         Ok(()) => false,
         Err(msg) if std::env::var("GVHTTPD_SKIP_URING").as_deref() == Ok("1") => {
-            eprintln!("SKIPPED (GVHTTPD_SKIP_URING=1): io_uring unavailable: {msg}");
+            record_skip(&format!(
+                "GVHTTPD_SKIP_URING=1 and io_uring unavailable: {msg}"
+            ));
             true
         }
         Err(msg) => panic!("io_uring unavailable ({msg}); set GVHTTPD_SKIP_URING=1 to skip"),
+    }
+}
+
+/// For tests: record that the running test skipped its claim (`reason` says why)
+/// so that the suite's summary counts it as skipped, never as passed. libtest has
+/// no runtime skip, so the test still returns `ok`; `.ci/run` reads the log and
+/// moves every logged test that libtest reported `ok` from "passed" to
+/// "skipped", naming it. Call it right before the test returns.
+///
+/// The log is `$GVHTTPD_SKIP_LOG` (set by `.ci/run`), else
+/// `target/skipped-tests.log` in the workspace; one line per skip:
+/// `<test binary>\t<test name>\t<reason>`. The test name is libtest's name for
+/// the thread running the test.
+pub fn record_skip(reason: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test thread>")
+        .to_string();
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|stem| match stem.rsplit_once('-') {
+            // Cargo names test binaries `<crate>-<16 hex digits>`.
+            Some((name, hash))
+                if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                name.to_string()
+            }
+            _ => stem,
+        })
+        .unwrap_or_else(|| "<unknown binary>".to_string());
+    let reason = reason.replace(['\t', '\n'], " ");
+    eprintln!("SKIPPED {binary} {test}: {reason}");
+    let path = std::env::var_os("GVHTTPD_SKIP_LOG")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/skipped-tests.log")
+        });
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // One write(2) per line on an O_APPEND file: concurrent tests do not interleave.
+    let line = format!("{binary}\t{test}\t{reason}\n");
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        // A skip that cannot be recorded would read as a pass: fail instead.
+        panic!("could not record the skip in {}: {e}", path.display());
     }
 }

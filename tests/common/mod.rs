@@ -33,13 +33,14 @@ macro_rules! per_model {
 }
 
 /// Run one case against `model`; io_uring models that cannot run here fail the
-/// test unless `GVHTTPD_SKIP_URING=1`, and then say SKIPPED loudly.
+/// test unless `GVHTTPD_SKIP_URING=1`. A skipped row is recorded with
+/// `gvhttpd::uring::record_skip`, so `.ci/run` counts it as skipped (by name),
+/// never as passed.
 pub fn run_case(model: Model, case: fn(Model)) {
     if let Err(e) = gvhttpd::models::check_available(model) {
         if std::env::var_os("GVHTTPD_SKIP_URING").is_some_and(|v| v == "1") && model.uses_io_uring()
         {
-            eprintln!("SKIPPED ({model}): {e}");
-            println!("SKIPPED ({model}): {e}");
+            gvhttpd::uring::record_skip(&format!("model {model} unavailable: {e}"));
             return;
         }
         panic!("model {model} is unavailable here: {e} (set GVHTTPD_SKIP_URING=1 to skip io_uring models)");
@@ -91,6 +92,7 @@ impl Server {
         Server::spawn(cmd, model)
     }
 
+    /// Start `cmd` (a `gvhttpd serve` command line) and wait for its readiness line.
     pub fn spawn(mut cmd: Command, model: Model) -> Server {
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -198,6 +200,22 @@ impl Server {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
     }
 
+    /// A `VmRSS`-style field of the server's `/proc/PID/status`, in KiB.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{field} missing from /proc/{}/status", self.pid()))
+    }
+
+    /// Resident set size of the server, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS")
+    }
+
     /// utime + stime of the server, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
         let stat =
@@ -211,6 +229,26 @@ impl Server {
     /// The `/stats` document.
     pub fn stats(&self) -> String {
         String::from_utf8(self.get("/stats").body).unwrap()
+    }
+
+    /// One counter of the `/stats` document, such as `"open"`.
+    pub fn stat(&self, key: &str) -> u64 {
+        let stats = self.stats();
+        let pat = format!("\"{key}\":");
+        let at = stats
+            .find(&pat)
+            .unwrap_or_else(|| panic!("{key} missing: {stats}"))
+            + pat.len();
+        stats[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{key} not a number: {stats}"))
+    }
+
+    /// Connections the server holds open (counting the `/stats` request itself).
+    pub fn stats_open(&self) -> u64 {
+        self.stat("open")
     }
 }
 

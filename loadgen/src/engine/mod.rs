@@ -11,21 +11,16 @@
 //! - connections are refilled after the whole batch of events, so the server sees
 //!   requests in bursts, as it would from wrk.
 //!
-//! Measured on the project's 2-core machine (tokio server pinned to CPU 0, load
-//! on CPU 1, -c64, interleaved runs):
-//! - against wrk (`scripts/vs-wrk.sh`, three sessions of 3 interleaved rounds):
-//!   1.08x to 1.22x wrk's req/s (medians) at 0.75x to 0.89x its CPU per request
-//!   (the server saturates its core first, which caps req/s for both tools);
-//!   `strace -c` counts 2.03 syscalls per request here
-//!   (sendto, recvfrom, 1/35 epoll_wait) against wrk's 4.0 (write, read, two
-//!   epoll_ctl);
-//! - against io_uring: a throwaway closed-loop io_uring client (one linked
-//!   send+recv pair per request, one `io_uring_enter` per batch, the same
-//!   response parser; not kept) reached about 70 k req/s at 11 us of client CPU
-//!   per request where this engine reached 90 k req/s at 9.2 us (3 x 5 s each).
-//!   Probably because a recv armed on a socket with no data yet goes through
-//!   io_uring's internal poll-and-retry path, which costs more than the
-//!   readiness loop saves.
+//! A throwaway closed-loop io_uring client (one linked send+recv pair per request,
+//! one `io_uring_enter` per batch, the same response parser; not kept) used more
+//! client CPU per request than this engine, probably because a recv armed on a
+//! socket with no data yet goes through io_uring's internal poll-and-retry path,
+//! which costs more than the readiness loop saves.
+//!
+//! No figures are quoted here: module docs go stale, and those early runs kept no
+//! raw output. `scripts/vs-wrk.sh` measures the comparison with wrk; a figure is
+//! quoted (in the README) only with its `results/<date>-<host>/` folder holding
+//! the raw output and the exact command.
 //!
 //! So the engine uses epoll. That also keeps `unsafe` buffer-lifetime rules out of
 //! a tool whose numbers must be trusted, and lets it run where io_uring is

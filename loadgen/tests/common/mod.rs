@@ -22,7 +22,13 @@ pub enum Style {
     Reset,
     /// Answers, then closes after every response (`Connection: close`).
     CloseEach,
+    /// Like `Length`, but each response takes [`SLOW_SERVICE`] (per connection,
+    /// one request at a time).
+    Slow,
 }
+
+/// How long a [`Style::Slow`] server takes per response.
+pub const SLOW_SERVICE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A running test server, the request heads it has seen and the connections it accepted.
 pub struct TestServer {
@@ -68,6 +74,15 @@ fn serve(mut s: TcpStream, style: Style, seen: &AtomicU64) {
             pending.drain(..end + 4);
             seen.fetch_add(1, Ordering::Relaxed);
             match style {
+                Style::Slow => {
+                    std::thread::sleep(SLOW_SERVICE);
+                    if s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
                 Style::Length => out.extend_from_slice(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!",
                 ),

@@ -1,0 +1,127 @@
+//! `gvhttpd bench`'s second Ctrl-C: the first ends the run with a summary (see
+//! `tests/bench.rs`) and resets the handler, so a second one kills the process.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gvhttpd");
+const SIGINT: u32 = 2;
+
+/// A tokio server on an ephemeral port, killed on drop.
+struct Serve(Child, String);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve() -> Serve {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--model", "tokio", "--workers", "1"])
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = loadgen::compare::parse_ready(line.trim()).expect(&line);
+    Serve(child, format!("http://{addr}/"))
+}
+
+/// `kill -INT pid` through the command, so the test needs no `unsafe`.
+fn sigint(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -INT {pid}");
+}
+
+/// Whether `pid` (alive, not a zombie) catches SIGINT, from `SigCgt` in
+/// `/proc/PID/status`; `None` once it has exited.
+fn catches_sigint(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    if field("State:").map_or(true, |s| s.starts_with('Z')) {
+        return None;
+    }
+    let mask = u64::from_str_radix(field("SigCgt:")?, 16).ok()?;
+    Some(mask & (1 << (SIGINT - 1)) != 0)
+}
+
+#[test]
+fn the_first_ctrl_c_resets_the_handler_so_a_second_one_kills() {
+    use std::os::unix::process::ExitStatusExt;
+    let srv = serve();
+    let mut seen_reset = false;
+    let mut seen_killed = false;
+    // The process ends within ~50 ms of the first Ctrl-C; a look inside that
+    // window is almost always possible, and the test retries when it was not.
+    for _ in 0..10 {
+        let mut bench = Command::new(BIN)
+            .args([
+                "bench",
+                "--url",
+                &srv.1,
+                "-c",
+                "2",
+                "-d",
+                "60s",
+                "--progress",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = bench.id();
+        let mut line = String::new();
+        BufReader::new(bench.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("req/s"), "{line}");
+        assert_eq!(
+            catches_sigint(pid),
+            Some(true),
+            "no SIGINT handler while running"
+        );
+        sigint(pid);
+        // The handler runs at once and resets itself (SA_RESETHAND).
+        let until = Instant::now() + Duration::from_millis(20);
+        let mut after = catches_sigint(pid);
+        while after == Some(true) && Instant::now() < until {
+            after = catches_sigint(pid);
+        }
+        let second = after == Some(false);
+        if second {
+            seen_reset = true;
+            sigint(pid);
+        }
+        let out = bench.wait_with_output().unwrap();
+        match out.status.signal() {
+            Some(sig) => {
+                assert_eq!(sig as u32, SIGINT, "{:?}", out.status);
+                assert!(second, "killed by a single Ctrl-C");
+                seen_killed = true;
+            }
+            None => assert!(out.status.success(), "{:?}", out.status),
+        }
+        if seen_killed {
+            break;
+        }
+    }
+    assert!(
+        seen_reset,
+        "the handler was never seen reset after a Ctrl-C"
+    );
+    assert!(seen_killed, "a second Ctrl-C never killed the run");
+}
