@@ -6,7 +6,8 @@
 #
 # Rows: $MODELS (default "callback tokio green"), then "raw" (REF=0 drops it), and
 # with OLD_BIN=path/to/an/older/gvhttpd also "old-MODEL" rows from that binary, so a
-# change is measured before and after in the same interleaved run.
+# change is measured before and after in the same interleaved run, and with LOG=1
+# "log-MODEL" rows that serve with --access-log (to a file under a temp dir).
 #
 # Each run: `taskset -c 0 gvhttpd serve --model M --workers 1` (server on CPU 0), then
 # `taskset -c 1 wrk -t1 -c64 -dSECONDS` (load on CPU 1) on `/`, plain and pipelined x16
@@ -30,6 +31,9 @@ ROWS_LIST="$MODELS"
 if [[ -n ${OLD_BIN:-} ]]; then
   for m in $MODELS; do ROWS_LIST="$ROWS_LIST old-$m"; done
 fi
+if [[ ${LOG:-0} == 1 ]]; then
+  for m in $MODELS; do ROWS_LIST="$ROWS_LIST log-$m"; done
+fi
 TCK=$(getconf CLK_TCK)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -45,6 +49,8 @@ run_one() { # model mode
   : >"$TMP/server.out"
   case $model in
     raw) taskset -c 0 "$RAW" 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" & ;;
+    log-*) taskset -c 0 "$BIN" serve --model "${model#log-}" --workers 1 --addr 127.0.0.1:0 \
+      --access-log "$TMP/access.log" >"$TMP/server.out" 2>"$TMP/server.err" & ;;
     old-*) taskset -c 0 "$OLD_BIN" serve --model "${model#old-}" --workers 1 --addr 127.0.0.1:0 \
       >"$TMP/server.out" 2>"$TMP/server.err" & ;;
     *) taskset -c 0 "$BIN" serve --model "$model" --workers 1 --addr 127.0.0.1:0 \

@@ -1,7 +1,9 @@
 //! Every `sh` block of README.md runs as written, with only these changes so that
 //! it is quick and cannot collide with anything else on the machine:
-//! - `cargo build --release`, `cargo install --path .` and `cargo test` lines are
-//!   skipped (this test runs inside `cargo test`, on the debug build);
+//! - `cargo build --release`, `cargo install --path .`, `cargo run` and `cargo test`
+//!   lines are skipped (this test runs inside `cargo test`, on the debug build; the
+//!   quick start's `cargo run --release -- serve` is the same server as the blocks
+//!   after it start by path);
 //! - `./target/release/gvhttpd` is the debug binary cargo built for this test;
 //! - port 8080 becomes a free port (and a `serve` without `--addr` gets that port);
 //! - durations: `-d 10s` becomes `-d 1s`, `--warmup 2s` becomes `--warmup 200ms`;
@@ -44,6 +46,7 @@ fn adapt(block: &str, port: u16) -> String {
         if [
             "cargo build --release",
             "cargo install --path .",
+            "cargo run",
             "cargo test",
         ]
         .iter()

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::time::{sleep_until, Instant as TokioInstant};
@@ -167,7 +167,7 @@ async fn connection(mut stream: TcpStream, admission: Admission, mut d: Driver, 
                 d.shutdown(&env, grace)
             }
             Wake::Ready => match act {
-                Action::Recv { idle, .. } => match stream.try_read(d.recv_buf()) {
+                Action::Recv { idle, .. } => match try_read(&stream, d.recv_buf()) {
                     Ok(0) => d.eof(&env),
                     Ok(n) => d.received(&env, n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -178,7 +178,7 @@ async fn connection(mut stream: TcpStream, admission: Admission, mut d: Driver, 
                     }
                     Err(_) => d.failed(),
                 },
-                Action::Drain { .. } => match stream.try_read(d.recv_buf()) {
+                Action::Drain { .. } => match try_read(&stream, d.recv_buf()) {
                     Ok(0) => d.eof(&env),
                     Ok(n) => d.drained(&env, n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => act,
@@ -241,6 +241,20 @@ async fn connection(mut stream: TcpStream, admission: Admission, mut d: Driver, 
             break;
         }
     }
+}
+
+/// One non-blocking read. A short read means the socket is drained: tokio's
+/// readiness for it is cleared at once (no syscall; tokio keeps a newer event), so
+/// the next wait sleeps until the kernel reports new data instead of first trying a
+/// read that can only fail with `EAGAIN` (as `AsyncRead` does on a short read too).
+fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let n = stream.try_read(buf)?;
+    if n > 0 && n < buf.len() {
+        let _ = stream.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+    Ok(n)
 }
 
 /// The socket buffer is full: wait until it drains, the deadline, or shutdown.

@@ -188,7 +188,7 @@ pub const SCENARIOS: [Scenario; 10] = [
     },
     Scenario {
         name: "idle",
-        title: "idle connections held open (RSS per connection)",
+        title: "idle connections, each after one request (RSS per connection)",
         kind: Kind::Idle,
     },
     Scenario {
@@ -824,7 +824,41 @@ impl Ctx<'_> {
     }
 }
 
-/// Opens `n` idle connections and measures the server's RSS growth.
+/// Send one `GET /` on `c` and read its whole response (headers, then as many
+/// body bytes as `Content-Length` says); the connection stays open.
+fn one_request(
+    mut c: std::net::TcpStream,
+    addr: &std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(c, "GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+    let mut got = Vec::with_capacity(512);
+    let mut buf = [0u8; 512];
+    loop {
+        let n = c.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got.extend_from_slice(&buf[..n]);
+        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if got.len() >= end + 4 + len {
+            return Ok(c);
+        }
+    }
+}
+
+/// Opens `n` keep-alive connections, has each serve one `GET /` (so the figure is
+/// what a connection costs once it has been used, not before its first request),
+/// leaves them all idle, and measures the server's RSS growth.
 fn idle(server: &mut Server, n: usize) -> Result<IdleResult, String> {
     let pid = server.pid.to_string();
     std::thread::sleep(Duration::from_millis(200));
@@ -832,6 +866,7 @@ fn idle(server: &mut Server, n: usize) -> Result<IdleResult, String> {
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
         let c = std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(5))
+            .and_then(|c| one_request(c, &server.addr))
             .map_err(|e| format!("idle connection {i} of {n} failed: {e}"))?;
         conns.push(c);
     }
