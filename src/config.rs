@@ -121,16 +121,15 @@ impl Default for UringOptions {
     }
 }
 
-/// Default green-thread stack: 64 KiB of usable stack plus one guard page.
+/// Default green-thread stack: 64 KiB of usable stack plus a guard region.
 ///
 /// Stacks are reserved, not committed (`MAP_NORESERVE` slabs, see
-/// `green::stack`): only touched pages cost memory. Measured (benches/green.rs,
-/// scripts/idle-conns-rss.py): a parked green thread keeps one resident 4 KiB page
-/// (100,000 parked threads: ~4.3 KB each, 420 MB; 10,000 idle HTTP connections:
-/// ~4.5 KB each), because request processing runs on the worker's own stack
-/// (`green::on_worker_stack`). 64 KiB leaves ample headroom for deep call chains in
-/// the connection loop and costs only address space (100,000 threads reserve
-/// ~6.6 GiB of it); a smaller default would save no resident memory.
+/// `green::stack`): only touched pages cost memory. A parked green thread keeps
+/// about one resident 4 KiB page, because request processing runs on the worker's
+/// own stack (`green::on_worker_stack`); the measurements are in
+/// `results/2026-11-21-vm-green/` and `results/2026-12-01-vm-driver/`. 64 KiB leaves
+/// ample headroom for deep call chains in the connection loop and costs only
+/// address space; a smaller default would save no resident memory.
 pub const DEFAULT_GREEN_STACK: usize = 64 * 1024;
 
 /// Everything `gvhttpd serve` needs.

@@ -1,6 +1,7 @@
 //! The per-worker reactor: one [`Ring`] per worker thread, owned by that worker's
-//! scheduler (never shared, no queue between threads — the seed's shared reactor
-//! thread behind an MPSC queue was ~40x slower).
+//! scheduler (never shared, no queue between threads). The seed's own design, a
+//! dedicated reactor thread fed through an MPSC queue, is not built yet; until it
+//! is, no comparison of the two is claimed.
 //!
 //! # One op per blocking call
 //! [`submit`] is how every blocking-style call (read, write, accept, sleep, open ...)
