@@ -91,7 +91,7 @@ struct ServeArgs {
     /// Use a kernel SQ polling thread (IORING_SETUP_SQPOLL; costs a core).
     #[arg(long, help_heading = "io_uring")]
     uring_sqpoll: bool,
-    /// Usable stack per green thread, 16KiB to 64MiB (a guard page is added).
+    /// Usable stack per green thread, 16KiB to 64MiB (a 64 KiB guard region is added).
     #[arg(long, default_value = "64KiB", value_parser = parse_stack, value_name = "SIZE", help_heading = "Green threads")]
     green_stack_size: usize,
 }

@@ -152,7 +152,7 @@ pub struct Config {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub uring: UringOptions,
-    /// Usable stack bytes per green thread (a guard page is added below it).
+    /// Usable stack bytes per green thread (a 64 KiB guard region is added below it).
     pub green_stack_size: usize,
 }
 
