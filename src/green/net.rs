@@ -119,9 +119,10 @@ impl GvtListener {
     fn accept_burst(&self) -> io::Result<()> {
         let mut ready = self.ready.borrow_mut();
         for _ in 0..ACCEPT_BURST {
-            // SAFETY: `accept4` with null address pointers writes no memory; the
-            // listener fd is open (owned by `self`). `fd` is O_NONBLOCK (INVARIANT),
-            // so this never blocks; the new socket is blocking, as GvtStream needs.
+            // `accept4` with null address pointers writes no memory, and the listener
+            // fd is open (owned by `self`). `fd` is O_NONBLOCK (INVARIANT), so this
+            // never blocks; the new socket is blocking, as GvtStream needs.
+            // SAFETY: a plain syscall on an open fd that touches no memory of ours.
             let fd = unsafe {
                 libc::accept4(
                     self.fd.as_raw_fd(),

@@ -382,9 +382,10 @@ fn guard_bottom_child() {
     let (lo, hi) = s.guard();
     stack::install_overflow_handler();
     stack::set_active((lo, hi), pool.stack_size());
-    // SAFETY: `lo` is the lowest byte of this stack's guard region in a mapping the
-    // pool owns: the write faults by design, and the SIGSEGV ends this child process
-    // (the overflow handler restores the default action) before anything is written.
+    // `lo` is the lowest byte of this stack's guard region in a mapping the pool
+    // owns: the write faults by design, and the SIGSEGV ends this child process (the
+    // overflow handler restores the default action) before anything is written.
+    // SAFETY: the write cannot land: the guard region is mapped without access.
     unsafe { std::ptr::write_volatile(lo as *mut u8, 1) };
     unreachable!("a write into the guard region did not fault");
 }

@@ -1,8 +1,9 @@
-//! The three models: executors of [`crate::http::Driver`] actions, no policy and no
-//! `unsafe`. Each exposes the same entry point,
-//! `run(&Config, Vec<TcpListener>, Arc<App>, Arc<Shutdown>) -> Result<(), ServeError>`,
-//! and differs from the others **only** in how it performs the driver's actions
-//! (its own sockets, timers and file I/O) and how it schedules connections.
+//! The three models: executors of [`crate::http::Driver`] actions, with no policy
+//! and no code that needs a SAFETY argument (that lives in `uring` and `green`).
+//! Each runs one event loop per worker thread under [`run_workers`] (tokio and
+//! green give it their `worker_thread(ctx, listener)`, callback its `run`), and
+//! differs from the others **only** in how it performs the driver's actions (its
+//! own sockets, timers and file I/O) and how it schedules connections.
 //!
 //! The contract every model implements:
 //! - one event loop per worker thread ([`run_workers`]), each with its own listener

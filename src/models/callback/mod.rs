@@ -22,7 +22,7 @@
 //! | `Close` | cancel what is in flight; `CLOSE` once the last CQE is in | — |
 //!
 //! Buffers belong to the ring while an op runs ([`crate::uring::ops`]), so this
-//! model has no `unsafe` and a connection never protects memory: a closing one only
+//! model has no code that needs a SAFETY argument and a connection never protects memory: a closing one only
 //! waits for its completions so no op refers to its descriptor number any more.
 //! Input arrives through one multishot recv per connection, kept armed even while
 //! the connection is busy (bytes go to `Driver::buffer`, and a reset is noticed at
