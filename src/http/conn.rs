@@ -91,35 +91,6 @@ const BUF_SLACK: usize = 64 * 1024;
 /// An idle buffer bigger than this (after a large body) is shrunk back.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
-/// [`Limits`] in half the space (every open connection carries them).
-#[derive(Clone, Copy, Debug)]
-struct SmallLimits([u32; 4]);
-
-impl From<&Limits> for SmallLimits {
-    fn from(l: &Limits) -> SmallLimits {
-        let c = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-        SmallLimits([
-            c(l.max_target),
-            c(l.max_headers),
-            c(l.max_head),
-            c(l.max_body),
-        ])
-    }
-}
-
-impl SmallLimits {
-    #[inline]
-    fn get(self) -> Limits {
-        let [max_target, max_headers, max_head, max_body] = self.0.map(|v| v as usize);
-        Limits {
-            max_target,
-            max_headers,
-            max_head,
-            max_body,
-        }
-    }
-}
-
 /// One HTTP/1.1 connection's protocol state.
 #[derive(Debug)]
 pub struct Conn {
@@ -141,114 +112,10 @@ pub struct Conn {
     log: Option<Box<ConnLog>>,
 }
 
-/// What the access log needs of a connection beyond the request at hand.
-#[derive(Debug)]
-struct ConnLog {
-    peer: std::net::SocketAddr,
-    /// The request line fields of a deferred reply (sleep, file), logged when the
-    /// reply is written: method, target, version, referer, user agent.
-    deferred: Option<Logged>,
-}
-
-/// An owned copy of what the access log records of a request.
-#[derive(Debug)]
-struct Logged {
-    method: Vec<u8>,
-    target: Vec<u8>,
-    version: &'static str,
-    referer: Vec<u8>,
-    user_agent: Vec<u8>,
-}
-
-/// The value of header field `name` (lowercase) in a complete request head.
-fn field_value<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|&b| b == b':')?;
-        line[..colon]
-            .eq_ignore_ascii_case(name)
-            .then(|| super::parse::trim(&line[colon + 1..]))
-    })
-}
-
-/// Record one response in the access log (a no-op without `--access-log`).
-/// `req` is the request's head bytes and parsed head, when there was one.
-fn log_response(
-    log: &mut Option<Box<ConnLog>>,
-    stats: &WorkerStats,
-    req: Option<(&[u8], &Head)>,
-    status: u16,
-    bytes: u64,
-) {
-    let Some(cl) = log.as_mut() else {
-        return;
-    };
-    let peer = cl.peer;
-    let owned = if req.is_none() {
-        cl.deferred.take()
-    } else {
-        None
-    };
-    let entry =
-        |method: &[u8], target: &[u8], version, referer: Option<&[u8]>, ua: Option<&[u8]>| {
-            stats.access_log(|l| {
-                l.record(&crate::log::Entry {
-                    peer,
-                    method,
-                    target,
-                    version,
-                    status,
-                    bytes,
-                    referer,
-                    user_agent: ua,
-                })
-            })
-        };
-    match (req, owned) {
-        (Some((bytes, head)), _) => {
-            let method = &bytes[..head.target.start.saturating_sub(1)];
-            let method = method.rsplit(|&b| b == b'\n').next().unwrap_or(method);
-            entry(
-                method,
-                &bytes[head.target.clone()],
-                version_str(head.version),
-                field_value(&bytes[..head.len], b"referer"),
-                field_value(&bytes[..head.len], b"user-agent"),
-            )
-        }
-        (None, Some(l)) => entry(
-            &l.method,
-            &l.target,
-            l.version,
-            Some(&l.referer),
-            Some(&l.user_agent),
-        ),
-        (None, None) => entry(b"-", b"-", "-", None, None),
-    }
-}
-
-/// Keep what the access log needs of a request whose reply comes later.
-fn log_defer(log: &mut Option<Box<ConnLog>>, bytes: &[u8], head: &Head) {
-    if let Some(cl) = log.as_mut() {
-        let method = &bytes[..head.target.start.saturating_sub(1)];
-        let method = method.rsplit(|&b| b == b'\n').next().unwrap_or(method);
-        let own = |v: Option<&[u8]>| v.unwrap_or_default().to_vec();
-        cl.deferred = Some(Logged {
-            method: method.to_vec(),
-            target: bytes[head.target.clone()].to_vec(),
-            version: version_str(head.version),
-            referer: own(field_value(&bytes[..head.len], b"referer")),
-            user_agent: own(field_value(&bytes[..head.len], b"user-agent")),
-        });
-    }
-}
-
-fn version_str(v: Version) -> &'static str {
-    match v {
-        Version::Http10 => "HTTP/1.0",
-        Version::Http11 => "HTTP/1.1",
-    }
-}
+mod access;
+mod support;
+use access::{log_defer, log_response, ConnLog};
+use support::{pool, SmallLimits};
 
 impl Conn {
     pub fn new(limits: Limits) -> Conn {
@@ -730,24 +597,6 @@ impl Conn {
             self.buf = pool::take();
             self.start = 0;
             self.end = 0;
-        }
-    }
-}
-
-/// The per-thread pool of idle input buffers (`INITIAL_BUF` bytes each).
-mod pool {
-    use super::INITIAL_BUF;
-    use crate::http::pool::INPUT;
-
-    pub(super) fn take() -> Vec<u8> {
-        INPUT
-            .with(|p| p.take())
-            .unwrap_or_else(|| vec![0; INITIAL_BUF])
-    }
-
-    pub(super) fn give(buf: Vec<u8>) {
-        if buf.len() == INITIAL_BUF {
-            INPUT.with(|p| p.give(buf));
         }
     }
 }

@@ -62,72 +62,8 @@ pub const FILE_CHUNK: usize = 64 * 1024;
 /// stop receiving until the driver reads again (backpressure).
 pub const MAX_BUFFERED: usize = 256 * 1024;
 
-/// What the model performs next for this connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Receive: into [`Driver::recv_buf`] then [`Driver::received`], or copy with
-    /// [`Driver::feed`]; EOF is [`Driver::eof`]. With `idle` the connection is
-    /// between requests and holds no buffer: a model may read into a small buffer
-    /// of its own, or wait for readability before taking `recv_buf`.
-    Recv { deadline: Instant, idle: bool },
-    /// Send [`Driver::pending`] (a prefix is fine), then [`Driver::sent`].
-    Send { deadline: Instant },
-    /// Wait until `until` on the model's own timer, then [`Driver::slept`].
-    Sleep { until: Instant },
-    /// Open [`Driver::file_path`] beneath the static root and stat it (see
-    /// [`crate::files`]), then [`Driver::file_opened`] with the size of the
-    /// regular file or the error.
-    Open,
-    /// Read `len` bytes at `offset` of the open file into [`Driver::file_buf`], then
-    /// [`Driver::file_read`] (0 when the file ended early).
-    ReadFile { offset: u64, len: usize },
-    /// Close the open file, then [`Driver::file_closed`].
-    CloseFile,
-    /// Shut down the write side of the socket, then [`Driver::write_shut`].
-    ShutdownWrite,
-    /// Lingering close: receive and discard (into `recv_buf`, or the model's own
-    /// scratch), then [`Driver::drained`] / [`Driver::eof`].
-    Drain { deadline: Instant },
-    /// Close the socket (and any file still open). Nothing else follows.
-    Close,
-}
-
-impl Action {
-    /// When the model must call [`Driver::timed_out`], if the action has a deadline.
-    pub fn deadline(&self) -> Option<Instant> {
-        match *self {
-            Action::Recv { deadline, .. }
-            | Action::Send { deadline }
-            | Action::Drain { deadline } => Some(deadline),
-            Action::Sleep { until } => Some(until),
-            _ => None,
-        }
-    }
-}
-
-/// What the model reports with: the handler, this worker's counters, and the time
-/// of the event (the model reads its clock; the driver never does).
-pub struct Env<'a, H> {
-    pub handler: &'a H,
-    pub stats: &'a WorkerStats,
-    pub now: Instant,
-}
-
-impl<H> std::fmt::Debug for Env<'_, H> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Env").field("now", &self.now).finish()
-    }
-}
-
-impl<'a, H> Env<'a, H> {
-    pub fn new(handler: &'a H, stats: &'a WorkerStats, now: Instant) -> Self {
-        Env {
-            handler,
-            stats,
-            now,
-        }
-    }
-}
+mod action;
+pub use action::{Action, Env};
 
 /// What happens once the pending output has been sent whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,96 +167,6 @@ impl Driver {
     /// idle connection holds none).
     pub fn holds_buffers(&self) -> bool {
         self.conn.holds_buffer() || self.out.capacity() > 0 || self.file.is_some()
-    }
-
-    // ----- buffers ---------------------------------------------------------------
-
-    /// Where to receive for `Recv` and `Drain` (never empty).
-    pub fn recv_buf(&mut self) -> &mut [u8] {
-        if self.io == Io::Drain {
-            self.conn.discard_input();
-        }
-        self.conn.read_buf()
-    }
-
-    /// Lend the input buffer whole, with the offset where received bytes go; give it
-    /// back with [`Driver::restore_recv_buf`] before the next event.
-    pub fn lend_recv_buf(&mut self) -> (Vec<u8>, usize) {
-        if self.io == Io::Drain {
-            self.conn.discard_input();
-        }
-        self.conn.take_buf()
-    }
-
-    pub fn restore_recv_buf(&mut self, buf: Vec<u8>) {
-        self.conn.restore_buf(buf);
-    }
-
-    /// The bytes the current `Send` still has to send.
-    pub fn pending(&self) -> &[u8] {
-        if self.from_file {
-            self.file
-                .as_ref()
-                .map_or(&[][..], |f| &f.buf[self.sent.min(f.len)..f.len])
-        } else {
-            &self.out[self.sent..]
-        }
-    }
-
-    /// Lend the buffer of the current `Send` whole, with the range still to send;
-    /// give it back with [`Driver::restore_pending`] before the next event.
-    pub fn lend_pending(&mut self) -> (Vec<u8>, std::ops::Range<usize>) {
-        if self.from_file {
-            match self.file.as_mut() {
-                Some(f) => (std::mem::take(&mut f.buf), self.sent.min(f.len)..f.len),
-                None => (Vec::new(), 0..0),
-            }
-        } else {
-            let end = self.out.len();
-            (std::mem::take(&mut self.out), self.sent..end)
-        }
-    }
-
-    pub fn restore_pending(&mut self, buf: Vec<u8>) {
-        match self.file.as_mut() {
-            Some(f) if self.from_file => f.buf = buf,
-            _ => self.out = buf,
-        }
-    }
-
-    /// The relative path of the file to open (after `Action::Open`).
-    pub fn file_path(&self) -> &str {
-        self.conn.file_path()
-    }
-
-    /// Where `ReadFile` reads to (exactly its `len` bytes).
-    pub fn file_buf(&mut self) -> &mut [u8] {
-        match self.file.as_mut() {
-            Some(f) => &mut f.buf[..f.len],
-            None => &mut [],
-        }
-    }
-
-    /// Lend the file chunk buffer whole (read `len` bytes to its start); give it
-    /// back with [`Driver::restore_file_buf`] before the next event.
-    pub fn lend_file_buf(&mut self) -> Vec<u8> {
-        self.file
-            .as_mut()
-            .map_or_else(Vec::new, |f| std::mem::take(&mut f.buf))
-    }
-
-    pub fn restore_file_buf(&mut self, buf: Vec<u8>) {
-        if let Some(f) = self.file.as_mut() {
-            f.buf = buf;
-        }
-    }
-
-    /// A model that took [`Driver::recv_buf`] for an idle `Recv` and found nothing
-    /// to read gives the buffers back (the idle policy).
-    pub fn release_idle_buffers(&mut self) {
-        if matches!(self.action, Action::Recv { idle: true, .. }) {
-            self.conn.release_idle_buffer();
-        }
     }
 
     // ----- events ----------------------------------------------------------------
@@ -702,71 +548,9 @@ impl Driver {
     }
 }
 
-/// The connection timeouts in milliseconds (a quarter of [`Timeouts`]' size: every
-/// open connection carries them).
-#[derive(Clone, Copy, Debug)]
-struct Timers {
-    header: u32,
-    body: u32,
-    idle: u32,
-    write: u32,
-}
-
-impl From<&Timeouts> for Timers {
-    fn from(t: &Timeouts) -> Timers {
-        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        Timers {
-            header: ms(t.header),
-            body: ms(t.body),
-            idle: ms(t.idle),
-            write: ms(t.write),
-        }
-    }
-}
-
-impl Timers {
-    /// The read timeout of a phase (`Busy` uses the idle timeout as a backstop).
-    fn read(&self, p: Phase) -> Duration {
-        Duration::from_millis(u64::from(match p {
-            Phase::Idle | Phase::Busy => self.idle,
-            Phase::Head => self.header,
-            Phase::Body => self.body,
-        }))
-    }
-
-    fn write(&self) -> Duration {
-        Duration::from_millis(u64::from(self.write))
-    }
-}
-
-/// An instant later than any deadline (for the state before the first one).
-fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(86_400 * 365))
-        .unwrap_or(now)
-}
-
-/// The per-thread pool of idle output buffers.
-mod pool {
-    use crate::http::pool::OUTPUT;
-
-    /// Capacity of a pooled output buffer; larger ones (after a big response) are
-    /// freed instead of pooled.
-    const OUT_CAP: usize = 4096;
-
-    pub(super) fn take_out() -> Vec<u8> {
-        OUTPUT
-            .with(|p| p.take())
-            .unwrap_or_else(|| Vec::with_capacity(OUT_CAP))
-    }
-
-    pub(super) fn give_out(mut buf: Vec<u8>) {
-        if (OUT_CAP..=4 * OUT_CAP).contains(&buf.capacity()) {
-            buf.clear();
-            OUTPUT.with(|p| p.give(buf));
-        }
-    }
-}
+mod buffers;
+mod support;
+use support::{far_future, pool, Timers};
 
 #[cfg(test)]
 #[path = "driver_tests.rs"]

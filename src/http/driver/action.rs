@@ -1,0 +1,75 @@
+//! What the driver asks of a model ([`Action`]) and what a model reports with
+//! ([`Env`]).
+
+use std::time::Instant;
+
+#[cfg(doc)]
+use super::Driver; // the doc links
+use crate::stats::WorkerStats;
+
+/// What the model performs next for this connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Receive: into [`Driver::recv_buf`] then [`Driver::received`], or copy with
+    /// [`Driver::feed`]; EOF is [`Driver::eof`]. With `idle` the connection is
+    /// between requests and holds no buffer: a model may read into a small buffer
+    /// of its own, or wait for readability before taking `recv_buf`.
+    Recv { deadline: Instant, idle: bool },
+    /// Send [`Driver::pending`] (a prefix is fine), then [`Driver::sent`].
+    Send { deadline: Instant },
+    /// Wait until `until` on the model's own timer, then [`Driver::slept`].
+    Sleep { until: Instant },
+    /// Open [`Driver::file_path`] beneath the static root and stat it (see
+    /// [`crate::files`]), then [`Driver::file_opened`] with the size of the
+    /// regular file or the error.
+    Open,
+    /// Read `len` bytes at `offset` of the open file into [`Driver::file_buf`], then
+    /// [`Driver::file_read`] (0 when the file ended early).
+    ReadFile { offset: u64, len: usize },
+    /// Close the open file, then [`Driver::file_closed`].
+    CloseFile,
+    /// Shut down the write side of the socket, then [`Driver::write_shut`].
+    ShutdownWrite,
+    /// Lingering close: receive and discard (into `recv_buf`, or the model's own
+    /// scratch), then [`Driver::drained`] / [`Driver::eof`].
+    Drain { deadline: Instant },
+    /// Close the socket (and any file still open). Nothing else follows.
+    Close,
+}
+
+impl Action {
+    /// When the model must call [`Driver::timed_out`], if the action has a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        match *self {
+            Action::Recv { deadline, .. }
+            | Action::Send { deadline }
+            | Action::Drain { deadline } => Some(deadline),
+            Action::Sleep { until } => Some(until),
+            _ => None,
+        }
+    }
+}
+
+/// What the model reports with: the handler, this worker's counters, and the time
+/// of the event (the model reads its clock; the driver never does).
+pub struct Env<'a, H> {
+    pub handler: &'a H,
+    pub stats: &'a WorkerStats,
+    pub now: Instant,
+}
+
+impl<H> std::fmt::Debug for Env<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env").field("now", &self.now).finish()
+    }
+}
+
+impl<'a, H> Env<'a, H> {
+    pub fn new(handler: &'a H, stats: &'a WorkerStats, now: Instant) -> Self {
+        Env {
+            handler,
+            stats,
+            now,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Small pieces of the driver: compact timeouts, the far-future instant, and the
+//! per-thread pool of idle output buffers.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Timeouts;
+use crate::http::conn::Phase;
+
+/// The connection timeouts in milliseconds (a quarter of [`Timeouts`]' size: every
+/// open connection carries them).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Timers {
+    header: u32,
+    body: u32,
+    idle: u32,
+    write: u32,
+}
+
+impl From<&Timeouts> for Timers {
+    fn from(t: &Timeouts) -> Timers {
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        Timers {
+            header: ms(t.header),
+            body: ms(t.body),
+            idle: ms(t.idle),
+            write: ms(t.write),
+        }
+    }
+}
+
+impl Timers {
+    /// The read timeout of a phase (`Busy` uses the idle timeout as a backstop).
+    pub(super) fn read(&self, p: Phase) -> Duration {
+        Duration::from_millis(u64::from(match p {
+            Phase::Idle | Phase::Busy => self.idle,
+            Phase::Head => self.header,
+            Phase::Body => self.body,
+        }))
+    }
+
+    pub(super) fn write(&self) -> Duration {
+        Duration::from_millis(u64::from(self.write))
+    }
+}
+
+/// An instant later than any deadline (for the state before the first one).
+pub(super) fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(86_400 * 365))
+        .unwrap_or(now)
+}
+
+/// The per-thread pool of idle output buffers.
+pub(super) mod pool {
+    use crate::http::pool::OUTPUT;
+
+    /// Capacity of a pooled output buffer; larger ones (after a big response) are
+    /// freed instead of pooled.
+    const OUT_CAP: usize = 4096;
+
+    pub(in crate::http::driver) fn take_out() -> Vec<u8> {
+        OUTPUT
+            .with(|p| p.take())
+            .unwrap_or_else(|| Vec::with_capacity(OUT_CAP))
+    }
+
+    pub(in crate::http::driver) fn give_out(mut buf: Vec<u8>) {
+        if (OUT_CAP..=4 * OUT_CAP).contains(&buf.capacity()) {
+            buf.clear();
+            OUTPUT.with(|p| p.give(buf));
+        }
+    }
+}
