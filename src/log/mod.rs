@@ -213,11 +213,11 @@ impl fmt::Display for Totals {
         let r = &self.responses;
         write!(
             f,
-            "{} accepted, {} refused (--max-conns), {} requests, responses 1xx {} 2xx {} 3xx {} \
+            "{} accepted, {} refused (--max-conns), {}, responses 1xx {} 2xx {} 3xx {} \
              4xx {} 5xx {}, {} bytes in, {} bytes out",
             self.accepted,
             self.refused,
-            self.requests,
+            crate::config::plural(self.requests as usize, "request", "requests"),
             r[0],
             r[1],
             r[2],
