@@ -1,0 +1,323 @@
+//! Running one scenario against one server: the temporary static root, the load
+//! runs, the idle-memory measurement.
+
+use super::*;
+
+/// The temporary `--root` with the large-response files, removed when dropped.
+pub(super) struct StaticRoot {
+    pub(super) dir: PathBuf,
+}
+
+impl StaticRoot {
+    pub(super) fn create() -> Result<StaticRoot, String> {
+        let dir = std::env::temp_dir().join(format!("gvhttpd-compare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create the static root {}: {e}", dir.display()))?;
+        let root = StaticRoot { dir };
+        for (name, size) in LARGE_FILES {
+            // Incompressible-looking bytes (xorshift), so nothing can shortcut them.
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ size;
+            let bytes: Vec<u8> = (0..size)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let p = root.dir.join(name);
+            std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        }
+        Ok(root)
+    }
+}
+
+impl Drop for StaticRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub(super) struct Ctx<'a> {
+    pub(super) exe: &'a Path,
+    pub(super) server_cpus: &'a [usize],
+    pub(super) load_cpus: &'a [usize],
+    pub(super) duration: Duration,
+    pub(super) warmup: Duration,
+    pub(super) idle_conns: usize,
+    pub(super) root: &'a Path,
+}
+
+/// One load of a run.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LoadSpec<'a> {
+    pub(super) path: &'a str,
+    pub(super) connections: u64,
+    pub(super) pipeline: u64,
+    pub(super) rate: Option<f64>,
+    pub(super) keepalive: bool,
+}
+
+impl LoadSpec<'_> {
+    pub(super) fn closed(path: &str, connections: u64) -> LoadSpec<'_> {
+        LoadSpec {
+            path,
+            connections,
+            pipeline: 1,
+            rate: None,
+            keepalive: true,
+        }
+    }
+}
+
+impl Ctx<'_> {
+    pub(super) fn opts(&self, workers: usize) -> StartOpts<'_> {
+        StartOpts {
+            cpus: self.server_cpus,
+            workers,
+            root: self.root,
+        }
+    }
+
+    /// Starts a target once to learn whether it is available.
+    pub(super) fn probe(&self, t: &Target) -> ModelStatus {
+        let peer = match t {
+            Target::Peer { command, .. } => Some(command.clone()),
+            Target::Model(_) => None,
+        };
+        let name = t.name().to_string();
+        match Server::start(self.exe, t, &self.opts(self.server_cpus.len())) {
+            Ok(_) => ModelStatus {
+                name,
+                available: true,
+                reason: None,
+                peer,
+            },
+            Err(StartError::Unavailable(why) | StartError::Failed(why)) => {
+                eprintln!("gvhttpd bench compare: {name} unavailable: {why}");
+                ModelStatus {
+                    name,
+                    available: false,
+                    reason: Some(why),
+                    peer,
+                }
+            }
+        }
+    }
+
+    pub(super) fn run_one(
+        &self,
+        t: &Target,
+        s: &Scenario,
+        point: Option<&Point>,
+        repeat: u32,
+        sweep_rate: Option<f64>,
+    ) -> Run {
+        let mut run = Run {
+            model: t.name().to_string(),
+            scenario: s.name.to_string(),
+            repeat,
+            point: point.cloned(),
+            report: None,
+            heavy: None,
+            idle: None,
+            error: None,
+        };
+        let workers = if s.kind == Kind::Skew {
+            SKEW_WORKERS
+        } else {
+            self.server_cpus.len()
+        };
+        let mut server = match Server::start(self.exe, t, &self.opts(workers)) {
+            Ok(srv) => srv,
+            Err(StartError::Unavailable(e) | StartError::Failed(e)) => {
+                run.error = Some(e);
+                return run;
+            }
+        };
+        let value = point.map_or(0.0, |p| p.value);
+        let result = match s.kind {
+            Kind::Load {
+                path,
+                connections,
+                pipeline,
+                rate,
+                keepalive,
+            } => self
+                .load(
+                    &server,
+                    LoadSpec {
+                        path,
+                        connections,
+                        pipeline,
+                        rate,
+                        keepalive,
+                    },
+                )
+                .map(|r| run.report = Some(r)),
+            Kind::Idle => idle(&mut server, self.idle_conns).map(|r| run.idle = Some(r)),
+            Kind::Sweep => {
+                let spec = LoadSpec {
+                    rate: sweep_rate,
+                    ..LoadSpec::closed("/", SWEEP_CONNECTIONS)
+                };
+                self.load(&server, spec).map(|r| run.report = Some(r))
+            }
+            Kind::Skew => {
+                let (light, heavy) = self.skew(&server);
+                run.heavy = heavy.as_ref().ok().cloned();
+                light.map(|r| run.report = Some(r)).and(
+                    heavy
+                        .map(|_| ())
+                        .map_err(|e| format!("heavy requests: {e}")),
+                )
+            }
+            Kind::Busy => self
+                .load(&server, LoadSpec::closed("/", value as u64))
+                .map(|r| run.report = Some(r)),
+            Kind::Large => {
+                let file = LARGE_FILES
+                    .iter()
+                    .find(|f| f.1 as f64 == value)
+                    .map_or(LARGE_FILES[0].0, |f| f.0);
+                let path = format!("/static/{file}");
+                self.load(&server, LoadSpec::closed(&path, LARGE_CONNECTIONS))
+                    .map(|r| run.report = Some(r))
+            }
+        };
+        if let Err(e) = result {
+            run.error = Some(e);
+        }
+        if !server.alive() {
+            run.error
+                .get_or_insert_with(|| "the server exited during the run".into());
+        }
+        run
+    }
+
+    /// Heavy closed-loop `/work` and light open-loop `/` at the same time; (light, heavy).
+    pub(super) fn skew(&self, server: &Server) -> (Result<Report, String>, Result<Report, String>) {
+        let heavy = LoadSpec::closed(SKEW_HEAVY_PATH, SKEW_HEAVY_CONNECTIONS);
+        let light = LoadSpec {
+            rate: Some(SKEW_LIGHT_RATE),
+            ..LoadSpec::closed("/", SKEW_LIGHT_CONNECTIONS)
+        };
+        std::thread::scope(|sc| {
+            let h = sc.spawn(|| self.load(server, heavy));
+            let l = self.load(server, light);
+            let h = h
+                .join()
+                .unwrap_or_else(|_| Err("the heavy load thread panicked".into()));
+            (l, h)
+        })
+    }
+
+    pub(super) fn load(&self, server: &Server, spec: LoadSpec<'_>) -> Result<Report, String> {
+        let cpus = self
+            .load_cpus
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let args = LoadArgs {
+            url: Some(format!("http://{}{}", server.addr, spec.path)),
+            connections: spec.connections,
+            threads: None,
+            cpus: Some(cpus),
+            duration: Some(format!("{}s", self.duration.as_secs_f64())),
+            requests: None,
+            warmup: format!("{}s", self.warmup.as_secs_f64()),
+            rate: spec.rate,
+            start_at: None,
+            timeout: "10s".into(),
+            headers: Vec::new(),
+            method: "GET".into(),
+            body: None,
+            body_file: None,
+            pipeline: spec.pipeline,
+            no_keepalive: !spec.keepalive,
+            json: None,
+            hgrm: None,
+            server_pid: Some(server.pid),
+            quiet: true,
+            progress: false,
+            no_summary: true,
+        };
+        let (mut plan, config) = cli::plan(&args).map_err(|e| e.0)?;
+        plan.server_cores = Some(self.server_cpus.len());
+        let out = engine::run(&plan)?;
+        let report = Report::new(config, &plan, &out);
+        if report.result.successes == 0 {
+            let c = &report.result.counts;
+            return Err(format!(
+                "no successful responses to {}: {} 4xx, {} 5xx, {} transport errors",
+                spec.path,
+                c.status_4xx,
+                c.status_5xx,
+                c.transport_errors()
+            ));
+        }
+        Ok(report)
+    }
+}
+
+/// Send one `GET /` on `c` and read its whole response (headers, then as many
+/// body bytes as `Content-Length` says); the connection stays open.
+fn one_request(
+    mut c: std::net::TcpStream,
+    addr: &std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(c, "GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+    let mut got = Vec::with_capacity(512);
+    let mut buf = [0u8; 512];
+    loop {
+        let n = c.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got.extend_from_slice(&buf[..n]);
+        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if got.len() >= end + 4 + len {
+            return Ok(c);
+        }
+    }
+}
+
+/// Opens `n` keep-alive connections, has each serve one `GET /` (so the figure is
+/// what a connection costs once it has been used, not before its first request),
+/// leaves them all idle, and measures the server's RSS growth.
+fn idle(server: &mut Server, n: usize) -> Result<IdleResult, String> {
+    let pid = server.pid.to_string();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = crate::sys::status_kib(&pid, "VmRSS").ok_or("cannot read the server's RSS")?;
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(5))
+            .and_then(|c| one_request(c, &server.addr))
+            .map_err(|e| format!("idle connection {i} of {n} failed: {e}"))?;
+        conns.push(c);
+    }
+    // Let the server accept and set up every connection.
+    std::thread::sleep(Duration::from_millis(1500));
+    if !server.alive() {
+        return Err("the server exited while holding idle connections".into());
+    }
+    let after = crate::sys::status_kib(&pid, "VmRSS").ok_or("cannot read the server's RSS")?;
+    drop(conns);
+    Ok(IdleResult {
+        connections: n,
+        rss_before_kib: before,
+        rss_after_kib: after,
+        bytes_per_connection: after.saturating_sub(before) as f64 * 1024.0 / n.max(1) as f64,
+    })
+}

@@ -1,0 +1,325 @@
+//! summary.md: the answer, then one table per scenario.
+
+use super::answer::{answer_table, fmt_bound};
+use super::*;
+
+/// The whole summary.md.
+pub fn summary(raw: &Raw) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Summary ({} on {})\n", raw.env.host, raw.env.cpu_model);
+    let _ = writeln!(
+        s,
+        "{} · {:.1} s × {} interleaved repetitions (+{:.1} s warm-up) · server CPUs {:?}, load \
+         CPUs {:?} · commit {}{}\n",
+        raw.date,
+        raw.duration_s,
+        raw.repeat,
+        raw.warmup_s,
+        raw.server_cpus,
+        raw.load_cpus,
+        raw.git_revision,
+        if raw.quick {
+            " · **--quick smoke run: not for conclusions**"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        s,
+        "Medians over the repetitions, [min–max] in brackets. Latency percentiles come from \
+         the exact merge of the repetitions' histograms (from the intended send time in open \
+         loop). *noisy*: steal or other processes' CPU above 5 % during a run; *gen-bound*: \
+         the load generator saturated its core while the server did not.\n"
+    );
+    let unavailable: Vec<String> = raw
+        .models
+        .iter()
+        .filter(|m| !m.available)
+        .map(|m| format!("`{}` ({})", m.name, m.reason.as_deref().unwrap_or("?")))
+        .collect();
+    if !unavailable.is_empty() {
+        let _ = writeln!(s, "Unavailable: {}\n", unavailable.join(", "));
+    }
+    let peers: Vec<String> = raw
+        .models
+        .iter()
+        .filter_map(|m| m.peer.as_ref().map(|c| format!("`{}` = `{c}`", m.name)))
+        .collect();
+    if !peers.is_empty() {
+        let _ = writeln!(s, "Reference servers (--peer): {}\n", peers.join(", "));
+    }
+    answer_table(raw, &mut s);
+    let models = measured_models(raw);
+    basic_tables(raw, &models, &mut s);
+    for sc in present(raw) {
+        match sc.kind {
+            Kind::Sweep => sweep_table(raw, &models, &mut s),
+            Kind::Load {
+                keepalive: false, ..
+            } => churn_table(raw, sc.name, &models, &mut s),
+            Kind::Skew => skew_table(raw, &models, &mut s),
+            Kind::Busy => busy_table(raw, &models, &mut s),
+            Kind::Large => large_table(raw, &models, &mut s),
+            _ => {}
+        }
+    }
+    let _ = writeln!(s, "\n## Plots\n");
+    for (name, what) in super::super::plots::names(raw) {
+        let _ = writeln!(s, "![{what}]({name})\n");
+    }
+    s
+}
+
+/// Keep-alive closed/open-loop scenarios and idle memory.
+fn basic_tables(raw: &Raw, models: &[&str], s: &mut String) {
+    let basic: Vec<_> = present(raw)
+        .into_iter()
+        .filter(|sc| {
+            matches!(
+                sc.kind,
+                Kind::Load {
+                    keepalive: true,
+                    ..
+                }
+            ) || sc.kind == Kind::Idle
+        })
+        .collect();
+    if basic.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Hello-world shapes\n");
+    let _ = writeln!(
+        s,
+        "| scenario | server | req/s median [min–max] | p50 | p99 | p99.9 | server CPU µs/req | \
+         peak RSS | RSS/connection | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    for sc in &basic {
+        for m in models {
+            let runs = runs_of(raw, sc.name, None, m);
+            if sc.kind == Kind::Idle {
+                let per = cell(stat(&runs, idle_bytes), kib);
+                let _ = writeln!(
+                    s,
+                    "| {} | {m} | | | | | | | {per} | {} |",
+                    sc.name,
+                    flags(&runs)
+                );
+                continue;
+            }
+            let h = merged(raw, sc.name, None, m, false);
+            let _ = writeln!(
+                s,
+                "| {} | {m} | {} | {} | {} | {} | {} | {} | | {} |",
+                sc.name,
+                cell(stat(&runs, rps), n0),
+                lat(&h, 0.5),
+                lat(&h, 0.99),
+                lat(&h, 0.999),
+                med(stat(&runs, cpu_per_req), n2),
+                med(stat(&runs, peak_rss_mib), |v| format!("{v:.1} MiB")),
+                flags(&runs)
+            );
+        }
+    }
+    for sc in &basic {
+        let Kind::Load {
+            rate: Some(rate), ..
+        } = sc.kind
+        else {
+            continue;
+        };
+        let _ = writeln!(s, "\n`{}` is open loop at {rate:.0} req/s:\n", sc.name);
+        for m in models {
+            let runs = runs_of(raw, sc.name, None, m);
+            let (sends, late) = runs
+                .iter()
+                .filter_map(|r| r.report.as_ref())
+                .fold((0, 0), |a, r| {
+                    (a.0 + r.result.sends, a.1 + r.result.late_sends)
+                });
+            let c = merged_of(&runs, false, false);
+            let u = merged_of(&runs, false, true);
+            let _ = writeln!(
+                s,
+                "- `{m}`: p99 {} from the intended send time, {} from the actual send time; \
+                 {late} of {sends} sends late",
+                lat(&c, 0.99),
+                lat(&u, 0.99),
+            );
+        }
+    }
+    let _ = writeln!(s);
+}
+
+fn sweep_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Load–latency curve (`sweep`)\n");
+    let _ = writeln!(
+        s,
+        "Each server's closed-loop maximum at -c{} is measured first; the open-loop runs \
+         offer {} of it. Latency from the intended send time (coordinated omission \
+         corrected).\n",
+        super::super::SWEEP_CONNECTIONS,
+        raw.sweep_fractions()
+            .iter()
+            .map(|f| format!("{:.0} %", f * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "Highest achieved rate held with p99 under a bound (median [min–max] over repetitions):\n"
+    );
+    let _ = write!(s, "| server | closed-loop max req/s |");
+    for b in LATENCY_BOUNDS_US {
+        let _ = write!(s, " p99 ≤ {} |", fmt_bound(b));
+    }
+    let _ = writeln!(s, "\n|---|---|{}", "---|".repeat(LATENCY_BOUNDS_US.len()));
+    for m in models {
+        let cal: Vec<&Run> = raw
+            .runs
+            .iter()
+            .filter(|r| r.scenario == "sweep" && r.model == *m && r.repeat == 0)
+            .collect();
+        let _ = write!(s, "| {m} | {} |", med(stat(&cal, rps), n0));
+        for b in LATENCY_BOUNDS_US {
+            let _ = write!(s, " {} |", cell(spread(held_rates(raw, m, b)), n0));
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "\n| server | share | offered req/s | achieved req/s median [min–max] | p50 | p99 | p99.9 | late sends | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for m in models {
+        for (label, _) in point_labels(raw, "sweep") {
+            let runs = runs_of(raw, "sweep", Some(&label), m);
+            let h = merged_of(&runs, false, false);
+            let offered = stat(&runs, |r| r.report.as_ref().and_then(|x| x.config.rate));
+            let (sends, late) = runs
+                .iter()
+                .filter_map(|r| r.report.as_ref())
+                .fold((0, 0), |a, r| {
+                    (a.0 + r.result.sends, a.1 + r.result.late_sends)
+                });
+            let late = if sends > 0 {
+                format!("{:.1} %", late as f64 * 100.0 / sends as f64)
+            } else {
+                "–".into()
+            };
+            let _ = writeln!(
+                s,
+                "| {m} | {label} | {} | {} | {} | {} | {} | {late} | {} |",
+                med(offered, n0),
+                cell(stat(&runs, rps), n0),
+                lat(&h, 0.5),
+                lat(&h, 0.99),
+                lat(&h, 0.999),
+                flags(&runs)
+            );
+        }
+    }
+    let _ = writeln!(s);
+}
+
+fn churn_table(raw: &Raw, name: &str, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Connection churn (`{name}`)\n");
+    let _ = writeln!(s, "{}.\n", scenario(name).map_or("", |sc| sc.title));
+    let _ = writeln!(
+        s,
+        "| server | new connections/s median [min–max] | server CPU µs/connection | p50 | p99 | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for m in models {
+        let runs = runs_of(raw, name, None, m);
+        let h = merged_of(&runs, false, false);
+        let _ = writeln!(
+            s,
+            "| {m} | {} | {} | {} | {} | {} |",
+            cell(stat(&runs, conns_per_s), n0),
+            med(stat(&runs, cpu_per_conn), n2),
+            lat(&h, 0.5),
+            lat(&h, 0.99),
+            flags(&runs)
+        );
+    }
+    let _ = writeln!(s);
+}
+
+fn skew_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## CPU skew (`skew`)\n");
+    let _ = writeln!(s, "{}.\n", scenario("skew").map_or("", |sc| sc.title));
+    let _ = writeln!(
+        s,
+        "| server | light p50 | light p99 | light p99.9 | light p99 per run median [min–max] | heavy req/s median [min–max] | heavy p99 | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for m in models {
+        let runs = runs_of(raw, "skew", None, m);
+        let light = merged_of(&runs, false, false);
+        let heavy = merged_of(&runs, true, false);
+        let _ = writeln!(
+            s,
+            "| {m} | {} | {} | {} | {} | {} | {} | {} |",
+            lat(&light, 0.5),
+            lat(&light, 0.99),
+            lat(&light, 0.999),
+            cell(stat(&runs, p99), fmt_us),
+            cell(stat(&runs, heavy_rps), |v| format!("{v:.1}")),
+            lat(&heavy, 0.99),
+            flags(&runs)
+        );
+    }
+    let _ = writeln!(s);
+}
+
+fn busy_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Many busy connections (`busy`)\n");
+    let _ = writeln!(
+        s,
+        "| server | connections | req/s median [min–max] | p99 | server CPU µs/req | peak RSS | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for m in models {
+        for (label, c) in point_labels(raw, "busy") {
+            let runs = runs_of(raw, "busy", Some(&label), m);
+            let h = merged_of(&runs, false, false);
+            let _ = writeln!(
+                s,
+                "| {m} | {c:.0} | {} | {} | {} | {} | {} |",
+                cell(stat(&runs, rps), n0),
+                lat(&h, 0.99),
+                med(stat(&runs, cpu_per_req), n2),
+                med(stat(&runs, peak_rss_mib), |v| format!("{v:.1} MiB")),
+                flags(&runs)
+            );
+        }
+    }
+    let _ = writeln!(s);
+}
+
+fn large_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Large responses (`large`)\n");
+    let _ = writeln!(
+        s,
+        "| server | file | MB/s median [min–max] | req/s | p99 | server CPU µs/MB | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for m in models {
+        for (label, _) in point_labels(raw, "large") {
+            let runs = runs_of(raw, "large", Some(&label), m);
+            let h = merged_of(&runs, false, false);
+            let _ = writeln!(
+                s,
+                "| {m} | {label} | {} | {} | {} | {} | {} |",
+                cell(stat(&runs, mb_per_s), n0),
+                med(stat(&runs, rps), n0),
+                lat(&h, 0.99),
+                med(stat(&runs, cpu_per_mb), n0),
+                flags(&runs)
+            );
+        }
+    }
+    let _ = writeln!(s);
+}
