@@ -3,54 +3,23 @@
 //! and short durations.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gvhttpd");
 
-/// A tokio server on an ephemeral port, killed on drop.
-struct Serve(Child, String);
-
-impl Serve {
-    fn start() -> Serve {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--model",
-                "tokio",
-                "--workers",
-                "1",
-                "--addr",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = loadgen::compare::parse_ready(line.trim()).expect(&line);
-        Serve(child, format!("http://{addr}"))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::Server;
 
 #[test]
 fn bench_counts_exactly_and_writes_json() {
-    let srv = Serve::start();
-    let rss_before = status_kib(srv.0.id(), "VmRSS");
+    let srv = Server::tokio_one_worker();
+    let rss_before = status_kib(srv.child.id(), "VmRSS");
     let json = std::env::temp_dir().join(format!("gv-bench-{}.json", std::process::id()));
     let out = Command::new(BIN)
         .args([
             "bench",
             "--url",
-            &format!("{}/json", srv.1),
+            &format!("{}/json", srv.url()),
             "-c",
             "8",
             "-n",
@@ -60,7 +29,7 @@ fn bench_counts_exactly_and_writes_json() {
             "--pipeline",
             "4",
             "--server-pid",
-            &srv.0.id().to_string(),
+            &srv.child.id().to_string(),
             "--json",
         ])
         .arg(&json)
@@ -85,8 +54,8 @@ fn bench_counts_exactly_and_writes_json() {
         .expect("server checks with --server-pid");
     // The server's own figures: its peak RSS lies between what it held before the
     // run and its high-water mark now (the bench process's would not).
-    assert_eq!(server.pid, srv.0.id());
-    let hwm = status_kib(srv.0.id(), "VmHWM");
+    assert_eq!(server.pid, srv.child.id());
+    let hwm = status_kib(srv.child.id(), "VmHWM");
     assert!(
         (rss_before..=hwm).contains(&server.peak_rss_kib),
         "peak RSS {} KiB outside [{rss_before}, {hwm}]",
@@ -259,7 +228,7 @@ fn compare_runs_every_scenario_with_a_peer_row() {
 
 #[test]
 fn merge_of_two_concurrent_runs_is_the_exact_merge() {
-    let srv = Serve::start();
+    let srv = Server::tokio_one_worker();
     let dir = std::env::temp_dir().join(format!("gv-merge-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let start_at = std::time::SystemTime::now()
@@ -274,7 +243,14 @@ fn merge_of_two_concurrent_runs_is_the_exact_merge() {
             let json = dir.join(format!("{name}.json"));
             let child = Command::new(BIN)
                 .args([
-                    "bench", "--url", &srv.1, "-c", "4", "-d", "700ms", "--quiet",
+                    "bench",
+                    "--url",
+                    &srv.url(),
+                    "-c",
+                    "4",
+                    "-d",
+                    "700ms",
+                    "--quiet",
                 ])
                 .args(["--start-at", &format!("{start_at:.3}"), "--json"])
                 .arg(&json)
@@ -378,12 +354,12 @@ fn merge_of_two_concurrent_runs_is_the_exact_merge() {
 
 #[test]
 fn ctrl_c_ends_the_run_early_with_a_summary() {
-    let srv = Serve::start();
+    let srv = Server::tokio_one_worker();
     let mut child = Command::new(BIN)
         .args([
             "bench",
             "--url",
-            &srv.1,
+            &srv.url(),
             "-c",
             "4",
             "-d",

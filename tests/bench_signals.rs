@@ -2,36 +2,13 @@
 //! `tests/bench.rs`) and resets the handler, so a second one kills the process.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gvhttpd");
 const SIGINT: u32 = 2;
 
-/// A tokio server on an ephemeral port, killed on drop.
-struct Serve(Child, String);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve() -> Serve {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--model", "tokio", "--workers", "1"])
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = loadgen::compare::parse_ready(line.trim()).expect(&line);
-    Serve(child, format!("http://{addr}/"))
-}
+mod common;
 
 /// `kill -INT pid` through the command, so the test needs no `unsafe`.
 fn sigint(pid: u32) {
@@ -62,7 +39,7 @@ fn catches_sigint(pid: u32) -> Option<bool> {
 #[test]
 fn the_first_ctrl_c_resets_the_handler_so_a_second_one_kills() {
     use std::os::unix::process::ExitStatusExt;
-    let srv = serve();
+    let srv = common::Server::tokio_one_worker();
     let mut seen_reset = false;
     let mut seen_killed = false;
     // The process ends within ~50 ms of the first Ctrl-C; a look inside that
@@ -72,7 +49,7 @@ fn the_first_ctrl_c_resets_the_handler_so_a_second_one_kills() {
             .args([
                 "bench",
                 "--url",
-                &srv.1,
+                &format!("{}/", srv.url()),
                 "-c",
                 "2",
                 "-d",

@@ -131,6 +131,16 @@ impl Server {
         Server { child, addr, model }
     }
 
+    /// `http://ADDR` of this server (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A one-worker tokio server (the bench tests' target).
+    pub fn tokio_one_worker() -> Server {
+        Server::start_in_shell(Model::Tokio, "exec \"$@\"", &[])
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
