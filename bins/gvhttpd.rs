@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use gvhttpd::config::{plural, Config, Limits, LogTarget, Model, Timeouts, UringOptions};
+use gvhttpd::config::{
+    plural, Config, GreenReactor, GreenSched, Limits, LogTarget, Model, Scheduling, Timeouts,
+    TokioRuntime, UringOptions, Variant,
+};
 use gvhttpd::log::{self, Level};
 use gvhttpd::models::{self, ServeError};
 use gvhttpd::shutdown::Shutdown;
@@ -24,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run the HTTP/1.1 server under one concurrency model.
     Serve(Box<ServeArgs>),
-    /// Say which models can run on this machine (exit 1 if any cannot).
+    /// Say which models and variants can run on this machine (exit 1 if any cannot).
     Models,
     /// Load generator (closed or open loop); `bench compare` runs the model comparison.
     Bench(Box<loadgen::cli::BenchArgs>),
@@ -32,9 +35,11 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Concurrency model: callback (io_uring state machine), tokio (epoll), green (green threads on io_uring).
-    #[arg(long, value_enum, default_value_t = Model::Green)]
-    model: Model,
+    /// Concurrency model: callback (io_uring state machine), tokio (epoll), green (green threads
+    /// on io_uring); or a scheduling variant: tokio+multi, green+steal, green+dedicated (the
+    /// model with --tokio-runtime multi-thread, --green-sched steal, --green-reactor dedicated).
+    #[arg(long, default_value = "green", value_name = "MODEL")]
+    model: Variant,
     /// Address to listen on: IP:PORT, HOST:PORT (a name that resolves), or :PORT / PORT for
     /// 127.0.0.1 (all interfaces: 0.0.0.0:PORT); port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr, value_name = "ADDR")]
@@ -91,6 +96,23 @@ struct ServeArgs {
     /// Use a kernel SQ polling thread (IORING_SETUP_SQPOLL; costs a core).
     #[arg(long, help_heading = "io_uring")]
     uring_sqpoll: bool,
+    /// The longest a CPU-bound request (/work) runs before it gives the worker back to other
+    /// connections, e.g. 500us, 2ms; 0 = never (it runs to the end).
+    #[arg(long, default_value = "500us", value_parser = parse_slice, value_name = "DURATION", help_heading = "Scheduling")]
+    work_slice: Duration,
+    /// tokio model: one current_thread runtime per worker, or one work-stealing multi-thread
+    /// runtime with --workers threads [default: per-worker].
+    #[arg(long, value_enum, help_heading = "Scheduling")]
+    tokio_runtime: Option<TokioRuntime>,
+    /// green model: green threads stay on the worker that accepted them (local), or idle
+    /// workers steal runnable green threads from busy ones (steal) [default: local].
+    #[arg(long, value_enum, help_heading = "Scheduling")]
+    green_sched: Option<GreenSched>,
+    /// green model: one io_uring per worker, or one dedicated reactor thread owning the only
+    /// ring (the seed's design) [default: per-worker].
+    #[arg(long, value_enum, help_heading = "Scheduling")]
+    green_reactor: Option<GreenReactor>,
+
     /// Usable stack per green thread, 16KiB to 64MiB (a 64 KiB guard region is added).
     #[arg(long, default_value = "64KiB", value_parser = parse_stack, value_name = "SIZE", help_heading = "Green threads")]
     green_stack_size: usize,
@@ -114,6 +136,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_slice(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration like 500us, 2ms or 0 ({e})"))?;
+    if d > Duration::from_secs(1) {
+        return Err(format!("'{s}' is longer than 1s"));
+    }
+    Ok(d)
+}
+
 fn parse_entries(s: &str) -> Result<u32, String> {
     let n: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
     if !(8..=32768).contains(&n) || !n.is_power_of_two() {
@@ -132,9 +166,69 @@ fn parse_stack(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// One scheduling knob: the variant's value unless the flag is given; a flag that
+/// contradicts `--model`'s variant, or names another model's knob, is an error.
+fn knob<T: Copy + PartialEq + Default + clap::ValueEnum>(
+    flag: &str,
+    given: Option<T>,
+    from_variant: T,
+    model: Variant,
+    owner: Model,
+) -> Result<T, String> {
+    let Some(v) = given else {
+        return Ok(from_variant);
+    };
+    let name = |x: T| {
+        x.to_possible_value()
+            .map_or(String::new(), |p| p.get_name().to_string())
+    };
+    if model.model() != owner {
+        return Err(format!(
+            "--{flag} applies to --model {owner} only (not {model})"
+        ));
+    }
+    if from_variant != T::default() && v != from_variant {
+        return Err(format!(
+            "--{flag} {} contradicts --model {model} (which means --{flag} {})",
+            name(v),
+            name(from_variant)
+        ));
+    }
+    Ok(v)
+}
+
 impl ServeArgs {
+    fn scheduling(&self) -> Result<Scheduling, String> {
+        let v = self.model;
+        let from = v.scheduling();
+        Ok(Scheduling {
+            tokio_runtime: knob(
+                "tokio-runtime",
+                self.tokio_runtime,
+                from.tokio_runtime,
+                v,
+                Model::Tokio,
+            )?,
+            green_sched: knob(
+                "green-sched",
+                self.green_sched,
+                from.green_sched,
+                v,
+                Model::Green,
+            )?,
+            green_reactor: knob(
+                "green-reactor",
+                self.green_reactor,
+                from.green_reactor,
+                v,
+                Model::Green,
+            )?,
+            work_slice: self.work_slice,
+        })
+    }
+
     fn into_config(self) -> Config {
-        let mut cfg = Config::new(self.model, self.addr);
+        let mut cfg = Config::new(self.model.model(), self.addr);
         if let Some(w) = self.workers {
             cfg.workers = usize::from(w);
         }
@@ -166,7 +260,16 @@ impl ServeArgs {
 
 fn serve(args: ServeArgs) -> ExitCode {
     let started = std::time::Instant::now();
-    let (code, totals) = run_server(args.into_config());
+    let sched = match args.scheduling() {
+        Ok(s) => s,
+        Err(e) => {
+            log::event(Level::Error, format_args!("{e}"));
+            return ExitCode::from(2);
+        }
+    };
+    let mut cfg = args.into_config();
+    cfg.sched = sched;
+    let (code, totals) = run_server(cfg);
     // The final line: the error log's end of this run, whatever ended it.
     log::event(
         Level::Info,
@@ -197,9 +300,14 @@ fn run_server(cfg: Config) -> (u8, Option<log::Totals>) {
         );
         return (1, None);
     }
-    let (model, workers) = (cfg.model, cfg.workers);
+    let (model, workers) = (cfg.model_label(), cfg.workers);
     let extra = format!(
-        ", max-conns {}, access log {}{}",
+        ", work slice {}, max-conns {}, access log {}{}",
+        if cfg.sched.work_slice.is_zero() {
+            "off".to_string()
+        } else {
+            humantime::format_duration(cfg.sched.work_slice).to_string()
+        },
         cfg.max_conns,
         match &cfg.access_log {
             None => "off".to_string(),
@@ -222,7 +330,7 @@ fn run_server(cfg: Config) -> (u8, Option<log::Totals>) {
             plural(workers, "worker", "workers")
         );
         let _ = out.flush();
-        log::startup(addr, model, workers, &extra);
+        log::startup(addr, &model, workers, &extra);
     });
     match result {
         Ok(totals) => (0, Some(totals)),
@@ -239,12 +347,12 @@ fn run_server(cfg: Config) -> (u8, Option<log::Totals>) {
 
 fn models() -> ExitCode {
     let mut all = true;
-    for m in Model::ALL {
-        match models::check_available(m) {
-            Ok(()) => println!("{m:<9} available"),
+    for v in Variant::ALL {
+        match models::check_variant(v) {
+            Ok(()) => println!("{v:<16} available"),
             Err(e) => {
                 all = false;
-                println!("{m:<9} unavailable: {e}");
+                println!("{v:<16} unavailable: {e}");
             }
         }
     }

@@ -52,6 +52,163 @@ impl std::str::FromStr for Model {
     }
 }
 
+/// `--tokio-runtime`: how the tokio model schedules its connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum TokioRuntime {
+    /// One `current_thread` runtime per worker, each with its own listener.
+    #[default]
+    PerWorker,
+    /// One work-stealing multi-thread runtime with `--workers` threads.
+    MultiThread,
+}
+
+/// `--green-sched`: where a runnable green thread may run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum GreenSched {
+    /// A green thread runs on the worker that accepted it, until it ends.
+    #[default]
+    Local,
+    /// A worker with nothing runnable steals runnable green threads from others.
+    Steal,
+}
+
+/// `--green-reactor`: who owns the io_uring under the green threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum GreenReactor {
+    /// One ring per worker, entered by the worker between green threads.
+    #[default]
+    PerWorker,
+    /// One reactor thread owns the only ring; workers run green threads only.
+    Dedicated,
+}
+
+/// How a model schedules work: the knobs the scheduling variants turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scheduling {
+    pub tokio_runtime: TokioRuntime,
+    pub green_sched: GreenSched,
+    pub green_reactor: GreenReactor,
+    /// `--work-slice`: the longest a CPU-bound handler (`/work`) runs before it
+    /// gives the worker back; zero = never.
+    pub work_slice: std::time::Duration,
+}
+
+/// Default `--work-slice`.
+pub const DEFAULT_WORK_SLICE: std::time::Duration = std::time::Duration::from_micros(500);
+
+impl Default for Scheduling {
+    fn default() -> Self {
+        Scheduling {
+            tokio_runtime: TokioRuntime::default(),
+            green_sched: GreenSched::default(),
+            green_reactor: GreenReactor::default(),
+            work_slice: DEFAULT_WORK_SLICE,
+        }
+    }
+}
+
+/// A model with its scheduling settings: one row of the per-model test suite and
+/// of `bench compare`. `--model` accepts every name (`green+steal` is
+/// `--model green --green-sched steal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    Callback,
+    Tokio,
+    /// tokio, `--tokio-runtime multi-thread`.
+    TokioMulti,
+    Green,
+    /// green, `--green-sched steal`.
+    GreenSteal,
+    /// green, `--green-reactor dedicated`.
+    GreenDedicated,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 6] = [
+        Variant::Callback,
+        Variant::Tokio,
+        Variant::TokioMulti,
+        Variant::Green,
+        Variant::GreenSteal,
+        Variant::GreenDedicated,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Callback => "callback",
+            Variant::Tokio => "tokio",
+            Variant::TokioMulti => "tokio+multi",
+            Variant::Green => "green",
+            Variant::GreenSteal => "green+steal",
+            Variant::GreenDedicated => "green+dedicated",
+        }
+    }
+
+    pub fn model(self) -> Model {
+        match self {
+            Variant::Callback => Model::Callback,
+            Variant::Tokio | Variant::TokioMulti => Model::Tokio,
+            Variant::Green | Variant::GreenSteal | Variant::GreenDedicated => Model::Green,
+        }
+    }
+
+    pub fn uses_io_uring(self) -> bool {
+        self.model().uses_io_uring()
+    }
+
+    /// The scheduling this variant stands for, from the defaults.
+    pub fn scheduling(self) -> Scheduling {
+        let mut s = Scheduling::default();
+        match self {
+            Variant::Callback | Variant::Tokio | Variant::Green => {}
+            Variant::TokioMulti => s.tokio_runtime = TokioRuntime::MultiThread,
+            Variant::GreenSteal => s.green_sched = GreenSched::Steal,
+            Variant::GreenDedicated => s.green_reactor = GreenReactor::Dedicated,
+        }
+        s
+    }
+
+    /// The explicit flags equal to this variant's suffix (`--model green+steal` =
+    /// `--model green` plus these).
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            Variant::Callback | Variant::Tokio | Variant::Green => &[],
+            Variant::TokioMulti => &["--tokio-runtime", "multi-thread"],
+            Variant::GreenSteal => &["--green-sched", "steal"],
+            Variant::GreenDedicated => &["--green-reactor", "dedicated"],
+        }
+    }
+}
+
+impl From<Model> for Variant {
+    fn from(m: Model) -> Variant {
+        match m {
+            Model::Callback => Variant::Callback,
+            Model::Tokio => Variant::Tokio,
+            Model::Green => Variant::Green,
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl std::str::FromStr for Variant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+                format!("unknown model '{s}' (expected {})", names.join(", "))
+            })
+    }
+}
+
 /// Protocol limits enforced by the sans-IO core (`http-behaviour.md` cases 5, 18, 19, 29).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -154,9 +311,46 @@ pub struct Config {
     pub uring: UringOptions,
     /// Usable stack bytes per green thread (a 64 KiB guard region is added below it).
     pub green_stack_size: usize,
+    /// Scheduling variant knobs and the work slice.
+    pub sched: Scheduling,
 }
 
 impl Config {
+    /// A config with every default for `variant`'s model and scheduling on `addr`.
+    pub fn for_variant(variant: Variant, addr: SocketAddr) -> Self {
+        let mut cfg = Config::new(variant.model(), addr);
+        cfg.sched = variant.scheduling();
+        cfg
+    }
+
+    /// The variant these settings are, if they are one of the suite's rows.
+    pub fn variant(&self) -> Option<Variant> {
+        Variant::ALL.into_iter().find(|v| {
+            let s = v.scheduling();
+            v.model() == self.model
+                && s.tokio_runtime == self.sched.tokio_runtime
+                && s.green_sched == self.sched.green_sched
+                && s.green_reactor == self.sched.green_reactor
+        })
+    }
+
+    /// The model and its scheduling as people write it: a variant's name
+    /// (`green+steal`), or the model with each non-default knob.
+    pub fn model_label(&self) -> String {
+        if let Some(v) = self.variant() {
+            return v.name().to_string();
+        }
+        let d = Scheduling::default();
+        let mut s = self.model.name().to_string();
+        if self.sched.green_sched != d.green_sched {
+            s.push_str("+steal");
+        }
+        if self.sched.green_reactor != d.green_reactor {
+            s.push_str("+dedicated");
+        }
+        s
+    }
+
     /// A config with every default, for `model` on `addr`.
     pub fn new(model: Model, addr: SocketAddr) -> Self {
         Config {
@@ -171,6 +365,7 @@ impl Config {
             timeouts: Timeouts::default(),
             uring: UringOptions::default(),
             green_stack_size: DEFAULT_GREEN_STACK,
+            sched: Scheduling::default(),
         }
     }
 }
@@ -378,6 +573,21 @@ mod tests {
             Ok(LogTarget::File("/tmp/a.log".into()))
         );
         assert!("".parse::<LogTarget>().is_err());
+    }
+
+    #[test]
+    fn variant_names_round_trip_and_name_their_settings() {
+        for v in Variant::ALL {
+            assert_eq!(v.name().parse::<Variant>(), Ok(v));
+            let cfg = Config::for_variant(v, "127.0.0.1:0".parse().unwrap());
+            assert_eq!(cfg.variant(), Some(v));
+            assert_eq!(v.flags().is_empty(), v.name() == v.model().name());
+        }
+        let e = "green+fast".parse::<Variant>().unwrap_err();
+        assert!(
+            e.contains("'green+fast'") && e.contains("green+steal"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::*;
-use gvhttpd::config::Model;
+use gvhttpd::config::Variant;
 
-fn access_log_records_every_response(model: Model) {
+fn access_log_records_every_response(model: Variant) {
     let dir = TempDir::new("access-log");
     std::fs::write(format!("{}/f.txt", dir.path()), b"0123456789").unwrap();
     let log = format!("{}/access.log", dir.path());

@@ -13,7 +13,7 @@ use common::{
     assert_well_formed, parse_responses, read_response, read_responses, read_to_close,
     shutdown_write, Server, TempDir,
 };
-use gvhttpd::config::Model;
+use gvhttpd::config::Variant;
 
 /// Send `raw` on a fresh connection: the one response, which must be `status`
 /// with `Connection: close`, followed by the server closing. Failures name `case`.
@@ -49,7 +49,7 @@ fn chunked(body: &str) -> Vec<u8> {
 }
 
 /// Cases 6, 16 (inside chunked framing) and 19 (many fields, over 16 KiB in all).
-fn malformed_requests_are_refused(model: Model) {
+fn malformed_requests_are_refused(model: Variant) {
     let s = Server::start(model);
     // 90 fields of ~210 bytes: under the 100-field limit, over the 16 KiB head limit.
     let many: String = (0..90)
@@ -110,7 +110,7 @@ fn malformed_requests_are_refused(model: Model) {
 }
 
 /// Case 17: SP/HTAB around a value are trimmed (the echoed Content-Type shows it).
-fn values_are_trimmed(model: Model) {
+fn values_are_trimmed(model: Variant) {
     let s = Server::start(model);
     let out = s.exchange(
         b"POST /echo HTTP/1.1\r\nHost:  t \t\r\nContent-Type: \t text/x-a; q=1 \t \r\n\
@@ -130,7 +130,7 @@ fn values_are_trimmed(model: Model) {
 
 /// Case 27: EOF before the last chunk: closed within a bounded time, never a 200
 /// of the partial body.
-fn eof_before_the_last_chunk_is_closed(model: Model) {
+fn eof_before_the_last_chunk_is_closed(model: Variant) {
     let s = Server::start(model);
     for partial in ["3\r\nabc\r\n", "3\r\nab", "3\r\nabc\r\n0\r\n", "5"] {
         let mut c = s.connect();
@@ -153,7 +153,7 @@ fn eof_before_the_last_chunk_is_closed(model: Model) {
 }
 
 /// Case 30: a client that goes away mid-body is closed quietly; nothing leaks.
-fn client_closing_mid_body_is_quiet(model: Model) {
+fn client_closing_mid_body_is_quiet(model: Variant) {
     let mut s = Server::start(model);
     // Half-close mid-body: no response is owed, the server just closes.
     let mut c = s.connect();
@@ -194,7 +194,7 @@ fn client_closing_mid_body_is_quiet(model: Model) {
 
 /// Case 31: a body over the limit gets 413 at once instead of `100 Continue`.
 /// Case 40: the `100 Continue` itself has no length, no body, no close.
-fn expect_continue_interim_and_413(model: Model) {
+fn expect_continue_interim_and_413(model: Variant) {
     let s = Server::start(model);
     let mut c = s.connect();
     c.write_all(
@@ -233,7 +233,7 @@ fn expect_continue_interim_and_413(model: Model) {
 
 /// Case 37: a body trickled one byte at a time is cut off by the body timeout,
 /// which therefore does not restart with every byte.
-fn trickled_body_times_out(model: Model) {
+fn trickled_body_times_out(model: Variant) {
     let s = Server::start_with(model, &["--body-timeout", "600ms"]);
     let mut c = s.connect();
     c.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
@@ -278,7 +278,7 @@ fn trickled_body_times_out(model: Model) {
 
 /// Case 39: a client that stops reading does not make the server buffer the
 /// response: neither a large file nor pipelined echoes pile up in its memory.
-fn send_buffer_is_bounded(model: Model) {
+fn send_buffer_is_bounded(model: Variant) {
     let dir = TempDir::new(&format!("sendbuf-{model}"));
     std::fs::write(dir.0.join("big.bin"), vec![7u8; 32 * 1024 * 1024]).unwrap();
     let s = Server::start_with(model, &["--root", dir.path(), "--write-timeout", "20s"]);
@@ -328,7 +328,7 @@ fn send_buffer_is_bounded(model: Model) {
 
 /// HEAD on `/sleep/<ms>` and `/stats`: the GET's status and headers, no body, and
 /// the next request on the connection still parses.
-fn head_on_sleep_and_stats(model: Model) {
+fn head_on_sleep_and_stats(model: Variant) {
     let s = Server::start(model);
     let mut c = s.connect();
     let t0 = Instant::now();
@@ -361,7 +361,7 @@ fn head_on_sleep_and_stats(model: Model) {
 
 /// `/sleep/60000` is accepted (it has not answered after a while, and the
 /// connection is still open), `/sleep/60001` is a 400.
-fn sleep_60000_is_accepted(model: Model) {
+fn sleep_60000_is_accepted(model: Variant) {
     let s = Server::start(model);
     let mut c = s.connect();
     c.write_all(b"GET /sleep/60000 HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -387,7 +387,7 @@ fn sleep_60000_is_accepted(model: Model) {
 
 /// Non-default `--max-target/--max-headers/--max-head/--max-body` reach the core:
 /// requests the defaults would serve are refused with the right status.
-fn limit_flags_reach_the_core(model: Model) {
+fn limit_flags_reach_the_core(model: Variant) {
     let s = Server::start_with(
         model,
         &[
@@ -445,7 +445,7 @@ fn limit_flags_reach_the_core(model: Model) {
 }
 
 /// Case 7: `OPTIONS *` is answered 200 with `Allow` (the methods of any route).
-fn options_star_has_allow(model: Model) {
+fn options_star_has_allow(model: Variant) {
     let s = Server::start(model);
     let mut c = s.connect();
     c.write_all(b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")

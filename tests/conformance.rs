@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_well_formed, parse_responses, read_to_close, Server};
-use gvhttpd::config::Model;
+use gvhttpd::config::Variant;
 use std::io::Write;
 
 struct Row {
@@ -130,7 +130,7 @@ fn chunked(body: &str) -> Vec<u8> {
     format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}").into_bytes()
 }
 
-fn conformance_table(model: Model) {
+fn conformance_table(model: Variant) {
     let server = Server::start(model);
     let mut failures = Vec::new();
     for r in table() {
@@ -173,7 +173,7 @@ fn conformance_table(model: Model) {
 }
 
 /// Case 8 for input that never forms a line: the server must not wait forever.
-fn junk_without_newline_is_refused(model: Model) {
+fn junk_without_newline_is_refused(model: Variant) {
     let server = Server::start(model);
     let (out, closed) = read_to_close(&mut {
         let mut s = server.connect();

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use common::{
     mask_dates, parse_responses, read_response, read_to_close, shutdown_write, Server, TempDir,
 };
-use gvhttpd::config::Model;
+use gvhttpd::config::Variant;
 
-fn expect_continue(model: Model) {
+fn expect_continue(model: Variant) {
     let s = Server::start(model);
     let mut c = s.connect();
     c.write_all(
@@ -42,7 +42,7 @@ fn expect_continue(model: Model) {
     assert_eq!(parse_responses(&out, false)[0].text(), "pong");
 }
 
-fn head_has_get_headers_and_no_body(model: Model) {
+fn head_has_get_headers_and_no_body(model: Variant) {
     let s = Server::start(model);
     let mut c = s.connect();
     c.write_all(b"HEAD /json HTTP/1.1\r\nHost: t\r\n\r\nGET /json HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -54,7 +54,7 @@ fn head_has_get_headers_and_no_body(model: Model) {
     assert_eq!(get.text(), r#"{"message":"Hello, World!"}"#);
 }
 
-fn http10_keep_alive_only_when_asked(model: Model) {
+fn http10_keep_alive_only_when_asked(model: Variant) {
     let s = Server::start(model);
     let mut c = s.connect();
     for _ in 0..3 {
@@ -69,7 +69,7 @@ fn http10_keep_alive_only_when_asked(model: Model) {
     assert!(closed && parse_responses(&out, false).len() == 1);
 }
 
-fn connection_close_ignores_what_follows(model: Model) {
+fn connection_close_ignores_what_follows(model: Variant) {
     let s = Server::start(model);
     let out = s.exchange(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /json HTTP/1.1\r\nHost: t\r\n\r\n");
     let rs = parse_responses(&out, false);
@@ -84,7 +84,7 @@ POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0
 HEAD / HTTP/1.1\r\nHost: t\r\n\r\n\
 GET /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
-fn pipelined_responses_in_order_however_split(model: Model) {
+fn pipelined_responses_in_order_however_split(model: Variant) {
     let s = Server::start(model);
     let at_once = mask_dates(&s.exchange(PIPELINE));
     let heads = [false, false, false, false, true, false];
@@ -122,7 +122,7 @@ fn pipelined_responses_in_order_however_split(model: Model) {
     }
 }
 
-fn half_close_still_gets_the_response(model: Model) {
+fn half_close_still_gets_the_response(model: Variant) {
     let s = Server::start(model);
     let mut c = s.connect();
     c.write_all(b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -136,7 +136,7 @@ fn half_close_still_gets_the_response(model: Model) {
     );
 }
 
-fn slow_header_and_body_time_out(model: Model) {
+fn slow_header_and_body_time_out(model: Variant) {
     let s = Server::start_with(
         model,
         &["--header-timeout", "600ms", "--body-timeout", "600ms"],
@@ -196,7 +196,7 @@ fn slow_header_and_body_time_out(model: Model) {
     );
 }
 
-fn idle_connections_are_cheap_and_reaped(model: Model) {
+fn idle_connections_are_cheap_and_reaped(model: Variant) {
     let s = Server::start_with(model, &["--idle-timeout", "1500ms"]);
     // Let the server settle, then take the descriptor baseline.
     assert_eq!(s.get("/").status, 200);
@@ -236,7 +236,7 @@ fn idle_connections_are_cheap_and_reaped(model: Model) {
     );
 }
 
-fn reset_and_stalled_readers_do_not_hurt(model: Model) {
+fn reset_and_stalled_readers_do_not_hurt(model: Variant) {
     let dir = TempDir::new(&format!("reset-{model}"));
     std::fs::write(dir.0.join("big.bin"), vec![7u8; 16 * 1024 * 1024]).unwrap();
     let s = Server::start_with(model, &["--root", dir.path(), "--write-timeout", "500ms"]);
@@ -275,7 +275,7 @@ fn reset_and_stalled_readers_do_not_hurt(model: Model) {
     drop(stalled);
 }
 
-fn max_conns_is_enforced(model: Model) {
+fn max_conns_is_enforced(model: Variant) {
     let s = Server::start_with(model, &["--max-conns", "3"]);
     let mut held: Vec<TcpStream> = (0..3).map(|_| s.connect()).collect();
     for c in held.iter_mut() {
@@ -299,7 +299,7 @@ fn max_conns_is_enforced(model: Model) {
     );
 }
 
-fn descriptor_exhaustion_backs_off(model: Model) {
+fn descriptor_exhaustion_backs_off(model: Variant) {
     let mut s = Server::start_in_shell(model, "ulimit -n 64 && exec \"$@\"", &[]);
     // A keep-alive connection from before the exhaustion (case 41: it stays served).
     let mut kept = s.connect();
@@ -358,7 +358,7 @@ fn descriptor_exhaustion_backs_off(model: Model) {
     assert!(s.child.try_wait().unwrap().is_none(), "server died");
 }
 
-fn graceful_shutdown(model: Model) {
+fn graceful_shutdown(model: Variant) {
     let mut s = Server::start_with(model, &["--shutdown-grace", "3s"]);
     let mut idle = s.connect();
     idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -391,7 +391,7 @@ fn graceful_shutdown(model: Model) {
     );
 }
 
-fn shutdown_grace_bounds_stuck_work(model: Model) {
+fn shutdown_grace_bounds_stuck_work(model: Variant) {
     let mut s = Server::start_with(model, &["--shutdown-grace", "500ms"]);
     let mut busy = s.connect();
     busy.write_all(b"GET /sleep/10000 HTTP/1.1\r\nHost: t\r\n\r\n")

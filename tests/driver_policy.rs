@@ -8,11 +8,11 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
-use gvhttpd::config::Model;
+use gvhttpd::config::Variant;
 
 /// A request whose reply is a file, completed only after shutdown began, is
 /// answered as the last one (`Connection: close`).
-fn file_reply_during_shutdown_is_the_last(model: Model) {
+fn file_reply_during_shutdown_is_the_last(model: Variant) {
     let dir = TempDir::new("policy-file");
     std::fs::write(format!("{}/f.txt", dir.path()), b"file body").unwrap();
     let mut s = Server::start_with(model, &["--root", dir.path(), "--shutdown-grace", "3s"]);
@@ -31,7 +31,7 @@ fn file_reply_during_shutdown_is_the_last(model: Model) {
 
 /// During the grace period the listener is closed at once: a new client is
 /// refused by the kernel instead of hanging in a backlog nobody accepts from.
-fn listener_closes_at_once_during_grace(model: Model) {
+fn listener_closes_at_once_during_grace(model: Variant) {
     let mut s = Server::start_with(model, &["--shutdown-grace", "5s"]);
     let mut busy = s.connect();
     busy.write_all(b"GET /sleep/3000 HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -71,7 +71,7 @@ fn open_connections(s: &Server) -> u64 {
 /// Clients that send an upload and then reset their connection (the attack of
 /// issue 14: 100 clients, a 1 MiB body each, then `SO_LINGER {1,0}`) are gone
 /// at once, not held until `--body-timeout`.
-fn reset_uploads_are_noticed_at_once(model: Model) {
+fn reset_uploads_are_noticed_at_once(model: Variant) {
     let s = Server::start_in_shell(model, "exec \"$@\"", &["--body-timeout", "30s"]);
     let addr = s.addr;
     let uploads: Vec<_> = (0..100)
@@ -113,7 +113,7 @@ fn reset_uploads_are_noticed_at_once(model: Model) {
 
 /// Keep-alive clients that keep sending while the server shuts down see their
 /// responses and then a FIN, never a reset.
-fn shutdown_never_resets_keep_alive_clients(model: Model) {
+fn shutdown_never_resets_keep_alive_clients(model: Variant) {
     let mut s = Server::start_with(model, &["--shutdown-grace", "3s"]);
     let addr = s.addr;
     // Each client loops until the server ends its connection (bounded by the

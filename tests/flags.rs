@@ -9,11 +9,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{read_response, Server, TempDir, BIN};
-use gvhttpd::config::Model;
+use gvhttpd::config::{Model, Variant};
 
 /// `gvhttpd serve` with `args` must refuse to start: exit status 2 and one
 /// `gvhttpd:` or clap `error:` line on stderr naming `mention`, never a panic.
-fn refuses_to_start(model: Model, args: &[&str], mention: &str) {
+fn refuses_to_start(model: Variant, args: &[&str], mention: &str) {
     let mut child = Command::new(BIN)
         .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
         .args(args)
@@ -45,7 +45,7 @@ fn refuses_to_start(model: Model, args: &[&str], mention: &str) {
     assert!(!err.contains("panicked"), "{args:?}: {err}");
 }
 
-fn root_must_be_a_directory(model: Model) {
+fn root_must_be_a_directory(model: Variant) {
     let dir = TempDir::new(&format!("root-{model}"));
     let file = dir.0.join("file.txt");
     std::fs::write(&file, "not a directory").unwrap();
@@ -64,17 +64,17 @@ fn models_lists_every_model_and_its_availability() {
     let out = Command::new(BIN).arg("models").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut all_ok = true;
-    for model in Model::ALL {
+    for model in Variant::ALL {
         let line = stdout
             .lines()
             .find(|l| l.split_whitespace().next() == Some(model.name()))
             .unwrap_or_else(|| panic!("{model} not listed: {stdout}"));
-        let available = gvhttpd::models::check_available(model).is_ok();
+        let available = gvhttpd::models::check_variant(model).is_ok();
         all_ok &= available;
         let word = line.split_whitespace().nth(1);
         assert_eq!(word == Some("available"), available, "{line}");
     }
-    assert_eq!(stdout.lines().count(), Model::ALL.len(), "{stdout}");
+    assert_eq!(stdout.lines().count(), Variant::ALL.len(), "{stdout}");
     // Exit 1 exactly when some model cannot run here.
     assert_eq!(
         out.status.code(),
@@ -84,7 +84,7 @@ fn models_lists_every_model_and_its_availability() {
 }
 
 /// Without `--workers`, one worker per CPU the process may run on (`taskset`).
-fn default_workers_respect_taskset(model: Model) {
+fn default_workers_respect_taskset(model: Variant) {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if Command::new("taskset").arg("-V").output().is_err() {
         gvhttpd::uring::record_skip("taskset(1) is not installed");
@@ -104,7 +104,7 @@ fn default_workers_respect_taskset(model: Model) {
 /// Many connections at once on the smallest ring still all get answered (the
 /// submission queue overflows into the backlog); bad sizes are refused; the size
 /// given is the size of the ring the kernel set up.
-fn small_uring_entries_still_serve(model: Model) {
+fn small_uring_entries_still_serve(model: Variant) {
     let s = Server::start_with(model, &["--uring-entries", "8"]);
     let conns: Vec<_> = (0..64)
         .map(|_| {
@@ -153,7 +153,7 @@ fn small_uring_entries_still_serve(model: Model) {
 
 /// The io_uring models run a kernel SQ polling thread with `--uring-sqpoll`, and
 /// only then; tokio has no ring and no such thread.
-fn uring_sqpoll_starts_a_polling_thread(model: Model) {
+fn uring_sqpoll_starts_a_polling_thread(model: Variant) {
     let sq_threads = |s: &Server| -> usize {
         std::fs::read_dir(format!("/proc/{}/task", s.pid()))
             .unwrap()
@@ -180,7 +180,7 @@ fn uring_sqpoll_starts_a_polling_thread(model: Model) {
 
 /// `--green-stack-size` sizes the green model's stack slabs (one mapping of
 /// `STACKS_PER_SLAB` stacks plus their guard pages); bad sizes are refused.
-fn green_stack_size_reaches_the_runtime(model: Model) {
+fn green_stack_size_reaches_the_runtime(model: Variant) {
     let size = 1024 * 1024;
     let s = Server::start_with(model, &["--green-stack-size", &size.to_string()]);
     assert_eq!(s.get("/").status, 200);
@@ -196,9 +196,9 @@ fn green_stack_size_reaches_the_runtime(model: Model) {
         // Two workers' slabs may sit side by side and merge into one mapping.
         .filter(|&len| len % slab == 0)
         .count();
-    let want = usize::from(model == Model::Green);
+    let want = usize::from(model.model() == Model::Green);
     assert!(
-        slabs >= want && (model == Model::Green || slabs == 0),
+        slabs >= want && (model.model() == Model::Green || slabs == 0),
         "{slabs} mappings of {slab} bytes (1 MiB stacks) in the {model} server"
     );
     for bad in ["100", "0", "134217728"] {

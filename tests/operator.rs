@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, TempDir, BIN};
-use gvhttpd::config::Model;
+use gvhttpd::config::Variant;
 
 /// Runs `gvhttpd ARGS` expecting it to exit by itself within 10 s; a server
 /// that starts instead is killed and the test fails.
@@ -37,7 +37,7 @@ fn run_to_exit(args: &[&str]) -> Output {
 }
 
 /// `serve --model M --workers 1 --addr ADDR EXTRA...` as a [`Server`].
-fn serve_on(model: Model, addr: &str, extra: &[&str]) -> Server {
+fn serve_on(model: Variant, addr: &str, extra: &[&str]) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--model", model.name(), "--workers", "1"])
         .args(["--addr", addr])
@@ -45,7 +45,7 @@ fn serve_on(model: Model, addr: &str, extra: &[&str]) -> Server {
     Server::spawn(cmd, model)
 }
 
-fn second_server_on_a_used_port_refuses_to_start(model: Model) {
+fn second_server_on_a_used_port_refuses_to_start(model: Variant) {
     let first = Server::start(model);
     let addr = first.addr.to_string();
     let out = run_to_exit(&["serve", "--model", model.name(), "--addr", &addr]);
@@ -68,7 +68,7 @@ fn second_server_on_a_used_port_refuses_to_start(model: Model) {
     first.wait_until_served(Duration::from_secs(5), "the first server stopped serving");
 }
 
-fn reuse_port_shares_on_purpose(model: Model) {
+fn reuse_port_shares_on_purpose(model: Variant) {
     // Each server serves a file saying which one it is.
     let (dir_a, dir_b) = (TempDir::new("reuse-a"), TempDir::new("reuse-b"));
     std::fs::write(dir_a.0.join("who"), "first").unwrap();
@@ -89,7 +89,7 @@ fn reuse_port_shares_on_purpose(model: Model) {
     assert_eq!(seen, want, "both servers answer on the shared port");
 }
 
-fn a_port_held_by_another_program_is_refused(model: Model) {
+fn a_port_held_by_another_program_is_refused(model: Variant) {
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = other.local_addr().unwrap().to_string();
     for extra in [&[][..], &["--reuse-port"][..]] {
@@ -102,7 +102,7 @@ fn a_port_held_by_another_program_is_refused(model: Model) {
     }
 }
 
-fn address_forms(model: Model) {
+fn address_forms(model: Variant) {
     for addr in ["localhost:0", ":0", "0", "127.0.0.1:0"] {
         let s = serve_on(model, addr, &[]);
         assert!(s.addr.ip().is_loopback(), "{addr} -> {}", s.addr);
@@ -137,7 +137,7 @@ fn bad_addresses_are_one_clear_error() {
 #[test]
 fn sizes_take_units() {
     let s = serve_on(
-        Model::Tokio,
+        Variant::Tokio,
         "127.0.0.1:0",
         &[
             "--max-body",

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{read_response, Server};
-use gvhttpd::config::Model;
+use gvhttpd::config::Variant;
 
 const IDLE: usize = 10_000;
 
@@ -93,7 +93,7 @@ fn close_idle(s: &Server, idle: Vec<TcpStream>) {
 
 /// A server with room for `IDLE` connections, warmed up; `None` (recorded as a
 /// skip) when this test process cannot open that many descriptors.
-fn start(model: Model) -> Option<Server> {
+fn start(model: Variant) -> Option<Server> {
     let need = IDLE as u64 + 1000;
     if !ensure_nofile(need) {
         gvhttpd::uring::record_skip(&format!(
@@ -117,7 +117,7 @@ fn start(model: Model) -> Option<Server> {
 
 /// 10,000 idle connections: all held, cheap, the server still serving; after they
 /// close the server holds none of them and a second round costs no more memory.
-fn ten_thousand_idle_connections(model: Model) {
+fn ten_thousand_idle_connections(model: Variant) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(s) = start(model) else { return };
     let rss0 = s.rss_kib();
@@ -151,7 +151,7 @@ fn ten_thousand_idle_connections(model: Model) {
 /// Case 38's last clause: after the idle connections close, memory returns to
 /// the baseline (allowing the 4 MiB per-thread buffer pool and some slack).
 #[allow(dead_code)] // see the note at per_model! below
-fn memory_returns_to_baseline_after_idle_burst(model: Model) {
+fn memory_returns_to_baseline_after_idle_burst(model: Variant) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(s) = start(model) else { return };
     let rss0 = s.rss_kib();

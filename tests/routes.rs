@@ -9,9 +9,9 @@ use common::{
     assert_well_formed, parse_responses, read_response, read_responses, read_to_close, Server,
     TempDir,
 };
-use gvhttpd::config::Model;
+use gvhttpd::config::{Model, Variant};
 
-fn fixed_routes(model: Model) {
+fn fixed_routes(model: Variant) {
     let s = Server::start(model);
     let cases: &[(&str, u16, &str, &str)] = &[
         ("/", 200, "text/plain; charset=utf-8", "Hello, World!"),
@@ -50,7 +50,7 @@ fn fixed_routes(model: Model) {
     }
 }
 
-fn wrong_method_is_405_with_allow(model: Model) {
+fn wrong_method_is_405_with_allow(model: Variant) {
     let s = Server::start(model);
     for (line, allow) in [
         ("PUT /json", "GET, HEAD, OPTIONS"),
@@ -69,7 +69,7 @@ fn wrong_method_is_405_with_allow(model: Model) {
     assert_eq!((r.status, r.header("allow")), (200, Some("POST, OPTIONS")));
 }
 
-fn echo_content_length_and_chunked(model: Model) {
+fn echo_content_length_and_chunked(model: Variant) {
     let s = Server::start(model);
     let mut c = s.connect();
     c.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-test\r\nContent-Length: 11\r\n\r\nhello world").unwrap();
@@ -105,7 +105,7 @@ fn echo_content_length_and_chunked(model: Model) {
     assert!(r.body == body, "echoed body differs");
 }
 
-fn sleep_uses_the_models_timer(model: Model) {
+fn sleep_uses_the_models_timer(model: Variant) {
     // One worker: a sleep that blocked the worker thread would serialise them all.
     let s = Server::start_in_shell(model, "exec \"$@\"", &[]);
     let t0 = std::time::Instant::now();
@@ -134,12 +134,12 @@ fn sleep_uses_the_models_timer(model: Model) {
         "50 concurrent /sleep/300 took {took:?}: the sleeps ran one after another"
     );
     // The green model parks the green thread on its own timer.
-    if model == Model::Green {
+    if model.model() == Model::Green {
         assert!(s.stat("sleep") >= 51, "{}", s.stats());
     }
 }
 
-fn stats_counts_requests(model: Model) {
+fn stats_counts_requests(model: Variant) {
     let s = Server::start(model);
     for _ in 0..3 {
         assert_eq!(s.get("/").status, 200);
@@ -183,7 +183,7 @@ fn stats_counts_requests(model: Model) {
             "{stats}"
         );
     }
-    if model == Model::Green {
+    if model.model() == Model::Green {
         assert!(
             stats.contains("\"context_switches\":") && stats.contains("\"alive\":"),
             "{stats}"
@@ -191,7 +191,7 @@ fn stats_counts_requests(model: Model) {
     }
 }
 
-fn static_files_stay_beneath_root(model: Model) {
+fn static_files_stay_beneath_root(model: Variant) {
     let dir = TempDir::new(&format!("static-{model}"));
     let root = dir.0.join("root");
     std::fs::create_dir_all(root.join("sub")).unwrap();

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{parse_responses, Server, TempDir};
-use gvhttpd::config::Model;
+use gvhttpd::config::Variant;
 use socket2::{Domain, Socket, Type};
 
 /// Clients in the slow wave (each makes the server buffer ~1.4 MB, so this is
@@ -91,7 +91,7 @@ fn probe(s: &Server) -> Duration {
     took
 }
 
-fn slow_readers_never_delay_a_fresh_client(model: Model) {
+fn slow_readers_never_delay_a_fresh_client(model: Variant) {
     let _one = ONE_WAVE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("slow-readers");
     let root = dir.0.join("root");

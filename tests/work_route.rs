@@ -6,10 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assert_well_formed, Server};
-use gvhttpd::config::Model;
+use gvhttpd::config::Variant;
 
 /// Exact replies, real CPU spent (not a sleep), the cap and what lies beyond it.
-fn work_burns_cpu_and_is_capped(model: Model) {
+fn work_burns_cpu_and_is_capped(model: Variant) {
     let s = Server::start(model);
     let r = s.get("/work/0");
     assert_well_formed(&r);

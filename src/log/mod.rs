@@ -154,7 +154,7 @@ pub fn event(level: Level, msg: fmt::Arguments<'_>) {
 }
 
 /// The startup line.
-pub fn startup(addr: SocketAddr, model: crate::config::Model, workers: usize, extra: &str) {
+pub fn startup(addr: SocketAddr, model: &str, workers: usize, extra: &str) {
     event(
         Level::Info,
         format_args!(

@@ -41,6 +41,37 @@ pub fn check_available(model: Model) -> Result<(), ServeError> {
     }
 }
 
+/// Can the row `v` run here: its model ([`check_available`]) and its scheduling
+/// ([`check_scheduling`])?
+pub fn check_variant(v: crate::config::Variant) -> Result<(), ServeError> {
+    check_available(v.model())?;
+    check_scheduling(&Config::for_variant(
+        v,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    ))
+}
+
+/// Are `cfg`'s scheduling knobs implemented? `Err` names the flag that is not.
+pub fn check_scheduling(cfg: &Config) -> Result<(), ServeError> {
+    use crate::config::{GreenReactor, GreenSched, TokioRuntime};
+    let s = &cfg.sched;
+    let missing = if s.tokio_runtime == TokioRuntime::MultiThread {
+        Some("--tokio-runtime multi-thread")
+    } else if s.green_sched == GreenSched::Steal {
+        Some("--green-sched steal")
+    } else if s.green_reactor == GreenReactor::Dedicated {
+        Some("--green-reactor dedicated")
+    } else {
+        None
+    };
+    match missing {
+        None => Ok(()),
+        Some(flag) => Err(ServeError::Unavailable(format!(
+            "{flag} is not available in this build"
+        ))),
+    }
+}
+
 /// Bind, announce readiness through `ready(addr)`, and serve until `shutdown`.
 /// Returns the server's lifetime totals (for the error log's final line).
 pub fn serve(
@@ -49,6 +80,7 @@ pub fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<crate::log::Totals, ServeError> {
     check_available(cfg.model)?;
+    check_scheduling(cfg)?;
     let registry = Arc::new(Registry::new(cfg.model, cfg.workers));
     let access = match &cfg.access_log {
         None => None,

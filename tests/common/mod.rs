@@ -8,44 +8,55 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gvhttpd::config::Model;
+use gvhttpd::config::{Model, Variant};
 
-/// Define per-model tests: each `case` is a `fn(Model)` in the calling file, and
-/// becomes one `#[test]` per enabled model (`tokio_model::case`, ...).
-/// Enabling a model is one line here, with no edits to the tests themselves.
+/// Define per-model tests: each `case` is a `fn(Variant)` in the calling file, and
+/// becomes one `#[test]` per row of the suite: every model and every scheduling
+/// variant (`tokio_model::case`, `green_steal_model::case`, ...).
+/// Enabling a row is one line here, with no edits to the tests themselves.
 #[macro_export]
 macro_rules! per_model {
     ($($case:ident),+ $(,)?) => {
         $crate::per_model!(@model tokio_model, Tokio; $($case),+);
+        $crate::per_model!(@model tokio_multi_model, TokioMulti; $($case),+);
         $crate::per_model!(@model callback_model, Callback; $($case),+);
         $crate::per_model!(@model green_model, Green; $($case),+);
+        $crate::per_model!(@model green_steal_model, GreenSteal; $($case),+);
+        $crate::per_model!(@model green_dedicated_model, GreenDedicated; $($case),+);
     };
     (@model $module:ident, $variant:ident; $($case:ident),+) => {
         mod $module {
             $(
                 #[test]
                 fn $case() {
-                    $crate::common::run_case(gvhttpd::config::Model::$variant, super::$case);
+                    $crate::common::run_case(gvhttpd::config::Variant::$variant, super::$case);
                 }
             )+
         }
     };
 }
 
-/// Run one case against `model`; io_uring models that cannot run here fail the
+/// Run one case against the row `v`; io_uring models that cannot run here fail the
 /// test unless `GVHTTPD_SKIP_URING=1`. A skipped row is recorded with
 /// `gvhttpd::uring::record_skip`, so `.ci/run` counts it as skipped (by name),
 /// never as passed.
-pub fn run_case(model: Model, case: fn(Model)) {
-    if let Err(e) = gvhttpd::models::check_available(model) {
-        if std::env::var_os("GVHTTPD_SKIP_URING").is_some_and(|v| v == "1") && model.uses_io_uring()
-        {
-            gvhttpd::uring::record_skip(&format!("model {model} unavailable: {e}"));
+pub fn run_case(v: Variant, case: fn(Variant)) {
+    if let Err(e) = gvhttpd::models::check_available(v.model()) {
+        if std::env::var_os("GVHTTPD_SKIP_URING").is_some_and(|v| v == "1") && v.uses_io_uring() {
+            gvhttpd::uring::record_skip(&format!("model {v} unavailable: {e}"));
             return;
         }
-        panic!("model {model} is unavailable here: {e} (set GVHTTPD_SKIP_URING=1 to skip io_uring models)");
+        panic!(
+            "model {v} is unavailable here: {e} (set GVHTTPD_SKIP_URING=1 to skip io_uring models)"
+        );
     }
-    case(model);
+    let cfg = gvhttpd::config::Config::for_variant(v, "127.0.0.1:0".parse().unwrap());
+    if let Err(e) = gvhttpd::models::check_scheduling(&cfg) {
+        // A variant whose scheduler this build lacks: counted as skipped, by name.
+        gvhttpd::uring::record_skip(&format!("row {v} unavailable: {e}"));
+        return;
+    }
+    case(v);
 }
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gvhttpd");
@@ -56,11 +67,12 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
-    pub model: Model,
+    /// The row it runs (`--model` takes a variant's name).
+    pub model: Variant,
 }
 
 /// `serve` on an ephemeral loopback port with `workers` workers.
-fn serve_args(model: Model, workers: &str) -> [&str; 7] {
+fn serve_args(model: Variant, workers: &str) -> [&str; 7] {
     [
         "serve",
         "--model",
@@ -73,18 +85,20 @@ fn serve_args(model: Model, workers: &str) -> [&str; 7] {
 }
 
 impl Server {
-    pub fn start(model: Model) -> Server {
+    pub fn start(model: impl Into<Variant>) -> Server {
         Server::start_with(model, &[])
     }
 
-    pub fn start_with(model: Model, args: &[&str]) -> Server {
+    pub fn start_with(model: impl Into<Variant>, args: &[&str]) -> Server {
+        let model = model.into();
         let mut cmd = Command::new(BIN);
         cmd.args(serve_args(model, "2")).args(args);
         Server::spawn(cmd, model)
     }
 
     /// Start through `sh -c` (for `ulimit`), `script` ending in `exec "$@"`.
-    pub fn start_in_shell(model: Model, script: &str, args: &[&str]) -> Server {
+    pub fn start_in_shell(model: impl Into<Variant>, script: &str, args: &[&str]) -> Server {
+        let model = model.into();
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script, "sh", BIN])
             .args(serve_args(model, "1"))
@@ -93,7 +107,8 @@ impl Server {
     }
 
     /// Start `cmd` (a `gvhttpd serve` command line) and wait for its readiness line.
-    pub fn spawn(mut cmd: Command, model: Model) -> Server {
+    pub fn spawn(mut cmd: Command, model: impl Into<Variant>) -> Server {
+        let model = model.into();
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
