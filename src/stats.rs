@@ -35,6 +35,13 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
+    /// Keep the largest value seen (a high-water mark; same single writer).
+    #[inline]
+    pub fn raise_to(&self, v: u64) {
+        if v > self.0.load(Relaxed) {
+            self.0.store(v, Relaxed);
+        }
+    }
 }
 
 /// io_uring counters (callback and green models).
@@ -81,6 +88,31 @@ pub struct GreenCounters {
     pub context_switches: Counter,
     pub panics: Counter,
     pub parks: [Counter; 4],
+    /// `--green-reactor dedicated`: times the worker slept on its futex, and how
+    /// many of those sleeps a delivery ended (the rest reached their timer).
+    pub sleeps: Counter,
+    pub woken: Counter,
+}
+
+/// The dedicated green reactor thread's counters (`--green-reactor dedicated`).
+/// Single writer: the reactor thread (so the [`Counter`] INVARIANT holds).
+#[derive(Default, Debug)]
+pub struct ReactorCounters {
+    /// 1 once a reactor thread runs (only then does `/stats` show `reactor`).
+    pub running: Counter,
+    /// Submission-queue depth high-water mark (requests waiting when it looked).
+    pub queue_depth_max: Counter,
+    /// `io_uring_enter` calls that submitted something, and the SQEs they carried.
+    pub submits: Counter,
+    pub sqes: Counter,
+    /// Loop turns that reaped completions, and the completions reaped.
+    pub wakes: Counter,
+    pub completions: Counter,
+    /// `FUTEX_WAKE`s for workers that had said they sleep (no syscall otherwise).
+    pub worker_wakeups: Counter,
+    /// Ops run on the blocking pool (Tier 2: the ring lacks them, or forced).
+    pub fallbacks: Counter,
+    pub uring: UringCounters,
 }
 
 /// One worker's counters. Aligned to two cache lines (adjacent-line prefetch).
@@ -137,6 +169,7 @@ pub struct Registry {
     pub model: Model,
     pub started: Instant,
     workers: Box<[WorkerStats]>,
+    reactor: ReactorCounters,
 }
 
 impl Registry {
@@ -147,6 +180,7 @@ impl Registry {
             workers: (0..workers.max(1))
                 .map(|_| WorkerStats::default())
                 .collect(),
+            reactor: ReactorCounters::default(),
         }
     }
 
@@ -185,6 +219,11 @@ impl Registry {
         &self.workers[index]
     }
 
+    /// The dedicated reactor thread's counters (written by that thread only).
+    pub fn reactor(&self) -> &ReactorCounters {
+        &self.reactor
+    }
+
     pub fn workers(&self) -> usize {
         self.workers.len()
     }
@@ -197,6 +236,30 @@ impl Registry {
     pub fn open_connections(&self) -> u64 {
         self.sum(|w| &w.accepted)
             .saturating_sub(self.sum(|w| &w.closed))
+    }
+
+    /// `"reactor":{...}`: the dedicated reactor thread and its workers' sleeps.
+    fn render_reactor(&self, out: &mut String) {
+        let r = &self.reactor;
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let _ = write!(
+            out,
+            ",\"reactor\":{{\"queue_depth_max\":{},\"submits\":{},\"sqes\":{},\
+             \"sqes_per_submit\":{:.2},\"wakes\":{},\"completions\":{},\
+             \"completions_per_wake\":{:.2},\"worker_sleeps\":{},\"worker_wakes\":{},\
+             \"wake_syscalls\":{},\"fallbacks\":{}}}",
+            r.queue_depth_max.get(),
+            r.submits.get(),
+            r.sqes.get(),
+            ratio(r.sqes.get(), r.submits.get()),
+            r.wakes.get(),
+            r.completions.get(),
+            ratio(r.completions.get(), r.wakes.get()),
+            self.sum(|w| &w.green.sleeps),
+            self.sum(|w| &w.green.woken),
+            r.worker_wakeups.get(),
+            r.fallbacks.get(),
+        );
     }
 
     /// Render the `/stats` JSON document into `out`.
@@ -233,12 +296,15 @@ impl Registry {
                 out,
                 ",\"io_uring\":{{\"sqes_submitted\":{},\"cqes_reaped\":{},\"enter_calls\":{},\
                  \"sq_full\":{},\"enobufs\":{}}}",
-                self.sum(|w| &w.uring.sqes_submitted),
-                self.sum(|w| &w.uring.cqes_reaped),
-                self.sum(|w| &w.uring.enter_calls),
-                self.sum(|w| &w.uring.sq_full),
-                self.sum(|w| &w.uring.enobufs),
+                self.sum(|w| &w.uring.sqes_submitted) + self.reactor.uring.sqes_submitted.get(),
+                self.sum(|w| &w.uring.cqes_reaped) + self.reactor.uring.cqes_reaped.get(),
+                self.sum(|w| &w.uring.enter_calls) + self.reactor.uring.enter_calls.get(),
+                self.sum(|w| &w.uring.sq_full) + self.reactor.uring.sq_full.get(),
+                self.sum(|w| &w.uring.enobufs) + self.reactor.uring.enobufs.get(),
             );
+        }
+        if self.reactor.running.get() > 0 {
+            self.render_reactor(out);
         }
         if self.model == Model::Green {
             let spawned = self.sum(|w| &w.green.spawned);
@@ -282,6 +348,25 @@ mod tests {
         assert!(s.contains("\"2xx\":1") && s.contains("\"4xx\":1"), "{s}");
         assert!(
             s.contains("\"io_uring\":{") && s.contains("\"sleep\":1"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("reactor"),
+            "no reactor thread, no reactor section: {s}"
+        );
+        reg.reactor().running.inc();
+        reg.reactor().sqes.add(6);
+        reg.reactor().submits.add(4);
+        reg.reactor().fallbacks.add(2);
+        reg.reactor().queue_depth_max.raise_to(9);
+        reg.reactor().queue_depth_max.raise_to(3);
+        reg.worker(1).green.sleeps.add(5);
+        let mut s = String::new();
+        reg.render_json(&mut s);
+        assert!(
+            s.contains("\"reactor\":{\"queue_depth_max\":9,\"submits\":4,\"sqes\":6,\"sqes_per_submit\":1.50")
+                && s.contains("\"worker_sleeps\":5")
+                && s.contains("\"fallbacks\":2"),
             "{s}"
         );
         let tokio = Registry::new(Model::Tokio, 1);

@@ -27,6 +27,7 @@
 //! [`nop`], [`wait_wake`], [`interrupt_all`], [`on_worker_stack`]; [`net::GvtListener`] /
 //! [`net::GvtStream`]; [`fs::GvtFile`].
 
+pub mod dedicated;
 pub mod fs;
 pub mod net;
 pub(crate) mod reactor;
@@ -44,8 +45,9 @@ use std::time::Instant;
 
 use crate::config::{UringOptions, DEFAULT_GREEN_STACK};
 use crate::stats::{Registry, WorkerStats};
-use crate::uring::{Features, RingWaker};
+use crate::uring::Features;
 
+pub use dedicated::{ReactorOptions, ReactorThread, Waker};
 pub use sched::{in_green_thread, on_worker_stack, yield_now, Interrupt, JoinHandle};
 pub use time::{nop, sleep, sleep_or_interrupted};
 
@@ -101,8 +103,35 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with its own ring. Fails when io_uring cannot be set up.
     pub fn new(opts: &RuntimeOptions) -> io::Result<Runtime> {
+        Runtime::with_reactor(opts, Reactor::new(&opts.uring)?)
+    }
+
+    /// A runtime without a ring of its own, attached as worker `worker` to the
+    /// dedicated reactor thread `reactor` (`--green-reactor dedicated`); its ops go
+    /// there. `opts.uring` is not used (the reactor thread has the ring).
+    pub fn on_reactor(
+        opts: &RuntimeOptions,
+        reactor: &ReactorThread,
+        worker: usize,
+    ) -> io::Result<Runtime> {
+        let client = dedicated::client::Client::attach(reactor.shared(), worker)?;
+        Runtime::with_reactor(opts, Reactor::remote(client))
+    }
+
+    /// [`Runtime::new`] without a reactor thread, else [`Runtime::on_reactor`].
+    pub fn for_worker(
+        opts: &RuntimeOptions,
+        reactor: Option<&ReactorThread>,
+        worker: usize,
+    ) -> io::Result<Runtime> {
+        match reactor {
+            None => Runtime::new(opts),
+            Some(r) => Runtime::on_reactor(opts, r, worker),
+        }
+    }
+
+    fn with_reactor(opts: &RuntimeOptions, reactor: Reactor) -> io::Result<Runtime> {
         stack::install_overflow_handler();
-        let reactor = Reactor::new(&opts.uring)?;
         Ok(Runtime {
             ctx: Rc::new(Ctx {
                 sched: std::cell::RefCell::new(Sched::new(opts.stack_size)),
@@ -118,14 +147,14 @@ impl Runtime {
         self
     }
 
-    /// What this runtime's ring supports.
+    /// What this runtime's ring (or the dedicated reactor's) supports.
     pub fn features(&self) -> Features {
-        *self.ctx.reactor.borrow().ring.features()
+        self.ctx.reactor.borrow().io.features()
     }
 
     /// Wakes this runtime's [`wait_wake`] callers from any thread.
-    pub fn waker(&self) -> Arc<RingWaker> {
-        self.ctx.reactor.borrow().ring.waker()
+    pub fn waker(&self) -> Arc<Waker> {
+        self.ctx.reactor.borrow().io.waker()
     }
 
     /// Usable bytes per green-thread stack (after rounding to pages).
@@ -155,7 +184,7 @@ impl Runtime {
             }
         }
         let _installed = Installed;
-        reactor::configure(&self.ctx.reactor.borrow().ring);
+        reactor::configure(&self.ctx.reactor.borrow().io.features());
         let r = self.drive(f);
         self.publish();
         r
@@ -219,7 +248,7 @@ impl Runtime {
             st.green.parks[i].add(c.parks[i] - p.parks[i]);
         }
         s.published = c;
-        self.ctx.reactor.borrow_mut().ring.publish(&st.uring);
+        self.ctx.reactor.borrow_mut().io.publish(st);
     }
 }
 

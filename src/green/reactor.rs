@@ -1,7 +1,10 @@
-//! The per-worker reactor: one [`Ring`] per worker thread, owned by that worker's
-//! scheduler (never shared, no queue between threads). The seed's own design, a
-//! dedicated reactor thread fed through an MPSC queue, is not built yet; until it
-//! is, no comparison of the two is claimed.
+//! The worker's reactor. `--green-reactor per-worker` (the default): one [`Ring`]
+//! per worker thread, owned by that worker's scheduler (never shared, no queue
+//! between threads). `--green-reactor dedicated`: the worker owns no ring; its ops
+//! go to the one reactor thread through a bounded MPSC queue and come back through
+//! its mailbox ([`super::dedicated`]). Everything below holds for both; the two
+//! differ only where an op is pushed, cancelled, reaped and where the worker waits
+//! ([`Io`]).
 //!
 //! # One op per blocking call
 //! [`submit`] is how every blocking-style call (read, write, accept, sleep, open ...)
@@ -38,10 +41,11 @@ use std::time::{Duration, Instant};
 
 use io_uring::squeue;
 
+use super::dedicated::client::{self, Client, Io};
 use super::sched::{self, Cause, Ctx, Interrupt, OpSlot, Sched};
 use crate::config::UringOptions;
 use crate::stats::ParkReason;
-use crate::uring::{Completion, OpKind, Ring, SlotKey, Token};
+use crate::uring::{Completion, Features, OpKind, Ring, SlotKey, Token};
 
 /// The op kind of a task's op (the only model-defined kind the green runtime uses).
 pub(crate) const OP: OpKind = OpKind::new(1);
@@ -78,9 +82,9 @@ thread_local! {
     static RECV_IOPRIO: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
 }
 
-/// Configure per-ring op flags for the thread about to run `ring`.
-pub(crate) fn configure(ring: &Ring) {
-    let poll_first = ring.features().kernel >= (5, 19);
+/// Configure per-ring op flags for the thread about to submit to a ring with `f`.
+pub(crate) fn configure(f: &Features) {
+    let poll_first = f.kernel >= (5, 19);
     RECV_IOPRIO.set(if poll_first { RECVSEND_POLL_FIRST } else { 0 });
 }
 
@@ -90,9 +94,10 @@ pub(crate) fn recv_ioprio() -> u16 {
     RECV_IOPRIO.get()
 }
 
-/// One worker's ring plus what the loop needs around it.
+/// One worker's ring (or its client of the reactor thread) plus what the loop
+/// needs around it.
 pub(crate) struct Reactor {
-    pub ring: Ring,
+    pub io: Io,
     /// Reap buffer, reused every turn.
     done: Vec<Completion>,
     /// SQEs pushed since the last `io_uring_enter`.
@@ -108,36 +113,51 @@ pub(crate) struct Reactor {
 
 impl Reactor {
     pub fn new(opts: &UringOptions) -> io::Result<Reactor> {
-        Ok(Reactor {
-            ring: Ring::new(opts)?,
+        Ok(Reactor::with_io(Io::Ring(Ring::new(opts)?)))
+    }
+
+    /// A worker without a ring: its ops go to the dedicated reactor thread.
+    pub fn remote(client: Client) -> Reactor {
+        Reactor::with_io(Io::Remote(client))
+    }
+
+    fn with_io(io: Io) -> Reactor {
+        Reactor {
+            io,
             done: Vec::with_capacity(256),
             pushed: 0,
             armed: Vec::new(),
             timer_seq: 0,
             wake_seq: 0,
             stale: 0,
-        })
+        }
     }
 
-    /// Queue an SQE.
-    ///
-    /// # Safety
-    /// As [`Ring::push`]: every pointer in `sqe` stays valid until its CQE is reaped.
-    unsafe fn push(&mut self, sqe: squeue::Entry) {
-        self.pushed += 1;
-        // SAFETY: forwarded to our caller (see above).
-        unsafe { self.ring.push(sqe) };
+    /// The worker's own ring (tests that forge SQEs; panics under a dedicated reactor).
+    #[cfg(test)]
+    pub fn ring_mut(&mut self) -> &mut Ring {
+        match &mut self.io {
+            Io::Ring(r) => r,
+            Io::Remote(_) => panic!("no per-worker ring under a dedicated reactor"),
+        }
     }
 
     /// Ask the kernel to cancel `key`'s op; its CQE still ends the op.
     pub fn cancel(&mut self, key: SlotKey) {
         self.pushed += 1;
-        self.ring
-            .push_cancel(key.token(OP), Token::internal(OpKind::CANCEL));
+        match &mut self.io {
+            Io::Ring(ring) => ring.push_cancel(key.token(OP), Token::internal(OpKind::CANCEL)),
+            Io::Remote(c) => c.cancel(key),
+        }
     }
 
     /// Keep an internal timeout armed for `next` (the earliest deadline entry).
     fn arm(&mut self, next: Instant, now: Instant) {
+        let ring = match &mut self.io {
+            Io::Ring(ring) => ring,
+            // No ring: the worker's sleep is bounded by `next` instead.
+            Io::Remote(c) => return c.wake_at(next),
+        };
         if self.armed.iter().any(|&(_, at)| at <= next) {
             return;
         }
@@ -145,22 +165,31 @@ impl Reactor {
         let token = Token::new(self.timer_seq, 0, OpKind::TIMER);
         // Round up to a whole millisecond so the timer never fires just before `next`.
         let after = next.saturating_duration_since(now) + Duration::from_millis(1);
-        self.ring.push_timeout(after, token);
+        ring.push_timeout(after, token);
         self.pushed += 1;
         self.armed.push((self.timer_seq, next));
     }
 
     /// One `io_uring_enter`: submit what was pushed, wait for `want` completions.
+    /// Dedicated: flush to the reactor thread, and with `want > 0` sleep until
+    /// news arrives or the next timer is due.
     pub fn enter(&mut self, want: usize) -> io::Result<()> {
         self.pushed = 0;
-        self.ring.submit_and_wait(want)
+        match &mut self.io {
+            Io::Ring(ring) => ring.submit_and_wait(want),
+            Io::Remote(c) => c.enter(want),
+        }
     }
 
     /// An enter that cannot block: a NOP makes `want = 1` return at once, after the
     /// kernel ran any deferred completion work (`DEFER_TASKRUN` only does that for
     /// an enter that waits).
+    /// Dedicated: completions arrive without entering anything; only flush.
     pub fn poll(&mut self) -> io::Result<()> {
-        self.ring.push_nop(Token::internal(OpKind::NOP));
+        let Io::Ring(ring) = &mut self.io else {
+            return self.enter(0);
+        };
+        ring.push_nop(Token::internal(OpKind::NOP));
         self.enter(1)
     }
 }
@@ -251,10 +280,9 @@ impl Prepared {
         reason: ParkReason,
     ) -> io::Result<i32> {
         let Prepared { ctx, key } = self;
-        let sqe = sqe.user_data(key.token(OP).raw());
         // SAFETY: our caller guarantees the SQE's memory outlives this call, and we do
         // not return before the op's CQE (loop below).
-        unsafe { ctx.reactor.borrow_mut().push(sqe) };
+        unsafe { push_op(&ctx, key, sqe, reason) };
         loop {
             sched::park(&ctx, key, reason);
             let mut s = ctx.sched.borrow_mut();
@@ -279,6 +307,40 @@ impl Prepared {
                 _ => Err(io::Error::from_raw_os_error(-res)),
             };
         }
+    }
+}
+
+/// Hand the running task's op to the kernel: into this worker's SQ, or (dedicated)
+/// into the reactor's queue, parking while it is full (see `client::submit`).
+///
+/// # Safety
+/// As [`submit`]: every pointer in `sqe` stays valid until the op's CQE ends it.
+unsafe fn push_op(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason: ParkReason) {
+    let mut guard = ctx.reactor.borrow_mut();
+    let r = &mut *guard;
+    r.pushed += 1;
+    if let Io::Ring(ring) = &mut r.io {
+        let sqe = sqe.user_data(key.token(OP).raw());
+        // SAFETY: forwarded from our caller (see above).
+        return unsafe { ring.push(sqe) };
+    }
+    drop(guard);
+    // SAFETY: forwarded from our caller (see above).
+    unsafe { client::submit(ctx, key, sqe, reason) }
+}
+
+/// The op of `key` ended with `result`: wake its task. `false` when the key is
+/// stale (the task finished, or its slot was reused) or has no op in flight.
+pub(crate) fn finish_op(s: &mut Sched, key: SlotKey, result: i32) -> bool {
+    match s.tasks.get_mut(key) {
+        Some(t) if t.op.in_flight => {
+            t.op.in_flight = false;
+            t.op.result = result;
+            s.ops_in_flight -= 1;
+            s.wake(key);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -365,10 +427,17 @@ pub(crate) fn fire_timers(s: &mut Sched, r: &mut Reactor, now: Instant) {
 
 /// Reap every available CQE and wake the tasks they finish.
 pub(crate) fn dispatch(ctx: &Ctx) {
-    let mut r = ctx.reactor.borrow_mut();
+    if matches!(ctx.reactor.borrow().io, Io::Remote(_)) {
+        return client::dispatch(ctx);
+    }
+    let mut guard = ctx.reactor.borrow_mut();
+    let r = &mut *guard;
+    let Io::Ring(ring) = &mut r.io else {
+        return;
+    };
     let mut done = std::mem::take(&mut r.done);
     done.clear();
-    r.ring.reap(&mut done);
+    ring.reap(&mut done);
     if done.is_empty() {
         r.done = done;
         return;
@@ -377,16 +446,9 @@ pub(crate) fn dispatch(ctx: &Ctx) {
     for c in &done {
         let kind = c.token.kind();
         if kind == OP {
-            let key = SlotKey::from(c.token);
-            match s.tasks.get_mut(key) {
-                Some(t) if t.op.in_flight => {
-                    t.op.in_flight = false;
-                    t.op.result = c.result;
-                    s.ops_in_flight -= 1;
-                    s.wake(key);
-                }
-                // A finished task, or a slot reused by a later task: drop it.
-                _ => r.stale += 1,
+            // A finished task, or a slot reused by a later task: drop it.
+            if !finish_op(&mut s, SlotKey::from(c.token), c.result) {
+                r.stale += 1;
             }
         } else if kind == OpKind::TIMER {
             let seq = c.token.slot();
@@ -423,12 +485,15 @@ pub(crate) fn wait_wake() -> io::Result<()> {
                 }
                 return Err(interrupted());
             }
-            let mut r = ctx.reactor.borrow_mut();
+            let mut guard = ctx.reactor.borrow_mut();
+            let r = &mut *guard;
             if r.wake_seq != seen {
                 return Ok(());
             }
-            r.ring.arm_wake();
-            r.pushed += 1;
+            if let Io::Ring(ring) = &mut r.io {
+                ring.arm_wake();
+                r.pushed += 1;
+            }
             if !s.wake_waiters.contains(&key) {
                 s.wake_waiters.push(key);
             }

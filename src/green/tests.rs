@@ -303,7 +303,7 @@ fn completion_for_a_finished_slot_is_dropped_not_delivered() {
             .build()
             .user_data(old.token(reactor::OP).raw());
         // SAFETY: a NOP references no memory.
-        unsafe { ctx.reactor.borrow_mut().ring.push(sqe) };
+        unsafe { ctx.reactor.borrow_mut().ring_mut().push(sqe) };
         let reused = spawn(move || {
             let me = sched::current().unwrap().1;
             assert_eq!(me.index, old.index, "slot reused");

@@ -1,10 +1,10 @@
-//! `--model green`: one green thread per connection over a per-worker io_uring
-//! reactor ([`crate::green`]), executing the driver's actions in blocking style —
+//! `--model green`: one green thread per connection over an io_uring reactor
+//! ([`crate::green`]), executing the driver's actions in blocking style —
 //! `let n = stream.read(buf)?` is one io_uring op that parks only the green thread.
 //!
-//! Per worker thread: one [`Runtime`] (its own ring, scheduler and stacks), one
-//! `SO_REUSEPORT` listener, an accept-loop green thread that spawns a green thread
-//! per connection, and a shutdown watcher green thread.
+//! Per worker thread: one [`Runtime`] (ring or `--green-reactor dedicated` client,
+//! scheduler, stacks), one `SO_REUSEPORT` listener, an accept-loop green thread
+//! that spawns one per connection, and a shutdown watcher green thread.
 //!
 //! How each action is performed:
 //! - `Recv`: an idle connection reads into a 1 KiB buffer on its own stack (whose
@@ -36,7 +36,7 @@ use crate::app::App;
 use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
 use crate::green::fs::{self as gfs, GvtFile};
 use crate::green::net::{GvtListener, GvtStream};
-use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource};
+use crate::green::{self, Interrupt, ReactorThread, Runtime, RuntimeOptions, StatsSource};
 use crate::http::{Action, Driver, Env, FileError};
 use crate::stats::WorkerStats;
 
@@ -54,12 +54,16 @@ struct Worker {
 }
 
 /// One worker thread of this model, until shutdown (see [`super::run_workers`]).
-pub(super) fn worker_thread(ctx: WorkerCtx, listener: TcpListener) -> Result<(), ServeError> {
+pub(super) fn worker_thread(
+    ctx: WorkerCtx,
+    listener: TcpListener,
+    reactor: Option<&ReactorThread>,
+) -> Result<(), ServeError> {
     let opts = RuntimeOptions {
         stack_size: ctx.cfg.green_stack_size,
         uring: ctx.cfg.uring,
     };
-    let rt = Runtime::new(&opts)
+    let rt = Runtime::for_worker(&opts, reactor, ctx.index)
         .map_err(|e| ServeError::Unavailable(crate::uring::probe::explain_setup_error(&e)))?;
     let mut rt = rt.with_stats(ctx.app.clone() as Arc<dyn StatsSource>, ctx.index);
     let waker = rt.waker();

@@ -21,8 +21,9 @@ use std::sync::Arc;
 
 use crate::accept::Acceptor;
 use crate::app::App;
-use crate::config::{Config, Model};
+use crate::config::{Config, GreenReactor, Model};
 pub use crate::error::ServeError;
+use crate::green::ReactorThread;
 use crate::net::ConnGate;
 use crate::shutdown::Shutdown;
 use crate::stats::{Registry, WorkerStats};
@@ -53,14 +54,12 @@ pub fn check_variant(v: crate::config::Variant) -> Result<(), ServeError> {
 
 /// Are `cfg`'s scheduling knobs implemented? `Err` names the flag that is not.
 pub fn check_scheduling(cfg: &Config) -> Result<(), ServeError> {
-    use crate::config::{GreenReactor, GreenSched, TokioRuntime};
+    use crate::config::{GreenSched, TokioRuntime};
     let s = &cfg.sched;
     let missing = if s.tokio_runtime == TokioRuntime::MultiThread {
         Some("--tokio-runtime multi-thread")
     } else if s.green_sched == GreenSched::Steal {
         Some("--green-sched steal")
-    } else if s.green_reactor == GreenReactor::Dedicated {
-        Some("--green-reactor dedicated")
     } else {
         None
     };
@@ -174,7 +173,19 @@ fn run_model(
     match cfg.model {
         Model::Tokio => run_workers(cfg, app, listeners, &shutdown, tokio_rt::worker_thread),
         Model::Callback => callback::run(cfg, listeners, app, shutdown),
-        Model::Green => run_workers(cfg, app, listeners, &shutdown, green::worker_thread),
+        Model::Green => {
+            // `--green-reactor dedicated`: the one reactor thread, stopped (dropped)
+            // once every worker has ended.
+            let reactor = match cfg.sched.green_reactor {
+                GreenReactor::PerWorker => None,
+                GreenReactor::Dedicated => Some(Arc::new(
+                    ReactorThread::for_server(cfg.uring, listeners.len(), app.registry_arc())
+                        .map_err(ServeError::Unavailable)?,
+                )),
+            };
+            let worker = move |ctx, l| green::worker_thread(ctx, l, reactor.as_deref());
+            run_workers(cfg, app, listeners, &shutdown, worker)
+        }
     }
 }
 

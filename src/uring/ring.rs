@@ -211,6 +211,14 @@ impl Ring {
         &self.features
     }
 
+    /// Which opcodes this kernel's io_uring implements (`IORING_REGISTER_PROBE`);
+    /// `None` where the probe itself is missing (kernels before 5.6).
+    pub fn opcode_probe(&self) -> Option<io_uring::Probe> {
+        let mut p = io_uring::Probe::new();
+        self.uring.submitter().register_probe(&mut p).ok()?;
+        Some(p)
+    }
+
     /// SQEs pushed whose last CQE has not been reaped yet.
     pub fn in_flight(&self) -> u64 {
         self.in_flight
