@@ -92,6 +92,8 @@ pub struct GreenCounters {
     /// many of those sleeps a delivery ended (the rest reached their timer).
     pub sleeps: Counter,
     pub woken: Counter,
+    /// `--green-reactor dedicated`: submitters that parked on a full queue.
+    pub queue_full_parks: Counter,
 }
 
 /// The dedicated green reactor thread's counters (`--green-reactor dedicated`).
@@ -247,7 +249,7 @@ impl Registry {
             ",\"reactor\":{{\"queue_depth_max\":{},\"submits\":{},\"sqes\":{},\
              \"sqes_per_submit\":{:.2},\"wakes\":{},\"completions\":{},\
              \"completions_per_wake\":{:.2},\"worker_sleeps\":{},\"worker_wakes\":{},\
-             \"wake_syscalls\":{},\"fallbacks\":{}}}",
+             \"wake_syscalls\":{},\"queue_full_parks\":{},\"fallbacks\":{}}}",
             r.queue_depth_max.get(),
             r.submits.get(),
             r.sqes.get(),
@@ -258,6 +260,7 @@ impl Registry {
             self.sum(|w| &w.green.sleeps),
             self.sum(|w| &w.green.woken),
             r.worker_wakeups.get(),
+            self.sum(|w| &w.green.queue_full_parks),
             r.fallbacks.get(),
         );
     }

@@ -68,6 +68,8 @@ impl Waker {
 struct Counts {
     sleeps: u64,
     woken: u64,
+    /// Submitters parked because the queue was full.
+    full_parks: u64,
 }
 
 /// One worker's handle on the reactor thread. Not `Send` in practice: it lives in
@@ -218,6 +220,7 @@ impl Client {
         let (c, p) = (self.counts, self.published);
         st.green.sleeps.add(c.sleeps - p.sleeps);
         st.green.woken.add(c.woken - p.woken);
+        st.green.queue_full_parks.add(c.full_parks - p.full_parks);
         self.published = c;
     }
 }
@@ -316,6 +319,7 @@ pub(crate) unsafe fn submit(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason:
                     if !c.space_waiters.contains(&key) {
                         c.space_waiters.push(key);
                     }
+                    c.counts.full_parks += 1;
                     // The reactor may sleep unaware of a full queue of others'
                     // requests only until their workers' turns end; ours, too:
                     // ring it for what we pushed before.

@@ -270,3 +270,32 @@ impl Drop for ReactorThread {
         }
     }
 }
+
+#[cfg(test)]
+impl ReactorThread {
+    /// A reactor without its thread, for tests that play the reactor themselves:
+    /// they pop the returned consumer and deliver completions to the mailboxes.
+    pub(crate) fn stalled(
+        workers: usize,
+        capacity: usize,
+    ) -> io::Result<(ReactorThread, queue::Consumer<Request>)> {
+        let ring = crate::uring::Ring::new(&UringOptions::default())?;
+        let (producer, consumer) = queue::channel(capacity);
+        let shared = Arc::new(Shared {
+            producer,
+            mailboxes: (0..workers).map(|_| Mailbox::default()).collect(),
+            reactor_sleeping: AtomicBool::new(false),
+            reactor_waker: ring.waker(),
+            stop: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            attached: AtomicUsize::new(0),
+            features: *ring.features(),
+            stats: None,
+        });
+        let r = ReactorThread {
+            shared,
+            thread: None,
+        };
+        Ok((r, consumer))
+    }
+}

@@ -169,9 +169,19 @@ impl Loop {
             }
             self.shared.reactor_sleeping.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let want = if self.queue.is_ready() { 0 } else { 1 };
-            if want == 0 {
+            let mut want = 1;
+            if self.queue.is_ready() {
                 self.shared.reactor_sleeping.store(false, Ordering::Relaxed);
+                want = 0;
+                if self.ops_in_ring > 0 && self.ring.features().defer_taskrun {
+                    // With DEFER_TASKRUN the kernel completes polled ops (a recv
+                    // whose data came) only in an enter that waits: a NOP lets
+                    // `want = 1` return at once after that work ran, so a busy
+                    // queue cannot hold completions back.
+                    self.ring.push_nop(Token::internal(OpKind::NOP));
+                    self.unsubmitted += 1;
+                    want = 1;
+                }
             }
             if self.unsubmitted > 0 {
                 self.counts.submits += 1;
