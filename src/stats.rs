@@ -170,6 +170,8 @@ impl WorkerStats {
 pub struct Registry {
     pub model: Model,
     pub started: Instant,
+    /// What `/stats` calls the model: its row name (`green+dedicated`).
+    label: String,
     workers: Box<[WorkerStats]>,
     reactor: ReactorCounters,
 }
@@ -179,11 +181,18 @@ impl Registry {
         Registry {
             model,
             started: Instant::now(),
+            label: model.to_string(),
             workers: (0..workers.max(1))
                 .map(|_| WorkerStats::default())
                 .collect(),
             reactor: ReactorCounters::default(),
         }
+    }
+
+    /// Name the model in `/stats` by its row (`Config::model_label`).
+    pub fn labelled(mut self, label: String) -> Self {
+        self.label = label;
+        self
     }
 
     /// Give every worker a buffer of `log` (before serving starts).
@@ -274,7 +283,7 @@ impl Registry {
             "{{\"model\":\"{}\",\"workers\":{},\"uptime_s\":{:.3},\
              \"connections\":{{\"accepted\":{},\"open\":{},\"closed\":{},\"refused\":{}}},\
              \"requests\":{},\"responses\":{{",
-            self.model,
+            self.label,
             self.workers(),
             self.started.elapsed().as_secs_f64(),
             accepted,

@@ -11,9 +11,19 @@
 //!   64 KiB guard region ([`stack`]). It runs until it makes a blocking call, which pushes
 //!   exactly one SQE and parks it ([`reactor`]); the worker's loop batches every
 //!   SQE of a turn into one `io_uring_enter`.
-//! - **One runtime per worker thread**, each with its own ring, scheduler and
-//!   stacks. Green threads never migrate and nothing is shared on the hot path. A
-//!   [`Runtime`] is created and driven on the thread that owns it.
+//! - **One runtime per worker thread**, each with its own scheduler and stacks.
+//!   Green threads never migrate. A [`Runtime`] is created and driven on the thread
+//!   that owns it.
+//! - **Who owns the ring** (`--green-reactor`): `per-worker` (the default,
+//!   [`Runtime::new`]): each worker its own ring, nothing shared on the hot path;
+//!   the worker's one `io_uring_enter` per turn submits and waits. `dedicated`
+//!   ([`Runtime::on_reactor`], the seed's design, [`dedicated`]): one
+//!   [`ReactorThread`] owns the only ring; workers push tagged SQEs onto a bounded
+//!   lock-free MPSC queue (a full queue parks the submitter), sleep on a futex with
+//!   the timeout of their next timer, and get completions by slot + generation in a
+//!   per-worker mailbox (woken by a syscall only when they said they sleep). Ops the
+//!   kernel's ring lacks run on a small blocking pool (Tier 2) and complete the same
+//!   way. Deadlines, interrupts and the buffer contract are the same in both.
 //! - Wake-ups are never lost ([`sched`] module docs) and completions for finished
 //!   or reused slots are dropped by their generation.
 //! - A green thread's panic is caught at its root, logged and counted
@@ -23,7 +33,8 @@
 //!   resume the thread with `TimedOut` / `Interrupted` once the kernel is done with
 //!   its buffer.
 //!
-//! API: [`spawn`] / [`try_spawn`] → [`JoinHandle`], [`yield_now`], [`sleep`],
+//! API: [`Runtime::new`] / [`Runtime::on_reactor`] / [`Runtime::for_worker`],
+//! [`spawn`] / [`try_spawn`] → [`JoinHandle`], [`yield_now`], [`sleep`],
 //! [`nop`], [`wait_wake`], [`interrupt_all`], [`on_worker_stack`]; [`net::GvtListener`] /
 //! [`net::GvtStream`]; [`fs::GvtFile`].
 
