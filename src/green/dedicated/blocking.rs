@@ -1,5 +1,5 @@
-//! Tier 2: ops the kernel's io_uring lacks run on a small pool of OS threads as the
-//! equivalent plain syscall, and complete the same way as ring ops (a tagged result
+//! Tier 2: ops the kernel's io_uring lacks run on a small pool of OS threads (it
+//! grows while every thread is busy, see [`Pool`]) as the equivalent plain syscall, and complete the same way as ring ops (a tagged result
 //! in the worker's mailbox), so the green API works on older kernels.
 //!
 //! # Roles and memory
@@ -159,72 +159,113 @@ struct Job {
     sqe: RawSqe,
 }
 
+/// One pool thread, as the pool's state sees it.
+struct Worker {
+    /// The tag it runs, and whether a cancel asked it to stop.
+    job: Option<(u64, bool)>,
+    /// The eventfd a cancel writes to interrupt its `poll`.
+    kick: Arc<OwnedFd>,
+}
+
 struct State {
     queue: VecDeque<Job>,
-    /// Per pool thread: the tag it runs, and whether a cancel asked it to stop.
-    running: Vec<Option<(u64, bool)>>,
+    threads: Vec<Worker>,
+    /// Threads waiting for a job.
+    idle: usize,
     stop: bool,
 }
 
 struct PoolShared {
     state: Mutex<State>,
     cv: Condvar,
-    /// Per pool thread: the eventfd a cancel writes to interrupt its `poll`.
-    kicks: Vec<OwnedFd>,
     deliver: Arc<Shared>,
 }
 
 /// The blocking pool (started by the reactor the first time an op needs it).
+///
+/// It starts with `min` threads and adds one whenever a job arrives while every
+/// thread is busy, up to `max`: an op that waits (a recv on an idle connection)
+/// holds its thread, as io_uring's own io-wq workers do, so a fixed pool would
+/// let a few waiting ops starve the rest. Beyond `max`, jobs queue.
 pub(crate) struct Pool {
     shared: Arc<PoolShared>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    max: usize,
 }
 
+/// Most threads the pool grows to.
+pub(crate) const MAX_POOL_THREADS: usize = 256;
+
 impl Pool {
-    pub fn start(threads: usize, deliver: Arc<Shared>) -> Pool {
-        let kicks = (0..threads)
-            .filter_map(|_| {
-                // SAFETY: eventfd has no memory preconditions.
-                let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-                // SAFETY: a fresh descriptor nobody else owns.
-                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-            })
-            .collect::<Vec<_>>();
-        let n = kicks.len().max(1);
+    pub fn start(min: usize, deliver: Arc<Shared>) -> Pool {
         let shared = Arc::new(PoolShared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                running: vec![None; n],
+                threads: Vec::new(),
+                idle: 0,
                 stop: false,
             }),
             cv: Condvar::new(),
-            kicks,
             deliver,
         });
-        let threads = (0..n)
-            .filter_map(|i| {
-                let s = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("gvhttpd-blocking-{i}"))
-                    .spawn(move || pool_thread(&s, i))
-                    .ok()
-            })
-            .collect();
-        Pool { shared, threads }
+        let mut pool = Pool {
+            shared,
+            handles: Vec::new(),
+            max: MAX_POOL_THREADS.max(min),
+        };
+        let shared = Arc::clone(&pool.shared);
+        for _ in 0..min.max(1) {
+            let mut st = lock(&shared.state);
+            pool.grow(&mut st);
+        }
+        pool
     }
 
-    pub fn submit(&self, tag: u64, sqe: squeue::Entry) {
+    /// Start one more thread (`false` when none could be started).
+    fn grow(&mut self, st: &mut State) -> bool {
+        // SAFETY: eventfd has no memory preconditions.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return false;
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        let kick = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let me = st.threads.len();
+        let (s, k) = (Arc::clone(&self.shared), Arc::clone(&kick));
+        let spawned = std::thread::Builder::new()
+            .name(format!("gvhttpd-blocking-{me}"))
+            .spawn(move || pool_thread(&s, me, &k));
+        match spawned {
+            Ok(h) => {
+                st.threads.push(Worker { job: None, kick });
+                self.handles.push(h);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn submit(&mut self, tag: u64, sqe: squeue::Entry) {
         let job = Job {
             tag,
             sqe: raw(&sqe),
         };
-        if self.threads.is_empty() {
-            // No thread could be started: fail the op rather than lose it.
+        let shared = Arc::clone(&self.shared);
+        let mut st = lock(&shared.state);
+        st.queue.push_back(job);
+        if st.idle < st.queue.len()
+            && st.threads.len() < self.max
+            && !self.grow(&mut st)
+            && st.threads.is_empty()
+        {
+            // No thread at all: fail the op rather than lose it.
+            st.queue.pop_back();
+            drop(st);
             deliver(&self.shared.deliver, tag, -libc::EAGAIN);
             return;
         }
-        lock(&self.shared.state).queue.push_back(job);
-        self.shared.cv.notify_one();
+        drop(st);
+        shared.cv.notify_one();
     }
 
     /// Cancel the job with `tag`, if the pool has it (queued: ended now; running:
@@ -237,36 +278,39 @@ impl Pool {
             deliver(&self.shared.deliver, tag, -libc::ECANCELED);
             return true;
         }
-        let Some(i) = st
-            .running
-            .iter()
-            .position(|r| r.is_some_and(|(t, _)| t == tag))
+        let Some(w) = st
+            .threads
+            .iter_mut()
+            .find(|w| w.job.is_some_and(|(t, _)| t == tag))
         else {
             return false;
         };
-        st.running[i] = Some((tag, true));
+        w.job = Some((tag, true));
+        let k = Arc::clone(&w.kick);
         drop(st);
-        if let Some(k) = self.shared.kicks.get(i) {
-            kick(k);
-        }
+        kick(&k);
         true
     }
 
     /// Nothing queued or running.
     pub fn idle(&self) -> bool {
         let st = lock(&self.shared.state);
-        st.queue.is_empty() && st.running.iter().all(Option::is_none)
+        st.queue.is_empty() && st.threads.iter().all(|w| w.job.is_none())
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        lock(&self.shared.state).stop = true;
+        let kicks: Vec<Arc<OwnedFd>> = {
+            let mut st = lock(&self.shared.state);
+            st.stop = true;
+            st.threads.iter().map(|w| Arc::clone(&w.kick)).collect()
+        };
         self.shared.cv.notify_all();
-        for k in &self.shared.kicks {
+        for k in &kicks {
             kick(k);
         }
-        for t in self.threads.drain(..) {
+        for t in self.handles.drain(..) {
             let _ = t.join();
         }
     }
@@ -290,7 +334,7 @@ fn deliver(shared: &Shared, tag: u64, result: i32) {
     }
 }
 
-fn pool_thread(p: &PoolShared, me: usize) {
+fn pool_thread(p: &PoolShared, me: usize, kick: &OwnedFd) {
     loop {
         let job = {
             let mut st = lock(&p.state);
@@ -299,16 +343,26 @@ fn pool_thread(p: &PoolShared, me: usize) {
                     return;
                 }
                 if let Some(j) = st.queue.pop_front() {
-                    st.running[me] = Some((j.tag, false));
+                    st.threads[me].job = Some((j.tag, false));
                     break j;
                 }
+                st.idle += 1;
                 st = p.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                st.idle -= 1;
             }
         };
-        let result = run(p, me, &job.sqe);
-        lock(&p.state).running[me] = None;
+        let t = Thread { p, me, kick };
+        let result = run(&t, &job.sqe);
+        lock(&p.state).threads[me].job = None;
         deliver(&p.deliver, job.tag, result);
     }
+}
+
+/// What a running job needs to wait cancellably.
+struct Thread<'a> {
+    p: &'a PoolShared,
+    me: usize,
+    kick: &'a OwnedFd,
 }
 
 /// `-errno` of the last failed libc call.
@@ -332,7 +386,7 @@ fn ret(r: libc::c_long) -> i32 {
 /// keeps valid and untouched until this job's result is delivered (module docs),
 /// with the lengths the submitter gave for it: that is the SAFETY argument of each
 /// call.
-fn run(p: &PoolShared, me: usize, s: &RawSqe) -> i32 {
+fn run(t: &Thread<'_>, s: &RawSqe) -> i32 {
     let fd = s.fd;
     match s.opcode {
         c if c == opcode::Nop::CODE => 0,
@@ -372,7 +426,7 @@ fn run(p: &PoolShared, me: usize, s: &RawSqe) -> i32 {
             let flags = s.op_flags as i32 | libc::MSG_DONTWAIT;
             loop {
                 let ev = if send { libc::POLLOUT } else { libc::POLLIN };
-                if let Err(e) = wait(p, me, fd, ev, -1) {
+                if let Err(e) = wait(t, fd, ev, -1) {
                     break e;
                 }
                 let (buf, len) = (s.addr as *mut libc::c_void, s.len as usize);
@@ -389,26 +443,24 @@ fn run(p: &PoolShared, me: usize, s: &RawSqe) -> i32 {
                 }
             }
         }
-        c if c == opcode::PollAdd::CODE => {
-            match wait(p, me, fd, (s.op_flags & 0xFFFF) as i16, -1) {
-                Ok(revents) => i32::from(revents as u16),
-                Err(e) => e,
-            }
-        }
+        c if c == opcode::PollAdd::CODE => match wait(t, fd, (s.op_flags & 0xFFFF) as i16, -1) {
+            Ok(revents) => i32::from(revents as u16),
+            Err(e) => e,
+        },
         c if c == opcode::Timeout::CODE => {
             if s.op_flags != 0 || s.off != 0 {
                 return -libc::EINVAL; // only the relative, count-less timeout of `sleep`
             }
             // SAFETY: `addr` points to the submitter's `__kernel_timespec` (see above).
             let ts = unsafe { *(s.addr as *const libc::timespec) };
-            sleep_cancellable(p, me, ts)
+            sleep_cancellable(t, ts)
         }
         _ => -libc::EOPNOTSUPP,
     }
 }
 
 /// A relative timeout: `-ETIME` when it passes, `-ECANCELED` when cancelled.
-fn sleep_cancellable(p: &PoolShared, me: usize, ts: libc::timespec) -> i32 {
+fn sleep_cancellable(t: &Thread<'_>, ts: libc::timespec) -> i32 {
     let d = std::time::Duration::new(
         ts.tv_sec.max(0) as u64,
         ts.tv_nsec.clamp(0, 999_999_999) as u32,
@@ -421,7 +473,7 @@ fn sleep_cancellable(p: &PoolShared, me: usize, ts: libc::timespec) -> i32 {
         }
         // Round up: never wake just before the deadline.
         let ms = (left.as_micros().div_ceil(1000)).clamp(1, i32::MAX as u128) as i32;
-        if let Err(e) = wait(p, me, -1, 0, ms) {
+        if let Err(e) = wait(t, -1, 0, ms) {
             return e;
         }
     }
@@ -429,11 +481,14 @@ fn sleep_cancellable(p: &PoolShared, me: usize, ts: libc::timespec) -> i32 {
 
 /// Wait until `fd` has `events` (`fd < 0`: only the timeout), `timeout_ms` passes
 /// (`-1`: never; returns `Ok(0)`), or a cancel kicks this thread (`Err(-ECANCELED)`).
-fn wait(p: &PoolShared, me: usize, fd: i32, events: i16, timeout_ms: i32) -> Result<i16, i32> {
-    let kick_fd = p.kicks.get(me).map_or(-1, |k| k.as_raw_fd());
+fn wait(t: &Thread<'_>, fd: i32, events: i16, timeout_ms: i32) -> Result<i16, i32> {
+    let kick_fd = t.kick.as_raw_fd();
     loop {
-        if matches!(lock(&p.state).running[me], Some((_, true))) || lock(&p.state).stop {
-            return Err(-libc::ECANCELED);
+        {
+            let st = lock(&t.p.state);
+            if st.stop || matches!(st.threads[t.me].job, Some((_, true))) {
+                return Err(-libc::ECANCELED);
+            }
         }
         let mut fds = [
             libc::pollfd {

@@ -414,3 +414,56 @@ fn fallback_names_parse_and_unknown_ones_are_refused() {
     assert!(OpSet::lacking(None).contains(opcode::Recv::CODE));
     assert!(!OpSet::lacking(None).contains(opcode::Nop::CODE));
 }
+
+#[test]
+fn ops_waiting_on_the_pool_do_not_starve_the_others() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let (r, reg) = start(1, |o| {
+        o.force_fallback = OpSet::all();
+        o.pool_threads = 1;
+    });
+    let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peers = Vec::new();
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        streams.push(std::net::TcpStream::connect(std_l.local_addr().unwrap()).unwrap());
+        peers.push(std_l.accept().unwrap());
+    }
+    let mut rt = rt_on(&r, 0, &reg);
+    let (finished_first, kinds) = rt
+        .block_on(move || {
+            let done = std::rc::Rc::new(std::cell::Cell::new(0));
+            let readers: Vec<_> = streams
+                .into_iter()
+                .map(|s| {
+                    let done = std::rc::Rc::clone(&done);
+                    green::spawn(move || {
+                        // Each waits on a pool thread for data that never comes.
+                        let mut s = GvtStream::from_std(s).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(2)));
+                        let k = s.read(&mut [0u8; 8]).unwrap_err().kind();
+                        done.set(done.get() + 1);
+                        k
+                    })
+                })
+                .collect();
+            green::sleep(Duration::from_millis(20)).unwrap();
+            green::nop().unwrap();
+            let finished_first = done.get();
+            let kinds: Vec<_> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+            (finished_first, kinds)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        finished_first, 0,
+        "the NOP ran while four recvs held pool threads"
+    );
+    assert!(
+        kinds.iter().all(|k| *k == io::ErrorKind::TimedOut),
+        "{kinds:?}"
+    );
+    drop(peers);
+}
