@@ -14,13 +14,14 @@
 //! # Cancellation
 //! Same contract as the ring: a cancel only asks, the op's own completion ends it.
 //! A job still queued ends at once with `-ECANCELED`. A running job that waits
-//! (recv, send, poll, timeout) waits in `poll(2)` on its descriptor plus the pool
-//! thread's kick eventfd; a cancel kicks it and it ends with `-ECANCELED`. A running
-//! job that does not wait (open, stat, read of a file, close) finishes with its
-//! real result, like an io_uring op that is past cancelling.
+//! (recv, send, poll, timeout) waits in `poll(2)` slices of at most
+//! [`CANCEL_SLICE_MS`] and checks its cancel flag between them, so a cancel ends it
+//! with `-ECANCELED` that much later at most (the pool holds no descriptor of its
+//! own: it keeps working when the process has none left). A running job that does
+//! not wait (open, stat, read of a file, close) finishes with its real result, like
+//! an io_uring op that is past cancelling.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex};
 
 use io_uring::{opcode, squeue, Probe};
@@ -159,12 +160,13 @@ struct Job {
     sqe: RawSqe,
 }
 
+/// The longest a waiting pool job goes without looking at its cancel flag.
+pub(crate) const CANCEL_SLICE_MS: i32 = 20;
+
 /// One pool thread, as the pool's state sees it.
 struct Worker {
     /// The tag it runs, and whether a cancel asked it to stop.
     job: Option<(u64, bool)>,
-    /// The eventfd a cancel writes to interrupt its `poll`.
-    kick: Arc<OwnedFd>,
 }
 
 struct State {
@@ -223,21 +225,14 @@ impl Pool {
 
     /// Start one more thread (`false` when none could be started).
     fn grow(&mut self, st: &mut State) -> bool {
-        // SAFETY: eventfd has no memory preconditions.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return false;
-        }
-        // SAFETY: a fresh descriptor nobody else owns.
-        let kick = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
         let me = st.threads.len();
-        let (s, k) = (Arc::clone(&self.shared), Arc::clone(&kick));
+        let s = Arc::clone(&self.shared);
         let spawned = std::thread::Builder::new()
             .name(format!("gvhttpd-blocking-{me}"))
-            .spawn(move || pool_thread(&s, me, &k));
+            .spawn(move || pool_thread(&s, me));
         match spawned {
             Ok(h) => {
-                st.threads.push(Worker { job: None, kick });
+                st.threads.push(Worker { job: None });
                 self.handles.push(h);
                 true
             }
@@ -286,9 +281,6 @@ impl Pool {
             return false;
         };
         w.job = Some((tag, true));
-        let k = Arc::clone(&w.kick);
-        drop(st);
-        kick(&k);
         true
     }
 
@@ -301,15 +293,8 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let kicks: Vec<Arc<OwnedFd>> = {
-            let mut st = lock(&self.shared.state);
-            st.stop = true;
-            st.threads.iter().map(|w| Arc::clone(&w.kick)).collect()
-        };
+        lock(&self.shared.state).stop = true;
         self.shared.cv.notify_all();
-        for k in &kicks {
-            kick(k);
-        }
         for t in self.handles.drain(..) {
             let _ = t.join();
         }
@@ -320,12 +305,6 @@ fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn kick(fd: &OwnedFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live local into an eventfd we own.
-    let _ = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-}
-
 fn deliver(shared: &Shared, tag: u64, result: i32) {
     if let Some((w, _)) = untag(tag) {
         if let Some(m) = shared.mailboxes.get(w) {
@@ -334,7 +313,7 @@ fn deliver(shared: &Shared, tag: u64, result: i32) {
     }
 }
 
-fn pool_thread(p: &PoolShared, me: usize, kick: &OwnedFd) {
+fn pool_thread(p: &PoolShared, me: usize) {
     loop {
         let job = {
             let mut st = lock(&p.state);
@@ -351,7 +330,7 @@ fn pool_thread(p: &PoolShared, me: usize, kick: &OwnedFd) {
                 st.idle -= 1;
             }
         };
-        let t = Thread { p, me, kick };
+        let t = Thread { p, me };
         let result = run(&t, &job.sqe);
         lock(&p.state).threads[me].job = None;
         deliver(&p.deliver, job.tag, result);
@@ -362,7 +341,6 @@ fn pool_thread(p: &PoolShared, me: usize, kick: &OwnedFd) {
 struct Thread<'a> {
     p: &'a PoolShared,
     me: usize,
-    kick: &'a OwnedFd,
 }
 
 /// `-errno` of the last failed libc call.
@@ -480,9 +458,11 @@ fn sleep_cancellable(t: &Thread<'_>, ts: libc::timespec) -> i32 {
 }
 
 /// Wait until `fd` has `events` (`fd < 0`: only the timeout), `timeout_ms` passes
-/// (`-1`: never; returns `Ok(0)`), or a cancel kicks this thread (`Err(-ECANCELED)`).
+/// (`-1`: never; returns `Ok(0)`), or a cancel asks this job to stop
+/// (`Err(-ECANCELED)`, noticed within [`CANCEL_SLICE_MS`]).
 fn wait(t: &Thread<'_>, fd: i32, events: i16, timeout_ms: i32) -> Result<i16, i32> {
-    let kick_fd = t.kick.as_raw_fd();
+    let end = (timeout_ms >= 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64));
     loop {
         {
             let st = lock(&t.p.state);
@@ -490,21 +470,23 @@ fn wait(t: &Thread<'_>, fd: i32, events: i16, timeout_ms: i32) -> Result<i16, i3
                 return Err(-libc::ECANCELED);
             }
         }
-        let mut fds = [
-            libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: kick_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `fds` is a live local array of two pollfds; poll writes only their
-        // `revents`.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        let slice = match end {
+            None => CANCEL_SLICE_MS,
+            Some(end) => {
+                let left = end.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Ok(0);
+                }
+                (left.as_micros().div_ceil(1000) as i32).clamp(1, CANCEL_SLICE_MS)
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is a live local pollfd; poll writes only its `revents`.
+        let n = unsafe { libc::poll(&mut pfd, 1, slice) };
         if n < 0 {
             let e = neg_errno();
             if e == -libc::EINTR {
@@ -512,17 +494,8 @@ fn wait(t: &Thread<'_>, fd: i32, events: i16, timeout_ms: i32) -> Result<i16, i3
             }
             return Err(e);
         }
-        if fds[1].revents != 0 {
-            let mut v = 0u64;
-            // SAFETY: reads 8 bytes into a live local from our non-blocking eventfd.
-            let _ = unsafe { libc::read(kick_fd, (&mut v as *mut u64).cast(), 8) };
-            continue; // re-check the cancel flag
-        }
-        if n == 0 {
-            return Ok(0);
-        }
-        if fd >= 0 && fds[0].revents != 0 {
-            return Ok(fds[0].revents);
+        if n > 0 && fd >= 0 && pfd.revents != 0 {
+            return Ok(pfd.revents);
         }
     }
 }

@@ -49,7 +49,10 @@
 //! An op whose opcode the kernel's io_uring lacks (per `IORING_REGISTER_PROBE`), or
 //! that `GVHTTPD_GREEN_FALLBACK` forces (`all`, or names such as `read,statx`), runs
 //! on a small pool of threads as the plain syscall ([`blocking`]) and completes the
-//! same way (a tagged result in the worker's mailbox); `/stats` counts them.
+//! same way (a tagged result in the worker's mailbox); `/stats` counts them. An op
+//! that waits (a recv) holds a pool thread while it waits, so the pool grows up to
+//! 256 threads: fine for the file ops old kernels lack, not a way to serve 10,000
+//! idle connections (forcing `recv` onto the pool is for testing).
 
 pub(crate) mod blocking;
 pub(crate) mod client;
@@ -124,7 +127,8 @@ pub struct ReactorOptions {
     pub workers: usize,
     /// Submission queue slots (rounded up to a power of two).
     pub queue_capacity: usize,
-    /// Threads of the Tier 2 blocking pool (started only when some op needs it).
+    /// Threads the Tier 2 blocking pool starts with (only once some op needs it;
+    /// it grows while all are busy, up to `blocking::MAX_POOL_THREADS`).
     pub pool_threads: usize,
     /// Opcodes to run on the blocking pool even where the ring has them (testing
     /// the fallback; `GVHTTPD_GREEN_FALLBACK`).
