@@ -377,14 +377,16 @@ fn run(t: &Thread<'_>, s: &RawSqe) -> i32 {
                 off => unsafe { libc::pread(fd, buf, len, off as libc::off_t) as libc::c_long },
             })
         }
-        // SAFETY: `addr` is the submitter's NUL-terminated path, `off` its `open_how`
-        // of `len` bytes (see above).
         c if c == opcode::OpenAt2::CODE => {
-            ret(unsafe { libc::syscall(libc::SYS_openat2, fd, s.addr, s.off, s.len as usize) })
+            // SAFETY: `addr` is the submitter's NUL-terminated path, `off` its
+            // `open_how` of `len` bytes (see above).
+            let r = unsafe { libc::syscall(libc::SYS_openat2, fd, s.addr, s.off, s.len as usize) };
+            ret(r)
         }
-        // SAFETY: `addr` is the submitter's path, `off` its `statx` buffer (see above).
         c if c == opcode::Statx::CODE => {
-            ret(unsafe { libc::syscall(libc::SYS_statx, fd, s.addr, s.op_flags, s.len, s.off) })
+            // SAFETY: `addr` is the submitter's path, `off` its `statx` buffer (see above).
+            let r = unsafe { libc::syscall(libc::SYS_statx, fd, s.addr, s.op_flags, s.len, s.off) };
+            ret(r)
         }
         // SAFETY: closing a descriptor the submitter handed over with the op.
         c if c == opcode::Close::CODE => ret(unsafe { libc::close(fd) }.into()),

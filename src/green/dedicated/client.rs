@@ -22,6 +22,9 @@ use crate::stats::{ParkReason, WorkerStats};
 use crate::uring::{Features, Ring, RingWaker, SlotKey};
 
 /// Where a worker's ops go.
+// One per worker, built once and never moved: boxing the ring would only add an
+// indirection to every op of the per-worker path.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Io {
     /// `--green-reactor per-worker`: the worker's own ring.
     Ring(Ring),
@@ -303,10 +306,7 @@ pub(crate) unsafe fn submit(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason:
                     // Full: ask for "space", then retry once (the handshake in
                     // `want_space` makes a lost notification impossible).
                     c.want_space();
-                    match c.try_push(req) {
-                        Ok(()) => None,
-                        Err(req) => Some(req),
-                    }
+                    c.try_push(req).err()
                 }
             };
             match back {

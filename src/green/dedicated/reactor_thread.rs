@@ -238,11 +238,11 @@ impl Loop {
         // Pairs with the fence in `Client::want_space`.
         fence(Ordering::SeqCst);
         for m in self.shared.mailboxes.iter() {
-            if m.wants_space.load(Ordering::Relaxed) && m.wants_space.swap(false, Ordering::SeqCst)
+            if m.wants_space.load(Ordering::Relaxed)
+                && m.wants_space.swap(false, Ordering::SeqCst)
+                && m.post_space()
             {
-                if m.post_space() {
-                    self.counts.worker_wakeups += 1;
-                }
+                self.counts.worker_wakeups += 1;
             }
         }
     }
