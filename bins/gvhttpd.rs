@@ -15,6 +15,10 @@ use gvhttpd::log::{self, Level};
 use gvhttpd::models::{self, ServeError};
 use gvhttpd::shutdown::Shutdown;
 
+/// jemalloc gives a burst's memory back to the kernel after it (see Cargo.toml).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// One HTTP/1.1 handler under three concurrency models, and a load generator to compare them.
 #[derive(Parser, Debug)]
 #[command(name = "gvhttpd", version, propagate_version = true)]

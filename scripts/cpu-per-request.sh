@@ -13,7 +13,8 @@
 # `taskset -c 1 wrk -t1 -c64 -dSECONDS` (load on CPU 1) on `/`, plain and pipelined x16
 # (scripts/pipeline16.lua). The server's utime+stime come from /proc/PID/stat before
 # and after the wrk run (after a 1 s warm-up); CPU us/request = delta / responses.
-# MODELS="callback tokio" and MODES="plain pipe16" pick what runs. Models and modes are interleaved (A B A B ...) and medians are reported. Steal time
+# MODELS="callback tokio" and MODES="plain pipe16 close" pick what runs (close: every
+# request on a new connection, `Connection: close`: the cost of connection churn). Models and modes are interleaved (A B A B ...) and medians are reported. Steal time
 # from /proc/stat is printed per run: runs with a few % steal are noisy.
 set -euo pipefail
 REPEATS=${1:-3}
@@ -46,6 +47,7 @@ steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 run_one() { # model mode
   local model=$1 mode=$2 script=() port=""
   [[ $mode == pipe16 ]] && script=(-s scripts/pipeline16.lua)
+  [[ $mode == close ]] && script=(-H "Connection: close")
   : >"$TMP/server.out"
   case $model in
     raw) taskset -c 0 "$RAW" 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" & ;;
@@ -91,7 +93,7 @@ echo
 echo "# medians over $REPEATS interleaved repeats (server CPU 0, wrk CPU 1)"
 printf "%-14s %-7s %12s %12s %18s %10s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw"
 for mode in $MODES; do
-  floor=$(grep -E "^raw +$mode " "$ROWS" | awk '{print $5}' | median)
+  floor=$( (grep -E "^raw +$mode " "$ROWS" || true) | awk '{print $5}' | median)
   for model in $ROWS_LIST; do
     rs=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $3}' | median)
     us=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | median)

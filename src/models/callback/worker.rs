@@ -33,7 +33,10 @@ struct Worker {
     /// Declared first so it is dropped first: its Drop cancels and reaps every op
     /// still in flight before the connections' descriptors close.
     ring: Ring,
-    conns: Slots<Conn>,
+    /// Boxed: the slab keeps only a pointer per slot, so after a burst of connections
+    /// closes, their memory goes back to the allocator (and the kernel) instead of
+    /// staying in a slab that never shrinks.
+    conns: Slots<Box<Conn>>,
     deadlines: Deadlines,
     ctx: WorkerCtx,
     acceptor: Acceptor,
@@ -164,7 +167,7 @@ impl Worker {
         };
         if conn.done() {
             if let Some(conn) = self.conns.remove(key) {
-                free(conn, &mut self.ring);
+                free(*conn, &mut self.ring);
             }
             return;
         }
@@ -263,7 +266,7 @@ impl Worker {
         };
         let key = self
             .conns
-            .insert(Conn::new(fd, driver, admission, self.multishot));
+            .insert(Box::new(Conn::new(fd, driver, admission, self.multishot)));
         self.with_conn(key, |conn, cx| {
             let a = conn.driver.start(&cx.env);
             conn.perform(key, a, cx);
