@@ -187,4 +187,7 @@ fn memory_returns_to_baseline_after_idle_burst(model: Variant) {
     assert_eq!(s.get("/").status, 200);
 }
 
-per_model!(ten_thousand_idle_connections, memory_returns_to_baseline_after_idle_burst);
+per_model!(
+    ten_thousand_idle_connections,
+    memory_returns_to_baseline_after_idle_burst
+);

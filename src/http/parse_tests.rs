@@ -222,3 +222,45 @@ fn an_empty_line_split_after_its_cr_waits_for_more() {
         Ok(Scan::Complete(_))
     ));
 }
+
+#[test]
+fn value_bytes_are_checked_exactly_at_every_position() {
+    // Every length up to 24 and every position: one bad byte anywhere is found, and
+    // HTAB, SP, visible ASCII and obs-text anywhere are not (the eight-byte check
+    // must not let one byte's answer leak into its neighbours').
+    for len in 1..=40 {
+        for at in 0..len {
+            for b in 0u8..=255 {
+                let mut v = vec![b'a'; len];
+                v[at] = b;
+                let ok = (b >= 0x20 || b == b'\t') && b != 0x7f;
+                assert_eq!(super::valid_value(&v), ok, "byte {b:#x} at {at} of {len}");
+            }
+            // A tab or obs-text next to a bad byte does not hide it.
+            let mut v = vec![b'\t'; len];
+            v[at] = 0x08;
+            assert!(!super::valid_value(&v), "0x08 at {at} among tabs");
+            let mut v = vec![0xff; len];
+            v[at] = 0x00;
+            assert!(!super::valid_value(&v), "NUL at {at} among obs-text");
+        }
+    }
+}
+
+#[test]
+fn host_port_forms() {
+    for ok in [
+        "a",
+        "a:80",
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "",
+        "x:",
+        "h:65535",
+    ] {
+        assert!(super::valid_host(ok.as_bytes()), "{ok}");
+    }
+    for bad in ["a b", "a:8x", "a:123456", "a/b", "a:80:80", "[::1", "a@b"] {
+        assert!(!super::valid_host(bad.as_bytes()), "{bad}");
+    }
+}
