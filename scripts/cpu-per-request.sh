@@ -7,7 +7,9 @@
 # Rows: $MODELS (default "callback tokio green"), then "raw" (REF=0 drops it), and
 # with OLD_BIN=path/to/an/older/gvhttpd also "old-MODEL" rows from that binary, so a
 # change is measured before and after in the same interleaved run, and with LOG=1
-# "log-MODEL" rows that serve with --access-log (to a file under a temp dir).
+# "log-MODEL" rows that serve with --access-log (to a file under a temp dir), and with
+# C=1 a "c" row: the C epoll responder (examples/c_epoll.c, built with cc -O2), the
+# floor of any server on this kernel, with an "x c" column beside "x raw".
 #
 # Each run: `taskset -c 0 gvhttpd serve --model M --workers 1` (server on CPU 0), then
 # `taskset -c 1 wrk -t1 -c64 -dSECONDS` (load on CPU 1) on `/`, plain and pipelined x16
@@ -29,6 +31,11 @@ BIN=target/release/gvhttpd
 RAW=target/release/examples/raw_tokio
 ROWS_LIST="$MODELS"
 [[ ${REF:-1} == 1 ]] && ROWS_LIST="$ROWS_LIST raw"
+if [[ ${C:-0} == 1 ]]; then
+  mkdir -p target
+  cc -O2 -o target/c_epoll examples/c_epoll.c
+  ROWS_LIST="$ROWS_LIST c"
+fi
 if [[ -n ${OLD_BIN:-} ]]; then
   for m in $MODELS; do ROWS_LIST="$ROWS_LIST old-$m"; done
 fi
@@ -51,6 +58,7 @@ run_one() { # model mode
   : >"$TMP/server.out"
   case $model in
     raw) taskset -c 0 "$RAW" 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" & ;;
+    c) taskset -c 0 target/c_epoll 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" & ;;
     log-*) taskset -c 0 "$BIN" serve --model "${model#log-}" --workers 1 --addr 127.0.0.1:0 \
       --access-log "$TMP/access.log" >"$TMP/server.out" 2>"$TMP/server.err" & ;;
     old-*) taskset -c 0 "$OLD_BIN" serve --model "${model#old-}" --workers 1 --addr 127.0.0.1:0 \
@@ -91,14 +99,16 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
 echo "# medians over $REPEATS interleaved repeats (server CPU 0, wrk CPU 1)"
-printf "%-14s %-7s %12s %12s %18s %10s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw"
+printf "%-14s %-7s %12s %12s %18s %10s %8s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw" "x c"
 for mode in $MODES; do
   floor=$( (grep -E "^raw +$mode " "$ROWS" || true) | awk '{print $5}' | median)
+  cfloor=$( (grep -E "^c +$mode " "$ROWS" || true) | awk '{print $5}' | median)
   for model in $ROWS_LIST; do
     rs=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $3}' | median)
     us=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | median)
     mm=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "[%s-%s]", lo, hi}')
     ratio=$(awk -v a="$us" -v b="${floor:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    printf "%-14s %-7s %12s %12s %18s %10s\n" "$model" "$mode" "$rs" "$us" "$mm" "$ratio"
+    cratio=$(awk -v a="$us" -v b="${cfloor:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    printf "%-14s %-7s %12s %12s %18s %10s %8s\n" "$model" "$mode" "$rs" "$us" "$mm" "$ratio" "$cratio"
   done
 done
