@@ -100,6 +100,8 @@ pub struct WorkerStats {
     pub green: GreenCounters,
     /// Connections cut at the shutdown's grace deadline.
     pub grace_cuts: Counter,
+    /// Slices of CPU-bound handler work run (`/work`, see `--work-slice`).
+    pub work_slices: Counter,
     /// This worker's access-log buffer, when `--access-log` is on. A mutex so the
     /// error-log thread can flush it off the worker's hot path (uncontended but
     /// for that flush, every 100 ms).
@@ -207,7 +209,7 @@ impl Registry {
             out,
             "{{\"model\":\"{}\",\"workers\":{},\"uptime_s\":{:.3},\
              \"connections\":{{\"accepted\":{},\"open\":{},\"closed\":{},\"refused\":{}}},\
-             \"requests\":{},\"responses\":{{",
+             \"requests\":{},\"work_slices\":{},\"responses\":{{",
             self.model,
             self.workers(),
             self.started.elapsed().as_secs_f64(),
@@ -216,6 +218,7 @@ impl Registry {
             closed,
             self.sum(|w| &w.refused),
             self.sum(|w| &w.requests),
+            self.sum(|w| &w.work_slices),
         );
         for class in 0..5 {
             let sep = if class == 0 { "" } else { "," };

@@ -40,9 +40,11 @@
 //! as soon as its completion is in; `Driver::shutdown` on every connection; the
 //! worker returns when no connection is left.
 
+mod accept;
 mod conn;
 mod deadlines;
 mod events;
+mod file;
 mod op;
 mod worker;
 
