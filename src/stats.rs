@@ -137,6 +137,8 @@ impl WorkerStats {
 #[derive(Debug)]
 pub struct Registry {
     pub model: Model,
+    /// The row `/stats` names (`tokio+multi`, ...): the model unless set.
+    label: String,
     pub started: Instant,
     workers: Box<[WorkerStats]>,
 }
@@ -145,11 +147,18 @@ impl Registry {
     pub fn new(model: Model, workers: usize) -> Self {
         Registry {
             model,
+            label: model.name().to_string(),
             started: Instant::now(),
             workers: (0..workers.max(1))
                 .map(|_| WorkerStats::default())
                 .collect(),
         }
+    }
+
+    /// Name the scheduling variant in `/stats` (`"model":"tokio+multi"`).
+    pub fn with_label(mut self, label: String) -> Self {
+        self.label = label;
+        self
     }
 
     /// Give every worker a buffer of `log` (before serving starts).
@@ -210,7 +219,7 @@ impl Registry {
             "{{\"model\":\"{}\",\"workers\":{},\"uptime_s\":{:.3},\
              \"connections\":{{\"accepted\":{},\"open\":{},\"closed\":{},\"refused\":{}}},\
              \"requests\":{},\"work_slices\":{},\"responses\":{{",
-            self.model,
+            self.label,
             self.workers(),
             self.started.elapsed().as_secs_f64(),
             accepted,

@@ -176,3 +176,40 @@ per_model!(
     reset_mid_work_is_noticed,
     shutdown_grace_cuts_sliced_work,
 );
+
+/// `--tokio-runtime multi-thread`: one runtime of `--workers` threads over one
+/// listener, so a connection never waits behind a busy thread while another is
+/// idle. Even with unsliced work (`--work-slice 0`) pinning one thread, every
+/// light request is answered by the other (per-worker listeners would put about
+/// half of them behind the work).
+#[test]
+fn tokio_multi_thread_serves_light_requests_beside_unsliced_work() {
+    let mut cmd = Command::new(common::BIN);
+    cmd.args(["serve", "--model", "tokio+multi", "--addr", "127.0.0.1:0"])
+        .args(["--workers", "2", "--work-slice", "0"]);
+    let s = Server::spawn(cmd, Variant::TokioMulti);
+    let mut heavy = s.connect();
+    heavy
+        .write_all(b"GET /work/400000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 0..6 {
+        let t0 = Instant::now();
+        assert_eq!(s.get("/").status, 200);
+        let waited = t0.elapsed();
+        assert!(
+            waited < Duration::from_millis(150),
+            "light request {i} waited {waited:?}: stuck behind the busy thread"
+        );
+    }
+    let r = read_response(&mut heavy, false);
+    assert_eq!(r.text(), "worked 400000us");
+    // (Counted once it has served: readiness is announced before the runtime starts.)
+    let threads = std::fs::read_dir(format!("/proc/{}/task", s.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        // "gvhttpd-tokio-multi", cut to the 15 bytes of a thread name.
+        .filter(|name| name.trim_end() == "gvhttpd-tokio-m")
+        .count();
+    assert_eq!(threads, 2, "one multi-thread runtime, a thread per worker");
+}
