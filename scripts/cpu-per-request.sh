@@ -4,7 +4,8 @@
 #
 #   scripts/cpu-per-request.sh [REPEATS=3] [SECONDS=5]
 #
-# Rows: $MODELS (default "callback tokio green"), then "raw" (REF=0 drops it), and
+# Rows: $MODELS (default "callback tokio green"; any `--model` row name works, e.g.
+# MODELS="callback tokio tokio+multi green green+steal"), then "raw" (REF=0 drops it), and
 # with OLD_BIN=path/to/an/older/gvhttpd also "old-MODEL" rows from that binary, so a
 # change is measured before and after in the same interleaved run, and with LOG=1
 # "log-MODEL" rows that serve with --access-log (to a file under a temp dir), and with
@@ -84,7 +85,7 @@ run_one() { # model mode
   errs=$(awk '/Non-2xx|Socket errors/{print}' "$TMP/wrk.out" | tr '\n' ' ')
   awk -v m="$model" -v mode="$mode" -v r="$reqs" -v c=$((c1 - c0)) -v t="$TCK" -v s="$SECS" \
       -v st=$((s1 - s0)) -v e="$errs" 'BEGIN {
-    us = c * 1e6 / t / r; printf "%-14s %-7s %10.0f req/s %7.2f us/req  cpu %5.1f%%  steal %d ticks %s\n",
+    us = c * 1e6 / t / r; printf "%-16s %-7s %10.0f req/s %7.2f us/req  cpu %5.1f%%  steal %d ticks %s\n",
       m, mode, r / s, us, c * 100 / t / s, st, e }' | tee -a "$ROWS"
 }
 
@@ -97,18 +98,21 @@ for rep in $(seq "$REPEATS"); do
   done
 done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# Column $3 of the rows of ($1 row, $2 mode), compared as strings: row names like
+# tokio+multi are not regular expressions.
+col() { awk -v m="$1" -v mo="$2" -v c="$3" '$1 == m && $2 == mo {print $c}' "$ROWS"; }
 echo
 echo "# medians over $REPEATS interleaved repeats (server CPU 0, wrk CPU 1)"
-printf "%-14s %-7s %12s %12s %18s %10s %8s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw" "x c"
+printf "%-16s %-7s %12s %12s %18s %10s %8s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw" "x c"
 for mode in $MODES; do
-  floor=$( (grep -E "^raw +$mode " "$ROWS" || true) | awk '{print $5}' | median)
-  cfloor=$( (grep -E "^c +$mode " "$ROWS" || true) | awk '{print $5}' | median)
+  floor=$(col raw "$mode" 5 | median)
+  cfloor=$(col c "$mode" 5 | median)
   for model in $ROWS_LIST; do
-    rs=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $3}' | median)
-    us=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | median)
-    mm=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "[%s-%s]", lo, hi}')
+    rs=$(col "$model" "$mode" 3 | median)
+    us=$(col "$model" "$mode" 5 | median)
+    mm=$(col "$model" "$mode" 5 | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "[%s-%s]", lo, hi}')
     ratio=$(awk -v a="$us" -v b="${floor:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
     cratio=$(awk -v a="$us" -v b="${cfloor:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    printf "%-14s %-7s %12s %12s %18s %10s %8s\n" "$model" "$mode" "$rs" "$us" "$mm" "$ratio" "$cratio"
+    printf "%-16s %-7s %12s %12s %18s %10s %8s\n" "$model" "$mode" "$rs" "$us" "$mm" "$ratio" "$cratio"
   done
 done

@@ -10,7 +10,7 @@
 //! | `/json` | GET, HEAD | `200 application/json` `{"message":"Hello, World!"}` |
 //! | `/echo` | POST | the request body, with its Content-Type |
 //! | `/sleep/<ms>` | GET, HEAD | after `<ms>` (0–60000) ms: `slept <ms>ms` |
-//! | `/work/<µs>` | GET, HEAD | burns `<µs>` (0–1000000) µs of CPU in the handler, in slices of `--work-slice`: `worked <µs>us` |
+//! | `/work/<µs>` | GET, HEAD | burns `<µs>` (0–1000000) µs of the worker thread's CPU time in the handler, in slices of `--work-slice`: `worked <µs>us` |
 //! | `/static/<path>` | GET, HEAD | a file beneath `--root` |
 //! | `/stats` | GET, HEAD | JSON counters ([`crate::stats`]) |
 //!
@@ -19,7 +19,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::ServeError;
@@ -209,28 +209,33 @@ fn parse_ms(s: &str) -> Option<u32> {
     s.parse().ok().filter(|&ms| ms <= MAX_SLEEP_MS)
 }
 
-/// `/work/<µs>`, one slice: hash for `budget` (or what is left, if less) by the
-/// monotonic clock, so one request can hog its worker the way a real computation
-/// would. `job.left` is the nanoseconds still to burn, `job.state` the digest.
+/// `/work/<µs>`, one slice: hash for `budget` (or what is left, if less) of this
+/// thread's CPU time, so one request can hog its worker the way a real
+/// computation would — and time the OS gives another thread (a worker sharing the
+/// CPU, a preemption) is not counted as work. `job.left` is the nanoseconds of
+/// CPU still to burn, `job.state` the digest.
 fn work_slice(job: &mut Work, budget: Option<Duration>) -> Slice {
     use std::hash::{BuildHasher, BuildHasherDefault};
     let hasher = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
     let left = Duration::from_nanos(job.left);
     let run = budget.map_or(left, |b| b.min(left));
-    let start = Instant::now();
+    let start = thread_cpu();
     let mut digest = job.state;
-    loop {
-        // Always some progress, even on a zero budget.
-        for _ in 0..64 {
+    let spent = loop {
+        // Always some progress, even on a zero budget; the clock is a syscall, so
+        // it is read every few microseconds of hashing.
+        for _ in 0..256 {
             digest = hasher.hash_one(std::hint::black_box(digest));
         }
-        if start.elapsed() >= run {
-            break;
+        let spent = thread_cpu().saturating_sub(start);
+        if spent >= run {
+            break spent;
         }
-    }
+    };
     job.state = std::hint::black_box(digest);
-    let spent = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    job.left = job.left.saturating_sub(spent);
+    job.left = job
+        .left
+        .saturating_sub(u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX));
     if job.left > 0 {
         return Slice::More;
     }
@@ -240,6 +245,15 @@ fn work_slice(job: &mut Work, budget: Option<Duration>) -> Slice {
         body: Cow::Owned(format!("worked {}us", job.arg).into_bytes()),
         allow: None,
     })
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        t.tv_sec.unsigned_abs(),
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// `0`..=`1000000`, digits only.
