@@ -144,7 +144,11 @@ impl Conn {
                 }
                 Action::Yield => {
                     // Resumed on the worker's ready list, after the completions of
-                    // this turn (the multishot recv stays armed: a reset ends it).
+                    // this turn. The multishot recv stays armed, and the reset
+                    // watch too (a recv can miss a RST after its last bytes).
+                    if matches!(self.input, Input::Multi | Input::Paused) {
+                        self.watch(key, cx.ring);
+                    }
                     cx.ready.push(key);
                     None
                 }
