@@ -195,9 +195,12 @@ impl HeadScanner {
             }
             // Reject junk (TLS, HTTP/2 frames, binary) as soon as the method shows it.
             let line = &buf[self.skipped..];
-            let method_len = line.iter().take(33).take_while(|&&b| is_tchar(b)).count();
-            if method_len < line.len() && line[method_len] != b' ' || method_len > 32 {
-                return Err(reject(400, "malformed method"));
+            // (`GET ` is the common method, plainly not junk.)
+            if !line.starts_with(b"GET ") {
+                let m = line.iter().take(33).take_while(|&&b| is_tchar(b)).count();
+                if m < line.len() && line[m] != b' ' || m > 32 {
+                    return Err(reject(400, "malformed method"));
+                }
             }
         }
         let start = self.skipped;
@@ -377,6 +380,27 @@ fn field_line(f: &mut Fields, line: &[u8], at: usize) -> Result<(), Reject> {
 /// forward pass: the method's bytes are tokens up to the first SP, the target's
 /// are visible ASCII up to the next SP, and the rest is the version.
 fn request_line(line: &[u8], limits: &Limits) -> Result<(Method, Range<usize>, Version), Reject> {
+    // `GET <visible ASCII> HTTP/1.1`, most requests: the general walk below would
+    // reach the same answer.
+    if let Some(t) = line
+        .strip_prefix(b"GET ")
+        .and_then(|r| r.strip_suffix(b" HTTP/1.1"))
+    {
+        if !t.is_empty()
+            && t.len() <= limits.max_target
+            && t.iter().all(|b| (0x21..0x7f).contains(b))
+        {
+            return Ok((Method::Get, 4..4 + t.len(), Version::Http11));
+        }
+    }
+    request_line_general(line, limits)
+}
+
+/// [`request_line`] without its fast path.
+fn request_line_general(
+    line: &[u8],
+    limits: &Limits,
+) -> Result<(Method, Range<usize>, Version), Reject> {
     let sp1 = line
         .iter()
         .position(|&b| !is_tchar(b))

@@ -264,3 +264,37 @@ fn host_port_forms() {
         assert!(!super::valid_host(bad.as_bytes()), "{bad}");
     }
 }
+
+#[test]
+fn the_get_fast_path_answers_as_the_general_walk() {
+    let limits = Limits {
+        max_target: 16,
+        ..Limits::default()
+    };
+    let targets: &[&[u8]] = &[
+        b"/",
+        b"",
+        b"/a b",
+        b"/\x7f",
+        b"/\x00",
+        b"/\xff",
+        b"/\t",
+        b"/0123456789abcde",
+        b"/0123456789abcdef",
+        b"*",
+        b"http://h/x?y#z",
+        b"/ ",
+        b" /",
+    ];
+    for t in targets {
+        for tail in [&b" HTTP/1.1"[..], b" HTTP/1.0", b"HTTP/1.1", b" HTTP/1.1 "] {
+            let line = [&b"GET "[..], t, tail].concat();
+            assert_eq!(
+                super::request_line(&line, &limits),
+                super::request_line_general(&line, &limits),
+                "{:?}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+    }
+}
