@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use gvhttpd::config::{
     plural, Config, GreenReactor, GreenSched, Limits, LogTarget, Model, Scheduling, Timeouts,
@@ -14,6 +15,10 @@ use gvhttpd::config::{
 use gvhttpd::log::{self, Level};
 use gvhttpd::models::{self, ServeError};
 use gvhttpd::shutdown::Shutdown;
+
+/// jemalloc gives a burst's memory back to the kernel after it (see Cargo.toml).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// One HTTP/1.1 handler under three concurrency models, and a load generator to compare them.
 #[derive(Parser, Debug)]
@@ -38,7 +43,7 @@ struct ServeArgs {
     /// Concurrency model: callback (io_uring state machine), tokio (epoll), green (green threads
     /// on io_uring); or a scheduling variant: tokio+multi, green+steal, green+dedicated (the
     /// model with --tokio-runtime multi-thread, --green-sched steal, --green-reactor dedicated).
-    #[arg(long, default_value = "green", value_name = "MODEL")]
+    #[arg(long, default_value = "green", value_name = "MODEL", value_parser = model_parser())]
     model: Variant,
     /// Address to listen on: IP:PORT, HOST:PORT (a name that resolves), or :PORT / PORT for
     /// 127.0.0.1 (all interfaces: 0.0.0.0:PORT); port 0 picks a free port.
@@ -370,4 +375,10 @@ fn main() -> ExitCode {
         Command::Models => models(),
         Command::Bench(args) => loadgen::cli::run(*args),
     }
+}
+
+/// `--model`'s values: every row, so `--help` lists them.
+fn model_parser() -> impl clap::builder::TypedValueParser<Value = Variant> {
+    clap::builder::PossibleValuesParser::new(Variant::ALL.map(|v| v.name()))
+        .try_map(|s| s.parse::<Variant>())
 }

@@ -4,16 +4,20 @@
 #
 #   scripts/cpu-per-request.sh [REPEATS=3] [SECONDS=5]
 #
-# Rows: $MODELS (default "callback tokio green"), then "raw" (REF=0 drops it), and
+# Rows: $MODELS (default "callback tokio green"; any `--model` row name works, e.g.
+# MODELS="callback tokio tokio+multi green green+steal"), then "raw" (REF=0 drops it), and
 # with OLD_BIN=path/to/an/older/gvhttpd also "old-MODEL" rows from that binary, so a
 # change is measured before and after in the same interleaved run, and with LOG=1
-# "log-MODEL" rows that serve with --access-log (to a file under a temp dir).
+# "log-MODEL" rows that serve with --access-log (to a file under a temp dir), and with
+# C=1 a "c" row: the C epoll responder (examples/c_epoll.c, built with cc -O2), the
+# floor of any server on this kernel, with an "x c" column beside "x raw".
 #
 # Each run: `taskset -c 0 gvhttpd serve --model M --workers 1` (server on CPU 0), then
 # `taskset -c 1 wrk -t1 -c64 -dSECONDS` (load on CPU 1) on `/`, plain and pipelined x16
 # (scripts/pipeline16.lua). The server's utime+stime come from /proc/PID/stat before
 # and after the wrk run (after a 1 s warm-up); CPU us/request = delta / responses.
-# MODELS="callback tokio" and MODES="plain pipe16" pick what runs. Models and modes are interleaved (A B A B ...) and medians are reported. Steal time
+# MODELS="callback tokio" and MODES="plain pipe16 close" pick what runs (close: every
+# request on a new connection, `Connection: close`: the cost of connection churn). Models and modes are interleaved (A B A B ...) and medians are reported. Steal time
 # from /proc/stat is printed per run: runs with a few % steal are noisy.
 set -euo pipefail
 REPEATS=${1:-3}
@@ -28,6 +32,11 @@ BIN=target/release/gvhttpd
 RAW=target/release/examples/raw_tokio
 ROWS_LIST="$MODELS"
 [[ ${REF:-1} == 1 ]] && ROWS_LIST="$ROWS_LIST raw"
+if [[ ${C:-0} == 1 ]]; then
+  mkdir -p target
+  cc -O2 -o target/c_epoll examples/c_epoll.c
+  ROWS_LIST="$ROWS_LIST c"
+fi
 if [[ -n ${OLD_BIN:-} ]]; then
   for m in $MODELS; do ROWS_LIST="$ROWS_LIST old-$m"; done
 fi
@@ -46,9 +55,11 @@ steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 run_one() { # model mode
   local model=$1 mode=$2 script=() port=""
   [[ $mode == pipe16 ]] && script=(-s scripts/pipeline16.lua)
+  [[ $mode == close ]] && script=(-H "Connection: close")
   : >"$TMP/server.out"
   case $model in
     raw) taskset -c 0 "$RAW" 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" & ;;
+    c) taskset -c 0 target/c_epoll 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" & ;;
     log-*) taskset -c 0 "$BIN" serve --model "${model#log-}" --workers 1 --addr 127.0.0.1:0 \
       --access-log "$TMP/access.log" >"$TMP/server.out" 2>"$TMP/server.err" & ;;
     old-*) taskset -c 0 "$OLD_BIN" serve --model "${model#old-}" --workers 1 --addr 127.0.0.1:0 \
@@ -74,7 +85,7 @@ run_one() { # model mode
   errs=$(awk '/Non-2xx|Socket errors/{print}' "$TMP/wrk.out" | tr '\n' ' ')
   awk -v m="$model" -v mode="$mode" -v r="$reqs" -v c=$((c1 - c0)) -v t="$TCK" -v s="$SECS" \
       -v st=$((s1 - s0)) -v e="$errs" 'BEGIN {
-    us = c * 1e6 / t / r; printf "%-14s %-7s %10.0f req/s %7.2f us/req  cpu %5.1f%%  steal %d ticks %s\n",
+    us = c * 1e6 / t / r; printf "%-16s %-7s %10.0f req/s %7.2f us/req  cpu %5.1f%%  steal %d ticks %s\n",
       m, mode, r / s, us, c * 100 / t / s, st, e }' | tee -a "$ROWS"
 }
 
@@ -87,16 +98,21 @@ for rep in $(seq "$REPEATS"); do
   done
 done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# Column $3 of the rows of ($1 row, $2 mode), compared as strings: row names like
+# tokio+multi are not regular expressions.
+col() { awk -v m="$1" -v mo="$2" -v c="$3" '$1 == m && $2 == mo {print $c}' "$ROWS"; }
 echo
 echo "# medians over $REPEATS interleaved repeats (server CPU 0, wrk CPU 1)"
-printf "%-14s %-7s %12s %12s %18s %10s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw"
+printf "%-16s %-7s %12s %12s %18s %10s %8s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw" "x c"
 for mode in $MODES; do
-  floor=$(grep -E "^raw +$mode " "$ROWS" | awk '{print $5}' | median)
+  floor=$(col raw "$mode" 5 | median)
+  cfloor=$(col c "$mode" 5 | median)
   for model in $ROWS_LIST; do
-    rs=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $3}' | median)
-    us=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | median)
-    mm=$(grep -E "^$model +$mode " "$ROWS" | awk '{print $5}' | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "[%s-%s]", lo, hi}')
+    rs=$(col "$model" "$mode" 3 | median)
+    us=$(col "$model" "$mode" 5 | median)
+    mm=$(col "$model" "$mode" 5 | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "[%s-%s]", lo, hi}')
     ratio=$(awk -v a="$us" -v b="${floor:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    printf "%-14s %-7s %12s %12s %18s %10s\n" "$model" "$mode" "$rs" "$us" "$mm" "$ratio"
+    cratio=$(awk -v a="$us" -v b="${cfloor:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    printf "%-16s %-7s %12s %12s %18s %10s %8s\n" "$model" "$mode" "$rs" "$us" "$mm" "$ratio" "$cratio"
   done
 done

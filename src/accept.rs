@@ -79,6 +79,7 @@ impl Acceptor {
         self.stats().accepted.inc();
         net::tune_stream(stream);
         let mut driver = Driver::new(self.cfg.limits, self.cfg.timeouts);
+        driver.set_work_slice(self.cfg.sched.work_slice);
         if self.stats().logs_access() {
             if let Some(peer) = net::peer_addr(stream) {
                 driver.log_peer(peer);
@@ -119,6 +120,16 @@ pub struct Admission {
     gate: Arc<ConnGate>,
     registry: Arc<Registry>,
     index: usize,
+}
+
+impl Admission {
+    /// Count the close on worker `index`'s counters instead. For a model whose
+    /// connections move between threads (tokio's multi-thread runtime): called on
+    /// the thread that drops the admission, with that thread's block, so each
+    /// counter keeps a single writer.
+    pub fn count_on(&mut self, index: usize) {
+        self.index = index;
+    }
 }
 
 impl Drop for Admission {

@@ -10,7 +10,7 @@
 //! | `/json` | GET, HEAD | `200 application/json` `{"message":"Hello, World!"}` |
 //! | `/echo` | POST | the request body, with its Content-Type |
 //! | `/sleep/<ms>` | GET, HEAD | after `<ms>` (0–60000) ms: `slept <ms>ms` |
-//! | `/work/<µs>` | GET, HEAD | burns `<µs>` (0–1000000) µs of CPU in the handler: `worked <µs>us` |
+//! | `/work/<µs>` | GET, HEAD | burns `<µs>` (0–1000000) µs of the worker thread's CPU time in the handler, in slices of `--work-slice`: `worked <µs>us` |
 //! | `/static/<path>` | GET, HEAD | a file beneath `--root` |
 //! | `/stats` | GET, HEAD | JSON counters ([`crate::stats`]) |
 //!
@@ -19,12 +19,15 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::ServeError;
 use crate::files::StaticRoot;
 use crate::http::Method;
-pub use crate::http::{FileError, FileReply, Handler, Prerendered, Reply, Request, Response};
+pub use crate::http::{
+    FileError, FileReply, Handler, Prerendered, Reply, Request, Response, Slice, Work,
+};
 use crate::stats::Registry;
 
 /// Longest `/sleep/<ms>` delay.
@@ -133,7 +136,14 @@ impl Handler for App {
                     allow: None,
                 })
             }
-            p if p.starts_with("/work/") => Reply::Now(work(&p["/work/".len()..])),
+            p if p.starts_with("/work/") => match parse_work_us(&p["/work/".len()..]) {
+                Some(us) => Reply::Work(Work {
+                    arg: u64::from(us),
+                    left: u64::from(us) * 1000,
+                    state: u64::from(us),
+                }),
+                None => Reply::Now(text(400, "work takes 0 to 1000000 microseconds\n")),
+            },
             p => match (p.strip_prefix("/sleep/"), p.strip_prefix("/static/")) {
                 (Some(ms), _) => match parse_ms(ms) {
                     Some(ms) => Reply::Sleep(ms),
@@ -149,6 +159,10 @@ impl Handler for App {
                 _ => Reply::Now(text(404, "no such route\n")),
             },
         }
+    }
+
+    fn work(&self, job: &mut Work, budget: Option<Duration>) -> Slice {
+        work_slice(job, budget)
     }
 }
 
@@ -195,28 +209,51 @@ fn parse_ms(s: &str) -> Option<u32> {
     s.parse().ok().filter(|&ms| ms <= MAX_SLEEP_MS)
 }
 
-/// `/work/<µs>`: burn `<µs>` microseconds of CPU (by the monotonic clock) hashing,
-/// so one request can hog its worker the way a real computation would.
-fn work(us: &str) -> Response<'static> {
-    let Some(us) = parse_work_us(us) else {
-        return text(400, "work takes 0 to 1000000 microseconds\n");
-    };
+/// `/work/<µs>`, one slice: hash for `budget` (or what is left, if less) of this
+/// thread's CPU time, so one request can hog its worker the way a real
+/// computation would — and time the OS gives another thread (a worker sharing the
+/// CPU, a preemption) is not counted as work. `job.left` is the nanoseconds of
+/// CPU still to burn, `job.state` the digest.
+fn work_slice(job: &mut Work, budget: Option<Duration>) -> Slice {
     use std::hash::{BuildHasher, BuildHasherDefault};
     let hasher = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
-    let until = std::time::Instant::now() + std::time::Duration::from_micros(u64::from(us));
-    let mut digest = u64::from(us);
-    while std::time::Instant::now() < until {
-        for _ in 0..64 {
+    let left = Duration::from_nanos(job.left);
+    let run = budget.map_or(left, |b| b.min(left));
+    let start = thread_cpu();
+    let mut digest = job.state;
+    let spent = loop {
+        // Always some progress, even on a zero budget; the clock is a syscall, so
+        // it is read every few microseconds of hashing.
+        for _ in 0..256 {
             digest = hasher.hash_one(std::hint::black_box(digest));
         }
+        let spent = thread_cpu().saturating_sub(start);
+        if spent >= run {
+            break spent;
+        }
+    };
+    job.state = std::hint::black_box(digest);
+    job.left = job
+        .left
+        .saturating_sub(u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX));
+    if job.left > 0 {
+        return Slice::More;
     }
-    std::hint::black_box(digest);
-    Response {
+    Slice::Done(Response {
         status: 200,
         content_type: Some(TEXT),
-        body: Cow::Owned(format!("worked {us}us").into_bytes()),
+        body: Cow::Owned(format!("worked {}us", job.arg).into_bytes()),
         allow: None,
-    }
+    })
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        t.tv_sec.unsigned_abs(),
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// `0`..=`1000000`, digits only.

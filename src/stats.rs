@@ -134,6 +134,8 @@ pub struct WorkerStats {
     pub green: GreenCounters,
     /// Connections cut at the shutdown's grace deadline.
     pub grace_cuts: Counter,
+    /// Slices of CPU-bound handler work run (`/work`, see `--work-slice`).
+    pub work_slices: Counter,
     /// This worker's access-log buffer, when `--access-log` is on. A mutex so the
     /// error-log thread can flush it off the worker's hot path (uncontended but
     /// for that flush, every 100 ms).
@@ -169,9 +171,9 @@ impl WorkerStats {
 #[derive(Debug)]
 pub struct Registry {
     pub model: Model,
-    pub started: Instant,
-    /// What `/stats` calls the model: its row name (`green+dedicated`).
+    /// The row `/stats` names (`tokio+multi`, ...): the model unless set.
     label: String,
+    pub started: Instant,
     workers: Box<[WorkerStats]>,
     reactor: ReactorCounters,
 }
@@ -180,8 +182,8 @@ impl Registry {
     pub fn new(model: Model, workers: usize) -> Self {
         Registry {
             model,
+            label: model.name().to_string(),
             started: Instant::now(),
-            label: model.to_string(),
             workers: (0..workers.max(1))
                 .map(|_| WorkerStats::default())
                 .collect(),
@@ -189,8 +191,8 @@ impl Registry {
         }
     }
 
-    /// Name the model in `/stats` by its row (`Config::model_label`).
-    pub fn labelled(mut self, label: String) -> Self {
+    /// Name the scheduling variant in `/stats` (`"model":"tokio+multi"`).
+    pub fn with_label(mut self, label: String) -> Self {
         self.label = label;
         self
     }
@@ -282,7 +284,7 @@ impl Registry {
             out,
             "{{\"model\":\"{}\",\"workers\":{},\"uptime_s\":{:.3},\
              \"connections\":{{\"accepted\":{},\"open\":{},\"closed\":{},\"refused\":{}}},\
-             \"requests\":{},\"responses\":{{",
+             \"requests\":{},\"work_slices\":{},\"responses\":{{",
             self.label,
             self.workers(),
             self.started.elapsed().as_secs_f64(),
@@ -291,6 +293,7 @@ impl Registry {
             closed,
             self.sum(|w| &w.refused),
             self.sum(|w| &w.requests),
+            self.sum(|w| &w.work_slices),
         );
         for class in 0..5 {
             let sep = if class == 0 { "" } else { "," };

@@ -392,3 +392,66 @@ fn ctrl_c_ends_the_run_early_with_a_summary() {
         "the run was cut short: {stdout}"
     );
 }
+
+/// `--serve-arg` reaches every model's `serve` (a bad value fails the row with
+/// serve's own error), is refused for flags the comparison sets, and is recorded;
+/// a variant row (`tokio+multi`) runs under its own name.
+#[test]
+fn compare_passes_serve_args_to_every_model_and_records_them() {
+    let compare = |extra: &[&str], out: &std::path::Path| {
+        Command::new(BIN)
+            .args(["bench", "compare", "--quick", "--models", "tokio+multi"])
+            .args([
+                "--scenarios",
+                "skew",
+                "--duration",
+                "300ms",
+                "--warmup",
+                "100ms",
+            ])
+            .args([
+                "--server-cpus",
+                "0",
+                "--load-cpus",
+                "0",
+                "--skew-work-us",
+                "2000",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let dir = std::env::temp_dir().join(format!("gv-compare-args-{}", std::process::id()));
+    let refused = compare(&["--serve-arg=--workers=3"], &dir);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("bench compare sets --workers itself"), "{err}");
+
+    let bad = compare(&["--serve-arg=--work-slice=soon"], &dir);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{err}");
+    assert!(
+        err.contains("tokio+multi") && err.contains("--work-slice"),
+        "{err}"
+    );
+
+    let ok = compare(&["--serve-arg", "--work-slice=0"], &dir);
+    let err = String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{err}");
+    let folder = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let raw = std::fs::read_to_string(folder.join("raw.json")).unwrap();
+    let raw = loadgen::compare::Raw::from_json(&raw).unwrap();
+    assert_eq!(raw.serve_args, ["--work-slice=0"]);
+    assert_eq!(raw.skew_path(), "/work/2000");
+    let run = &raw.runs[0];
+    assert_eq!((run.model.as_str(), &run.error), ("tokio+multi", &None));
+    assert!(run.heavy.is_some(), "the heavy /work requests ran");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -46,7 +46,8 @@ fn app() -> App {
 
 /// The one function that drives the core (the connection driver): `input`
 /// arrives in pieces cut at `cuts` (ascending offsets), then the peer closes;
-/// deferred replies are answered at once (`/sleep` done, `/static` not found).
+/// deferred replies are answered at once (`/sleep` done, `/static` not found,
+/// `/work` resumed until it answers).
 /// Returns every byte sent, up to the lingering close that ends a connection.
 fn respond(app: &App, input: &[u8], cuts: &[usize]) -> Vec<u8> {
     let stats = app.registry().worker(0);
@@ -68,6 +69,7 @@ fn respond(app: &App, input: &[u8], cuts: &[usize]) -> Vec<u8> {
             Action::Sleep { until } => d.slept(&Env::new(app, stats, until)),
             Action::Open => d.file_opened(&env, Err(FileError::NotFound)),
             Action::ReadFile { .. } | Action::CloseFile => panic!("no file is ever opened"),
+            Action::Yield => d.resumed(&Env::new(app, stats, Instant::now())),
             Action::Recv { .. } => match cuts.next() {
                 Some(to) => {
                     let a = d.feed(&env, &input[from..to]);

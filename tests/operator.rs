@@ -173,7 +173,9 @@ fn help_lists_possible_values_and_agrees_with_the_readme() {
     let out = run_to_exit(&["serve", "-h"]);
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
-        help.contains("[possible values: callback, tokio, green]"),
+        help.contains(
+            "[possible values: callback, tokio, tokio+multi, green, green+steal, green+dedicated]"
+        ),
         "{help}"
     );
     assert!(help.contains("gets a 503"), "--max-conns: {help}");

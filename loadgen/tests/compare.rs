@@ -270,6 +270,8 @@ fn synthetic() -> Raw {
                 peer: (*m == "nginx").then(|| "nginx -g 'daemon off;' {port}".into()),
             })
             .collect(),
+        serve_args: Vec::new(),
+        skew_work_us: compare::DEFAULT_SKEW_WORK_US,
         scenarios: SCENARIOS.iter().map(|s| s.name.to_string()).collect(),
         runs,
     }
@@ -429,4 +431,76 @@ fn summary_names_the_best_with_ratio_and_spread() {
     ] {
         assert!(md.contains(section), "{section}");
     }
+}
+
+/// A variant row (`tokio+multi`: a '+' in the name) and `--serve-arg`s go through
+/// every table, plot and file name, and the result says which flags it ran with.
+#[test]
+fn variant_rows_and_serve_flags_show_in_every_output() {
+    let mut raw = synthetic();
+    let rename = |n: &mut String| {
+        if n == "tokio" {
+            *n = "tokio+multi".into();
+        }
+    };
+    raw.models.iter_mut().for_each(|m| rename(&mut m.name));
+    raw.runs.iter_mut().for_each(|r| rename(&mut r.model));
+    raw.serve_args = vec!["--work-slice=0".into()];
+    raw.skew_work_us = 20_000;
+
+    let summary = compare::summary(&raw);
+    assert!(summary.contains("| tokio+multi |"), "{summary}");
+    assert!(!summary.contains("| tokio |"), "{summary}");
+    assert!(
+        summary.contains("Heavy requests: `GET /work/20000`; serve flags: `--work-slice=0`"),
+        "{summary}"
+    );
+    for (name, svg) in compare::render_plots(&raw).unwrap() {
+        assert!(
+            !name.contains('+'),
+            "file names come from scenarios: {name}"
+        );
+        assert!(svg.contains("tokio+multi"), "{name} names the row");
+        assert!(
+            svg.contains("serve --work-slice=0"),
+            "{name} says the flags"
+        );
+    }
+    let skew = compare::render_plots(&raw)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.0 == "skew.svg")
+        .unwrap()
+        .1;
+    assert!(
+        skew.contains("GET /work/20000"),
+        "skew.svg names the heavy path"
+    );
+
+    let dir = std::env::temp_dir().join(format!("gvhttpd-compare-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    compare::write_reports(&dir, &raw).unwrap();
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        readme.contains("| serve flags (`--serve-arg`) | `--work-slice=0` |"),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("`tokio+multi` (model): measured"),
+        "{readme}"
+    );
+
+    // raw.json keeps both; one written before they existed reads as the defaults.
+    let back = Raw::from_json(&serde_json::to_string(&raw).unwrap()).unwrap();
+    assert_eq!(
+        (back.serve_args, back.skew_work_us),
+        (raw.serve_args, 20_000)
+    );
+    let mut old: serde_json::Value = serde_json::to_value(synthetic()).unwrap();
+    let obj = old.as_object_mut().unwrap();
+    obj.remove("serve_args");
+    obj.remove("skew_work_us");
+    let old = Raw::from_json(&old.to_string()).unwrap();
+    assert_eq!((old.serve_args.len(), old.skew_work_us), (0, 5_000));
 }

@@ -26,6 +26,14 @@
 //! touched, not the full stack size. Stacks go back to the pool LIFO so the most
 //! recently used (already resident) stack is reused first.
 //!
+//! After a burst the free list holds every stack the burst touched. The pool keeps the
+//! [`WARM_STACKS`] most recently returned ones resident (steady churn reuses them with
+//! no page faults) and gives the pages of colder ones back to the kernel in bulk
+//! (`MADV_DONTNEED`, whenever [`RELEASE_BATCH`] more have piled up), so memory returns
+//! to its baseline once a burst of connections is over. A released stack stays mapped
+//! with its guard (guard markers survive `MADV_DONTNEED`); reusing it costs its page
+//! faults again.
+//!
 //! # Overflow
 //! Running off the end of a stack touches its guard region and raises `SIGSEGV`. The
 //! handler installed by [`install_overflow_handler`] checks the faulting address
@@ -51,6 +59,12 @@ pub const STACKS_PER_SLAB: usize = 64;
 
 /// Bytes of guard below every stack (rounded up to whole pages).
 pub const GUARD_SIZE: usize = 64 * 1024;
+
+/// Free stacks the pool keeps resident for reuse (see the module docs).
+pub const WARM_STACKS: usize = 256;
+
+/// Cold free stacks that pile up before their pages are released, in one go.
+pub const RELEASE_BATCH: usize = 256;
 
 /// How guard pages are made on this kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +138,10 @@ pub struct StackPool {
     guard: Option<GuardKind>,
     slabs: Vec<Slab>,
     free: Vec<PooledStack>,
+    /// `free[..released]` have had their pages given back (never touched since).
+    released: usize,
+    /// Stacks whose pages were given back, over the pool's life.
+    released_total: u64,
     outstanding: usize,
 }
 
@@ -141,6 +159,8 @@ impl StackPool {
             guard: None,
             slabs: Vec::new(),
             free: Vec::new(),
+            released: 0,
+            released_total: 0,
             outstanding: 0,
         }
     }
@@ -174,8 +194,43 @@ impl StackPool {
             .free
             .pop()
             .ok_or_else(|| io::Error::other("stack pool empty"))?;
+        self.released = self.released.min(self.free.len());
         self.outstanding += 1;
         Ok(stack)
+    }
+
+    /// Stacks whose pages were given back to the kernel, over the pool's life.
+    pub fn released_total(&self) -> u64 {
+        self.released_total
+    }
+
+    /// Give back the pages of every free stack but the [`WARM_STACKS`] most recent,
+    /// once [`RELEASE_BATCH`] cold ones have piled up.
+    fn release_cold(&mut self) {
+        let cold = self.free.len().saturating_sub(WARM_STACKS);
+        if cold < self.released + RELEASE_BATCH {
+            return;
+        }
+        for st in &self.free[self.released..cold] {
+            let start = st.limit.get() + st.guard_len;
+            // SAFETY: `[start, base)` is the usable part of a stack in a slab this pool
+            // mapped; the stack is on the free list, so no green thread runs on it and
+            // nothing points into it. MADV_DONTNEED on private anonymous memory only
+            // drops its pages (they read back as zeros) and keeps the guard markers.
+            let r = unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    st.base.get() - start,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if r != 0 {
+                // Nothing is lost: the pages just stay resident.
+                break;
+            }
+            self.released_total += 1;
+        }
+        self.released = cold;
     }
 
     /// Return a stack obtained from this pool's `get`.
@@ -186,6 +241,7 @@ impl StackPool {
             .any(|s| { stack.limit.get() >= s.addr && stack.base.get() <= s.addr + s.len }));
         self.outstanding -= 1;
         self.free.push(stack);
+        self.release_cold();
     }
 
     /// Map one more slab and cut it into stacks.
@@ -385,6 +441,36 @@ extern "C" fn on_sigsegv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cold_free_stacks_give_their_pages_back() {
+        let mut pool = StackPool::new(16 * 1024);
+        let n = WARM_STACKS + RELEASE_BATCH;
+        let stacks: Vec<PooledStack> = (0..n).map(|_| pool.get().unwrap()).collect();
+        let top = |st: &PooledStack| (st.base().get() - 8) as *mut u64;
+        for st in &stacks {
+            // SAFETY: the top word of a stack handed out by the pool, in a mapped
+            // read-write slab; no coroutine runs on these stacks.
+            unsafe { top(st).write(0xfeed) };
+        }
+        let tops: Vec<*mut u64> = stacks.iter().map(top).collect();
+        for st in stacks {
+            pool.put(st);
+        }
+        assert_eq!(pool.released_total(), RELEASE_BATCH as u64);
+        // SAFETY: the slabs stay mapped while the pool lives; the words are read only.
+        let read = |p: *mut u64| unsafe { p.read() };
+        // The first returned are the coldest: released, their pages read back as zeros.
+        assert!(tops[..RELEASE_BATCH].iter().all(|&p| read(p) == 0));
+        // The most recent WARM_STACKS keep their pages.
+        assert!(tops[RELEASE_BATCH..].iter().all(|&p| read(p) == 0xfeed));
+        // A second burst ends the same way: its cold stacks are released again.
+        let again: Vec<PooledStack> = (0..n).map(|_| pool.get().unwrap()).collect();
+        for st in again {
+            pool.put(st);
+        }
+        assert_eq!(pool.released_total(), 2 * RELEASE_BATCH as u64);
+    }
 
     #[test]
     fn stacks_are_reused_lifo_and_have_guards() {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::http::test_handler::TestHandler;
+use crate::http::FileError;
 
 struct App {
     stats: WorkerStats,
@@ -20,6 +21,9 @@ impl App {
 impl Handler for App {
     fn handle<'a>(&'a self, req: &Request<'a>, body: &'a [u8]) -> Reply<'a> {
         TestHandler.handle(req, body)
+    }
+    fn work(&self, job: &mut crate::http::Work, budget: Option<Duration>) -> crate::http::Slice {
+        TestHandler.work(job, budget)
     }
 }
 
@@ -59,6 +63,10 @@ fn drive(app: &App, input: &[u8], step: usize) -> (String, Step) {
             }
             Step::File => {
                 conn.file_opened(Err(FileError::NotFound), stats, &mut out);
+                conn.process(app, stats, &mut out)
+            }
+            Step::Work => {
+                while !conn.work_slice(app, Some(Duration::ZERO), stats, &mut out) {}
                 conn.process(app, stats, &mut out)
             }
             Step::Close => break,
@@ -325,6 +333,9 @@ fn mutation_fuzz_never_panics() {
                 Step::Sleep(_) => conn.sleep_done(stats, &mut out),
                 Step::File => {
                     conn.file_opened(Ok(3), stats, &mut out);
+                }
+                Step::Work => {
+                    conn.work_slice(&app, None, stats, &mut out);
                 }
                 Step::Read if rest.is_empty() => conn.peer_closed(),
                 Step::Read => {

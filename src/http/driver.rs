@@ -16,6 +16,11 @@
 //! - shutdown: idle connections close at once (FIN after a lingering drain), a response in flight becomes the last
 //!   one (`Connection: close`), and every deadline is capped at the grace deadline,
 //!   where the connection is cut;
+//! - CPU-bound replies (`/work`): the handler computes at most one `--work-slice`
+//!   at a time ([`crate::http::Handler::work`]); between slices the driver asks the
+//!   model to give its worker to other connections ([`Action::Yield`]) and to call
+//!   [`Driver::resumed`] when this connection's turn comes again. A zero slice
+//!   means one slice: the work runs to its end;
 //! - the idle-buffer policy: while a keep-alive connection waits for its next
 //!   request ([`Action::Recv`] with `idle: true`) it holds neither an input nor an
 //!   output buffer (both go back to small per-thread pools).
@@ -24,6 +29,7 @@
 //!  Recv ──bytes──► (process) ──out──► Send ──all sent──► Recv (keep-alive)
 //!   │  deadline: 408 → Send → linger      ├──► Sleep ──► (process)
 //!   │  idle + shutdown: Close             ├──► Open ──► Send head ──► (ReadFile → Send)* ──► CloseFile ──► (process)
+//!   │                                     ├──► slice ──more──► [Send earlier replies] ──► Yield ──► slice …done──► (process)
 //!   └── EOF ──► (process) ──► …           └──► ShutdownWrite ──► Drain* ──► Close
 //! ```
 //!
@@ -39,6 +45,10 @@
 //! - Models whose input arrives while the connection is busy (a multishot recv)
 //!   hand it over with [`Driver::buffer`] / [`Driver::buffer_eof`]; the driver
 //!   processes it when it next wants to read.
+//! - [`Action::Yield`] has no deadline and no I/O: the model lets its other
+//!   connections run (its own yield), then calls [`Driver::resumed`]. Shutdown
+//!   reaches a yielded connection as any other; past the grace deadline `resumed`
+//!   cuts it. A model that notices a reset while yielded calls [`Driver::failed`].
 //! - Buffers can be borrowed (`recv_buf`, `pending`, `file_buf`) or, for an
 //!   io_uring op that must own its memory until the completion, lent out whole and
 //!   given back (`lend_*` / `restore_*`) before the next event.
@@ -46,7 +56,7 @@
 use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Phase, Step};
-use super::handler::{FileError, Handler};
+use super::handler::Handler;
 use crate::config::{Limits, Timeouts};
 use crate::stats::WorkerStats;
 
@@ -73,6 +83,8 @@ enum After {
     Sleep(Duration),
     File,
     FileChunk,
+    /// Give the worker back between two slices of work.
+    Yield,
 }
 
 /// What the driver is waiting for.
@@ -80,26 +92,17 @@ enum After {
 enum Io {
     Recv,
     Send(After),
-    Sleep { end: Instant },
+    Sleep {
+        end: Instant,
+    },
+    /// Between two slices of CPU-bound work (`Action::Yield`).
+    Work,
     Open,
     ReadFile,
     CloseFile,
     ShutWrite,
     Drain,
     Closed,
-}
-
-/// The static file being streamed.
-#[derive(Debug)]
-struct FileStream {
-    /// The model holds an open file (close it before answering the next request).
-    open: bool,
-    left: u64,
-    offset: u64,
-    /// INVARIANT: while `Io::ReadFile` or a `Send` from the file is in progress,
-    /// `buf[..len]` is the chunk (possibly lent to the model).
-    buf: Vec<u8>,
-    len: usize,
 }
 
 /// One connection: protocol state plus every connection decision.
@@ -126,9 +129,12 @@ pub struct Driver {
     unprocessed: usize,
     /// Shutdown began; connections are cut at this instant.
     grace: Option<Instant>,
+    /// The longest slice of CPU-bound work (`--work-slice`); zero: no limit.
+    work_slice: Duration,
 }
 
 impl Driver {
+    /// A driver with the default `--work-slice` (see [`Driver::set_work_slice`]).
     pub fn new(limits: Limits, timeouts: Timeouts) -> Driver {
         Driver {
             conn: Conn::new(limits),
@@ -145,7 +151,14 @@ impl Driver {
             fresh: false,
             unprocessed: 0,
             grace: None,
+            work_slice: crate::config::DEFAULT_WORK_SLICE,
         }
+    }
+
+    /// The longest slice of CPU-bound handler work before the model gives its
+    /// worker back (`--work-slice`); zero: never (the work runs in one slice).
+    pub fn set_work_slice(&mut self, slice: Duration) {
+        self.work_slice = slice;
     }
 
     /// The first action of a new connection (wait for its first request).
@@ -220,6 +233,11 @@ impl Driver {
         if matches!(self.io, Io::Drain | Io::Closed) {
             return self.close();
         }
+        if self.io == Io::Work {
+            // A half-close mid-work: the response is still owed (case 36).
+            self.buffer_eof();
+            return self.action;
+        }
         self.conn.peer_closed();
         self.process(env)
     }
@@ -264,55 +282,15 @@ impl Driver {
         })
     }
 
-    /// The result of `Action::Open`: the size of the regular file opened, or why not.
-    pub fn file_opened<H: Handler>(
-        &mut self,
-        env: &Env<'_, H>,
-        result: Result<u64, FileError>,
-    ) -> Action {
-        if self.io != Io::Open {
-            return self.close();
+    /// The model gave its worker back after `Action::Yield` and this connection's
+    /// turn came again: the next slice of work runs now. Past the shutdown's grace
+    /// deadline the connection is cut instead.
+    pub fn resumed<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        if self.io != Io::Work {
+            return self.action;
         }
-        self.ensure_out();
-        self.conn.set_now(env.now);
-        let left = self.conn.file_opened(result, env.stats, &mut self.out);
-        if result.is_ok() {
-            let chunk = usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK));
-            self.file = Some(Box::new(FileStream {
-                open: true,
-                left,
-                offset: 0,
-                buf: vec![0; chunk],
-                len: 0,
-            }));
-        }
-        self.flush(env, After::FileChunk)
-    }
-
-    /// `n` bytes were read into [`Driver::file_buf`]; 0 means the file shrank under
-    /// us, so the promised length cannot be delivered: the connection is cut.
-    pub fn file_read<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
-        let (Io::ReadFile, Some(f)) = (self.io, self.file.as_mut()) else {
-            return self.close();
-        };
-        if n == 0 || n > f.len {
-            return self.close();
-        }
-        f.len = n;
-        f.left -= n as u64;
-        f.offset += n as u64;
-        self.from_file = true;
-        self.sent = 0;
-        self.io = Io::Send(After::FileChunk);
-        let deadline = self.cap(env.now + self.timeouts.write());
-        self.set(Action::Send { deadline })
-    }
-
-    /// The file of `Action::CloseFile` is closed.
-    pub fn file_closed<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        self.file = None;
-        if self.io != Io::CloseFile {
-            return self.close();
+        if self.past_grace(env.now) {
+            return self.cut(env);
         }
         self.process(env)
     }
@@ -451,8 +429,35 @@ impl Driver {
         self.unprocessed = 0;
         self.ensure_out();
         self.conn.set_now(env.now);
-        let step = self.conn.process(env.handler, env.stats, &mut self.out);
-        self.after_step(env, step)
+        loop {
+            let step = self.conn.process(env.handler, env.stats, &mut self.out);
+            if step != Step::Work {
+                return self.after_step(env, step);
+            }
+            // A slice of CPU-bound work: if it finishes, answer what follows it
+            // (pipelined requests) in the same batch; otherwise send what is
+            // ready (earlier replies) and give the worker back.
+            let budget = self.slice_budget(env.now);
+            if !self
+                .conn
+                .work_slice(env.handler, budget, env.stats, &mut self.out)
+            {
+                return self.flush(env, After::Yield);
+            }
+        }
+    }
+
+    /// The time the next slice of work may take: the `--work-slice` (none when
+    /// zero), and never past the shutdown's grace deadline.
+    fn slice_budget(&self, now: Instant) -> Option<Duration> {
+        let slice = (!self.work_slice.is_zero()).then_some(self.work_slice);
+        match self.grace {
+            None => slice,
+            Some(g) => {
+                let left = g.saturating_duration_since(now);
+                Some(slice.map_or(left, |s| s.min(left)))
+            }
+        }
     }
 
     fn after_step<H: Handler>(&mut self, env: &Env<'_, H>, step: Step) -> Action {
@@ -461,6 +466,7 @@ impl Driver {
             Step::Close => After::Linger,
             Step::Sleep(d) => After::Sleep(d),
             Step::File => After::File,
+            Step::Work => After::Yield,
         };
         self.flush(env, after)
     }
@@ -496,25 +502,9 @@ impl Driver {
                 self.set(Action::Open)
             }
             After::FileChunk => self.next_chunk(env),
-        }
-    }
-
-    fn next_chunk<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        match self.file.as_mut() {
-            Some(f) if f.left > 0 => {
-                f.len = usize::try_from(f.left).map_or(f.buf.len(), |l| l.min(f.buf.len()));
-                let (offset, len) = (f.offset, f.len);
-                self.io = Io::ReadFile;
-                self.set(Action::ReadFile { offset, len })
-            }
-            Some(f) if f.open => {
-                f.open = false;
-                self.io = Io::CloseFile;
-                self.set(Action::CloseFile)
-            }
-            _ => {
-                self.file = None;
-                self.process(env)
+            After::Yield => {
+                self.io = Io::Work;
+                self.set(Action::Yield)
             }
         }
     }
@@ -549,7 +539,9 @@ impl Driver {
 }
 
 mod buffers;
+mod file;
 mod support;
+use file::FileStream;
 use support::{far_future, pool, Timers};
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::http::test_handler::TestHandler;
+use crate::http::FileError;
 
 const T: Timeouts = Timeouts {
     header: Duration::from_secs(10),
@@ -435,4 +436,123 @@ fn pipelined_requests_are_answered_in_one_send() {
     r.feed(0, &many);
     let (out, _) = r.send_all(1);
     assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 16);
+}
+
+// ----- CPU-bound work in slices (`Action::Yield`) -------------------------------
+
+impl Rig {
+    fn resumed(&mut self, ms: u64) -> Action {
+        let e = self.env(ms);
+        self.d.resumed(&e)
+    }
+}
+
+#[test]
+fn work_yields_between_slices_then_answers() {
+    let mut r = Rig::new();
+    r.start();
+    // TestHandler: `/work/3` takes three slices whatever the budget.
+    assert_eq!(
+        r.feed(1, b"GET /work/3 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Action::Yield
+    );
+    assert_eq!(r.d.action().deadline(), None, "a yield has no deadline");
+    // A timer firing meanwhile changes nothing.
+    assert_eq!(r.timed_out(2), Action::Yield);
+    assert_eq!(r.resumed(3), Action::Yield);
+    assert!(matches!(r.resumed(4), Action::Send { .. }));
+    let (out, a) = r.send_all(5);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n3 slices"), "{out}");
+    assert!(matches!(a, Action::Recv { idle: true, .. }));
+    assert_eq!(r.stats.work_slices.get(), 3);
+    assert_eq!(r.stats.requests.get(), 1);
+}
+
+#[test]
+fn earlier_pipelined_replies_go_out_before_the_worker_is_given_back() {
+    let mut r = Rig::new();
+    r.start();
+    let a = r.feed(
+        1,
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /work/2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert!(matches!(a, Action::Send { .. }), "{a:?}");
+    let (out, a) = r.send_all(2);
+    assert!(out.ends_with("Hello, World!"), "{out}");
+    assert_eq!(a, Action::Yield);
+    assert!(matches!(r.resumed(3), Action::Send { .. }));
+    let (out, _) = r.send_all(4);
+    assert!(out.ends_with("2 slices"), "{out}");
+}
+
+#[test]
+fn work_done_in_one_slice_keeps_the_pipeline_batched_and_zero_means_one_slice() {
+    let mut r = Rig::new();
+    r.start();
+    let a = r.feed(
+        1,
+        b"GET /work/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /work/1 HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert!(matches!(a, Action::Send { .. }), "{a:?}");
+    let (out, _) = r.send_all(2);
+    assert_eq!(out.matches("1 slices").count(), 2, "{out}");
+
+    let mut r = Rig::new();
+    r.d.set_work_slice(Duration::ZERO);
+    r.start();
+    // No budget: the handler finishes in one slice, and nothing yields.
+    let a = r.feed(1, b"GET /work/50 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(matches!(a, Action::Send { .. }), "{a:?}");
+    let (out, _) = r.send_all(2);
+    assert!(out.ends_with("1 slices"), "{out}");
+    assert_eq!(r.stats.work_slices.get(), 1);
+}
+
+#[test]
+fn shutdown_mid_work_makes_it_the_last_response_or_cuts_it_at_grace() {
+    let mut r = Rig::new();
+    r.start();
+    assert_eq!(
+        r.feed(1, b"GET /work/3 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Action::Yield
+    );
+    let e = r.env(2);
+    assert_eq!(r.d.shutdown(&e, r.at(100)), Action::Yield);
+    assert_eq!(r.resumed(3), Action::Yield);
+    assert!(matches!(r.resumed(4), Action::Send { .. }));
+    let (out, a) = r.send_all(5);
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert_eq!(a, Action::ShutdownWrite);
+
+    let mut r = Rig::new();
+    r.start();
+    assert_eq!(
+        r.feed(1, b"GET /work/3 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Action::Yield
+    );
+    let e = r.env(2);
+    r.d.shutdown(&e, r.at(100));
+    assert_eq!(r.resumed(100), Action::Close, "cut at the grace deadline");
+    assert_eq!(r.stats.grace_cuts.get(), 1);
+}
+
+#[test]
+fn a_half_close_mid_work_still_gets_the_response() {
+    let mut r = Rig::new();
+    r.start();
+    assert_eq!(
+        r.feed(1, b"GET /work/2 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Action::Yield
+    );
+    let e = r.env(2);
+    assert_eq!(r.d.eof(&e), Action::Yield);
+    assert!(matches!(r.resumed(3), Action::Send { .. }));
+    let (out, a) = r.send_all(4);
+    assert!(out.ends_with("2 slices"), "{out}");
+    assert_eq!(
+        a,
+        Action::ShutdownWrite,
+        "then closed: the peer sends nothing more"
+    );
 }

@@ -1,8 +1,11 @@
 //! The trait through which the one handler plugs into the core, and the types it
 //! speaks. The core calls [`Handler::handle`] for every complete request and turns
 //! the [`Reply`] into driver actions; it knows nothing else about the application.
+//! A reply that is CPU-bound work ([`Reply::Work`]) is computed in slices through
+//! [`Handler::work`], so one long computation does not hold its worker.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use super::parse::{Method, Version};
 pub use super::response::Prerendered;
@@ -44,6 +47,31 @@ pub enum Reply<'a> {
     Sleep(u32),
     /// Send this file, opened and read with the model's own file I/O.
     File(FileReply),
+    /// CPU-bound work: the core calls [`Handler::work`] with a time budget (the
+    /// `--work-slice`) until it answers; between slices the model gives its worker
+    /// to other connections ([`crate::http::Action::Yield`]).
+    Work(Work),
+}
+
+/// A computation in progress, owned by the core between slices. The core never
+/// looks inside: the fields mean what the application's [`Handler::work`] says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// What was asked for (for `/work/<µs>`: the microseconds).
+    pub arg: u64,
+    /// What is left to do, in the application's unit.
+    pub left: u64,
+    /// The computation's running state.
+    pub state: u64,
+}
+
+/// What one slice of [`Handler::work`] came to.
+#[derive(Debug)]
+pub enum Slice {
+    /// More to do: call again (after the worker has served others).
+    More,
+    /// Finished: this is the response.
+    Done(Response<'static>),
 }
 
 /// Why a static file could not be served.
@@ -72,4 +100,8 @@ impl FileError {
 pub trait Handler {
     /// Route one complete request; `body` is its whole (decoded) body.
     fn handle<'a>(&'a self, req: &Request<'a>, body: &'a [u8]) -> Reply<'a>;
+
+    /// Compute the next slice of `job` (from a [`Reply::Work`]) within about
+    /// `budget` (`None`: no limit, finish it), always making some progress.
+    fn work(&self, job: &mut Work, budget: Option<Duration>) -> Slice;
 }

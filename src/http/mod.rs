@@ -28,5 +28,7 @@ pub(crate) mod test_handler;
 
 pub use conn::Phase;
 pub use driver::{Action, Driver, Env};
-pub use handler::{FileError, FileReply, Handler, Prerendered, Reply, Request, Response};
+pub use handler::{
+    FileError, FileReply, Handler, Prerendered, Reply, Request, Response, Slice, Work,
+};
 pub use parse::{Method, Version};

@@ -222,3 +222,79 @@ fn an_empty_line_split_after_its_cr_waits_for_more() {
         Ok(Scan::Complete(_))
     ));
 }
+
+#[test]
+fn value_bytes_are_checked_exactly_at_every_position() {
+    // Every length up to 24 and every position: one bad byte anywhere is found, and
+    // HTAB, SP, visible ASCII and obs-text anywhere are not (the eight-byte check
+    // must not let one byte's answer leak into its neighbours').
+    for len in 1..=40 {
+        for at in 0..len {
+            for b in 0u8..=255 {
+                let mut v = vec![b'a'; len];
+                v[at] = b;
+                let ok = (b >= 0x20 || b == b'\t') && b != 0x7f;
+                assert_eq!(super::valid_value(&v), ok, "byte {b:#x} at {at} of {len}");
+            }
+            // A tab or obs-text next to a bad byte does not hide it.
+            let mut v = vec![b'\t'; len];
+            v[at] = 0x08;
+            assert!(!super::valid_value(&v), "0x08 at {at} among tabs");
+            let mut v = vec![0xff; len];
+            v[at] = 0x00;
+            assert!(!super::valid_value(&v), "NUL at {at} among obs-text");
+        }
+    }
+}
+
+#[test]
+fn host_port_forms() {
+    for ok in [
+        "a",
+        "a:80",
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "",
+        "x:",
+        "h:65535",
+    ] {
+        assert!(super::valid_host(ok.as_bytes()), "{ok}");
+    }
+    for bad in ["a b", "a:8x", "a:123456", "a/b", "a:80:80", "[::1", "a@b"] {
+        assert!(!super::valid_host(bad.as_bytes()), "{bad}");
+    }
+}
+
+#[test]
+fn the_get_fast_path_answers_as_the_general_walk() {
+    let limits = Limits {
+        max_target: 16,
+        ..Limits::default()
+    };
+    let targets: &[&[u8]] = &[
+        b"/",
+        b"",
+        b"/a b",
+        b"/\x7f",
+        b"/\x00",
+        b"/\xff",
+        b"/\t",
+        b"/0123456789abcde",
+        b"/0123456789abcdef",
+        b"*",
+        b"http://h/x?y#z",
+        b"/ ",
+        b" /",
+    ];
+    for t in targets {
+        for tail in [&b" HTTP/1.1"[..], b" HTTP/1.0", b"HTTP/1.1", b" HTTP/1.1 "] {
+            let line = [&b"GET "[..], t, tail].concat();
+            assert_eq!(
+                super::request_line(&line, &limits),
+                super::request_line_general(&line, &limits),
+                "{:?}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+    }
+}

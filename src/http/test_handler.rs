@@ -1,10 +1,11 @@
 //! A small handler for the core's own tests, so `src/http` is tested without the
 //! application above it: `/` (text), `/json`, `/echo` (POST), `/sleep/<ms>`,
-//! `/static/<path>` (a file reply), anything else 404.
+//! `/static/<path>` (a file reply), `/work/<n>` (work of `n` slices, whatever the
+//! budget, unless the budget is `None`: then all at once), anything else 404.
 
 use std::borrow::Cow;
 
-use super::handler::{FileReply, Handler, Reply, Request, Response};
+use super::handler::{FileReply, Handler, Reply, Request, Response, Slice, Work};
 use super::Method;
 
 pub(crate) struct TestHandler;
@@ -41,7 +42,32 @@ impl Handler for TestHandler {
                 path: p[8..].to_owned(),
                 content_type: b"text/plain; charset=utf-8",
             }),
+            (_, p) if p.starts_with("/work/") => match p[6..].parse() {
+                Ok(n) => Reply::Work(Work {
+                    arg: n,
+                    left: n,
+                    state: 0,
+                }),
+                Err(_) => Reply::Now(resp(400, b"text/plain", b"bad work\n")),
+            },
             _ => Reply::Now(resp(404, b"text/plain; charset=utf-8", b"no such route\n")),
         }
+    }
+
+    fn work(&self, job: &mut Work, budget: Option<std::time::Duration>) -> Slice {
+        job.state += 1;
+        job.left = match budget {
+            None => 0,
+            Some(_) => job.left.saturating_sub(1),
+        };
+        if job.left > 0 {
+            return Slice::More;
+        }
+        Slice::Done(Response {
+            status: 200,
+            content_type: Some(b"text/plain"),
+            body: Cow::Owned(format!("{} slices", job.state).into_bytes()),
+            allow: None,
+        })
     }
 }

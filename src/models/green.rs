@@ -13,6 +13,8 @@
 //!   read's deadline (a missed deadline cancels the op: `TimedOut`).
 //! - `Send`: one send op per action, with the action's deadline.
 //! - `Sleep`: a green sleep that a soft interrupt also ends.
+//! - `Yield` (between `/work` slices): a [`green::nop`], so the ring is reaped first
+//!   (a `yield_now` reruns in the same pass, before any I/O), then a reset check.
 //! - `Open` / `ReadFile` / `CloseFile`: `OPENAT2` + `STATX`, `READ`, `CLOSE` ops.
 //! - Driver calls run on the worker's own stack ([`green::on_worker_stack`]), so a
 //!   green stack stays at the depth of the connection loop.
@@ -38,13 +40,6 @@ use crate::green::fs::{self as gfs, GvtFile};
 use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, Interrupt, ReactorThread, Runtime, RuntimeOptions, StatsSource};
 use crate::http::{Action, Driver, Env, FileError};
-use crate::stats::WorkerStats;
-
-impl StatsSource for App {
-    fn worker_stats(&self, worker: usize) -> &WorkerStats {
-        self.registry().worker(worker)
-    }
-}
 
 /// What every green thread of one worker shares.
 struct Worker {
@@ -233,6 +228,10 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Driver, w: &Wo
                 }
                 core(|| d.file_closed(&env(Instant::now())))
             }
+            Action::Yield => match (green::nop(), super::reset_seen(&stream)) {
+                (_, true) => d.failed(),                       // reset while working
+                _ => core(|| d.resumed(&env(Instant::now()))), // cuts past the grace
+            },
             Action::ShutdownWrite => match stream.shutdown(Direction::Write) {
                 Ok(()) => d.write_shut(&env(Instant::now())),
                 Err(_) => d.failed(),

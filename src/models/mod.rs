@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::accept::Acceptor;
 use crate::app::App;
-use crate::config::{Config, GreenReactor, Model};
+use crate::config::{Config, GreenReactor, Model, TokioRuntime};
 pub use crate::error::ServeError;
 use crate::green::ReactorThread;
 use crate::net::ConnGate;
@@ -31,6 +31,21 @@ use crate::stats::{Registry, WorkerStats};
 pub mod callback;
 pub mod green;
 pub mod tokio_rt;
+
+/// The green runtime publishes its counters into the app's registry.
+impl crate::green::StatsSource for App {
+    fn worker_stats(&self, worker: usize) -> &WorkerStats {
+        self.registry().worker(worker)
+    }
+}
+
+/// Between two slices of work (`Action::Yield`), no read is in flight: did the
+/// peer reset the connection meanwhile? (A pending socket error, `SO_ERROR`: one
+/// cheap syscall per slice.) A peer that only shut down its write side is not
+/// noticed here: its response is still owed (case 36).
+pub(crate) fn reset_seen(stream: &impl std::os::fd::AsFd) -> bool {
+    !matches!(socket2::SockRef::from(stream).take_error(), Ok(None))
+}
 
 /// Is `model` usable here? `Err` carries a one-line reason and the fix.
 pub fn check_available(model: Model) -> Result<(), ServeError> {
@@ -54,11 +69,9 @@ pub fn check_variant(v: crate::config::Variant) -> Result<(), ServeError> {
 
 /// Are `cfg`'s scheduling knobs implemented? `Err` names the flag that is not.
 pub fn check_scheduling(cfg: &Config) -> Result<(), ServeError> {
-    use crate::config::{GreenSched, TokioRuntime};
+    use crate::config::GreenSched;
     let s = &cfg.sched;
-    let missing = if s.tokio_runtime == TokioRuntime::MultiThread {
-        Some("--tokio-runtime multi-thread")
-    } else if s.green_sched == GreenSched::Steal {
+    let missing = if s.green_sched == GreenSched::Steal {
         Some("--green-sched steal")
     } else {
         None
@@ -80,7 +93,7 @@ pub fn serve(
 ) -> Result<crate::log::Totals, ServeError> {
     check_available(cfg.model)?;
     check_scheduling(cfg)?;
-    let registry = Arc::new(Registry::new(cfg.model, cfg.workers).labelled(cfg.model_label()));
+    let registry = Arc::new(Registry::new(cfg.model, cfg.workers).with_label(cfg.model_label()));
     let access = match &cfg.access_log {
         None => None,
         Some(target) => {
@@ -91,7 +104,10 @@ pub fn serve(
         }
     };
     let app = Arc::new(App::new(cfg, registry.clone())?);
-    let listeners = crate::net::bind_listeners(cfg.addr, cfg.workers, cfg.reuse_port)
+    // One listener for a runtime that shares it between its threads.
+    let multi = cfg.model == Model::Tokio && cfg.sched.tokio_runtime == TokioRuntime::MultiThread;
+    let count = if multi { 1 } else { cfg.workers };
+    let listeners = crate::net::bind_listeners(cfg.addr, count, cfg.reuse_port)
         .map_err(|e| ServeError::Io(format!("cannot listen on {}", cfg.addr), e))?;
     let local = listeners[0]
         .local_addr()
@@ -171,6 +187,12 @@ fn run_model(
     shutdown: Arc<Shutdown>,
 ) -> Result<(), ServeError> {
     match cfg.model {
+        Model::Tokio if cfg.sched.tokio_runtime == TokioRuntime::MultiThread => {
+            let listener = listeners.into_iter().next().ok_or_else(|| {
+                ServeError::Io("no listener".into(), io::ErrorKind::NotFound.into())
+            })?;
+            tokio_rt::run_multi_thread(cfg, listener, app, shutdown)
+        }
         Model::Tokio => run_workers(cfg, app, listeners, &shutdown, tokio_rt::worker_thread),
         Model::Callback => callback::run(cfg, listeners, app, shutdown),
         Model::Green => {

@@ -46,6 +46,10 @@ pub(super) struct Ctx<'a> {
     pub(super) warmup: Duration,
     pub(super) idle_conns: usize,
     pub(super) root: &'a Path,
+    /// `--serve-arg`s, for every model's server.
+    pub(super) serve_args: &'a [String],
+    /// The heavy requests of `skew`.
+    pub(super) skew_path: String,
 }
 
 /// One load of a run.
@@ -76,6 +80,7 @@ impl Ctx<'_> {
             cpus: self.server_cpus,
             workers,
             root: self.root,
+            serve_args: self.serve_args,
         }
     }
 
@@ -197,7 +202,7 @@ impl Ctx<'_> {
 
     /// Heavy closed-loop `/work` and light open-loop `/` at the same time; (light, heavy).
     pub(super) fn skew(&self, server: &Server) -> (Result<Report, String>, Result<Report, String>) {
-        let heavy = LoadSpec::closed(SKEW_HEAVY_PATH, SKEW_HEAVY_CONNECTIONS);
+        let heavy = LoadSpec::closed(&self.skew_path, SKEW_HEAVY_CONNECTIONS);
         let light = LoadSpec {
             rate: Some(SKEW_LIGHT_RATE),
             ..LoadSpec::closed("/", SKEW_LIGHT_CONNECTIONS)

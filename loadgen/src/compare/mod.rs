@@ -40,11 +40,11 @@ use server::{Server, StartError, StartOpts};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use output::{best_per_scenario, summary, Answer};
+pub use output::{best_per_scenario, summary, write_reports, Answer};
 pub use plots::{
     fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear,
 };
-pub use server::{parse_peer, parse_ready, Target};
+pub use server::{check_serve_args, parse_peer, parse_ready, Target};
 
 /// Flags of `gvhttpd bench compare`.
 #[derive(Debug, Clone, Args)]
@@ -90,6 +90,16 @@ pub struct CompareArgs {
     /// The gvhttpd binary to start [default: this executable].
     #[arg(long)]
     pub exe: Option<PathBuf>,
+    /// An extra flag for every model's `gvhttpd serve` (repeatable), e.g.
+    /// `--serve-arg=--work-slice=0`; recorded in raw.json and the summary. Not
+    /// the flags the comparison sets itself (--model, --addr, --workers, --root)
+    /// nor the scheduling flags a row's name stands for (--models tokio+multi).
+    #[arg(long = "serve-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
+    /// CPU each heavy request of the `skew` scenario burns, in microseconds
+    /// (`GET /work/<µs>`, 1..=1000000).
+    #[arg(long, default_value_t = DEFAULT_SKEW_WORK_US, value_name = "µs")]
+    pub skew_work_us: u32,
     /// Run nothing: rewrite summary.md, README.md and the plots next to this
     /// raw.json from its data (e.g. after a change to the tables or plots).
     #[arg(long, value_name = "RAW.json")]
@@ -137,8 +147,9 @@ pub const LATENCY_BOUNDS_US: [u64; 2] = [1_000, 10_000];
 pub const CHURN_CONNECTIONS: u64 = 16;
 /// Server workers in the skew scenario.
 pub const SKEW_WORKERS: usize = 2;
-/// The heavy requests of the skew scenario: 5 ms of CPU each.
-pub const SKEW_HEAVY_PATH: &str = "/work/5000";
+/// The heavy requests of the skew scenario: `/work/<µs>` of this many µs of CPU
+/// each, unless `--skew-work-us` says otherwise.
+pub const DEFAULT_SKEW_WORK_US: u32 = 5_000;
 /// Connections sending heavy requests (closed loop).
 pub const SKEW_HEAVY_CONNECTIONS: u64 = 2;
 /// Connections sending light `GET /` at [`SKEW_LIGHT_RATE`] (open loop).
@@ -209,7 +220,7 @@ pub const SCENARIOS: [Scenario; 10] = [
     },
     Scenario {
         name: "skew",
-        title: "CPU skew: 2 workers; 2 connections send /work/5000 (5 ms of CPU) in closed \
+        title: "CPU skew: 2 workers; 2 connections send CPU-heavy GET /work/<µs> in closed \
                 loop while 32 send GET / at 1000 req/s open loop",
         kind: Kind::Skew,
     },
@@ -299,11 +310,26 @@ pub struct Raw {
     pub quick: bool,
     /// Models, then peers.
     pub models: Vec<ModelStatus>,
+    /// Extra flags every model's `serve` got (`--serve-arg`).
+    #[serde(default)]
+    pub serve_args: Vec<String>,
+    /// µs of CPU per heavy `skew` request (`--skew-work-us`).
+    #[serde(default = "default_skew_work_us")]
+    pub skew_work_us: u32,
     pub scenarios: Vec<String>,
     pub runs: Vec<Run>,
 }
 
+fn default_skew_work_us() -> u32 {
+    DEFAULT_SKEW_WORK_US
+}
+
 impl Raw {
+    /// The heavy requests' path in the `skew` scenario.
+    pub fn skew_path(&self) -> String {
+        format!("/work/{}", self.skew_work_us)
+    }
+
     /// Parses a `raw.json` written by `bench compare`.
     pub fn from_json(s: &str) -> Result<Raw, String> {
         serde_json::from_str(s).map_err(|e| format!("not a compare raw.json: {e}"))
@@ -428,6 +454,12 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
             })
             .collect::<Result<_, _>>()?
     };
+    server::check_serve_args(&a.serve_args).map_err(|e| usage(format!("--serve-arg: {e}")))?;
+    if !(1..=1_000_000).contains(&a.skew_work_us) {
+        return Err(usage(
+            "--skew-work-us takes 1 to 1000000 microseconds".into(),
+        ));
+    }
     let mut targets: Vec<Target> = a.models.iter().cloned().map(Target::Model).collect();
     for p in &a.peers {
         let (name, command) = parse_peer(p).map_err(|e| usage(format!("--peer: {e}")))?;
@@ -459,6 +491,8 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         warmup,
         idle_conns,
         root: &root.dir,
+        serve_args: &a.serve_args,
+        skew_path: format!("/work/{}", a.skew_work_us),
     };
     let models: Vec<ModelStatus> = targets.iter().map(|t| ctx.probe(t)).collect();
     let available: Vec<&Target> = targets
@@ -558,6 +592,8 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         repeat,
         quick: q,
         models,
+        serve_args: a.serve_args.clone(),
+        skew_work_us: a.skew_work_us,
         scenarios: scenarios.iter().map(|s| s.name.to_string()).collect(),
         runs,
     };

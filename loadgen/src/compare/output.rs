@@ -133,6 +133,10 @@ fn readme(raw: &Raw) -> String {
     let _ = writeln!(s, "| git revision | {} |", raw.git_revision);
     let _ = writeln!(s, "| server CPUs | {:?} |", raw.server_cpus);
     let _ = writeln!(s, "| load CPUs | {:?} |", raw.load_cpus);
+    let _ = writeln!(s, "| serve flags (`--serve-arg`) | {} |", serve_flags(raw));
+    if raw.scenarios.iter().any(|n| n == "skew") {
+        let _ = writeln!(s, "| skew heavy requests | `GET {}` |", raw.skew_path());
+    }
     let _ = writeln!(
         s,
         "| per run | {:.1} s measured after {:.1} s warm-up, {} repetitions interleaved{} |",
@@ -168,13 +172,22 @@ fn readme(raw: &Raw) -> String {
     let _ = writeln!(
         s,
         "\nEach run starts a fresh server pinned to the server CPUs (`gvhttpd serve --model M \
-         --workers {}`, 2 workers in `skew`; a peer as its command says); the load generator \
+         --workers {}`, 2 workers in `skew`, plus the serve flags above; a peer as its command \
+         says); the load generator \
          runs pinned to the load CPUs. The sweep's closed-loop maxima are measured once per \
          server before the repetitions (runs with `repeat: 0`). `raw.json` has every run's \
          full report, including base64 HdrHistogram V2 histograms that merge exactly.",
         raw.server_cpus.len()
     );
     s
+}
+
+/// The models' extra `serve` flags as Markdown, or `none`.
+pub fn serve_flags(raw: &Raw) -> String {
+    if raw.serve_args.is_empty() {
+        return "none".into();
+    }
+    format!("`{}`", raw.serve_args.join(" "))
 }
 
 /// Runs of one (scenario, point, model); `point` None matches single-point scenarios.

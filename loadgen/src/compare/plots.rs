@@ -216,7 +216,7 @@ fn color(i: usize, model: &str) -> RGBColor {
 pub fn subtitle(raw: &Raw, conditions: &str) -> [String; 2] {
     [
         format!(
-            "{conditions} · {:.1} s × {} repetitions (+{:.1} s warm-up){}",
+            "{conditions} · {:.1} s × {} repetitions (+{:.1} s warm-up){}{}",
             raw.duration_s,
             raw.repeat,
             raw.warmup_s,
@@ -224,7 +224,8 @@ pub fn subtitle(raw: &Raw, conditions: &str) -> [String; 2] {
                 " · --quick smoke run"
             } else {
                 ""
-            }
+            },
+            serve_flags(raw)
         ),
         format!(
             "server CPUs {:?}, load CPUs {:?} · {} ({} CPUs) · commit {} · {} · host {}",
@@ -237,6 +238,14 @@ pub fn subtitle(raw: &Raw, conditions: &str) -> [String; 2] {
             raw.env.host
         ),
     ]
+}
+
+/// ` · serve FLAGS` when the models ran with `--serve-arg`s, else nothing.
+fn serve_flags(raw: &Raw) -> String {
+    if raw.serve_args.is_empty() {
+        return String::new();
+    }
+    format!(" · serve {}", raw.serve_args.join(" "))
 }
 
 /// White background, title and subtitle; returns the area below them.

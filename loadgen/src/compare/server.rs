@@ -62,6 +62,50 @@ pub fn parse_peer(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), command.to_string()))
 }
 
+/// Flags `bench compare` sets on every `serve` itself: a `--serve-arg` may not.
+const SET_BY_COMPARE: [(&str, &str); 4] = [
+    ("--model", "--models names the rows"),
+    ("--addr", "each server listens on a free 127.0.0.1 port"),
+    ("--workers", "--server-cpus sets the workers (2 in skew)"),
+    ("--root", "the large scenario creates its own static root"),
+];
+/// Scheduling flags a row's name stands for: a `--serve-arg` would make a row's
+/// name lie about what it ran.
+const SET_BY_ROW: [(&str, &str); 3] = [
+    ("--tokio-runtime", "tokio+multi"),
+    ("--green-sched", "green+steal"),
+    ("--green-reactor", "green+dedicated"),
+];
+
+/// Checks `--serve-arg`s: each is a flag (`--name` or `--name=value`) or the value
+/// of the flag before it, and none is a flag the comparison sets itself.
+pub fn check_serve_args(args: &[String]) -> Result<(), String> {
+    for (i, a) in args.iter().enumerate() {
+        if a.trim().is_empty() {
+            return Err("an empty argument".into());
+        }
+        let Some(flag) = a.strip_prefix("--") else {
+            let after_flag = i > 0 && args[i - 1].starts_with("--") && !args[i - 1].contains('=');
+            if !after_flag {
+                return Err(format!(
+                    "'{a}' is not a flag (--name or --name=value) nor its value"
+                ));
+            }
+            continue;
+        };
+        let name = format!("--{}", flag.split('=').next().unwrap_or(""));
+        if let Some((_, why)) = SET_BY_COMPARE.iter().find(|(f, _)| *f == name) {
+            return Err(format!("'{a}': bench compare sets {name} itself ({why})"));
+        }
+        if let Some((_, row)) = SET_BY_ROW.iter().find(|(f, _)| *f == name) {
+            return Err(format!(
+                "'{a}': {name} is what a row's name says; name the row instead (--models {row})"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// How to start a server.
 #[derive(Debug, Clone, Copy)]
 pub struct StartOpts<'a> {
@@ -70,6 +114,8 @@ pub struct StartOpts<'a> {
     pub workers: usize,
     /// The static root (`--root`, `{root}`).
     pub root: &'a Path,
+    /// Extra flags for a model's `serve` (`--serve-arg`; peers keep their command).
+    pub serve_args: &'a [String],
 }
 
 /// A running server, stopped when dropped.
@@ -100,7 +146,7 @@ impl Server {
         }
     }
 
-    /// `exe serve --model M --addr 127.0.0.1:0 --workers N --root DIR`; ready at
+    /// `exe serve --model M --addr 127.0.0.1:0 --workers N --root DIR [serve args]`; ready at
     /// `gvhttpd: listening on http://ADDR (...)`.
     fn start_model(exe: &Path, model: &str, o: &StartOpts<'_>) -> Result<Server, StartError> {
         let mut cmd = Command::new(exe);
@@ -109,6 +155,7 @@ impl Server {
             .arg(o.workers.to_string())
             .arg("--root")
             .arg(o.root)
+            .args(o.serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -276,4 +323,41 @@ pub fn parse_ready(line: &str) -> Option<SocketAddr> {
     let rest = line.strip_prefix("gvhttpd: listening on http://")?;
     let addr = rest.split_whitespace().next()?.trim_end_matches('/');
     addr.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_serve_args;
+
+    fn check(args: &[&str]) -> Result<(), String> {
+        check_serve_args(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn serve_args_pass_flags_and_their_values() {
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&["--work-slice=0"]), Ok(()));
+        assert_eq!(check(&["--work-slice", "2ms", "--uring-sqpoll"]), Ok(()));
+        assert_eq!(check(&["--max-conns=50000", "--access-log=-"]), Ok(()));
+    }
+
+    #[test]
+    fn serve_args_refuse_what_the_comparison_sets() {
+        for (arg, says) in [
+            ("--model=tokio", "sets --model itself"),
+            ("--addr=127.0.0.1:9", "sets --addr itself"),
+            ("--workers", "sets --workers itself"),
+            ("--root=/tmp", "sets --root itself"),
+            ("--tokio-runtime=multi-thread", "--models tokio+multi"),
+            ("--green-sched=steal", "--models green+steal"),
+            ("--green-reactor", "--models green+dedicated"),
+        ] {
+            let e = check(&[arg]).unwrap_err();
+            assert!(e.contains(says), "{arg}: {e}");
+        }
+        // A value with no flag before it, or after a flag that had one already.
+        assert!(check(&["0"]).unwrap_err().contains("not a flag"));
+        assert!(check(&["--work-slice=1ms", "0"]).is_err());
+        assert!(check(&[" "]).is_err());
+    }
 }

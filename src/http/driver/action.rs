@@ -33,6 +33,11 @@ pub enum Action {
     /// Lingering close: receive and discard (into `recv_buf`, or the model's own
     /// scratch), then [`Driver::drained`] / [`Driver::eof`].
     Drain { deadline: Instant },
+    /// CPU-bound work is under way and has more to do: let the worker's other
+    /// connections run (green: `yield_now`; tokio: `yield_now().await`; callback:
+    /// a later loop turn), then [`Driver::resumed`] for the next slice. No I/O and
+    /// no deadline; a reset the model notices meanwhile is [`Driver::failed`].
+    Yield,
     /// Close the socket (and any file still open). Nothing else follows.
     Close,
 }

@@ -7,15 +7,13 @@
 //! memory: it cancels what is in flight and is freed once the last completion is in
 //! (no op then refers to its descriptor number).
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
 
 use super::op::{Op, Ops};
 use crate::accept::Admission;
 use crate::app::App;
-use crate::files::{OPEN_FLAGS, OPEN_RESOLVE};
-use crate::http::{Action, Driver, Env, FileError};
+use crate::http::{Action, Driver, Env};
 use crate::uring::{Busy, OpKind, Ring, SlotKey, Token};
 
 /// What an event handler needs besides the connection: the ring to submit to and
@@ -23,6 +21,8 @@ use crate::uring::{Busy, OpKind, Ring, SlotKey, Token};
 pub(super) struct Cx<'a> {
     pub ring: &'a mut Ring,
     pub env: Env<'a, App>,
+    /// Connections whose work yielded: resumed after this turn's completions.
+    pub ready: &'a mut Vec<SlotKey>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +142,16 @@ impl Conn {
                     }
                     Some(self.driver.write_shut(&cx.env))
                 }
+                Action::Yield => {
+                    // Resumed on the worker's ready list, after the completions of
+                    // this turn. The multishot recv stays armed, and the reset
+                    // watch too (a recv can miss a RST after its last bytes).
+                    if matches!(self.input, Input::Multi | Input::Paused) {
+                        self.watch(key, cx.ring);
+                    }
+                    cx.ready.push(key);
+                    None
+                }
                 Action::Close => {
                     self.close(key, cx.ring);
                     None
@@ -152,6 +162,15 @@ impl Conn {
                 None => return,
             }
         }
+    }
+
+    /// Its turn on the ready list came: the next slice of work.
+    pub fn resume(&mut self, key: SlotKey, cx: &mut Cx<'_>) {
+        if self.state != State::Active || self.driver.action() != Action::Yield {
+            return; // closed (a reset) meanwhile
+        }
+        let a = self.driver.resumed(&cx.env);
+        self.perform(key, a, cx);
     }
 
     /// `Recv` or `Drain`: make sure input is coming.
@@ -220,7 +239,7 @@ impl Conn {
 
     /// Note `op` in flight, or, when the ring refused it, give the lent buffer
     /// back with `restore` and fail the connection.
-    fn lent(
+    pub(super) fn lent(
         &mut self,
         op: Op,
         r: Result<(), Busy>,
@@ -262,37 +281,5 @@ impl Conn {
         let after = until.saturating_duration_since(cx.env.now);
         cx.ring.push_timeout(after, Op::Sleep.token(key));
         None
-    }
-
-    /// `OPENAT2` beneath the static root; `STATX` follows on its completion.
-    fn open(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
-        let handler = cx.env.handler;
-        let root = handler.static_root();
-        let path = CString::new(self.driver.file_path()).ok();
-        let (Some(root), Some(path)) = (root, path) else {
-            return Some(self.driver.file_opened(&cx.env, Err(FileError::NotFound)));
-        };
-        let token = Op::Open.token(key);
-        match cx
-            .ring
-            .openat2(root.fd(), path, OPEN_FLAGS, OPEN_RESOLVE, token)
-        {
-            Ok(()) => {
-                self.ops.add(Op::Open);
-                None
-            }
-            Err(_) => Some(self.driver.file_opened(&cx.env, Err(FileError::Internal))),
-        }
-    }
-
-    fn read(&mut self, key: SlotKey, offset: u64, len: usize, cx: &mut Cx<'_>) -> Option<Action> {
-        let Some(file) = self.file.as_ref() else {
-            return Some(self.driver.failed());
-        };
-        let buf = self.driver.lend_file_buf();
-        let r = cx
-            .ring
-            .read_at(file.as_fd(), buf, len, offset, Op::Read.token(key));
-        self.lent(Op::Read, r, Driver::restore_file_buf)
     }
 }

@@ -1,14 +1,12 @@
 //! Completions and timers, reported to the driver; its answer is performed next.
 
-use std::os::fd::AsFd;
 use std::time::Instant;
 
 use super::conn::{Conn, Cx, Input, State};
 use super::op::Op;
 use crate::app::App;
-use crate::files;
-use crate::http::{Action, Env, FileError};
-use crate::uring::{Completion, OpKind, Ring, SlotKey, Stat, Token};
+use crate::http::{Action, Env};
+use crate::uring::{Completion, OpKind, Ring, SlotKey, Token};
 
 /// What became of bytes a multishot recv delivered (decided while the provided
 /// buffer is still borrowed from the ring; acted on after it is recycled).
@@ -22,7 +20,7 @@ pub(super) enum Fed {
     Full,
 }
 
-fn errno(res: i32) -> i32 {
+pub(super) fn errno(res: i32) -> i32 {
     -res
 }
 
@@ -151,33 +149,6 @@ impl Conn {
             _ if self.state == State::Expired => self.driver.timed_out(&cx.env),
             _ => self.driver.failed(), // EPIPE, ECONNRESET
         })
-    }
-
-    /// `OPENAT2` done: stat the new descriptor (which the completion carries).
-    fn open_done(&mut self, key: SlotKey, c: &mut Completion, cx: &mut Cx<'_>) -> Option<Action> {
-        let Some(fd) = c.take_fd() else {
-            let e = FileError::from_errno(errno(c.result));
-            return Some(self.driver.file_opened(&cx.env, Err(e)));
-        };
-        match cx.ring.statx(fd.as_fd(), Op::Stat.token(key)) {
-            Ok(()) => {
-                self.ops.add(Op::Stat);
-                self.file = Some(fd);
-                None
-            }
-            Err(_) => Some(self.driver.file_opened(&cx.env, Err(FileError::Internal))),
-        }
-    }
-
-    fn stat_done(&mut self, res: i32, st: Option<Stat>, cx: &mut Cx<'_>) -> Option<Action> {
-        let r = match st {
-            Some(st) => files::check_stat(st.mode, st.size),
-            None => Err(FileError::from_errno(errno(res))),
-        };
-        if r.is_err() {
-            self.file = None; // not served: close it now
-        }
-        Some(self.driver.file_opened(&cx.env, r))
     }
 
     /// Readiness before an idle single-shot recv, or the reset watch.

@@ -19,6 +19,7 @@
 //! | `Open` | `OPENAT2` beneath the static root, then `STATX` | `file_opened` |
 //! | `ReadFile` | read into the lent chunk buffer | `file_read` |
 //! | `CloseFile`, `ShutdownWrite` | `CLOSE`, `SHUTDOWN` (nothing to wait for) | `file_closed`, `write_shut` |
+//! | `Yield` | none: onto the worker's ready list, resumed after the next turn's completions (that turn's enter waits only for a NOP of its own) | `resumed` |
 //! | `Close` | cancel what is in flight; `CLOSE` once the last CQE is in | — |
 //!
 //! Buffers belong to the ring while an op runs ([`crate::uring::ops`]), so this
@@ -40,9 +41,11 @@
 //! as soon as its completion is in; `Driver::shutdown` on every connection; the
 //! worker returns when no connection is left.
 
+mod accept;
 mod conn;
 mod deadlines;
 mod events;
+mod file;
 mod op;
 mod worker;
 

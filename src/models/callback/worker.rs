@@ -1,8 +1,6 @@
 //! One worker: its ring, its listener, its connections, its deadlines.
 
-use std::io;
 use std::net::TcpListener;
-use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Cx};
@@ -10,7 +8,7 @@ use super::deadlines::Deadlines;
 use super::events::free;
 use super::op::{Kind, Op};
 use super::ServeError;
-use crate::accept::{Acceptor, Retry};
+use crate::accept::Acceptor;
 use crate::http::Env;
 use crate::models::WorkerCtx;
 use crate::uring::{Completion, OpKind, Ring, SlotKey, Slots, Token};
@@ -29,26 +27,34 @@ fn recv_bufs(entries: u32) -> u16 {
     entries.clamp(64, 32768).next_power_of_two() as u16
 }
 
-struct Worker {
+pub(super) struct Worker {
     /// Declared first so it is dropped first: its Drop cancels and reaps every op
     /// still in flight before the connections' descriptors close.
-    ring: Ring,
-    conns: Slots<Conn>,
-    deadlines: Deadlines,
-    ctx: WorkerCtx,
-    acceptor: Acceptor,
+    pub(super) ring: Ring,
+    /// Boxed: the slab keeps only a pointer per slot, so after a burst of connections
+    /// closes, their memory goes back to the allocator (and the kernel) instead of
+    /// staying in a slab that never shrinks.
+    pub(super) conns: Slots<Box<Conn>>,
+    pub(super) deadlines: Deadlines,
+    pub(super) ctx: WorkerCtx,
+    pub(super) acceptor: Acceptor,
     /// Closed (dropped) at once when shutdown begins, as soon as no accept refers
     /// to it.
-    listener: Option<TcpListener>,
-    accept_armed: bool,
+    pub(super) listener: Option<TcpListener>,
+    pub(super) accept_armed: bool,
     /// Connections receive through multishot recv + the provided-buffer ring.
-    multishot: bool,
+    pub(super) multishot: bool,
     /// When the earliest armed TICK timeout fires.
-    timer_at: Option<Instant>,
+    pub(super) timer_at: Option<Instant>,
     /// Shutdown began; connections are cut at this instant.
-    grace: Option<Instant>,
+    pub(super) grace: Option<Instant>,
     /// The time of the current loop turn.
-    now: Instant,
+    pub(super) now: Instant,
+    /// Connections whose work yielded ([`crate::http::Action::Yield`]), resumed
+    /// after the next batch of completions; `running` is the batch being resumed
+    /// (two vectors swapped, so the ready list never allocates once grown).
+    pub(super) ready: Vec<SlotKey>,
+    pub(super) running: Vec<SlotKey>,
 }
 
 /// Set up this worker's ring and serve until shutdown.
@@ -75,6 +81,8 @@ pub(super) fn run(ctx: WorkerCtx, listener: TcpListener) -> Result<(), ServeErro
         timer_at: None,
         grace: None,
         now: Instant::now(),
+        ready: Vec::new(),
+        running: Vec::new(),
     };
     w.run()
 }
@@ -93,6 +101,12 @@ impl Worker {
             }
             self.arm_timer();
             self.ring.publish(&self.ctx.stats().uring);
+            if !self.ready.is_empty() {
+                // Work is ready to resume: never block. A NOP completes at once, so
+                // waiting for one returns at once, and a waiting enter is what runs
+                // the kernel's deferred completion work (DEFER_TASKRUN).
+                self.ring.push_nop(Token::internal(OpKind::NOP));
+            }
             self.ring
                 .submit_and_wait(1)
                 .map_err(|e| ServeError::io("io_uring_enter", e))?;
@@ -102,6 +116,7 @@ impl Worker {
                 self.dispatch(c);
             }
             self.expire_deadlines();
+            self.resume_ready();
             let conns = &self.conns;
             self.deadlines.bound(conns.len(), |at, key| {
                 conns.get(key).is_some_and(|c| c.queued == Some(at))
@@ -123,7 +138,7 @@ impl Worker {
     }
 
     /// Run `f` on connection `key` with a [`Cx`], then free it or queue its deadline.
-    fn with_conn(&mut self, key: SlotKey, f: impl FnOnce(&mut Conn, &mut Cx<'_>)) {
+    pub(super) fn with_conn(&mut self, key: SlotKey, f: impl FnOnce(&mut Conn, &mut Cx<'_>)) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -133,9 +148,25 @@ impl Worker {
             &mut Cx {
                 ring: &mut self.ring,
                 env,
+                ready: &mut self.ready,
             },
         );
         self.settle(key);
+    }
+
+    /// Resume the connections whose work yielded before this turn (those that
+    /// yield again go on the next turn's list). Each slice reads the clock anew.
+    fn resume_ready(&mut self) {
+        if self.ready.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut self.ready, &mut self.running);
+        let mut batch = std::mem::take(&mut self.running);
+        for key in batch.drain(..) {
+            self.now = Instant::now();
+            self.with_conn(key, |c, cx| c.resume(key, cx));
+        }
+        self.running = batch;
     }
 
     fn on_conn(&mut self, op: Op, mut c: Completion) {
@@ -164,7 +195,7 @@ impl Worker {
         };
         if conn.done() {
             if let Some(conn) = self.conns.remove(key) {
-                free(conn, &mut self.ring);
+                free(*conn, &mut self.ring);
             }
             return;
         }
@@ -203,71 +234,6 @@ impl Worker {
         let after = at.saturating_duration_since(self.now) + TICK;
         self.timer_at = Some(self.now + after);
         self.ring.push_timeout(after, Kind::Tick.worker_token());
-    }
-
-    fn arm_accept(&mut self) {
-        let Some(l) = self.listener.as_ref().filter(|_| !self.accept_armed) else {
-            return;
-        };
-        let multi = self.ring.features().multishot_accept;
-        if self
-            .ring
-            .accept(l.as_fd(), multi, Kind::Accept.worker_token())
-            .is_ok()
-        {
-            self.accept_armed = true;
-        }
-    }
-
-    fn on_accept(&mut self, mut c: Completion) {
-        if !c.more() {
-            self.accept_armed = false;
-        }
-        if let Some(fd) = c.take_fd() {
-            self.admit(fd);
-            if !c.more() {
-                self.arm_accept();
-            }
-            return;
-        }
-        if self.grace.is_some() {
-            if !self.accept_armed {
-                self.listener = None; // the cancelled accept is done: close it now
-            }
-            return;
-        }
-        if c.result == -libc::ECANCELED {
-            return; // stopped for a back-off
-        }
-        match self
-            .acceptor
-            .failed(&io::Error::from_raw_os_error(-c.result))
-        {
-            Retry::Now if !c.more() => self.arm_accept(),
-            Retry::Now => {}
-            Retry::After(pause) => {
-                // Out of descriptors: keep serving, accept again after a back-off.
-                if c.more() {
-                    self.ring
-                        .push_cancel(Kind::Accept.worker_token(), Token::internal(OpKind::CANCEL));
-                }
-                self.ring.push_timeout(pause, Kind::Backoff.worker_token());
-            }
-        }
-    }
-
-    /// A new connection: admitted (or refused, and closed) by the acceptor.
-    fn admit(&mut self, fd: OwnedFd) {
-        let Some((admission, driver)) = self.acceptor.admit(&fd) else {
-            return; // dropping `fd` closes it
-        };
-        let key = self
-            .conns
-            .insert(Conn::new(fd, driver, admission, self.multishot));
-        self.with_conn(key, |conn, cx| {
-            let a = conn.driver.start(&cx.env);
-            conn.perform(key, a, cx);
-        });
     }
 
     /// The shutdown sequence of [`crate::accept`]: close the listener at once,

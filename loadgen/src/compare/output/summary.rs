@@ -252,6 +252,12 @@ fn skew_table(raw: &Raw, models: &[&str], s: &mut String) {
     let _ = writeln!(s, "{}.\n", scenario("skew").map_or("", |sc| sc.title));
     let _ = writeln!(
         s,
+        "Heavy requests: `GET {}`; serve flags: {}.\n",
+        raw.skew_path(),
+        super::serve_flags(raw)
+    );
+    let _ = writeln!(
+        s,
         "| server | light p50 | light p99 | light p99.9 | light p99 per run median [min–max] | heavy req/s median [min–max] | heavy p99 | flags |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");

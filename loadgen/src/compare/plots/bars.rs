@@ -190,10 +190,13 @@ pub(super) fn skew(raw: &Raw) -> Res<String> {
         .iter()
         .map(|m| stat(&runs_of(raw, "skew", None, m), ms))
         .collect();
+    let heavy = raw.skew_path();
     two_bar_panels(
         raw,
         "CPU skew: light requests beside CPU-heavy ones (median, min–max)",
-        "2 workers · 2 conns GET /work/5000 closed loop + 32 conns GET / at 1000 req/s open loop",
+        &format!(
+            "2 workers · 2 conns GET {heavy} closed loop + 32 conns GET / at 1000 req/s open loop"
+        ),
         &g,
         (
             "light GET /: p99 from intended send",
@@ -201,7 +204,7 @@ pub(super) fn skew(raw: &Raw) -> Res<String> {
             vec![light],
         ),
         (
-            "heavy GET /work/5000: throughput",
+            &format!("heavy GET {heavy}: throughput"),
             "throughput (req/s)",
             vec![stats_of(raw, &models, "skew", None, heavy_rps)],
         ),

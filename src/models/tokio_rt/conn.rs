@@ -1,119 +1,31 @@
-//! `--model tokio`: tokio on epoll, one future per connection, executing the
-//! driver's actions.
-//!
-//! Shape: one OS thread per worker, each running its own `current_thread` runtime
-//! with its own `SO_REUSEPORT` listener — the same thread-per-core shape as the two
-//! io_uring models, so the comparison isolates the I/O mechanism. Measurements of
-//! this choice against one `multi_thread` runtime are in `results/`.
-//!
-//! How each action is performed:
-//! - `Recv` / `Drain`: wait for readability, then one non-blocking `try_read` into
-//!   the driver's buffer (an idle connection takes its buffer from the pool only
-//!   once data is there, so it holds none while it waits).
-//! - `Send`: `try_write` first (the socket buffer usually takes the whole
-//!   response); only when it is full, wait for writability.
-//! - `Sleep` and every deadline: one `tokio::time::Sleep` per connection, re-armed
-//!   lazily — it is moved only when a deadline comes earlier; when it fires early
-//!   the driver hands back the same action and it is reset to the real deadline.
-//! - `Open` / `ReadFile` / `CloseFile`: tokio's blocking pool (`spawn_blocking`,
-//!   `tokio::fs::File`).
-//! - Shutdown: a `watch` channel per worker; each connection's wait also selects on
-//!   it and reports it to the driver once.
+//! One connection task: the executor of its driver's actions on tokio, shared by
+//! both runtimes (`per-worker` and `multi-thread`). Every `Env` is built for the
+//! event at hand with [`Shared::stats`], so under the multi-thread runtime a task
+//! that moved to another thread counts on that thread's block.
 
 use std::io;
-use std::net::TcpListener as StdListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant as TokioInstant};
 
-use super::{ServeError, WorkerCtx};
-use crate::accept::{Admission, Retry};
+use super::{Live, Shared};
+use crate::accept::Admission;
 use crate::files;
 use crate::http::{Action, Driver, Env, FileError};
 
-/// What every connection task of one worker shares.
-struct Worker {
-    ctx: WorkerCtx,
-    shutdown: watch::Receiver<bool>,
-    /// Connection tasks still running; the last one to end during shutdown
-    /// notifies `done`.
-    live: AtomicUsize,
-    done: Notify,
+/// Releases the `--max-conns` slot and counts the close on the counters of the
+/// thread the task ends on (it may have moved since it was admitted).
+struct Homed<'a> {
+    admission: Admission,
+    w: &'a Shared,
 }
 
-/// Counts one running connection task (also when it is cancelled or panics).
-struct Live(Arc<Worker>);
-
-impl Drop for Live {
+impl Drop for Homed<'_> {
     fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.done.notify_one();
-        }
-    }
-}
-
-/// One worker thread of this model, until shutdown (see [`super::run_workers`]).
-pub(super) fn worker_thread(ctx: WorkerCtx, listener: StdListener) -> Result<(), ServeError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ServeError::io("cannot build tokio runtime", e))?;
-    let (tx, rx) = watch::channel(false);
-    ctx.shutdown.on_trigger(move || {
-        tx.send_replace(true);
-    });
-    let w = Arc::new(Worker {
-        ctx,
-        shutdown: rx,
-        live: AtomicUsize::new(0),
-        done: Notify::new(),
-    });
-    rt.block_on(async move {
-        let listener = TcpListener::from_std(listener)
-            .map_err(|e| ServeError::io("cannot register listener", e))?;
-        accept_loop(&w, listener).await;
-        // The listener is closed. Every connection's driver cuts it at the grace
-        // deadline at the latest; wait for the last one to end.
-        while w.live.load(Ordering::Acquire) > 0 {
-            w.done.notified().await;
-        }
-        Ok(())
-    })
-}
-
-async fn accept_loop(w: &Arc<Worker>, listener: TcpListener) {
-    let acceptor = w.ctx.acceptor();
-    let mut shutdown = w.shutdown.clone();
-    loop {
-        if *shutdown.borrow_and_update() {
-            return;
-        }
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.changed() => return,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let Some((admission, driver)) = acceptor.admit(&stream) else {
-                    continue; // refused (503 sent) or shutting down: dropped = closed
-                };
-                w.live.fetch_add(1, Ordering::AcqRel);
-                let live = Live(w.clone());
-                // Boxed: an argument of an async fn is kept beside its locals in the
-                // future, so a Driver passed by value would be stored twice.
-                tokio::spawn(connection(stream, admission, Box::new(driver), live));
-            }
-            Err(e) => match acceptor.failed(&e) {
-                Retry::Now => {}
-                Retry::After(d) => tokio::time::sleep(d).await,
-            },
-        }
+        self.admission.count_on(self.w.stats_index());
     }
 }
 
@@ -124,16 +36,23 @@ enum Wake {
     Shutdown,
 }
 
-async fn connection(mut stream: TcpStream, admission: Admission, mut d: Box<Driver>, live: Live) {
-    let _admission = admission;
+/// Serve one connection, start to close. `live` is dropped last (after the
+/// admission), so the runtime's last wait ends only when the close is counted.
+pub(super) async fn connection(
+    mut stream: TcpStream,
+    admission: Admission,
+    mut d: Box<Driver>,
+    live: Live,
+) {
     let w = &*live.0;
-    let (app, stats) = (&*w.ctx.app, w.ctx.stats());
+    let _homed = Homed { admission, w };
+    let app = &*w.ctx.app;
     let mut shutdown = w.shutdown.clone();
     let mut shutdown_seen = false;
     // Boxed: most connections never open a file, and every idle one carries this slot.
     let mut file: Option<Box<tokio::fs::File>> = None;
     let mut now = Instant::now();
-    let mut act = d.start(&Env::new(app, stats, now));
+    let mut act = d.start(&Env::new(app, w.stats(), now));
     let timer = sleep_until(TokioInstant::from_std(act.deadline().unwrap_or(now)));
     tokio::pin!(timer);
     loop {
@@ -161,7 +80,7 @@ async fn connection(mut stream: TcpStream, admission: Admission, mut d: Box<Driv
         if !matches!(act, Action::Send { .. }) {
             now = Instant::now();
         }
-        let env = Env::new(app, stats, now);
+        let env = Env::new(app, w.stats(), now);
         act = match wake {
             Wake::Timer => d.timed_out(&env),
             Wake::Shutdown => {
@@ -193,11 +112,11 @@ async fn connection(mut stream: TcpStream, admission: Admission, mut d: Box<Driv
                         match wait_writable(&stream, &mut timer, &mut shutdown, shutdown_seen).await
                         {
                             Wake::Ready => act,
-                            Wake::Timer => d.timed_out(&Env::new(app, stats, Instant::now())),
+                            Wake::Timer => d.timed_out(&Env::new(app, w.stats(), Instant::now())),
                             Wake::Shutdown => {
                                 shutdown_seen = true;
                                 let grace = w.ctx.shutdown.deadline().unwrap_or(now);
-                                d.shutdown(&Env::new(app, stats, Instant::now()), grace)
+                                d.shutdown(&Env::new(app, w.stats(), Instant::now()), grace)
                             }
                         }
                     }
@@ -210,7 +129,7 @@ async fn connection(mut stream: TcpStream, admission: Admission, mut d: Box<Driv
                     })
                     .await
                     .unwrap_or(Err(FileError::Internal));
-                    let env = Env::new(app, stats, Instant::now());
+                    let env = Env::new(app, w.stats(), Instant::now());
                     match opened {
                         Ok((f, size)) => {
                             file = Some(Box::new(tokio::fs::File::from_std(f)));
@@ -226,7 +145,7 @@ async fn connection(mut stream: TcpStream, admission: Admission, mut d: Box<Driv
                         Some(f) => f.read(&mut d.file_buf()[..len]).await.unwrap_or(0),
                         None => 0,
                     };
-                    d.file_read(&Env::new(app, stats, Instant::now()), n)
+                    d.file_read(&Env::new(app, w.stats(), Instant::now()), n)
                 }
                 Action::CloseFile => {
                     file = None;
@@ -237,6 +156,21 @@ async fn connection(mut stream: TcpStream, admission: Admission, mut d: Box<Driv
                     Err(_) => d.failed(),
                 },
                 Action::Sleep { .. } => act, // only the timer or shutdown end a sleep
+                Action::Yield => {
+                    // Between two slices of work: let the runtime run the others
+                    // (and poll for I/O), then notice a shutdown or a reset.
+                    tokio::task::yield_now().await;
+                    let env = Env::new(app, w.stats(), Instant::now());
+                    if !shutdown_seen && w.ctx.shutdown.is_triggered() {
+                        shutdown_seen = true;
+                        let grace = w.ctx.shutdown.deadline().unwrap_or(env.now);
+                        d.shutdown(&env, grace)
+                    } else if super::super::reset_seen(&stream) {
+                        d.failed()
+                    } else {
+                        d.resumed(&env)
+                    }
+                }
                 Action::Close => break,
             },
         };

@@ -1,0 +1,93 @@
+//! Static files: the driver's side of `Open`, `ReadFile` and `CloseFile` (the
+//! open file's size, bounded chunks at offsets, the close before the next request).
+
+use super::{Action, After, Driver, Env, Io, FILE_CHUNK};
+use crate::http::handler::{FileError, Handler};
+
+/// The static file being streamed.
+#[derive(Debug)]
+pub(super) struct FileStream {
+    /// The model holds an open file (close it before answering the next request).
+    pub(super) open: bool,
+    pub(super) left: u64,
+    pub(super) offset: u64,
+    /// INVARIANT: while `Io::ReadFile` or a `Send` from the file is in progress,
+    /// `buf[..len]` is the chunk (possibly lent to the model).
+    pub(super) buf: Vec<u8>,
+    pub(super) len: usize,
+}
+
+impl Driver {
+    /// The result of `Action::Open`: the size of the regular file opened, or why not.
+    pub fn file_opened<H: Handler>(
+        &mut self,
+        env: &Env<'_, H>,
+        result: Result<u64, FileError>,
+    ) -> Action {
+        if self.io != Io::Open {
+            return self.close();
+        }
+        self.ensure_out();
+        self.conn.set_now(env.now);
+        let left = self.conn.file_opened(result, env.stats, &mut self.out);
+        if result.is_ok() {
+            let chunk = usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK));
+            self.file = Some(Box::new(FileStream {
+                open: true,
+                left,
+                offset: 0,
+                buf: vec![0; chunk],
+                len: 0,
+            }));
+        }
+        self.flush(env, After::FileChunk)
+    }
+
+    /// `n` bytes were read into [`Driver::file_buf`]; 0 means the file shrank under
+    /// us, so the promised length cannot be delivered: the connection is cut.
+    pub fn file_read<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
+        let (Io::ReadFile, Some(f)) = (self.io, self.file.as_mut()) else {
+            return self.close();
+        };
+        if n == 0 || n > f.len {
+            return self.close();
+        }
+        f.len = n;
+        f.left -= n as u64;
+        f.offset += n as u64;
+        self.from_file = true;
+        self.sent = 0;
+        self.io = Io::Send(After::FileChunk);
+        let deadline = self.cap(env.now + self.timeouts.write());
+        self.set(Action::Send { deadline })
+    }
+
+    /// The file of `Action::CloseFile` is closed.
+    pub fn file_closed<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        self.file = None;
+        if self.io != Io::CloseFile {
+            return self.close();
+        }
+        self.process(env)
+    }
+
+    pub(super) fn next_chunk<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        match self.file.as_mut() {
+            Some(f) if f.left > 0 => {
+                f.len = usize::try_from(f.left).map_or(f.buf.len(), |l| l.min(f.buf.len()));
+                let (offset, len) = (f.offset, f.len);
+                self.io = Io::ReadFile;
+                self.set(Action::ReadFile { offset, len })
+            }
+            Some(f) if f.open => {
+                f.open = false;
+                self.io = Io::CloseFile;
+                self.set(Action::CloseFile)
+            }
+            _ => {
+                self.file = None;
+                self.process(env)
+            }
+        }
+    }
+}
