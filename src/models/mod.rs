@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::accept::Acceptor;
 use crate::app::App;
-use crate::config::{Config, GreenReactor, Model, TokioRuntime};
+use crate::config::{Config, Model, TokioRuntime};
 pub use crate::error::ServeError;
 use crate::green::ReactorThread;
 use crate::net::ConnGate;
@@ -196,15 +196,11 @@ fn run_model(
         Model::Tokio => run_workers(cfg, app, listeners, &shutdown, tokio_rt::worker_thread),
         Model::Callback => callback::run(cfg, listeners, app, shutdown),
         Model::Green => {
-            // `--green-reactor dedicated`: the one reactor thread, stopped (dropped)
-            // once every worker has ended.
-            let reactor = match cfg.sched.green_reactor {
-                GreenReactor::PerWorker => None,
-                GreenReactor::Dedicated => Some(Arc::new(
-                    ReactorThread::for_server(cfg.uring, listeners.len(), app.registry_arc())
-                        .map_err(ServeError::Unavailable)?,
-                )),
-            };
+            // `--green-reactor dedicated`: the reactor thread, dropped after the workers.
+            let (r, n) = (cfg.sched.green_reactor, listeners.len());
+            let reactor = ReactorThread::for_server(r, cfg.uring, n, app.registry_arc())
+                .map_err(ServeError::Unavailable)?
+                .map(Arc::new);
             let worker = move |ctx, l| green::worker_thread(ctx, l, reactor.as_deref());
             run_workers(cfg, app, listeners, &shutdown, worker)
         }

@@ -69,7 +69,7 @@ use std::sync::Arc;
 
 use io_uring::squeue;
 
-use crate::config::UringOptions;
+use crate::config::{GreenReactor, UringOptions};
 use crate::stats::Registry;
 use crate::uring::token::GEN_MASK;
 use crate::uring::{Features, RingWaker, SlotKey};
@@ -221,14 +221,19 @@ impl ReactorThread {
         reactor_thread::spawn(opts, stats)
     }
 
-    /// The server's reactor: options from [`ReactorOptions::new`], counters into
-    /// `stats`, and one info line in the error log naming the ring's features and
-    /// the CPUs the thread may run on. `Err` is one line: the cause and the fix.
+    /// The server's reactor, if `choice` is `dedicated` (`None` for per-worker
+    /// rings): options from [`ReactorOptions::new`], counters into `stats`, and one
+    /// info line in the error log naming the ring's features and the CPUs the
+    /// thread may run on. `Err` is one line: the cause and the fix.
     pub fn for_server(
+        choice: GreenReactor,
         uring: UringOptions,
         workers: usize,
         stats: Arc<Registry>,
-    ) -> Result<ReactorThread, String> {
+    ) -> Result<Option<ReactorThread>, String> {
+        if choice == GreenReactor::PerWorker {
+            return Ok(None);
+        }
         let opts = ReactorOptions::new(uring, workers).map_err(|e| e.to_string())?;
         let r = ReactorThread::start(&opts, Some(stats)).map_err(|e| match e.raw_os_error() {
             Some(_) => crate::uring::probe::explain_setup_error(&e),
@@ -246,7 +251,7 @@ impl ReactorThread {
                 r.cpus()
             ),
         );
-        Ok(r)
+        Ok(Some(r))
     }
 
     /// What the reactor's ring supports.
