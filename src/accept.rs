@@ -113,12 +113,22 @@ impl Acceptor {
 
 /// A connection admitted through the gate: on drop (also when its task or green
 /// thread panics) it releases the `--max-conns` slot and counts the close. Dropped
-/// on the worker that admitted it (the counters have a single writer).
+/// on the worker that admitted it, or moved first ([`Admission::move_to`]) to the
+/// worker that drops it (the counters have a single writer).
 #[derive(Debug)]
 pub struct Admission {
     gate: Arc<ConnGate>,
     registry: Arc<Registry>,
     index: usize,
+}
+
+impl Admission {
+    /// Count the close on worker `index` instead: a connection that moved there
+    /// (green work stealing) is dropped by that worker, and the counters have a
+    /// single writer.
+    pub fn move_to(&mut self, index: usize) {
+        self.index = index;
+    }
 }
 
 impl Drop for Admission {

@@ -55,10 +55,16 @@ pub fn check_variant(v: crate::config::Variant) -> Result<(), ServeError> {
 pub fn check_scheduling(cfg: &Config) -> Result<(), ServeError> {
     use crate::config::{GreenReactor, GreenSched, TokioRuntime};
     let s = &cfg.sched;
+    if s.green_sched == GreenSched::Steal && s.green_reactor == GreenReactor::Dedicated {
+        return Err(ServeError::Unavailable(
+            "--green-sched steal cannot be combined with --green-reactor dedicated \
+             (a stolen thread's I/O goes to the ring of the worker it runs on; \
+             with one dedicated reactor there is none): choose one of them"
+                .into(),
+        ));
+    }
     let missing = if s.tokio_runtime == TokioRuntime::MultiThread {
         Some("--tokio-runtime multi-thread")
-    } else if s.green_sched == GreenSched::Steal {
-        Some("--green-sched steal")
     } else if s.green_reactor == GreenReactor::Dedicated {
         Some("--green-reactor dedicated")
     } else {
@@ -174,7 +180,11 @@ fn run_model(
     match cfg.model {
         Model::Tokio => run_workers(cfg, app, listeners, &shutdown, tokio_rt::worker_thread),
         Model::Callback => callback::run(cfg, listeners, app, shutdown),
-        Model::Green => run_workers(cfg, app, listeners, &shutdown, green::worker_thread),
+        Model::Green => {
+            let shared = green::Shared::new(cfg);
+            let worker = move |ctx, l| green::worker_thread(ctx, l, &shared);
+            run_workers(cfg, app, listeners, &shutdown, worker)
+        }
     }
 }
 
