@@ -528,8 +528,12 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
             let mut s = ctx.sched.borrow_mut();
             if let Some(m) = member {
                 // Others wait behind the one about to run: offer them to idle workers.
+                // Down to the last one: take back what was offered and not taken
+                // (it was queued behind everything here).
                 if s.runq.len() > 1 {
                     steal::offer(m, &mut s);
+                } else {
+                    steal::reclaim(m, &mut s);
                 }
             }
             let Some(key) = s.runq.pop_front() else {

@@ -17,6 +17,10 @@
 //!   worker (its ring's eventfd, [`crate::uring::RingWaker`]). One connection, or
 //!   a server with no idle worker, never gets past those two checks: no shared
 //!   write, no syscall per request.
+//! - **Take back** ([`reclaim`]): an owner whose run queue is down to its last
+//!   thread takes back what it offered and nobody took (those threads were
+//!   queued behind everything it had), so they never wait behind a worker whose
+//!   queue never empties.
 //! - **Steal** (thief, [`refill`]): a worker whose run queue is empty first takes
 //!   back what it offered itself, then tries up to [`STEAL_TRIES`] other workers
 //!   from a random start (the seed's `try_steal_work`) and takes half of the first
@@ -196,6 +200,11 @@ impl StealGroup {
         self.slots
             .get(index)
             .map_or(0, |s| s.stolen_from.load(Ordering::Relaxed))
+    }
+
+    /// Stacks handed out by the group's pools and not given back.
+    pub fn stacks_outstanding(&self) -> usize {
+        self.slots.iter().map(|s| lock(&s.pool).outstanding()).sum()
     }
 
     pub(crate) fn pool_get(&self, index: usize) -> io::Result<PooledStack> {
@@ -429,7 +438,10 @@ pub(crate) fn refill(m: &Member, s: &mut Sched) -> usize {
     0
 }
 
-/// Take back every thread this worker offered and nobody took (runtime drop).
+/// Take back every thread this worker offered and nobody took: when its own run
+/// queue is down to one thread (so they do not wait behind a worker that never
+/// empties its queue), and at runtime drop. One load of this worker's own
+/// `queued` when there is nothing to take back.
 pub(crate) fn reclaim(m: &Member, s: &mut Sched) {
     let (own, _) = m.group.take(m.index, |n| n);
     adopt(s, own);
