@@ -142,6 +142,8 @@ impl WorkerStats {
 #[derive(Debug)]
 pub struct Registry {
     pub model: Model,
+    /// What `/stats` calls the model: the variant (`green+steal`) when set.
+    label: Option<String>,
     pub started: Instant,
     workers: Box<[WorkerStats]>,
 }
@@ -150,11 +152,18 @@ impl Registry {
     pub fn new(model: Model, workers: usize) -> Self {
         Registry {
             model,
+            label: None,
             started: Instant::now(),
             workers: (0..workers.max(1))
                 .map(|_| WorkerStats::default())
                 .collect(),
         }
+    }
+
+    /// Name the model in `/stats` as `label` (a scheduling variant's name).
+    pub fn with_label(mut self, label: String) -> Self {
+        self.label = Some(label);
+        self
     }
 
     /// Give every worker a buffer of `log` (before serving starts).
@@ -215,7 +224,7 @@ impl Registry {
             "{{\"model\":\"{}\",\"workers\":{},\"uptime_s\":{:.3},\
              \"connections\":{{\"accepted\":{},\"open\":{},\"closed\":{},\"refused\":{}}},\
              \"requests\":{},\"responses\":{{",
-            self.model,
+            self.label.as_deref().unwrap_or(self.model.name()),
             self.workers(),
             self.started.elapsed().as_secs_f64(),
             accepted,

@@ -40,9 +40,9 @@ mod time;
 mod tls;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod steal_tests;
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::io::{self, Write};
@@ -283,7 +283,9 @@ impl Runtime {
             self.cpu_published.set(cpu.max(self.cpu_published.get()));
             if let Some(m) = self.ctx.steal.get() {
                 let n = m.stolen_from();
-                st.green.stolen_from.add(n - self.stolen_from_published.get());
+                st.green
+                    .stolen_from
+                    .add(n - self.stolen_from_published.get());
                 self.stolen_from_published.set(n);
             }
         }

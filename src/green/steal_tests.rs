@@ -245,7 +245,10 @@ fn a_stolen_thread_that_panics_is_contained_and_its_join_gets_the_payload() {
                 .unwrap();
                 let payload = bad.join().unwrap_err();
                 hog.join().unwrap();
-                payload.downcast_ref::<String>().cloned().unwrap_or_default()
+                payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default()
             },
             idle,
         );
@@ -255,7 +258,10 @@ fn a_stolen_thread_that_panics_is_contained_and_its_join_gets_the_payload() {
         assert_eq!(run.group.stacks_outstanding(), 0);
         run.main == "boom on worker 1"
     });
-    assert_eq!(steals, 1, "the panicking thread was never stolen in 20 rounds");
+    assert_eq!(
+        steals, 1,
+        "the panicking thread was never stolen in 20 rounds"
+    );
 }
 
 #[test]

@@ -87,7 +87,7 @@ pub fn serve(
 ) -> Result<crate::log::Totals, ServeError> {
     check_available(cfg.model)?;
     check_scheduling(cfg)?;
-    let registry = Arc::new(Registry::new(cfg.model, cfg.workers));
+    let registry = Arc::new(Registry::new(cfg.model, cfg.workers).with_label(cfg.model_label()));
     let access = match &cfg.access_log {
         None => None,
         Some(target) => {

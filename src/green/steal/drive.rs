@@ -17,7 +17,9 @@ use crate::green::sched::{self, Ctx};
 /// (a cross-worker join), so an idle worker blocks with its ring's wake armed.
 pub(crate) fn drive(ctx: &Ctx, publish: impl Fn()) -> io::Result<()> {
     let Some(m) = ctx.steal.get() else {
-        return Err(io::Error::other("steal::drive on a runtime outside a group"));
+        return Err(io::Error::other(
+            "steal::drive on a runtime outside a group",
+        ));
     };
     let mut busy_passes = 0u32;
     loop {
