@@ -34,6 +34,7 @@ pub mod fs;
 pub mod net;
 pub(crate) mod reactor;
 pub(crate) mod sched;
+mod spawn;
 pub mod stack;
 pub mod steal;
 mod time;

@@ -21,32 +21,29 @@
 //!   shutdown to their driver), then sleeps until the grace deadline, when it
 //!   interrupts hard whatever is still blocked (a send to a client that reads
 //!   nothing). The last connection to end wakes it early.
-//! - `--green-sched steal`: the workers form a [`StealGroup`] and connection
-//!   threads are spawned migratable, so an idle worker runs them when their own
-//!   worker is busy (the contract, and why this thread meets it, is in
-//!   [`crate::green::steal`]: everything it holds across a call is `Send`, shared
-//!   state is an `Arc` with atomics, and it counts into the stats of the worker it
-//!   runs on). The live count is then one for the whole server, so each watcher
-//!   waits for every connection (it polls it every few ms during the grace period,
-//!   since the last connection may end on another worker).
+//! - `--green-sched steal`: connection threads are spawned migratable in one
+//!   [`StealGroup`] (why this thread meets the contract: [`crate::green::steal`]);
+//!   the live count is then the server's, which each watcher polls during the
+//!   grace period (the last connection may end on another worker).
 
 use std::io;
 use std::net::{Shutdown as Direction, TcpListener};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{ServeError, WorkerCtx};
+
+mod support;
 use crate::accept::{Admission, Retry};
 use crate::app::App;
 use crate::config::{Config, GreenSched};
-use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
-use crate::green::fs::{self as gfs, GvtFile};
+use crate::green::fs::GvtFile;
 use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource, StealGroup};
-use crate::http::{Action, Driver, Env, FileError};
+use crate::http::{Action, Driver, Env};
 use crate::stats::WorkerStats;
+use support::{core, on_error, open_static, report_shutdown};
 
 impl StatsSource for App {
     fn worker_stats(&self, worker: usize) -> &WorkerStats {
@@ -299,57 +296,4 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Driver, w: &Wo
         let _ = f.close();
     }
     let _ = stream.close();
-}
-
-/// Run a driver call on the worker's stack (parsing and answering happen there).
-fn core<R>(f: impl FnOnce() -> R + Send) -> R {
-    green::on_worker_stack(f)
-}
-
-fn report_shutdown(d: &mut Driver, w: &Worker, e: Env<'_, App>) -> Action {
-    let grace = w.ctx.shutdown.deadline().unwrap_or(e.now);
-    core(|| d.shutdown(&e, grace))
-}
-
-/// A blocking call failed: a missed deadline, an interrupt (shutdown, or its hard
-/// stop), or a socket error.
-fn on_error(
-    d: &mut Driver,
-    w: &Worker,
-    shutdown_seen: &mut bool,
-    e: Env<'_, App>,
-    err: &io::Error,
-) -> Action {
-    match err.kind() {
-        io::ErrorKind::TimedOut => core(|| d.timed_out(&e)),
-        io::ErrorKind::Interrupted if !*shutdown_seen => {
-            *shutdown_seen = true;
-            report_shutdown(d, w, e)
-        }
-        // A second interrupt is the hard stop at the grace deadline.
-        io::ErrorKind::Interrupted => core(|| d.timed_out(&e)),
-        _ => d.failed(),
-    }
-}
-
-/// The open-beneath-root contract of [`crate::files`], with green file ops.
-fn open_static(app: &App, rel: &str) -> Result<(GvtFile, u64), FileError> {
-    let root = app.static_root().ok_or(FileError::NotFound)?;
-    let errno = |e: io::Error| {
-        e.raw_os_error()
-            .map_or(FileError::Internal, FileError::from_errno)
-    };
-    let file = gfs::open_beneath(root.fd(), Path::new(rel), OPEN_FLAGS as u64, OPEN_RESOLVE)
-        .map_err(errno)?;
-    let checked = file
-        .stat()
-        .map_err(errno)
-        .and_then(|st| files::check_stat(st.mode, st.size));
-    match checked {
-        Ok(size) => Ok((file, size)),
-        Err(e) => {
-            let _ = file.close();
-            Err(e)
-        }
-    }
 }

@@ -15,8 +15,9 @@
 //!   written only on idle transitions), the owner moves every migratable ready
 //!   thread but the one it runs next into its stealable queue and wakes one idle
 //!   worker (its ring's eventfd, [`crate::uring::RingWaker`]). One connection, or
-//!   a server with no idle worker, never gets past those two checks: no shared
-//!   write, no syscall per request.
+//!   a server with no idle worker, never gets past those two checks (plus one
+//!   load of its own queue's length, below): no shared write, no syscall per
+//!   request.
 //! - **Take back** ([`reclaim`]): an owner whose run queue is down to its last
 //!   thread takes back what it offered and nobody took (those threads were
 //!   queued behind everything it had), so they never wait behind a worker whose
@@ -63,8 +64,10 @@
 //!    thread that suspends while unwinding is pinned too (the panic count it
 //!    raised is its OS thread's). For the connection thread the rest is by
 //!    construction: its closure is `Send` (the stream, the `Driver`, the
-//!    `Admission`, an `Arc` of the shared worker state with atomic counters), its
-//!    loop holds nothing else across a call, driver calls that parse and answer run
+//!    `Admission`, an `Arc` of the shared worker state with atomic counters, all
+//!    checked by the compiler), its loop holds nothing else across a call (the
+//!    `Env` and stats block it passes the driver are looked up per call, for the
+//!    worker it runs on, since the per-worker counters have a single writer), driver calls that parse and answer run
 //!    on the worker's stack and return before any park, and the driver's buffers
 //!    are plain `Vec<u8>`s taken from and given back to the pool of whichever
 //!    worker runs it (the per-thread pools only ever hold owned buffers; their
