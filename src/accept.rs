@@ -114,7 +114,8 @@ impl Acceptor {
 
 /// A connection admitted through the gate: on drop (also when its task or green
 /// thread panics) it releases the `--max-conns` slot and counts the close. Dropped
-/// on the worker that admitted it (the counters have a single writer).
+/// on the worker that admitted it, or moved first ([`Admission::move_to`]) to the
+/// worker that drops it (the counters have a single writer).
 #[derive(Debug)]
 pub struct Admission {
     gate: Arc<ConnGate>,
@@ -123,10 +124,10 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// Count the close on worker `index`'s counters instead. For a model whose
-    /// connections move between threads (tokio's multi-thread runtime): called on
-    /// the thread that drops the admission, with that thread's block, so each
-    /// counter keeps a single writer.
+    /// Count the close on worker `index`'s counters instead, for a model whose
+    /// connections move between threads (tokio's multi-thread runtime, green work
+    /// stealing): called on the thread that drops the admission, with that
+    /// thread's block, so each counter keeps a single writer.
     pub fn count_on(&mut self, index: usize) {
         self.index = index;
     }

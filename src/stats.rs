@@ -94,6 +94,10 @@ pub struct GreenCounters {
     pub woken: Counter,
     /// `--green-reactor dedicated`: submitters that parked on a full queue.
     pub queue_full_parks: Counter,
+    /// Green threads this worker took from other workers (`--green-sched steal`).
+    pub stolen: Counter,
+    /// Green threads other workers took from this one.
+    pub stolen_from: Counter,
 }
 
 /// The dedicated green reactor thread's counters (`--green-reactor dedicated`).
@@ -136,6 +140,9 @@ pub struct WorkerStats {
     pub grace_cuts: Counter,
     /// Slices of CPU-bound handler work run (`/work`, see `--work-slice`).
     pub work_slices: Counter,
+    /// CPU time this worker's thread has used, in nanoseconds (green: refreshed
+    /// every 128 loop turns and at exit; 0 where a model does not report it).
+    pub cpu_ns: Counter,
     /// This worker's access-log buffer, when `--access-log` is on. A mutex so the
     /// error-log thread can flush it off the worker's hot path (uncontended but
     /// for that flush, every 100 ms).
@@ -337,7 +344,22 @@ impl Registry {
                 let n = self.sum(|w| &w.green.parks[reason as usize]);
                 let _ = write!(out, "{sep}\"{}\":{n}", reason.name());
             }
-            out.push_str("}}");
+            let _ = write!(
+                out,
+                "}},\"stolen\":{},\"per_worker\":[",
+                self.sum(|w| &w.green.stolen)
+            );
+            for (i, w) in self.workers.iter().enumerate() {
+                let sep = if i == 0 { "" } else { "," };
+                let _ = write!(
+                    out,
+                    "{sep}{{\"stolen\":{},\"stolen_from\":{},\"cpu_ms\":{:.3}}}",
+                    w.green.stolen.get(),
+                    w.green.stolen_from.get(),
+                    w.cpu_ns.get() as f64 / 1e6
+                );
+            }
+            out.push_str("]}");
         }
         out.push('}');
     }
@@ -356,6 +378,9 @@ mod tests {
         reg.worker(0).response(200);
         reg.worker(1).response(404);
         reg.worker(1).green.parks[ParkReason::Sleep as usize].inc();
+        reg.worker(1).green.stolen.add(2);
+        reg.worker(0).green.stolen_from.add(2);
+        reg.worker(0).cpu_ns.add(1_500_000);
         let mut s = String::new();
         reg.render_json(&mut s);
         assert!(s.contains("\"model\":\"green\""), "{s}");
@@ -382,6 +407,10 @@ mod tests {
             s.contains("\"reactor\":{\"queue_depth_max\":9,\"submits\":4,\"sqes\":6,\"sqes_per_submit\":1.50")
                 && s.contains("\"worker_sleeps\":5")
                 && s.contains("\"fallbacks\":2"),
+            "{s}"
+        );
+        assert!(
+            s.contains("\"stolen\":2,\"per_worker\":[{\"stolen\":0,\"stolen_from\":2,\"cpu_ms\":1.500},{\"stolen\":2,"),
             "{s}"
         );
         let tokio = Registry::new(Model::Tokio, 1);

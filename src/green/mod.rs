@@ -11,9 +11,12 @@
 //!   64 KiB guard region ([`stack`]). It runs until it makes a blocking call, which pushes
 //!   exactly one SQE and parks it ([`reactor`]); the worker's loop batches every
 //!   SQE of a turn into one `io_uring_enter`.
-//! - **One runtime per worker thread**, each with its own scheduler and stacks.
-//!   Green threads never migrate. A [`Runtime`] is created and driven on the thread
-//!   that owns it.
+//! - **One runtime per worker thread**, each with its own ring, scheduler and
+//!   stacks. A [`Runtime`] is created and driven on the thread that owns it. By
+//!   default green threads never migrate and nothing is shared on the hot path;
+//!   with a [`StealGroup`] (`--green-sched steal`) a worker with nothing runnable
+//!   takes runnable threads spawned by [`steal::spawn_migratable`] from the others
+//!   ([`steal`]: the migration contract).
 //! - **Who owns the ring** (`--green-reactor`): `per-worker` (the default,
 //!   [`Runtime::new`]): each worker its own ring, nothing shared on the hot path;
 //!   the worker's one `io_uring_enter` per turn submits and waits. `dedicated`
@@ -43,14 +46,21 @@ pub mod fs;
 pub mod net;
 pub(crate) mod reactor;
 pub(crate) mod sched;
+mod spawn;
 pub mod stack;
+pub mod steal;
 mod time;
+mod tls;
 
+#[cfg(test)]
+mod steal_tests;
 #[cfg(test)]
 mod tests;
 
+use std::cell::{Cell, OnceCell, RefCell};
 use std::io::{self, Write};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,6 +70,7 @@ use crate::uring::Features;
 
 pub use dedicated::{ReactorOptions, ReactorThread, Waker};
 pub use sched::{in_green_thread, on_worker_stack, yield_now, Interrupt, JoinHandle};
+pub use steal::{SendJoinHandle, StealGroup};
 pub use time::{nop, sleep, sleep_or_interrupted};
 
 use reactor::Reactor;
@@ -95,13 +106,23 @@ impl Default for RuntimeOptions {
 
 /// Resumes per scheduling pass before the loop looks at the ring again, so
 /// threads that keep yielding cannot starve I/O.
-const PASS_BUDGET: usize = 1024;
+pub(crate) const PASS_BUDGET: usize = 1024;
 
 /// One worker's green-thread runtime. Not `Send`: create it on the worker thread.
 pub struct Runtime {
     ctx: Rc<Ctx>,
     stats: Option<(Arc<dyn StatsSource>, usize)>,
+    /// Loop turns since this worker's CPU time was last read (see `publish`).
+    turns: Cell<u32>,
+    cpu_published: Cell<u64>,
+    stolen_from_published: Cell<u64>,
 }
+
+/// Loop turns between two reads of the worker's CPU time (one syscall).
+const CPU_EVERY: u32 = 128;
+
+/// Source of `Ctx::id`.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,17 +166,35 @@ impl Runtime {
         stack::install_overflow_handler();
         Ok(Runtime {
             ctx: Rc::new(Ctx {
-                sched: std::cell::RefCell::new(Sched::new(opts.stack_size)),
-                reactor: std::cell::RefCell::new(reactor),
+                sched: RefCell::new(Sched::new(opts.stack_size)),
+                reactor: RefCell::new(reactor),
+                steal: OnceCell::new(),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                worker: Cell::new(0),
             }),
             stats: None,
+            turns: Cell::new(0),
+            cpu_published: Cell::new(0),
+            stolen_from_published: Cell::new(0),
         })
     }
 
     /// Publish counters into `source.worker_stats(worker)` once per loop turn.
     pub fn with_stats(mut self, source: Arc<dyn StatsSource>, worker: usize) -> Runtime {
+        self.ctx.worker.set(worker);
         self.stats = Some((source, worker));
         self
+    }
+
+    /// Make this runtime worker `index` of `group` (`--green-sched steal`): when it
+    /// has nothing runnable it takes runnable migratable threads from the others,
+    /// and offers its own waiting ones to idle workers. Stacks then come from the
+    /// group's pools. Call before [`Runtime::block_on`] (`Err` after, or when
+    /// `index` is taken or out of range).
+    pub fn with_steal(self, group: Arc<StealGroup>, index: usize) -> io::Result<Runtime> {
+        steal::join_group(&self.ctx, group, index)?;
+        self.ctx.worker.set(index);
+        Ok(self)
     }
 
     /// What this runtime's ring (or the dedicated reactor's) supports.
@@ -170,7 +209,12 @@ impl Runtime {
 
     /// Usable bytes per green-thread stack (after rounding to pages).
     pub fn stack_size(&self) -> usize {
-        self.ctx.sched.borrow().pool.stack_size()
+        self.ctx.sched.borrow().stack_size
+    }
+
+    /// Green threads this worker took from other workers' queues so far.
+    pub fn stolen(&self) -> u64 {
+        self.ctx.sched.borrow().counts.stolen
     }
 
     /// Completions dropped because their task had finished (stale generation).
@@ -196,8 +240,15 @@ impl Runtime {
         }
         let _installed = Installed;
         reactor::configure(&self.ctx.reactor.borrow().io.features());
-        let r = self.drive(f);
-        self.publish();
+        let r = match self.ctx.steal.get() {
+            Some(_) => {
+                let ctx = Rc::clone(&self.ctx);
+                let root = sched::spawn_on(&ctx, f)?;
+                steal::drive(&ctx, || self.publish(false)).map(|()| root.join())
+            }
+            None => self.drive(f),
+        };
+        self.publish(true);
         r
     }
 
@@ -210,7 +261,7 @@ impl Runtime {
         let mut busy_passes = 0u32;
         loop {
             sched::run_ready(&ctx, PASS_BUDGET);
-            self.publish();
+            self.publish(false);
             let mut s = ctx.sched.borrow_mut();
             if s.tasks.is_empty() {
                 break;
@@ -244,7 +295,9 @@ impl Runtime {
         Ok(root.join())
     }
 
-    fn publish(&self) {
+    /// Publish the counters (every loop turn); the worker's CPU time every
+    /// [`CPU_EVERY`] turns and at the end (`last`).
+    fn publish(&self, last: bool) {
         let Some((src, worker)) = &self.stats else {
             return;
         };
@@ -258,14 +311,35 @@ impl Runtime {
         for i in 0..c.parks.len() {
             st.green.parks[i].add(c.parks[i] - p.parks[i]);
         }
+        st.green.stolen.add(c.stolen - p.stolen);
         s.published = c;
+        drop(s);
         self.ctx.reactor.borrow_mut().io.publish(st);
+        let turns = self.turns.get() + 1;
+        self.turns.set(turns);
+        if turns >= CPU_EVERY || last {
+            self.turns.set(0);
+            let cpu = steal::thread_cpu_ns();
+            st.cpu_ns.add(cpu.saturating_sub(self.cpu_published.get()));
+            self.cpu_published.set(cpu.max(self.cpu_published.get()));
+            if let Some(m) = self.ctx.steal.get() {
+                let n = m.stolen_from();
+                st.green
+                    .stolen_from
+                    .add(n - self.stolen_from_published.get());
+                self.stolen_from_published.set(n);
+            }
+        }
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
         let mut s = self.ctx.sched.borrow_mut();
+        if let Some(m) = self.ctx.steal.get() {
+            // Threads this worker offered and nobody took are still its own.
+            steal::reclaim(m, &mut s);
+        }
         if s.tasks.is_empty() {
             return;
         }
@@ -291,9 +365,19 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
 }
 
 /// Spawn a green thread on the current worker (the caller must be a green thread).
+/// The new thread never leaves this worker, and neither does the caller from now
+/// on: the two may share `!Send` state (the [`JoinHandle`] at least).
 pub fn try_spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
     let (ctx, _) = sched::current()?;
+    sched::pin_current();
     sched::spawn_on(&ctx, f)
+}
+
+/// The worker index of the runtime running the caller (as given to
+/// [`Runtime::with_stats`] / [`Runtime::with_steal`]); `None` outside a runtime.
+/// With work stealing it can change across any blocking call.
+pub fn current_worker() -> Option<usize> {
+    tls::ctx().map(|c| c.worker.get())
 }
 
 /// Park until this worker's ring is woken from another thread (see

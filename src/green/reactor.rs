@@ -88,8 +88,9 @@ pub(crate) fn configure(f: &Features) {
     RECV_IOPRIO.set(if poll_first { RECVSEND_POLL_FIRST } else { 0 });
 }
 
-/// The `ioprio` field for a recv SQE on the current worker.
-#[inline]
+/// The `ioprio` field for a recv SQE on the current worker. Never inlined: it
+/// runs on green stacks, which may change threads (see `super::tls`).
+#[inline(never)]
 pub(crate) fn recv_ioprio() -> u16 {
     RECV_IOPRIO.get()
 }
@@ -283,8 +284,14 @@ impl Prepared {
         // SAFETY: our caller guarantees the SQE's memory outlives this call, and we do
         // not return before the op's CQE (loop below).
         unsafe { push_op(&ctx, key, sqe, reason) };
+        // Nothing of this worker is kept across the park: a task whose op is done may
+        // be resumed by another worker (`super::steal`), so `ctx` and `key` are
+        // fetched again after every wake-up. (While the op is in flight the task never
+        // moves, so its CQE always reaches the ring it was pushed on.)
+        drop(ctx);
         loop {
-            sched::park(&ctx, key, reason);
+            sched::park(reason);
+            let (ctx, key) = sched::current()?;
             let mut s = ctx.sched.borrow_mut();
             let t = s
                 .tasks
@@ -470,10 +477,12 @@ pub(crate) fn dispatch(ctx: &Ctx) {
 /// A soft interrupt ends the wait with `Interrupted`.
 pub(crate) fn wait_wake() -> io::Result<()> {
     sched::can_block()?;
-    let (ctx, key) = sched::current()?;
-    let seen = ctx.reactor.borrow().wake_seq;
+    let seen = sched::current()?.0.reactor.borrow().wake_seq;
     loop {
         {
+            // Fresh each time round: a woken waiter may have moved to another worker
+            // (whose `wake_seq` then differs: a spurious return, which callers allow).
+            let (ctx, key) = sched::current()?;
             let mut s = ctx.sched.borrow_mut();
             let t = s
                 .tasks
@@ -498,6 +507,6 @@ pub(crate) fn wait_wake() -> io::Result<()> {
                 s.wake_waiters.push(key);
             }
         }
-        sched::park(&ctx, key, ParkReason::Io);
+        sched::park(ParkReason::Io);
     }
 }

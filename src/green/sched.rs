@@ -19,26 +19,27 @@
 //! generation) names one occupant, so a completion or wake for a finished task whose
 //! slot was reused is recognised as stale and dropped.
 //!
-//! # Thread-locals
-//! A worker's [`Ctx`] is installed in `CTX` while `Runtime::block_on` runs. While a
-//! coroutine runs, `CURRENT` names its task and `YIELDER` points at its corosensei
-//! `Yielder` (which lives at the base of the coroutine's own stack). A coroutine
-//! stores `YIELDER` when it starts and again every time `suspend` returns, since
-//! other coroutines overwrite it meanwhile.
+//! The thread-locals that tie a running coroutine to its worker live in [`super::tls`]
+//! (read there why every access is a non-inlined call). Code on a green stack never
+//! keeps the worker's `Rc<Ctx>` or its own `SlotKey` across a suspension point: it
+//! fetches both again with [`current`] after every `park` / `yield`, because with
+//! `--green-sched steal` the task may have moved to another worker meanwhile (see
+//! [`super::steal`] for the migration contract).
 
-use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::io::{self, Write};
-use std::panic::{self, AssertUnwindSafe};
+use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
-use corosensei::{Coroutine, CoroutineResult, Yielder};
+use corosensei::{Coroutine, CoroutineResult};
 
 use super::reactor::Reactor;
 use super::stack::{self, PooledStack, StackPool};
+use super::steal::{self, Member, StealGroup};
+use super::tls;
 use crate::stats::ParkReason;
 use crate::uring::{SlotKey, Slots};
 
@@ -52,7 +53,6 @@ pub(crate) enum Suspend {
 }
 
 pub(crate) type Co = Coroutine<(), Suspend, (), PooledStack>;
-type Y = Yielder<(), Suspend>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -102,14 +102,50 @@ pub(crate) struct Task {
     /// Boxed: the scheduler moves a pointer per resume, never the coroutine itself
     /// (moving the struct out and back in made every yield measurably slower in
     /// `cargo bench --bench green`).
-    co: Option<Box<Co>>,
-    state: State,
-    notified: bool,
-    guard: (usize, usize),
+    pub(crate) co: Option<Box<Co>>,
+    pub(crate) state: State,
+    pub(crate) notified: bool,
+    pub(crate) guard: (usize, usize),
     pub op: OpSlot,
     pub interrupt: Interrupt,
+    /// The highest interrupt level delivered to this task so far: each level
+    /// reaches a task at most once, also when it moves to a worker that delivers
+    /// the same level again.
+    pub delivered: Interrupt,
     /// Time of this task's live entry in the timer heap, if any (see `Sched::timers`).
     pub timer_at: Option<Instant>,
+    /// May move to another worker: spawned by `steal::spawn_migratable` and not
+    /// pinned since (see the contract in [`super::steal`]).
+    pub(crate) movable: bool,
+    /// The pool its stack came from (`Pools::put` returns it there).
+    pub(crate) home: usize,
+}
+
+/// Where a worker's stacks come from and go back to.
+pub(crate) enum Pools {
+    /// Local scheduling: the worker's own pool.
+    Own(StackPool),
+    /// Work stealing: the steal group holds every worker's pool, so a thread that
+    /// ends on another worker gives its stack back to the pool it came from.
+    Group(Arc<StealGroup>, usize),
+}
+
+impl Pools {
+    /// A stack and the index of the pool it belongs to.
+    pub(crate) fn get(&mut self) -> io::Result<(PooledStack, usize)> {
+        match self {
+            Pools::Own(p) => Ok((p.get()?, 0)),
+            Pools::Group(g, i) => Ok((g.pool_get(*i)?, *i)),
+        }
+    }
+
+    /// Give `stack` back to pool `home`.
+    pub(crate) fn put(&mut self, home: usize, stack: PooledStack) {
+        match self {
+            Pools::Own(p) => p.put(stack),
+            Pools::Group(g, _) => g.pool_put(home, stack),
+        }
+    }
 }
 
 /// Green counters kept locally (plain integers) and published once per loop turn.
@@ -120,13 +156,17 @@ pub(crate) struct Counts {
     pub switches: u64,
     pub panics: u64,
     pub parks: [u64; 4],
+    /// Threads this worker took from other workers' queues.
+    pub stolen: u64,
 }
 
 /// One worker's scheduler state.
 pub(crate) struct Sched {
     pub tasks: Slots<Task>,
     pub runq: VecDeque<SlotKey>,
-    pub pool: StackPool,
+    pub pool: Pools,
+    /// Usable bytes per stack.
+    pub stack_size: usize,
     /// Interrupt level given to tasks spawned from now on (set by `interrupt_all`).
     pub interrupt: Interrupt,
     /// Deadline timers: `(when, slot index, generation)`. An entry is live only
@@ -144,40 +184,24 @@ pub(crate) struct Sched {
 pub(crate) struct Ctx {
     pub sched: RefCell<Sched>,
     pub reactor: RefCell<Reactor>,
+    /// This worker's place in its steal group (`Runtime::with_steal`), if any.
+    pub steal: OnceCell<Member>,
+    /// Unique per runtime in the process (a join wake-up names the joiner's runtime).
+    pub id: u64,
+    /// The worker index this runtime reports as (`Runtime::with_stats` / `with_steal`).
+    pub worker: Cell<usize>,
 }
 
-thread_local! {
-    static CTX: RefCell<Option<Rc<Ctx>>> = const { RefCell::new(None) };
-    static CURRENT: Cell<Option<SlotKey>> = const { Cell::new(None) };
-    static YIELDER: Cell<*const Y> = const { Cell::new(std::ptr::null()) };
-    /// Set while the runtime force-unwinds leftover coroutines (their unwind
-    /// payload must pass through the task's `catch_unwind`).
-    static UNWINDING: Cell<bool> = const { Cell::new(false) };
-    /// Set while `on_worker_stack` runs a closure on the worker's stack.
-    static ON_WORKER_STACK: Cell<bool> = const { Cell::new(false) };
-}
+pub use super::spawn::JoinHandle;
+pub(crate) use super::spawn::{pin_current, run_caught, spawn_on, spawn_raw};
+pub(crate) use tls::{install, uninstall};
 
-/// Install `ctx` as this thread's runtime; `Err` if one is installed already.
-pub(crate) fn install(ctx: &Rc<Ctx>) -> io::Result<()> {
-    CTX.with_borrow_mut(|c| {
-        if c.is_some() {
-            return Err(io::Error::other(
-                "a green runtime is already running on this thread (nested block_on)",
-            ));
-        }
-        *c = Some(Rc::clone(ctx));
-        Ok(())
-    })
-}
-
-pub(crate) fn uninstall() {
-    CTX.with_borrow_mut(|c| *c = None);
-}
-
-/// The running worker's context and the running task, or an error naming the misuse.
+/// The running worker's context and the running task, or an error naming the
+/// misuse. Both are of the worker the caller runs on *now*: never keep them across
+/// a suspension point (module docs).
 pub(crate) fn current() -> io::Result<(Rc<Ctx>, SlotKey)> {
-    let key = CURRENT.get().ok_or_else(not_green)?;
-    let ctx = CTX.with_borrow(|c| c.clone()).ok_or_else(not_green)?;
+    let key = tls::current_key().ok_or_else(not_green)?;
+    let ctx = tls::ctx().ok_or_else(not_green)?;
     Ok((ctx, key))
 }
 
@@ -186,7 +210,7 @@ pub(crate) fn current() -> io::Result<(Rc<Ctx>, SlotKey)> {
 /// the park would leave an op in flight whose buffer the unwinding then frees.
 /// Every op that parks checks this before it pushes anything.
 pub(crate) fn can_block() -> io::Result<()> {
-    if ON_WORKER_STACK.get() {
+    if tls::on_worker_stack() {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "blocking green call inside green::on_worker_stack",
@@ -204,11 +228,7 @@ fn not_green() -> io::Error {
 
 /// Is the caller a green thread?
 pub fn in_green_thread() -> bool {
-    CURRENT.get().is_some()
-}
-
-pub(crate) fn set_unwinding(on: bool) {
-    UNWINDING.set(on);
+    tls::current_key().is_some()
 }
 
 /// Switch back to the scheduler. Must run on a green thread.
@@ -218,10 +238,10 @@ pub(crate) fn set_unwinding(on: bool) {
 /// buffer still holds the scheduler's frame), which doubled the cost of a yield.
 #[inline]
 fn suspend(s: Suspend) {
-    let y = YIELDER.get();
+    let y = tls::yielder();
     assert!(!y.is_null(), "suspend outside a green thread");
     assert!(
-        !ON_WORKER_STACK.get(),
+        !tls::on_worker_stack(),
         "blocking green call inside green::on_worker_stack"
     );
     // YIELDER is non-null only while a coroutine runs on this thread, and the running
@@ -230,7 +250,10 @@ fn suspend(s: Suspend) {
     // body, and we are executing on that stack now.
     // SAFETY: so `y` points to a live Yielder of the running coroutine.
     unsafe { (*y).suspend(s) };
-    YIELDER.set(y);
+    // Resumed, maybe by another worker's OS thread (steal): `y` still points into
+    // this coroutine's own stack, which moved with it; the store goes to the
+    // YIELDER of the thread running us now (a fresh, non-inlined access).
+    tls::set_yielder(y);
 }
 
 /// Run `f` on the worker thread's own stack instead of the calling green thread's,
@@ -240,15 +263,15 @@ fn suspend(s: Suspend) {
 /// (it would panic); a panic in `f` propagates to the caller. Outside a green
 /// thread `f` simply runs.
 pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
-    let y = YIELDER.get();
-    if y.is_null() || ON_WORKER_STACK.get() {
+    let y = tls::yielder();
+    if y.is_null() || tls::on_worker_stack() {
         return f();
     }
-    ON_WORKER_STACK.set(true);
+    tls::set_on_worker_stack(true);
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            ON_WORKER_STACK.set(false);
+            tls::set_on_worker_stack(false);
         }
     }
     let _reset = Reset;
@@ -260,7 +283,7 @@ pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
 /// Give other ready green threads a turn, then continue.
 #[inline]
 pub fn yield_now() {
-    if YIELDER.get().is_null() {
+    if tls::yielder().is_null() {
         return;
     }
     suspend(Suspend::Yield);
@@ -268,10 +291,12 @@ pub fn yield_now() {
 
 impl Sched {
     pub fn new(stack_size: usize) -> Self {
+        let pool = StackPool::new(stack_size);
         Sched {
             tasks: Slots::new(),
             runq: VecDeque::new(),
-            pool: StackPool::new(stack_size),
+            stack_size: pool.stack_size(),
+            pool: Pools::Own(pool),
             interrupt: Interrupt::None,
             timers: BinaryHeap::new(),
             ops_in_flight: 0,
@@ -299,128 +324,29 @@ impl Sched {
 }
 
 /// Park the running task until someone wakes it (returns at once if a wake-up is
-/// already pending). Callers re-check their condition afterwards.
+/// already pending). Callers re-check their condition afterwards, with a fresh
+/// [`current`]: the task may run on another worker when this returns.
 #[inline]
-pub(crate) fn park(ctx: &Ctx, key: SlotKey, reason: ParkReason) {
-    {
-        let mut s = ctx.sched.borrow_mut();
-        if let Some(t) = s.tasks.get_mut(key) {
-            if t.notified {
-                t.notified = false;
-                return;
-            }
-        }
+pub(crate) fn park(reason: ParkReason) {
+    if take_notified() {
+        return;
     }
     suspend(Suspend::Park(reason));
 }
 
-/// Shared between a task and its [`JoinHandle`].
-struct JoinInner<T> {
-    result: RefCell<Option<std::thread::Result<T>>>,
-    done: Cell<bool>,
-    waiter: Cell<Option<SlotKey>>,
-}
-
-/// Owned permission to wait for a green thread's result. Dropping it detaches the
-/// thread (it keeps running). Not `Send`: green threads belong to one worker.
-pub struct JoinHandle<T> {
-    inner: Rc<JoinInner<T>>,
-}
-
-impl<T> std::fmt::Debug for JoinHandle<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("finished", &self.inner.done.get())
-            .finish()
-    }
-}
-
-impl<T> JoinHandle<T> {
-    /// Has the thread returned (or panicked)?
-    pub fn is_finished(&self) -> bool {
-        self.inner.done.get()
-    }
-
-    /// Wait for the thread and return its result (`Err` holds its panic payload).
-    /// On a green thread this parks; elsewhere the thread must already be finished
-    /// (e.g. after `Runtime::block_on` returned), otherwise this panics.
-    pub fn join(self) -> std::thread::Result<T> {
-        loop {
-            if let Some(r) = self.inner.result.borrow_mut().take() {
-                return r;
-            }
-            let (ctx, key) = current().unwrap_or_else(|_| {
-                panic!("JoinHandle::join outside a green thread on an unfinished thread")
-            });
-            self.inner.waiter.set(Some(key));
-            park(&ctx, key, ParkReason::Join);
-        }
-    }
-}
-
-/// Spawn `f` as a green thread on the current worker.
-pub(crate) fn spawn_on<T: 'static>(
-    ctx: &Ctx,
-    f: impl FnOnce() -> T + 'static,
-) -> io::Result<JoinHandle<T>> {
-    let inner = Rc::new(JoinInner {
-        result: RefCell::new(None),
-        done: Cell::new(false),
-        waiter: Cell::new(None),
-    });
-    let theirs = Rc::clone(&inner);
+/// Consume a pending wake-up of the running task. The worker's `Rc` is dropped
+/// before the caller suspends.
+fn take_notified() -> bool {
+    let Ok((ctx, key)) = current() else {
+        return false;
+    };
     let mut s = ctx.sched.borrow_mut();
-    let stack = s.pool.get()?;
-    let guard = stack.guard();
-    let co = Co::with_stack(stack, move |y: &Y, ()| {
-        YIELDER.set(y as *const Y);
-        let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
-            // The runtime is dropping this coroutine: let its forced unwind finish.
-            Err(p) if UNWINDING.get() => panic::resume_unwind(p),
-            r => r,
-        };
-        if let Err(payload) = &r {
-            report_panic(payload.as_ref());
+    match s.tasks.get_mut(key) {
+        Some(t) if t.notified => {
+            t.notified = false;
+            true
         }
-        *theirs.result.borrow_mut() = Some(r);
-        theirs.done.set(true);
-        if let Some(w) = theirs.waiter.take() {
-            if let Ok((ctx, _)) = current() {
-                ctx.sched.borrow_mut().wake(w);
-            }
-        }
-    });
-    let interrupt = s.interrupt;
-    let key = s.tasks.insert(Task {
-        co: Some(Box::new(co)),
-        state: State::Ready,
-        notified: false,
-        guard,
-        op: OpSlot::default(),
-        interrupt,
-        timer_at: None,
-    });
-    s.runq.push_back(key);
-    s.counts.spawned += 1;
-    Ok(JoinHandle { inner })
-}
-
-/// Log a green thread's panic (Rust's panic hook has already printed where) and
-/// count it; the task ends, which closes only what it owned (its connection).
-fn report_panic(payload: &(dyn Any + Send)) {
-    let msg = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(|s| s.as_str()))
-        .unwrap_or("non-string panic payload");
-    // Never a panicking write: this runs outside the task's `catch_unwind`, and
-    // `eprintln!` panics when stderr is a pipe nobody reads any more.
-    let _ = writeln!(
-        io::stderr(),
-        "gvhttpd: a green thread panicked ({msg}); it was ended, other threads run on"
-    );
-    if let Ok((ctx, _)) = current() {
-        ctx.sched.borrow_mut().counts.panics += 1;
+        _ => false,
     }
 }
 
@@ -438,8 +364,8 @@ struct Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         stack::set_active((0, 0), 0);
-        CURRENT.set(None);
-        YIELDER.set(std::ptr::null());
+        tls::set_current_key(None);
+        tls::set_yielder(std::ptr::null());
         if let (Some(key), true) = (self.key, std::thread::panicking()) {
             if let Ok(mut s) = self.ctx.sched.try_borrow_mut() {
                 s.tasks.remove(key);
@@ -451,13 +377,24 @@ impl Drop for Running<'_> {
 /// Resume every ready task once (tasks made ready meanwhile run too, in FIFO
 /// order). Returns when the run queue is empty or `budget` resumes were made.
 pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
-    let size = ctx.sched.borrow().pool.stack_size();
+    let size = ctx.sched.borrow().stack_size;
+    let member = ctx.steal.get();
     // Back on the scheduler's own stack at the end (or on a panic): no green thread
     // is running, and the last one's Yielder must not be used from here.
     let mut running = Running { ctx, key: None };
     for _ in 0..budget {
         let (key, mut co, guard) = {
             let mut s = ctx.sched.borrow_mut();
+            if let Some(m) = member {
+                // Others wait behind the one about to run: offer them to idle workers.
+                // Down to the last one: take back what was offered and not taken
+                // (it was queued behind everything here).
+                if s.runq.len() > 1 {
+                    steal::offer(m, &mut s);
+                } else {
+                    steal::reclaim(m, &mut s);
+                }
+            }
             let Some(key) = s.runq.pop_front() else {
                 break;
             };
@@ -470,7 +407,7 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
             t.state = State::Running;
             (key, co, t.guard)
         };
-        CURRENT.set(Some(key));
+        tls::set_current_key(Some(key));
         stack::set_active(guard, size);
         running.key = Some(key);
         let r = co.resume(());
@@ -483,6 +420,11 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
                     unreachable!("a suspended task's slot is never freed");
                 };
                 t.co = Some(co);
+                if std::thread::panicking() {
+                    // It suspended while unwinding: the panic count it raised is this
+                    // OS thread's, so its unwinding must end here.
+                    t.movable = false;
+                }
                 let (ready, reason) = match sus {
                     Suspend::Yield => (true, ParkReason::Yield),
                     Suspend::Park(r) => (std::mem::take(&mut t.notified), r),
@@ -494,8 +436,8 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
                 s.counts.parks[reason as usize] += 1;
             }
             CoroutineResult::Return(()) => {
-                s.tasks.remove(key);
-                s.pool.put((*co).into_stack());
+                let home = s.tasks.remove(key).map_or(0, |t| t.home);
+                s.pool.put(home, (*co).into_stack());
                 s.counts.finished += 1;
             }
         }
@@ -507,7 +449,7 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
 /// Parked tasks whose op gives way to it get that op cancelled (they resume with
 /// `Interrupted` once the kernel is done with their buffers).
 pub(crate) fn interrupt_all(ctx: &Ctx, level: Interrupt) {
-    let me = CURRENT.get();
+    let me = tls::current_key();
     let mut s = ctx.sched.borrow_mut();
     s.interrupt = s.interrupt.max(level);
     let mut r = ctx.reactor.borrow_mut();
@@ -519,6 +461,10 @@ pub(crate) fn interrupt_all(ctx: &Ctx, level: Interrupt) {
         let Some(t) = s.tasks.get_mut(key) else {
             continue;
         };
+        if t.delivered >= level {
+            continue; // it had this one already (maybe from the worker it came from)
+        }
+        t.delivered = level;
         t.interrupt = t.interrupt.max(level);
         // `Interrupt::None` marks ops that never give way (close, shutdown).
         if t.op.in_flight
@@ -546,10 +492,10 @@ pub(crate) fn drop_leftovers(s: &mut Sched) -> usize {
     struct Unwinding;
     impl Drop for Unwinding {
         fn drop(&mut self) {
-            set_unwinding(false);
+            tls::set_unwinding(false);
         }
     }
-    set_unwinding(true);
+    tls::set_unwinding(true);
     let _reset = Unwinding;
     for key in s.tasks.keys() {
         let Some(mut t) = s.tasks.remove(key) else {
@@ -564,7 +510,7 @@ pub(crate) fn drop_leftovers(s: &mut Sched) -> usize {
             continue;
         }
         co.force_unwind();
-        s.pool.put((*co).into_stack());
+        s.pool.put(t.home, (*co).into_stack());
     }
     leaked
 }

@@ -535,7 +535,8 @@ fn a_wake_before_park_is_not_lost() {
         .block_on(|| {
             let (ctx, key) = sched::current().unwrap();
             ctx.sched.borrow_mut().wake(key);
-            sched::park(&ctx, key, ParkReason::Io);
+            drop(ctx);
+            sched::park(ParkReason::Io);
             "woken"
         })
         .unwrap()

@@ -24,8 +24,10 @@ thread_local! {
     };
 }
 
-/// The IMF-fixdate for an event at `now` (the model's clock reading).
-#[inline]
+/// The IMF-fixdate for an event at `now` (the model's clock reading). Never
+/// inlined: a green thread may call it on its stack and then move to another OS
+/// thread, and an inlined thread-local address could be reused there (`green::tls`).
+#[inline(never)]
 pub fn at(now: Instant) -> [u8; DATE_LEN] {
     let c = CACHE.get();
     match c.until {

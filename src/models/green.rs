@@ -23,54 +23,93 @@
 //!   shutdown to their driver), then sleeps until the grace deadline, when it
 //!   interrupts hard whatever is still blocked (a send to a client that reads
 //!   nothing). The last connection to end wakes it early.
+//! - `--green-sched steal`: connection threads are spawned migratable in one
+//!   [`StealGroup`] (why this thread meets the contract: [`crate::green::steal`]);
+//!   the live count is then the server's, which each watcher polls during the
+//!   grace period (the last connection may end on another worker).
 
-use std::cell::Cell;
 use std::io;
 use std::net::{Shutdown as Direction, TcpListener};
-use std::path::Path;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{ServeError, WorkerCtx};
-use crate::accept::{Admission, Retry};
-use crate::app::App;
-use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
-use crate::green::fs::{self as gfs, GvtFile};
-use crate::green::net::{GvtListener, GvtStream};
-use crate::green::{self, Interrupt, ReactorThread, Runtime, RuntimeOptions, StatsSource};
-use crate::http::{Action, Driver, Env, FileError};
 
-/// What every green thread of one worker shares.
+mod support;
+use crate::accept::{Admission, Retry};
+use crate::config::{Config, GreenSched};
+use crate::green::fs::GvtFile;
+use crate::green::net::{GvtListener, GvtStream};
+use crate::green::{
+    self, Interrupt, ReactorThread, Runtime, RuntimeOptions, StatsSource, StealGroup,
+};
+use crate::http::{Action, Driver, Env};
+use support::{core, on_error, open_static, report_shutdown};
+
+/// What all workers of this model share: the steal group, if stealing, and the
+/// dedicated reactor thread, if there is one.
+pub(super) struct Shared {
+    group: Option<Arc<StealGroup>>,
+    reactor: Option<Arc<ReactorThread>>,
+    /// Connection threads of the whole server (used when stealing).
+    live: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    pub(super) fn new(cfg: &Config, reactor: Option<Arc<ReactorThread>>) -> Shared {
+        let group = (cfg.sched.green_sched == GreenSched::Steal)
+            .then(|| StealGroup::new(cfg.workers, cfg.green_stack_size));
+        Shared {
+            group,
+            reactor,
+            live: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+/// What every green thread of one worker shares (`Arc` + atomics: with stealing
+/// its connection threads run on other workers too).
 struct Worker {
     ctx: WorkerCtx,
-    /// Connection green threads still running.
-    live: Cell<usize>,
+    /// Connection green threads still running: this worker's, or (stealing) the
+    /// server's.
+    live: Arc<AtomicUsize>,
+    steal: bool,
 }
 
 /// One worker thread of this model, until shutdown (see [`super::run_workers`]).
 pub(super) fn worker_thread(
     ctx: WorkerCtx,
     listener: TcpListener,
-    reactor: Option<&ReactorThread>,
+    shared: &Shared,
 ) -> Result<(), ServeError> {
     let opts = RuntimeOptions {
         stack_size: ctx.cfg.green_stack_size,
         uring: ctx.cfg.uring,
     };
-    let rt = Runtime::for_worker(&opts, reactor, ctx.index)
+    let rt = Runtime::for_worker(&opts, shared.reactor.as_deref(), ctx.index)
         .map_err(|e| ServeError::Unavailable(crate::uring::probe::explain_setup_error(&e)))?;
     let mut rt = rt.with_stats(ctx.app.clone() as Arc<dyn StatsSource>, ctx.index);
+    if let Some(g) = &shared.group {
+        rt = rt
+            .with_steal(g.clone(), ctx.index)
+            .map_err(|e| ServeError::io("cannot join the steal group", e))?;
+    }
     let waker = rt.waker();
     ctx.shutdown.on_trigger(move || waker.wake());
     let listener =
         GvtListener::from_std(listener).map_err(|e| ServeError::io("cannot adopt listener", e))?;
-    let w = Rc::new(Worker {
+    let w = Arc::new(Worker {
         ctx,
-        live: Cell::new(0),
+        live: match shared.group {
+            Some(_) => shared.live.clone(),
+            None => Arc::new(AtomicUsize::new(0)),
+        },
+        steal: shared.group.is_some(),
     });
     match rt.block_on(move || {
-        let watcher = Rc::clone(&w);
+        let watcher = Arc::clone(&w);
         green::try_spawn(move || watch_shutdown(&watcher))?;
         accept_loop(&w, listener);
         Ok::<(), io::Error>(())
@@ -92,17 +131,22 @@ fn watch_shutdown(w: &Worker) {
     }
     let _ = green::interrupt_all(Interrupt::Soft);
     let grace = w.ctx.shutdown.deadline().unwrap_or_else(Instant::now);
-    while w.live.get() > 0 {
+    while w.live.load(Ordering::Acquire) > 0 {
         let left = grace.saturating_duration_since(Instant::now());
         if left.is_zero() {
             let _ = green::interrupt_all(Interrupt::Hard);
             return;
         }
-        let _ = green::sleep_or_interrupted(left);
+        let nap = if w.steal { left.min(STEAL_POLL) } else { left };
+        let _ = green::sleep_or_interrupted(nap);
     }
 }
 
-fn accept_loop(w: &Rc<Worker>, listener: GvtListener) {
+/// How often a watcher looks at the server-wide live count during the grace
+/// period when stealing (the last connection may end on any worker).
+const STEAL_POLL: Duration = Duration::from_millis(5);
+
+fn accept_loop(w: &Arc<Worker>, listener: GvtListener) {
     let acceptor = w.ctx.acceptor();
     while !acceptor.shutting_down() {
         match listener.accept() {
@@ -110,11 +154,15 @@ fn accept_loop(w: &Rc<Worker>, listener: GvtListener) {
                 let Some((admission, driver)) = acceptor.admit(&stream) else {
                     continue; // refused (503 sent): dropped = closed
                 };
-                let cw = Rc::clone(w);
-                w.live.set(w.live.get() + 1);
-                if let Err(e) = green::try_spawn(move || connection(stream, admission, driver, &cw))
-                {
-                    w.live.set(w.live.get() - 1);
+                let cw = Arc::clone(w);
+                w.live.fetch_add(1, Ordering::AcqRel);
+                let body = move || connection(stream, admission, driver, &cw);
+                let spawned = match w.steal {
+                    true => green::steal::spawn_migratable(body).map(drop),
+                    false => green::try_spawn(body).map(drop),
+                };
+                if let Err(e) = spawned {
+                    w.live.fetch_sub(1, Ordering::AcqRel);
                     let _ = io::Write::write_fmt(
                         &mut io::stderr(),
                         format_args!("gvhttpd: cannot start a green thread: {e}\n"),
@@ -139,26 +187,34 @@ fn accept_loop(w: &Rc<Worker>, listener: GvtListener) {
 /// just continues into the driver's buffer).
 const IDLE_READ: usize = 1024;
 
-/// Counts a running connection; the last to end during shutdown wakes the watcher
-/// (a soft interrupt then reaches only it: no other green thread is left).
-struct Live<'a>(&'a Worker);
+/// Counts a running connection and holds its admission; the last to end during
+/// shutdown wakes the watcher (a soft interrupt then reaches only it: no other
+/// green thread is left; when stealing the watchers poll instead, since this
+/// worker may still run other workers' connections).
+struct Live<'a>(&'a Worker, Admission);
 
 impl Drop for Live<'_> {
     fn drop(&mut self) {
-        let left = self.0.live.get() - 1;
-        self.0.live.set(left);
-        if left == 0 && self.0.ctx.shutdown.is_triggered() {
+        // The close is counted by the worker this runs on (single-writer counters).
+        self.1.count_on(here(self.0));
+        let left = self.0.live.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left == 0 && !self.0.steal && self.0.ctx.shutdown.is_triggered() {
             let _ = green::interrupt_all(Interrupt::Soft);
         }
     }
 }
 
+/// The worker the calling green thread runs on now (with stealing it changes).
+fn here(w: &Worker) -> usize {
+    green::current_worker().unwrap_or(w.ctx.index)
+}
+
 /// One connection, start to close, in blocking style.
 fn connection(mut stream: GvtStream, admission: Admission, mut d: Driver, w: &Worker) {
-    let _live = Live(w);
-    let _admission = admission;
-    let (app, stats) = (&*w.ctx.app, w.ctx.stats());
-    let env = |now| Env::new(app, stats, now);
+    let _live = Live(w, admission);
+    let app = &*w.ctx.app;
+    // Each driver call counts into the stats of the worker it runs on.
+    let env = |now| Env::new(app, w.ctx.registry.worker(here(w)), now);
     let mut file: Option<GvtFile> = None;
     let mut shutdown_seen = false;
     let mut idle_buf = [0u8; IDLE_READ];
@@ -243,57 +299,4 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Driver, w: &Wo
         let _ = f.close();
     }
     let _ = stream.close();
-}
-
-/// Run a driver call on the worker's stack (parsing and answering happen there).
-fn core<R>(f: impl FnOnce() -> R + Send) -> R {
-    green::on_worker_stack(f)
-}
-
-fn report_shutdown(d: &mut Driver, w: &Worker, e: Env<'_, App>) -> Action {
-    let grace = w.ctx.shutdown.deadline().unwrap_or(e.now);
-    core(|| d.shutdown(&e, grace))
-}
-
-/// A blocking call failed: a missed deadline, an interrupt (shutdown, or its hard
-/// stop), or a socket error.
-fn on_error(
-    d: &mut Driver,
-    w: &Worker,
-    shutdown_seen: &mut bool,
-    e: Env<'_, App>,
-    err: &io::Error,
-) -> Action {
-    match err.kind() {
-        io::ErrorKind::TimedOut => core(|| d.timed_out(&e)),
-        io::ErrorKind::Interrupted if !*shutdown_seen => {
-            *shutdown_seen = true;
-            report_shutdown(d, w, e)
-        }
-        // A second interrupt is the hard stop at the grace deadline.
-        io::ErrorKind::Interrupted => core(|| d.timed_out(&e)),
-        _ => d.failed(),
-    }
-}
-
-/// The open-beneath-root contract of [`crate::files`], with green file ops.
-fn open_static(app: &App, rel: &str) -> Result<(GvtFile, u64), FileError> {
-    let root = app.static_root().ok_or(FileError::NotFound)?;
-    let errno = |e: io::Error| {
-        e.raw_os_error()
-            .map_or(FileError::Internal, FileError::from_errno)
-    };
-    let file = gfs::open_beneath(root.fd(), Path::new(rel), OPEN_FLAGS as u64, OPEN_RESOLVE)
-        .map_err(errno)?;
-    let checked = file
-        .stat()
-        .map_err(errno)
-        .and_then(|st| files::check_stat(st.mode, st.size));
-    match checked {
-        Ok(size) => Ok((file, size)),
-        Err(e) => {
-            let _ = file.close();
-            Err(e)
-        }
-    }
 }

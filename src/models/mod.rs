@@ -67,21 +67,19 @@ pub fn check_variant(v: crate::config::Variant) -> Result<(), ServeError> {
     ))
 }
 
-/// Are `cfg`'s scheduling knobs implemented? `Err` names the flag that is not.
+/// Can `cfg`'s scheduling knobs run together? `Err` names the flags that cannot.
 pub fn check_scheduling(cfg: &Config) -> Result<(), ServeError> {
-    use crate::config::GreenSched;
+    use crate::config::{GreenReactor, GreenSched};
     let s = &cfg.sched;
-    let missing = if s.green_sched == GreenSched::Steal {
-        Some("--green-sched steal")
-    } else {
-        None
-    };
-    match missing {
-        None => Ok(()),
-        Some(flag) => Err(ServeError::Unavailable(format!(
-            "{flag} is not available in this build"
-        ))),
+    if s.green_sched == GreenSched::Steal && s.green_reactor == GreenReactor::Dedicated {
+        return Err(ServeError::Unavailable(
+            "--green-sched steal cannot be combined with --green-reactor dedicated \
+             (a stolen thread's I/O goes to the ring of the worker it runs on; \
+             with one dedicated reactor there is none): choose one of them"
+                .into(),
+        ));
     }
+    Ok(())
 }
 
 /// Bind, announce readiness through `ready(addr)`, and serve until `shutdown`.
@@ -201,7 +199,8 @@ fn run_model(
             let reactor = ReactorThread::for_server(r, cfg.uring, n, app.registry_arc())
                 .map_err(ServeError::Unavailable)?
                 .map(Arc::new);
-            let worker = move |ctx, l| green::worker_thread(ctx, l, reactor.as_deref());
+            let shared = green::Shared::new(cfg, reactor);
+            let worker = move |ctx, l| green::worker_thread(ctx, l, &shared);
             run_workers(cfg, app, listeners, &shutdown, worker)
         }
     }

@@ -238,6 +238,16 @@ impl Drop for Client {
 }
 
 impl Io {
+    /// The worker's own ring; `None` for a dedicated reactor's client. Work
+    /// stealing runs on rings only (`models::check_scheduling` refuses stealing
+    /// with a dedicated reactor).
+    pub fn ring_mut(&mut self) -> Option<&mut Ring> {
+        match self {
+            Io::Ring(r) => Some(r),
+            Io::Remote(_) => None,
+        }
+    }
+
     pub fn features(&self) -> Features {
         match self {
             Io::Ring(r) => *r.features(),
@@ -328,7 +338,9 @@ pub(crate) unsafe fn submit(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason:
                 Some(Request::Cancel { .. }) => unreachable!("pushed an op"),
             }
         }
-        sched::park(ctx, key, reason);
+        // The task cannot move meanwhile: stealing is never combined with a
+        // dedicated reactor (`models::check_scheduling`), so `ctx` and `key` stay its own.
+        sched::park(reason);
     }
 }
 

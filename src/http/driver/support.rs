@@ -58,12 +58,14 @@ pub(super) mod pool {
     /// freed instead of pooled.
     const OUT_CAP: usize = 4096;
 
+    #[inline(never)] // thread-local access from green stacks: see `green::tls`
     pub(in crate::http::driver) fn take_out() -> Vec<u8> {
         OUTPUT
             .with(|p| p.take())
             .unwrap_or_else(|| Vec::with_capacity(OUT_CAP))
     }
 
+    #[inline(never)] // thread-local access from green stacks: see `green::tls`
     pub(in crate::http::driver) fn give_out(mut buf: Vec<u8>) {
         if (OUT_CAP..=4 * OUT_CAP).contains(&buf.capacity()) {
             buf.clear();

@@ -1,0 +1,65 @@
+//! The green connection loop's helpers: driver calls on the worker's stack, the
+//! reaction to a failed blocking call, and the static-file open.
+
+use std::io;
+use std::path::Path;
+
+use super::Worker;
+use crate::app::App;
+use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
+use crate::green;
+use crate::green::fs::{self as gfs, GvtFile};
+use crate::http::{Action, Driver, Env, FileError};
+
+/// Run a driver call on the worker's stack (parsing and answering happen there).
+pub(super) fn core<R>(f: impl FnOnce() -> R + Send) -> R {
+    green::on_worker_stack(f)
+}
+
+pub(super) fn report_shutdown(d: &mut Driver, w: &Worker, e: Env<'_, App>) -> Action {
+    let grace = w.ctx.shutdown.deadline().unwrap_or(e.now);
+    core(|| d.shutdown(&e, grace))
+}
+
+/// A blocking call failed: a missed deadline, an interrupt (shutdown, or its hard
+/// stop), or a socket error.
+pub(super) fn on_error(
+    d: &mut Driver,
+    w: &Worker,
+    shutdown_seen: &mut bool,
+    e: Env<'_, App>,
+    err: &io::Error,
+) -> Action {
+    match err.kind() {
+        io::ErrorKind::TimedOut => core(|| d.timed_out(&e)),
+        io::ErrorKind::Interrupted if !*shutdown_seen => {
+            *shutdown_seen = true;
+            report_shutdown(d, w, e)
+        }
+        // A second interrupt is the hard stop at the grace deadline.
+        io::ErrorKind::Interrupted => core(|| d.timed_out(&e)),
+        _ => d.failed(),
+    }
+}
+
+/// The open-beneath-root contract of [`crate::files`], with green file ops.
+pub(super) fn open_static(app: &App, rel: &str) -> Result<(GvtFile, u64), FileError> {
+    let root = app.static_root().ok_or(FileError::NotFound)?;
+    let errno = |e: io::Error| {
+        e.raw_os_error()
+            .map_or(FileError::Internal, FileError::from_errno)
+    };
+    let file = gfs::open_beneath(root.fd(), Path::new(rel), OPEN_FLAGS as u64, OPEN_RESOLVE)
+        .map_err(errno)?;
+    let checked = file
+        .stat()
+        .map_err(errno)
+        .and_then(|st| files::check_stat(st.mode, st.size));
+    match checked {
+        Ok(size) => Ok((file, size)),
+        Err(e) => {
+            let _ = file.close();
+            Err(e)
+        }
+    }
+}
