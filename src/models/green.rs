@@ -24,7 +24,7 @@
 //!   interrupts hard whatever is still blocked (a send to a client that reads
 //!   nothing). The last connection to end wakes it early.
 //! - `--green-sched steal`: connection threads are spawned migratable in one
-//!   [`StealGroup`] (why this thread meets the contract: [`crate::green::steal`]);
+//!   [`crate::green::StealGroup`] (why this thread meets the contract: [`crate::green::steal`]);
 //!   the live count is then the server's, which each watcher polls during the
 //!   grace period (the last connection may end on another worker).
 
@@ -38,35 +38,12 @@ use super::{ServeError, WorkerCtx};
 
 mod support;
 use crate::accept::{Admission, Retry};
-use crate::config::{Config, GreenSched};
 use crate::green::fs::GvtFile;
 use crate::green::net::{GvtListener, GvtStream};
-use crate::green::{
-    self, Interrupt, ReactorThread, Runtime, RuntimeOptions, StatsSource, StealGroup,
-};
+use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource};
 use crate::http::{Action, Driver, Env};
+pub(super) use support::Shared;
 use support::{core, on_error, open_static, report_shutdown};
-
-/// What all workers of this model share: the steal group, if stealing, and the
-/// dedicated reactor thread, if there is one.
-pub(super) struct Shared {
-    group: Option<Arc<StealGroup>>,
-    reactor: Option<Arc<ReactorThread>>,
-    /// Connection threads of the whole server (used when stealing).
-    live: Arc<AtomicUsize>,
-}
-
-impl Shared {
-    pub(super) fn new(cfg: &Config, reactor: Option<Arc<ReactorThread>>) -> Shared {
-        let group = (cfg.sched.green_sched == GreenSched::Steal)
-            .then(|| StealGroup::new(cfg.workers, cfg.green_stack_size));
-        Shared {
-            group,
-            reactor,
-            live: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-}
 
 /// What every green thread of one worker shares (`Arc` + atomics: with stealing
 /// its connection threads run on other workers too).

@@ -3,12 +3,15 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use super::Worker;
 use crate::app::App;
+use crate::config::{Config, GreenSched};
 use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
-use crate::green;
 use crate::green::fs::{self as gfs, GvtFile};
+use crate::green::{self, ReactorThread, StealGroup};
 use crate::http::{Action, Driver, Env, FileError};
 
 /// Run a driver call on the worker's stack (parsing and answering happen there).
@@ -60,6 +63,27 @@ pub(super) fn open_static(app: &App, rel: &str) -> Result<(GvtFile, u64), FileEr
         Err(e) => {
             let _ = file.close();
             Err(e)
+        }
+    }
+}
+
+/// What all workers of this model share: the steal group, if stealing, and the
+/// dedicated reactor thread, if there is one.
+pub(in crate::models) struct Shared {
+    pub(super) group: Option<Arc<StealGroup>>,
+    pub(super) reactor: Option<Arc<ReactorThread>>,
+    /// Connection threads of the whole server (used when stealing).
+    pub(super) live: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    pub(in crate::models) fn new(cfg: &Config, reactor: Option<Arc<ReactorThread>>) -> Shared {
+        let group = (cfg.sched.green_sched == GreenSched::Steal)
+            .then(|| StealGroup::new(cfg.workers, cfg.green_stack_size));
+        Shared {
+            group,
+            reactor,
+            live: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
