@@ -114,7 +114,7 @@ impl Acceptor {
 
 /// A connection admitted through the gate: on drop (also when its task or green
 /// thread panics) it releases the `--max-conns` slot and counts the close. Dropped
-/// on the worker that admitted it, or moved first ([`Admission::move_to`]) to the
+/// on the worker that admitted it, or moved first ([`Admission::count_on`]) to the
 /// worker that drops it (the counters have a single writer).
 #[derive(Debug)]
 pub struct Admission {
