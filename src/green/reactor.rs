@@ -397,6 +397,10 @@ fn compact_timers(s: &mut Sched) {
             .get(SlotKey { index, gen })
             .is_some_and(|t| t.timer_at == Some(at))
     });
+    // After a burst, give the heap's memory back too (it holds a few live entries).
+    if s.timers.capacity() > 4 * s.timers.len().max(COMPACT_MIN) {
+        s.timers.shrink_to(2 * s.timers.len().max(COMPACT_MIN));
+    }
 }
 
 /// Cancel the ops whose deadline has passed, re-push entries whose deadline moved

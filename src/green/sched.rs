@@ -162,7 +162,10 @@ pub(crate) struct Counts {
 
 /// One worker's scheduler state.
 pub(crate) struct Sched {
-    pub tasks: Slots<Task>,
+    /// Boxed: the table keeps 16 bytes per slot, so after a burst of connections
+    /// ends, their tasks' memory goes back to the allocator (the table itself never
+    /// shrinks: its keys are indices); a stolen task also moves as one pointer.
+    pub tasks: Slots<Box<Task>>,
     pub runq: VecDeque<SlotKey>,
     pub pool: Pools,
     /// Usable bytes per stack.

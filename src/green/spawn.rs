@@ -94,7 +94,7 @@ pub(crate) fn spawn_raw(ctx: &Ctx, movable: bool, body: impl FnOnce() + 'static)
         body();
     });
     let interrupt = s.interrupt;
-    let key = s.tasks.insert(Task {
+    let key = s.tasks.insert(Box::new(Task {
         co: Some(Box::new(co)),
         state: State::Ready,
         notified: false,
@@ -105,7 +105,7 @@ pub(crate) fn spawn_raw(ctx: &Ctx, movable: bool, body: impl FnOnce() + 'static)
         timer_at: None,
         movable,
         home,
-    });
+    }));
     s.runq.push_back(key);
     s.counts.spawned += 1;
     Ok(())

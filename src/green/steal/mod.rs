@@ -155,7 +155,7 @@ struct Slot {
 }
 
 /// A runnable green thread on its way between two workers: its whole task record.
-pub(crate) struct Migrant(Task);
+pub(crate) struct Migrant(Box<Task>);
 
 // SAFETY: the only `!Send` part of a Task is its coroutine, and a Migrant is made only
 // by `offer` from a task that meets the migration contract (module docs, points
@@ -378,7 +378,7 @@ pub(crate) fn offer(m: &Member, s: &mut Sched) {
         if std::mem::take(&mut first) || out.len() >= OFFER_MAX {
             return true;
         }
-        let ok = tasks.get(key).is_some_and(movable) && !wake_waiters.contains(&key);
+        let ok = tasks.get(key).is_some_and(|t| movable(t)) && !wake_waiters.contains(&key);
         if !ok {
             return true;
         }
