@@ -61,7 +61,7 @@ pub const STACKS_PER_SLAB: usize = 64;
 pub const GUARD_SIZE: usize = 64 * 1024;
 
 /// Free stacks the pool keeps resident for reuse (see the module docs).
-pub const WARM_STACKS: usize = 256;
+pub const WARM_STACKS: usize = 64;
 
 /// Cold free stacks that pile up before their pages are released, in one go.
 pub const RELEASE_BATCH: usize = 256;
