@@ -326,6 +326,9 @@ fn run_server(cfg: Config) -> (u8, Option<log::Totals>) {
         }
     );
     let result = models::serve(&cfg, shutdown, |addr| {
+        // The error log's start line first: once the readiness line is out, a
+        // signal may come at once, and its line must follow this one.
+        log::startup(addr, &model, workers, &extra);
         // Tests and scripts wait for this exact line before connecting. A closed
         // stdout must not take the server down (`println!` would panic).
         let mut out = std::io::stdout().lock();
@@ -335,7 +338,6 @@ fn run_server(cfg: Config) -> (u8, Option<log::Totals>) {
             plural(workers, "worker", "workers")
         );
         let _ = out.flush();
-        log::startup(addr, &model, workers, &extra);
     });
     match result {
         Ok(totals) => (0, Some(totals)),
