@@ -213,10 +213,10 @@ impl StackPool {
         }
         for st in &self.free[self.released..cold] {
             let start = st.limit.get() + st.guard_len;
-            // SAFETY: `[start, base)` is the usable part of a stack in a slab this pool
-            // mapped; the stack is on the free list, so no green thread runs on it and
-            // nothing points into it. MADV_DONTNEED on private anonymous memory only
-            // drops its pages (they read back as zeros) and keeps the guard markers.
+            // `[start, base)` is the usable part of a stack in a slab this pool mapped;
+            // the stack is on the free list, so no green thread runs on it.
+            // SAFETY: nothing points into that range, and MADV_DONTNEED on private
+            // anonymous memory only drops its pages (zeros on reread), keeping guards.
             let r = unsafe {
                 libc::madvise(
                     start as *mut libc::c_void,

@@ -144,9 +144,9 @@ const _: () = assert!(std::mem::size_of::<RawSqe>() == 64);
 const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
 
 fn raw(sqe: &squeue::Entry) -> RawSqe {
-    // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's 64-byte
-    // `io_uring_sqe` (sizes asserted above); `RawSqe` mirrors that layout and every
-    // field is a plain integer, so any bit pattern is a valid `RawSqe`.
+    // `squeue::Entry` is `#[repr(C)]` around the kernel's 64-byte `io_uring_sqe`
+    // (sizes asserted above), and `RawSqe` mirrors that layout.
+    // SAFETY: every field of `RawSqe` is a plain integer: any bit pattern is valid.
     unsafe { std::mem::transmute_copy::<squeue::Entry, RawSqe>(sqe) }
 }
 

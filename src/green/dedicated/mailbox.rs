@@ -157,10 +157,10 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts_ptr = ts
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: FUTEX_WAIT only reads the 4-byte word (a live `AtomicU32` borrowed for
-    // the call, so its address is valid and aligned) and the optional relative
-    // timespec (a local that outlives the call); it writes no memory of ours.
-    // PRIVATE: the word is never shared with another process.
+    // PRIVATE: the word is never shared with another process. FUTEX_WAIT only reads
+    // the 4-byte word and the optional relative timespec; it writes no memory of ours.
+    // SAFETY: the word is a live `AtomicU32` borrowed for the call (valid, aligned),
+    // and the timespec is a local that outlives the call.
     unsafe {
         libc::syscall(
             libc::SYS_futex,

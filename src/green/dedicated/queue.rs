@@ -119,10 +119,10 @@ impl<T: Send> Producer<T> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        // `seq == pos` says the consumer is done with the previous value,
+                        // and nobody reads the slot until the release store below.
                         // SAFETY: winning the CAS from `pos` made this thread the only
-                        // one that may write the slot for this lap (its `seq == pos` says
-                        // the consumer is done with the previous value); nobody reads it
-                        // until the release store below publishes `pos + 1`.
+                        // one that may write the slot for this lap.
                         unsafe { (*slot.val.get()).write(val) };
                         slot.seq.store(pos.wrapping_add(1), Ordering::Release);
                         return Ok(());
@@ -154,9 +154,9 @@ impl<T: Send> Consumer<T> {
         if slot.seq.load(Ordering::Acquire) != pos.wrapping_add(1) {
             return None;
         }
-        // SAFETY: `seq == pos + 1` (acquire) means a producer finished writing this
-        // slot; only the single consumer (`&mut self`) reads it, once, and the release
-        // store below hands the slot back to producers only after the read.
+        // The release store below hands the slot back to producers only after the read.
+        // SAFETY: `seq == pos + 1` (acquire): a producer finished writing this slot, and
+        // only the single consumer (`&mut self`) reads it, once.
         let val = unsafe { (*slot.val.get()).assume_init_read() };
         slot.seq
             .store(pos.wrapping_add(q.mask + 1), Ordering::Release);

@@ -212,11 +212,10 @@ impl Loop {
                         .submit(tag, sqe);
                     return;
                 }
-                // SAFETY: the green thread that built `sqe` stays parked inside
-                // `reactor::submit`, leaving every buffer the SQE points to alone,
-                // until this op's final CQE has been reaped here and delivered to its
-                // worker's mailbox (module docs of `super`: who owns what). `tag`
-                // makes that CQE find its way back.
+                // `tag` makes this op's CQE find its way back to its worker's mailbox
+                // (module docs of `super`: who owns what).
+                // SAFETY: the green thread that built `sqe` stays parked in
+                // `reactor::submit`, leaving the SQE's buffers alone, until that CQE.
                 unsafe { self.ring.push(sqe.user_data(tag)) };
                 self.ops_in_ring += 1;
                 self.unsubmitted += 1;
