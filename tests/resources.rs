@@ -93,12 +93,23 @@ fn close_idle(s: &Server, idle: Vec<TcpStream>) {
 }
 
 /// RSS once the allocator has handed back what it frees asynchronously (jemalloc
-/// purges freed pages within about a second): the lowest of readings over 1.5 s.
+/// purges freed pages gradually over about a second): the lowest reading, taken
+/// every 100 ms until a full second brings no new low (at most 6 s).
 fn settled_rss(s: &Server) -> u64 {
     let mut low = s.rss_kib();
-    for _ in 0..15 {
+    let mut since_low = 0;
+    for _ in 0..60 {
         std::thread::sleep(Duration::from_millis(100));
-        low = low.min(s.rss_kib());
+        let now = s.rss_kib();
+        if now < low {
+            low = now;
+            since_low = 0;
+        } else {
+            since_low += 1;
+            if since_low >= 10 {
+                break;
+            }
+        }
     }
     low
 }
