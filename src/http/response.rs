@@ -120,14 +120,16 @@ pub fn write_refused(out: &mut Vec<u8>) {
 }
 
 /// A response whose bytes never change but for `Date` (the built-in routes' fixed
-/// replies), rendered once: answering it is four copies.
+/// replies), rendered once: answering it is one copy of the whole response and a
+/// fixed-size copy of the date over its placeholder.
 #[derive(Debug, Clone)]
 pub struct Prerendered {
     status: u16,
-    /// The status line and `Server` through `Date: `.
-    prefix: Box<[u8]>,
-    /// After the date, by [`Persist`] (`Default`, `KeepAlive10`, `Close`): the
-    /// remaining header fields, the blank line, and the body.
+    /// Offset of the `Date` value in every rendering (the status line and `Server`
+    /// come first, and they do not depend on [`Persist`]).
+    date_at: usize,
+    /// The whole response, by [`Persist`] (`Default`, `KeepAlive10`, `Close`), with
+    /// a placeholder where the date goes.
     full: [Box<[u8]>; 3],
     /// The same without the body (the reply to HEAD).
     head_only: [Box<[u8]>; 3],
@@ -152,22 +154,23 @@ impl Prerendered {
             out
         };
         let dflt = render(Persist::Default);
-        let at = dflt
+        let date_at = dflt
             .windows(6)
             .position(|w| w == b"Date: ")
             .map_or(0, |i| i + 6);
-        let tail = |persist| -> (Box<[u8]>, Box<[u8]>) {
-            let head = render(persist)[at + date::DATE_LEN..].to_vec();
+        let both = |persist| -> (Box<[u8]>, Box<[u8]>) {
+            let head = render(persist);
+            debug_assert_eq!(head[..date_at], dflt[..date_at]);
             let mut full = head.clone();
             full.extend_from_slice(body);
             (full.into(), head.into())
         };
-        let (f0, h0) = tail(Persist::Default);
-        let (f1, h1) = tail(Persist::KeepAlive10);
-        let (f2, h2) = tail(Persist::Close);
+        let (f0, h0) = both(Persist::Default);
+        let (f1, h1) = both(Persist::KeepAlive10);
+        let (f2, h2) = both(Persist::Close);
         Prerendered {
             status,
-            prefix: dflt[..at].into(),
+            date_at,
             full: [f0, f1, f2],
             head_only: [h0, h1, h2],
         }
@@ -196,15 +199,14 @@ impl Prerendered {
             Persist::KeepAlive10 => 1,
             Persist::Close => 2,
         };
-        let rest = if head_only {
+        let whole = if head_only {
             &self.head_only[i]
         } else {
             &self.full[i]
         };
-        out.reserve(self.prefix.len() + date::DATE_LEN + rest.len());
-        out.extend_from_slice(&self.prefix);
-        out.extend_from_slice(date);
-        out.extend_from_slice(rest);
+        let at = out.len() + self.date_at;
+        out.extend_from_slice(whole);
+        out[at..at + date::DATE_LEN].copy_from_slice(date);
     }
 }
 
