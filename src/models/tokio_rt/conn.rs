@@ -8,10 +8,9 @@ use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant as TokioInstant};
 
-use super::{Live, Shared};
+use super::{Live, Shared, Watch};
 use crate::accept::Admission;
 use crate::files;
 use crate::http::{Action, Driver, Env, FileError};
@@ -47,7 +46,7 @@ pub(super) async fn connection(
     let w = &*live.0;
     let _homed = Homed { admission, w };
     let app = &*w.ctx.app;
-    let mut shutdown = w.shutdown.clone();
+    let mut shutdown = Watch::new(&w.stop);
     let mut shutdown_seen = false;
     // Boxed: most connections never open a file, and every idle one carries this slot.
     let mut file: Option<Box<tokio::fs::File>> = None;
@@ -68,12 +67,12 @@ pub(super) async fn connection(
                 biased;
                 _ = stream.readable() => Wake::Ready,
                 _ = &mut timer => Wake::Timer,
-                _ = shutdown.changed(), if !shutdown_seen => Wake::Shutdown,
+                _ = shutdown.triggered(), if !shutdown_seen => Wake::Shutdown,
             },
             Action::Send { .. } => Wake::Ready, // try the write first
             Action::Sleep { .. } => tokio::select! {
                 _ = &mut timer => Wake::Timer,
-                _ = shutdown.changed(), if !shutdown_seen => Wake::Shutdown,
+                _ = shutdown.triggered(), if !shutdown_seen => Wake::Shutdown,
             },
             _ => Wake::Ready,
         };
@@ -198,13 +197,13 @@ fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 async fn wait_writable(
     stream: &TcpStream,
     timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &mut Watch,
     shutdown_seen: bool,
 ) -> Wake {
     tokio::select! {
         biased;
         _ = stream.writable() => Wake::Ready,
         _ = timer.as_mut() => Wake::Timer,
-        _ = shutdown.changed(), if !shutdown_seen => Wake::Shutdown,
+        _ = shutdown.triggered(), if !shutdown_seen => Wake::Shutdown,
     }
 }

@@ -24,8 +24,8 @@
 //!   shutdown trigger and for a reset (`SO_ERROR`; no read is in flight).
 //! - `Open` / `ReadFile` / `CloseFile`: tokio's blocking pool (`spawn_blocking`,
 //!   `tokio::fs::File`).
-//! - Shutdown: a `watch` channel per runtime; each connection's wait also selects
-//!   on it and reports it to the driver once. The accept loops return at once (the
+//! - Shutdown: a flag and a table of task wakers per runtime ([`stop`]); each
+//!   connection's wait also selects on it and reports it to the driver once. The accept loops return at once (the
 //!   listener closes), and the runtime ends when its last connection has.
 
 use std::net::TcpListener as StdListener;
@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::{ServeError, WorkerCtx};
 use crate::accept::{Acceptor, Retry};
@@ -41,13 +41,15 @@ use crate::stats::WorkerStats;
 
 mod conn;
 mod multi;
+mod stop;
 
 pub(super) use multi::run as run_multi_thread;
+use stop::{Stop, Watch};
 
 /// What every connection task of one runtime shares.
 struct Shared {
     ctx: WorkerCtx,
-    shutdown: watch::Receiver<bool>,
+    stop: Arc<Stop>,
     /// Connection tasks still running; the last one to end during shutdown
     /// notifies `done`.
     live: AtomicUsize,
@@ -90,15 +92,6 @@ impl Drop for Live {
     }
 }
 
-/// The shutdown trigger as a `watch` channel (set once, from the signal thread).
-fn shutdown_channel(ctx: &WorkerCtx) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    ctx.shutdown.on_trigger(move || {
-        tx.send_replace(true);
-    });
-    rx
-}
-
 /// One worker thread of the per-worker runtime, until shutdown (see
 /// [`super::run_workers`]).
 pub(super) fn worker_thread(ctx: WorkerCtx, listener: StdListener) -> Result<(), ServeError> {
@@ -107,7 +100,7 @@ pub(super) fn worker_thread(ctx: WorkerCtx, listener: StdListener) -> Result<(),
         .build()
         .map_err(|e| ServeError::io("cannot build tokio runtime", e))?;
     let w = Arc::new(Shared {
-        shutdown: shutdown_channel(&ctx),
+        stop: Stop::new(&ctx.shutdown),
         ctx,
         live: AtomicUsize::new(0),
         done: Notify::new(),
@@ -127,14 +120,11 @@ pub(super) fn worker_thread(ctx: WorkerCtx, listener: StdListener) -> Result<(),
 
 /// Accept until shutdown, spawning a task per admitted connection.
 async fn accept_loop(w: &Arc<Shared>, listener: &TcpListener, acceptor: Acceptor) {
-    let mut shutdown = w.shutdown.clone();
+    let mut shutdown = Watch::new(&w.stop);
     loop {
-        if *shutdown.borrow_and_update() {
-            return;
-        }
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.changed() => return,
+            _ = shutdown.triggered() => return,
             r = listener.accept() => r,
         };
         match accepted {

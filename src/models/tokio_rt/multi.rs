@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use super::{accept_loop, shutdown_channel, Shared};
+use super::{accept_loop, Shared, Stop};
 use crate::accept::Acceptor;
 use crate::app::App;
 use crate::config::Config;
@@ -88,7 +88,7 @@ pub(in crate::models) fn run(
         shutdown: shutdown.clone(),
     };
     let w = Arc::new(Shared {
-        shutdown: shutdown_channel(&ctx),
+        stop: Stop::new(&ctx.shutdown),
         ctx,
         live: AtomicUsize::new(0),
         done: Notify::new(),
