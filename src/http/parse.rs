@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use crate::config::Limits;
 
+mod fast;
 mod swar;
 use swar::{find_lf, valid_value};
 
@@ -151,11 +152,13 @@ fn is_host_char(b: u8) -> bool {
     CLASS[usize::from(b)] & 2 != 0
 }
 
-/// Parses a request head in one pass, across reads: each byte of the head is
-/// looked at once to find line ends (`memchr`) and once more, while still in
-/// cache, to validate the line it ends (request line, field name, field value).
-/// Complete lines are parsed as soon as they arrive and never looked at again, so a
-/// head trickled in byte by byte costs O(n) in total.
+/// Parses a request head in one pass, across reads. The two lines nearly every
+/// request has, `GET <target> HTTP/1.1` and `Host: <host>`, and the blank line are
+/// each walked once, validating as they go ([`fast`]). Any other line is looked at
+/// once to find its end (eight bytes at a time) and once more, while still in
+/// cache, to validate it (request line, field name, field value). Complete lines
+/// are parsed as soon as they arrive and never looked at again, so a head trickled
+/// in byte by byte costs O(n) in total.
 #[derive(Debug, Default, Clone)]
 pub struct HeadScanner {
     /// INVARIANT: every line ending before `line_start` is parsed and valid, and
@@ -208,6 +211,39 @@ impl HeadScanner {
         }
         let start = self.skipped;
         loop {
+            // A line nothing of which was looked at yet: the fast paths first. They
+            // run the general walk's checks, in its order, on the lines they take.
+            if self.seen == self.line_start {
+                let at = self.line_start;
+                let rest = &buf[at..];
+                match self.request {
+                    None => {
+                        if let Some((t, n)) = fast::get_line(rest, limits) {
+                            check_head_len(at + n - start, limits)?;
+                            self.request =
+                                Some((Method::Get, t.start + at..t.end + at, Version::Http11));
+                            self.next_line(at + n);
+                            continue;
+                        }
+                    }
+                    Some(_) if rest.starts_with(b"\r\n") => {
+                        self.next_line(at + 2);
+                        return self.complete(at + 2 - start, limits);
+                    }
+                    // (After the first Host, the one field with a fast path is
+                    // not looked for: a second one is an error anyway.)
+                    Some(_) if self.fields.hosts == 0 => {
+                        if let Some(n) = fast::host_line(rest) {
+                            check_head_len(at + n - start, limits)?;
+                            self.count_field(limits)?;
+                            self.fields.add_host()?;
+                            self.next_line(at + n);
+                            continue;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
             let Some(lf) = find_lf(&buf[self.seen..]).map(|i| i + self.seen) else {
                 self.seen = buf.len();
                 if self.request.is_none()
@@ -223,40 +259,56 @@ impl HeadScanner {
             if lf == self.line_start || buf[lf - 1] != b'\r' {
                 return Err(reject(400, "bare LF in request head"));
             }
-            if lf + 1 - start > limits.max_head + 2 {
-                return Err(reject(431, "request header section too large"));
-            }
             let (at, line) = (self.line_start, &buf[self.line_start..lf - 1]);
-            self.line_start = lf + 1;
-            self.seen = lf + 1;
-            match self.request {
-                None => {
-                    let (m, t, v) = request_line(line, limits)?;
-                    self.request = Some((m, t.start + at..t.end + at, v));
-                }
-                Some((method, ref target, version)) if line.is_empty() => {
-                    let target = target.clone();
-                    let (framing, keep_alive, expect_continue) = self.fields.semantics(version)?;
-                    return Ok(Scan::Complete(Head {
-                        method,
-                        target,
-                        version,
-                        framing,
-                        keep_alive,
-                        expect_continue,
-                        content_type: self.fields.content_type.clone(),
-                        len: lf + 1,
-                    }));
-                }
-                Some(_) => {
-                    self.n_fields += 1;
-                    if self.n_fields > limits.max_headers {
-                        return Err(reject(431, "too many header fields"));
-                    }
-                    field_line(&mut self.fields, line, at)?;
-                }
+            self.next_line(lf + 1);
+            if line.is_empty() && self.request.is_some() {
+                return self.complete(lf + 1 - start, limits);
+            }
+            check_head_len(lf + 1 - start, limits)?;
+            if self.request.is_none() {
+                let (m, t, v) = request_line(line, limits)?;
+                self.request = Some((m, t.start + at..t.end + at, v));
+            } else {
+                self.count_field(limits)?;
+                field_line(&mut self.fields, line, at)?;
             }
         }
+    }
+
+    /// The next line starts at `at`.
+    #[inline]
+    fn next_line(&mut self, at: usize) {
+        self.line_start = at;
+        self.seen = at;
+    }
+
+    #[inline]
+    fn count_field(&mut self, limits: &Limits) -> Result<(), Reject> {
+        self.n_fields += 1;
+        if self.n_fields > limits.max_headers {
+            return Err(reject(431, "too many header fields"));
+        }
+        Ok(())
+    }
+
+    /// The blank line ended the head, `len` bytes long.
+    #[inline]
+    fn complete(&mut self, len: usize, limits: &Limits) -> Result<Scan, Reject> {
+        check_head_len(len, limits)?;
+        let Some((method, ref target, version)) = self.request else {
+            unreachable!("a head completes only after its request line")
+        };
+        let (framing, keep_alive, expect_continue) = self.fields.semantics(version)?;
+        Ok(Scan::Complete(Head {
+            method,
+            target: target.clone(),
+            version,
+            framing,
+            keep_alive,
+            expect_continue,
+            content_type: self.fields.content_type.clone(),
+            len,
+        }))
     }
 
     /// Skip a bounded number of empty lines before the request line. `false`:
@@ -279,6 +331,16 @@ impl HeadScanner {
         }
         Ok(true)
     }
+}
+
+/// The head so far, `len` bytes with the CRLF of its last line, within the limit
+/// (which counts the head without its final blank line).
+#[inline]
+fn check_head_len(len: usize, limits: &Limits) -> Result<(), Reject> {
+    if len > limits.max_head + 2 {
+        return Err(reject(431, "request header section too large"));
+    }
+    Ok(())
 }
 
 /// One header field line (without its CRLF), starting at offset `at` of the
@@ -406,10 +468,7 @@ impl Fields {
             return Ok(());
         }
         if n.eq_ignore_ascii_case(b"host") {
-            self.hosts = self.hosts.saturating_add(1);
-            if self.hosts > 1 {
-                return Err(reject(400, "more than one Host header"));
-            }
+            self.add_host()?;
             if !valid_host(value) {
                 return Err(reject(400, "invalid Host header"));
             }
@@ -461,6 +520,16 @@ impl Fields {
             }
         } else if n.eq_ignore_ascii_case(b"content-type") {
             self.content_type = Some(at..at + value.len());
+        }
+        Ok(())
+    }
+
+    /// A `Host` field: at most one.
+    #[inline]
+    fn add_host(&mut self) -> Result<(), Reject> {
+        self.hosts = self.hosts.saturating_add(1);
+        if self.hosts > 1 {
+            return Err(reject(400, "more than one Host header"));
         }
         Ok(())
     }

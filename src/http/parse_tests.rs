@@ -298,3 +298,97 @@ fn the_get_fast_path_answers_as_the_general_walk() {
         }
     }
 }
+
+/// Scan `raw` one more byte per call, as a head trickling in arrives: every line is
+/// then seen in pieces, so only the general walk runs.
+fn scan_trickled(raw: &[u8], limits: &Limits) -> Result<Scan, Reject> {
+    let mut s = HeadScanner::default();
+    for end in 1..raw.len() {
+        match s.scan(&raw[..end], limits) {
+            Ok(Scan::Partial) => {}
+            done => return done,
+        }
+    }
+    s.scan(raw, limits)
+}
+
+#[test]
+fn the_line_fast_paths_answer_as_the_general_walk() {
+    let request_lines: &[&[u8]] = &[
+        b"GET / HTTP/1.1",
+        b"GET /plaintext HTTP/1.1",
+        b"GET /x HTTP/1.0",
+        b"GET  / HTTP/1.1",
+        b"GET / HTTP/1.1 ",
+        b"GET /\x01 HTTP/1.1",
+        b"HEAD / HTTP/1.1",
+        b"GET / HTTP/1.2",
+    ];
+    let names: &[&[u8]] = &[b"Host", b"host", b"HOST", b"Hos", b"Hostx", b"Host "];
+    let values: &[&[u8]] = &[
+        b"a",
+        b"127.0.0.1:8080",
+        b"localhost:80",
+        b"x:",
+        b"h:65535",
+        b"h:123456",
+        b"a b",
+        b"a:8x",
+        b"[::1]:8080",
+        b"",
+        b"a%20b",
+        b"a\tb",
+        b"  a  ",
+        b"a ",
+        b"\ta",
+        b"a:80:80",
+        b"a@b",
+        b"\xc3\xa9",
+        b"a\x7f",
+        b"a\rb",
+        b"a:80 ",
+    ];
+    let limits = [
+        Limits::default(),
+        Limits {
+            max_headers: 1,
+            ..Limits::default()
+        },
+    ];
+    let mut heads = Vec::new();
+    for rl in request_lines {
+        for n in names {
+            for v in values {
+                for sep in [&b":"[..], b": ", b""] {
+                    let field = [n, sep, v].concat();
+                    heads.push([rl, &b"\r\n"[..], &field, b"\r\n\r\n"].concat());
+                    heads.push([rl, &b"\r\n"[..], &field, b"\r\nHost: b\r\n\r\n"].concat());
+                    heads.push([rl, &b"\r\nX: y\r\n"[..], &field, b"\n\r\n"].concat());
+                }
+            }
+        }
+        heads.push([rl, &b"\r\n\r\n"[..]].concat());
+    }
+    for l in &limits {
+        for h in &heads {
+            assert_eq!(
+                HeadScanner::default().scan(h, l),
+                scan_trickled(h, l),
+                "{:?} (max_headers {})",
+                String::from_utf8_lossy(h),
+                l.max_headers
+            );
+        }
+    }
+    // Lines that take the fast paths, and a head over the size limit on one of them.
+    let small = Limits {
+        max_head: 24,
+        ..Limits::default()
+    };
+    let h = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+    assert_eq!(status_of(h), 200);
+    assert_eq!(
+        HeadScanner::default().scan(h, &small).map_err(|r| r.status),
+        Err(431)
+    );
+}
