@@ -13,7 +13,11 @@ use std::ops::Range;
 use crate::config::Limits;
 
 mod fast;
+mod fields;
 mod swar;
+#[cfg(test)]
+use fields::valid_host;
+use fields::Fields;
 use swar::{find_lf, valid_value};
 
 /// A request the core refuses, with the status and a short reason for the body.
@@ -208,71 +212,93 @@ impl HeadScanner {
                     return Err(reject(400, "malformed method"));
                 }
             }
+            if !self.scan_request_line(buf, limits)? {
+                return Ok(Scan::Partial);
+            }
         }
+        // The field lines, up to the blank line. A line nothing of which was looked
+        // at yet takes the fast paths first; they run the general walk's checks, in
+        // its order, on the lines they take.
         let start = self.skipped;
         loop {
-            // A line nothing of which was looked at yet: the fast paths first. They
-            // run the general walk's checks, in its order, on the lines they take.
             if self.seen == self.line_start {
                 let at = self.line_start;
                 let rest = &buf[at..];
-                match self.request {
-                    None => {
-                        if let Some((t, n)) = fast::get_line(rest, limits) {
-                            check_head_len(at + n - start, limits)?;
-                            self.request =
-                                Some((Method::Get, t.start + at..t.end + at, Version::Http11));
-                            self.next_line(at + n);
-                            continue;
-                        }
+                if rest.starts_with(b"\r\n") {
+                    self.next_line(at + 2);
+                    return self.complete(at + 2 - start, limits);
+                }
+                // (After the first Host, the one field with a fast path is not
+                // looked for: a second one is an error anyway.)
+                if self.fields.hosts == 0 {
+                    if let Some(n) = fast::host_line(rest) {
+                        check_head_len(at + n - start, limits)?;
+                        self.count_field(limits)?;
+                        self.fields.add_host()?;
+                        self.next_line(at + n);
+                        continue;
                     }
-                    Some(_) if rest.starts_with(b"\r\n") => {
-                        self.next_line(at + 2);
-                        return self.complete(at + 2 - start, limits);
-                    }
-                    // (After the first Host, the one field with a fast path is
-                    // not looked for: a second one is an error anyway.)
-                    Some(_) if self.fields.hosts == 0 => {
-                        if let Some(n) = fast::host_line(rest) {
-                            check_head_len(at + n - start, limits)?;
-                            self.count_field(limits)?;
-                            self.fields.add_host()?;
-                            self.next_line(at + n);
-                            continue;
-                        }
-                    }
-                    Some(_) => {}
                 }
             }
-            let Some(lf) = find_lf(&buf[self.seen..]).map(|i| i + self.seen) else {
-                self.seen = buf.len();
-                if self.request.is_none()
-                    && buf.len() - start > limits.max_target + REQUEST_LINE_SLACK
-                {
-                    return Err(reject(414, "request target too long"));
-                }
+            let Some((at, line)) = self.next_complete_line(buf)? else {
                 if buf.len() - start > limits.max_head {
                     return Err(reject(431, "request header section too large"));
                 }
                 return Ok(Scan::Partial);
             };
-            if lf == self.line_start || buf[lf - 1] != b'\r' {
-                return Err(reject(400, "bare LF in request head"));
+            let len = self.line_start - start;
+            if line.is_empty() {
+                return self.complete(len, limits);
             }
-            let (at, line) = (self.line_start, &buf[self.line_start..lf - 1]);
-            self.next_line(lf + 1);
-            if line.is_empty() && self.request.is_some() {
-                return self.complete(lf + 1 - start, limits);
-            }
-            check_head_len(lf + 1 - start, limits)?;
-            if self.request.is_none() {
-                let (m, t, v) = request_line(line, limits)?;
-                self.request = Some((m, t.start + at..t.end + at, v));
-            } else {
-                self.count_field(limits)?;
-                field_line(&mut self.fields, line, at)?;
+            check_head_len(len, limits)?;
+            self.count_field(limits)?;
+            field_line(&mut self.fields, line, at)?;
+        }
+    }
+
+    /// The request line, at `self.skipped`: `false` if it is not all here yet.
+    fn scan_request_line(&mut self, buf: &[u8], limits: &Limits) -> Result<bool, Reject> {
+        let start = self.skipped;
+        if self.seen == start {
+            if let Some((t, n)) = fast::get_line(&buf[start..], limits) {
+                check_head_len(n, limits)?;
+                self.request = Some((Method::Get, t.start + start..t.end + start, Version::Http11));
+                self.next_line(start + n);
+                return Ok(true);
             }
         }
+        let Some((at, line)) = self.next_complete_line(buf)? else {
+            if buf.len() - start > limits.max_target + REQUEST_LINE_SLACK {
+                return Err(reject(414, "request target too long"));
+            }
+            if buf.len() - start > limits.max_head {
+                return Err(reject(431, "request header section too large"));
+            }
+            return Ok(false);
+        };
+        check_head_len(self.line_start - start, limits)?;
+        let (m, t, v) = request_line(line, limits)?;
+        self.request = Some((m, t.start + at..t.end + at, v));
+        Ok(true)
+    }
+
+    /// The next line if its end is here: its offset and its bytes without the
+    /// CRLF, the scan moved past it. `None`: no LF yet (all of `buf` was looked at).
+    #[inline]
+    fn next_complete_line<'b>(
+        &mut self,
+        buf: &'b [u8],
+    ) -> Result<Option<(usize, &'b [u8])>, Reject> {
+        let Some(lf) = find_lf(&buf[self.seen..]).map(|i| i + self.seen) else {
+            self.seen = buf.len();
+            return Ok(None);
+        };
+        if lf == self.line_start || buf[lf - 1] != b'\r' {
+            return Err(reject(400, "bare LF in request head"));
+        }
+        let at = self.line_start;
+        self.next_line(lf + 1);
+        Ok(Some((at, &buf[at..lf - 1])))
     }
 
     /// The next line starts at `at`.
@@ -443,173 +469,6 @@ pub fn trim(v: &[u8]) -> &[u8] {
         .rposition(|&b| b != b' ' && b != b'\t')
         .map_or(s, |e| e + 1);
     &v[s..e]
-}
-
-/// The header fields the core interprets.
-#[derive(Default, Debug, Clone)]
-struct Fields {
-    hosts: u8,
-    content_length: Option<u64>,
-    te_seen: bool,
-    /// `chunked` was the last coding seen so far.
-    te_chunked_last: bool,
-    te_other: bool,
-    close: bool,
-    keep_alive: bool,
-    expect_continue: bool,
-    expect_other: bool,
-    content_type: Option<Range<usize>>,
-}
-
-impl Fields {
-    fn take(&mut self, n: &[u8], value: &[u8], at: usize) -> Result<(), Reject> {
-        // Most fields are none of these: the length rules them out with one compare.
-        if !matches!(n.len(), 4 | 6 | 10 | 12 | 14 | 17) {
-            return Ok(());
-        }
-        if n.eq_ignore_ascii_case(b"host") {
-            self.add_host()?;
-            if !valid_host(value) {
-                return Err(reject(400, "invalid Host header"));
-            }
-        } else if n.eq_ignore_ascii_case(b"content-length") {
-            // One field with one value. A list (`1000,1000`) or a repeated field, even
-            // of equal values, is rejected rather than merged (RFC 9110 §8.6 permits
-            // either): a peer that merges differently is how requests get smuggled.
-            if self.content_length.is_some() {
-                return Err(reject(400, "more than one Content-Length"));
-            }
-            if value.contains(&b',') {
-                return Err(reject(400, "Content-Length is a list"));
-            }
-            self.content_length = Some(parse_content_length(value)?);
-        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.te_seen = true;
-            for coding in value
-                .split(|&b| b == b',')
-                .map(trim)
-                .filter(|c| !c.is_empty())
-            {
-                if !coding.iter().all(|&b| is_tchar(b)) {
-                    return Err(reject(400, "malformed Transfer-Encoding"));
-                }
-                if coding.eq_ignore_ascii_case(b"chunked") {
-                    if self.te_chunked_last {
-                        return Err(reject(400, "chunked applied more than once"));
-                    }
-                    self.te_chunked_last = true;
-                } else if self.te_chunked_last {
-                    return Err(reject(400, "chunked is not the final transfer coding"));
-                } else {
-                    self.te_other = true;
-                }
-            }
-        } else if n.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',').map(trim) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    self.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    self.keep_alive = true;
-                }
-            }
-        } else if n.eq_ignore_ascii_case(b"expect") {
-            if value.eq_ignore_ascii_case(b"100-continue") {
-                self.expect_continue = true;
-            } else {
-                self.expect_other = true;
-            }
-        } else if n.eq_ignore_ascii_case(b"content-type") {
-            self.content_type = Some(at..at + value.len());
-        }
-        Ok(())
-    }
-
-    /// A `Host` field: at most one.
-    #[inline]
-    fn add_host(&mut self) -> Result<(), Reject> {
-        self.hosts = self.hosts.saturating_add(1);
-        if self.hosts > 1 {
-            return Err(reject(400, "more than one Host header"));
-        }
-        Ok(())
-    }
-
-    /// (framing, keep-alive, expect-continue) once all fields are seen.
-    fn semantics(&self, version: Version) -> Result<(Framing, bool, bool), Reject> {
-        if version == Version::Http11 && self.hosts == 0 {
-            return Err(reject(400, "HTTP/1.1 request without Host"));
-        }
-        let framing = if self.te_seen {
-            if version == Version::Http10 {
-                return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"));
-            }
-            if self.content_length.is_some() {
-                return Err(reject(400, "both Transfer-Encoding and Content-Length"));
-            }
-            if self.te_other {
-                return Err(reject(501, "transfer coding not implemented"));
-            }
-            if !self.te_chunked_last {
-                return Err(reject(400, "empty Transfer-Encoding"));
-            }
-            Framing::Chunked
-        } else {
-            match self.content_length {
-                None | Some(0) => Framing::None,
-                Some(n) => Framing::Length(n),
-            }
-        };
-        if self.expect_other {
-            return Err(reject(417, "unsupported expectation"));
-        }
-        let keep_alive = match version {
-            Version::Http11 => !self.close,
-            Version::Http10 => self.keep_alive && !self.close,
-        };
-        let expect = self.expect_continue && version == Version::Http11;
-        Ok((framing, keep_alive, expect))
-    }
-}
-
-/// `Content-Length = 1*DIGIT`, without overflow.
-fn parse_content_length(v: &[u8]) -> Result<u64, Reject> {
-    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
-        return Err(reject(400, "invalid Content-Length"));
-    }
-    v.iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)
-            .and_then(|a| a.checked_add(u64::from(d - b'0')))
-            .ok_or(reject(400, "Content-Length overflows"))
-    })
-}
-
-/// `uri-host [ ":" port ]`: a reg-name or IPv4 (unreserved / pct-encoded /
-/// sub-delims), or an IP-literal in brackets. Empty is allowed (RFC 9112 §3.2).
-fn valid_host(v: &[u8]) -> bool {
-    let port = if v.first() == Some(&b'[') {
-        let Some(close) = v.iter().position(|&b| b == b']') else {
-            return false;
-        };
-        let lit = &v[1..close];
-        if lit.is_empty()
-            || !lit
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b".:vV".contains(&b))
-        {
-            return false;
-        }
-        &v[close + 1..]
-    } else {
-        // One pass: the reg-name runs up to the first byte that is not a host
-        // character, which must be the port's ':' or the end.
-        let c = v.iter().position(|&b| !is_host_char(b)).unwrap_or(v.len());
-        &v[c..]
-    };
-    match port {
-        [] => true,
-        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
