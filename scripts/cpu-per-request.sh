@@ -17,7 +17,9 @@
 # (scripts/pipeline16.lua). The server's utime+stime come from /proc/PID/stat before
 # and after the wrk run (after a 1 s warm-up); CPU us/request = delta / responses.
 # MODELS="callback tokio" and MODES="plain pipe16 close" pick what runs (close: every
-# request on a new connection, `Connection: close`: the cost of connection churn). Models and modes are interleaved (A B A B ...) and medians are reported. Steal time
+# request on a new connection, `Connection: close`: the cost of connection churn).
+# Models and modes are interleaved (A B A B ...) and medians are reported; the
+# ratios to the floors are taken within each repeat. Steal time
 # from /proc/stat is printed per run: runs with a few % steal are noisy.
 set -euo pipefail
 REPEATS=${1:-3}
@@ -47,7 +49,9 @@ TCK=$(getconf CLK_TCK)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 ROWS="$TMP/rows"
+PAIRS="$TMP/pairs" # "repeat row mode us": for the ratios within each repeat
 : >"$ROWS"
+: >"$PAIRS"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
@@ -85,34 +89,42 @@ run_one() { # model mode
   errs=$(awk '/Non-2xx|Socket errors/{print}' "$TMP/wrk.out" | tr '\n' ' ')
   awk -v m="$model" -v mode="$mode" -v r="$reqs" -v c=$((c1 - c0)) -v t="$TCK" -v s="$SECS" \
       -v st=$((s1 - s0)) -v e="$errs" 'BEGIN {
-    us = c * 1e6 / t / r; printf "%-16s %-7s %10.0f req/s %7.2f us/req  cpu %5.1f%%  steal %d ticks %s\n",
+    us = c * 1e6 / t / r; printf "%-16s %-7s %10.0f req/s %7.3f us/req  cpu %5.1f%%  steal %d ticks %s\n",
       m, mode, r / s, us, c * 100 / t / s, st, e }' | tee -a "$ROWS"
+  echo "$REP $model $mode $(tail -1 "$ROWS" | awk '{print $5}')" >>"$PAIRS"
 }
 
 echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs, wrk -t1 -c$CONNS -d${SECS}s, $REPEATS repeats, models: $MODELS"
-for rep in $(seq "$REPEATS"); do
+for REP in $(seq "$REPEATS"); do
   for mode in $MODES; do
     for model in $ROWS_LIST; do
       run_one "$model" "$mode"
     done
   done
 done
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 # Column $3 of the rows of ($1 row, $2 mode), compared as strings: row names like
 # tokio+multi are not regular expressions.
 col() { awk -v m="$1" -v mo="$2" -v c="$3" '$1 == m && $2 == mo {print $c}' "$ROWS"; }
+# The median over repeats of (row / floor) within each repeat: the two runs of a
+# pair are seconds apart, so a machine that drifts between repeats moves both.
+# Printed as "median [min-max]", or "-" without that floor.
+ratio() { # row mode floor
+  awk -v m="$1" -v mo="$2" -v f="$3" '$3 == mo && $2 == m {a[$1] = $4} $3 == mo && $2 == f {b[$1] = $4}
+    END {for (r in a) if (b[r] > 0) print a[r] / b[r]}' "$PAIRS" | sort -n |
+    awk '{a[NR]=$1} END {if (NR) printf "%.2f [%.2f-%.2f]", a[int((NR+1)/2)], a[1], a[NR]; else print "-"}'
+}
 echo
 echo "# medians over $REPEATS interleaved repeats (server CPU 0, wrk CPU 1)"
-printf "%-16s %-7s %12s %12s %18s %10s %8s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw" "x c"
+echo "# x raw, x c: within each repeat, the row's CPU per request over the floor's; the median [min-max] of those"
+printf "%-16s %-7s %12s %12s %18s %18s %18s\n" row mode "req/s" "CPU us/req" "[min-max]" "x raw" "x c"
 for mode in $MODES; do
-  floor=$(col raw "$mode" 5 | median)
-  cfloor=$(col c "$mode" 5 | median)
   for model in $ROWS_LIST; do
     rs=$(col "$model" "$mode" 3 | median)
     us=$(col "$model" "$mode" 5 | median)
     mm=$(col "$model" "$mode" 5 | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "[%s-%s]", lo, hi}')
-    ratio=$(awk -v a="$us" -v b="${floor:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    cratio=$(awk -v a="$us" -v b="${cfloor:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    printf "%-16s %-7s %12s %12s %18s %10s %8s\n" "$model" "$mode" "$rs" "$us" "$mm" "$ratio" "$cratio"
+    ratio=$(ratio "$model" "$mode" raw)
+    cratio=$(ratio "$model" "$mode" c)
+    printf "%-16s %-7s %12s %12s %18s %18s %18s\n" "$model" "$mode" "$rs" "$us" "$mm" "$ratio" "$cratio"
   done
 done
