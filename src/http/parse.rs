@@ -216,6 +216,10 @@ impl HeadScanner {
                 return Ok(Scan::Partial);
             }
         }
+        // (Always set by now; no panic on the request path even so.)
+        let Some(request) = self.request.clone() else {
+            return Ok(Scan::Partial);
+        };
         // The field lines, up to the blank line. A line nothing of which was looked
         // at yet takes the fast paths first; they run the general walk's checks, in
         // its order, on the lines they take.
@@ -226,7 +230,7 @@ impl HeadScanner {
                 let rest = &buf[at..];
                 if rest.starts_with(b"\r\n") {
                     self.next_line(at + 2);
-                    return self.complete(at + 2 - start, limits);
+                    return self.complete(request, at + 2 - start, limits);
                 }
                 // (After the first Host, the one field with a fast path is not
                 // looked for: a second one is an error anyway.)
@@ -248,7 +252,7 @@ impl HeadScanner {
             };
             let len = self.line_start - start;
             if line.is_empty() {
-                return self.complete(len, limits);
+                return self.complete(request, len, limits);
             }
             check_head_len(len, limits)?;
             self.count_field(limits)?;
@@ -317,17 +321,19 @@ impl HeadScanner {
         Ok(())
     }
 
-    /// The blank line ended the head, `len` bytes long.
+    /// The blank line ended the head of `request`, `len` bytes long.
     #[inline]
-    fn complete(&mut self, len: usize, limits: &Limits) -> Result<Scan, Reject> {
+    fn complete(
+        &mut self,
+        (method, target, version): (Method, Range<usize>, Version),
+        len: usize,
+        limits: &Limits,
+    ) -> Result<Scan, Reject> {
         check_head_len(len, limits)?;
-        let Some((method, ref target, version)) = self.request else {
-            unreachable!("a head completes only after its request line")
-        };
         let (framing, keep_alive, expect_continue) = self.fields.semantics(version)?;
         Ok(Scan::Complete(Head {
             method,
-            target: target.clone(),
+            target,
             version,
             framing,
             keep_alive,
