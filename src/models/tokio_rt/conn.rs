@@ -3,6 +3,7 @@
 //! event at hand with [`Shared::stats`], so under the multi-thread runtime a task
 //! that moved to another thread counts on that thread's block.
 
+use std::future::poll_fn;
 use std::io;
 use std::time::Instant;
 
@@ -65,7 +66,7 @@ pub(super) async fn connection(
         let wake = match act {
             Action::Recv { .. } | Action::Drain { .. } => tokio::select! {
                 biased;
-                _ = stream.readable() => Wake::Ready,
+                _ = poll_fn(|cx| stream.poll_read_ready(cx)) => Wake::Ready,
                 _ = &mut timer => Wake::Timer,
                 _ = shutdown.triggered(), if !shutdown_seen => Wake::Shutdown,
             },
@@ -202,7 +203,7 @@ async fn wait_writable(
 ) -> Wake {
     tokio::select! {
         biased;
-        _ = stream.writable() => Wake::Ready,
+        _ = poll_fn(|cx| stream.poll_write_ready(cx)) => Wake::Ready,
         _ = timer.as_mut() => Wake::Timer,
         _ = shutdown.triggered(), if !shutdown_seen => Wake::Shutdown,
     }
