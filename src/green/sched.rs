@@ -444,7 +444,7 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
             t.state = State::Running;
             (key, co, t.guard)
         };
-        tls::set_current_key(Some(key));
+        tls::set_current_key(key);
         stack::set_active(guard, size);
         running.key = Some(key);
         let r = co.resume(());

@@ -162,9 +162,12 @@ pub(crate) fn current_key() -> Option<SlotKey> {
     TLS.with(|t| t.current.get())
 }
 
+/// `key` is about to run on this thread. The key travels in one register (an
+/// `Option<SlotKey>` argument went through memory, written in two halves and read
+/// back whole: a store-forwarding stall per resume).
 #[inline(never)]
-pub(crate) fn set_current_key(k: Option<SlotKey>) {
-    TLS.with(|t| t.current.set(k));
+pub(crate) fn set_current_key(key: SlotKey) {
+    TLS.with(|t| t.current.set(Some(key)));
 }
 
 #[inline(never)]
