@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use io_uring::squeue;
 
 use super::dedicated::client::{self, Client, Io};
-use super::sched::{self, Cause, Ctx, Interrupt, OpSlot, Sched};
+use super::sched::{self, Cause, Ctx, Interrupt, OpSlot, Sched, State};
 use crate::config::UringOptions;
 use crate::stats::ParkReason;
 use crate::uring::{Completion, Features, OpKind, Ring, SlotKey, Token};
@@ -353,8 +353,16 @@ pub(crate) fn finish_op(s: &mut Sched, key: SlotKey, result: i32) -> bool {
         Some(t) if t.op.in_flight => {
             t.op.in_flight = false;
             t.op.result = result;
+            // `Sched::wake` on the task already at hand (one table lookup, not two).
+            match t.state {
+                State::Parked => {
+                    t.state = State::Ready;
+                    s.runq.push_back(key);
+                }
+                State::Running => t.notified = true,
+                State::Ready => {}
+            }
             s.ops_in_flight -= 1;
-            s.wake(key);
             true
         }
         _ => false,
