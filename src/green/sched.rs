@@ -267,6 +267,14 @@ fn suspend(s: Suspend) {
 #[inline]
 fn suspend_only(s: Suspend) -> *const tls::Y {
     let (y, on_worker) = tls::yielder_and_on_worker();
+    switch_out(y, on_worker, s);
+    y
+}
+
+/// Suspend through `y`, the yielder slot's value read just before (with the
+/// `on_worker_stack` flag, in the same thread-local access).
+#[inline]
+fn switch_out(y: *const tls::Y, on_worker: bool, s: Suspend) {
     assert!(!y.is_null(), "suspend outside a green thread");
     assert!(
         !on_worker,
@@ -278,7 +286,6 @@ fn suspend_only(s: Suspend) -> *const tls::Y {
     // for the whole body, and we are executing on that stack now.
     // SAFETY: so `y` points to a live Yielder of the running coroutine.
     unsafe { (*y).suspend(s) };
-    y
 }
 
 /// Park the running task until someone wakes it, and return the runtime and task
@@ -321,10 +328,13 @@ pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
 /// Give other ready green threads a turn, then continue.
 #[inline]
 pub fn yield_now() {
-    if tls::yielder().is_null() {
+    let (y, on_worker) = tls::yielder_and_on_worker();
+    if y.is_null() {
         return;
     }
-    suspend(Suspend::Yield);
+    switch_out(y, on_worker, Suspend::Yield);
+    // Resumed, maybe on another OS thread: store it again (a fresh access).
+    tls::set_yielder(y);
 }
 
 impl Sched {

@@ -110,10 +110,18 @@ pub(crate) fn uninstall() {
     }
 }
 
-/// The runtime installed on the calling OS thread.
+/// The worker index of the runtime installed on the calling OS thread, without
+/// taking a reference to it (the connection loop asks once per action).
 #[inline(never)]
-pub(crate) fn ctx() -> Option<Rc<Ctx>> {
-    ctx_from(TLS.with(|t| t.ctx.get()))
+pub(crate) fn worker_index() -> Option<usize> {
+    let p = TLS.with(|t| t.ctx.get());
+    if p.is_null() {
+        return None;
+    }
+    // A non-null `p` names the installed runtime, kept alive by the count the slot
+    // owns (see `ctx_from`); the reference ends within this call.
+    // SAFETY: so `p` points to a live `Ctx` for the duration of this read.
+    Some(unsafe { &*p }.worker.get())
 }
 
 /// The runtime and task of the calling OS thread, in one call (`None` outside a
