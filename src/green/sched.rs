@@ -308,11 +308,10 @@ pub(crate) fn park_fresh(reason: ParkReason) -> io::Result<(Rc<Ctx>, SlotKey)> {
 /// (it would panic); a panic in `f` propagates to the caller. Outside a green
 /// thread `f` simply runs.
 pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
-    let y = tls::yielder();
-    if y.is_null() || tls::on_worker_stack() {
+    let y = tls::enter_worker_stack();
+    if y.is_null() {
         return f();
     }
-    tls::set_on_worker_stack(true);
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -320,7 +319,7 @@ pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
         }
     }
     let _reset = Reset;
-    // SAFETY: as in `suspend`: YIELDER is the running coroutine's own Yielder, valid
+    // SAFETY: as in `switch_out`: `y` is the running coroutine's own Yielder, valid
     // while we execute on its stack, which we do until `on_parent_stack` returns.
     unsafe { (*y).on_parent_stack(f) }
 }

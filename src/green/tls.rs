@@ -179,11 +179,6 @@ pub(crate) fn set_current_key(key: SlotKey) {
 }
 
 #[inline(never)]
-pub(crate) fn yielder() -> *const Y {
-    TLS.with(|t| t.yielder.get())
-}
-
-#[inline(never)]
 pub(crate) fn set_yielder(y: *const Y) {
     TLS.with(|t| t.yielder.set(y));
 }
@@ -206,6 +201,21 @@ pub(crate) fn unwinding() -> bool {
 #[inline(never)]
 pub(crate) fn set_unwinding(on: bool) {
     TLS.with(|t| t.unwinding.set(on));
+}
+
+/// For `on_worker_stack`, in one call: the running coroutine's `Yielder`, with the
+/// on-worker-stack flag now set; null (flag untouched) outside a green thread or
+/// when the flag was set already (the caller then simply runs its closure).
+#[inline(never)]
+pub(crate) fn enter_worker_stack() -> *const Y {
+    TLS.with(|t| {
+        let y = t.yielder.get();
+        if y.is_null() || t.on_worker_stack.get() {
+            return std::ptr::null();
+        }
+        t.on_worker_stack.set(true);
+        y
+    })
 }
 
 #[inline(never)]
