@@ -264,10 +264,8 @@ impl Ring {
     /// module docs). `sqe.user_data` should be a [`Token`].
     #[inline]
     pub unsafe fn push(&mut self, sqe: squeue::Entry) {
-        // The common case inline, straight into the SQ: one copy of the entry from
-        // the caller's frame (no `Pending` built and copied again, whose 16-byte
-        // loads of fields just written 8 bytes at a time stalled on store
-        // forwarding), and what `push_pending` would do in the same order.
+        // Common case inline, straight into the SQ (a `Pending` copy of it stalled on
+        // store forwarding); the same steps as `push_pending`, in its order.
         if self.tracked.is_none() && self.backlog.is_empty() && self.try_push_sq(&sqe) {
             self.in_flight += 1;
             self.sq_seq += 1;
