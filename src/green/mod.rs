@@ -377,7 +377,7 @@ pub fn try_spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> io::Result<Join
 /// [`Runtime::with_stats`] / [`Runtime::with_steal`]); `None` outside a runtime.
 /// With work stealing it can change across any blocking call.
 pub fn current_worker() -> Option<usize> {
-    tls::ctx().map(|c| c.worker.get())
+    tls::worker_index()
 }
 
 /// Park until this worker's ring is woken from another thread (see

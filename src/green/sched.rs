@@ -203,9 +203,16 @@ pub(crate) use tls::{install, uninstall};
 /// misuse. Both are of the worker the caller runs on *now*: never keep them across
 /// a suspension point (module docs).
 pub(crate) fn current() -> io::Result<(Rc<Ctx>, SlotKey)> {
-    let key = tls::current_key().ok_or_else(not_green)?;
-    let ctx = tls::ctx().ok_or_else(not_green)?;
-    Ok((ctx, key))
+    tls::current().ok_or_else(not_green)
+}
+
+/// [`current`] for a call that is about to park: also refuses to run inside
+/// [`on_worker_stack`] (see [`can_block`]), all in one thread-local access.
+pub(crate) fn current_blocking() -> io::Result<(Rc<Ctx>, SlotKey)> {
+    tls::current_blocking().map_err(|on_worker| match on_worker {
+        true => on_worker_stack_error(),
+        false => not_green(),
+    })
 }
 
 /// Blocking green calls (those that park) must not run inside
@@ -214,14 +221,20 @@ pub(crate) fn current() -> io::Result<(Rc<Ctx>, SlotKey)> {
 /// Every op that parks checks this before it pushes anything.
 pub(crate) fn can_block() -> io::Result<()> {
     if tls::on_worker_stack() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "blocking green call inside green::on_worker_stack",
-        ));
+        return Err(on_worker_stack_error());
     }
     Ok(())
 }
 
+#[cold]
+fn on_worker_stack_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "blocking green call inside green::on_worker_stack",
+    )
+}
+
+#[cold]
 fn not_green() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
@@ -241,22 +254,51 @@ pub fn in_green_thread() -> bool {
 /// buffer still holds the scheduler's frame), which doubled the cost of a yield.
 #[inline]
 fn suspend(s: Suspend) {
-    let y = tls::yielder();
-    assert!(!y.is_null(), "suspend outside a green thread");
-    assert!(
-        !tls::on_worker_stack(),
-        "blocking green call inside green::on_worker_stack"
-    );
-    // YIELDER is non-null only while a coroutine runs on this thread, and the running
-    // coroutine stored it from the `&Yielder` handed to its body (at start, and below
-    // after every resume). That Yielder lives on this coroutine's stack for the whole
-    // body, and we are executing on that stack now.
-    // SAFETY: so `y` points to a live Yielder of the running coroutine.
-    unsafe { (*y).suspend(s) };
+    let y = suspend_only(s);
     // Resumed, maybe by another worker's OS thread (steal): `y` still points into
     // this coroutine's own stack, which moved with it; the store goes to the
-    // YIELDER of the thread running us now (a fresh, non-inlined access).
+    // yielder slot of the thread running us now (a fresh, non-inlined access).
     tls::set_yielder(y);
+}
+
+/// The switch of [`suspend`], without storing the `Yielder` again afterwards:
+/// returns it, and the caller must store it (`tls::set_yielder` or
+/// `tls::resumed`) before anything else may suspend or read it.
+#[inline]
+fn suspend_only(s: Suspend) -> *const tls::Y {
+    let (y, on_worker) = tls::yielder_and_on_worker();
+    switch_out(y, on_worker, s);
+    y
+}
+
+/// Suspend through `y`, the yielder slot's value read just before (with the
+/// `on_worker_stack` flag, in the same thread-local access).
+#[inline]
+fn switch_out(y: *const tls::Y, on_worker: bool, s: Suspend) {
+    assert!(!y.is_null(), "suspend outside a green thread");
+    assert!(
+        !on_worker,
+        "blocking green call inside green::on_worker_stack"
+    );
+    // The yielder slot is non-null only while a coroutine runs on this thread, and
+    // the running coroutine stored it from the `&Yielder` handed to its body (at
+    // start, and after every resume). That Yielder lives on this coroutine's stack
+    // for the whole body, and we are executing on that stack now.
+    // SAFETY: so `y` points to a live Yielder of the running coroutine.
+    unsafe { (*y).suspend(s) };
+}
+
+/// Park the running task until someone wakes it, and return the runtime and task
+/// of the worker that resumed it (maybe another one: steal), in one thread-local
+/// access. Unlike [`park`] it does not look for a pending wake-up first: for a
+/// caller that just handed an op to the kernel, a wake-up arriving while it ran is
+/// rare (nothing else runs on its worker meanwhile), and `run_ready` requeues a
+/// task that parks with one pending, so it is only a spurious wake-up, which every
+/// waiter allows.
+#[inline]
+pub(crate) fn park_fresh(reason: ParkReason) -> io::Result<(Rc<Ctx>, SlotKey)> {
+    let y = suspend_only(Suspend::Park(reason));
+    tls::resumed(y).ok_or_else(not_green)
 }
 
 /// Run `f` on the worker thread's own stack instead of the calling green thread's,
@@ -266,11 +308,10 @@ fn suspend(s: Suspend) {
 /// (it would panic); a panic in `f` propagates to the caller. Outside a green
 /// thread `f` simply runs.
 pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
-    let y = tls::yielder();
-    if y.is_null() || tls::on_worker_stack() {
+    let y = tls::enter_worker_stack();
+    if y.is_null() {
         return f();
     }
-    tls::set_on_worker_stack(true);
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -278,7 +319,7 @@ pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
         }
     }
     let _reset = Reset;
-    // SAFETY: as in `suspend`: YIELDER is the running coroutine's own Yielder, valid
+    // SAFETY: as in `switch_out`: `y` is the running coroutine's own Yielder, valid
     // while we execute on its stack, which we do until `on_parent_stack` returns.
     unsafe { (*y).on_parent_stack(f) }
 }
@@ -286,10 +327,13 @@ pub fn on_worker_stack<R>(f: impl FnOnce() -> R + Send) -> R {
 /// Give other ready green threads a turn, then continue.
 #[inline]
 pub fn yield_now() {
-    if tls::yielder().is_null() {
+    let (y, on_worker) = tls::yielder_and_on_worker();
+    if y.is_null() {
         return;
     }
-    suspend(Suspend::Yield);
+    switch_out(y, on_worker, Suspend::Yield);
+    // Resumed, maybe on another OS thread: store it again (a fresh access).
+    tls::set_yielder(y);
 }
 
 impl Sched {
@@ -367,8 +411,7 @@ struct Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         stack::set_active((0, 0), 0);
-        tls::set_current_key(None);
-        tls::set_yielder(std::ptr::null());
+        tls::clear_running();
         if let (Some(key), true) = (self.key, std::thread::panicking()) {
             if let Ok(mut s) = self.ctx.sched.try_borrow_mut() {
                 s.tasks.remove(key);
@@ -410,7 +453,7 @@ pub(crate) fn run_ready(ctx: &Ctx, budget: usize) {
             t.state = State::Running;
             (key, co, t.guard)
         };
-        tls::set_current_key(Some(key));
+        tls::set_current_key(key);
         stack::set_active(guard, size);
         running.key = Some(key);
         let r = co.resume(());

@@ -1,10 +1,10 @@
 //! The thread-locals that tie a running coroutine to the worker thread it runs on,
 //! and the only functions that read or write them.
 //!
-//! A worker's [`Ctx`] is installed in `CTX` while `Runtime::block_on` runs. While a
-//! coroutine runs, `CURRENT` names its task and `YIELDER` points at its corosensei
-//! `Yielder` (which lives at the base of the coroutine's own stack). A coroutine
-//! stores `YIELDER` when it starts and again every time it is resumed, since other
+//! A worker's [`Ctx`] is installed in `TLS.ctx` while `Runtime::block_on` runs. While
+//! a coroutine runs, `TLS.current` names its task and `TLS.yielder` points at its
+//! corosensei `Yielder` (which lives at the base of the coroutine's own stack). A
+//! coroutine stores its `Yielder` when it starts and again every time it is resumed, since other
 //! coroutines overwrite it meanwhile.
 //!
 //! # Every access is a call (`#[inline(never)]`), on purpose
@@ -12,7 +12,7 @@
 //! `--green-sched steal` a green thread suspended on worker A may be resumed on
 //! worker B ([`super::steal`]). The compiler assumes that a thread-local's address
 //! is the same everywhere within one function (LLVM treats it as a constant of the
-//! function, even across calls), so code that read `CURRENT` before a suspension
+//! function, even across calls), so code that read `TLS.current` before a suspension
 //! point and again after it, in one function after inlining, may reuse the address
 //! computed on A and read or write A's slot from B: a data race on A's state. So no
 //! code that can run on a green stack touches these thread-locals directly: it
@@ -23,9 +23,11 @@
 //! accessors are `#[inline(never)]` too. The scheduler side (`run_ready`, the
 //! loop) never changes threads, but uses the same functions for simplicity.
 //!
-//! The cost is one direct call per access, a few per park.
+//! The cost is one direct call per access; the combined accessors ([`current`],
+//! [`current_blocking`], [`resumed`], [`yielder_and_on_worker`]) keep it to a few
+//! calls per blocking op.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 
@@ -36,79 +38,192 @@ use crate::uring::SlotKey;
 
 pub(crate) type Y = Yielder<(), Suspend>;
 
-thread_local! {
-    static CTX: RefCell<Option<Rc<Ctx>>> = const { RefCell::new(None) };
-    static CURRENT: Cell<Option<SlotKey>> = const { Cell::new(None) };
-    static YIELDER: Cell<*const Y> = const { Cell::new(std::ptr::null()) };
+/// Every green thread-local of one OS thread, in one block: plain `Cell`s with
+/// constant initialisers and no destructor, so an access is one `%fs`-relative
+/// load or store (no lazy-initialisation state, no `RefCell` flag), and the
+/// combined accessors below read several fields for the price of one call.
+struct Tls {
+    /// The installed runtime: a pointer from `Rc::into_raw` that owns one strong
+    /// count until `uninstall` (null when none is installed).
+    ctx: Cell<*const Ctx>,
+    /// The task running on this thread.
+    current: Cell<Option<SlotKey>>,
+    /// The running coroutine's `Yielder` (null while none runs).
+    yielder: Cell<*const Y>,
     /// Set while the runtime force-unwinds leftover coroutines (their unwind
     /// payload must pass through the task's `catch_unwind`).
-    static UNWINDING: Cell<bool> = const { Cell::new(false) };
+    unwinding: Cell<bool>,
     /// Set while `on_worker_stack` runs a closure on the worker's stack.
-    static ON_WORKER_STACK: Cell<bool> = const { Cell::new(false) };
+    on_worker_stack: Cell<bool>,
+}
+
+thread_local! {
+    static TLS: Tls = const {
+        Tls {
+            ctx: Cell::new(std::ptr::null()),
+            current: Cell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            unwinding: Cell::new(false),
+            on_worker_stack: Cell::new(false),
+        }
+    };
+}
+
+/// A new strong reference to the runtime `p` names (`None` for null).
+fn ctx_from(p: *const Ctx) -> Option<Rc<Ctx>> {
+    if p.is_null() {
+        return None;
+    }
+    // `p` is non-null only between `install` and `uninstall`, during which the
+    // slot owns one strong count of the `Rc` it came from (`Rc::into_raw`): the
+    // allocation is live, and adding a count for the `Rc` we return is balanced
+    // by that `Rc`'s drop.
+    // SAFETY: so `p` points to a live `Rc<Ctx>` allocation of this thread.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Some(Rc::from_raw(p))
+    }
 }
 
 /// Install `ctx` as this thread's runtime; `Err` if one is installed already.
 #[inline(never)]
 pub(crate) fn install(ctx: &Rc<Ctx>) -> io::Result<()> {
-    CTX.with_borrow_mut(|c| {
-        if c.is_some() {
+    TLS.with(|t| {
+        if !t.ctx.get().is_null() {
             return Err(io::Error::other(
                 "a green runtime is already running on this thread (nested block_on)",
             ));
         }
-        *c = Some(Rc::clone(ctx));
+        t.ctx.set(Rc::into_raw(Rc::clone(ctx)));
         Ok(())
     })
 }
 
 #[inline(never)]
 pub(crate) fn uninstall() {
-    CTX.with_borrow_mut(|c| *c = None);
+    let p = TLS.with(|t| t.ctx.replace(std::ptr::null()));
+    if !p.is_null() {
+        // `p` came from `Rc::into_raw` in `install` and its count was owned by
+        // the slot, which no longer names it: give that count back.
+        // SAFETY: a pointer from `Rc::into_raw`, converted back exactly once.
+        drop(unsafe { Rc::from_raw(p) });
+    }
 }
 
-/// The runtime installed on the calling OS thread.
+/// The worker index of the runtime installed on the calling OS thread, without
+/// taking a reference to it (the connection loop asks once per action).
 #[inline(never)]
-pub(crate) fn ctx() -> Option<Rc<Ctx>> {
-    CTX.with_borrow(|c| c.clone())
+pub(crate) fn worker_index() -> Option<usize> {
+    let p = TLS.with(|t| t.ctx.get());
+    if p.is_null() {
+        return None;
+    }
+    // A non-null `p` names the installed runtime, kept alive by the count the slot
+    // owns (see `ctx_from`); the reference ends within this call.
+    // SAFETY: so `p` points to a live `Ctx` for the duration of this read.
+    Some(unsafe { &*p }.worker.get())
+}
+
+/// The runtime and task of the calling OS thread, in one call (`None` outside a
+/// green thread).
+#[inline(never)]
+pub(crate) fn current() -> Option<(Rc<Ctx>, SlotKey)> {
+    let (p, key) = TLS.with(|t| (t.ctx.get(), t.current.get()));
+    Some((ctx_from(p)?, key?))
+}
+
+/// Where a blocking call stands: the runtime and task, `Err(true)` inside
+/// `on_worker_stack`, `Err(false)` outside a green thread.
+#[inline(never)]
+pub(crate) fn current_blocking() -> Result<(Rc<Ctx>, SlotKey), bool> {
+    let (p, key, on_worker) = TLS.with(|t| (t.ctx.get(), t.current.get(), t.on_worker_stack.get()));
+    if on_worker {
+        return Err(true);
+    }
+    match (ctx_from(p), key) {
+        (Some(c), Some(k)) => Ok((c, k)),
+        _ => Err(false),
+    }
+}
+
+/// Back from a suspension: store the running coroutine's `Yielder` `y` (other
+/// coroutines overwrote it meanwhile) and return the runtime and task of the OS
+/// thread running us *now*, in one call.
+#[inline(never)]
+pub(crate) fn resumed(y: *const Y) -> Option<(Rc<Ctx>, SlotKey)> {
+    let (p, key) = TLS.with(|t| {
+        t.yielder.set(y);
+        (t.ctx.get(), t.current.get())
+    });
+    Some((ctx_from(p)?, key?))
+}
+
+/// The running coroutine's `Yielder` and whether `on_worker_stack` runs, in one call.
+#[inline(never)]
+pub(crate) fn yielder_and_on_worker() -> (*const Y, bool) {
+    TLS.with(|t| (t.yielder.get(), t.on_worker_stack.get()))
 }
 
 /// The task running on the calling OS thread.
 #[inline(never)]
 pub(crate) fn current_key() -> Option<SlotKey> {
-    CURRENT.get()
+    TLS.with(|t| t.current.get())
 }
 
+/// `key` is about to run on this thread. The key travels in one register (an
+/// `Option<SlotKey>` argument went through memory, written in two halves and read
+/// back whole: a store-forwarding stall per resume).
 #[inline(never)]
-pub(crate) fn set_current_key(k: Option<SlotKey>) {
-    CURRENT.set(k);
-}
-
-#[inline(never)]
-pub(crate) fn yielder() -> *const Y {
-    YIELDER.get()
+pub(crate) fn set_current_key(key: SlotKey) {
+    TLS.with(|t| t.current.set(Some(key)));
 }
 
 #[inline(never)]
 pub(crate) fn set_yielder(y: *const Y) {
-    YIELDER.set(y);
+    TLS.with(|t| t.yielder.set(y));
+}
+
+/// No green thread runs on this thread any more (the scheduler is back on its
+/// own stack): clear the running task and its `Yielder` in one call.
+#[inline(never)]
+pub(crate) fn clear_running() {
+    TLS.with(|t| {
+        t.current.set(None);
+        t.yielder.set(std::ptr::null());
+    });
 }
 
 #[inline(never)]
 pub(crate) fn unwinding() -> bool {
-    UNWINDING.get()
+    TLS.with(|t| t.unwinding.get())
 }
 
 #[inline(never)]
 pub(crate) fn set_unwinding(on: bool) {
-    UNWINDING.set(on);
+    TLS.with(|t| t.unwinding.set(on));
+}
+
+/// For `on_worker_stack`, in one call: the running coroutine's `Yielder`, with the
+/// on-worker-stack flag now set; null (flag untouched) outside a green thread or
+/// when the flag was set already (the caller then simply runs its closure).
+#[inline(never)]
+pub(crate) fn enter_worker_stack() -> *const Y {
+    TLS.with(|t| {
+        let y = t.yielder.get();
+        if y.is_null() || t.on_worker_stack.get() {
+            return std::ptr::null();
+        }
+        t.on_worker_stack.set(true);
+        y
+    })
 }
 
 #[inline(never)]
 pub(crate) fn on_worker_stack() -> bool {
-    ON_WORKER_STACK.get()
+    TLS.with(|t| t.on_worker_stack.get())
 }
 
 #[inline(never)]
 pub(crate) fn set_on_worker_stack(on: bool) {
-    ON_WORKER_STACK.set(on);
+    TLS.with(|t| t.on_worker_stack.set(on));
 }

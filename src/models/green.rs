@@ -133,6 +133,10 @@ fn accept_loop(w: &Arc<Worker>, listener: GvtListener) {
                 };
                 let cw = Arc::clone(w);
                 w.live.fetch_add(1, Ordering::AcqRel);
+                // Boxed: the spawn path moves the body closure several times, and
+                // every copy of an inline `Driver` stayed on the green stack, which
+                // an idle connection keeps resident (one page instead of two).
+                let driver = Box::new(driver);
                 let body = move || connection(stream, admission, driver, &cw);
                 let spawned = match w.steal {
                     true => green::steal::spawn_migratable(body).map(drop),
@@ -187,7 +191,7 @@ fn here(w: &Worker) -> usize {
 }
 
 /// One connection, start to close, in blocking style.
-fn connection(mut stream: GvtStream, admission: Admission, mut d: Driver, w: &Worker) {
+fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w: &Worker) {
     let _live = Live(w, admission);
     let app = &*w.ctx.app;
     // Each driver call counts into the stats of the worker it runs on.

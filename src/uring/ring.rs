@@ -262,7 +262,15 @@ impl Ring {
     /// final CQE is reaped, including after a cancel: the memory is owned by the
     /// in-flight op or pinned on a coroutine stack that cannot be freed first (see the
     /// module docs). `sqe.user_data` should be a [`Token`].
+    #[inline]
     pub unsafe fn push(&mut self, sqe: squeue::Entry) {
+        // Common case inline, straight into the SQ (a `Pending` copy of it stalled on
+        // store forwarding); the same steps as `push_pending`, in its order.
+        if self.tracked.is_none() && self.backlog.is_empty() && self.try_push_sq(&sqe) {
+            self.in_flight += 1;
+            self.sq_seq += 1;
+            return;
+        }
         self.push_pending(Pending {
             sqe,
             ts: None,
@@ -270,6 +278,7 @@ impl Ring {
         });
     }
 
+    #[inline(never)]
     fn push_pending(&mut self, p: Pending) {
         self.in_flight += 1;
         if let Some(t) = &mut self.tracked {
@@ -283,6 +292,7 @@ impl Ring {
         }
     }
 
+    #[inline]
     fn try_push_sq(&mut self, sqe: &squeue::Entry) -> bool {
         // SAFETY: the caller of `push` (or a safe helper) upheld the buffer contract
         // for `sqe`; the SQ copies the entry.
