@@ -7,7 +7,8 @@
 # Rows: $MODELS (default "callback tokio green"; any `--model` row name works, e.g.
 # MODELS="callback tokio tokio+multi green green+steal"), then "raw" (REF=0 drops it), and
 # with OLD_BIN=path/to/an/older/gvhttpd also "old-MODEL" rows from that binary, so a
-# change is measured before and after in the same interleaved run, and with LOG=1
+# change is measured before and after in the same interleaved run (OLD_MODELS="..."
+# picks other models for those rows, e.g. the ones an old binary has), and with LOG=1
 # "log-MODEL" rows that serve with --access-log (to a file under a temp dir), and with
 # C=1 a "c" row: the C epoll responder (examples/c_epoll.c, built with cc -O2), the
 # floor of any server on this kernel, with an "x c" column beside "x raw".
@@ -40,7 +41,7 @@ if [[ ${C:-0} == 1 ]]; then
   ROWS_LIST="$ROWS_LIST c"
 fi
 if [[ -n ${OLD_BIN:-} ]]; then
-  for m in $MODELS; do ROWS_LIST="$ROWS_LIST old-$m"; done
+  for m in ${OLD_MODELS:-$MODELS}; do ROWS_LIST="$ROWS_LIST old-$m"; done
 fi
 if [[ ${LOG:-0} == 1 ]]; then
   for m in $MODELS; do ROWS_LIST="$ROWS_LIST log-$m"; done
