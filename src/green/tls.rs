@@ -38,14 +38,12 @@ use crate::uring::SlotKey;
 
 pub(crate) type Y = Yielder<(), Suspend>;
 
-/// Every green thread-local of one OS thread, in one block: plain `Cell`s with
-/// constant initialisers and no destructor, so an access is one `%fs`-relative
-/// load or store (no lazy-initialisation state, no `RefCell` flag), and the
-/// combined accessors below read several fields for the price of one call.
+/// Every green thread-local of one OS thread, in one block of `Cell`s with
+/// constant initialisers (no `RefCell` flag), so the combined accessors below read
+/// several fields for the price of one call.
 struct Tls {
-    /// The installed runtime: a pointer from `Rc::into_raw` that owns one strong
-    /// count until `uninstall` (null when none is installed).
-    ctx: Cell<*const Ctx>,
+    /// The installed runtime (between `install` and `uninstall`).
+    ctx: Cell<Option<Rc<Ctx>>>,
     /// The task running on this thread.
     current: Cell<Option<SlotKey>>,
     /// The running coroutine's `Yielder` (null while none runs).
@@ -60,7 +58,7 @@ struct Tls {
 thread_local! {
     static TLS: Tls = const {
         Tls {
-            ctx: Cell::new(std::ptr::null()),
+            ctx: Cell::new(None),
             current: Cell::new(None),
             yielder: Cell::new(std::ptr::null()),
             unwinding: Cell::new(false),
@@ -69,78 +67,66 @@ thread_local! {
     };
 }
 
-/// A new strong reference to the runtime `p` names (`None` for null).
-fn ctx_from(p: *const Ctx) -> Option<Rc<Ctx>> {
-    if p.is_null() {
-        return None;
-    }
-    // `p` is non-null only between `install` and `uninstall`, during which the
-    // slot owns one strong count of the `Rc` it came from (`Rc::into_raw`): the
-    // allocation is live, and adding a count for the `Rc` we return is balanced
-    // by that `Rc`'s drop.
-    // SAFETY: so `p` points to a live `Rc<Ctx>` allocation of this thread.
-    unsafe {
-        Rc::increment_strong_count(p);
-        Some(Rc::from_raw(p))
-    }
+/// A new strong reference to the installed runtime (`None` when none is).
+fn ctx_of(t: &Tls) -> Option<Rc<Ctx>> {
+    let c = t.ctx.take();
+    let r = c.clone();
+    t.ctx.set(c);
+    r
 }
 
 /// Install `ctx` as this thread's runtime; `Err` if one is installed already.
 #[inline(never)]
 pub(crate) fn install(ctx: &Rc<Ctx>) -> io::Result<()> {
     TLS.with(|t| {
-        if !t.ctx.get().is_null() {
+        let installed = t.ctx.take();
+        let busy = installed.is_some();
+        t.ctx.set(installed);
+        if busy {
             return Err(io::Error::other(
                 "a green runtime is already running on this thread (nested block_on)",
             ));
         }
-        t.ctx.set(Rc::into_raw(Rc::clone(ctx)));
+        t.ctx.set(Some(Rc::clone(ctx)));
         Ok(())
     })
 }
 
 #[inline(never)]
 pub(crate) fn uninstall() {
-    let p = TLS.with(|t| t.ctx.replace(std::ptr::null()));
-    if !p.is_null() {
-        // `p` came from `Rc::into_raw` in `install` and its count was owned by
-        // the slot, which no longer names it: give that count back.
-        // SAFETY: a pointer from `Rc::into_raw`, converted back exactly once.
-        drop(unsafe { Rc::from_raw(p) });
-    }
+    // Dropped outside the thread-local's borrow.
+    drop(TLS.with(|t| t.ctx.take()));
 }
 
 /// The worker index of the runtime installed on the calling OS thread, without
 /// taking a reference to it (the connection loop asks once per action).
 #[inline(never)]
 pub(crate) fn worker_index() -> Option<usize> {
-    let p = TLS.with(|t| t.ctx.get());
-    if p.is_null() {
-        return None;
-    }
-    // A non-null `p` names the installed runtime, kept alive by the count the slot
-    // owns (see `ctx_from`); the reference ends within this call.
-    // SAFETY: so `p` points to a live `Ctx` for the duration of this read.
-    Some(unsafe { &*p }.worker.get())
+    TLS.with(|t| {
+        let c = t.ctx.take();
+        let w = c.as_ref().map(|c| c.worker.get());
+        t.ctx.set(c);
+        w
+    })
 }
 
 /// The runtime and task of the calling OS thread, in one call (`None` outside a
 /// green thread).
 #[inline(never)]
 pub(crate) fn current() -> Option<(Rc<Ctx>, SlotKey)> {
-    let (p, key) = TLS.with(|t| (t.ctx.get(), t.current.get()));
-    Some((ctx_from(p)?, key?))
+    let (c, key) = TLS.with(|t| (ctx_of(t), t.current.get()));
+    Some((c?, key?))
 }
 
 /// Where a blocking call stands: the runtime and task, `Err(true)` inside
 /// `on_worker_stack`, `Err(false)` outside a green thread.
 #[inline(never)]
 pub(crate) fn current_blocking() -> Result<(Rc<Ctx>, SlotKey), bool> {
-    let (p, key, on_worker) = TLS.with(|t| (t.ctx.get(), t.current.get(), t.on_worker_stack.get()));
+    let (c, key, on_worker) = TLS.with(|t| (ctx_of(t), t.current.get(), t.on_worker_stack.get()));
     if on_worker {
         return Err(true);
     }
-    match (ctx_from(p), key) {
+    match (c, key) {
         (Some(c), Some(k)) => Ok((c, k)),
         _ => Err(false),
     }
@@ -151,11 +137,11 @@ pub(crate) fn current_blocking() -> Result<(Rc<Ctx>, SlotKey), bool> {
 /// thread running us *now*, in one call.
 #[inline(never)]
 pub(crate) fn resumed(y: *const Y) -> Option<(Rc<Ctx>, SlotKey)> {
-    let (p, key) = TLS.with(|t| {
+    let (c, key) = TLS.with(|t| {
         t.yielder.set(y);
-        (t.ctx.get(), t.current.get())
+        (ctx_of(t), t.current.get())
     });
-    Some((ctx_from(p)?, key?))
+    Some((c?, key?))
 }
 
 /// The running coroutine's `Yielder` and whether `on_worker_stack` runs, in one call.
