@@ -22,12 +22,7 @@ struct Instant(Duration);
 
 impl Instant {
     fn now() -> Instant {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes into the timespec we pass by valid pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
         Instant(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
     }
     fn elapsed(self) -> Duration {

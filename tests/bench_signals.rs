@@ -1,5 +1,5 @@
 //! `gvhttpd bench`'s second Ctrl-C: the first ends the run with a summary (see
-//! `tests/bench.rs`) and resets the handler, so a second one kills the process.
+//! `tests/bench.rs`), and a second one, once the first was seen, kills the process.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -37,13 +37,13 @@ fn catches_sigint(pid: u32) -> Option<bool> {
 }
 
 #[test]
-fn the_first_ctrl_c_resets_the_handler_so_a_second_one_kills() {
+fn a_second_ctrl_c_kills_the_run() {
     use std::os::unix::process::ExitStatusExt;
     let srv = common::Server::tokio_one_worker();
-    let mut seen_reset = false;
     let mut seen_killed = false;
-    // The process ends within ~50 ms of the first Ctrl-C; a look inside that
-    // window is almost always possible, and the test retries when it was not.
+    // The process ends within ~50 ms of the first Ctrl-C, so a second one sent
+    // 2 ms later almost always finds it still running (if not, it ended with its
+    // summary, which is fine too, and the test tries again).
     for _ in 0..10 {
         let mut bench = Command::new(BIN)
             .args([
@@ -72,33 +72,26 @@ fn the_first_ctrl_c_resets_the_handler_so_a_second_one_kills() {
             "no SIGINT handler while running"
         );
         sigint(pid);
-        // The handler runs at once and resets itself (SA_RESETHAND).
-        let until = Instant::now() + Duration::from_millis(20);
-        let mut after = catches_sigint(pid);
-        while after == Some(true) && Instant::now() < until {
-            after = catches_sigint(pid);
-        }
-        let second = after == Some(false);
-        if second {
-            seen_reset = true;
+        std::thread::sleep(Duration::from_millis(2));
+        let second_sent = catches_sigint(pid).is_some();
+        if second_sent {
             sigint(pid);
         }
+        let t0 = Instant::now();
         let out = bench.wait_with_output().unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the run did not stop"
+        );
         match out.status.signal() {
             Some(sig) => {
                 assert_eq!(sig as u32, SIGINT, "{:?}", out.status);
-                assert!(second, "killed by a single Ctrl-C");
+                assert!(second_sent, "killed by a single Ctrl-C");
                 seen_killed = true;
+                break;
             }
             None => assert!(out.status.success(), "{:?}", out.status),
         }
-        if seen_killed {
-            break;
-        }
     }
-    assert!(
-        seen_reset,
-        "the handler was never seen reset after a Ctrl-C"
-    );
     assert!(seen_killed, "a second Ctrl-C never killed the run");
 }

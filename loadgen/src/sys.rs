@@ -7,12 +7,9 @@ use std::time::Duration;
 
 /// Clock ticks per second used by `/proc/*/stat`.
 pub fn clock_ticks() -> u64 {
-    // SAFETY: sysconf only reads a configuration value; no memory is passed.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100,
+        t => t,
     }
 }
 
@@ -158,52 +155,37 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
 
 /// Pins the calling thread to `cpus`.
 pub fn pin_current_thread(cpus: &[usize]) -> Result<(), String> {
-    // SAFETY: cpu_set_t is a plain bit array; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut set = rustix::thread::CpuSet::new();
     for &c in cpus {
-        if c >= libc::CPU_SETSIZE as usize {
+        if c >= rustix::thread::CpuSet::MAX_CPU {
             return Err(format!(
-                "cannot pin to CPU {c}: CPU numbers must be below 1024"
+                "cannot pin to CPU {c}: CPU numbers must be below {}",
+                rustix::thread::CpuSet::MAX_CPU
             ));
         }
-        // SAFETY: `c` is below CPU_SETSIZE (checked above), so the bit lies inside `set`.
-        unsafe { libc::CPU_SET(c, &mut set) };
+        set.set(c);
     }
-    // SAFETY: `set` is a valid, initialised cpu_set_t and the size passed is its
-    // own; pid 0 means the calling thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "cannot pin to CPUs {cpus:?}: {}",
-            std::io::Error::last_os_error()
-        ))
-    }
+    rustix::thread::sched_setaffinity(None, &set)
+        .map_err(|e| format!("cannot pin to CPUs {cpus:?}: {e}"))
 }
 
 /// Raises the soft open-files limit to at least `want` (up to the hard limit);
-/// returns the soft limit now in force.
+/// returns the soft limit now in force (`u64::MAX` for no limit).
 pub fn raise_nofile(want: u64) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit the kernel fills in.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    if lim.rlim_cur < want {
-        let new = libc::rlimit {
-            rlim_cur: want.min(lim.rlim_max),
-            rlim_max: lim.rlim_max,
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let cur = lim.current.unwrap_or(u64::MAX);
+    if cur < want {
+        let new = want.min(lim.maximum.unwrap_or(u64::MAX));
+        let raised = Rlimit {
+            current: Some(new),
+            maximum: lim.maximum,
         };
-        // SAFETY: `new` is a valid rlimit read by the kernel.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
-            return new.rlim_cur;
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return new;
         }
     }
-    lim.rlim_cur
+    cur
 }
 
 /// Processes with a TCP socket listening on `port` (IPv4 or IPv6, any local

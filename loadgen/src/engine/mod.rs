@@ -50,33 +50,31 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Set by SIGINT (see [`stop_on_sigint`]): every worker ends its run at its next
 /// wakeup (within 50 ms) and the results so far are reported.
-static STOP: AtomicBool = AtomicBool::new(false);
+fn stop_flag() -> &'static Arc<AtomicBool> {
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    STOP.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
 
 /// True once an interrupt asked the running load to stop.
 pub fn stop_requested() -> bool {
-    STOP.load(Ordering::Relaxed)
+    stop_flag().load(Ordering::Relaxed)
 }
 
-extern "C" fn on_sigint(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// Makes the first Ctrl-C end the run early with a normal summary, like wrk;
-/// a second one (the handler resets itself) kills the process.
+/// Makes the first Ctrl-C end the run early with a normal summary, like wrk; a
+/// second one kills the process (the default action, once the flag is set).
 pub fn stop_on_sigint() {
-    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value.
-    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-    sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    sa.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
-    // SAFETY: `sa` is initialised, the handler only performs an atomic store
-    // (async-signal-safe), and a null old-action pointer is allowed.
-    unsafe { libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut()) };
+    let flag = stop_flag();
+    // Registered first, so it sees the flag as the previous signal left it.
+    let _ = signal_hook::flag::register_conditional_default(
+        signal_hook::consts::SIGINT,
+        Arc::clone(flag),
+    );
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(flag));
 }
 
 /// Status codes are counted per code below this bound (the response parser
