@@ -28,8 +28,10 @@
 //! (pinned, fresh per run, ready once it accepts a connection) as one more row.
 
 mod output;
+mod plan;
 mod plots;
 mod server;
+pub use plan::{points, rate_plan};
 
 use crate::cli::{self, CliError, Failure, LoadArgs};
 use crate::engine;
@@ -345,66 +347,6 @@ impl Raw {
     }
 }
 
-/// The points a scenario runs (one unnamed point for single-point scenarios).
-pub fn points(kind: Kind, quick: bool) -> Vec<Option<Point>> {
-    match kind {
-        Kind::Sweep => {
-            let f: &[f64] = if quick {
-                &QUICK_SWEEP_FRACTIONS
-            } else {
-                &SWEEP_FRACTIONS
-            };
-            f.iter()
-                .map(|&f| {
-                    Some(Point {
-                        label: format!("{:.0}%", f * 100.0),
-                        value: f,
-                    })
-                })
-                .collect()
-        }
-        Kind::Busy => {
-            let c: &[u64] = if quick {
-                &QUICK_BUSY_CONNECTIONS
-            } else {
-                &BUSY_CONNECTIONS
-            };
-            c.iter()
-                .map(|&c| {
-                    Some(Point {
-                        label: format!("c{c}"),
-                        value: c as f64,
-                    })
-                })
-                .collect()
-        }
-        Kind::Large => LARGE_FILES
-            .iter()
-            .map(|(name, size)| {
-                Some(Point {
-                    label: name.trim_end_matches(".bin").to_string(),
-                    value: *size as f64,
-                })
-            })
-            .collect(),
-        _ => vec![None],
-    }
-}
-
-/// The sweep's offered rates: `fractions` of `max_rps`, rounded to 10 req/s
-/// (at least 10).
-pub fn rate_plan(max_rps: f64, fractions: &[f64]) -> Result<Vec<f64>, String> {
-    if !(max_rps.is_finite() && max_rps >= 10.0) {
-        return Err(format!(
-            "the closed-loop maximum ({max_rps:.1} req/s) is too low to sweep"
-        ));
-    }
-    Ok(fractions
-        .iter()
-        .map(|f| ((max_rps * f / 10.0).round() * 10.0).max(10.0))
-        .collect())
-}
-
 /// Runs the comparison and writes the results folder.
 pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     let usage = |m: String| Failure::Usage(CliError(m));
@@ -525,6 +467,11 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
             format!("{:.0} min", all / 60.0)
         }
     );
+    // The first Ctrl-C ends the run in progress within ~50 ms; its server is
+    // stopped, nothing more starts, and nothing is written.
+    crate::engine::stop_on_sigint();
+    let interrupted =
+        || Failure::Run("interrupted (Ctrl-C): every server stopped, no results written".into());
     let mut runs = Vec::new();
     // The sweep's plan per target: its closed-loop maximum, measured once first.
     let mut sweep_max: Vec<Option<f64>> = vec![None; available.len()];
@@ -541,6 +488,9 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
             );
             sweep_max[i] = run.report.as_ref().map(|r| r.result.req_per_s);
             runs.push(run);
+            if crate::engine::stop_requested() {
+                return Err(interrupted());
+            }
         }
     }
     for r in 1..=repeat {
@@ -574,6 +524,9 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                         output::one_line(&run)
                     );
                     runs.push(run);
+                    if crate::engine::stop_requested() {
+                        return Err(interrupted());
+                    }
                 }
             }
         }
