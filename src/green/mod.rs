@@ -53,6 +53,8 @@ mod time;
 mod tls;
 
 #[cfg(test)]
+mod stack_tests;
+#[cfg(test)]
 mod steal_tests;
 #[cfg(test)]
 mod tests;
