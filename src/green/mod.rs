@@ -53,6 +53,8 @@ mod time;
 mod tls;
 
 #[cfg(test)]
+mod panic_tests;
+#[cfg(test)]
 mod stack_tests;
 #[cfg(test)]
 mod steal_tests;
