@@ -5,6 +5,25 @@
 use super::*;
 use crate::uring::skip_if_unavailable;
 
+/// Run the ignored child test `name` of this module in a child process; it must
+/// end by SIGSEGV with the green overflow report on stderr, which is returned.
+fn overflow_reported_by(name: &str) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            &format!("green::stack_tests::{name}"),
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{stderr}");
+    assert!(stderr.contains("green thread stack overflow"), "{stderr}");
+    stderr
+}
+
 /// Child half of `stack_overflow_is_reported`: overflows a 16 KiB green stack.
 #[test]
 #[ignore = "run as a child process by stack_overflow_is_reported"]
@@ -29,19 +48,7 @@ fn stack_overflow_is_reported() {
     if skip_if_unavailable() {
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "green::stack_tests::overflow_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{stderr}");
-    assert!(stderr.contains("green thread stack overflow"), "{stderr}");
+    let stderr = overflow_reported_by("overflow_child");
     assert!(stderr.contains("16 KiB"), "{stderr}");
 }
 
@@ -87,19 +94,7 @@ fn a_fault_anywhere_in_the_guard_is_reported() {
     let (lo, hi) = s.guard();
     pool.put(s);
     assert!(hi - lo >= 64 * 1024, "guard of {} bytes", hi - lo);
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "green::stack_tests::guard_bottom_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{stderr}");
-    assert!(stderr.contains("green thread stack overflow"), "{stderr}");
+    overflow_reported_by("guard_bottom_child");
 }
 
 #[test]

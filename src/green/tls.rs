@@ -67,22 +67,25 @@ thread_local! {
     };
 }
 
-/// A new strong reference to the installed runtime (`None` when none is).
-fn ctx_of(t: &Tls) -> Option<Rc<Ctx>> {
+/// `f` of the installed runtime (`None` when none is): the `Rc` is taken out of
+/// its `Cell` for the call and put back.
+fn with_ctx<R>(t: &Tls, f: impl FnOnce(Option<&Rc<Ctx>>) -> R) -> R {
     let c = t.ctx.take();
-    let r = c.clone();
+    let r = f(c.as_ref());
     t.ctx.set(c);
     r
+}
+
+/// A new strong reference to the installed runtime (`None` when none is).
+fn ctx_of(t: &Tls) -> Option<Rc<Ctx>> {
+    with_ctx(t, |c| c.cloned())
 }
 
 /// Install `ctx` as this thread's runtime; `Err` if one is installed already.
 #[inline(never)]
 pub(crate) fn install(ctx: &Rc<Ctx>) -> io::Result<()> {
     TLS.with(|t| {
-        let installed = t.ctx.take();
-        let busy = installed.is_some();
-        t.ctx.set(installed);
-        if busy {
+        if with_ctx(t, |c| c.is_some()) {
             return Err(io::Error::other(
                 "a green runtime is already running on this thread (nested block_on)",
             ));
@@ -102,12 +105,7 @@ pub(crate) fn uninstall() {
 /// taking a reference to it (the connection loop asks once per action).
 #[inline(never)]
 pub(crate) fn worker_index() -> Option<usize> {
-    TLS.with(|t| {
-        let c = t.ctx.take();
-        let w = c.as_ref().map(|c| c.worker.get());
-        t.ctx.set(c);
-        w
-    })
+    TLS.with(|t| with_ctx(t, |c| c.map(|c| c.worker.get())))
 }
 
 /// The runtime and task of the calling OS thread, in one call (`None` outside a
