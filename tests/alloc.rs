@@ -5,7 +5,7 @@
 
 use std::alloc::System;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gvhttpd::app::App;
 use gvhttpd::config::{Config, Model};
@@ -18,12 +18,19 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
 
-/// Answer `rounds` feeds of `input` on one connection; the allocations made.
-fn allocations(app: &App, d: &mut Driver, input: &[u8], rounds: usize) -> usize {
+/// Answer `rounds` feeds of `input` on one connection, each at the event time
+/// `now()` gives; the allocations made.
+fn allocations_at(
+    app: &App,
+    d: &mut Driver,
+    input: &[u8],
+    rounds: usize,
+    now: impl Fn(usize) -> Instant,
+) -> usize {
     let stats = app.registry().worker(0);
     let region = Region::new(GLOBAL);
-    for _ in 0..rounds {
-        let env = Env::new(app, stats, Instant::now());
+    for i in 0..rounds {
+        let env = Env::new(app, stats, now(i));
         let a = d.feed(&env, input);
         assert!(matches!(a, Action::Send { .. }), "{a:?}");
         let n = d.pending().len();
@@ -31,6 +38,10 @@ fn allocations(app: &App, d: &mut Driver, input: &[u8], rounds: usize) -> usize 
         assert!(matches!(a, Action::Recv { idle: true, .. }), "{a:?}");
     }
     region.change().allocations
+}
+
+fn allocations(app: &App, d: &mut Driver, input: &[u8], rounds: usize) -> usize {
+    allocations_at(app, d, input, rounds, |_| Instant::now())
 }
 
 #[test]
@@ -49,6 +60,16 @@ fn plaintext_requests_allocate_nothing() {
         allocations(&app, &mut d, &pipelined, 100),
         0,
         "16 pipelined GET /"
+    );
+    // A new second re-renders the cached Date; that happens inside some request's
+    // answer and must not allocate either. Event times 1.1 s apart force it on
+    // every round rather than when the test happens to cross a second.
+    let start = Instant::now();
+    let step = Duration::from_millis(1100);
+    assert_eq!(
+        allocations_at(&app, &mut d, GET, 5, |i| start + step * (i as u32 + 1)),
+        0,
+        "keep-alive GET / in a new second (the Date refresh)"
     );
     // The count is real: a request that must allocate is seen.
     let a = {

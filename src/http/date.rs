@@ -4,6 +4,7 @@
 //! cached text.
 
 use std::cell::Cell;
+use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` is always 29 bytes.
@@ -41,10 +42,10 @@ fn refresh(now: Instant) -> [u8; DATE_LEN] {
     let wall = SystemTime::now();
     let since = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
     let left = Duration::from_secs(1) - Duration::from_nanos(u64::from(since.subsec_nanos()));
+    // Formatted straight into the fixed buffer: `fmt_http_date` would allocate a
+    // `String` once a second, inside some request's answer.
     let mut text = [0u8; DATE_LEN];
-    let s = httpdate::fmt_http_date(wall);
-    let n = s.len().min(DATE_LEN);
-    text[..n].copy_from_slice(&s.as_bytes()[..n]);
+    let _ = write!(&mut text[..], "{}", httpdate::HttpDate::from(wall));
     CACHE.set(Cached {
         until: Some(now + left),
         text,
