@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use io_uring::squeue;
 
 use super::dedicated::client::{self, Client, Io};
-use super::sched::{self, Cause, Ctx, Interrupt, OpSlot, Sched, State};
+use super::sched::{self, Cause, Ctx, Interrupt, OpSlot, Sched};
 use crate::config::UringOptions;
 use crate::stats::ParkReason;
 use crate::uring::{Completion, Features, OpKind, Ring, SlotKey, Token};
@@ -353,14 +353,9 @@ pub(crate) fn finish_op(s: &mut Sched, key: SlotKey, result: i32) -> bool {
         Some(t) if t.op.in_flight => {
             t.op.in_flight = false;
             t.op.result = result;
-            // `Sched::wake` on the task already at hand (one table lookup, not two).
-            match t.state {
-                State::Parked => {
-                    t.state = State::Ready;
-                    s.runq.push_back(key);
-                }
-                State::Running => t.notified = true,
-                State::Ready => {}
+            // `Task::wake` on the task already at hand (one table lookup, not two).
+            if t.wake() {
+                s.runq.push_back(key);
             }
             s.ops_in_flight -= 1;
             true

@@ -121,6 +121,25 @@ pub(crate) struct Task {
     pub(crate) home: usize,
 }
 
+impl Task {
+    /// Make this task runnable: a parked task becomes ready, and `true` says the
+    /// caller must queue it; a running one is noted, to run again once it parks.
+    #[inline]
+    pub(crate) fn wake(&mut self) -> bool {
+        match self.state {
+            State::Parked => {
+                self.state = State::Ready;
+                true
+            }
+            State::Running => {
+                self.notified = true;
+                false
+            }
+            State::Ready => false,
+        }
+    }
+}
+
 /// Where a worker's stacks come from and go back to.
 pub(crate) enum Pools {
     /// Local scheduling: the worker's own pool.
@@ -356,16 +375,8 @@ impl Sched {
     /// Make `key` runnable (see the module docs for the lost-wake-up rule). A stale
     /// key is ignored.
     pub fn wake(&mut self, key: SlotKey) {
-        let Some(t) = self.tasks.get_mut(key) else {
-            return;
-        };
-        match t.state {
-            State::Parked => {
-                t.state = State::Ready;
-                self.runq.push_back(key);
-            }
-            State::Running => t.notified = true,
-            State::Ready => {}
+        if self.tasks.get_mut(key).is_some_and(|t| t.wake()) {
+            self.runq.push_back(key);
         }
     }
 }
