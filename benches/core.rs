@@ -15,11 +15,12 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gvhttpd::app::App;
 use gvhttpd::config::{Config, Model};
 use gvhttpd::http::{Action, Driver, Env};
+use gvhttpd::shutdown::Shutdown;
 use gvhttpd::stats::Registry;
 
 const WRK_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
@@ -43,7 +44,8 @@ fn run(app: &App, input: &[u8], per_feed: usize, iters: usize) -> f64 {
     let stats = app.registry().worker(0);
     let mut d = Driver::new(Default::default(), Default::default());
     let now = Instant::now();
-    let env = Env::new(app, stats, now);
+    let stop = Shutdown::new(Duration::from_secs(5));
+    let env = Env::new(app, stats, &stop, now);
     let mut act = d.start(&env);
     let t0 = Instant::now();
     for _ in 0..iters {

@@ -6,16 +6,17 @@
 //! timer (never by polling counters):
 //! 1. on the trigger, the model closes its listener at once (new clients are
 //!    refused by the kernel, they do not hang in a backlog);
-//! 2. it calls [`crate::http::Driver::shutdown`] with [`Acceptor::grace_deadline`]
-//!    on every connection: idle ones close now (a FIN after a lingering drain,
-//!    never a RST), a response in flight becomes the last one (`Connection: close`), and every connection deadline is capped at
-//!    the grace deadline, where the driver cuts the connection;
+//! 2. it wakes every connection's driver ([`crate::http::Driver::shutdown`]); the
+//!    driver, which reads the signal and its grace deadline itself, closes idle
+//!    connections now (a FIN after a lingering drain, never a RST), makes a
+//!    response in flight the last one (`Connection: close`), and caps every
+//!    connection deadline at the grace deadline, where it cuts the connection;
 //! 3. the worker returns when its last connection is gone.
 
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::http::Driver;
@@ -100,11 +101,6 @@ impl Acceptor {
         } else {
             Retry::Now
         }
-    }
-
-    /// When connections are cut during shutdown (`None` before the trigger).
-    pub fn grace_deadline(&self) -> Option<Instant> {
-        self.shutdown.deadline()
     }
 
     pub fn shutting_down(&self) -> bool {

@@ -56,7 +56,14 @@ impl Shutdown {
 
     /// Start shutting down; idempotent.
     pub fn trigger(&self) {
-        let _ = self.at.set(Instant::now());
+        self.trigger_at(Instant::now());
+    }
+
+    /// Start shutting down as of `at` (the grace deadline is `at` + grace);
+    /// idempotent: only the first trigger counts. [`Shutdown::trigger`] is this
+    /// with the current time; tests of the connection policy choose the instant.
+    pub fn trigger_at(&self, at: Instant) {
+        let _ = self.at.set(at);
         if !self.triggered.swap(true, Ordering::AcqRel) {
             let wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
             for w in wakers.iter() {

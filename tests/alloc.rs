@@ -4,12 +4,13 @@
 //! fills the per-thread buffer pools. A count, not a timing.
 
 use std::alloc::System;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use gvhttpd::app::App;
 use gvhttpd::config::{Config, Model};
 use gvhttpd::http::{Action, Driver, Env};
+use gvhttpd::shutdown::Shutdown;
 use gvhttpd::stats::Registry;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -17,6 +18,9 @@ use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+
+/// The server's shutdown signal, never triggered here.
+static STOP: LazyLock<Arc<Shutdown>> = LazyLock::new(|| Shutdown::new(Duration::from_secs(5)));
 
 /// Answer `rounds` feeds of `input` on one connection, each at the event time
 /// `now()` gives; the allocations made.
@@ -30,7 +34,7 @@ fn allocations_at(
     let stats = app.registry().worker(0);
     let region = Region::new(GLOBAL);
     for i in 0..rounds {
-        let env = Env::new(app, stats, now(i));
+        let env = Env::new(app, stats, &STOP, now(i));
         let a = d.feed(&env, input);
         assert!(matches!(a, Action::Send { .. }), "{a:?}");
         let n = d.pending().len();
@@ -50,7 +54,7 @@ fn plaintext_requests_allocate_nothing() {
     let app = App::new(&cfg, Arc::new(Registry::new(Model::Tokio, 1))).unwrap();
     let stats = app.registry().worker(0);
     let mut d = Driver::new(cfg.limits, cfg.timeouts);
-    d.start(&Env::new(&app, stats, Instant::now()));
+    d.start(&Env::new(&app, stats, &STOP, Instant::now()));
     let pipelined = GET.repeat(16);
     // Warm-up: the first requests fill the per-thread pools and the Date cache.
     allocations(&app, &mut d, GET, 10);
@@ -74,7 +78,7 @@ fn plaintext_requests_allocate_nothing() {
     // The count is real: a request that must allocate is seen.
     let a = {
         let region = Region::new(GLOBAL);
-        let env = Env::new(&app, stats, Instant::now());
+        let env = Env::new(&app, stats, &STOP, Instant::now());
         let _ = d.feed(&env, b"GET /json?x HTTP/1.1\r\nHost: a\r\n\r\n");
         let _ = d.sent(&env, d.pending().len());
         let mut post = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\n\r\n".to_vec();

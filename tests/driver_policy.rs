@@ -158,9 +158,31 @@ fn shutdown_never_resets_keep_alive_clients(model: Variant) {
     assert_eq!(s.wait_exit(Duration::from_secs(5)), Some(0));
 }
 
+/// A pipelined request's header deadline runs from its own first bytes, not from
+/// the request before it (`http-behaviour.md` case 37): with a 2 s header timeout,
+/// request 2 begins at 1 s (with request 1's end) and is completed at 2.5 s, which
+/// is within its own deadline (3 s) though past request 1's (2 s).
+fn pipelined_request_gets_its_own_header_deadline(model: Variant) {
+    let s = Server::start_with(model, &["--header-timeout", "2s"]);
+    let mut c = s.connect();
+    let t0 = Instant::now();
+    c.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    c.write_all(b"Host: a\r\n\r\nGET /json HTTP/1.1\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c, false).status, 200);
+    let left = Duration::from_millis(2500).saturating_sub(t0.elapsed());
+    std::thread::sleep(left);
+    c.write_all(b"Host: a\r\n\r\n").unwrap();
+    let r = read_response(&mut c, false);
+    assert_eq!(r.status, 200, "{model}: request 2 got {}", r.status);
+    assert_eq!(r.text(), r#"{"message":"Hello, World!"}"#);
+}
+
 per_model!(
     file_reply_during_shutdown_is_the_last,
     listener_closes_at_once_during_grace,
     reset_uploads_are_noticed_at_once,
     shutdown_never_resets_keep_alive_clients,
+    pipelined_request_gets_its_own_header_deadline,
 );

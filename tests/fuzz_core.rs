@@ -31,10 +31,11 @@
 use std::sync::Arc;
 
 use gvhttpd::app::{App, FileError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gvhttpd::config::{Config, Limits, Model, Timeouts};
 use gvhttpd::http::{Action, Driver, Env};
+use gvhttpd::shutdown::Shutdown;
 use gvhttpd::stats::Registry;
 
 const FUZZ_ITERS: usize = 1500;
@@ -52,7 +53,8 @@ fn app() -> App {
 fn respond(app: &App, input: &[u8], cuts: &[usize]) -> Vec<u8> {
     let stats = app.registry().worker(0);
     let mut d = Driver::new(Limits::default(), Timeouts::default());
-    let env = Env::new(app, stats, Instant::now());
+    let stop = Shutdown::new(Duration::from_secs(5));
+    let env = Env::new(app, stats, &stop, Instant::now());
     let mut out = Vec::new();
     let mut from = 0;
     let mut cuts = cuts.iter().copied().chain(std::iter::once(input.len()));
@@ -66,10 +68,10 @@ fn respond(app: &App, input: &[u8], cuts: &[usize]) -> Vec<u8> {
                 let n = d.pending().len();
                 d.sent(&env, n)
             }
-            Action::Sleep { until } => d.slept(&Env::new(app, stats, until)),
+            Action::Sleep { until } => d.slept(&Env::new(app, stats, &stop, until)),
             Action::Open => d.file_opened(&env, Err(FileError::NotFound)),
             Action::ReadFile { .. } | Action::CloseFile => panic!("no file is ever opened"),
-            Action::Yield => d.resumed(&Env::new(app, stats, Instant::now())),
+            Action::Yield => d.resumed(&Env::new(app, stats, &stop, Instant::now())),
             Action::Recv { .. } => match cuts.next() {
                 Some(to) => {
                     let a = d.feed(&env, &input[from..to]);

@@ -48,17 +48,6 @@ pub enum Phase {
     Busy,
 }
 
-impl Phase {
-    /// The read timeout for this phase (`Busy` uses the idle timeout as a backstop).
-    pub fn timeout(self, t: &crate::config::Timeouts) -> Duration {
-        match self {
-            Phase::Idle | Phase::Busy => t.idle,
-            Phase::Head => t.header,
-            Phase::Body => t.body,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 struct Deferred {
     persist: Persist,
@@ -113,6 +102,9 @@ pub struct Conn {
     date: [u8; date::DATE_LEN],
     /// Access-log state, only when `--access-log` is on ([`Conn::log_peer`]).
     log: Option<Box<ConnLog>>,
+    /// Requests dispatched so far (wrapping): the driver starts a new read
+    /// deadline for the request after each one ([`Conn::requests`]).
+    requests: u32,
 }
 
 mod access;
@@ -136,6 +128,7 @@ impl Conn {
             file: None,
             date: [b' '; date::DATE_LEN],
             log: None,
+            requests: 0,
         }
     }
 
@@ -218,6 +211,11 @@ impl Conn {
                 Phase::Busy
             }
         }
+    }
+
+    /// Requests dispatched on this connection so far (wrapping).
+    pub fn requests(&self) -> u32 {
+        self.requests
     }
 
     /// Shutdown began. Returns true when the connection is idle and should be closed
@@ -415,6 +413,7 @@ impl Conn {
         out: &mut Vec<u8>,
     ) -> Option<Step> {
         stats.requests.inc();
+        self.requests = self.requests.wrapping_add(1);
         let persist = if self.shutting_down || !head.keep_alive {
             Persist::Close
         } else if head.version == Version::Http10 {

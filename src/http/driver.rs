@@ -87,22 +87,57 @@ enum After {
     Yield,
 }
 
-/// What the driver is waiting for.
+/// Where the bytes of a `Send` are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Io {
-    Recv,
-    Send(After),
+enum Source {
+    /// `out[sent..]`.
+    Out,
+    /// The file chunk `file.buf[sent..len]`.
+    File,
+}
+
+/// The one connection state: what the driver waits for, with its deadline. The
+/// model's [`Action`] is a view of it ([`Driver::action`]), so the two cannot
+/// disagree, and a deadline exists exactly where the state has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for (more of) a request.
+    Recv {
+        deadline: Instant,
+        idle: bool,
+    },
+    /// Sending; `deadline` is the write-progress deadline.
+    Send {
+        deadline: Instant,
+        from: Source,
+        after: After,
+    },
+    /// `/sleep`: the reply is due at `end`; the model waits until `until`
+    /// (`end`, or the grace deadline if that comes first).
     Sleep {
         end: Instant,
+        until: Instant,
     },
     /// Between two slices of CPU-bound work (`Action::Yield`).
     Work,
     Open,
-    ReadFile,
+    ReadFile {
+        offset: u64,
+        len: usize,
+    },
     CloseFile,
     ShutWrite,
-    Drain,
+    Drain {
+        deadline: Instant,
+    },
     Closed,
+}
+
+/// The read phase whose deadline runs (header, body, idle), and that deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ReadClock {
+    phase: Phase,
+    deadline: Instant,
 }
 
 /// One connection: protocol state plus every connection decision.
@@ -110,16 +145,13 @@ enum Io {
 pub struct Driver {
     conn: Conn,
     timeouts: Timers,
-    /// Response bytes waiting to be sent (`out[sent..]`), unless `from_file`.
+    /// Response bytes waiting to be sent (`out[sent..]` while sending from `out`).
     out: Vec<u8>,
+    /// Bytes of the current `Send` already sent.
     sent: usize,
-    /// The pending output is the file chunk `file.buf[sent..len]`.
-    from_file: bool,
-    io: Io,
-    action: Action,
-    /// The read phase whose deadline `read_deadline` is.
-    phase: Phase,
-    read_deadline: Instant,
+    state: State,
+    /// The deadline of the current read phase (none before the first read).
+    read: Option<ReadClock>,
     /// Boxed: most connections never send a file (keeps idle connections small).
     file: Option<Box<FileStream>>,
     lingered: usize,
@@ -141,11 +173,8 @@ impl Driver {
             timeouts: Timers::from(&timeouts),
             out: Vec::new(),
             sent: 0,
-            from_file: false,
-            io: Io::Recv,
-            action: Action::Close,
-            phase: Phase::Busy,
-            read_deadline: far_future(),
+            state: State::Closed,
+            read: None,
             file: None,
             lingered: 0,
             fresh: false,
@@ -163,7 +192,8 @@ impl Driver {
 
     /// The first action of a new connection (wait for its first request).
     pub fn start<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        self.await_request(env)
+        let a = self.await_request(env);
+        self.observe(env, a)
     }
 
     /// Access-log this connection's requests as coming from `peer`.
@@ -172,8 +202,20 @@ impl Driver {
     }
 
     /// The action the driver is waiting on.
+    #[inline]
     pub fn action(&self) -> Action {
-        self.action
+        match self.state {
+            State::Recv { deadline, idle } => Action::Recv { deadline, idle },
+            State::Send { deadline, .. } => Action::Send { deadline },
+            State::Sleep { until, .. } => Action::Sleep { until },
+            State::Work => Action::Yield,
+            State::Open => Action::Open,
+            State::ReadFile { offset, len } => Action::ReadFile { offset, len },
+            State::CloseFile => Action::CloseFile,
+            State::ShutWrite => Action::ShutdownWrite,
+            State::Drain { deadline } => Action::Drain { deadline },
+            State::Closed => Action::Close,
+        }
     }
 
     /// Whether the connection holds input or output memory (the idle policy says an
@@ -186,22 +228,26 @@ impl Driver {
 
     /// `n > 0` bytes were received into [`Driver::recv_buf`].
     pub fn received<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
-        if self.io == Io::Drain {
-            return self.drained(env, n);
-        }
-        self.conn.filled(n);
-        env.stats.bytes_in.add(n as u64);
-        self.process(env)
+        let a = if self.draining() {
+            self.drain_step(env, n)
+        } else {
+            self.conn.filled(n);
+            env.stats.bytes_in.add(n as u64);
+            self.process(env)
+        };
+        self.observe(env, a)
     }
 
     /// Bytes were received into the model's own buffer: copy them in and act.
     pub fn feed<H: Handler>(&mut self, env: &Env<'_, H>, bytes: &[u8]) -> Action {
-        if self.io == Io::Drain {
-            return self.drained(env, bytes.len());
-        }
-        self.conn.feed(bytes);
-        env.stats.bytes_in.add(bytes.len() as u64);
-        self.process(env)
+        let a = if self.draining() {
+            self.drain_step(env, bytes.len())
+        } else {
+            self.conn.feed(bytes);
+            env.stats.bytes_in.add(bytes.len() as u64);
+            self.process(env)
+        };
+        self.observe(env, a)
     }
 
     /// Bytes arrived while the connection is not reading (a multishot recv): keep
@@ -209,11 +255,11 @@ impl Driver {
     /// (false: pause until the driver asks for `Recv` or `Drain` again).
     pub fn buffer(&mut self, stats: &WorkerStats, bytes: &[u8]) -> bool {
         stats.bytes_in.add(bytes.len() as u64);
-        if self.io == Io::Drain {
+        if self.draining() {
             self.lingered += bytes.len();
             return self.lingered < LINGER_BYTES;
         }
-        if self.io == Io::Closed {
+        if self.state == State::Closed {
             return false;
         }
         self.conn.feed(bytes);
@@ -230,153 +276,118 @@ impl Driver {
 
     /// A receive returned 0: the peer shut down its write side.
     pub fn eof<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        if matches!(self.io, Io::Drain | Io::Closed) {
-            return self.close();
-        }
-        if self.io == Io::Work {
-            // A half-close mid-work: the response is still owed (case 36).
-            self.buffer_eof();
-            return self.action;
-        }
-        self.conn.peer_closed();
-        self.process(env)
+        let a = match self.state {
+            State::Drain { .. } | State::Closed => self.close(),
+            State::Work => {
+                // A half-close mid-work: the response is still owed (case 36).
+                self.buffer_eof();
+                self.action()
+            }
+            _ => {
+                self.conn.peer_closed();
+                self.process(env)
+            }
+        };
+        self.observe(env, a)
     }
 
-    /// `n > 0` bytes of [`Driver::pending`] were sent.
+    /// `n > 0` bytes of [`Driver::pending`] were sent (a model that sent nothing
+    /// must not call this: a zero-byte send is no progress, see
+    /// [`Driver::timed_out`] and [`Driver::failed`]).
     pub fn sent<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
-        let Io::Send(after) = self.io else {
+        let State::Send { from, after, .. } = self.state else {
             return self.close();
         };
         env.stats.bytes_out.add(n as u64);
         self.sent += n;
-        if !self.pending().is_empty() {
+        let a = if !self.pending().is_empty() {
             // Progress: the write deadline starts again.
             let deadline = self.cap(env.now + self.timeouts.write());
-            return self.set(Action::Send { deadline });
-        }
-        self.sent = 0;
-        if self.from_file {
-            self.from_file = false;
+            self.set(State::Send {
+                deadline,
+                from,
+                after,
+            })
         } else {
-            self.out.clear();
-        }
-        self.then(env, after)
+            self.sent = 0;
+            if from == Source::Out {
+                self.out.clear();
+            }
+            self.then(env, after)
+        };
+        self.observe(env, a)
     }
 
     /// The timer for `Action::Sleep` fired.
     pub fn slept<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        let Io::Sleep { end } = self.io else {
-            return self.action;
-        };
-        if env.now >= end {
-            self.ensure_out();
-            self.conn.set_now(env.now);
-            self.conn.sleep_done(env.stats, &mut self.out);
-            return self.process(env);
-        }
-        if self.past_grace(env.now) {
-            return self.cut(env);
-        }
-        self.set(Action::Sleep {
-            until: self.cap(end),
-        })
+        let a = self.sleep_step(env);
+        self.observe(env, a)
     }
 
     /// The model gave its worker back after `Action::Yield` and this connection's
     /// turn came again: the next slice of work runs now. Past the shutdown's grace
     /// deadline the connection is cut instead.
     pub fn resumed<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        if self.io != Io::Work {
-            return self.action;
-        }
-        if self.past_grace(env.now) {
-            return self.cut(env);
-        }
-        self.process(env)
+        let a = if self.state != State::Work {
+            self.action()
+        } else if self.past_grace(env.now) {
+            self.cut(env)
+        } else {
+            self.process(env)
+        };
+        self.observe(env, a)
     }
 
     /// The write side is shut down (`Action::ShutdownWrite`).
     pub fn write_shut<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        self.io = Io::Drain;
         self.lingered = 0;
         self.conn.discard_input();
         let deadline = self.cap(env.now + LINGER);
-        self.set(Action::Drain { deadline })
+        let a = self.set(State::Drain { deadline });
+        self.observe(env, a)
     }
 
     /// `n` bytes were received and discarded while lingering (0: EOF).
     pub fn drained<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
-        self.conn.discard_input();
-        self.lingered += n;
-        let deadline = self.action.deadline().unwrap_or(env.now);
-        if n == 0 || self.lingered >= LINGER_BYTES || env.now >= deadline {
-            return self.close();
-        }
-        self.set(Action::Drain { deadline })
+        let a = self.drain_step(env, n);
+        self.observe(env, a)
     }
 
     /// The deadline of the current action passed (early calls are harmless: the
     /// current action comes back, to be re-armed).
     pub fn timed_out<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        if self.past_grace(env.now) {
-            return self.cut(env); // the shutdown's hard stop
-        }
-        match self.action.deadline() {
-            Some(d) if env.now < d => return self.action,
-            None => return self.action,
-            Some(_) => {}
-        }
-        match self.io {
-            Io::Sleep { .. } => self.slept(env),
-            Io::Recv => {
-                // A request under way gets a 408; an idle connection just closes.
-                self.ensure_out();
-                self.conn.set_now(env.now);
-                self.conn.read_timed_out(env.stats, &mut self.out);
-                if self.out.is_empty() {
-                    return self.close();
-                }
-                self.flush(env, After::Linger)
-            }
-            _ => self.close(), // no write progress, lingering done
-        }
+        let a = self.timeout_step(env);
+        self.observe(env, a)
     }
 
-    /// Shutdown began (cut everything at `grace`). Returns what to do now: a
-    /// lingering close (`ShutdownWrite`) for an idle connection, else the current action with its deadline capped at
-    /// `grace` (a model whose op is still in flight just moves its timer).
-    pub fn shutdown<H: Handler>(&mut self, env: &Env<'_, H>, grace: Instant) -> Action {
+    /// Tell the driver that shutdown may have begun: the model's wake-up on the
+    /// shutdown trigger, for a connection that waits with nothing else to report.
+    /// The grace deadline comes from [`Env::shutdown`]; before the trigger, and
+    /// once applied, this returns the current action. Applied, it returns what to
+    /// do now: a lingering close (`ShutdownWrite`) for an idle connection, else the
+    /// current action with its deadline capped at the grace deadline (a model whose
+    /// op is still in flight just moves its timer). Every other event method
+    /// applies shutdown by itself, so a model that misses the wake-up loses nothing
+    /// but time.
+    pub fn shutdown<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         if self.grace.is_some() {
-            return self.action;
+            return self.action();
         }
-        self.grace = Some(grace);
-        let idle = self.conn.shutdown();
-        if self.io == Io::Recv && idle && !self.fresh {
-            // Close an idle connection with a FIN after a lingering drain, so a
-            // request the client sent meanwhile does not turn into a RST.
-            return self.then(env, After::Linger);
-        }
-        if self.past_grace(env.now) {
-            return self.close();
-        }
-        let capped = match self.action {
-            Action::Recv { deadline, idle } => Action::Recv {
-                deadline: self.cap(deadline),
-                idle,
-            },
-            Action::Send { deadline } => Action::Send {
-                deadline: self.cap(deadline),
-            },
-            Action::Drain { deadline } => Action::Drain {
-                deadline: self.cap(deadline),
-            },
-            Action::Sleep { until } => Action::Sleep {
-                until: self.cap(until),
-            },
-            other => other,
+        let Some(grace) = env.shutdown.deadline() else {
+            return self.action();
         };
-        self.read_deadline = self.cap(self.read_deadline);
-        self.set(capped)
+        self.begin_shutdown(env, grace)
+    }
+
+    /// The model's wait was interrupted because of shutdown (green's soft
+    /// interrupt, or its hard stop at the grace deadline): the first time, shutdown
+    /// applies ([`Driver::shutdown`]); after that it is a timeout, which cuts the
+    /// connection past the grace deadline and otherwise repeats the action.
+    pub fn interrupted<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        match self.grace {
+            None => self.shutdown(env),
+            Some(_) => self.timed_out(env),
+        }
     }
 
     /// A socket error (reset, broken pipe) or an unrecoverable model error.
@@ -391,22 +402,79 @@ impl Driver {
 
     // ----- internals ---------------------------------------------------------------
 
-    fn set(&mut self, a: Action) -> Action {
-        self.action = a;
+    /// Apply shutdown if it was triggered since this connection last looked (one
+    /// atomic load on every event).
+    #[inline]
+    fn observe<H: Handler>(&mut self, env: &Env<'_, H>, a: Action) -> Action {
+        if self.grace.is_none() && env.shutdown.is_triggered() {
+            return self.shutdown(env);
+        }
         a
+    }
+
+    #[cold]
+    fn begin_shutdown<H: Handler>(&mut self, env: &Env<'_, H>, grace: Instant) -> Action {
+        self.grace = Some(grace);
+        let idle = self.conn.shutdown();
+        if matches!(self.state, State::Recv { .. }) && idle && !self.fresh {
+            // Close an idle connection with a FIN after a lingering drain, so a
+            // request the client sent meanwhile does not turn into a RST.
+            return self.then(env, After::Linger);
+        }
+        if self.past_grace(env.now) {
+            return self.close();
+        }
+        let capped = match self.state {
+            State::Recv { deadline, idle } => State::Recv {
+                deadline: self.cap(deadline),
+                idle,
+            },
+            State::Send {
+                deadline,
+                from,
+                after,
+            } => State::Send {
+                deadline: self.cap(deadline),
+                from,
+                after,
+            },
+            State::Drain { deadline } => State::Drain {
+                deadline: self.cap(deadline),
+            },
+            State::Sleep { end, until } => State::Sleep {
+                end,
+                until: self.cap(until),
+            },
+            other => other,
+        };
+        if let Some(r) = self.read.as_mut() {
+            r.deadline = r.deadline.min(grace);
+        }
+        self.set(capped)
+    }
+
+    fn draining(&self) -> bool {
+        matches!(self.state, State::Drain { .. })
+    }
+
+    fn set(&mut self, s: State) -> Action {
+        self.state = s;
+        self.action()
     }
 
     /// Cut at the shutdown's grace deadline (counted for the error log).
     fn cut<H>(&mut self, env: &Env<'_, H>) -> Action {
-        if !matches!(self.io, Io::Drain | Io::ShutWrite | Io::Closed) {
+        if !matches!(
+            self.state,
+            State::Drain { .. } | State::ShutWrite | State::Closed
+        ) {
             env.stats.grace_cuts.inc();
         }
         self.close()
     }
 
     fn close(&mut self) -> Action {
-        self.io = Io::Closed;
-        self.set(Action::Close)
+        self.set(State::Closed)
     }
 
     fn cap(&self, t: Instant) -> Instant {
@@ -424,13 +492,76 @@ impl Driver {
         }
     }
 
+    fn sleep_step<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        let State::Sleep { end, .. } = self.state else {
+            return self.action();
+        };
+        if env.now >= end {
+            self.ensure_out();
+            self.conn.set_now(env.now);
+            self.conn.sleep_done(env.stats, &mut self.out);
+            return self.process(env);
+        }
+        if self.past_grace(env.now) {
+            return self.cut(env);
+        }
+        self.set(State::Sleep {
+            end,
+            until: self.cap(end),
+        })
+    }
+
+    fn drain_step<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
+        let State::Drain { deadline } = self.state else {
+            return self.action();
+        };
+        self.conn.discard_input();
+        self.lingered += n;
+        if n == 0 || self.lingered >= LINGER_BYTES || env.now >= deadline {
+            return self.close();
+        }
+        self.action()
+    }
+
+    fn timeout_step<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        if self.past_grace(env.now) {
+            return self.cut(env); // the shutdown's hard stop
+        }
+        match self.action().deadline() {
+            Some(d) if env.now < d => return self.action(),
+            None => return self.action(),
+            Some(_) => {}
+        }
+        match self.state {
+            State::Sleep { .. } => self.sleep_step(env),
+            State::Recv { .. } => {
+                // A request under way gets a 408; an idle connection just closes.
+                self.ensure_out();
+                self.conn.set_now(env.now);
+                self.conn.read_timed_out(env.stats, &mut self.out);
+                if self.out.is_empty() {
+                    return self.close();
+                }
+                self.flush(env, After::Linger)
+            }
+            _ => self.close(), // no write progress, lingering done
+        }
+    }
+
     fn process<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         self.fresh = false;
         self.unprocessed = 0;
         self.ensure_out();
         self.conn.set_now(env.now);
+        let served = self.conn.requests();
         loop {
             let step = self.conn.process(env.handler, env.stats, &mut self.out);
+            if self.conn.requests() != served {
+                // A request was answered: the next one's read deadline runs from
+                // the time its first bytes are seen (now, if they came with this
+                // one's end), never from the earlier request's.
+                self.read = None;
+            }
             if step != Step::Work {
                 return self.after_step(env, step);
             }
@@ -462,7 +593,13 @@ impl Driver {
 
     fn after_step<H: Handler>(&mut self, env: &Env<'_, H>, step: Step) -> Action {
         let after = match step {
-            Step::Read => After::Read,
+            Step::Read => {
+                // Start the read clock of a partial request now, at the event
+                // that brought its first bytes, even if earlier replies are
+                // sent first.
+                self.read_clock(env.now);
+                After::Read
+            }
             Step::Close => After::Linger,
             Step::Sleep(d) => After::Sleep(d),
             Step::File => After::File,
@@ -475,10 +612,12 @@ impl Driver {
     fn flush<H: Handler>(&mut self, env: &Env<'_, H>, after: After) -> Action {
         if !self.out.is_empty() {
             self.sent = 0;
-            self.from_file = false;
-            self.io = Io::Send(after);
             let deadline = self.cap(env.now + self.timeouts.write());
-            return self.set(Action::Send { deadline });
+            return self.set(State::Send {
+                deadline,
+                from: Source::Out,
+                after,
+            });
         }
         self.then(env, after)
     }
@@ -486,25 +625,30 @@ impl Driver {
     fn then<H: Handler>(&mut self, env: &Env<'_, H>, after: After) -> Action {
         match after {
             After::Read => self.await_request(env),
-            After::Linger => {
-                self.io = Io::ShutWrite;
-                self.set(Action::ShutdownWrite)
-            }
+            After::Linger => self.set(State::ShutWrite),
             After::Sleep(d) => {
                 let end = env.now + d;
-                self.io = Io::Sleep { end };
-                self.set(Action::Sleep {
+                self.set(State::Sleep {
+                    end,
                     until: self.cap(end),
                 })
             }
-            After::File => {
-                self.io = Io::Open;
-                self.set(Action::Open)
-            }
+            After::File => self.set(State::Open),
             After::FileChunk => self.next_chunk(env),
-            After::Yield => {
-                self.io = Io::Work;
-                self.set(Action::Yield)
+            After::Yield => self.set(State::Work),
+        }
+    }
+
+    /// The read deadline of the current phase, started now if the phase changed
+    /// (the idle phase restarts at every wait).
+    fn read_clock(&mut self, now: Instant) -> (Phase, Instant) {
+        let phase = self.conn.phase();
+        match self.read {
+            Some(r) if r.phase == phase && phase != Phase::Idle => (phase, r.deadline),
+            _ => {
+                let deadline = self.cap(now + self.timeouts.read(phase));
+                self.read = Some(ReadClock { phase, deadline });
+                (phase, deadline)
             }
         }
     }
@@ -517,12 +661,8 @@ impl Driver {
         if self.grace.is_some() && self.conn.shutdown() {
             return self.then(env, After::Linger); // idle during shutdown
         }
-        let p = self.conn.phase();
-        if p == Phase::Idle || p != self.phase {
-            self.read_deadline = self.cap(env.now + self.timeouts.read(p));
-            self.phase = p;
-        }
-        let idle = p == Phase::Idle;
+        let (phase, deadline) = self.read_clock(env.now);
+        let idle = phase == Phase::Idle;
         if idle {
             // The idle policy: hold no memory between requests.
             self.conn.release_idle_buffer();
@@ -530,11 +670,7 @@ impl Driver {
                 pool::give_out(std::mem::take(&mut self.out));
             }
         }
-        self.io = Io::Recv;
-        self.set(Action::Recv {
-            deadline: self.read_deadline,
-            idle,
-        })
+        self.set(State::Recv { deadline, idle })
     }
 }
 
@@ -542,7 +678,7 @@ mod buffers;
 mod file;
 mod support;
 use file::FileStream;
-use support::{far_future, pool, Timers};
+use support::{pool, Timers};
 
 #[cfg(test)]
 #[path = "driver_tests.rs"]

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::http::test_handler::TestHandler;
 use crate::http::FileError;
+use crate::shutdown::Shutdown;
 
 const T: Timeouts = Timeouts {
     header: Duration::from_secs(10),
@@ -19,6 +20,9 @@ struct Rig {
     /// Leaked (a few hundred bytes per test) so events can borrow it while the
     /// driver is borrowed mutably.
     stats: &'static WorkerStats,
+    /// The server's shutdown signal (grace zero: a test triggers it as of the
+    /// grace deadline it wants, [`Rig::shutdown`]).
+    stop: &'static Shutdown,
     t0: Instant,
 }
 
@@ -27,6 +31,7 @@ impl Rig {
         Rig {
             d: Driver::new(Limits::default(), T),
             stats: Box::leak(Box::default()),
+            stop: Box::leak(Box::new(Shutdown::new(Duration::ZERO))),
             t0: Instant::now(),
         }
     }
@@ -34,7 +39,14 @@ impl Rig {
         self.t0 + Duration::from_millis(ms)
     }
     fn env(&self, ms: u64) -> Env<'static, TestHandler> {
-        Env::new(&TestHandler, self.stats, self.at(ms))
+        Env::new(&TestHandler, self.stats, self.stop, self.at(ms))
+    }
+    /// Trigger shutdown with its grace deadline at `grace_ms`, and tell the
+    /// driver at `ms` (as a model's wake-up on the trigger does).
+    fn shutdown(&mut self, ms: u64, grace_ms: u64) -> Action {
+        self.stop.trigger_at(self.at(grace_ms));
+        let e = self.env(ms);
+        self.d.shutdown(&e)
     }
     fn start(&mut self) -> Action {
         let e = self.env(0);
@@ -291,8 +303,7 @@ fn a_missing_file_is_a_404_and_nothing_to_close() {
 fn shutdown_closes_idle_connections_and_caps_every_deadline() {
     let mut r = Rig::new();
     r.start();
-    let e = r.env(1);
-    assert_eq!(r.d.shutdown(&e, r.at(5000)), Action::ShutdownWrite);
+    assert_eq!(r.shutdown(1, 5000), Action::ShutdownWrite);
     let e = r.env(2);
     assert_eq!(
         r.d.write_shut(&e),
@@ -304,9 +315,8 @@ fn shutdown_closes_idle_connections_and_caps_every_deadline() {
     let mut r = Rig::new();
     r.start();
     r.feed(0, b"GET / HTTP/1.1\r\n");
-    let e = r.env(1);
     assert_eq!(
-        r.d.shutdown(&e, r.at(5000)),
+        r.shutdown(1, 5000),
         Action::Recv {
             deadline: r.at(5000),
             idle: false
@@ -321,11 +331,7 @@ fn shutdown_during_a_sleep_makes_it_the_last_response_or_cuts_it_at_grace() {
     let mut r = Rig::new();
     r.start();
     r.feed(0, b"GET /sleep/100 HTTP/1.1\r\nHost: a\r\n\r\n");
-    let e = r.env(10);
-    assert_eq!(
-        r.d.shutdown(&e, r.at(5000)),
-        Action::Sleep { until: r.at(100) }
-    );
+    assert_eq!(r.shutdown(10, 5000), Action::Sleep { until: r.at(100) });
     let e = r.env(100);
     r.d.slept(&e);
     let (out, a) = r.send_all(100);
@@ -335,11 +341,7 @@ fn shutdown_during_a_sleep_makes_it_the_last_response_or_cuts_it_at_grace() {
     let mut r = Rig::new();
     r.start();
     r.feed(0, b"GET /sleep/60000 HTTP/1.1\r\nHost: a\r\n\r\n");
-    let e = r.env(10);
-    assert_eq!(
-        r.d.shutdown(&e, r.at(5000)),
-        Action::Sleep { until: r.at(5000) }
-    );
+    assert_eq!(r.shutdown(10, 5000), Action::Sleep { until: r.at(5000) });
     let e = r.env(5000);
     assert_eq!(r.d.slept(&e), Action::Close);
 }
@@ -349,8 +351,7 @@ fn a_file_reply_during_shutdown_says_connection_close() {
     let mut r = Rig::new();
     r.start();
     r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
-    let e = r.env(1);
-    assert_eq!(r.d.shutdown(&e, r.at(5000)), Action::Open);
+    assert_eq!(r.shutdown(1, 5000), Action::Open);
     let e = r.env(2);
     r.d.file_opened(&e, Ok(3));
     let (head, _) = r.send_all(2);
@@ -517,8 +518,7 @@ fn shutdown_mid_work_makes_it_the_last_response_or_cuts_it_at_grace() {
         r.feed(1, b"GET /work/3 HTTP/1.1\r\nHost: a\r\n\r\n"),
         Action::Yield
     );
-    let e = r.env(2);
-    assert_eq!(r.d.shutdown(&e, r.at(100)), Action::Yield);
+    assert_eq!(r.shutdown(2, 100), Action::Yield);
     assert_eq!(r.resumed(3), Action::Yield);
     assert!(matches!(r.resumed(4), Action::Send { .. }));
     let (out, a) = r.send_all(5);
@@ -531,8 +531,7 @@ fn shutdown_mid_work_makes_it_the_last_response_or_cuts_it_at_grace() {
         r.feed(1, b"GET /work/3 HTTP/1.1\r\nHost: a\r\n\r\n"),
         Action::Yield
     );
-    let e = r.env(2);
-    r.d.shutdown(&e, r.at(100));
+    r.shutdown(2, 100);
     assert_eq!(r.resumed(100), Action::Close, "cut at the grace deadline");
     assert_eq!(r.stats.grace_cuts.get(), 1);
 }
@@ -554,5 +553,93 @@ fn a_half_close_mid_work_still_gets_the_response() {
         a,
         Action::ShutdownWrite,
         "then closed: the peer sends nothing more"
+    );
+}
+
+#[test]
+fn every_event_applies_a_shutdown_the_model_did_not_report() {
+    // A response is being sent when shutdown is triggered; the model never calls
+    // `shutdown`: the next event applies it (the next request is not awaited).
+    let mut r = Rig::new();
+    r.start();
+    assert!(matches!(r.feed(1, GET), Action::Send { .. }));
+    r.stop.trigger_at(r.at(5000));
+    let (_, a) = r.send_all(2);
+    assert_eq!(a, Action::ShutdownWrite, "idle after the response: closed");
+    assert!(r.d.shutting_down());
+
+    // A partial request when the trigger comes: its read deadline is capped at the
+    // grace deadline by the next event, which cuts it there without a 408.
+    let mut r = Rig::new();
+    r.start();
+    r.feed(1, b"GET / HTTP/1.1\r\n");
+    r.stop.trigger_at(r.at(300));
+    assert_eq!(
+        r.feed(2, b"Host: a\r\n"),
+        Action::Recv {
+            deadline: r.at(300),
+            idle: false
+        }
+    );
+    assert_eq!(r.timed_out(300), Action::Close);
+    assert_eq!(r.stats.grace_cuts.get(), 1);
+}
+
+#[test]
+fn an_interrupted_wait_applies_shutdown_once_then_counts_as_a_timeout() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET /sleep/60000 HTTP/1.1\r\nHost: a\r\n\r\n");
+    r.stop.trigger_at(r.at(5000));
+    let e = r.env(10);
+    assert_eq!(r.d.interrupted(&e), Action::Sleep { until: r.at(5000) });
+    let e = r.env(20);
+    assert_eq!(
+        r.d.interrupted(&e),
+        Action::Sleep { until: r.at(5000) },
+        "before the grace deadline an interrupt only repeats the wait"
+    );
+    let e = r.env(5000);
+    assert_eq!(r.d.interrupted(&e), Action::Close, "the hard stop cuts");
+}
+
+#[test]
+fn shutdown_before_the_trigger_changes_nothing() {
+    let mut r = Rig::new();
+    let a = r.start();
+    let e = r.env(1);
+    assert_eq!(r.d.shutdown(&e), a);
+    assert!(!r.d.shutting_down());
+}
+
+#[test]
+fn a_pipelined_request_gets_its_own_header_deadline_from_its_first_bytes() {
+    // Request 1 starts at 0; its end and the first bytes of request 2 arrive
+    // together at 1500 ms: request 2's header deadline runs from 1500 ms.
+    let mut r = Rig::new();
+    r.start();
+    assert!(matches!(
+        r.feed(0, b"GET / HTTP/1.1\r\n"),
+        Action::Recv { idle: false, .. }
+    ));
+    assert!(matches!(
+        r.feed(1500, b"Host: a\r\n\r\nGET / HTTP/1.1\r\n"),
+        Action::Send { .. }
+    ));
+    let (_, a) = r.send_all(1600);
+    assert_eq!(
+        a,
+        Action::Recv {
+            deadline: r.at(1500) + T.header,
+            idle: false
+        }
+    );
+    // Dribbling more of the same head does not move its deadline.
+    assert_eq!(
+        r.feed(2000, b"Host: a\r\n"),
+        Action::Recv {
+            deadline: r.at(1500) + T.header,
+            idle: false
+        }
     );
 }

@@ -1,5 +1,8 @@
 //! Sans-IO HTTP/1.1, shared by every model, depending on nothing above it (no
-//! application, no model, no socket, no clock: the model passes `now` in).
+//! application, no model, no socket). It reads no monotonic clock: the model
+//! passes each event's `now` in ([`Env`]), and every deadline derives from it. The
+//! one clock it does read is the wall clock for the `Date` header, once when a new
+//! second begins ([`date`]); shutdown reaches it as the signal in [`Env`].
 //!
 //! - [`driver`]: the connection driver — every decision about a connection
 //!   (deadlines, 408s, sending, files, lingering close, shutdown, idle buffers) as
@@ -11,7 +14,7 @@
 //!   validation httparse leaves to us; [`body`]: chunked bodies, decoded in place.
 //! - [`response`], [`date`]: writing responses.
 //!
-//! The behaviour is specified case by case in `shared/http-behaviour.md`; the unit
+//! The behaviour is specified case by case in `docs/http-behaviour.md`; the unit
 //! tests here are table-driven, and `tests/` runs the same cases against every
 //! model over real sockets.
 

@@ -43,7 +43,7 @@ use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource};
 use crate::http::{Action, Driver, Env};
 pub(super) use support::Shared;
-use support::{core, on_error, open_static, report_shutdown};
+use support::{core, on_error, open_static};
 
 /// What every green thread of one worker shares (`Arc` + atomics: with stealing
 /// its connection threads run on other workers too).
@@ -195,16 +195,11 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
     let _live = Live(w, admission);
     let app = &*w.ctx.app;
     // Each driver call counts into the stats of the worker it runs on.
-    let env = |now| Env::new(app, w.ctx.registry.worker(here(w)), now);
+    let env = |now| Env::new(app, w.ctx.registry.worker(here(w)), &w.ctx.shutdown, now);
     let mut file: Option<GvtFile> = None;
-    let mut shutdown_seen = false;
     let mut idle_buf = [0u8; IDLE_READ];
     let mut act = d.start(&env(Instant::now()));
     loop {
-        if !shutdown_seen && w.ctx.shutdown.is_triggered() {
-            shutdown_seen = true;
-            act = report_shutdown(&mut d, w, env(Instant::now()));
-        }
         act = match act {
             Action::Recv { deadline, .. } | Action::Drain { deadline } => {
                 // An idle connection reads into its stack buffer, holding no heap one.
@@ -219,7 +214,7 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                     Ok(0) => core(|| d.eof(&e)),
                     Ok(n) if idle => core(|| d.feed(&e, &idle_buf[..n])),
                     Ok(n) => core(|| d.received(&e, n)),
-                    Err(err) => on_error(&mut d, w, &mut shutdown_seen, e, &err),
+                    Err(err) => on_error(&mut d, e, &err),
                 }
             }
             Action::Send { deadline } => {
@@ -229,7 +224,7 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                 match r {
                     Ok(n) if n > 0 => core(|| d.sent(&e, n)),
                     Ok(_) => d.failed(),
-                    Err(err) => on_error(&mut d, w, &mut shutdown_seen, e, &err),
+                    Err(err) => on_error(&mut d, e, &err),
                 }
             }
             Action::Sleep { until } => {
@@ -238,7 +233,7 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                 let e = env(Instant::now());
                 match r {
                     Ok(()) => core(|| d.slept(&e)),
-                    Err(err) => on_error(&mut d, w, &mut shutdown_seen, e, &err),
+                    Err(err) => on_error(&mut d, e, &err),
                 }
             }
             Action::Open => {

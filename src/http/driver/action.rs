@@ -5,6 +5,7 @@ use std::time::Instant;
 
 #[cfg(doc)]
 use super::Driver; // the doc links
+use crate::shutdown::Shutdown;
 use crate::stats::WorkerStats;
 
 /// What the model performs next for this connection.
@@ -55,11 +56,19 @@ impl Action {
     }
 }
 
-/// What the model reports with: the handler, this worker's counters, and the time
-/// of the event (the model reads its clock; the driver never does).
+/// What the model reports with: the handler, this worker's counters, the server's
+/// shutdown signal, and the time of the event (the model reads its clock; the
+/// driver never does).
+///
+/// Shutdown is an input of the driver only: every event method looks at
+/// `shutdown` (one atomic load) and, once it is triggered, applies the shutdown
+/// policy itself (the grace deadline comes from the signal). A model keeps no
+/// shutdown state and never reads the grace deadline; its only part is to wake a
+/// connection that waits with nothing to report ([`super::Driver::shutdown`]).
 pub struct Env<'a, H> {
     pub handler: &'a H,
     pub stats: &'a WorkerStats,
+    pub shutdown: &'a Shutdown,
     pub now: Instant,
 }
 
@@ -70,10 +79,16 @@ impl<H> std::fmt::Debug for Env<'_, H> {
 }
 
 impl<'a, H> Env<'a, H> {
-    pub fn new(handler: &'a H, stats: &'a WorkerStats, now: Instant) -> Self {
+    pub fn new(
+        handler: &'a H,
+        stats: &'a WorkerStats,
+        shutdown: &'a Shutdown,
+        now: Instant,
+    ) -> Self {
         Env {
             handler,
             stats,
+            shutdown,
             now,
         }
     }

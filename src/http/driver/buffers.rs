@@ -1,12 +1,12 @@
 //! The driver's buffers, borrowed by models that read and write in place, or lent
 //! out whole to an io_uring op that must own its memory until the completion.
 
-use super::{Action, Driver, Io};
+use super::{Action, Driver, Source, State};
 
 impl Driver {
     /// Where to receive for `Recv` and `Drain` (never empty).
     pub fn recv_buf(&mut self) -> &mut [u8] {
-        if self.io == Io::Drain {
+        if self.draining() {
             self.conn.discard_input();
         }
         self.conn.read_buf()
@@ -15,7 +15,7 @@ impl Driver {
     /// Lend the input buffer whole, with the offset where received bytes go; give it
     /// back with [`Driver::restore_recv_buf`] before the next event.
     pub fn lend_recv_buf(&mut self) -> (Vec<u8>, usize) {
-        if self.io == Io::Drain {
+        if self.draining() {
             self.conn.discard_input();
         }
         self.conn.take_buf()
@@ -25,9 +25,20 @@ impl Driver {
         self.conn.restore_buf(buf);
     }
 
+    /// Whether the current `Send` sends the file chunk.
+    fn sending_file(&self) -> bool {
+        matches!(
+            self.state,
+            State::Send {
+                from: Source::File,
+                ..
+            }
+        )
+    }
+
     /// The bytes the current `Send` still has to send.
     pub fn pending(&self) -> &[u8] {
-        if self.from_file {
+        if self.sending_file() {
             self.file
                 .as_ref()
                 .map_or(&[][..], |f| &f.buf[self.sent.min(f.len)..f.len])
@@ -39,7 +50,7 @@ impl Driver {
     /// Lend the buffer of the current `Send` whole, with the range still to send;
     /// give it back with [`Driver::restore_pending`] before the next event.
     pub fn lend_pending(&mut self) -> (Vec<u8>, std::ops::Range<usize>) {
-        if self.from_file {
+        if self.sending_file() {
             match self.file.as_mut() {
                 Some(f) => (std::mem::take(&mut f.buf), self.sent.min(f.len)..f.len),
                 None => (Vec::new(), 0..0),
@@ -51,8 +62,9 @@ impl Driver {
     }
 
     pub fn restore_pending(&mut self, buf: Vec<u8>) {
+        let from_file = self.sending_file();
         match self.file.as_mut() {
-            Some(f) if self.from_file => f.buf = buf,
+            Some(f) if from_file => f.buf = buf,
             _ => self.out = buf,
         }
     }
@@ -87,7 +99,7 @@ impl Driver {
     /// A model that took [`Driver::recv_buf`] for an idle `Recv` and found nothing
     /// to read gives the buffers back (the idle policy).
     pub fn release_idle_buffers(&mut self) {
-        if matches!(self.action, Action::Recv { idle: true, .. }) {
+        if matches!(self.action(), Action::Recv { idle: true, .. }) {
             self.conn.release_idle_buffer();
         }
     }

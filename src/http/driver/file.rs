@@ -1,7 +1,7 @@
 //! Static files: the driver's side of `Open`, `ReadFile` and `CloseFile` (the
 //! open file's size, bounded chunks at offsets, the close before the next request).
 
-use super::{Action, After, Driver, Env, Io, FILE_CHUNK};
+use super::{Action, After, Driver, Env, Source, State, FILE_CHUNK};
 use crate::http::handler::{FileError, Handler};
 
 /// The static file being streamed.
@@ -11,7 +11,7 @@ pub(super) struct FileStream {
     pub(super) open: bool,
     pub(super) left: u64,
     pub(super) offset: u64,
-    /// INVARIANT: while `Io::ReadFile` or a `Send` from the file is in progress,
+    /// INVARIANT: while `State::ReadFile` or a `Send` from the file is in progress,
     /// `buf[..len]` is the chunk (possibly lent to the model).
     pub(super) buf: Vec<u8>,
     pub(super) len: usize,
@@ -24,7 +24,7 @@ impl Driver {
         env: &Env<'_, H>,
         result: Result<u64, FileError>,
     ) -> Action {
-        if self.io != Io::Open {
+        if self.state != State::Open {
             return self.close();
         }
         self.ensure_out();
@@ -40,13 +40,14 @@ impl Driver {
                 len: 0,
             }));
         }
-        self.flush(env, After::FileChunk)
+        let a = self.flush(env, After::FileChunk);
+        self.observe(env, a)
     }
 
     /// `n` bytes were read into [`Driver::file_buf`]; 0 means the file shrank under
     /// us, so the promised length cannot be delivered: the connection is cut.
     pub fn file_read<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
-        let (Io::ReadFile, Some(f)) = (self.io, self.file.as_mut()) else {
+        let (State::ReadFile { .. }, Some(f)) = (self.state, self.file.as_mut()) else {
             return self.close();
         };
         if n == 0 || n > f.len {
@@ -55,20 +56,24 @@ impl Driver {
         f.len = n;
         f.left -= n as u64;
         f.offset += n as u64;
-        self.from_file = true;
         self.sent = 0;
-        self.io = Io::Send(After::FileChunk);
         let deadline = self.cap(env.now + self.timeouts.write());
-        self.set(Action::Send { deadline })
+        let a = self.set(State::Send {
+            deadline,
+            from: Source::File,
+            after: After::FileChunk,
+        });
+        self.observe(env, a)
     }
 
     /// The file of `Action::CloseFile` is closed.
     pub fn file_closed<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         self.file = None;
-        if self.io != Io::CloseFile {
+        if self.state != State::CloseFile {
             return self.close();
         }
-        self.process(env)
+        let a = self.process(env);
+        self.observe(env, a)
     }
 
     pub(super) fn next_chunk<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
@@ -76,13 +81,11 @@ impl Driver {
             Some(f) if f.left > 0 => {
                 f.len = usize::try_from(f.left).map_or(f.buf.len(), |l| l.min(f.buf.len()));
                 let (offset, len) = (f.offset, f.len);
-                self.io = Io::ReadFile;
-                self.set(Action::ReadFile { offset, len })
+                self.set(State::ReadFile { offset, len })
             }
             Some(f) if f.open => {
                 f.open = false;
-                self.io = Io::CloseFile;
-                self.set(Action::CloseFile)
+                self.set(State::CloseFile)
             }
             _ => {
                 self.file = None;

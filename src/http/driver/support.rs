@@ -1,7 +1,7 @@
-//! Small pieces of the driver: compact timeouts, the far-future instant, and the
-//! per-thread pool of idle output buffers.
+//! Small pieces of the driver: compact timeouts and the per-thread pool of idle
+//! output buffers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Timeouts;
 use crate::http::conn::Phase;
@@ -41,13 +41,6 @@ impl Timers {
     pub(super) fn write(&self) -> Duration {
         Duration::from_millis(u64::from(self.write))
     }
-}
-
-/// An instant later than any deadline (for the state before the first one).
-pub(super) fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(86_400 * 365))
-        .unwrap_or(now)
 }
 
 /// The per-thread pool of idle output buffers.

@@ -36,7 +36,7 @@ impl Worker {
             }
             return;
         }
-        if self.grace.is_some() {
+        if self.stopping {
             if !self.accept_armed {
                 self.listener = None; // the cancelled accept is done: close it now
             }

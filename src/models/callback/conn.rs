@@ -260,8 +260,10 @@ impl Conn {
     fn send(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
         let (buf, range) = self.driver.lend_pending();
         if range.is_empty() {
+            // Nothing to send is no progress (the driver's contract: `sent` takes
+            // n > 0); tokio and green fail such a send the same way.
             self.driver.restore_pending(buf);
-            return Some(self.driver.sent(&cx.env, 0));
+            return Some(self.driver.failed());
         }
         let r = cx
             .ring

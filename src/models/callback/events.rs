@@ -1,7 +1,5 @@
 //! Completions and timers, reported to the driver; its answer is performed next.
 
-use std::time::Instant;
-
 use super::conn::{Conn, Cx, Input, State};
 use super::op::Op;
 use crate::app::App;
@@ -193,13 +191,14 @@ impl Conn {
     }
 
     /// Shutdown began: the driver closes an idle connection (lingering) and caps
-    /// every other deadline at `grace`; an op in flight just has its timer moved.
-    pub fn shutdown(&mut self, key: SlotKey, grace: Instant, cx: &mut Cx<'_>) {
+    /// every other deadline at the grace deadline; an op in flight just has its
+    /// timer moved.
+    pub fn shutdown(&mut self, key: SlotKey, cx: &mut Cx<'_>) {
         if self.state == State::Closing {
             return;
         }
         let prev = self.driver.action();
-        let a = self.driver.shutdown(&cx.env, grace);
+        let a = self.driver.shutdown(&cx.env);
         if a == prev {
             return;
         }

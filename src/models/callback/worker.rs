@@ -1,7 +1,7 @@
 //! One worker: its ring, its listener, its connections, its deadlines.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::conn::{Conn, Cx};
 use super::deadlines::Deadlines;
@@ -12,9 +12,6 @@ use crate::accept::Acceptor;
 use crate::http::Env;
 use crate::models::WorkerCtx;
 use crate::uring::{Completion, OpKind, Ring, SlotKey, Slots, Token};
-
-/// Deadlines are rounded up to this, so connections share timer ops.
-const TICK: Duration = Duration::from_millis(10);
 
 /// The provided-buffer ring for multishot recv: `--uring-entries` buffers (a power
 /// of two, 64..=32768) of 2 KiB per worker, 2 MiB by default. The kernel cycles
@@ -44,10 +41,12 @@ pub(super) struct Worker {
     pub(super) accept_armed: bool,
     /// Connections receive through multishot recv + the provided-buffer ring.
     pub(super) multishot: bool,
-    /// When the earliest armed TICK timeout fires.
+    /// When the earliest armed deadline timeout fires.
     pub(super) timer_at: Option<Instant>,
-    /// Shutdown began; connections are cut at this instant.
-    pub(super) grace: Option<Instant>,
+    /// This worker began the shutdown sequence of [`crate::accept`]: its listener
+    /// is closed (or closing) and every connection's driver was woken. (When
+    /// connections are cut is the drivers' business, not the worker's.)
+    pub(super) stopping: bool,
     /// The time of the current loop turn.
     pub(super) now: Instant,
     /// Connections whose work yielded ([`crate::http::Action::Yield`]), resumed
@@ -79,7 +78,7 @@ pub(super) fn run(ctx: WorkerCtx, listener: TcpListener) -> Result<(), ServeErro
         accept_armed: false,
         multishot,
         timer_at: None,
-        grace: None,
+        stopping: false,
         now: Instant::now(),
         ready: Vec::new(),
         running: Vec::new(),
@@ -93,10 +92,10 @@ impl Worker {
         self.arm_accept();
         let mut cqes = Vec::with_capacity(256);
         loop {
-            if self.grace.is_none() && self.acceptor.shutting_down() {
+            if !self.stopping && self.acceptor.shutting_down() {
                 self.begin_shutdown();
             }
-            if self.grace.is_some() && self.conns.is_empty() && self.listener.is_none() {
+            if self.stopping && self.conns.is_empty() && self.listener.is_none() {
                 break;
             }
             self.arm_timer();
@@ -142,7 +141,12 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let env = Env::new(&*self.ctx.app, self.ctx.stats(), self.now);
+        let env = Env::new(
+            &*self.ctx.app,
+            self.ctx.stats(),
+            &self.ctx.shutdown,
+            self.now,
+        );
         f(
             conn,
             &mut Cx {
@@ -177,7 +181,12 @@ impl Worker {
             // Hand the bytes to the driver while the buffer is borrowed, then give
             // it straight back to the kernel.
             if let (Some(conn), Ok(n)) = (conn, usize::try_from(c.result)) {
-                let env = Env::new(&*self.ctx.app, self.ctx.stats(), self.now);
+                let env = Env::new(
+                    &*self.ctx.app,
+                    self.ctx.stats(),
+                    &self.ctx.shutdown,
+                    self.now,
+                );
                 fed = bufs.get(bid, n).map(|bytes| conn.on_bytes(bytes, &env));
             }
             bufs.recycle(bid);
@@ -223,27 +232,28 @@ impl Worker {
         }
     }
 
-    /// Keep one timeout armed at the earliest deadline (rounded up to a tick).
+    /// Keep a timeout armed at the earliest deadline, exactly (a 408 is not late
+    /// by a timer's rounding). One armed for a later instant stays: it fires
+    /// harmlessly, and the loop then re-arms for whatever deadline is next.
     fn arm_timer(&mut self) {
         let Some(at) = self.deadlines.next() else {
             return;
         };
-        if self.timer_at.is_some_and(|t| t <= at + TICK) {
+        if self.timer_at.is_some_and(|t| t <= at) {
             return;
         }
-        let after = at.saturating_duration_since(self.now) + TICK;
-        self.timer_at = Some(self.now + after);
+        self.timer_at = Some(at);
+        let after = at.saturating_duration_since(self.now);
         self.ring.push_timeout(after, Kind::Tick.worker_token());
     }
 
     /// The shutdown sequence of [`crate::accept`]: close the listener at once,
     /// tell every connection's driver, return when none is left.
     fn begin_shutdown(&mut self) {
-        if self.grace.is_some() {
+        if self.stopping || !self.acceptor.shutting_down() {
             return;
         }
-        let grace = self.acceptor.grace_deadline().unwrap_or(self.now);
-        self.grace = Some(grace);
+        self.stopping = true;
         if self.accept_armed {
             // The listener closes when the cancelled accept's completion is in
             // (an accept in flight keeps the socket alive).
@@ -253,7 +263,7 @@ impl Worker {
             self.listener = None;
         }
         for key in self.conns.keys() {
-            self.with_conn(key, |conn, cx| conn.shutdown(key, grace, cx));
+            self.with_conn(key, |conn, cx| conn.shutdown(key, cx));
         }
     }
 }

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use super::Worker;
 use crate::app::App;
 use crate::config::{Config, GreenSched};
 use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
@@ -19,28 +18,12 @@ pub(super) fn core<R>(f: impl FnOnce() -> R + Send) -> R {
     green::on_worker_stack(f)
 }
 
-pub(super) fn report_shutdown(d: &mut Driver, w: &Worker, e: Env<'_, App>) -> Action {
-    let grace = w.ctx.shutdown.deadline().unwrap_or(e.now);
-    core(|| d.shutdown(&e, grace))
-}
-
 /// A blocking call failed: a missed deadline, an interrupt (shutdown, or its hard
-/// stop), or a socket error.
-pub(super) fn on_error(
-    d: &mut Driver,
-    w: &Worker,
-    shutdown_seen: &mut bool,
-    e: Env<'_, App>,
-    err: &io::Error,
-) -> Action {
+/// stop: the driver tells them apart), or a socket error.
+pub(super) fn on_error(d: &mut Driver, e: Env<'_, App>, err: &io::Error) -> Action {
     match err.kind() {
         io::ErrorKind::TimedOut => core(|| d.timed_out(&e)),
-        io::ErrorKind::Interrupted if !*shutdown_seen => {
-            *shutdown_seen = true;
-            report_shutdown(d, w, e)
-        }
-        // A second interrupt is the hard stop at the grace deadline.
-        io::ErrorKind::Interrupted => core(|| d.timed_out(&e)),
+        io::ErrorKind::Interrupted => core(|| d.interrupted(&e)),
         _ => d.failed(),
     }
 }

@@ -48,11 +48,12 @@ pub(super) async fn connection(
     let _homed = Homed { admission, w };
     let app = &*w.ctx.app;
     let mut shutdown = Watch::new(&w.stop);
-    let mut shutdown_seen = false;
+    // Each event's environment, counted on the thread the task runs on now.
+    let env = |now| Env::new(app, w.stats(), &w.ctx.shutdown, now);
     // Boxed: most connections never open a file, and every idle one carries this slot.
     let mut file: Option<Box<tokio::fs::File>> = None;
     let mut now = Instant::now();
-    let mut act = d.start(&Env::new(app, w.stats(), now));
+    let mut act = d.start(&env(now));
     let timer = sleep_until(TokioInstant::from_std(act.deadline().unwrap_or(now)));
     tokio::pin!(timer);
     loop {
@@ -68,30 +69,26 @@ pub(super) async fn connection(
                 biased;
                 _ = poll_fn(|cx| stream.poll_read_ready(cx)) => Wake::Ready,
                 _ = &mut timer => Wake::Timer,
-                _ = shutdown.triggered(), if !shutdown_seen => Wake::Shutdown,
+                _ = shutdown.triggered(), if !d.shutting_down() => Wake::Shutdown,
             },
             Action::Send { .. } => Wake::Ready, // try the write first
             Action::Sleep { .. } => tokio::select! {
                 _ = &mut timer => Wake::Timer,
-                _ = shutdown.triggered(), if !shutdown_seen => Wake::Shutdown,
+                _ = shutdown.triggered(), if !d.shutting_down() => Wake::Shutdown,
             },
             _ => Wake::Ready,
         };
         if !matches!(act, Action::Send { .. }) {
             now = Instant::now();
         }
-        let env = Env::new(app, w.stats(), now);
+        let e = env(now);
         act = match wake {
-            Wake::Timer => d.timed_out(&env),
-            Wake::Shutdown => {
-                shutdown_seen = true;
-                let grace = w.ctx.shutdown.deadline().unwrap_or(now);
-                d.shutdown(&env, grace)
-            }
+            Wake::Timer => d.timed_out(&e),
+            Wake::Shutdown => d.shutdown(&e),
             Wake::Ready => match act {
                 Action::Recv { idle, .. } => match try_read(&stream, d.recv_buf()) {
-                    Ok(0) => d.eof(&env),
-                    Ok(n) => d.received(&env, n),
+                    Ok(0) => d.eof(&e),
+                    Ok(n) => d.received(&e, n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if idle {
                             d.release_idle_buffers();
@@ -101,23 +98,19 @@ pub(super) async fn connection(
                     Err(_) => d.failed(),
                 },
                 Action::Drain { .. } => match try_read(&stream, d.recv_buf()) {
-                    Ok(0) => d.eof(&env),
-                    Ok(n) => d.drained(&env, n),
+                    Ok(0) => d.eof(&e),
+                    Ok(n) => d.drained(&e, n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => act,
                     Err(_) => d.failed(),
                 },
                 Action::Send { .. } => match stream.try_write(d.pending()) {
-                    Ok(n) if n > 0 => d.sent(&env, n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        match wait_writable(&stream, &mut timer, &mut shutdown, shutdown_seen).await
-                        {
+                    Ok(n) if n > 0 => d.sent(&e, n),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        let waiting = !d.shutting_down();
+                        match wait_writable(&stream, &mut timer, &mut shutdown, waiting).await {
                             Wake::Ready => act,
-                            Wake::Timer => d.timed_out(&Env::new(app, w.stats(), Instant::now())),
-                            Wake::Shutdown => {
-                                shutdown_seen = true;
-                                let grace = w.ctx.shutdown.deadline().unwrap_or(now);
-                                d.shutdown(&Env::new(app, w.stats(), Instant::now()), grace)
-                            }
+                            Wake::Timer => d.timed_out(&env(Instant::now())),
+                            Wake::Shutdown => d.shutdown(&env(Instant::now())),
                         }
                     }
                     _ => d.failed(),
@@ -129,13 +122,13 @@ pub(super) async fn connection(
                     })
                     .await
                     .unwrap_or(Err(FileError::Internal));
-                    let env = Env::new(app, w.stats(), Instant::now());
+                    let e = env(Instant::now());
                     match opened {
                         Ok((f, size)) => {
                             file = Some(Box::new(tokio::fs::File::from_std(f)));
-                            d.file_opened(&env, Ok(size))
+                            d.file_opened(&e, Ok(size))
                         }
-                        Err(e) => d.file_opened(&env, Err(e)),
+                        Err(err) => d.file_opened(&e, Err(err)),
                     }
                 }
                 Action::ReadFile { len, .. } => {
@@ -145,30 +138,26 @@ pub(super) async fn connection(
                         Some(f) => f.read(&mut d.file_buf()[..len]).await.unwrap_or(0),
                         None => 0,
                     };
-                    d.file_read(&Env::new(app, w.stats(), Instant::now()), n)
+                    d.file_read(&env(Instant::now()), n)
                 }
                 Action::CloseFile => {
                     file = None;
-                    d.file_closed(&env)
+                    d.file_closed(&e)
                 }
                 Action::ShutdownWrite => match stream.shutdown().await {
-                    Ok(()) => d.write_shut(&env),
+                    Ok(()) => d.write_shut(&e),
                     Err(_) => d.failed(),
                 },
                 Action::Sleep { .. } => act, // only the timer or shutdown end a sleep
                 Action::Yield => {
                     // Between two slices of work: let the runtime run the others
-                    // (and poll for I/O), then notice a shutdown or a reset.
+                    // (and poll for I/O), then notice a reset (the driver notices
+                    // a shutdown by itself).
                     tokio::task::yield_now().await;
-                    let env = Env::new(app, w.stats(), Instant::now());
-                    if !shutdown_seen && w.ctx.shutdown.is_triggered() {
-                        shutdown_seen = true;
-                        let grace = w.ctx.shutdown.deadline().unwrap_or(env.now);
-                        d.shutdown(&env, grace)
-                    } else if super::super::reset_seen(&stream) {
+                    if super::super::reset_seen(&stream) {
                         d.failed()
                     } else {
-                        d.resumed(&env)
+                        d.resumed(&env(Instant::now()))
                     }
                 }
                 Action::Close => break,
@@ -194,17 +183,18 @@ fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// The socket buffer is full: wait until it drains, the deadline, or shutdown.
+/// The socket buffer is full: wait until it drains, the deadline, or (while
+/// `watch_shutdown`: the driver has not applied it yet) the shutdown trigger.
 async fn wait_writable(
     stream: &TcpStream,
     timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
     shutdown: &mut Watch,
-    shutdown_seen: bool,
+    watch_shutdown: bool,
 ) -> Wake {
     tokio::select! {
         biased;
         _ = poll_fn(|cx| stream.poll_write_ready(cx)) => Wake::Ready,
         _ = timer.as_mut() => Wake::Timer,
-        _ = shutdown.triggered(), if !shutdown_seen => Wake::Shutdown,
+        _ = shutdown.triggered(), if watch_shutdown => Wake::Shutdown,
     }
 }
