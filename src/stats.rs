@@ -186,6 +186,24 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Every worker's counters summed now (what the error log and the exit line
+    /// report).
+    pub fn totals(&self) -> crate::log::Totals {
+        let mut t = crate::log::Totals::default();
+        for i in 0..self.workers() {
+            let w = self.worker(i);
+            t.accepted += w.accepted.get();
+            t.refused += w.refused.get();
+            t.requests += w.requests.get();
+            for (acc, c) in t.responses.iter_mut().zip(&w.responses) {
+                *acc += c.get();
+            }
+            t.bytes_in += w.bytes_in.get();
+            t.bytes_out += w.bytes_out.get();
+        }
+        t
+    }
+
     pub fn new(model: Model, workers: usize) -> Self {
         Registry {
             model,
@@ -367,6 +385,20 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn totals_sum_every_worker() {
+        let reg = super::Registry::new(super::Model::Green, 2);
+        reg.worker(0).accepted.add(3);
+        reg.worker(1).accepted.add(2);
+        reg.worker(1).requests.add(7);
+        reg.worker(0).response(200);
+        reg.worker(1).response(404);
+        reg.worker(1).refused.inc();
+        let t = reg.totals();
+        assert_eq!((t.accepted, t.refused, t.requests), (5, 1, 7));
+        assert_eq!(t.responses, [0, 1, 0, 1, 0]);
+    }
+
     use super::*;
 
     #[test]

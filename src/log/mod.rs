@@ -12,7 +12,7 @@
 //!   stdout nobody reads), the buffer keeps growing up to [`MAX_PENDING`] bytes and
 //!   then lines are dropped and counted ([`AccessLog::finish`] returns the count).
 //! - Error log: 4xx/5xx responses and `--max-conns` refusals are already counted
-//!   by the [`Registry`]; a [`Reporter`] turns the change of those counters over
+//!   by the server's counters (`crate::stats`, which sums them into [`Totals`]); a [`Reporter`] turns the change of those counters over
 //!   an interval into at most one line, so a flood of bad requests costs nothing
 //!   extra on the hot path and cannot flood stderr. Rare events (startup, a
 //!   grace-deadline cut, exit) are written directly by [`event`].
@@ -21,14 +21,10 @@ use std::fmt;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod access;
 pub use access::{open_target, AccessLog, Entry, WorkerLog, FLUSH_AT, MAX_PENDING};
-
-use crate::stats::Registry;
 
 // ---------------------------------------------------------------------------
 // Time formatting (no time-zone database: everything is UTC).
@@ -189,25 +185,6 @@ pub struct Totals {
     pub bytes_out: u64,
 }
 
-impl Totals {
-    /// Reads every worker's counters now.
-    pub fn of(r: &Registry) -> Totals {
-        let mut t = Totals::default();
-        for i in 0..r.workers() {
-            let w = r.worker(i);
-            t.accepted += w.accepted.get();
-            t.refused += w.refused.get();
-            t.requests += w.requests.get();
-            for (acc, c) in t.responses.iter_mut().zip(&w.responses) {
-                *acc += c.get();
-            }
-            t.bytes_in += w.bytes_in.get();
-            t.bytes_out += w.bytes_out.get();
-        }
-        t
-    }
-}
-
 impl fmt::Display for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.responses;
@@ -278,34 +255,6 @@ impl Reporter {
             crate::config::plural(refused as usize, "connection", "connections")
         ))
     }
-
-    /// A thread that reports `registry`'s error counters every `interval` until
-    /// `stop` returns true (checked every 100 ms), then reports the rest.
-    pub fn spawn(
-        registry: Arc<Registry>,
-        interval: Duration,
-        stop: impl Fn() -> bool + Send + 'static,
-    ) -> io::Result<JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name("error-log".into())
-            .spawn(move || {
-                let mut rep = Reporter::new(Totals::of(&registry), interval);
-                let mut next = std::time::Instant::now() + interval;
-                loop {
-                    let stopping = stop();
-                    if stopping || std::time::Instant::now() >= next {
-                        if let Some(line) = rep.tick(Totals::of(&registry)) {
-                            event(Level::Warn, format_args!("{line}"));
-                        }
-                        next += interval;
-                    }
-                    if stopping {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100).min(interval));
-                }
-            })
-    }
 }
 
 /// How often a [`Reporter`] sums up the error counters.
@@ -314,7 +263,7 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// A per-event rate limit shareable by every worker (lock-free): at most one
 /// event per interval is logged, the others are counted and the next logged
 /// line says how many were suppressed. For events that have no counter in the
-/// [`Registry`] (an `accept` failing with EMFILE, say).
+/// server's counters (an `accept` failing with EMFILE, say).
 #[derive(Debug)]
 pub struct RateLimit {
     epoch: std::time::Instant,
@@ -370,6 +319,7 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn civil_dates() {
@@ -403,39 +353,23 @@ mod tests {
 
     #[test]
     fn reporter_makes_one_line_per_interval_whatever_the_flood() {
-        let reg = Registry::new(crate::config::Model::Tokio, 2);
-        let mut rep = Reporter::new(Totals::of(&reg), Duration::from_secs(10));
-        assert_eq!(rep.tick(Totals::of(&reg)), None, "nothing happened");
-        for _ in 0..100_000 {
-            reg.worker(0).response(404);
-            reg.worker(1).refused.inc();
-        }
-        reg.worker(1).response(503);
-        let line = rep.tick(Totals::of(&reg)).expect("a line");
+        let mut t = Totals::default();
+        let mut rep = Reporter::new(t, Duration::from_secs(10));
+        assert_eq!(rep.tick(t), None, "nothing happened");
+        t.responses[3] += 100_000;
+        t.refused += 100_000;
+        t.responses[4] += 1;
+        let line = rep.tick(t).expect("a line");
         assert_eq!(
             line,
             "in the last 10s: 100000 4xx and 1 5xx responses, 100000 connections refused at --max-conns"
         );
-        reg.worker(0).refused.inc();
+        t.refused += 1;
         assert_eq!(
-            rep.tick(Totals::of(&reg)).unwrap(),
+            rep.tick(t).unwrap(),
             "in the last 10s: 0 4xx and 0 5xx responses, 1 connection refused at --max-conns"
         );
-        assert_eq!(rep.tick(Totals::of(&reg)), None);
-    }
-
-    #[test]
-    fn reporter_thread_reports_the_rest_when_stopped() {
-        let reg = Arc::new(Registry::new(crate::config::Model::Tokio, 1));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s = Arc::clone(&stop);
-        let h = Reporter::spawn(Arc::clone(&reg), Duration::from_secs(3600), move || {
-            s.load(Ordering::Relaxed)
-        })
-        .unwrap();
-        reg.worker(0).response(500);
-        stop.store(true, Ordering::Relaxed);
-        h.join().unwrap();
+        assert_eq!(rep.tick(t), None);
     }
 
     #[test]
@@ -470,15 +404,12 @@ mod tests {
 
     #[test]
     fn totals_and_exit_line() {
-        let reg = Registry::new(crate::config::Model::Green, 2);
-        reg.worker(0).accepted.add(3);
-        reg.worker(1).accepted.add(2);
-        reg.worker(1).requests.add(7);
-        reg.worker(0).response(200);
-        reg.worker(1).response(404);
-        let t = Totals::of(&reg);
-        assert_eq!(t.accepted, 5);
-        assert_eq!(t.responses, [0, 1, 0, 1, 0]);
+        let t = Totals {
+            accepted: 5,
+            requests: 7,
+            responses: [0, 1, 0, 1, 0],
+            ..Totals::default()
+        };
         assert_eq!(
             exit_line(0, Duration::from_millis(12_340), Some(&t)),
             "exiting with status 0 after 12.3s: 5 accepted, 0 refused (--max-conns), 7 requests, \

@@ -39,12 +39,39 @@ impl crate::green::StatsSource for App {
     }
 }
 
+/// What a look at the socket between two slices of work found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Peer {
+    /// Still connected both ways.
+    Here,
+    /// The peer shut down its write side: its responses are still owed (case
+    /// 36), but the driver bounds the work it still spends on them.
+    HalfClosed,
+    /// Reset (or a socket error): close at once.
+    Reset,
+}
+
 /// Between two slices of work (`Action::Yield`), no read is in flight: did the
-/// peer reset the connection meanwhile? (A pending socket error, `SO_ERROR`: one
-/// cheap syscall per slice.) A peer that only shut down its write side is not
-/// noticed here: its response is still owed (case 36).
-pub(crate) fn reset_seen(stream: &impl std::os::fd::AsFd) -> bool {
-    !matches!(socket2::SockRef::from(stream).take_error(), Ok(None))
+/// peer reset the connection, or half-close it, meanwhile? One `poll` with no
+/// timeout per slice (`POLLRDHUP` reports the FIN even behind unread bytes).
+pub(crate) fn peer_state(stream: &impl std::os::fd::AsFd) -> Peer {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(stream, PollFlags::RDHUP)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    if poll(&mut fds, Some(&now)).is_err() {
+        return Peer::Here;
+    }
+    let got = fds[0].revents();
+    if got.intersects(PollFlags::ERR | PollFlags::HUP) {
+        Peer::Reset
+    } else if got.contains(PollFlags::RDHUP) {
+        Peer::HalfClosed
+    } else {
+        Peer::Here
+    }
 }
 
 /// Is `model` usable here? `Err` carries a one-line reason and the fix.
@@ -126,7 +153,7 @@ pub fn serve(
             Err(e) => crate::log::event(crate::log::Level::Error, format_args!("access log: {e}")),
         }
     }
-    result.map(|()| crate::log::Totals::of(&registry))
+    result.map(|()| registry.totals())
 }
 
 /// The thread beside the workers that keeps the logs off their hot path: every
@@ -148,13 +175,13 @@ impl Reporter {
             .name("gvhttpd-logs".into())
             .spawn(move || {
                 let every = crate::log::REPORT_INTERVAL;
-                let mut rep = crate::log::Reporter::new(crate::log::Totals::of(&registry), every);
+                let mut rep = crate::log::Reporter::new(registry.totals(), every);
                 let mut next = Instant::now() + every;
                 loop {
                     let stopping = flag.load(Ordering::Acquire);
                     registry.flush_access_logs();
                     if stopping || Instant::now() >= next {
-                        if let Some(line) = rep.tick(crate::log::Totals::of(&registry)) {
+                        if let Some(line) = rep.tick(registry.totals()) {
                             crate::log::event(crate::log::Level::Warn, format_args!("{line}"));
                         }
                         next += every;
