@@ -8,7 +8,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{assert_well_formed, read_response, read_to_close, Server};
+use common::{
+    assert_well_formed, parse_responses, read_response, read_to_close, shutdown_write, Server,
+};
 use gvhttpd::config::Variant;
 
 /// A server with one worker and the given `--work-slice`.
@@ -169,12 +171,35 @@ fn work_burns_cpu_and_is_capped(model: Variant) {
     assert!(post.contains("Allow: GET, HEAD, OPTIONS\r\n"), "{post}");
 }
 
+/// Pipelined heavy requests followed by a half-close: the responses are still
+/// owed (case 36), but the CPU the connection may still spend on them is bounded
+/// (`WORK_AFTER_EOF`, 1 s): of ten `/work/300000` (3 s of CPU) about three are
+/// answered, then the connection is closed.
+fn work_after_a_half_close_is_bounded(model: Variant) {
+    let s = one_worker(model, "500us", &[]);
+    let mut c = s.connect();
+    let one = b"GET /work/300000 HTTP/1.1\r\nHost: t\r\n\r\n";
+    c.write_all(&one.repeat(10)).unwrap();
+    shutdown_write(&c);
+    let (out, closed) = read_to_close(&mut c);
+    assert!(closed, "{model}: the connection was closed");
+    let answered = parse_responses(&out, false)
+        .iter()
+        .filter(|r| r.status == 200 && r.text() == "worked 300000us")
+        .count();
+    assert!(
+        (1..10).contains(&answered),
+        "{model}: {answered} of 10 heavy requests answered after the half-close"
+    );
+}
+
 per_model!(
     work_burns_cpu_and_is_capped,
     work_slices_let_a_light_request_through,
     work_slice_zero_freezes_the_worker,
     reset_mid_work_is_noticed,
     shutdown_grace_cuts_sliced_work,
+    work_after_a_half_close_is_bounded,
 );
 
 /// `--tokio-runtime multi-thread`: one runtime of `--workers` threads over one

@@ -71,6 +71,10 @@ pub const FILE_CHUNK: usize = 64 * 1024;
 /// Input a busy connection may buffer ([`Driver::buffer`]) before the model should
 /// stop receiving until the driver reads again (backpressure).
 pub const MAX_BUFFERED: usize = 256 * 1024;
+/// CPU-bound work (`/work`) a connection may still be given once its peer has
+/// half-closed: enough for the longest single request, not for a pipeline of them
+/// that nobody may be waiting for. Past it the connection is closed.
+pub const WORK_AFTER_EOF: Duration = Duration::from_secs(1);
 
 mod action;
 pub use action::{Action, Env};
@@ -163,6 +167,11 @@ pub struct Driver {
     grace: Option<Instant>,
     /// The longest slice of CPU-bound work (`--work-slice`); zero: no limit.
     work_slice: Duration,
+    /// Microseconds of [`WORK_AFTER_EOF`] not yet given to unfinished slices.
+    work_after_eof_us: u32,
+    /// The peer half-closed ([`Driver::eof`], [`Driver::buffer_eof`], or
+    /// [`Driver::peer_half_closed`]): work is bounded by [`WORK_AFTER_EOF`].
+    half_closed: bool,
 }
 
 impl Driver {
@@ -181,6 +190,8 @@ impl Driver {
             unprocessed: 0,
             grace: None,
             work_slice: crate::config::DEFAULT_WORK_SLICE,
+            work_after_eof_us: WORK_AFTER_EOF.as_micros() as u32,
+            half_closed: false,
         }
     }
 
@@ -271,10 +282,20 @@ impl Driver {
     /// The peer's EOF arrived while the connection is not reading.
     pub fn buffer_eof(&mut self) {
         self.conn.peer_closed();
+        self.half_closed = true;
         self.fresh = true;
     }
 
-    /// A receive returned 0: the peer shut down its write side.
+    /// The model saw the peer's half-close (`POLLRDHUP`) while its input may still
+    /// hold unread requests: they are all still answered, but the CPU-bound work
+    /// spent on them from now on is bounded by [`WORK_AFTER_EOF`].
+    pub fn peer_half_closed(&mut self) {
+        self.half_closed = true;
+    }
+
+    /// A receive returned 0: the peer shut down its write side. The driver never
+    /// asks for `Recv` after this; a `Drain` may follow, which a model whose
+    /// input has ended answers with `eof` again.
     pub fn eof<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         let a = match self.state {
             State::Drain { .. } | State::Closed => self.close(),
@@ -285,7 +306,14 @@ impl Driver {
             }
             _ => {
                 self.conn.peer_closed();
-                self.process(env)
+                self.half_closed = true;
+                match self.process(env) {
+                    // Nothing more can arrive: never wait for input after EOF
+                    // (the protocol engine ends every read phase on it; this
+                    // makes it the contract models rely on).
+                    Action::Recv { .. } => self.close(),
+                    a => a,
+                }
             }
         };
         self.observe(env, a)
@@ -573,22 +601,34 @@ impl Driver {
                 .conn
                 .work_slice(env.handler, budget, env.stats, &mut self.out)
             {
+                if self.half_closed {
+                    // Charge the unfinished slice to the allowance after EOF.
+                    let spent = budget.map_or(u32::MAX, |b| b.as_micros() as u32);
+                    self.work_after_eof_us = self.work_after_eof_us.saturating_sub(spent);
+                    if self.work_after_eof_us == 0 {
+                        return self.close();
+                    }
+                }
                 return self.flush(env, After::Yield);
             }
         }
     }
 
     /// The time the next slice of work may take: the `--work-slice` (none when
-    /// zero), and never past the shutdown's grace deadline.
+    /// zero), never past the shutdown's grace deadline, and once the peer has
+    /// half-closed, never past what is left of [`WORK_AFTER_EOF`].
     fn slice_budget(&self, now: Instant) -> Option<Duration> {
-        let slice = (!self.work_slice.is_zero()).then_some(self.work_slice);
-        match self.grace {
-            None => slice,
-            Some(g) => {
-                let left = g.saturating_duration_since(now);
-                Some(slice.map_or(left, |s| s.min(left)))
-            }
+        let mut budget = (!self.work_slice.is_zero()).then_some(self.work_slice);
+        let mut bound = |limit: Duration| {
+            budget = Some(budget.map_or(limit, |b| b.min(limit)));
+        };
+        if let Some(g) = self.grace {
+            bound(g.saturating_duration_since(now));
         }
+        if self.half_closed {
+            bound(Duration::from_micros(u64::from(self.work_after_eof_us)));
+        }
+        budget
     }
 
     fn after_step<H: Handler>(&mut self, env: &Env<'_, H>, step: Step) -> Action {

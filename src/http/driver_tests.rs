@@ -643,3 +643,35 @@ fn a_pipelined_request_gets_its_own_header_deadline_from_its_first_bytes() {
         }
     );
 }
+
+#[test]
+fn work_after_a_half_close_is_bounded() {
+    // 500 us slices: WORK_AFTER_EOF (1 s) is 2000 unfinished slices.
+    let slices = (WORK_AFTER_EOF.as_micros() / 500) as u64;
+    let mut r = Rig::new();
+    r.start();
+    let work = format!("GET /work/{} HTTP/1.1\r\nHost: a\r\n\r\n", slices / 2);
+    assert_eq!(r.feed(1, work.as_bytes()), Action::Yield);
+    let e = r.env(2);
+    assert_eq!(r.d.eof(&e), Action::Yield, "the response is still owed");
+    let mut a = Action::Yield;
+    while a == Action::Yield {
+        a = r.resumed(3);
+    }
+    let (out, _) = r.send_all(4);
+    assert!(out.ends_with(&format!("{} slices", slices / 2)), "{out}");
+
+    let mut r = Rig::new();
+    r.start();
+    let work = format!("GET /work/{} HTTP/1.1\r\nHost: a\r\n\r\n", slices * 3);
+    assert_eq!(r.feed(1, work.as_bytes()), Action::Yield);
+    r.d.peer_half_closed();
+    let mut resumed = 0;
+    let mut a = Action::Yield;
+    while a == Action::Yield {
+        a = r.resumed(3);
+        resumed += 1;
+    }
+    assert_eq!(a, Action::Close, "cut once the allowance is spent");
+    assert!(resumed <= slices, "{resumed} slices after the half-close");
+}

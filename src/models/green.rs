@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ServeError, WorkerCtx};
+use super::{Peer, ServeError, WorkerCtx};
 
 mod support;
 use crate::accept::{Admission, Retry};
@@ -260,10 +260,17 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                 }
                 core(|| d.file_closed(&env(Instant::now())))
             }
-            Action::Yield => match (green::nop(), super::reset_seen(&stream)) {
-                (_, true) => d.failed(),                       // reset while working
-                _ => core(|| d.resumed(&env(Instant::now()))), // cuts past the grace
-            },
+            Action::Yield => {
+                let _ = green::nop(); // the ring is reaped; an interrupt changes nothing here
+                match super::peer_state(&stream) {
+                    Peer::Reset => d.failed(),
+                    Peer::HalfClosed => {
+                        d.peer_half_closed();
+                        core(|| d.resumed(&env(Instant::now())))
+                    }
+                    Peer::Here => core(|| d.resumed(&env(Instant::now()))),
+                }
+            }
             Action::ShutdownWrite => match stream.shutdown(Direction::Write) {
                 Ok(()) => d.write_shut(&env(Instant::now())),
                 Err(_) => d.failed(),

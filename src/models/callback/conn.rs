@@ -176,15 +176,10 @@ impl Conn {
     /// `Recv` or `Drain`: make sure input is coming.
     fn recv(&mut self, key: SlotKey, idle: bool, cx: &mut Cx<'_>) -> Option<Action> {
         match self.input {
-            Input::Ended => {
-                // EOF already seen (and told): the driver answers it, never with
-                // another wait for input.
-                let a = self.driver.eof(&cx.env);
-                if matches!(a, Action::Recv { .. } | Action::Drain { .. }) {
-                    return Some(self.driver.failed());
-                }
-                Some(a)
-            }
+            // EOF already seen: a read would return 0 again, and tokio and green
+            // report that as EOF; so does this (the driver never asks to read
+            // after an EOF, and a lingering drain ends on it).
+            Input::Ended => Some(self.driver.eof(&cx.env)),
             Input::Paused | Input::Multi => {
                 self.input = Input::Multi;
                 if idle {

@@ -158,6 +158,16 @@ impl Conn {
             Input::Single if self.wants_input() && !self.ops.has(Op::Recv) => {
                 self.recv_once(key, cx)
             }
+            // Hung up while lingering: our write side is shut and the peer's FIN
+            // is in, which tokio and green see as a read of 0 (EOF), not an error.
+            Input::Multi | Input::Paused
+                if res as u32 & libc::POLLERR as u32 == 0
+                    && res as u32 & libc::POLLHUP as u32 != 0
+                    && matches!(self.driver.action(), Action::Drain { .. }) =>
+            {
+                self.input = Input::Ended;
+                Some(self.driver.eof(&cx.env))
+            }
             Input::Multi | Input::Paused
                 if res as u32 & (libc::POLLERR | libc::POLLHUP) as u32 != 0 =>
             {

@@ -15,6 +15,7 @@ use super::{Live, Shared, Watch};
 use crate::accept::Admission;
 use crate::files;
 use crate::http::{Action, Driver, Env, FileError};
+use crate::models::Peer;
 
 /// Releases the `--max-conns` slot and counts the close on the counters of the
 /// thread the task ends on (it may have moved since it was admitted).
@@ -154,10 +155,13 @@ pub(super) async fn connection(
                     // (and poll for I/O), then notice a reset (the driver notices
                     // a shutdown by itself).
                     tokio::task::yield_now().await;
-                    if super::super::reset_seen(&stream) {
-                        d.failed()
-                    } else {
-                        d.resumed(&env(Instant::now()))
+                    match super::super::peer_state(&stream) {
+                        Peer::Reset => d.failed(),
+                        Peer::HalfClosed => {
+                            d.peer_half_closed();
+                            d.resumed(&env(Instant::now()))
+                        }
+                        Peer::Here => d.resumed(&env(Instant::now())),
                     }
                 }
                 Action::Close => break,
