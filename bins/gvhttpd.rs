@@ -253,6 +253,7 @@ impl ServeArgs {
             idle: self.idle_timeout,
             write: self.write_timeout,
             shutdown_grace: self.shutdown_grace,
+            ..Timeouts::default()
         };
         cfg.uring = UringOptions {
             entries: self.uring_entries,

@@ -90,9 +90,18 @@ pub struct Timeouts {
     pub idle: Duration,
     /// A write that makes no progress for this long closes the connection.
     pub write: Duration,
+    /// Sending one response (its head and whole body, however slowly the client
+    /// reads) takes at most this long; then the connection is cut. Unlike `write`,
+    /// progress does not restart it, so a client reading a byte at a time cannot
+    /// hold a connection for ever.
+    pub response: Duration,
     /// After SIGINT/SIGTERM, in-flight work gets this long before the process exits.
     pub shutdown_grace: Duration,
 }
+
+/// `--response-timeout`'s default: long enough for a large file over a slow
+/// link (5 GiB at 20 MB/s), short enough that no client holds a connection for ever.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for Timeouts {
     fn default() -> Self {
@@ -101,6 +110,7 @@ impl Default for Timeouts {
             body: Duration::from_secs(30),
             idle: Duration::from_secs(60),
             write: Duration::from_secs(30),
+            response: DEFAULT_RESPONSE_TIMEOUT,
             shutdown_grace: Duration::from_secs(5),
         }
     }

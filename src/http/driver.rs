@@ -156,6 +156,9 @@ pub struct Driver {
     state: State,
     /// The deadline of the current read phase (none before the first read).
     read: Option<ReadClock>,
+    /// When the response being sent must be complete (`--response-timeout`),
+    /// from its first `Send` until it is sent whole (a file's last chunk).
+    response_deadline: Option<Instant>,
     /// Boxed: most connections never send a file (keeps idle connections small).
     file: Option<Box<FileStream>>,
     lingered: usize,
@@ -184,6 +187,7 @@ impl Driver {
             sent: 0,
             state: State::Closed,
             read: None,
+            response_deadline: None,
             file: None,
             lingered: 0,
             fresh: false,
@@ -329,8 +333,8 @@ impl Driver {
         env.stats.bytes_out.add(n as u64);
         self.sent += n;
         let a = if !self.pending().is_empty() {
-            // Progress: the write deadline starts again.
-            let deadline = self.cap(env.now + self.timeouts.write());
+            // Progress: the write deadline starts again (the response's does not).
+            let deadline = self.send_deadline(env.now);
             self.set(State::Send {
                 deadline,
                 from,
@@ -340,6 +344,9 @@ impl Driver {
             self.sent = 0;
             if from == Source::Out {
                 self.out.clear();
+            }
+            if after != After::FileChunk {
+                self.response_deadline = None; // sent whole
             }
             self.then(env, after)
         };
@@ -648,11 +655,21 @@ impl Driver {
         self.flush(env, after)
     }
 
+    /// The deadline of a `Send` starting or progressing now: the write-progress
+    /// timeout, never past the response's own deadline (started by its first
+    /// `Send`) nor the shutdown's grace deadline.
+    pub(super) fn send_deadline(&mut self, now: Instant) -> Instant {
+        let response = *self
+            .response_deadline
+            .get_or_insert_with(|| now + self.timeouts.response());
+        self.cap((now + self.timeouts.write()).min(response))
+    }
+
     /// Send what is in `out`, then go on with `after`.
     fn flush<H: Handler>(&mut self, env: &Env<'_, H>, after: After) -> Action {
         if !self.out.is_empty() {
             self.sent = 0;
-            let deadline = self.cap(env.now + self.timeouts.write());
+            let deadline = self.send_deadline(env.now);
             return self.set(State::Send {
                 deadline,
                 from: Source::Out,

@@ -12,6 +12,7 @@ const T: Timeouts = Timeouts {
     body: Duration::from_secs(30),
     idle: Duration::from_secs(60),
     write: Duration::from_secs(30),
+    response: Duration::from_secs(120),
     shutdown_grace: Duration::from_secs(5),
 };
 
@@ -674,4 +675,48 @@ fn work_after_a_half_close_is_bounded() {
     }
     assert_eq!(a, Action::Close, "cut once the allowance is spent");
     assert!(resumed <= slices, "{resumed} slices after the half-close");
+}
+
+#[test]
+fn a_response_has_a_deadline_that_progress_does_not_restart() {
+    // The write timeout (30 s) restarts on progress; the response timeout (120 s)
+    // runs from the response's first send, whatever the client reads meanwhile.
+    let mut r = Rig::new();
+    r.start();
+    assert!(matches!(r.feed(0, GET), Action::Send { .. }));
+    let mut ms = 0;
+    let mut a = r.d.action();
+    while ms < 120_000 {
+        ms += 20_000;
+        let e = r.env(ms);
+        a = r.d.sent(&e, 1); // one byte every 20 s: progress
+        if !matches!(a, Action::Send { .. }) {
+            break;
+        }
+        assert!(a.deadline().unwrap() <= r.at(120_000), "{a:?} at {ms} ms");
+    }
+    assert_eq!(
+        a,
+        Action::Send {
+            deadline: r.at(120_000)
+        }
+    );
+    assert_eq!(
+        r.timed_out(120_000),
+        Action::Close,
+        "cut at the response deadline"
+    );
+
+    // The next response gets its own deadline.
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, GET);
+    r.send_all(50_000);
+    let a = r.feed(100_000, GET);
+    assert_eq!(
+        a,
+        Action::Send {
+            deadline: r.at(100_000) + T.write
+        }
+    );
 }

@@ -57,7 +57,7 @@ impl Driver {
         f.left -= n as u64;
         f.offset += n as u64;
         self.sent = 0;
-        let deadline = self.cap(env.now + self.timeouts.write());
+        let deadline = self.send_deadline(env.now);
         let a = self.set(State::Send {
             deadline,
             from: Source::File,
@@ -77,6 +77,9 @@ impl Driver {
     }
 
     pub(super) fn next_chunk<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        if !self.file.as_ref().is_some_and(|f| f.left > 0) {
+            self.response_deadline = None; // the file is sent whole
+        }
         match self.file.as_mut() {
             Some(f) if f.left > 0 => {
                 f.len = usize::try_from(f.left).map_or(f.buf.len(), |l| l.min(f.buf.len()));

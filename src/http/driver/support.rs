@@ -14,6 +14,7 @@ pub(super) struct Timers {
     body: u32,
     idle: u32,
     write: u32,
+    response: u32,
 }
 
 impl From<&Timeouts> for Timers {
@@ -24,6 +25,7 @@ impl From<&Timeouts> for Timers {
             body: ms(t.body),
             idle: ms(t.idle),
             write: ms(t.write),
+            response: ms(t.response),
         }
     }
 }
@@ -40,6 +42,10 @@ impl Timers {
 
     pub(super) fn write(&self) -> Duration {
         Duration::from_millis(u64::from(self.write))
+    }
+
+    pub(super) fn response(&self) -> Duration {
+        Duration::from_millis(u64::from(self.response))
     }
 }
 
