@@ -76,7 +76,7 @@ enum State {
 }
 
 /// Input buffer size for a new connection and the least spare room offered to a read.
-const INITIAL_BUF: usize = 4096;
+const INITIAL_BUF: usize = pool::INPUT_BUF;
 const MIN_READ: usize = 1024;
 /// Room beyond head + body limits, so a read can always land while a body completes.
 const BUF_SLACK: usize = 64 * 1024;
@@ -110,9 +110,10 @@ pub struct Conn {
 mod access;
 mod deferred;
 mod support;
+use super::pool;
 use access::{log_defer, log_response, ConnLog};
 use deferred::write_now;
-use support::{pool, SmallLimits};
+use support::SmallLimits;
 
 impl Conn {
     pub fn new(limits: Limits) -> Conn {
@@ -156,7 +157,7 @@ impl Conn {
             self.start = 0;
         }
         if self.buf.is_empty() && want <= INITIAL_BUF {
-            self.buf = pool::take();
+            self.buf = pool::take_input();
         }
         if self.buf.len() - self.end < want {
             let need = self.end + want;
@@ -191,7 +192,7 @@ impl Conn {
     /// allocation per request.
     pub fn release_idle_buffer(&mut self) {
         if self.start == self.end && !self.buf.is_empty() {
-            pool::give(std::mem::take(&mut self.buf));
+            pool::give_input(std::mem::take(&mut self.buf));
             self.start = 0;
             self.end = 0;
         }
@@ -502,7 +503,7 @@ impl Conn {
 
     fn maybe_shrink(&mut self) {
         if self.buf.len() > SHRINK_ABOVE {
-            self.buf = pool::take();
+            self.buf = pool::take_input();
             self.start = 0;
             self.end = 0;
         }

@@ -523,7 +523,7 @@ impl Driver {
     /// Take an output buffer from the per-thread pool if the connection was idle.
     fn ensure_out(&mut self) {
         if self.out.capacity() == 0 {
-            self.out = pool::take_out();
+            self.out = pool::take_output();
         }
     }
 
@@ -724,7 +724,7 @@ impl Driver {
             // The idle policy: hold no memory between requests.
             self.conn.release_idle_buffer();
             if self.out.capacity() > 0 {
-                pool::give_out(std::mem::take(&mut self.out));
+                pool::give_output(std::mem::take(&mut self.out));
             }
         }
         self.set(State::Recv { deadline, idle })
@@ -734,8 +734,9 @@ impl Driver {
 mod buffers;
 mod file;
 mod support;
+use super::pool;
 use file::FileStream;
-use support::{pool, Timers};
+use support::Timers;
 
 #[cfg(test)]
 #[path = "driver_tests.rs"]

@@ -5,12 +5,28 @@
 //! Each pool keeps its most recently returned buffer in a one-slot cache (a `Cell`,
 //! no borrow flag: a keep-alive connection that gives a buffer back and takes one
 //! again per request touches only that), and older ones in a bounded stack.
+//!
+//! The pools are the whole of the idle-buffer policy's memory: the four
+//! functions at the bottom are the only way in and out ([`take_input`],
+//! [`give_input`] for the protocol engine's input, [`take_output`],
+//! [`give_output`] for the driver's output).
 
 use std::cell::{Cell, RefCell};
 
-/// At most this many idle buffers are kept per pool and thread (a few MiB);
-/// beyond it they are freed, so a burst of connections does not pin memory.
-const MAX_POOLED: usize = 1024;
+/// At most this many idle buffers are kept per pool and thread besides the slot
+/// (64 × 4 KiB × 2 pools = 512 KiB); beyond it they are freed. The pool only
+/// saves the allocator a round trip per request for the connections in flight at
+/// once, and every buffer it keeps after a burst of thousands of connections is
+/// resident memory that nothing uses (a 1024 bound kept 8 MiB per worker: 1.6 KiB
+/// per connection of a 5,000-connection burst). The allocator's own cache serves
+/// the rare turn with more than 64 buffers out.
+const MAX_POOLED: usize = 64;
+
+/// Bytes of a pooled input buffer (the protocol engine's initial buffer).
+pub(crate) const INPUT_BUF: usize = 4096;
+/// Capacity of a pooled output buffer; larger ones (after a big response) are
+/// freed instead of pooled.
+const OUT_CAP: usize = 4096;
 
 pub(crate) struct Pool {
     /// An empty `Vec` (capacity 0) means the slot is free.
@@ -50,11 +66,48 @@ impl Pool {
 }
 
 thread_local! {
-    /// INVARIANT: every buffer here has length `conn::INITIAL_BUF` (zero-filled
-    /// or holding stale input, never read before being written).
-    pub(crate) static INPUT: Pool = const { Pool::new() };
+    /// INVARIANT: every buffer here has length `INPUT_BUF` (zero-filled or
+    /// holding stale input, never read before being written).
+    static INPUT: Pool = const { Pool::new() };
     /// INVARIANT: every buffer here is empty, with capacity in `OUT_CAP..=4*OUT_CAP`.
-    pub(crate) static OUTPUT: Pool = const { Pool::new() };
+    static OUTPUT: Pool = const { Pool::new() };
+}
+
+// The four accessors are never inlined: a green thread may call them on its own
+// stack and then move to another OS thread, and an inlined thread-local address
+// could be reused there (see `green::tls`).
+
+/// An input buffer of `INPUT_BUF` bytes: a pooled one, or a new one.
+#[inline(never)]
+pub(crate) fn take_input() -> Vec<u8> {
+    INPUT
+        .with(|p| p.take())
+        .unwrap_or_else(|| vec![0; INPUT_BUF])
+}
+
+/// Give an idle connection's input buffer back (kept if it has the pooled size).
+#[inline(never)]
+pub(crate) fn give_input(buf: Vec<u8>) {
+    if buf.len() == INPUT_BUF {
+        INPUT.with(|p| p.give(buf));
+    }
+}
+
+/// An empty output buffer: a pooled one, or a new one of `OUT_CAP`.
+#[inline(never)]
+pub(crate) fn take_output() -> Vec<u8> {
+    OUTPUT
+        .with(|p| p.take())
+        .unwrap_or_else(|| Vec::with_capacity(OUT_CAP))
+}
+
+/// Give an idle connection's output buffer back (kept unless it grew large).
+#[inline(never)]
+pub(crate) fn give_output(mut buf: Vec<u8>) {
+    if (OUT_CAP..=4 * OUT_CAP).contains(&buf.capacity()) {
+        buf.clear();
+        OUTPUT.with(|p| p.give(buf));
+    }
 }
 
 #[cfg(test)]
@@ -70,5 +123,18 @@ mod tests {
         assert_eq!(p.take().unwrap()[0], 2);
         assert_eq!(p.take().unwrap()[0], 1);
         assert!(p.take().is_none());
+    }
+
+    #[test]
+    fn keeps_at_most_the_bound_after_a_burst() {
+        let p = Pool::new();
+        for _ in 0..10 * MAX_POOLED {
+            p.give(vec![0; 8]);
+        }
+        let mut kept = 0;
+        while p.take().is_some() {
+            kept += 1;
+        }
+        assert_eq!(kept, MAX_POOLED + 1, "the bound plus the one-slot cache");
     }
 }

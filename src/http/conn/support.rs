@@ -1,5 +1,4 @@
-//! Small pieces of the protocol engine: compact limits and the per-thread pool of
-//! idle input buffers.
+//! Small pieces of the protocol engine: compact limits.
 
 use crate::config::Limits;
 
@@ -28,26 +27,6 @@ impl SmallLimits {
             max_headers,
             max_head,
             max_body,
-        }
-    }
-}
-
-/// The per-thread pool of idle input buffers (`INITIAL_BUF` bytes each).
-pub(super) mod pool {
-    use super::super::INITIAL_BUF;
-    use crate::http::pool::INPUT;
-
-    #[inline(never)] // thread-local access from green stacks: see `green::tls`
-    pub(in crate::http::conn) fn take() -> Vec<u8> {
-        INPUT
-            .with(|p| p.take())
-            .unwrap_or_else(|| vec![0; INITIAL_BUF])
-    }
-
-    #[inline(never)] // thread-local access from green stacks: see `green::tls`
-    pub(in crate::http::conn) fn give(buf: Vec<u8>) {
-        if buf.len() == INITIAL_BUF {
-            INPUT.with(|p| p.give(buf));
         }
     }
 }

@@ -1,5 +1,4 @@
-//! Small pieces of the driver: compact timeouts and the per-thread pool of idle
-//! output buffers.
+//! Small pieces of the driver: compact timeouts.
 
 use std::time::Duration;
 
@@ -46,29 +45,5 @@ impl Timers {
 
     pub(super) fn response(&self) -> Duration {
         Duration::from_millis(u64::from(self.response))
-    }
-}
-
-/// The per-thread pool of idle output buffers.
-pub(super) mod pool {
-    use crate::http::pool::OUTPUT;
-
-    /// Capacity of a pooled output buffer; larger ones (after a big response) are
-    /// freed instead of pooled.
-    const OUT_CAP: usize = 4096;
-
-    #[inline(never)] // thread-local access from green stacks: see `green::tls`
-    pub(in crate::http::driver) fn take_out() -> Vec<u8> {
-        OUTPUT
-            .with(|p| p.take())
-            .unwrap_or_else(|| Vec::with_capacity(OUT_CAP))
-    }
-
-    #[inline(never)] // thread-local access from green stacks: see `green::tls`
-    pub(in crate::http::driver) fn give_out(mut buf: Vec<u8>) {
-        if (OUT_CAP..=4 * OUT_CAP).contains(&buf.capacity()) {
-            buf.clear();
-            OUTPUT.with(|p| p.give(buf));
-        }
     }
 }
