@@ -62,6 +62,11 @@ struct ServeArgs {
     /// Most connections open at once; beyond it a new connection gets a 503 and is closed.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_conns: u32,
+    /// Budget for connection buffers beyond each connection's base 4 KiB ones (large heads,
+    /// bodies, replies, file chunks): over it, reads wait and new connections get a 503
+    /// [default: a quarter of the machine's memory].
+    #[arg(long, value_parser = parse_budget, value_name = "SIZE")]
+    max_buffer_memory: Option<usize>,
     /// Access log in the combined log format, appended to PATH, or - for stdout [default: off].
     #[arg(long, value_name = "PATH|-", help_heading = "Logging")]
     access_log: Option<LogTarget>,
@@ -91,6 +96,10 @@ struct ServeArgs {
     /// A response write that makes no progress for this long closes the connection.
     #[arg(long, default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
     write_timeout: Duration,
+    /// Sending one response, however slowly the client reads, takes at most this long
+    /// (progress does not restart it); then the connection is cut.
+    #[arg(long, default_value = "300s", value_parser = parse_duration, help_heading = "Timeouts")]
+    response_timeout: Duration,
     /// After SIGINT/SIGTERM, in-flight responses get this long to finish.
     #[arg(long, default_value = "5s", value_parser = parse_duration, help_heading = "Timeouts")]
     shutdown_grace: Duration,
@@ -130,6 +139,13 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 fn parse_size(s: &str) -> Result<usize, String> {
     let n = gvhttpd::config::parse_size(s)?;
     usize::try_from(n).map_err(|_| format!("'{s}' is too large"))
+}
+
+fn parse_budget(s: &str) -> Result<usize, String> {
+    match parse_size(s)? {
+        0 => Err("must be greater than zero".into()),
+        n => Ok(n),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -239,6 +255,9 @@ impl ServeArgs {
         }
         cfg.root = self.root;
         cfg.max_conns = self.max_conns as usize;
+        if let Some(m) = self.max_buffer_memory {
+            cfg.max_buffer_memory = m;
+        }
         cfg.reuse_port = self.reuse_port;
         cfg.access_log = self.access_log;
         cfg.limits = Limits {
@@ -252,8 +271,8 @@ impl ServeArgs {
             body: self.body_timeout,
             idle: self.idle_timeout,
             write: self.write_timeout,
+            response: self.response_timeout,
             shutdown_grace: self.shutdown_grace,
-            ..Timeouts::default()
         };
         cfg.uring = UringOptions {
             entries: self.uring_entries,
@@ -308,13 +327,14 @@ fn run_server(cfg: Config) -> (u8, Option<log::Totals>) {
     }
     let (model, workers) = (cfg.model_label(), cfg.workers);
     let extra = format!(
-        ", work slice {}, max-conns {}, access log {}{}",
+        ", work slice {}, max-conns {}, buffer memory {} MiB, access log {}{}",
         if cfg.sched.work_slice.is_zero() {
             "off".to_string()
         } else {
             humantime::format_duration(cfg.sched.work_slice).to_string()
         },
         cfg.max_conns,
+        cfg.max_buffer_memory >> 20,
         match &cfg.access_log {
             None => "off".to_string(),
             Some(LogTarget::Stdout) => "stdout".to_string(),

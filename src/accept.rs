@@ -1,5 +1,5 @@
-//! One acceptor policy for every model: admission under `--max-conns` (a 503 and
-//! close beyond it), EMFILE back-off, and the shutdown sequence. Models call these
+//! One acceptor policy for every model: admission under `--max-conns` and the
+//! buffer budget `--max-buffer-memory` (a 503 and close beyond either), EMFILE back-off, and the shutdown sequence. Models call these
 //! from their own accept loops; none of them decides anything of its own.
 //!
 //! The shutdown sequence, identical in every model and driven by each model's own
@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::http::Driver;
 use crate::net::{self, ConnGate};
 use crate::shutdown::Shutdown;
-use crate::stats::{Registry, WorkerStats};
+use crate::stats::{Registry, WorkerStats, BUFFER_BUDGET};
 
 /// What an accept loop does after a failed accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +72,9 @@ impl Acceptor {
         if self.shutdown.is_triggered() {
             return None;
         }
-        if !self.gate.try_open() {
+        // Beyond --max-conns, or while connections hold the whole buffer budget
+        // (--max-buffer-memory): a 503, and the connection is closed.
+        if BUFFER_BUDGET.over() || !self.gate.try_open() {
             self.stats().refused.inc();
             net::send_refusal(stream);
             return None;

@@ -157,6 +157,9 @@ pub struct Config {
     /// Connections open at once, across all workers; beyond it new ones get a
     /// 503 and are closed.
     pub max_conns: usize,
+    /// `--max-buffer-memory`: the process-wide budget for connection buffers
+    /// beyond each connection's base buffers ([`crate::stats::MemoryBudget`]).
+    pub max_buffer_memory: usize,
     /// `--reuse-port`: join a port other listeners with `SO_REUSEPORT` already
     /// hold, instead of refusing to start (see [`crate::net::bind_listeners`]).
     pub reuse_port: bool,
@@ -215,6 +218,7 @@ impl Config {
             workers: default_workers(),
             root: None,
             max_conns: 100_000,
+            max_buffer_memory: default_buffer_memory(),
             reuse_port: false,
             access_log: None,
             limits: Limits::default(),
@@ -224,6 +228,17 @@ impl Config {
             sched: Scheduling::default(),
         }
     }
+}
+
+/// `--max-buffer-memory`'s default: a quarter of the machine's memory
+/// (`MemTotal` in `/proc/meminfo`), or 1 GiB where that cannot be read.
+pub fn default_buffer_memory() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+    });
+    total_kib.map_or(1 << 30, |kib| kib.saturating_mul(1024) / 4)
 }
 
 /// The CPUs this process may run on (respects `taskset`), at least 1.

@@ -7,12 +7,71 @@
 //! is a few increments old, which is fine for monitoring.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::config::Model;
 use crate::log::{AccessLog, WorkerLog};
+
+/// The process-wide budget for connection buffers (`--max-buffer-memory`): the
+/// bytes connections hold beyond their base buffers (an input buffer grown past
+/// its pooled 4 KiB, an output buffer grown past 4 KiB, a file chunk buffer).
+/// Base buffers are bounded by `--max-conns` alone; what grows with a client's
+/// request (a large head, a body, an `/echo` reply, a download) is bounded here.
+///
+/// Each connection's driver charges what it holds at the end of every event and
+/// releases it when it shrinks or closes, so the plain request path, which never
+/// grows a buffer, touches no shared counter. Over the limit, connections that
+/// would grow their input wait (backpressure) and new connections get a 503;
+/// `/stats` reports the use (`buffer_memory`).
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: AtomicUsize,
+    used: AtomicUsize,
+}
+
+/// The one budget of this process (process-wide by definition).
+pub static BUFFER_BUDGET: MemoryBudget = MemoryBudget::new(usize::MAX);
+
+impl MemoryBudget {
+    pub const fn new(limit: usize) -> MemoryBudget {
+        MemoryBudget {
+            limit: AtomicUsize::new(limit),
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// Set the limit (at start-up, from `--max-buffer-memory`).
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Relaxed);
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit.load(Relaxed)
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Relaxed)
+    }
+
+    /// Whether connections hold the whole budget (or more: a charge is never
+    /// refused, since the bytes are already in use when they are counted).
+    #[inline]
+    pub fn over(&self) -> bool {
+        self.used() >= self.limit()
+    }
+
+    /// Account a connection now holding `held` bytes where it held `charged`.
+    #[inline]
+    pub fn settle(&self, charged: usize, held: usize) {
+        if held > charged {
+            self.used.fetch_add(held - charged, Relaxed);
+        } else if held < charged {
+            self.used.fetch_sub(charged - held, Relaxed);
+        }
+    }
+}
 
 /// A monotonically increasing counter with one writing thread.
 ///
@@ -327,9 +386,12 @@ impl Registry {
         }
         let _ = write!(
             out,
-            "}},\"bytes_in\":{},\"bytes_out\":{}",
+            "}},\"bytes_in\":{},\"bytes_out\":{},\
+             \"buffer_memory\":{{\"used\":{},\"limit\":{}}}",
             self.sum(|w| &w.bytes_in),
-            self.sum(|w| &w.bytes_out)
+            self.sum(|w| &w.bytes_out),
+            BUFFER_BUDGET.used(),
+            BUFFER_BUDGET.limit(),
         );
         if self.model.uses_io_uring() {
             let _ = write!(
@@ -385,6 +447,21 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_budget_counts_what_connections_hold_and_says_when_it_is_spent() {
+        let b = super::MemoryBudget::new(100);
+        b.settle(0, 60);
+        assert!(!b.over());
+        b.settle(0, 40);
+        assert!(b.over(), "100 of 100 held");
+        b.settle(60, 10);
+        assert_eq!(b.used(), 50);
+        assert!(!b.over());
+        b.settle(40, 0);
+        b.settle(10, 0);
+        assert_eq!(b.used(), 0);
+    }
+
     #[test]
     fn totals_sum_every_worker() {
         let reg = super::Registry::new(super::Model::Green, 2);

@@ -278,6 +278,17 @@ impl Conn {
         self.buf = buf;
     }
 
+    /// Input bytes held beyond the pooled base buffer (what the memory budget
+    /// counts).
+    pub fn extra_input(&self) -> usize {
+        self.buf.len().saturating_sub(INITIAL_BUF)
+    }
+
+    /// Whether the next read needs a larger input buffer than the one held.
+    pub fn must_grow(&self) -> bool {
+        !self.buf.is_empty() && self.buf.len() - (self.end - self.start) < MIN_READ
+    }
+
     /// Whether the connection holds an input buffer (for the idle-memory policy).
     pub fn holds_buffer(&self) -> bool {
         !self.buf.is_empty()

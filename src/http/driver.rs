@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use super::conn::{Conn, Phase, Step};
 use super::handler::Handler;
 use crate::config::{Limits, Timeouts};
-use crate::stats::WorkerStats;
+use crate::stats::{WorkerStats, BUFFER_BUDGET};
 
 /// A lingering close discards input for at most this long, so the kernel does not
 /// answer unread bytes with a RST that destroys the last response before the
@@ -75,6 +75,9 @@ pub const MAX_BUFFERED: usize = 256 * 1024;
 /// half-closed: enough for the longest single request, not for a pipeline of them
 /// that nobody may be waiting for. Past it the connection is closed.
 pub const WORK_AFTER_EOF: Duration = Duration::from_secs(1);
+/// While the buffer budget is spent, a connection that needs a larger input
+/// buffer waits this long before it looks again (backpressure).
+pub const BUDGET_BACKOFF: Duration = Duration::from_millis(10);
 
 mod action;
 pub use action::{Action, Env};
@@ -120,6 +123,11 @@ enum State {
     /// (`end`, or the grace deadline if that comes first).
     Sleep {
         end: Instant,
+        until: Instant,
+    },
+    /// Mid-request with a full input buffer while the buffer budget is spent:
+    /// wait (a model's `Sleep`) until `until`, then try to read again.
+    Backoff {
         until: Instant,
     },
     /// Between two slices of CPU-bound work (`Action::Yield`).
@@ -175,6 +183,16 @@ pub struct Driver {
     /// The peer half-closed ([`Driver::eof`], [`Driver::buffer_eof`], or
     /// [`Driver::peer_half_closed`]): work is bounded by [`WORK_AFTER_EOF`].
     half_closed: bool,
+    /// Bytes charged to [`BUFFER_BUDGET`] (settled at the end of every event).
+    charged: usize,
+    /// The connection was closed mid-response: reset it ([`Driver::resets`]).
+    reset: bool,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        BUFFER_BUDGET.settle(self.charged, 0);
+    }
 }
 
 impl Driver {
@@ -196,6 +214,8 @@ impl Driver {
             work_slice: crate::config::DEFAULT_WORK_SLICE,
             work_after_eof_us: WORK_AFTER_EOF.as_micros() as u32,
             half_closed: false,
+            charged: 0,
+            reset: false,
         }
     }
 
@@ -222,7 +242,7 @@ impl Driver {
         match self.state {
             State::Recv { deadline, idle } => Action::Recv { deadline, idle },
             State::Send { deadline, .. } => Action::Send { deadline },
-            State::Sleep { until, .. } => Action::Sleep { until },
+            State::Sleep { until, .. } | State::Backoff { until } => Action::Sleep { until },
             State::Work => Action::Yield,
             State::Open => Action::Open,
             State::ReadFile { offset, len } => Action::ReadFile { offset, len },
@@ -280,7 +300,8 @@ impl Driver {
         self.conn.feed(bytes);
         self.fresh = true;
         self.unprocessed += bytes.len();
-        self.unprocessed <= MAX_BUFFERED
+        self.settle();
+        self.unprocessed <= MAX_BUFFERED && !BUFFER_BUDGET.over()
     }
 
     /// The peer's EOF arrived while the connection is not reading.
@@ -430,6 +451,23 @@ impl Driver {
         self.close()
     }
 
+    /// Whether the current `Sleep` is the buffer budget's backoff (no read is in
+    /// flight meanwhile): a model that can look at the socket should, when the
+    /// sleep ends, report a reset or hang-up with [`Driver::failed`], since a
+    /// connection that waits for memory would otherwise notice neither.
+    pub fn backing_off(&self) -> bool {
+        matches!(self.state, State::Backoff { .. })
+    }
+
+    /// After [`Action::Close`]: whether to close with a reset (`SO_LINGER` 0)
+    /// rather than a FIN. True when the connection was cut with response bytes
+    /// unsent (a write or response timeout, the grace deadline): a plain close
+    /// would leave the kernel sending what its buffers hold to a client that
+    /// does not read, for as long as that client likes.
+    pub fn resets(&self) -> bool {
+        self.reset
+    }
+
     /// Whether shutdown has begun for this connection.
     pub fn shutting_down(&self) -> bool {
         self.grace.is_some()
@@ -441,10 +479,24 @@ impl Driver {
     /// atomic load on every event).
     #[inline]
     fn observe<H: Handler>(&mut self, env: &Env<'_, H>, a: Action) -> Action {
+        self.settle();
         if self.grace.is_none() && env.shutdown.is_triggered() {
             return self.shutdown(env);
         }
         a
+    }
+
+    /// Settle what the connection holds beyond its base buffers with the buffer
+    /// budget (no shared write unless that changed).
+    #[inline]
+    fn settle(&mut self) {
+        let file = self.file.as_ref().map_or(0, |f| f.buf.capacity());
+        let held =
+            self.conn.extra_input() + self.out.capacity().saturating_sub(pool::OUT_CAP) + file;
+        if held != self.charged {
+            BUFFER_BUDGET.settle(self.charged, held);
+            self.charged = held;
+        }
     }
 
     #[cold]
@@ -480,6 +532,9 @@ impl Driver {
                 end,
                 until: self.cap(until),
             },
+            State::Backoff { until } => State::Backoff {
+                until: self.cap(until),
+            },
             other => other,
         };
         if let Some(r) = self.read.as_mut() {
@@ -509,6 +564,11 @@ impl Driver {
     }
 
     fn close(&mut self) -> Action {
+        if matches!(self.state, State::Send { .. }) && !self.pending().is_empty() {
+            // Cut mid-response (a write or response timeout, the grace deadline):
+            // what the kernel still holds for this client goes too.
+            self.reset = true;
+        }
         self.set(State::Closed)
     }
 
@@ -528,6 +588,19 @@ impl Driver {
     }
 
     fn sleep_step<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
+        if let State::Backoff { until } = self.state {
+            if env.now < until {
+                return self.action();
+            }
+            // Read again, or answer the read deadline if it passed meanwhile.
+            let a = self.await_request(env);
+            return match self.read {
+                Some(r) if env.now >= r.deadline && matches!(a, Action::Recv { .. }) => {
+                    self.timeout_step(env)
+                }
+                _ => a,
+            };
+        }
         let State::Sleep { end, .. } = self.state else {
             return self.action();
         };
@@ -568,7 +641,7 @@ impl Driver {
             Some(_) => {}
         }
         match self.state {
-            State::Sleep { .. } => self.sleep_step(env),
+            State::Sleep { .. } | State::Backoff { .. } => self.sleep_step(env),
             State::Recv { .. } => {
                 // A request under way gets a 408; an idle connection just closes.
                 self.ensure_out();
@@ -720,6 +793,11 @@ impl Driver {
         }
         let (phase, deadline) = self.read_clock(env.now);
         let idle = phase == Phase::Idle;
+        if !idle && self.conn.must_grow() && BUFFER_BUDGET.over() {
+            // The buffer budget is spent: no more input memory for now.
+            let until = self.cap((env.now + BUDGET_BACKOFF).min(deadline));
+            return self.set(State::Backoff { until });
+        }
         if idle {
             // The idle policy: hold no memory between requests.
             self.conn.release_idle_buffer();

@@ -720,3 +720,28 @@ fn a_response_has_a_deadline_that_progress_does_not_restart() {
         }
     );
 }
+
+#[test]
+fn a_file_is_sent_whole_within_the_response_deadline() {
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let e = r.env(0);
+    r.d.file_opened(&e, Ok(100 * FILE_CHUNK as u64));
+    r.send_all(0);
+    let mut ms = 0;
+    loop {
+        ms += 10_000;
+        let e = r.env(ms);
+        let a = r.d.file_read(&e, FILE_CHUNK);
+        let Action::Send { deadline } = a else {
+            panic!("{a:?}")
+        };
+        assert!(deadline <= r.at(120_000), "chunk at {ms} ms: {a:?}");
+        if ms >= 120_000 {
+            break;
+        }
+        r.send_all(ms);
+    }
+    assert_eq!(r.timed_out(120_000), Action::Close);
+}

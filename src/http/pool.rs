@@ -26,7 +26,7 @@ const MAX_POOLED: usize = 64;
 pub(crate) const INPUT_BUF: usize = 4096;
 /// Capacity of a pooled output buffer; larger ones (after a big response) are
 /// freed instead of pooled.
-const OUT_CAP: usize = 4096;
+pub(crate) const OUT_CAP: usize = 4096;
 
 pub(crate) struct Pool {
     /// An empty `Vec` (capacity 0) means the slot is free.

@@ -232,6 +232,11 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                     green::sleep_or_interrupted(until.saturating_duration_since(Instant::now()));
                 let e = env(Instant::now());
                 match r {
+                    // Waiting for buffer memory, the connection reads nothing:
+                    // look for a peer that went away meanwhile.
+                    Ok(()) if d.backing_off() && super::peer_state(&stream) != Peer::Here => {
+                        d.failed()
+                    }
                     Ok(()) => core(|| d.slept(&e)),
                     Err(err) => on_error(&mut d, e, &err),
                 }
@@ -280,6 +285,9 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
     }
     if let Some(f) = file.take() {
         let _ = f.close();
+    }
+    if d.resets() {
+        super::reset_on_close(&stream);
     }
     let _ = stream.close();
 }

@@ -39,6 +39,13 @@ impl crate::green::StatsSource for App {
     }
 }
 
+/// Close a connection the driver cut mid-response with a reset rather than a FIN
+/// ([`crate::http::Driver::resets`]), so the kernel drops what it still holds for
+/// the client (one `setsockopt`, only on that path).
+pub(crate) fn reset_on_close(stream: &impl std::os::fd::AsFd) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
+}
+
 /// What a look at the socket between two slices of work found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Peer {
@@ -118,6 +125,7 @@ pub fn serve(
 ) -> Result<crate::log::Totals, ServeError> {
     check_available(cfg.model)?;
     check_scheduling(cfg)?;
+    crate::stats::BUFFER_BUDGET.set_limit(cfg.max_buffer_memory);
     let registry = Arc::new(Registry::new(cfg.model, cfg.workers).with_label(cfg.model_label()));
     let access = match &cfg.access_log {
         None => None,

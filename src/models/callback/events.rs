@@ -248,6 +248,9 @@ impl Conn {
 
 /// Free a connection nothing refers to any more: close its descriptors.
 pub(super) fn free(conn: Conn, ring: &mut Ring) {
+    if conn.driver.resets() {
+        crate::models::reset_on_close(&conn.fd);
+    }
     let Conn { fd, file, .. } = conn;
     if let Some(f) = file {
         ring.push_close(f, Token::internal(OpKind::CLOSE));

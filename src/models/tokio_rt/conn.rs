@@ -84,6 +84,11 @@ pub(super) async fn connection(
         }
         let e = env(now);
         act = match wake {
+            // Waiting for buffer memory, the connection reads nothing: look for a
+            // peer that went away meanwhile.
+            Wake::Timer if d.backing_off() && super::super::peer_state(&stream) != Peer::Here => {
+                d.failed()
+            }
             Wake::Timer => d.timed_out(&e),
             Wake::Shutdown => d.shutdown(&e),
             Wake::Ready => match act {
@@ -170,6 +175,9 @@ pub(super) async fn connection(
         if act == Action::Close {
             break;
         }
+    }
+    if d.resets() {
+        super::super::reset_on_close(&stream);
     }
 }
 
