@@ -395,29 +395,10 @@ fn find_server(addr: std::net::SocketAddr) -> ServerSource {
     }
 }
 
-/// Parses `10s`, `500ms`, `250us`, `2m`, `1h` or a bare number of seconds.
+/// Parses a duration: `10s`, `500ms`, `2m`, `1h30m` or a bare number of seconds
+/// (the one syntax `serve` shares, see [`crate::duration`]).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration '{s}': expected e.g. 10s, 500ms, 2m"))?;
-    let scale = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        u => return Err(format!("bad duration '{s}': unknown unit '{u}'")),
-    };
-    let secs = v * scale;
-    if !secs.is_finite() || secs > 1e7 {
-        return Err(format!("bad duration '{s}': too long"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    crate::duration::parse(s)
 }
 
 /// Parses `--start-at`: Unix seconds (fractions allowed) or `HH:MM[:SS]` UTC of
