@@ -1,4 +1,4 @@
-//! One `Config` for `gvhttpd serve`, built from the CLI flags in `bins/gvhttpd.rs`.
+//! One `Config` for `gvhttpd serve`, built from the CLI flags in [`crate::cli`].
 //!
 //! Grouped by concern (HTTP limits, timeouts, io_uring knobs) so no model has to
 //! take a giant flat options struct.
