@@ -66,6 +66,12 @@ pub struct ServeArgs {
     /// Most connections open at once; beyond it a new connection gets a 503 and is closed.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_conns: u32,
+    /// Answer the benchmark routes /work, /sleep and /stats (they cost CPU, hold connections
+    /// and show the server's counters); --bench-routes=false makes them 404
+    /// [default: on when --addr is a loopback address, else off].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = clap::value_parser!(bool))]
+    bench_routes: Option<bool>,
     /// Access log in the combined log format, appended to PATH, or - for stdout [default: off].
     #[arg(long, value_name = "PATH|-", help_heading = "Logging")]
     access_log: Option<LogTarget>,
@@ -140,6 +146,7 @@ impl ServeArgs {
         cfg.max_conns = self.max_conns as usize;
         cfg.reuse_port = self.reuse_port;
         cfg.access_log = self.access_log;
+        cfg.bench_routes = self.bench_routes;
         cfg.limits = Limits {
             max_target: self.max_target,
             max_headers: self.max_headers,
@@ -193,7 +200,7 @@ impl ServeArgs {
 }
 
 /// What the start-up log line says after the address, model and workers: the
-/// settings an operator checks first.
+/// settings an operator checks first, and whether the bench routes answer.
 pub fn startup_details(cfg: &Config) -> String {
     let slice = if cfg.sched.work_slice.is_zero() {
         "off".to_string()
@@ -210,8 +217,19 @@ pub fn startup_details(cfg: &Config) -> String {
     } else {
         ""
     };
+    let bench = match (cfg.bench_routes(), cfg.bench_routes) {
+        (true, Some(true)) => "bench routes on (--bench-routes)",
+        (true, _) => "bench routes on (a loopback address)",
+        (false, Some(false)) => {
+            "bench routes off: /work, /sleep and /stats answer 404 (--bench-routes=false)"
+        }
+        (false, _) => {
+            "bench routes off: /work, /sleep and /stats answer 404 on a non-loopback \
+             address (--bench-routes turns them on)"
+        }
+    };
     format!(
-        ", work slice {slice}, max-conns {}, access log {log}{port}",
+        ", work slice {slice}, max-conns {}, access log {log}{port}, {bench}",
         cfg.max_conns
     )
 }
@@ -310,6 +328,21 @@ mod tests {
     }
 
     #[test]
+    fn bench_routes_flag_forms() {
+        let routes = |args: &[&str]| serve(args).unwrap().bench_routes;
+        assert_eq!(routes(&[]), None);
+        assert_eq!(routes(&["--bench-routes"]), Some(true));
+        assert_eq!(routes(&["--bench-routes=true"]), Some(true));
+        assert_eq!(routes(&["--bench-routes=false"]), Some(false));
+        // Without `=`, the next word is not taken as its value.
+        let e = serve(&["--bench-routes", "false"]).unwrap_err();
+        assert!(e.contains("unexpected argument 'false'"), "{e}");
+        let e = serve(&["--bench-routes=no"]).unwrap_err();
+        assert!(e.contains("--bench-routes"), "{e}");
+        assert!(!serve(&["--addr", "0.0.0.0:0"]).unwrap().bench_routes());
+    }
+
+    #[test]
     fn durations_and_their_errors() {
         let cfg = serve(&["--idle-timeout", "1m30s", "--work-slice", "0"]).unwrap();
         assert_eq!(cfg.timeouts.idle, Duration::from_secs(90));
@@ -332,5 +365,13 @@ mod tests {
         assert_eq!(e, "--green-sched applies to --model green only (not tokio)");
         let e = serve(&["--model", "green+steal", "--green-sched", "local"]).unwrap_err();
         assert!(e.contains("contradicts --model green+steal"), "{e}");
+    }
+
+    #[test]
+    fn startup_details_say_whether_the_bench_routes_answer() {
+        let d = |args: &[&str]| startup_details(&serve(args).unwrap());
+        assert!(d(&["--addr", "127.0.0.1:0"]).ends_with("bench routes on (a loopback address)"));
+        assert!(d(&["--addr", "0.0.0.0:0"]).contains("/stats answer 404 on a non-loopback"));
+        assert!(d(&["--bench-routes=false"]).contains("answer 404 (--bench-routes=false)"));
     }
 }

@@ -159,6 +159,9 @@ pub struct Config {
     pub green_stack_size: usize,
     /// Scheduling variant knobs and the work slice.
     pub sched: Scheduling,
+    /// `--bench-routes`: whether `/work`, `/sleep` and `/stats` answer (else 404).
+    /// `None` decides by the address: see [`Config::bench_routes`].
+    pub bench_routes: Option<bool>,
 }
 
 impl Config {
@@ -212,7 +215,19 @@ impl Config {
             uring: UringOptions::default(),
             green_stack_size: DEFAULT_GREEN_STACK,
             sched: Scheduling::default(),
+            bench_routes: None,
         }
+    }
+
+    /// Whether the benchmark routes (`/work`, `/sleep`, `/stats`) answer: as
+    /// `--bench-routes` says, or by default only when the server listens on a
+    /// loopback address. They let anyone who can connect burn a worker's CPU
+    /// (`/work`), hold a connection (`/sleep`) and read the server's traffic and
+    /// panic counts (`/stats`), so a server reachable from the network has them off
+    /// unless asked.
+    pub fn bench_routes(&self) -> bool {
+        self.bench_routes
+            .unwrap_or_else(|| self.addr.ip().to_canonical().is_loopback())
     }
 }
 
@@ -402,6 +417,21 @@ mod tests {
         assert!(e("0.3b").contains("whole number"));
         assert!(e("99999999999999999999").contains("too large"));
         assert!(e("99999999999g").contains("too large"));
+    }
+
+    #[test]
+    fn bench_routes_default_to_on_only_for_loopback() {
+        let on = |a: &str| Config::new(Model::Tokio, a.parse().unwrap()).bench_routes();
+        assert!(on("127.0.0.1:80") && on("127.1.2.3:80") && on("[::1]:80"));
+        assert!(on("[::ffff:127.0.0.1]:80"));
+        assert!(!on("0.0.0.0:80") && !on("[::]:80") && !on("192.0.2.1:80"));
+        assert!(!on("[::ffff:192.0.2.1]:80"));
+        let mut cfg = Config::new(Model::Tokio, "0.0.0.0:80".parse().unwrap());
+        cfg.bench_routes = Some(true);
+        assert!(cfg.bench_routes());
+        cfg.addr = "127.0.0.1:80".parse().unwrap();
+        cfg.bench_routes = Some(false);
+        assert!(!cfg.bench_routes());
     }
 
     #[test]

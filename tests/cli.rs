@@ -1,13 +1,14 @@
 //! What a new user meets at the command line, through the real binary: one
-//! duration syntax and one wording of its errors for `serve` and `bench`, and
-//! help texts that say what a thing is.
+//! duration syntax and one wording of its errors for `serve` and `bench`, the
+//! start-up line on the bench routes, and help texts that say what a thing is.
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::BIN;
+use common::{parse_responses, read_to_close, BIN};
 
 /// Runs `gvhttpd ARGS` to its end (killed after 20 s: a test failure).
 fn run_to_exit(args: &[&str]) -> Output {
@@ -74,6 +75,87 @@ fn serve_and_bench_word_a_bad_duration_alike() {
     assert!(!stderr(&bench).contains("--duration"), "{}", stderr(&bench));
 }
 
+/// `serve --model tokio --workers 1 ARGS` with its stderr kept for the test: the
+/// child, its address and a thread collecting stderr's lines.
+fn serve_keeping_stderr(args: &[&str]) -> (Child, String, std::thread::JoinHandle<String>) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--model", "tokio", "--workers", "1"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no readiness line: {line:?}"))
+        .to_string();
+    let err = child.stderr.take().unwrap();
+    let collect = std::thread::spawn(move || {
+        let mut all = String::new();
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+    (child, addr, collect)
+}
+
+/// The status of `GET path` on a new connection to `addr`.
+fn status_of(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use std::io::Write as _;
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    c.write_all(req.as_bytes()).unwrap();
+    let (out, _) = read_to_close(&mut c);
+    parse_responses(&out, false)
+        .first()
+        .unwrap_or_else(|| panic!("no response to {path}"))
+        .status
+}
+
+fn interrupt(child: &mut Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn the_startup_line_says_the_bench_routes_are_off_off_loopback() {
+    // Listens on every interface for well under a second; the test connects to
+    // 127.0.0.1 only, and the routes that cost the server anything are off.
+    let (mut child, addr, err) = serve_keeping_stderr(&["--addr", "0.0.0.0:0"]);
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let local = ([127, 0, 0, 1], port).into();
+    assert_eq!(status_of(local, "/stats"), 404);
+    assert_eq!(status_of(local, "/work/1"), 404);
+    assert_eq!(status_of(local, "/"), 200);
+    interrupt(&mut child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let err = err.join().unwrap();
+    let started = err
+        .lines()
+        .find(|l| l.contains(" info: started: "))
+        .unwrap();
+    assert!(
+        started.ends_with(
+            "bench routes off: /work, /sleep and /stats answer 404 on a non-loopback address \
+             (--bench-routes turns them on)"
+        ),
+        "{started}"
+    );
+}
+
 #[test]
 fn help_says_what_a_thing_is_not_where_it_came_from() {
     for args in [
@@ -90,5 +172,6 @@ fn help_says_what_a_thing_is_not_where_it_came_from() {
     }
     let out = run_to_exit(&["serve", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--bench-routes[=<BOOL>]"), "{help}");
     assert!(help.contains("a bare number is seconds"), "{help}");
 }
