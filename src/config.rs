@@ -289,6 +289,20 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
+    // Digits and dots are meant as an IPv4 address, never a host name to look up
+    // (`999.1.1.1` is out of range, not a name that failed to resolve).
+    if host.contains('.') && host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "'{host}' of '{s}' is not a valid IPv4 address: expected four numbers \
+             from 0 to 255 separated by dots, e.g. 127.0.0.1"
+        ));
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "'{host}' of '{s}' is not a valid IPv6 address (write it in brackets, \
+             e.g. [::1]:8080)"
+        ));
+    }
     use std::net::ToSocketAddrs as _;
     let all: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
@@ -387,6 +401,21 @@ mod tests {
         assert!(e("localhost:http").contains("bad port 'http'"));
         assert!(e(":").contains("bad port ''"), "{}", e(":"));
         assert!(e("no-such-host.invalid:80").contains("cannot resolve host 'no-such-host.invalid'"));
+        for bad in [
+            "999.1.1.1:80",
+            "1.2.3:80",
+            "1.2.3.4.5:80",
+            "256.0.0.1:80",
+            "[1.2.3.999]:80",
+        ] {
+            assert!(
+                e(bad).contains("is not a valid IPv4 address"),
+                "{bad}: {}",
+                e(bad)
+            );
+            assert!(!e(bad).contains("resolve"), "{bad}: {}", e(bad));
+        }
+        assert!(e("[::zz]:80").contains("'::zz' of '[::zz]:80' is not a valid IPv6 address"));
         assert!(!e("").is_empty());
     }
 

@@ -1,6 +1,7 @@
 //! What a new user meets at the command line, through the real binary: one
-//! duration syntax and one wording of its errors for `serve` and `bench`, the
-//! start-up line on the bench routes, and help texts that say what a thing is.
+//! duration syntax and one wording of its errors for `serve` and `bench`, an
+//! address that is no IPv4 address said to be one, the start-up line on the
+//! bench routes, and help texts that say what a thing is.
 
 mod common;
 
@@ -73,6 +74,18 @@ fn serve_and_bench_word_a_bad_duration_alike() {
     );
     let bench = run_to_exit(&["bench", "--url", "ftp://x/", "-d", "1m30s"]);
     assert!(!stderr(&bench).contains("--duration"), "{}", stderr(&bench));
+}
+
+#[test]
+fn an_out_of_range_ipv4_address_is_called_an_invalid_ipv4_address() {
+    let out = run_to_exit(&["serve", "--addr", "999.1.1.1:80"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("'999.1.1.1' of '999.1.1.1:80' is not a valid IPv4 address"),
+        "{err}"
+    );
+    assert!(!err.contains("resolve"), "not a host name lookup: {err}");
 }
 
 /// `serve --model tokio --workers 1 ARGS` with its stderr kept for the test: the
