@@ -1,7 +1,7 @@
 //! What a new user meets at the command line, through the real binary: one
 //! duration syntax and one wording of its errors for `serve` and `bench`, an
-//! address that is no IPv4 address said to be one, the start-up line on the
-//! bench routes, and help texts that say what a thing is.
+//! address that is no IPv4 address said to be one, a quiet normal shutdown, the
+//! start-up line on the bench routes, and help texts that say what a thing is.
 
 mod common;
 
@@ -141,6 +141,26 @@ fn interrupt(child: &mut Child) {
         .status()
         .unwrap();
     assert!(ok.success());
+}
+
+#[test]
+fn a_normal_shutdown_after_404s_logs_no_warning() {
+    let (mut child, addr, err) = serve_keeping_stderr(&["--addr", "127.0.0.1:0"]);
+    for _ in 0..3 {
+        assert_eq!(status_of(addr.parse().unwrap(), "/no-such-page"), 404);
+    }
+    interrupt(&mut child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let err = err.join().unwrap();
+    assert!(
+        !err.contains(" warn: "),
+        "an ordinary 404 is no warning:\n{err}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.contains(" info: in the last "))
+        .unwrap_or_else(|| panic!("the 404s are still counted:\n{err}"));
+    assert!(line.contains(": 3 4xx and 0 5xx responses"), "{line}");
 }
 
 #[test]

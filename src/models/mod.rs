@@ -154,9 +154,7 @@ impl Reporter {
                     let stopping = flag.load(Ordering::Acquire);
                     registry.flush_access_logs();
                     if stopping || Instant::now() >= next {
-                        if let Some(line) = rep.tick(crate::log::Totals::of(&registry)) {
-                            crate::log::event(crate::log::Level::Warn, format_args!("{line}"));
-                        }
+                        rep.report(crate::log::Totals::of(&registry));
                         next += every;
                     }
                     if stopping {
