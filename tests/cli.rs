@@ -1,7 +1,8 @@
 //! What a new user meets at the command line, through the real binary: one
 //! duration syntax and one wording of its errors for `serve` and `bench`, an
-//! address that is no IPv4 address said to be one, a quiet normal shutdown, the
-//! start-up line on the bench routes, and help texts that say what a thing is.
+//! address that is no IPv4 address said to be one, a quiet normal shutdown, a
+//! bench with no success that says why, the start-up line on the bench routes,
+//! and help texts that say what a thing is.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{parse_responses, read_to_close, BIN};
+use common::{parse_responses, read_to_close, Server, BIN};
 
 /// Runs `gvhttpd ARGS` to its end (killed after 20 s: a test failure).
 fn run_to_exit(args: &[&str]) -> Output {
@@ -161,6 +162,22 @@ fn a_normal_shutdown_after_404s_logs_no_warning() {
         .find(|l| l.contains(" info: in the last "))
         .unwrap_or_else(|| panic!("the 404s are still counted:\n{err}"));
     assert!(line.contains(": 3 4xx and 0 5xx responses"), "{line}");
+}
+
+#[test]
+fn a_bench_with_no_success_names_the_status_codes() {
+    let s = Server::tokio_one_worker();
+    let url = format!("{}/no-such-page", s.url());
+    let out = run_to_exit(&["bench", &url, "-c", "1", "-n", "5", "-q"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let line = err.lines().last().unwrap_or("");
+    assert!(
+        line.starts_with("gvhttpd bench: no successful responses: all ")
+            && line.contains(" had a status of 400 or more (status codes: [404] "),
+        "{err}"
+    );
+    assert!(!err.contains("error counts above"), "{err}");
 }
 
 #[test]

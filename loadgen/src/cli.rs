@@ -215,11 +215,47 @@ pub fn run_load(a: &LoadArgs) -> Result<Report, Failure> {
             .map_err(|e| Failure::Run(format!("cannot write --hgrm {}: {e}", path.display())))?;
     }
     if report.result.successes == 0 {
-        return Err(Failure::Run(
-            "no successful responses (see the error counts above)".into(),
-        ));
+        return Err(Failure::Run(no_success(&report.result)));
     }
     Ok(report)
+}
+
+/// Why a run had no successful response, with the counts that say so (the line
+/// stands on its own: with `--no-summary` nothing is printed above it).
+fn no_success(r: &crate::report::RunResult) -> String {
+    if r.requests > 0 {
+        let codes: Vec<String> = r
+            .status_codes
+            .iter()
+            .map(|(code, n)| format!("[{code}] {n}"))
+            .collect();
+        return format!(
+            "no successful responses: all {} had a status of 400 or more (status codes: {})",
+            r.requests,
+            codes.join(", ")
+        );
+    }
+    let k = &r.counts;
+    let errors: Vec<String> = [
+        ("connect refused", k.connect_refused),
+        ("connect timeout", k.connect_timeout),
+        ("request timeout", k.request_timeout),
+        ("reset/EOF", k.reset_eof),
+        ("write", k.write_error),
+        ("parse", k.parse_error),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{what} {n}"))
+    .collect();
+    if errors.is_empty() {
+        "no successful responses: no response arrived".into()
+    } else {
+        format!(
+            "no successful responses: no response arrived (socket errors: {})",
+            errors.join(", ")
+        )
+    }
 }
 
 /// Turns flags into a validated plan (resolving and probing the target).
