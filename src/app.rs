@@ -9,10 +9,13 @@
 //! | `/`, `/plaintext` | GET, HEAD | `200 text/plain` `Hello, World!` |
 //! | `/json` | GET, HEAD | `200 application/json` `{"message":"Hello, World!"}` |
 //! | `/echo` | POST | the request body, with its Content-Type |
-//! | `/sleep/<ms>` | GET, HEAD | after `<ms>` (0–60000) ms: `slept <ms>ms` |
-//! | `/work/<µs>` | GET, HEAD | burns `<µs>` (0–1000000) µs of the worker thread's CPU time in the handler, in slices of `--work-slice`: `worked <µs>us` |
 //! | `/static/<path>` | GET, HEAD | a file beneath `--root` |
-//! | `/stats` | GET, HEAD | JSON counters ([`crate::stats`]) |
+//! | `/sleep/<ms>` | GET, HEAD | bench route: after `<ms>` (0–60000) ms: `slept <ms>ms` |
+//! | `/work/<µs>` | GET, HEAD | bench route: burns `<µs>` (0–1000000) µs of the worker thread's CPU time in the handler, in slices of `--work-slice`: `worked <µs>us` |
+//! | `/stats` | GET, HEAD | bench route: JSON counters ([`crate::stats`]) |
+//!
+//! The bench routes answer only when [`Config::bench_routes`] says so (by default,
+//! only on a loopback address); otherwise they are 404 like any unknown path.
 //!
 //! `OPTIONS` on a known path (or `*`) answers 200 with `Allow`; a known path with
 //! another method answers 405 with `Allow`; anything else is 404.
@@ -43,6 +46,8 @@ pub struct App {
     root: Option<StaticRoot>,
     hello: Prerendered,
     json: Prerendered,
+    /// `/work`, `/sleep` and `/stats` answer (else they are 404).
+    bench_routes: bool,
 }
 
 const TEXT: &[u8] = b"text/plain; charset=utf-8";
@@ -61,6 +66,7 @@ impl App {
             root,
             hello: Prerendered::new(200, TEXT, HELLO),
             json: Prerendered::new(200, JSON, JSON_HELLO),
+            bench_routes: cfg.bench_routes(),
         })
     }
 
@@ -101,11 +107,13 @@ impl Handler for App {
         let Some(path) = route_path(req.target) else {
             return Reply::Now(text(400, "request target is not a path or absolute URL\n"));
         };
+        let bench = self.bench_routes;
         let allow = match path {
-            "/" | "/plaintext" | "/json" | "/stats" => ALLOW_GET,
+            "/" | "/plaintext" | "/json" => ALLOW_GET,
             "/echo" => ALLOW_POST,
-            p if p.starts_with("/sleep/") || p.starts_with("/static/") => ALLOW_GET,
-            p if p.starts_with("/work/") => ALLOW_GET,
+            p if p.starts_with("/static/") => ALLOW_GET,
+            "/stats" if bench => ALLOW_GET,
+            p if bench && (p.starts_with("/sleep/") || p.starts_with("/work/")) => ALLOW_GET,
             _ => return Reply::Now(text(404, "no such route\n")),
         };
         match (req.method, allow) {

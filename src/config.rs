@@ -1,4 +1,4 @@
-//! One `Config` for `gvhttpd serve`, built from the CLI flags in `bins/gvhttpd.rs`.
+//! One `Config` for `gvhttpd serve`, built from the CLI flags in [`crate::cli`].
 //!
 //! Grouped by concern (HTTP limits, timeouts, io_uring knobs) so no model has to
 //! take a giant flat options struct.
@@ -172,6 +172,9 @@ pub struct Config {
     pub green_stack_size: usize,
     /// Scheduling variant knobs and the work slice.
     pub sched: Scheduling,
+    /// `--bench-routes`: whether `/work`, `/sleep` and `/stats` answer (else 404).
+    /// `None` decides by the address: see [`Config::bench_routes`].
+    pub bench_routes: Option<bool>,
 }
 
 impl Config {
@@ -226,7 +229,19 @@ impl Config {
             uring: UringOptions::default(),
             green_stack_size: DEFAULT_GREEN_STACK,
             sched: Scheduling::default(),
+            bench_routes: None,
         }
+    }
+
+    /// Whether the benchmark routes (`/work`, `/sleep`, `/stats`) answer: as
+    /// `--bench-routes` says, or by default only when the server listens on a
+    /// loopback address. They let anyone who can connect burn a worker's CPU
+    /// (`/work`), hold a connection (`/sleep`) and read the server's traffic and
+    /// panic counts (`/stats`), so a server reachable from the network has them off
+    /// unless asked.
+    pub fn bench_routes(&self) -> bool {
+        self.bench_routes
+            .unwrap_or_else(|| self.addr.ip().to_canonical().is_loopback())
     }
 }
 
@@ -298,6 +313,20 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         .unwrap_or(host);
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
+    }
+    // Digits and dots are meant as an IPv4 address, never a host name to look up
+    // (`999.1.1.1` is out of range, not a name that failed to resolve).
+    if host.contains('.') && host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "'{host}' of '{s}' is not a valid IPv4 address: expected four numbers \
+             from 0 to 255 separated by dots, e.g. 127.0.0.1"
+        ));
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "'{host}' of '{s}' is not a valid IPv6 address (write it in brackets, \
+             e.g. [::1]:8080)"
+        ));
     }
     use std::net::ToSocketAddrs as _;
     let all: Vec<SocketAddr> = (host, port)
@@ -397,6 +426,21 @@ mod tests {
         assert!(e("localhost:http").contains("bad port 'http'"));
         assert!(e(":").contains("bad port ''"), "{}", e(":"));
         assert!(e("no-such-host.invalid:80").contains("cannot resolve host 'no-such-host.invalid'"));
+        for bad in [
+            "999.1.1.1:80",
+            "1.2.3:80",
+            "1.2.3.4.5:80",
+            "256.0.0.1:80",
+            "[1.2.3.999]:80",
+        ] {
+            assert!(
+                e(bad).contains("is not a valid IPv4 address"),
+                "{bad}: {}",
+                e(bad)
+            );
+            assert!(!e(bad).contains("resolve"), "{bad}: {}", e(bad));
+        }
+        assert!(e("[::zz]:80").contains("'::zz' of '[::zz]:80' is not a valid IPv6 address"));
         assert!(!e("").is_empty());
     }
 
@@ -427,6 +471,21 @@ mod tests {
         assert!(e("0.3b").contains("whole number"));
         assert!(e("99999999999999999999").contains("too large"));
         assert!(e("99999999999g").contains("too large"));
+    }
+
+    #[test]
+    fn bench_routes_default_to_on_only_for_loopback() {
+        let on = |a: &str| Config::new(Model::Tokio, a.parse().unwrap()).bench_routes();
+        assert!(on("127.0.0.1:80") && on("127.1.2.3:80") && on("[::1]:80"));
+        assert!(on("[::ffff:127.0.0.1]:80"));
+        assert!(!on("0.0.0.0:80") && !on("[::]:80") && !on("192.0.2.1:80"));
+        assert!(!on("[::ffff:192.0.2.1]:80"));
+        let mut cfg = Config::new(Model::Tokio, "0.0.0.0:80".parse().unwrap());
+        cfg.bench_routes = Some(true);
+        assert!(cfg.bench_routes());
+        cfg.addr = "127.0.0.1:80".parse().unwrap();
+        cfg.bench_routes = Some(false);
+        assert!(!cfg.bench_routes());
     }
 
     #[test]

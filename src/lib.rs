@@ -28,12 +28,14 @@
 //! - [`uring`], [`green`]: the io_uring layer (safe op constructors over owned
 //!   buffers; the buffer-lifetime contract written once) and the green-thread runtime.
 //! - [`stats`], [`shutdown`], [`net`], [`config`], [`error`], [`log`]: what every model
-//!   shares (`log`: the access log and the timestamped error log).
+//!   shares (`log`: the access log and the timestamped error log); [`cli`]: the
+//!   command line, flags → [`config::Config`].
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
 
 pub mod accept;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod files;

@@ -29,7 +29,7 @@ fn catches_sigint(pid: u32) -> Option<bool> {
             .find_map(|l| l.strip_prefix(name))
             .map(str::trim)
     };
-    if field("State:").map_or(true, |s| s.starts_with('Z')) {
+    if field("State:").is_none_or(|s| s.starts_with('Z')) {
         return None;
     }
     let mask = u64::from_str_radix(field("SigCgt:")?, 16).ok()?;

@@ -87,3 +87,80 @@ fn the_readme_links_the_document_inside_the_repository() {
         "links must stay inside the repository"
     );
 }
+
+/// (name, text) of README.md and every `docs/*.md`.
+fn documents() -> Vec<(String, String)> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut out = vec![("README.md".to_string(), README.to_string())];
+    let mut docs: Vec<_> = std::fs::read_dir(format!("{root}/docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    for p in docs {
+        let name = format!("docs/{}", p.file_name().unwrap().to_string_lossy());
+        out.push((name, std::fs::read_to_string(&p).unwrap()));
+    }
+    out
+}
+
+/// Every `](target)` of `text`.
+fn links(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("](") {
+        rest = &rest[at + 2..];
+        if let Some(end) = rest.find(')') {
+            out.push(&rest[..end]);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_link_inside_the_repository_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for (name, text) in documents() {
+        let dir = root.join(&name).parent().unwrap().to_path_buf();
+        for link in links(&text) {
+            let path = link.split('#').next().unwrap();
+            if path.is_empty() || link.starts_with("http") {
+                continue;
+            }
+            assert!(
+                dir.join(path).exists(),
+                "{name} links {link}, which is not there"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} links found");
+}
+
+#[test]
+fn the_docs_say_what_a_thing_is_not_where_it_came_from() {
+    for (name, text) in documents() {
+        let lower = text.to_lowercase();
+        for word in ["the seed", "tier 2", "issue 1", "issue 2", "issue 9"] {
+            assert!(!lower.contains(word), "{name} says {word:?}");
+        }
+    }
+}
+
+#[test]
+fn the_readme_names_one_newest_run() {
+    // Every "newest" or "latest" run the README points at is the same folder.
+    let folders: std::collections::BTreeSet<&str> = README
+        .split("\n\n")
+        .filter(|para| {
+            let p = para.to_lowercase();
+            p.contains("newest") || p.contains("latest")
+        })
+        .flat_map(links)
+        .filter(|l| l.starts_with("results/"))
+        .map(|l| l.rsplit_once('/').map_or(l, |(dir, _)| dir))
+        .collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+}

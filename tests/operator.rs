@@ -181,11 +181,12 @@ fn help_lists_possible_values_and_agrees_with_the_readme() {
     assert!(help.contains("gets a 503"), "--max-conns: {help}");
     assert!(help.contains("--reuse-port"), "{help}");
     assert!(help.contains("--access-log <PATH|->"), "{help}");
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    assert!(readme.contains("gets a 503"), "README on --max-conns");
-    assert!(readme.contains("--reuse-port"), "README names --reuse-port");
-    assert!(readme.contains("--access-log"), "README names --access-log");
+    for doc in ["/README.md", "/docs/serve.md"] {
+        let text = std::fs::read_to_string(format!("{}{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(text.contains("gets a 503"), "{doc} on --max-conns");
+        assert!(text.contains("--reuse-port"), "{doc} names --reuse-port");
+        assert!(text.contains("--access-log"), "{doc} names --access-log");
+    }
 }
 
 #[test]
@@ -267,7 +268,7 @@ fn flags_in(text: &str) -> std::collections::BTreeSet<String> {
 }
 
 #[test]
-fn the_readme_flag_table_lists_exactly_the_serve_flags() {
+fn the_serve_flag_table_lists_exactly_the_serve_flags() {
     let out = run_to_exit(&["serve", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     let flag_lines: String = help
@@ -279,9 +280,9 @@ fn the_readme_flag_table_lists_exactly_the_serve_flags() {
     let mut in_help = flags_in(&flag_lines);
     in_help.remove("--help");
     assert!(in_help.len() >= 19, "{in_help:?}");
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let table = &readme[readme.find("## Flags (`gvhttpd serve --help`)").unwrap()..];
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/serve.md")).unwrap();
+    let table = &doc[doc.find("## Flags").unwrap()..];
     let table: String = table
         .lines()
         .skip(1)

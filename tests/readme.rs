@@ -1,5 +1,6 @@
-//! Every `sh` block of README.md runs as written, with only these changes so that
-//! it is quick and cannot collide with anything else on the machine:
+//! Every `sh` block of README.md and of the documents in docs/ runs as written,
+//! with only these changes so that it is quick and cannot collide with anything
+//! else on the machine:
 //! - `cargo build --release`, `cargo install --path .`, `cargo run` and `cargo test`
 //!   lines are skipped (this test runs inside `cargo test`, on the debug build; the
 //!   quick start's `cargo run --release -- serve` is the same server as the blocks
@@ -19,6 +20,23 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gvhttpd");
 const README: &str = include_str!("../README.md");
+
+/// (name, text) of README.md and every `docs/*.md`.
+fn documents() -> Vec<(String, String)> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut docs: Vec<(String, String)> = std::fs::read_dir(format!("{root}/docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .map(|p| {
+            let name = format!("docs/{}", p.file_name().unwrap().to_string_lossy());
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    docs.sort();
+    docs.insert(0, ("README.md".into(), README.to_string()));
+    docs
+}
 
 /// (first line number, text) of every fenced block whose info string is `sh`.
 fn sh_blocks(md: &str) -> Vec<(usize, String)> {
@@ -92,20 +110,27 @@ fn installed(tool: &str) -> bool {
 }
 
 #[test]
-fn every_sh_block_of_the_readme_runs() {
-    let blocks = sh_blocks(README);
-    assert!(blocks.len() >= 4, "README.md lost its sh blocks");
+fn every_sh_block_of_the_readme_and_docs_runs() {
+    assert!(sh_blocks(README).len() >= 4, "README.md lost its sh blocks");
+    let blocks: Vec<(String, usize, String)> = documents()
+        .iter()
+        .flat_map(|(name, text)| {
+            sh_blocks(text)
+                .into_iter()
+                .map(move |(line, block)| (name.clone(), line, block))
+        })
+        .collect();
     let scratch = std::env::temp_dir().join(format!("gvhttpd-readme-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut ran = 0;
-    for (line, block) in &blocks {
+    for (doc, line, block) in &blocks {
         let missing: Vec<&str> = ["wrk", "curl", "taskset"]
             .into_iter()
             .filter(|t| block.contains(&format!("{t} ")) && !installed(t))
             .collect();
         if !missing.is_empty() {
-            eprintln!("SKIPPED README.md:{line}: needs {missing:?}");
-            println!("SKIPPED README.md:{line}: needs {missing:?}");
+            eprintln!("SKIPPED {doc}:{line}: needs {missing:?}");
+            println!("SKIPPED {doc}:{line}: needs {missing:?}");
             continue;
         }
         let script = format!(
@@ -135,7 +160,7 @@ fn every_sh_block_of_the_readme_runs() {
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "README.md:{line} failed ({}):\n{script}\n--- stdout\n{}\n--- stderr\n{}",
+            "{doc}:{line} failed ({}):\n{script}\n--- stdout\n{}\n--- stderr\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)

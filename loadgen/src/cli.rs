@@ -215,11 +215,47 @@ pub fn run_load(a: &LoadArgs) -> Result<Report, Failure> {
             .map_err(|e| Failure::Run(format!("cannot write --hgrm {}: {e}", path.display())))?;
     }
     if report.result.successes == 0 {
-        return Err(Failure::Run(
-            "no successful responses (see the error counts above)".into(),
-        ));
+        return Err(Failure::Run(no_success(&report.result)));
     }
     Ok(report)
+}
+
+/// Why a run had no successful response, with the counts that say so (the line
+/// stands on its own: with `--no-summary` nothing is printed above it).
+fn no_success(r: &crate::report::RunResult) -> String {
+    if r.requests > 0 {
+        let codes: Vec<String> = r
+            .status_codes
+            .iter()
+            .map(|(code, n)| format!("[{code}] {n}"))
+            .collect();
+        return format!(
+            "no successful responses: all {} had a status of 400 or more (status codes: {})",
+            r.requests,
+            codes.join(", ")
+        );
+    }
+    let k = &r.counts;
+    let errors: Vec<String> = [
+        ("connect refused", k.connect_refused),
+        ("connect timeout", k.connect_timeout),
+        ("request timeout", k.request_timeout),
+        ("reset/EOF", k.reset_eof),
+        ("write", k.write_error),
+        ("parse", k.parse_error),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{what} {n}"))
+    .collect();
+    if errors.is_empty() {
+        "no successful responses: no response arrived".into()
+    } else {
+        format!(
+            "no successful responses: no response arrived (socket errors: {})",
+            errors.join(", ")
+        )
+    }
 }
 
 /// Turns flags into a validated plan (resolving and probing the target).
@@ -395,29 +431,10 @@ fn find_server(addr: std::net::SocketAddr) -> ServerSource {
     }
 }
 
-/// Parses `10s`, `500ms`, `250us`, `2m`, `1h` or a bare number of seconds.
+/// Parses a duration: `10s`, `500ms`, `2m`, `1h30m` or a bare number of seconds
+/// (the one syntax `serve` shares, see [`crate::duration`]).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration '{s}': expected e.g. 10s, 500ms, 2m"))?;
-    let scale = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        u => return Err(format!("bad duration '{s}': unknown unit '{u}'")),
-    };
-    let secs = v * scale;
-    if !secs.is_finite() || secs > 1e7 {
-        return Err(format!("bad duration '{s}': too long"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    crate::duration::parse(s)
 }
 
 /// Parses `--start-at`: Unix seconds (fractions allowed) or `HH:MM[:SS]` UTC of

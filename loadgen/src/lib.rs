@@ -18,6 +18,7 @@
 pub mod checks;
 pub mod cli;
 pub mod compare;
+pub mod duration;
 pub mod engine;
 pub mod hist;
 pub mod merge;

@@ -289,7 +289,7 @@ impl Runtime {
                 r.enter(0)?;
             } else {
                 busy_passes += 1;
-                if busy_passes % 16 == 0 {
+                if busy_passes.is_multiple_of(16) {
                     r.poll()?;
                 }
             }

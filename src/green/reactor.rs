@@ -258,7 +258,7 @@ pub(crate) fn prepare(deadline: Option<Instant>, gives_way: GivesWay) -> io::Res
             cancel: None,
         };
         if let Some(d) = deadline {
-            if t.timer_at.map_or(true, |at| d < at) {
+            if t.timer_at.is_none_or(|at| d < at) {
                 t.timer_at = Some(d);
                 s.timers.push(Reverse((d, key.index, key.gen)));
                 compact_timers(s);

@@ -240,6 +240,19 @@ impl Reporter {
 
     /// The line for what happened since the previous call, if anything did.
     pub fn tick(&mut self, now: Totals) -> Option<String> {
+        self.next_line(now).map(|(_, line)| line)
+    }
+
+    /// Logs what happened since the previous call, if anything did: `warn` when
+    /// the server answered 5xx or refused connections (its own trouble), `info`
+    /// when only clients erred (a 404 is an ordinary answer, not a warning).
+    pub fn report(&mut self, now: Totals) {
+        if let Some((level, line)) = self.next_line(now) {
+            event(level, format_args!("{line}"));
+        }
+    }
+
+    fn next_line(&mut self, now: Totals) -> Option<(Level, String)> {
         let d4 = now.responses[3].saturating_sub(self.last.responses[3]);
         let d5 = now.responses[4].saturating_sub(self.last.responses[4]);
         let refused = now.refused.saturating_sub(self.last.refused);
@@ -247,13 +260,19 @@ impl Reporter {
         if d4 + d5 + refused == 0 {
             return None;
         }
-        Some(format!(
+        let level = if d5 + refused > 0 {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        let line = format!(
             "in the last {:?}: {} 4xx and {} 5xx responses, {} refused at --max-conns",
             self.interval,
             d4,
             d5,
             crate::config::plural(refused as usize, "connection", "connections")
-        ))
+        );
+        Some((level, line))
     }
 }
 
@@ -370,6 +389,20 @@ mod tests {
             "in the last 10s: 0 4xx and 0 5xx responses, 1 connection refused at --max-conns"
         );
         assert_eq!(rep.tick(t), None);
+    }
+
+    #[test]
+    fn client_errors_alone_are_info_and_server_trouble_is_a_warning() {
+        let mut t = Totals::default();
+        let mut rep = Reporter::new(t, Duration::from_secs(10));
+        t.responses[3] += 1;
+        assert_eq!(rep.next_line(t).unwrap().0, Level::Info);
+        t.responses[3] += 1;
+        t.responses[4] += 1;
+        assert_eq!(rep.next_line(t).unwrap().0, Level::Warn);
+        t.refused += 1;
+        assert_eq!(rep.next_line(t).unwrap().0, Level::Warn);
+        assert_eq!(rep.next_line(t), None);
     }
 
     #[test]

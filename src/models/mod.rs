@@ -189,9 +189,7 @@ impl Reporter {
                     let stopping = flag.load(Ordering::Acquire);
                     registry.flush_access_logs();
                     if stopping || Instant::now() >= next {
-                        if let Some(line) = rep.tick(registry.totals()) {
-                            crate::log::event(crate::log::Level::Warn, format_args!("{line}"));
-                        }
+                        rep.report(registry.totals());
                         next += every;
                     }
                     if stopping {

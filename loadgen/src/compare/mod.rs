@@ -89,12 +89,14 @@ pub struct CompareArgs {
     /// Parent directory of the results folder.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// The gvhttpd binary to start [default: this executable].
+    /// The gvhttpd binary to start [default: this executable]; it is given
+    /// `--bench-routes`, so a build older than that flag runs as a `--peer` instead.
     #[arg(long)]
     pub exe: Option<PathBuf>,
     /// An extra flag for every model's `gvhttpd serve` (repeatable), e.g.
     /// `--serve-arg=--work-slice=0`; recorded in raw.json and the summary. Not
-    /// the flags the comparison sets itself (--model, --addr, --workers, --root)
+    /// the flags the comparison sets itself (--model, --addr, --workers, --root,
+    /// --bench-routes)
     /// nor the scheduling flags a row's name stands for (--models tokio+multi).
     #[arg(long = "serve-arg", value_name = "FLAG", allow_hyphen_values = true)]
     pub serve_args: Vec<String>,

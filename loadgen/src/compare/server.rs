@@ -63,8 +63,12 @@ pub fn parse_peer(s: &str) -> Result<(String, String), String> {
 }
 
 /// Flags `bench compare` sets on every `serve` itself: a `--serve-arg` may not.
-const SET_BY_COMPARE: [(&str, &str); 4] = [
+const SET_BY_COMPARE: [(&str, &str); 5] = [
     ("--model", "--models names the rows"),
+    (
+        "--bench-routes",
+        "the sleep and skew scenarios need /sleep and /work",
+    ),
     ("--addr", "each server listens on a free 127.0.0.1 port"),
     ("--workers", "--server-cpus sets the workers (2 in skew)"),
     ("--root", "the large scenario creates its own static root"),
@@ -146,7 +150,8 @@ impl Server {
         }
     }
 
-    /// `exe serve --model M --addr 127.0.0.1:0 --workers N --root DIR [serve args]`; ready at
+    /// `exe serve --model M --addr 127.0.0.1:0 --workers N --root DIR --bench-routes [serve
+    /// args]` (the routes are on for 127.0.0.1 anyway; said, so no default can drop them); ready at
     /// `gvhttpd: listening on http://ADDR (...)`.
     fn start_model(exe: &Path, model: &str, o: &StartOpts<'_>) -> Result<Server, StartError> {
         let mut cmd = Command::new(exe);
@@ -155,6 +160,7 @@ impl Server {
             .arg(o.workers.to_string())
             .arg("--root")
             .arg(o.root)
+            .arg("--bench-routes")
             .args(o.serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -348,6 +354,7 @@ mod tests {
             ("--addr=127.0.0.1:9", "sets --addr itself"),
             ("--workers", "sets --workers itself"),
             ("--root=/tmp", "sets --root itself"),
+            ("--bench-routes=false", "sets --bench-routes itself"),
             ("--tokio-runtime=multi-thread", "--models tokio+multi"),
             ("--green-sched=steal", "--models green+steal"),
             ("--green-reactor", "--models green+dedicated"),

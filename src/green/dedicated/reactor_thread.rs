@@ -161,7 +161,7 @@ impl Loop {
             }
             if self.shared.stop.load(Ordering::SeqCst)
                 && self.ops_in_ring == 0
-                && self.pool.as_ref().map_or(true, Pool::idle)
+                && self.pool.as_ref().is_none_or(Pool::idle)
                 && !self.queue.is_ready()
             {
                 self.publish();

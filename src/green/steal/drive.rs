@@ -60,7 +60,7 @@ pub(crate) fn drive(ctx: &Ctx, publish: impl Fn()) -> io::Result<()> {
             r.enter(0)?;
         } else {
             busy_passes += 1;
-            if busy_passes % 16 == 0 {
+            if busy_passes.is_multiple_of(16) {
                 r.poll()?;
             }
         }

@@ -77,7 +77,7 @@ impl Driver {
     }
 
     pub(super) fn next_chunk<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        if !self.file.as_ref().is_some_and(|f| f.left > 0) {
+        if self.file.as_ref().is_none_or(|f| f.left == 0) {
             self.response_deadline = None; // the file is sent whole
         }
         match self.file.as_mut() {

@@ -82,7 +82,7 @@ mod tests {
 
     fn queue(d: &mut Deadlines, conns: &mut Slots<Fake>, key: SlotKey) {
         let c = conns.get_mut(key).unwrap();
-        if c.queued.map_or(true, |q| c.deadline < q) {
+        if c.queued.is_none_or(|q| c.deadline < q) {
             c.queued = Some(c.deadline);
             d.push(c.deadline, key);
         }

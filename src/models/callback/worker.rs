@@ -209,7 +209,7 @@ impl Worker {
             return;
         }
         if let Some(d) = conn.deadline() {
-            if conn.queued.map_or(true, |q| d < q) {
+            if conn.queued.is_none_or(|q| d < q) {
                 conn.queued = Some(d);
                 self.deadlines.push(d, key);
             }
