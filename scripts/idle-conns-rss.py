@@ -2,12 +2,15 @@
 """Server RSS per idle keep-alive connection, and N concurrent requests to one path.
 
     ulimit -n 30000
-    scripts/idle-conns-rss.py HOST:PORT SERVER_PID N [PATH=/] [deadline_s=60]
+    scripts/idle-conns-rss.py HOST:PORT SERVER_PID N [PATH=/] [deadline_s=60] [MODE=burst] [SETTLE_S=1]
 
 Reads the server's VmRSS, opens N keep-alive connections, sends one `GET PATH` on
-each (all N in flight at once), waits for every 200, reads VmRSS again while all N
-stay open and idle, and prints the growth per connection. Bounded in time; exits 1
-when any request failed or any connection was closed early.
+each, waits for every 200, waits SETTLE_S seconds, reads VmRSS again while all N
+stay open and idle, and prints the growth per connection. MODE `burst`: all N
+requests in flight at once (every connection sends as soon as it is connected);
+`serial`: one after another (each connection sends once the previous one has
+its answer). Bounded in time; exits 1 when any request failed or any connection
+was closed early.
 """
 import selectors
 import socket
@@ -42,13 +45,17 @@ def main():
     n = int(sys.argv[3])
     path = sys.argv[4] if len(sys.argv) > 4 else "/"
     limit = float(sys.argv[5]) if len(sys.argv) > 5 else 60.0
+    mode = sys.argv[6] if len(sys.argv) > 6 else "burst"
+    settle = float(sys.argv[7]) if len(sys.argv) > 7 else 1.0
+    if mode not in ("burst", "serial"):
+        sys.exit(f"MODE must be burst or serial, not {mode!r}")
     end = time.monotonic() + limit
     req = f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
     before = rss_kib(pid)
     sel = selectors.DefaultSelector()
     conns, failed = [], 0
     t0 = time.monotonic()
-    for _ in range(n):
+    def open_one():
         s = socket.socket()
         s.setblocking(False)
         try:
@@ -57,8 +64,13 @@ def main():
             pass
         conns.append(s)
         sel.register(s, selectors.EVENT_WRITE, [b"", False])
+
+    for _ in range(n if mode == "burst" else 1):
+        open_one()
     ok, pending = 0, n
     while pending and time.monotonic() < end:
+        if mode == "serial" and len(conns) < n and ok + failed == len(conns):
+            open_one()
         for key, ev in sel.select(timeout=1.0):
             s, st = key.fileobj, key.data
             if ev & selectors.EVENT_WRITE and not st[1]:
@@ -94,7 +106,7 @@ def main():
                     pending -= 1
                     sel.unregister(s)
     answered = time.monotonic()
-    time.sleep(1.0)  # let the server park every connection in its idle read
+    time.sleep(settle)  # let the server park every connection in its idle read
     after = rss_kib(pid)
     stacks = stack_slab_rss_kib(pid)
     closed_early = 0
@@ -110,7 +122,7 @@ def main():
         s.close()
     per = (after - before) * 1024 / n
     print(
-        f"{n} x GET {path}: {ok} answered 200, {failed} failed, {pending} unanswered, "
+        f"{n} x GET {path} ({mode}, settled {settle:g}s): {ok} answered 200, {failed} failed, {pending} unanswered, "
         f"{closed_early} closed early, all answered in {answered - t0:.2f}s; "
         f"server VmRSS {before} -> {after} KiB = {per:.0f} B per idle connection"
         + (f" (green stacks: {stacks * 1024 / n:.0f} B per connection)" if stacks else "")

@@ -543,6 +543,20 @@ impl Driver {
         self.set(capped)
     }
 
+    /// Whether the current `Send` has bytes left (by the lengths alone: the
+    /// buffer itself may be lent to an op right now).
+    fn unsent(&self) -> bool {
+        match self.state {
+            State::Send {
+                from: Source::Out, ..
+            } => self.out.len() > self.sent,
+            State::Send {
+                from: Source::File, ..
+            } => self.file.as_ref().is_some_and(|f| f.len > self.sent),
+            _ => false,
+        }
+    }
+
     fn draining(&self) -> bool {
         matches!(self.state, State::Drain { .. })
     }
@@ -564,7 +578,7 @@ impl Driver {
     }
 
     fn close(&mut self) -> Action {
-        if matches!(self.state, State::Send { .. }) && !self.pending().is_empty() {
+        if self.unsent() {
             // Cut mid-response (a write or response timeout, the grace deadline):
             // what the kernel still holds for this client goes too.
             self.reset = true;

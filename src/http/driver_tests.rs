@@ -745,3 +745,31 @@ fn a_file_is_sent_whole_within_the_response_deadline() {
     }
     assert_eq!(r.timed_out(120_000), Action::Close);
 }
+
+#[test]
+fn a_failure_while_the_send_buffer_is_lent_is_no_panic() {
+    // callback lends the buffer to its send op; a reset seen meanwhile fails the
+    // connection before the buffer comes back.
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let e = r.env(1);
+    r.d.file_opened(&e, Ok(2 * FILE_CHUNK as u64));
+    r.send_all(1);
+    let e = r.env(2);
+    r.d.file_read(&e, FILE_CHUNK);
+    let (lent, range) = r.d.lend_pending();
+    assert_eq!(range.len(), FILE_CHUNK);
+    assert!(r.d.pending().is_empty(), "nothing to borrow while lent");
+    assert_eq!(r.d.failed(), Action::Close);
+    assert!(r.d.resets(), "cut with a chunk unsent");
+    r.d.restore_pending(lent);
+
+    // Cut at a write timeout with the reply unsent: a reset as well.
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, GET);
+    assert_eq!(r.timed_out(0), r.d.action(), "early: nothing happens");
+    assert_eq!(r.timed_out(30_000), Action::Close);
+    assert!(r.d.resets());
+}

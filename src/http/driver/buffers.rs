@@ -41,9 +41,11 @@ impl Driver {
         if self.sending_file() {
             self.file
                 .as_ref()
-                .map_or(&[][..], |f| &f.buf[self.sent.min(f.len)..f.len])
+                .and_then(|f| f.buf.get(self.sent.min(f.len)..f.len))
+                .unwrap_or(&[])
         } else {
-            &self.out[self.sent..]
+            // Empty (never a panic) while the buffer is lent to an op.
+            self.out.get(self.sent..).unwrap_or(&[])
         }
     }
 
