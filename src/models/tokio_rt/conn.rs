@@ -124,11 +124,15 @@ pub(super) async fn connection(
                 },
                 Action::Open => {
                     let (app2, path) = (w.ctx.app.clone(), d.file_path().to_owned());
-                    let opened = tokio::task::spawn_blocking(move || {
+                    let open = tokio::task::spawn_blocking(move || {
                         files::open_blocking(app2.static_root(), &path)
-                    })
-                    .await
-                    .unwrap_or(Err(FileError::Internal));
+                    });
+                    // An open the pool cannot finish (a hung file system) is
+                    // abandoned at the grace deadline, so it cannot hold shutdown.
+                    let opened = tokio::select! {
+                        r = open => r.unwrap_or(Err(FileError::Internal)),
+                        () = grace_over(w, &mut shutdown) => Err(FileError::Internal),
+                    };
                     let env = Env::new(app, w.stats(), Instant::now());
                     match opened {
                         Ok((f, size)) => {
@@ -142,7 +146,11 @@ pub(super) async fn connection(
                     // Chunks are read in order from offset 0, so the file position
                     // is always the requested offset.
                     let n = match file.as_mut() {
-                        Some(f) => f.read(&mut d.file_buf()[..len]).await.unwrap_or(0),
+                        // (A read the pool cannot finish is abandoned like an open.)
+                        Some(f) => tokio::select! {
+                            r = f.read(&mut d.file_buf()[..len]) => r.unwrap_or(0),
+                            () = grace_over(w, &mut shutdown) => 0,
+                        },
                         None => 0,
                     };
                     d.file_read(&Env::new(app, w.stats(), Instant::now()), n)
@@ -178,6 +186,14 @@ pub(super) async fn connection(
             break;
         }
     }
+}
+
+/// Ends at the shutdown's grace deadline (never, before a shutdown). Waits on the
+/// connection's own `shutdown` registration (a new one would lock the table).
+async fn grace_over(w: &Shared, shutdown: &mut Watch) {
+    shutdown.triggered().await;
+    let at = w.ctx.shutdown.deadline().unwrap_or_else(Instant::now);
+    sleep_until(TokioInstant::from_std(at)).await;
 }
 
 /// One non-blocking read. A short read means the socket is drained: tokio's
