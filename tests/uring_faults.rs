@@ -1,14 +1,14 @@
 //! Fault injection into the io_uring layer (`GVHTTPD_URING_FAULT`, see
-//! `gvhttpd::uring::probe::fault_injected`): each fault gives its documented
-//! behaviour, with no hang and no panic.
+//! `gvhttpd::uring::fault`): each fault gives its documented behaviour, with no
+//! hang and no panic.
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{read_responses, Server, TempDir};
 use gvhttpd::config::Variant;
 
 /// `setup-enomem`: every worker's ring fails to set up after the start-up probe
@@ -56,4 +56,40 @@ fn ring_setup_enomem_is_a_clear_startup_error(model: Variant) {
     assert!(!err.contains("panicked"), "{model}: {err}");
 }
 
-per_model!(ring_setup_enomem_is_a_clear_startup_error);
+/// `short-send`: every send asks the kernel for at most 7 bytes. A file, an echo
+/// and a small reply, pipelined, arrive byte for byte (on tokio, which has no
+/// ring, the fault does nothing: the same check).
+fn short_sends_are_resumed(model: Variant) {
+    let dir = TempDir::new(&format!("short-send-{model}"));
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.0.join("big.bin"), &big).unwrap();
+    let mut cmd = Command::new(common::BIN);
+    cmd.env("GVHTTPD_URING_FAULT", "short-send")
+        .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
+        .args(["--workers", "2", "--root", dir.path()]);
+    let s = Server::spawn(cmd, model);
+    let body: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut req = b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\n\r\n".to_vec();
+    req.extend_from_slice(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    req.extend_from_slice(&body);
+    req.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let mut c = s.connect();
+    c.write_all(&req).unwrap();
+    let r = read_responses(&mut c, &[false, false, false]);
+    assert_eq!(r[0].status, 200);
+    assert!(r[0].body == big, "{model}: the file differs");
+    assert_eq!(r[1].status, 200);
+    assert!(r[1].body == body, "{model}: the echo differs");
+    assert_eq!((r[2].status, r[2].text().as_str()), (200, "Hello, World!"));
+}
+
+per_model!(
+    ring_setup_enomem_is_a_clear_startup_error,
+    short_sends_are_resumed
+);

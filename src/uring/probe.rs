@@ -85,18 +85,9 @@ fn parse_release(release: &str) -> (u32, u32) {
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
-/// Fault injection for tests (`GVHTTPD_URING_FAULT`, a comma-separated list):
-/// is `fault` asked for? `setup-enomem`: every ring [`build_ring`] sets up fails
-/// with ENOMEM, as `io_uring_setup` does when the memlock limit or the kernel's
-/// memory runs out; the start-up probe ([`check_available`]) is spared, so this is
-/// a worker's ring failing after the server decided io_uring works.
-pub fn fault_injected(fault: &str) -> bool {
-    std::env::var("GVHTTPD_URING_FAULT").is_ok_and(|v| v.split(',').any(|f| f == fault))
-}
-
 /// Build a ring of `opts.entries` with the best setup flags this kernel accepts.
 pub fn build_ring(opts: &UringOptions) -> io::Result<(IoUring, Features)> {
-    if fault_injected("setup-enomem") {
+    if super::fault::injected("setup-enomem") {
         return Err(io::Error::from_raw_os_error(libc::ENOMEM));
     }
     let entries = opts.entries.max(1).next_power_of_two();
