@@ -89,7 +89,55 @@ fn short_sends_are_resumed(model: Variant) {
     assert_eq!((r[2].status, r[2].text().as_str()), (200, "Hello, World!"));
 }
 
+/// `tiny-bufring`: two receive buffers for the whole worker. Clients sending at
+/// once run the pool dry (ENOBUFS, counted in `/stats`, on the model that uses it:
+/// callback), and every pipelined request is still answered, in order.
+fn exhausted_buffer_ring_is_rearmed(model: Variant) {
+    let mut cmd = Command::new(common::BIN);
+    cmd.env("GVHTTPD_URING_FAULT", "tiny-bufring")
+        .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
+        .args(["--workers", "1"]);
+    let s = Server::spawn(cmd, model);
+    let addr = s.addr;
+    let clients: Vec<_> = (0..24)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+                let body = vec![b'a' + (i % 26) as u8; 3000];
+                let mut req = Vec::new();
+                for _ in 0..4 {
+                    req.extend_from_slice(
+                        format!(
+                            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                    req.extend_from_slice(&body);
+                }
+                c.write_all(&req).unwrap();
+                let r = read_responses(&mut c, &[false; 4]);
+                assert!(
+                    r.iter().all(|r| r.status == 200 && r.body == body),
+                    "client {i}"
+                );
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    if model.model() == gvhttpd::config::Model::Callback {
+        assert!(
+            s.stat("enobufs") > 0,
+            "{model}: the buffer ring never ran dry"
+        );
+    }
+}
+
 per_model!(
     ring_setup_enomem_is_a_clear_startup_error,
-    short_sends_are_resumed
+    short_sends_are_resumed,
+    exhausted_buffer_ring_is_rearmed
 );

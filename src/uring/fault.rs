@@ -10,6 +10,10 @@
 //! - `short-send`: every send op asks the kernel for at most [`SHORT_SEND`] bytes,
 //!   a short send as a full socket buffer gives, so the send-the-rest path runs on
 //!   every response. Expected: the same bytes on the wire.
+//! - `tiny-bufring`: a provided-buffer ring gets [`TINY_BUF_RING`] buffers, so a
+//!   few connections receiving at once run it dry and their multishot recvs end
+//!   with ENOBUFS. Expected: the recvs are re-armed once buffers come back
+//!   (`/stats` `enobufs` counts them), every request is answered.
 //!
 //! Unset, each check is one load of a cached flag.
 
@@ -17,6 +21,18 @@ use std::sync::OnceLock;
 
 /// Bytes a send asks for under `short-send`.
 pub const SHORT_SEND: usize = 7;
+
+/// Buffers a provided-buffer ring gets under `tiny-bufring`.
+pub const TINY_BUF_RING: u16 = 2;
+
+/// The buffers a provided-buffer ring asked for `entries` gets.
+pub fn buf_ring_entries(entries: u16) -> u16 {
+    if injected("tiny-bufring") {
+        entries.min(TINY_BUF_RING)
+    } else {
+        entries
+    }
+}
 
 /// Is `fault` asked for?
 pub fn injected(fault: &str) -> bool {

@@ -238,6 +238,7 @@ impl Ring {
                 "one buffer ring per Ring",
             ));
         }
+        let entries = super::fault::buf_ring_entries(entries);
         let br = BufRing::register(&self.uring, bgid, entries, buf_size)?;
         self.features.pbuf_ring = true;
         self.bufs = Some(br);
