@@ -60,11 +60,22 @@ fn ring_setup_enomem_is_a_clear_startup_error(model: Variant) {
 /// and a small reply, pipelined, arrive byte for byte (on tokio, which has no
 /// ring, the fault does nothing: the same check).
 fn short_sends_are_resumed(model: Variant) {
-    let dir = TempDir::new(&format!("short-send-{model}"));
+    file_echo_and_reply_under(model, "short-send");
+}
+
+/// `eintr`: every other `io_uring_enter` is interrupted. The same exchange, byte
+/// for byte.
+fn interrupted_enters_are_retried(model: Variant) {
+    file_echo_and_reply_under(model, "eintr");
+}
+
+/// A file, an echo and a small reply, pipelined, under `fault`: byte for byte.
+fn file_echo_and_reply_under(model: Variant, fault: &str) {
+    let dir = TempDir::new(&format!("{fault}-{model}"));
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(dir.0.join("big.bin"), &big).unwrap();
     let mut cmd = Command::new(common::BIN);
-    cmd.env("GVHTTPD_URING_FAULT", "short-send")
+    cmd.env("GVHTTPD_URING_FAULT", fault)
         .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
         .args(["--workers", "2", "--root", dir.path()]);
     let s = Server::spawn(cmd, model);
@@ -139,5 +150,6 @@ fn exhausted_buffer_ring_is_rearmed(model: Variant) {
 per_model!(
     ring_setup_enomem_is_a_clear_startup_error,
     short_sends_are_resumed,
+    interrupted_enters_are_retried,
     exhausted_buffer_ring_is_rearmed
 );

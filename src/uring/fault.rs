@@ -14,6 +14,9 @@
 //!   few connections receiving at once run it dry and their multishot recvs end
 //!   with ENOBUFS. Expected: the recvs are re-armed once buffers come back
 //!   (`/stats` `enobufs` counts them), every request is answered.
+//! - `eintr`: every other `io_uring_enter` of [`super::Ring::submit_and_wait`]
+//!   fails with EINTR before reaching the kernel, as a signal makes it. Expected:
+//!   the caller reaps and comes back; nothing is lost or doubled.
 //!
 //! Unset, each check is one load of a cached flag.
 
@@ -32,6 +35,23 @@ pub fn buf_ring_entries(entries: u16) -> u16 {
     } else {
         entries
     }
+}
+
+/// Under `eintr`: should this `io_uring_enter` fail with EINTR? Every other one,
+/// per thread.
+#[inline]
+pub fn interrupt_enter() -> bool {
+    static EINTR: OnceLock<bool> = OnceLock::new();
+    if !*EINTR.get_or_init(|| injected("eintr")) {
+        return false;
+    }
+    thread_local! {
+        static TURN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    TURN.with(|t| {
+        t.set(!t.get());
+        t.get()
+    })
 }
 
 /// Is `fault` asked for?

@@ -311,7 +311,11 @@ impl Ring {
             let backlog_left = !self.backlog.is_empty();
             let wait = if backlog_left { 0 } else { want };
             self.counts.enters += 1;
-            let r = self.uring.submit_and_wait(wait);
+            let r = if super::fault::interrupt_enter() {
+                Err(io::Error::from_raw_os_error(libc::EINTR))
+            } else {
+                self.uring.submit_and_wait(wait)
+            };
             self.free_consumed_timespecs();
             match r {
                 Ok(0) if backlog_left => return Ok(()), // nothing moved: reap first
