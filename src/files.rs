@@ -4,7 +4,10 @@
 //! directory descriptor with [`OPEN_FLAGS`] and [`OPEN_RESOLVE`] (never leaving the
 //! root: no `..` escape, no absolute or escaping symlinks, no `/proc` magic links),
 //! then stat-ed on the new descriptor; only a regular file is served
-//! ([`check_stat`]). Errors are classified by [`FileError::from_errno`]. Models run
+//! ([`check_stat`]), and only then is the descriptor made blocking again
+//! ([`clear_nonblock`]). The open itself is non-blocking: opening a FIFO for
+//! reading otherwise waits for a writer, for ever, and a model's blocking pool
+//! (or io_uring's worker) with it, which no shutdown can then wait out. Errors are classified by [`FileError::from_errno`]. Models run
 //! the same steps with their own I/O: the callback model as `OPENAT2` + `STATX`
 //! io_uring ops, the green model as the same ops from a green thread, tokio through
 //! [`open_blocking`] on its blocking pool.
@@ -18,8 +21,10 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use crate::error::ServeError;
 use crate::http::FileError;
 
-/// Flags for opening a static file beneath the root.
-pub const OPEN_FLAGS: i32 = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+/// Flags for opening a static file beneath the root: `O_NONBLOCK` so that an open
+/// that would wait (a FIFO without a writer, some devices) returns at once; the
+/// stat then refuses anything but a regular file.
+pub const OPEN_FLAGS: i32 = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
 /// Resolution for static files: never leave the root, no magic links.
 pub const OPEN_RESOLVE: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
 
@@ -62,6 +67,15 @@ pub fn check_stat(mode: u32, size: u64) -> Result<u64, FileError> {
     }
 }
 
+/// After [`check_stat`] accepted a file: clear the `O_NONBLOCK` it was opened with,
+/// so that its reads wait for the disk as reads do (an io_uring read of an
+/// `O_NONBLOCK` file may fail with EAGAIN instead). Of [`OPEN_FLAGS`], only
+/// `O_NONBLOCK` is a status flag `F_SETFL` changes, so this sets none.
+pub fn clear_nonblock(fd: BorrowedFd<'_>) -> Result<(), FileError> {
+    rustix::fs::fcntl_setfl(fd, OFlags::empty())
+        .map_err(|e| FileError::from_errno(e.raw_os_error()))
+}
+
 /// The whole contract with blocking syscalls (for a model's blocking pool).
 pub fn open_blocking(root: Option<&StaticRoot>, rel: &str) -> Result<(File, u64), FileError> {
     let root = root.ok_or(FileError::NotFound)?;
@@ -75,6 +89,7 @@ pub fn open_blocking(root: Option<&StaticRoot>, rel: &str) -> Result<(File, u64)
     .map_err(|e| FileError::from_errno(e.raw_os_error()))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e.raw_os_error()))?;
     let size = check_stat(st.st_mode, st.st_size as u64)?;
+    clear_nonblock(fd.as_fd())?;
     Ok((File::from(fd), size))
 }
 
@@ -106,6 +121,24 @@ mod tests {
             FileError::NotFound
         );
         assert!(StaticRoot::open(&dir.join("a.txt")).is_err());
+        // A FIFO without a writer: refused at once, not waited on.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            open_blocking(Some(&root), "fifo").unwrap_err(),
+            FileError::NotFound
+        );
+        // A served file is blocking again.
+        let (f, _) = open_blocking(Some(&root), "a.txt").unwrap();
+        assert!(!rustix::fs::fcntl_getfl(&f)
+            .unwrap()
+            .contains(OFlags::NONBLOCK));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

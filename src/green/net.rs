@@ -231,7 +231,8 @@ impl GvtStream {
 
     /// Write some of `buf` (at least one byte unless `buf` is empty).
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let len = crate::uring::fault::send_len(buf.len());
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
         let sqe = opcode::Send::new(types::Fd(self.fd.as_raw_fd()), buf.as_ptr(), len)
             .flags(libc::MSG_NOSIGNAL)
             .build();

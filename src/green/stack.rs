@@ -76,10 +76,7 @@ pub enum GuardKind {
 }
 
 fn page_size() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(p)
-        .ok()
+    Some(rustix::param::page_size())
         .filter(|p| p.is_power_of_two())
         .unwrap_or(4096)
 }

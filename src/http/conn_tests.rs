@@ -374,3 +374,19 @@ fn idle_buffer_is_released_only_when_nothing_is_buffered() {
     assert_eq!(conn.process(&app, stats, &mut out), Step::Read);
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn leading_empty_lines_do_not_shift_the_body() {
+    let app = app();
+    let input: &[u8] = b"\r\n\r\nPOST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello\
+        GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    for step in 1..=input.len() {
+        let (out, _) = drive(&app, input, step);
+        assert!(
+            out.contains("Content-Length: 5\r\n\r\nhello"),
+            "step {step}: {out}"
+        );
+        assert!(out.ends_with("Hello, World!"), "step {step}: {out}");
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 2, "step {step}: {out}");
+    }
+}

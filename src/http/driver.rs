@@ -468,6 +468,14 @@ impl Driver {
         self.reset
     }
 
+    /// When the driver cuts every connection still open during shutdown (the
+    /// grace deadline), once shutdown is triggered. For a model's wait that no
+    /// event can end (a file open on a blocking pool): it gives up then, as the
+    /// driver would cut the connection anyway.
+    pub fn cut_deadline<H>(env: &Env<'_, H>) -> Option<Instant> {
+        env.shutdown.deadline()
+    }
+
     /// Whether shutdown has begun for this connection.
     pub fn shutting_down(&self) -> bool {
         self.grace.is_some()

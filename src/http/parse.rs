@@ -77,8 +77,9 @@ pub enum Framing {
 }
 
 /// Everything the core keeps about a parsed request head. Ranges index the
-/// request's own bytes (offset 0 = first byte of the request line), so they stay
-/// valid when the connection buffer is compacted.
+/// request's own bytes (offset 0 = the first byte given to the scan, which is the
+/// request line's unless empty lines came first), so they stay valid when the
+/// connection buffer is compacted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head {
     pub method: Method,
@@ -90,7 +91,9 @@ pub struct Head {
     /// `Expect: 100-continue` on an HTTP/1.1 request.
     pub expect_continue: bool,
     pub content_type: Option<Range<usize>>,
-    /// Bytes from the first byte of the request line to the end of the blank line.
+    /// Bytes from the first byte given to [`HeadScanner::scan`] to the end of the
+    /// blank line: empty lines before the request line included, so the body
+    /// starts at `len` like every range here counts from that byte.
     pub len: usize,
 }
 
@@ -321,7 +324,8 @@ impl HeadScanner {
         Ok(())
     }
 
-    /// The blank line ended the head of `request`, `len` bytes long.
+    /// The blank line ended the head of `request`, `len` bytes long from its
+    /// request line.
     #[inline]
     fn complete(
         &mut self,
@@ -330,6 +334,9 @@ impl HeadScanner {
         limits: &Limits,
     ) -> Result<Scan, Reject> {
         check_head_len(len, limits)?;
+        // (The empty lines before the request line are not counted against the
+        // limit, but they are bytes of this request: the body follows them all.)
+        let len = self.skipped + len;
         let (framing, keep_alive, expect_continue) = self.fields.semantics(version)?;
         Ok(Scan::Complete(Head {
             method,

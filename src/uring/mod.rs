@@ -10,6 +10,7 @@
 //! - [`bufring`]: the provided-buffer ring for multishot recv.
 
 pub mod bufring;
+pub mod fault;
 pub mod ops;
 pub mod probe;
 pub mod ring;

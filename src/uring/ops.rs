@@ -249,6 +249,7 @@ impl Ring {
     ) -> Result<(), Busy> {
         let end = range.end.min(buf.len());
         let start = range.start.min(end);
+        let end = start + super::fault::send_len(end - start);
         let ptr = buf[start..end].as_ptr();
         let sqe = opcode::Send::new(types::Fd(fd.as_raw_fd()), ptr, sqe_len(end - start))
             .flags(libc::MSG_NOSIGNAL)

@@ -75,15 +75,7 @@ impl Features {
 
 /// The running kernel's `(major, minor)`, `(0, 0)` when `uname` is unreadable.
 pub fn kernel_version() -> (u32, u32) {
-    // SAFETY: `utsname` is plain old data; all-zero is a valid value.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `uname` writes into the struct we own and pass by valid pointer.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return (0, 0);
-    }
-    // SAFETY: the kernel NUL-terminates `release` within the array.
-    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
-    parse_release(&release.to_string_lossy())
+    parse_release(&rustix::system::uname().release().to_string_lossy())
 }
 
 fn parse_release(release: &str) -> (u32, u32) {
@@ -95,6 +87,9 @@ fn parse_release(release: &str) -> (u32, u32) {
 
 /// Build a ring of `opts.entries` with the best setup flags this kernel accepts.
 pub fn build_ring(opts: &UringOptions) -> io::Result<(IoUring, Features)> {
+    if super::fault::injected("setup-enomem") {
+        return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+    }
     let entries = opts.entries.max(1).next_power_of_two();
     let mut f = Features {
         kernel: kernel_version(),

@@ -47,7 +47,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -173,13 +173,7 @@ impl Ring {
         let (uring, features) = build_ring(opts)?;
         // Blocking on purpose: an O_NONBLOCK file would make io_uring's read fail with
         // EAGAIN instead of waiting for a write.
-        // SAFETY: eventfd has no memory preconditions.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `efd` is a fresh descriptor we own exclusively.
-        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let efd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)?;
         let wake_buf = NonNull::from(Box::leak(Box::new(0u64)));
         let tracked = (!features.cancel_flags).then(HashMap::new);
         Ok(Ring {
@@ -244,6 +238,7 @@ impl Ring {
                 "one buffer ring per Ring",
             ));
         }
+        let entries = super::fault::buf_ring_entries(entries);
         let br = BufRing::register(&self.uring, bgid, entries, buf_size)?;
         self.features.pbuf_ring = true;
         self.bufs = Some(br);
@@ -316,7 +311,11 @@ impl Ring {
             let backlog_left = !self.backlog.is_empty();
             let wait = if backlog_left { 0 } else { want };
             self.counts.enters += 1;
-            let r = self.uring.submit_and_wait(wait);
+            let r = if super::fault::interrupt_enter() {
+                Err(io::Error::from_raw_os_error(libc::EINTR))
+            } else {
+                self.uring.submit_and_wait(wait)
+            };
             self.free_consumed_timespecs();
             match r {
                 Ok(0) if backlog_left => return Ok(()), // nothing moved: reap first

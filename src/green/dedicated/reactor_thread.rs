@@ -296,16 +296,11 @@ impl Loop {
 
 /// The calling process's CPU affinity as a list (`0-1`, `0,2`); `?` if unreadable.
 pub(super) fn affinity_of_current_process() -> String {
-    // SAFETY: `cpu_set_t` is plain old data; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: writes at most `size_of::<cpu_set_t>()` bytes into `set`, which we own.
-    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if r != 0 {
+    let Ok(set) = rustix::thread::sched_getaffinity(None) else {
         return "?".into();
-    }
-    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `i` is below CPU_SETSIZE, the set's size in bits.
-        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+    };
+    let cpus: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&i| set.is_set(i))
         .collect();
     let mut out = String::new();
     let mut i = 0;

@@ -469,15 +469,6 @@ fn adopt(s: &mut Sched, got: Vec<Migrant>) -> usize {
 
 /// CPU time the calling OS thread has used, in nanoseconds (0 if unreadable).
 pub(crate) fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed
-    // `ts`; CLOCK_THREAD_CPUTIME_ID needs nothing else.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if r != 0 {
-        return 0;
-    }
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }

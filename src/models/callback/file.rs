@@ -76,9 +76,11 @@ impl Conn {
         st: Option<Stat>,
         cx: &mut Cx<'_>,
     ) -> Option<Action> {
-        let r = match st {
-            Some(st) => files::check_stat(st.mode, st.size),
-            None => Err(FileError::from_errno(errno(res))),
+        let r = match (st, &self.file) {
+            (Some(st), Some(f)) => files::check_stat(st.mode, st.size)
+                .and_then(|size| files::clear_nonblock(f.as_fd()).map(|()| size)),
+            (Some(_), None) => Err(FileError::Internal),
+            (None, _) => Err(FileError::from_errno(errno(res))),
         };
         if r.is_err() {
             self.file = None; // not served: close it now

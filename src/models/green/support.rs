@@ -2,6 +2,7 @@
 //! reaction to a failed blocking call, and the static-file open.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -40,7 +41,8 @@ pub(super) fn open_static(app: &App, rel: &str) -> Result<(GvtFile, u64), FileEr
     let checked = file
         .stat()
         .map_err(errno)
-        .and_then(|st| files::check_stat(st.mode, st.size));
+        .and_then(|st| files::check_stat(st.mode, st.size))
+        .and_then(|size| files::clear_nonblock(file.as_fd()).map(|()| size));
     match checked {
         Ok(size) => Ok((file, size)),
         Err(e) => {

@@ -13,6 +13,7 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 
 use super::{Live, Shared, Watch};
 use crate::accept::Admission;
+use crate::app::App;
 use crate::files;
 use crate::http::{Action, Driver, Env, FileError};
 use crate::models::Peer;
@@ -123,11 +124,16 @@ pub(super) async fn connection(
                 },
                 Action::Open => {
                     let (app2, path) = (w.ctx.app.clone(), d.file_path().to_owned());
-                    let opened = tokio::task::spawn_blocking(move || {
+                    let open = tokio::task::spawn_blocking(move || {
                         files::open_blocking(app2.static_root(), &path)
-                    })
-                    .await
-                    .unwrap_or(Err(FileError::Internal));
+                    });
+                    // An open the pool cannot finish (a hung file system) is
+                    // abandoned when the driver cuts connections, so it cannot
+                    // hold shutdown.
+                    let opened = tokio::select! {
+                        r = open => r.unwrap_or(Err(FileError::Internal)),
+                        () = cut(&env, &mut shutdown) => Err(FileError::Internal),
+                    };
                     let e = env(Instant::now());
                     match opened {
                         Ok((f, size)) => {
@@ -141,7 +147,11 @@ pub(super) async fn connection(
                     // Chunks are read in order from offset 0, so the file position
                     // is always the requested offset.
                     let n = match file.as_mut() {
-                        Some(f) => f.read(&mut d.file_buf()[..len]).await.unwrap_or(0),
+                        // (A read the pool cannot finish is abandoned like an open.)
+                        Some(f) => tokio::select! {
+                            r = f.read(&mut d.file_buf()[..len]) => r.unwrap_or(0),
+                            () = cut(&env, &mut shutdown) => 0,
+                        },
                         None => 0,
                     };
                     d.file_read(&env(Instant::now()), n)
@@ -179,6 +189,15 @@ pub(super) async fn connection(
     if d.resets() {
         super::super::reset_on_close(&stream);
     }
+}
+
+/// Ends when the driver cuts connections during shutdown
+/// ([`Driver::cut_deadline`]; never, before a shutdown). Waits on the connection's
+/// own `shutdown` registration (a new one would lock the table).
+async fn cut<'a>(env: &impl Fn(Instant) -> Env<'a, App>, shutdown: &mut Watch) {
+    shutdown.triggered().await;
+    let at = Driver::cut_deadline(&env(Instant::now())).unwrap_or_else(Instant::now);
+    sleep_until(TokioInstant::from_std(at)).await;
 }
 
 /// One non-blocking read. A short read means the socket is drained: tokio's

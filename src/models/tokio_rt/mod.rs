@@ -106,7 +106,7 @@ pub(super) fn worker_thread(ctx: WorkerCtx, listener: StdListener) -> Result<(),
         done: Notify::new(),
         threads: None,
     });
-    rt.block_on(async move {
+    let r = rt.block_on(async move {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| ServeError::io("cannot register listener", e))?;
         accept_loop(&w, &listener, w.ctx.acceptor()).await;
@@ -115,7 +115,11 @@ pub(super) fn worker_thread(ctx: WorkerCtx, listener: StdListener) -> Result<(),
         // deadline at the latest; wait for the last one to end.
         w.drained().await;
         Ok(())
-    })
+    });
+    // Not a plain drop, which waits for every blocking-pool thread: one may still
+    // be in an open abandoned at the grace deadline (see `conn::grace_over`).
+    rt.shutdown_background();
+    r
 }
 
 /// Accept until shutdown, spawning a task per admitted connection.

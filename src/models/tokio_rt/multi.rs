@@ -94,7 +94,7 @@ pub(in crate::models) fn run(
         done: Notify::new(),
         threads: Some(Threads::new(workers)),
     });
-    rt.block_on(async move {
+    let r = rt.block_on(async move {
         let listener = Arc::new(
             TcpListener::from_std(listener)
                 .map_err(|e| ServeError::io("cannot register listener", e))?,
@@ -121,5 +121,9 @@ pub(in crate::models) fn run(
         }
         w.drained().await;
         result
-    })
+    });
+    // Not a plain drop, which waits for every blocking-pool thread: one may still
+    // be in an open abandoned at the grace deadline (see `conn::grace_over`).
+    rt.shutdown_background();
+    r
 }
