@@ -8,28 +8,43 @@
 //! ```text
 //!              events in (bytes read, sent, timer fired, file chunk read, peer closed)
 //!  kernel ──► [ model: callback | tokio | green ] ─────────────► http::Driver (sans-IO)
-//!    ▲                          ▲                                  │        │
-//!    │                          └── next Action: Recv(deadline) ◄──┘        └─► Handler (app)
-//!    └──── executes it ─────────── Send(deadline) / Sleep(until) /            request → Reply
-//!          with its own mechanism  Open / ReadFile / CloseFile / Drain / Close
+//!    ▲                          ▲                     Env: now,  │  one State  │
+//!    │                          │                     shutdown,  │  enum with  └─► Handler (app)
+//!    │                          │                     counters   │  its deadline   request → Reply
+//!    │                          └── next Action: Recv(deadline) ◄┘
+//!    └──── executes it ─────────── Send(deadline) / Sleep(until) / Yield /
+//!          with its own mechanism  Open / ReadFile / CloseFile / ShutdownWrite /
+//!                                  Drain(deadline) / Close (a FIN, or a reset if cut)
 //! ```
+//!
+//! Layers point one way (no module imports one that imports it back): `models` →
+//! `accept`, `app`, `green` → `uring` → `files`, `net` → `http` → `stats`,
+//! `shutdown` → `log` → `config`, with `cli` beside `models` (flags → `config`). The driver is the only place
+//! that decides anything about a connection: deadlines (each request's own read
+//! deadline, the write-progress and whole-response deadlines), 408s, lingering
+//! close, file chunking, work slices (and their bound after a half-close), the
+//! idle-buffer policy and the process-wide buffer budget, and shutdown, which
+//! reaches it as an input (the signal in [`http::Env`]) that every event applies.
+//! A model only wakes a connection that waits with nothing to report.
 //!
 //! - [`http`]: the sans-IO core: [`http::Driver`] owns every decision about a
 //!   connection (framing, keep-alive, pipelining, limits, errors, deadlines,
-//!   lingering close, files, shutdown, idle buffers); [`http::Handler`] is the trait
-//!   the application implements. It depends on nothing above it.
+//!   lingering close, files, shutdown, idle buffers, memory budget);
+//!   [`http::Handler`] is the trait the application implements. It depends on
+//!   nothing above it.
 //! - [`app`]: the one handler, request → [`http::Reply`]; [`files`]: the one
 //!   open-beneath-root contract for static files.
-//! - [`accept`]: the one acceptor policy (admission, 503, EMFILE back-off, the
-//!   shutdown sequence).
+//! - [`accept`]: the one acceptor policy (admission under `--max-conns` and the
+//!   buffer budget, 503, EMFILE back-off, the shutdown sequence).
 //! - [`models`]: executors of driver actions, no policy and no `unsafe`: `callback`
 //!   (io_uring state machine), `tokio` (epoll), `green` (stackful coroutines over an
 //!   io_uring reactor).
 //! - [`uring`], [`green`]: the io_uring layer (safe op constructors over owned
 //!   buffers; the buffer-lifetime contract written once) and the green-thread runtime.
-//! - [`stats`], [`shutdown`], [`net`], [`config`], [`error`], [`log`]: what every model
-//!   shares (`log`: the access log and the timestamped error log); [`cli`]: the
-//!   command line, flags → [`config::Config`].
+//! - [`stats`] (counters, `/stats`, the buffer budget), [`shutdown`], [`net`],
+//!   [`config`], [`error`], [`log`]: what every model shares (`log`: the access log
+//!   and the timestamped error log); [`cli`]: the command line, flags →
+//!   [`config::Config`].
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
 
