@@ -2,6 +2,7 @@
 //! ticks, and every plot and the summary rendered from a synthetic run.
 
 use loadgen::checks::{Checks, ServerCheck};
+use loadgen::compare::paired::Verdict;
 use loadgen::compare::{
     self, fmt_tick, parse_peer, points, rate_plan, ticks_125, ticks_linear, Kind, ModelStatus,
     Point, Raw, Run, SCENARIOS, SWEEP_FRACTIONS,
@@ -174,7 +175,10 @@ fn env() -> Env {
     }
 }
 
-/// Every scenario for two models and a peer, two repetitions; `green` is
+/// Rounds of the synthetic comparison: enough for an exact 95 % interval.
+const ROUNDS: u32 = 6;
+
+/// Every scenario for two models and a peer, six rounds; `green` is
 /// clearly faster everywhere, `tokio` and `nginx` overlap.
 fn synthetic() -> Raw {
     let models = ["green", "tokio", "nginx"];
@@ -206,7 +210,7 @@ fn synthetic() -> Raw {
             Some(report(50_000.0 * speed(m, 0), (50, 3_000), None, 0)),
         ));
     }
-    for rep in 1..=2 {
+    for rep in 1..=ROUNDS {
         for sc in SCENARIOS {
             for point in points(sc.kind, false) {
                 for m in models {
@@ -259,7 +263,7 @@ fn synthetic() -> Raw {
         load_cpus: vec![1],
         duration_s: 3.0,
         warmup_s: 1.0,
-        repeat: 2,
+        repeat: ROUNDS,
         quick: false,
         models: models
             .iter()
@@ -274,6 +278,7 @@ fn synthetic() -> Raw {
         skew_work_us: compare::DEFAULT_SKEW_WORK_US,
         scenarios: SCENARIOS.iter().map(|s| s.name.to_string()).collect(),
         runs,
+        equivalence: 0.05,
     }
 }
 
@@ -365,7 +370,7 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
         }
         // The subtitle: load shape, duration × repetitions, CPUs, commit, date, host.
         for l in [
-            "3.0 s × 2 repetitions (+1.0 s warm-up)",
+            "3.0 s × 6 repetitions (+1.0 s warm-up)",
             "server CPUs [0], load CPUs [1]",
             "commit abc1234",
             "2026-12-01",
@@ -385,19 +390,36 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
 }
 
 #[test]
-fn summary_names_the_best_with_ratio_and_spread() {
+fn summary_names_the_best_with_a_paired_interval() {
     let raw = synthetic();
     let answers = compare::best_per_scenario(&raw);
     let plain = answers.iter().find(|a| a.what == "plaintext").unwrap();
-    assert_eq!(plain.best, "green");
-    // green 2.01–2.02 x 40k against nginx 1.07–1.12 x 40k (the better of the overlapping two).
+    // Server CPU per request (lower is better): green at ~half of the others.
+    assert_eq!(plain.best.as_ref().unwrap().0, "green");
+    // nginx is 0.02 faster than tokio in every round.
     assert_eq!(plain.next.as_ref().unwrap().0, "nginx");
-    assert!(!plain.overlap);
-    let r = plain.ratio.unwrap();
-    assert!((r - 2.015 / 1.095).abs() < 1e-9, "{r}");
+    assert_eq!(plain.ratios.len(), ROUNDS as usize);
+    // Round r: (2 + 0.01 r) / (1.02 + 0.05 r); the interval over 6 rounds is [min–max].
+    let want = |r: f64| (2.0 + 0.01 * r) / (1.02 + 0.05 * r);
+    match plain.verdict.as_ref().unwrap() {
+        Verdict::Better {
+            first: true,
+            lo,
+            hi,
+            ..
+        } => {
+            assert!(
+                (lo - want(6.0)).abs() < 1e-3 && (hi - want(1.0)).abs() < 1e-3,
+                "{lo} {hi}"
+            )
+        }
+        v => panic!("{v:?}"),
+    }
+    // tokio is a reference only when it is a --peer: nginx is the runner-up here.
+    assert!(plain.references.is_empty());
     // Lower is better for memory and the skew's light p99.
     let idle = answers.iter().find(|a| a.what == "idle").unwrap();
-    assert_eq!(idle.best, "green");
+    assert_eq!(idle.best.as_ref().unwrap().0, "green");
     for what in [
         "busy c64",
         "busy c1000",
@@ -410,17 +432,23 @@ fn summary_names_the_best_with_ratio_and_spread() {
         "skew (light)",
         "skew (heavy)",
     ] {
-        assert!(
-            answers.iter().any(|a| a.what == what),
-            "no answer for {what}"
-        );
+        let a = answers.iter().find(|a| a.what == what);
+        assert!(a.is_some(), "no answer for {what}");
     }
     let md = compare::summary(&raw);
     assert!(md.contains("## The answer"), "{md}");
-    assert!(md.contains("| plaintext | req/s | **`green`** | 80600 [80400–80800] | `nginx` | 43800 [42800–44800] | 1.84× | yes |"), "{md}");
-    // Two close servers: tokio vs nginx overlap nowhere as best, but the
-    // table flags overlap when it happens (here: sleep's CPU per request).
-    assert!(md.contains("no: within spread") || md.contains("| yes |"));
+    let line = format!(
+        "| plaintext | server CPU µs/req (lower is better) | **`green` (11.67)** | `nginx` (19.88) | `green` better by {:.2}× [{:.2}–{:.2}] | – | – |",
+        {
+            let mut v: Vec<f64> = (1..=6).map(|r| want(f64::from(r))).collect();
+            v.sort_by(f64::total_cmp);
+            (v[2] + v[3]) / 2.0
+        },
+        want(6.0),
+        want(1.0)
+    );
+    assert!(md.contains(&line), "{line}\n{md}");
+    assert!(md.contains("Why these metrics"), "{md}");
     for section in [
         "## Load–latency curve",
         "## Connection churn",
@@ -431,6 +459,33 @@ fn summary_names_the_best_with_ratio_and_spread() {
     ] {
         assert!(md.contains(section), "{section}");
     }
+}
+
+/// nginx answered the skew's heavy requests with 404: it cannot be best there.
+#[test]
+fn a_server_with_failed_requests_is_not_comparable() {
+    let mut raw = synthetic();
+    for r in raw
+        .runs
+        .iter_mut()
+        .filter(|r| r.model == "nginx" && r.scenario == "skew")
+    {
+        let h = r.heavy.as_mut().unwrap();
+        h.result.counts.status_4xx = 100;
+        h.result.counts.status_2xx = 0;
+        h.result.requests = 100;
+        // And it answers the light ones ten times faster than anyone.
+        r.report.as_mut().unwrap().result.latency.p99_us = 1;
+    }
+    let answers = compare::best_per_scenario(&raw);
+    let light = answers.iter().find(|a| a.what == "skew (light)").unwrap();
+    assert_ne!(light.best.as_ref().unwrap().0, "nginx");
+    assert_eq!(light.not_comparable.len(), 1);
+    let (who, why) = &light.not_comparable[0];
+    assert_eq!(who, "nginx");
+    assert!(why.starts_with("not comparable: 600 of "), "{why}");
+    let md = compare::summary(&raw);
+    assert!(md.contains("`nginx`: not comparable: 600 of "), "{md}");
 }
 
 /// A variant row (`tokio+multi`: a '+' in the name) and `--serve-arg`s go through

@@ -28,6 +28,7 @@
 //! (pinned, fresh per run, ready once it accepts a connection) as one more row.
 
 mod output;
+pub mod paired;
 mod plan;
 mod plots;
 mod server;
@@ -42,7 +43,7 @@ use server::{Server, StartError, StartOpts};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use output::{best_per_scenario, summary, write_reports, Answer};
+pub use output::{best_per_scenario, summary, verdict_text, write_reports, Answer};
 pub use plots::{
     fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear,
 };
@@ -102,6 +103,10 @@ pub struct CompareArgs {
     /// (`GET /work/<µs>`, 1..=1000000).
     #[arg(long, default_value_t = DEFAULT_SKEW_WORK_US, value_name = "µs")]
     pub skew_work_us: u32,
+    /// Half-width of the band a paired ratio's 95 % interval must lie in for a
+    /// row to say "equivalent", as a fraction or a percentage (5% = 0.05).
+    #[arg(long, default_value = "5%", value_parser = parse_equivalence)]
+    pub equivalence: f64,
     /// Run nothing: rewrite summary.md, README.md and the plots next to this
     /// raw.json from its data (e.g. after a change to the tables or plots).
     #[arg(long, value_name = "RAW.json")]
@@ -320,6 +325,27 @@ pub struct Raw {
     pub skew_work_us: u32,
     pub scenarios: Vec<String>,
     pub runs: Vec<Run>,
+    /// `--equivalence` (a fraction).
+    #[serde(default = "default_equivalence")]
+    pub equivalence: f64,
+}
+
+fn default_equivalence() -> f64 {
+    paired::DEFAULT_EQUIVALENCE
+}
+
+/// `--equivalence`: `5%` or `0.05`, above 0 and below 1.
+pub fn parse_equivalence(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("'{s}' is not a fraction or a percentage (e.g. 5% or 0.05)"))?;
+    if !(v > 0.0 && v < 1.0) {
+        return Err(format!("'{s}' must be above 0 and below 100 %"));
+    }
+    Ok(v)
 }
 
 fn default_skew_work_us() -> u32 {
@@ -549,6 +575,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         skew_work_us: a.skew_work_us,
         scenarios: scenarios.iter().map(|s| s.name.to_string()).collect(),
         runs,
+        equivalence: a.equivalence,
     };
     let dir = output::write_all(&a.out, &raw).map_err(Failure::Run)?;
     println!("gvhttpd bench compare: wrote {}", dir.display());

@@ -338,25 +338,22 @@ pub fn idle_bytes(r: &Run) -> Option<f64> {
     r.idle.as_ref().map(|i| i.bytes_per_connection)
 }
 
-/// Per repetition: the highest achieved rate of the sweep whose p99 stayed at or
+/// Per round: the highest achieved rate of the sweep whose p99 stayed at or
 /// under `bound_us` (0 when none did).
-pub fn held_rates(raw: &Raw, model: &str, bound_us: u64) -> Vec<f64> {
-    (1..=raw.repeat)
-        .filter_map(|rep| {
-            let runs: Vec<&Report> = raw
-                .runs
-                .iter()
-                .filter(|r| r.scenario == "sweep" && r.model == model && r.repeat == rep)
-                .filter_map(|r| r.report.as_ref())
-                .collect();
-            (!runs.is_empty()).then(|| {
-                runs.iter()
-                    .filter(|r| r.result.latency.p99_us <= bound_us)
-                    .map(|r| r.result.req_per_s)
-                    .fold(0.0, f64::max)
-            })
-        })
-        .collect()
+pub fn held_rates(raw: &Raw, model: &str, bound_us: u64) -> std::collections::BTreeMap<u32, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in raw
+        .runs
+        .iter()
+        .filter(|r| r.scenario == "sweep" && r.model == model && r.repeat > 0)
+    {
+        let Some(rep) = &r.report else { continue };
+        let held = out.entry(r.repeat).or_insert(0.0f64);
+        if rep.result.latency.p99_us <= bound_us {
+            *held = held.max(rep.result.req_per_s);
+        }
+    }
+    out
 }
 
 // ---- formatting ----
@@ -423,5 +420,5 @@ fn flags(runs: &[&Run]) -> String {
 
 mod answer;
 mod summary;
-pub use answer::{best_per_scenario, Answer};
+pub use answer::{best_per_scenario, verdict_text, Answer};
 pub use summary::summary;

@@ -183,7 +183,11 @@ fn sweep_table(raw: &Raw, models: &[&str], s: &mut String) {
             .collect();
         let _ = write!(s, "| {m} | {} |", med(stat(&cal, rps), n0));
         for b in LATENCY_BOUNDS_US {
-            let _ = write!(s, " {} |", cell(spread(held_rates(raw, m, b)), n0));
+            let _ = write!(
+                s,
+                " {} |",
+                cell(spread(held_rates(raw, m, b).into_values().collect()), n0)
+            );
         }
         let _ = writeln!(s);
     }
