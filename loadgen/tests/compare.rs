@@ -279,6 +279,8 @@ fn synthetic() -> Raw {
         scenarios: SCENARIOS.iter().map(|s| s.name.to_string()).collect(),
         runs,
         equivalence: 0.05,
+        rounds: Vec::new(),
+        budget_s: 1200.0,
     }
 }
 

@@ -139,7 +139,7 @@ fn readme(raw: &Raw) -> String {
     }
     let _ = writeln!(
         s,
-        "| per run | {:.1} s measured after {:.1} s warm-up, {} repetitions interleaved{} |",
+        "| per run | {:.1} s measured after {:.1} s warm-up, up to {} rounds interleaved (see summary.md, Rounds){} |",
         raw.duration_s,
         raw.warmup_s,
         raw.repeat,

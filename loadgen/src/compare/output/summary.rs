@@ -9,8 +9,8 @@ pub fn summary(raw: &Raw) -> String {
     let _ = writeln!(s, "# Summary ({} on {})\n", raw.env.host, raw.env.cpu_model);
     let _ = writeln!(
         s,
-        "{} · {:.1} s × {} interleaved repetitions (+{:.1} s warm-up) · server CPUs {:?}, load \
-         CPUs {:?} · commit {}{}\n",
+        "{} · {:.1} s per run × up to {} interleaved rounds (+{:.1} s warm-up) · server CPUs \
+         {:?}, load CPUs {:?} · commit {}{}\n",
         raw.date,
         raw.duration_s,
         raw.repeat,
@@ -49,6 +49,7 @@ pub fn summary(raw: &Raw) -> String {
         let _ = writeln!(s, "Reference servers (--peer): {}\n", peers.join(", "));
     }
     answer_table(raw, &mut s);
+    rounds_table(raw, &mut s);
     let models = measured_models(raw);
     basic_tables(raw, &models, &mut s);
     for sc in present(raw) {
@@ -68,6 +69,35 @@ pub fn summary(raw: &Raw) -> String {
         let _ = writeln!(s, "![{what}]({name})\n");
     }
     s
+}
+
+/// Per scenario: the rounds it got and why it stopped (runs before rounds-until-
+/// resolved have no record: nothing is written).
+fn rounds_table(raw: &Raw, s: &mut String) {
+    if raw.rounds.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Rounds\n");
+    let _ = writeln!(
+        s,
+        "Every scenario got at least the minimum rounds; then only scenarios with an \
+         undecided row got more, until resolved, `--max-rounds`, or `--budget` ({:.0} s) \
+         would be overrun by their next round.\n",
+        raw.budget_s
+    );
+    let _ = writeln!(s, "| scenario | rounds | stopped because | seconds |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for r in &raw.rounds {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0} |",
+            r.scenario,
+            r.rounds,
+            r.stop.describe(),
+            r.seconds
+        );
+    }
+    let _ = writeln!(s);
 }
 
 /// Keep-alive closed/open-loop scenarios and idle memory.
