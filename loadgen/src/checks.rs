@@ -2,6 +2,7 @@
 //! machine quiet? CPU figures are sampled at the end of warm-up and at the end.
 
 use crate::sys::{self, MachineCpu};
+use crate::threads::{self, ThreadCpu};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,21 @@ pub struct ServerCheck {
     pub peak_rss_kib: u64,
     /// Resident set size at the end (VmRSS), KiB.
     pub rss_kib: u64,
+    /// The server's threads to the nanosecond (`cpu_s` comes from here when
+    /// present), with the user share and context switches.
+    #[serde(default)]
+    pub threads: Option<ThreadCpu>,
+}
+
+impl ServerCheck {
+    /// Where `cpu_s` came from, and its resolution.
+    pub fn cpu_source(&self) -> &'static str {
+        if self.threads.is_some() {
+            "per-thread schedstat, ns"
+        } else {
+            "/proc/PID/stat, 10 ms clock ticks"
+        }
+    }
 }
 
 /// The checks' results.
@@ -53,6 +69,7 @@ pub struct Probe {
     own: Duration,
     server_pid: Option<u32>,
     server: Option<Duration>,
+    server_threads: Option<threads::Reading>,
     machine: MachineCpu,
 }
 
@@ -64,6 +81,7 @@ impl Probe {
             own: sys::process_cpu("self").unwrap_or_default(),
             server_pid,
             server: server_pid.and_then(|p| sys::process_cpu(&p.to_string())),
+            server_threads: server_pid.and_then(threads::read),
             machine: MachineCpu::now(),
         }
     }
@@ -85,9 +103,14 @@ impl Probe {
         };
         let server = self.server_pid.and_then(|pid| {
             let p = pid.to_string();
-            let cpu = sys::process_cpu(&p)?
+            let ticks = sys::process_cpu(&p)?
                 .saturating_sub(self.server?)
                 .as_secs_f64();
+            let threads = self
+                .server_threads
+                .as_ref()
+                .and_then(|a| Some(threads::read(pid)?.since(a)));
+            let cpu = threads.as_ref().map_or(ticks, |t| t.cpu_ns as f64 / 1e9);
             let cores = server_cores
                 .or_else(|| sys::allowed_cpus(&p))
                 .unwrap_or(1)
@@ -100,6 +123,7 @@ impl Probe {
                 cores,
                 peak_rss_kib: sys::status_kib(&p, "VmHWM").unwrap_or(0),
                 rss_kib: sys::status_kib(&p, "VmRSS").unwrap_or(0),
+                threads,
             })
         });
         judge(
@@ -201,6 +225,7 @@ mod tests {
             cores,
             peak_rss_kib: 1,
             rss_kib: 1,
+            threads: None,
         }
     }
 
@@ -272,6 +297,11 @@ mod tests {
         assert_eq!((s.pid, s.cores), (idle.id(), 1));
         assert!(s.cpu_s < 0.05 && s.cpu_share < 0.25, "{s:?}");
         assert!(s.peak_rss_kib >= s.rss_kib && s.rss_kib > 0, "{s:?}");
+        // A sleeping process: nanosecond readings, almost no CPU, one thread.
+        let t = s.threads.as_ref().expect("schedstat readings");
+        assert_eq!(t.threads, 1);
+        assert!(t.cpu_ns < 50_000_000, "{t:?}");
+        assert_eq!(s.cpu_source(), "per-thread schedstat, ns");
         assert_eq!(c.generator_cores, 1);
     }
 }

@@ -406,11 +406,12 @@ pub fn results(r: &Report) -> String {
     if let Some(sv) = &ch.server {
         let _ = writeln!(
             s,
-            "Server CPU:    {:.2}s ({:.0}% of {}, {:.2}us/request), peak RSS {} KiB",
+            "Server CPU:    {:.2}s ({:.0}% of {}, {:.2}us/request; from {}), peak RSS {} KiB",
             sv.cpu_s,
             sv.cpu_share * 100.0,
             plural(sv.cores, "core", "cores"),
             sv.cpu_us_per_request,
+            sv.cpu_source(),
             sv.peak_rss_kib
         );
     }

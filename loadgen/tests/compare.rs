@@ -156,6 +156,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
                 cores: 1,
                 peak_rss_kib: 9_000,
                 rss_kib: 8_000,
+                threads: None,
             }),
             steal_share: 0.0,
             foreign_share: 0.0,
