@@ -198,6 +198,7 @@ fn synthetic() -> Raw {
         heavy: None,
         idle: None,
         error: None,
+        extra: None,
     };
     for m in models {
         runs.push(run(
@@ -234,10 +235,21 @@ fn synthetic() -> Raw {
                         Kind::Large => {
                             Some(report(900.0 * k, (500, 9_000), None, (2e9 * k) as u64))
                         }
+                        Kind::Cost => Some(report(20_000.0, (30, 900), Some(20_000.0), 0)),
                         Kind::Idle => None,
                     };
                     runs.push(run(m, sc.name, rep, point.clone(), r));
                     let last = runs.last_mut().unwrap();
+                    if sc.kind == Kind::Cost {
+                        let rep = last.report.as_mut().unwrap();
+                        rep.checks.server.as_mut().unwrap().cpu_us_per_request = 5.0 / k;
+                        last.extra = Some(compare::breakdown::Extra {
+                            syscalls_per_request: Some(3.0 / k),
+                            syscalls_na: None,
+                            uring_sqes_per_request: (m == "green").then_some(2.0),
+                            uring_enters_per_request: (m == "green").then_some(0.5),
+                        });
+                    }
                     if sc.kind == Kind::Skew {
                         last.heavy = Some(report(190.0 * k, (5_000, 12_000), None, 0));
                     }
@@ -282,6 +294,7 @@ fn synthetic() -> Raw {
         equivalence: 0.05,
         rounds: Vec::new(),
         budget_s: 1200.0,
+        cost_rate: Some(20_000.0),
     }
 }
 

@@ -27,6 +27,7 @@
 //! `--peer NAME='command with {port}'` starts another HTTP server the same way
 //! (pinned, fresh per run, ready once it accepts a connection) as one more row.
 
+pub mod breakdown;
 mod output;
 pub mod paired;
 mod plan;
@@ -120,6 +121,10 @@ pub struct CompareArgs {
     /// row to say "equivalent", as a fraction or a percentage (5% = 0.05).
     #[arg(long, default_value = "5%", value_parser = parse_equivalence)]
     pub equivalence: f64,
+    /// The `cost` scenario's open-loop rate for every server, req/s [default:
+    /// half the slowest server's closed-loop maximum].
+    #[arg(long, value_name = "REQ/S")]
+    pub cost_rate: Option<f64>,
     /// Run nothing: rewrite summary.md, README.md and the plots next to this
     /// raw.json from its data (e.g. after a change to the tables or plots).
     #[arg(long, value_name = "RAW.json")]
@@ -153,6 +158,8 @@ pub enum Kind {
     Busy,
     /// Closed loop on each of [`LARGE_FILES`].
     Large,
+    /// Every server at the same open-loop rate ([`COST_POINTS`]).
+    Cost,
 }
 
 /// Connections of the sweep (its closed-loop maximum and every open-loop point).
@@ -182,6 +189,15 @@ pub const BUSY_CONNECTIONS: [u64; 3] = [64, 1_000, 10_000];
 pub const QUICK_BUSY_CONNECTIONS: [u64; 2] = [64, 1_000];
 /// Files of the large-response scenario: (name under the root, size in bytes).
 pub const LARGE_FILES: [(&str, u64); 2] = [("64KiB.bin", 64 << 10), ("1MiB.bin", 1 << 20)];
+/// Points of the `cost` scenario: the clean run whose CPU is compared, and a
+/// run with the server's syscalls counted (the tracepoint costs CPU).
+pub const COST_POINTS: [&str; 2] = ["rate", "syscalls"];
+/// Connections of the `cost` scenario.
+pub const COST_CONNECTIONS: u64 = 64;
+/// The `cost` rate by default: this share of the slowest server's closed-loop
+/// maximum, so that every server has headroom.
+pub const COST_SHARE: f64 = 0.5;
+
 /// Connections of the large-response scenario.
 pub const LARGE_CONNECTIONS: u64 = 16;
 
@@ -196,7 +212,7 @@ const fn load(path: &'static str, connections: u64, pipeline: u64, rate: Option<
 }
 
 /// The fixed scenario matrix.
-pub const SCENARIOS: [Scenario; 10] = [
+pub const SCENARIOS: [Scenario; 11] = [
     Scenario {
         name: "plaintext",
         title: "GET / at -c64",
@@ -254,6 +270,12 @@ pub const SCENARIOS: [Scenario; 10] = [
         title: "large responses: GET /static/ of a 64 KiB and a 1 MiB file at -c16",
         kind: Kind::Large,
     },
+    Scenario {
+        name: "cost",
+        title: "cost at equal load: GET / at -c64, every server at the same open-loop rate \
+                (half the slowest server's closed-loop maximum, or --cost-rate)",
+        kind: Kind::Cost,
+    },
 ];
 
 /// Looks a scenario up by name.
@@ -308,6 +330,9 @@ pub struct Run {
     pub idle: Option<IdleResult>,
     /// Set when the run failed; the error in one line.
     pub error: Option<String>,
+    /// `cost`: syscalls and io_uring operations per request.
+    #[serde(default)]
+    pub extra: Option<breakdown::Extra>,
 }
 
 /// The whole `raw.json`.
@@ -347,6 +372,9 @@ pub struct Raw {
     /// `--budget`, seconds (0 when unknown).
     #[serde(default)]
     pub budget_s: f64,
+    /// The `cost` scenario's rate, req/s.
+    #[serde(default)]
+    pub cost_rate: Option<f64>,
 }
 
 fn default_equivalence() -> f64 {

@@ -1,7 +1,7 @@
 //! The results folder: README.md, raw.json, summary.md and the SVG plots; and the
 //! numbers behind them (medians, spreads, exact histogram merges, the answer).
 
-use super::{scenario, Kind, Raw, Run, LATENCY_BOUNDS_US, SCENARIOS};
+use super::{scenario, Kind, Raw, Run, COST_POINTS, LATENCY_BOUNDS_US, SCENARIOS};
 use crate::hist::{self, fmt_us, Hist};
 use crate::report::Report;
 use std::fmt::Write as _;

@@ -47,6 +47,16 @@ pub fn points(kind: Kind, quick: bool) -> Vec<Option<Point>> {
                 })
             })
             .collect(),
+        Kind::Cost => super::COST_POINTS
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                Some(Point {
+                    label: l.to_string(),
+                    value: i as f64,
+                })
+            })
+            .collect(),
         _ => vec![None],
     }
 }

@@ -34,6 +34,17 @@ pub fn check_models(models: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The `cost` rate: [`COST_SHARE`] of the slowest closed-loop maximum, rounded
+/// to 10 req/s; `None` when any server has none (it failed its calibration).
+pub fn cost_rate(maxima: &[Option<f64>]) -> Option<f64> {
+    let mut slowest = f64::INFINITY;
+    for m in maxima {
+        slowest = slowest.min((*m)?);
+    }
+    (slowest.is_finite() && slowest > 0.0)
+        .then(|| ((slowest * COST_SHARE / 10.0).round() * 10.0).max(10.0))
+}
+
 /// Seconds one round of `kind` is expected to take before one is measured.
 fn estimate_round_s(
     kind: Kind,
@@ -104,6 +115,13 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     }
     if duration.is_zero() {
         return Err(usage("--duration must be more than 0".into()));
+    }
+    if let Some(r) = a.cost_rate {
+        if !(r.is_finite() && r >= 1.0) {
+            return Err(usage(format!(
+                "--cost-rate: {r} is not a rate (at least 1 request per second)"
+            )));
+        }
     }
     if budget.is_zero() {
         return Err(usage("--budget must be more than 0".into()));
@@ -201,6 +219,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         equivalence: a.equivalence,
         rounds: Vec::new(),
         budget_s: budget.as_secs_f64(),
+        cost_rate: a.cost_rate,
     };
     let each_s = (duration + warmup + Duration::from_millis(600)).as_secs_f64();
     let mut states: Vec<State> = scenarios
@@ -229,7 +248,8 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         || Failure::Run("interrupted (Ctrl-C): every server stopped, no results written".into());
     // The sweep's plan per target: its closed-loop maximum, measured once first.
     let mut sweep_max: Vec<Option<f64>> = vec![None; available.len()];
-    if scenarios.iter().any(|s| s.kind == Kind::Sweep) {
+    let has = |k: Kind| scenarios.iter().any(|s| s.kind == k);
+    if has(Kind::Sweep) || (has(Kind::Cost) && a.cost_rate.is_none()) {
         for (i, t) in available.iter().enumerate() {
             let label = Point {
                 label: "max".into(),
@@ -245,6 +265,15 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
             if crate::engine::stop_requested() {
                 return Err(interrupted());
             }
+        }
+    }
+    if has(Kind::Cost) && raw.cost_rate.is_none() {
+        raw.cost_rate = cost_rate(&sweep_max);
+        match raw.cost_rate {
+            Some(r) => eprintln!("gvhttpd bench compare: cost rate {r:.0} req/s for every server"),
+            None => eprintln!(
+                "gvhttpd bench compare: no closed-loop maximum: the cost scenario fails (give --cost-rate)"
+            ),
         }
     }
     let limits = Limits {
@@ -278,6 +307,21 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                                 heavy: None,
                                 idle: None,
                                 error: Some(e),
+                                extra: None,
+                            },
+                        },
+                        (Kind::Cost, _) => match raw.cost_rate {
+                            Some(rate) => ctx.run_one(t, s, point.as_ref(), round, Some(rate)),
+                            None => Run {
+                                model: t.name().to_string(),
+                                scenario: s.name.to_string(),
+                                repeat: round,
+                                point: point.clone(),
+                                report: None,
+                                heavy: None,
+                                idle: None,
+                                error: Some("no cost rate: no closed-loop maximum measured".into()),
+                                extra: None,
                             },
                         },
                         _ => ctx.run_one(t, s, point.as_ref(), round, None),
@@ -328,6 +372,17 @@ mod tests {
         assert!(e.starts_with("--models: unknown model 'gren'"), "{e}");
         assert!(e.contains("green+dedicated"), "{e}");
         assert!(m(&[]).unwrap_err().contains("--models"));
+    }
+
+    #[test]
+    fn the_cost_rate_is_half_the_slowest_maximum() {
+        assert_eq!(
+            cost_rate(&[Some(141_971.0), Some(114_434.0)]),
+            Some(57_220.0)
+        );
+        assert_eq!(cost_rate(&[Some(141_971.0), None]), None);
+        assert_eq!(cost_rate(&[Some(4.0)]), Some(10.0));
+        assert_eq!(cost_rate(&[]), None);
     }
 
     #[test]

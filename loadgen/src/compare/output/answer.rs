@@ -205,6 +205,11 @@ pub fn metric_of(sc: &super::super::Scenario) -> Option<Metric> {
             idle_bytes,
         ),
         Kind::Large => ("MB/s", true, mb_per_s),
+        Kind::Cost => (
+            "server CPU µs/req at the same offered rate (lower is better)",
+            false,
+            cpu_per_req,
+        ),
         Kind::Sweep | Kind::Skew => return None,
     })
 }
@@ -308,6 +313,10 @@ pub fn best_per_scenario(raw: &Raw) -> Vec<Answer> {
                         &f,
                     ));
                 }
+            }
+            Kind::Cost => {
+                let (metric, hb, f) = metric_of(sc).expect("cost has a metric");
+                out.push(row(name.into(), name, Some(COST_POINTS[0]), metric, hb, &f));
             }
             _ => {
                 let (metric, hb, f) = metric_of(sc).expect("single-point scenarios have a metric");
@@ -501,6 +510,7 @@ mod tests {
             heavy: None,
             idle: None,
             error: Some("no successful responses".into()),
+            extra: None,
         };
         assert_eq!(
             failures(&[&failed]).as_deref(),
