@@ -3,6 +3,7 @@
 
 use loadgen::checks::{Checks, ServerCheck};
 use loadgen::compare::paired::Verdict;
+use loadgen::compare::CostRow;
 use loadgen::compare::{
     self, fmt_tick, parse_peer, points, rate_plan, ticks_125, ticks_linear, Kind, ModelStatus,
     Point, Raw, Run, SCENARIOS, SWEEP_FRACTIONS,
@@ -315,6 +316,7 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
         "skew.svg",
         "busy.svg",
         "large.svg",
+        "cost-breakdown.svg",
     ];
     assert_eq!(names, expected);
     let listed: Vec<String> = compare::plot_names(&raw).into_iter().map(|p| p.0).collect();
@@ -386,7 +388,7 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
         }
         // The subtitle: load shape, duration × repetitions, CPUs, commit, date, host.
         for l in [
-            "3.0 s × 6 repetitions (+1.0 s warm-up)",
+            "3.0 s × up to 6 rounds (+1.0 s warm-up)",
             "server CPUs [0], load CPUs [1]",
             "commit abc1234",
             "2026-12-01",
@@ -574,4 +576,68 @@ fn variant_rows_and_serve_flags_show_in_every_output() {
     obj.remove("skew_work_us");
     let old = Raw::from_json(&old.to_string()).unwrap();
     assert_eq!((old.serve_args.len(), old.skew_work_us), (0, 5_000));
+}
+
+/// The breakdown: figures where they were measured, n/a with its reason where not.
+#[test]
+fn the_cost_breakdown_gives_figures_or_says_why_not() {
+    let mut raw = synthetic();
+    let rows = compare::cost_rows(&raw);
+    let green = rows
+        .iter()
+        .find(|r| r.scenario == "cost" && r.server == "green")
+        .unwrap();
+    assert_eq!(green.uring_sqes, Some(2.0));
+    let s = green.syscalls.clone().unwrap();
+    assert!(s > 1.0 && s < 2.0, "{s}");
+    // No thread readings in the synthetic runs: no split, not a made-up one.
+    assert_eq!(green.user_us, None);
+    let tokio = rows
+        .iter()
+        .find(|r| r.scenario == "cost" && r.server == "tokio")
+        .unwrap();
+    assert_eq!(tokio.uring_sqes, None);
+    let plain = rows.iter().find(|r| r.scenario == "plaintext").unwrap();
+    assert!(plain
+        .syscalls
+        .as_ref()
+        .unwrap_err()
+        .contains("counted in `cost` only"));
+
+    // perf refused: every cost row says n/a and the summary gives the reason.
+    let why = "kernel.perf_event_paranoid is 2: tracepoints need -1, root or CAP_PERFMON";
+    for r in raw.runs.iter_mut().filter(|r| r.scenario == "cost") {
+        let e = r.extra.as_mut().unwrap();
+        e.syscalls_per_request = None;
+        e.syscalls_na = Some(why.into());
+    }
+    let rows = compare::cost_rows(&raw);
+    let cost: Vec<&CostRow> = rows.iter().filter(|r| r.scenario == "cost").collect();
+    assert_eq!(cost.len(), 3);
+    assert!(cost.iter().all(|r| r.syscalls.as_ref().unwrap_err() == why));
+    let md = compare::summary(&raw);
+    assert!(md.contains("## Where the cost goes"), "{md}");
+    assert!(md.contains(&format!("n/a: {why}")), "{md}");
+    assert!(md.contains("| cost | green | 2.46 |"), "{md}");
+}
+
+/// The two p99 bounds of sweep.svg differ in colour and dash, in the legend too.
+#[test]
+fn the_sweep_bounds_are_told_apart_in_the_legend() {
+    let raw = synthetic();
+    let plots = compare::render_plots(&raw).unwrap();
+    let sweep = &plots.iter().find(|p| p.0 == "sweep.svg").unwrap().1;
+    for colour in ["#C86E00", "#5A5A5A"] {
+        // The line across the plot (many dashes) and its legend glyph.
+        let n = sweep.matches(colour).count();
+        assert!(n >= 3, "{colour} drawn {n} times");
+    }
+    assert!(sweep.contains("p99 bound 1 ms") && sweep.contains("p99 bound 10 ms"));
+    let cost = &plots
+        .iter()
+        .find(|p| p.0 == "cost-breakdown.svg")
+        .unwrap()
+        .1;
+    assert!(cost.contains("server CPU per request (µs)"), "{cost}");
+    assert!(cost.contains("no user/system split"), "{cost}");
 }

@@ -47,7 +47,9 @@ use server::{Server, StartError, StartOpts};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use output::{best_per_scenario, summary, verdict_text, write_reports, Answer};
+pub use output::{
+    best_per_scenario, cost_rows, summary, verdict_text, write_reports, Answer, CostRow,
+};
 pub use plots::{
     fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear,
 };

@@ -419,6 +419,8 @@ fn flags(runs: &[&Run]) -> String {
 }
 
 mod answer;
+mod costs;
 mod summary;
 pub use answer::{best_per_scenario, verdict_text, Answer};
+pub use costs::{cost_rows, CostRow};
 pub use summary::summary;

@@ -50,6 +50,7 @@ pub fn summary(raw: &Raw) -> String {
     }
     answer_table(raw, &mut s);
     rounds_table(raw, &mut s);
+    super::costs::cost_table(raw, &mut s);
     let models = measured_models(raw);
     basic_tables(raw, &models, &mut s);
     for sc in present(raw) {
