@@ -12,6 +12,28 @@ pub const BOUND_SHARE: f64 = 0.90;
 /// A run is noisy when steal or other processes' CPU exceeds this share.
 pub const NOISY_SHARE: f64 = 0.05;
 
+/// Open loop: the generator fell behind its schedule when more than this share
+/// of its sends left late (more than 2 ms after their intended time)...
+pub const LATE_SHARE: f64 = 0.01;
+/// ... or it sent at under this share of the target rate.
+pub const SEND_RATE_SHARE: f64 = 0.95;
+
+/// Whether an open-loop run was generator-bound: judged by its schedule, not its
+/// CPU (a load thread may wait or poll between sends at any load, and at a 25 %
+/// load used 0.98 of its core while keeping every send on time). The schedule
+/// slipped (late sends or a short send rate) while the server had CPU to spare.
+pub fn open_loop_bound(
+    late_sends: u64,
+    sends: u64,
+    send_rate: f64,
+    target_rate: f64,
+    server_saturated: bool,
+) -> bool {
+    let late = late_sends as f64 > LATE_SHARE * sends as f64;
+    let short = send_rate < SEND_RATE_SHARE * target_rate;
+    (late || short) && !server_saturated
+}
+
 /// The server's side of the checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerCheck {
@@ -251,6 +273,20 @@ mod tests {
         r.load_cores = 2;
         let c = judge(r, None);
         assert!(!c.generator_bound && (c.generator_cpu_share - 0.475).abs() < 1e-9);
+    }
+
+    #[test]
+    fn open_loop_is_generator_bound_only_when_its_schedule_slips() {
+        // On schedule at 25 % load: not bound, whatever the generator's CPU.
+        assert!(!open_loop_bound(10, 100_000, 35_490.0, 35_490.0, false));
+        // Exactly 1 % late is not over it; just over is.
+        assert!(!open_loop_bound(1_000, 100_000, 35_490.0, 35_490.0, false));
+        assert!(open_loop_bound(1_001, 100_000, 35_490.0, 35_490.0, false));
+        // Sending at 94 % of the target rate.
+        assert!(open_loop_bound(0, 100_000, 94.0, 100.0, false));
+        assert!(!open_loop_bound(0, 100_000, 95.0, 100.0, false));
+        // A saturated server explains late sends: not the generator's fault.
+        assert!(!open_loop_bound(50_000, 100_000, 50.0, 100.0, true));
     }
 
     #[test]

@@ -641,3 +641,50 @@ fn the_sweep_bounds_are_told_apart_in_the_legend() {
     assert!(cost.contains("server CPU per request (µs)"), "{cost}");
     assert!(cost.contains("no user/system split"), "{cost}");
 }
+
+/// A second run the same day gets its own folder; nothing of the first is touched.
+#[test]
+fn a_run_never_writes_into_another_runs_folder() {
+    let parent = std::env::temp_dir().join(format!("gvhttpd-rundir-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&parent);
+    let a = compare::new_run_dir(&parent, "2026-12-07", "vm").unwrap();
+    std::fs::write(a.join("sweep.svg"), "first run").unwrap();
+    let b = compare::new_run_dir(&parent, "2026-12-07", "vm").unwrap();
+    let c = compare::new_run_dir(&parent, "2026-12-07", "vm").unwrap();
+    assert_eq!(a.file_name().unwrap(), "2026-12-07-vm");
+    assert_eq!(b.file_name().unwrap(), "2026-12-07-vm-2");
+    assert_eq!(c.file_name().unwrap(), "2026-12-07-vm-3");
+    assert_eq!(
+        std::fs::read_dir(&b).unwrap().count(),
+        0,
+        "a new folder is empty"
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.join("sweep.svg")).unwrap(),
+        "first run"
+    );
+    let _ = std::fs::remove_dir_all(&parent);
+}
+
+/// The README describes what ran: a quick run's busy counts, the idle count.
+#[test]
+fn the_readme_states_the_counts_that_ran() {
+    let mut raw = synthetic();
+    raw.runs
+        .retain(|r| r.point.as_ref().map_or(true, |p| p.label != "c10000"));
+    for r in raw.runs.iter_mut() {
+        if let Some(i) = r.idle.as_mut() {
+            i.connections = 1_000;
+        }
+    }
+    let busy = compare::scenario("busy").unwrap();
+    let t = compare::scenario_title(&raw, busy);
+    assert_eq!(
+        t,
+        "many busy connections: GET / closed loop at 64, 1000 connections"
+    );
+    let idle = compare::scenario_title(&raw, compare::scenario("idle").unwrap());
+    assert!(idle.starts_with("1000 idle connections"), "{idle}");
+    let cost = compare::scenario_title(&raw, compare::scenario("cost").unwrap());
+    assert!(cost.contains("every server at 20000 req/s"), "{cost}");
+}

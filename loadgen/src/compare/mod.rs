@@ -48,7 +48,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use output::{
-    best_per_scenario, cost_rows, summary, verdict_text, write_reports, Answer, CostRow,
+    best_per_scenario, cost_rows, new_run_dir, scenario_title, summary, verdict_text,
+    write_reports, Answer, CostRow,
 };
 pub use plots::{
     fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear,

@@ -75,10 +75,73 @@ pub fn one_line(r: &Run) -> String {
     }
 }
 
-/// Writes everything; returns the folder.
+/// A new folder `<parent>/<date>-<host>` for this run, or `...-2`, `-3`, ...
+/// when that exists: a run never writes into another run's folder (a second run
+/// the same day overwrote the first's raw.json and left its stale plots).
+pub fn new_run_dir(parent: &Path, date: &str, host: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let base = format!("{date}-{host}");
+    for n in 1..=1000u32 {
+        let name = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let dir = parent.join(name);
+        // create_dir fails on an existing folder: the check and the claim are one step.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+        }
+    }
+    Err(format!(
+        "{}: 1000 folders named {base}-N exist already",
+        parent.display()
+    ))
+}
+
+/// A scenario's description as this run ran it (the matrix's title names the
+/// full-size counts; `--quick` and `--idle-conns` run fewer).
+pub fn scenario_title(raw: &Raw, sc: &super::Scenario) -> String {
+    match sc.kind {
+        Kind::Busy => {
+            let counts: Vec<String> = point_labels(raw, sc.name)
+                .iter()
+                .map(|(_, c)| format!("{c:.0}"))
+                .collect();
+            format!(
+                "many busy connections: GET / closed loop at {} connections",
+                counts.join(", ")
+            )
+        }
+        Kind::Idle => {
+            let n = raw
+                .runs
+                .iter()
+                .filter(|r| r.scenario == sc.name)
+                .find_map(|r| r.idle.as_ref().map(|i| i.connections));
+            match n {
+                Some(n) => {
+                    format!("{n} idle connections, each after one request (RSS per connection)")
+                }
+                None => sc.title.to_string(),
+            }
+        }
+        Kind::Cost => match raw.cost_rate {
+            Some(r) => {
+                format!("cost at equal load: GET / at -c64, every server at {r:.0} req/s open loop")
+            }
+            None => sc.title.to_string(),
+        },
+        _ => sc.title.to_string(),
+    }
+}
+
+/// Writes everything into a new folder; returns it.
 pub fn write_all(parent: &Path, raw: &Raw) -> Result<PathBuf, String> {
-    let dir = parent.join(format!("{}-{}", utc_date(), raw.env.host));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir = new_run_dir(parent, &utc_date(), &raw.env.host)?;
     let write = |name: &str, text: String| {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
@@ -167,7 +230,7 @@ fn readme(raw: &Raw) -> String {
     }
     let _ = writeln!(s, "\nScenarios:\n");
     for sc in present(raw) {
-        let _ = writeln!(s, "- `{}`: {}", sc.name, sc.title);
+        let _ = writeln!(s, "- `{}`: {}", sc.name, scenario_title(raw, sc));
     }
     let _ = writeln!(
         s,

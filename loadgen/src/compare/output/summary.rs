@@ -29,7 +29,9 @@ pub fn summary(raw: &Raw) -> String {
         "Medians over the repetitions, [min–max] in brackets. Latency percentiles come from \
          the exact merge of the repetitions' histograms (from the intended send time in open \
          loop). *noisy*: steal or other processes' CPU above 5 % during a run; *gen-bound*: \
-         the load generator saturated its core while the server did not.\n"
+         in closed loop the load generator saturated its core while the server did not; in \
+         open loop it fell behind its schedule (over 1 % of sends late, or under 95 % of the \
+         rate sent) while the server did not saturate.\n"
     );
     let unavailable: Vec<String> = raw
         .models
