@@ -237,7 +237,7 @@ fn synthetic() -> Raw {
                             Some(report(900.0 * k, (500, 9_000), None, (2e9 * k) as u64))
                         }
                         Kind::Cost => Some(report(20_000.0, (30, 900), Some(20_000.0), 0)),
-                        Kind::Idle => None,
+                        Kind::Idle | Kind::Bound => None,
                     };
                     runs.push(run(m, sc.name, rep, point.clone(), r));
                     let last = runs.last_mut().unwrap();
@@ -290,7 +290,12 @@ fn synthetic() -> Raw {
             .collect(),
         serve_args: Vec::new(),
         skew_work_us: compare::DEFAULT_SKEW_WORK_US,
-        scenarios: SCENARIOS.iter().map(|s| s.name.to_string()).collect(),
+        // `bound` has runs only where a test adds them.
+        scenarios: SCENARIOS
+            .iter()
+            .filter(|s| s.kind != Kind::Bound)
+            .map(|s| s.name.to_string())
+            .collect(),
         runs,
         equivalence: 0.05,
         rounds: Vec::new(),
@@ -687,4 +692,74 @@ fn the_readme_states_the_counts_that_ran() {
     assert!(idle.starts_with("1000 idle connections"), "{idle}");
     let cost = compare::scenario_title(&raw, compare::scenario("cost").unwrap());
     assert!(cost.contains("every server at 20000 req/s"), "{cost}");
+}
+
+/// `bound` rows: each round's bisection gives a held rate per server; the answer
+/// pairs them like any other row, and replaces the sweep's coarse bound rows.
+#[test]
+fn the_bisected_bound_answers_with_a_paired_interval() {
+    use loadgen::compare::bisect::Search;
+    let mut raw = synthetic();
+    raw.scenarios.push("bound".into());
+    // green's capacity is twice the others'; p99 = 50 µs / (1 − ρ).
+    let capacity = |m: &str, rep: u32| match m {
+        "green" => 200_000.0 + 1_000.0 * f64::from(rep),
+        _ => 100_000.0 + 2_000.0 * f64::from(rep),
+    };
+    for rep in 1..=ROUNDS {
+        for bound in compare::LATENCY_BOUNDS_US {
+            for m in ["green", "tokio", "nginx"] {
+                let cap = capacity(m, rep);
+                let mut s = Search::new(cap);
+                while let Some(rate) = s.next() {
+                    let rho = rate / cap;
+                    let p99 = if rho < 1.0 { 50.0 / (1.0 - rho) } else { 1e6 };
+                    let run = Run {
+                        model: m.into(),
+                        scenario: "bound".into(),
+                        repeat: rep,
+                        point: Some(Point {
+                            label: compare::bound_label(bound, s.probes.len() + 1),
+                            value: rate,
+                        }),
+                        report: Some(report(rate, (30, p99 as u64), Some(rate), 0)),
+                        heavy: None,
+                        idle: None,
+                        error: None,
+                        extra: None,
+                    };
+                    let held = compare::bound_held(&run, bound);
+                    s.record(rate, held);
+                    raw.runs.push(run);
+                }
+            }
+        }
+    }
+    let answers = compare::best_per_scenario(&raw);
+    assert!(
+        !answers.iter().any(|a| a.what.starts_with("sweep (")),
+        "the sweep rows go"
+    );
+    let one = answers
+        .iter()
+        .find(|a| a.what == "bound (p99 ≤ 1 ms)")
+        .unwrap();
+    assert_eq!(one.best.as_ref().unwrap().0, "green");
+    assert_eq!(one.ratios.len(), ROUNDS as usize);
+    match one.verdict.as_ref().unwrap() {
+        Verdict::Better {
+            first: true,
+            lo,
+            hi,
+            ..
+        } => {
+            // About 2 (the capacities' ratio), within the 5 % brackets.
+            assert!(*lo > 1.7 && *hi < 2.3, "{lo} {hi}")
+        }
+        v => panic!("{v:?}"),
+    }
+    assert!(answers.iter().any(|a| a.what == "bound (p99 ≤ 10 ms)"));
+    let md = compare::summary(&raw);
+    assert!(md.contains("## Load–latency bound by bisection"), "{md}");
+    assert!(md.contains("| green | "), "{md}");
 }

@@ -162,7 +162,7 @@ impl Ctx<'_> {
                 )
                 .map(|r| run.report = Some(r)),
             Kind::Idle => idle(&mut server, self.idle_conns).map(|r| run.idle = Some(r)),
-            Kind::Sweep => {
+            Kind::Sweep | Kind::Bound => {
                 let spec = LoadSpec {
                     rate,
                     ..LoadSpec::closed("/", SWEEP_CONNECTIONS)

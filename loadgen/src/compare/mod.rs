@@ -27,13 +27,14 @@
 //! `--peer NAME='command with {port}'` starts another HTTP server the same way
 //! (pinned, fresh per run, ready once it accepts a connection) as one more row.
 
+pub mod bisect;
 pub mod breakdown;
 mod output;
 pub mod paired;
 mod plan;
 pub mod rounds;
 mod runner;
-pub use runner::{check_models, run, KNOWN_MODELS};
+pub use runner::{bound_held, bound_label, bound_prefix, check_models, run, KNOWN_MODELS};
 mod plots;
 mod server;
 pub use plan::{points, rate_plan};
@@ -163,6 +164,9 @@ pub enum Kind {
     Large,
     /// Every server at the same open-loop rate ([`COST_POINTS`]).
     Cost,
+    /// The highest rate held under each of [`LATENCY_BOUNDS_US`], by bisection
+    /// ([`bisect`]).
+    Bound,
 }
 
 /// Connections of the sweep (its closed-loop maximum and every open-loop point).
@@ -215,7 +219,7 @@ const fn load(path: &'static str, connections: u64, pipeline: u64, rate: Option<
 }
 
 /// The fixed scenario matrix.
-pub const SCENARIOS: [Scenario; 11] = [
+pub const SCENARIOS: [Scenario; 12] = [
     Scenario {
         name: "plaintext",
         title: "GET / at -c64",
@@ -278,6 +282,12 @@ pub const SCENARIOS: [Scenario; 11] = [
         title: "cost at equal load: GET / at -c64, every server at the same open-loop rate \
                 (half the slowest server's closed-loop maximum, or --cost-rate)",
         kind: Kind::Cost,
+    },
+    Scenario {
+        name: "bound",
+        title: "load–latency bound: GET / at -c64, open loop; per server the highest offered rate \
+                with p99 under 1 ms and under 10 ms, bisected until the bracket is within 5 %",
+        kind: Kind::Bound,
     },
 ];
 

@@ -419,6 +419,27 @@ pub fn held_rates(raw: &Raw, model: &str, bound_us: u64) -> std::collections::BT
     out
 }
 
+/// Per round: the highest offered rate of the `bound` bisection that held
+/// `bound_us` (0 when no probe did).
+pub fn bound_rates(raw: &Raw, model: &str, bound_us: u64) -> std::collections::BTreeMap<u32, f64> {
+    let prefix = super::bound_prefix(bound_us);
+    let mut out = std::collections::BTreeMap::new();
+    for r in raw.runs.iter().filter(|r| {
+        r.scenario == "bound"
+            && r.model == model
+            && r.repeat > 0
+            && r.point
+                .as_ref()
+                .is_some_and(|p| p.label.starts_with(&prefix))
+    }) {
+        let held = out.entry(r.repeat).or_insert(0.0f64);
+        if super::bound_held(r, bound_us) {
+            *held = held.max(r.point.as_ref().map_or(0.0, |p| p.value));
+        }
+    }
+    out
+}
+
 // ---- formatting ----
 
 fn cell(st: Option<(f64, f64, f64)>, f: impl Fn(f64) -> String) -> String {

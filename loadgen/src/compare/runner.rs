@@ -56,6 +56,8 @@ fn estimate_round_s(
     let per_server = match kind {
         // Connecting and one request per connection, then 1.5 s of settling.
         Kind::Idle => idle_conns as f64 / 2_000.0 + 2.5,
+        // About five probes per bound.
+        Kind::Bound => (5 * LATENCY_BOUNDS_US.len()) as f64 * each_s,
         k => points(k, quick).len() as f64 * each_s,
     };
     per_server * servers as f64
@@ -249,7 +251,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     // The sweep's plan per target: its closed-loop maximum, measured once first.
     let mut sweep_max: Vec<Option<f64>> = vec![None; available.len()];
     let has = |k: Kind| scenarios.iter().any(|s| s.kind == k);
-    if has(Kind::Sweep) || (has(Kind::Cost) && a.cost_rate.is_none()) {
+    if has(Kind::Sweep) || has(Kind::Bound) || (has(Kind::Cost) && a.cost_rate.is_none()) {
         for (i, t) in available.iter().enumerate() {
             let label = Point {
                 label: "max".into(),
@@ -290,6 +292,11 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
             let s = &scenarios[i];
             let round = states[i].rounds + 1;
             let t0 = Instant::now();
+            if s.kind == Kind::Bound {
+                for run in bound_round(&ctx, s, &available, &sweep_max, round)? {
+                    raw.runs.push(run);
+                }
+            }
             for point in points(s.kind, q) {
                 for (j, t) in available.iter().enumerate() {
                     let run = match (s.kind, &point) {
@@ -358,6 +365,73 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     let dir = output::write_all(&a.out, &raw).map_err(Failure::Run)?;
     println!("gvhttpd bench compare: wrote {}", dir.display());
     Ok(())
+}
+
+/// One round of `bound`: for each p99 bound, every server's bisection, one
+/// probe each in turn (so servers stay interleaved), until every bracket closes.
+fn bound_round(
+    ctx: &Ctx<'_>,
+    s: &Scenario,
+    available: &[&Target],
+    maxima: &[Option<f64>],
+    round: u32,
+) -> Result<Vec<Run>, Failure> {
+    let mut runs = Vec::new();
+    for bound in LATENCY_BOUNDS_US {
+        let mut searches: Vec<Option<bisect::Search>> =
+            maxima.iter().map(|m| m.map(bisect::Search::new)).collect();
+        loop {
+            let mut probed = false;
+            for (j, t) in available.iter().enumerate() {
+                let Some(search) = searches[j].as_mut() else {
+                    continue;
+                };
+                let Some(rate) = search.next() else { continue };
+                let point = Point {
+                    label: bound_label(bound, search.probes.len() + 1),
+                    value: rate,
+                };
+                let run = ctx.run_one(t, s, Some(&point), round, Some(rate));
+                search.record(rate, bound_held(&run, bound));
+                eprintln!(
+                    "gvhttpd bench compare: [round {round}] {}",
+                    output::one_line(&run)
+                );
+                runs.push(run);
+                probed = true;
+                if crate::engine::stop_requested() {
+                    return Err(Failure::Run(
+                        "interrupted (Ctrl-C): every server stopped, no results written".into(),
+                    ));
+                }
+            }
+            if !probed {
+                break;
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// The label prefix of one bound's `bound` probes: `1ms #`.
+pub fn bound_prefix(bound_us: u64) -> String {
+    format!("{}ms #", bound_us as f64 / 1000.0)
+}
+
+/// A `bound` probe's point label: `1ms #3`.
+pub fn bound_label(bound_us: u64, probe: usize) -> String {
+    format!("{}{probe}", bound_prefix(bound_us))
+}
+
+/// Whether a `bound` probe held: it ran, every request succeeded, and its p99
+/// (from the intended send time) is at or under the bound.
+pub fn bound_held(run: &Run, bound_us: u64) -> bool {
+    run.error.is_none()
+        && run.report.as_ref().is_some_and(|r| {
+            let c = &r.result.counts;
+            c.status_4xx + c.status_5xx + c.transport_errors() == 0
+                && r.result.latency.p99_us <= bound_us
+        })
 }
 
 #[cfg(test)]

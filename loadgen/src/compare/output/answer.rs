@@ -210,7 +210,7 @@ pub fn metric_of(sc: &super::super::Scenario) -> Option<Metric> {
             false,
             cpu_per_req,
         ),
-        Kind::Sweep | Kind::Skew => return None,
+        Kind::Sweep | Kind::Skew | Kind::Bound => return None,
     })
 }
 
@@ -260,9 +260,32 @@ pub fn best_per_scenario(raw: &Raw) -> Vec<Answer> {
         })
     };
     let mut out = Vec::new();
+    let bisected = present(raw).iter().any(|s| s.kind == Kind::Bound);
     for sc in present(raw) {
         let name = sc.name;
         match sc.kind {
+            // The bisection answers the bounds; the sweep then only draws the curve.
+            Kind::Sweep if bisected => {}
+            Kind::Bound => {
+                for bound in LATENCY_BOUNDS_US {
+                    let servers = models
+                        .iter()
+                        .map(|m| {
+                            let runs = runs_of_all_points(raw, name, m);
+                            (*m, bound_rates(raw, m, bound), failed_runs_only(&runs))
+                        })
+                        .collect();
+                    out.push(answer(RowInput {
+                        what: format!("bound (p99 ≤ {})", fmt_bound(bound)),
+                        scenario: name,
+                        metric: "highest offered req/s with p99 under the bound (bisected to 5 %)",
+                        higher_better: true,
+                        servers,
+                        references: refs.clone(),
+                        equivalence: eq,
+                    }));
+                }
+            }
             Kind::Sweep => {
                 for bound in LATENCY_BOUNDS_US {
                     let servers = models
@@ -325,6 +348,14 @@ pub fn best_per_scenario(raw: &Raw) -> Vec<Answer> {
         }
     }
     out
+}
+
+/// For `bound`: a probe with failed requests simply did not hold (past its
+/// capacity a server may time requests out); only runs that failed outright
+/// make a server not comparable.
+fn failed_runs_only(runs: &[&Run]) -> Option<String> {
+    let failed = runs.iter().filter(|r| r.error.is_some()).count();
+    (failed > 0).then(|| format!("not comparable: {failed} of {} runs failed", runs.len()))
 }
 
 /// Every measured run of one server in a multi-point scenario.

@@ -64,6 +64,7 @@ pub fn summary(raw: &Raw) -> String {
             Kind::Skew => skew_table(raw, &models, &mut s),
             Kind::Busy => busy_table(raw, &models, &mut s),
             Kind::Large => large_table(raw, &models, &mut s),
+            Kind::Bound => bound_table(raw, &models, &mut s),
             _ => {}
         }
     }
@@ -72,6 +73,49 @@ pub fn summary(raw: &Raw) -> String {
         let _ = writeln!(s, "![{what}]({name})\n");
     }
     s
+}
+
+/// The bisected bounds: per server the held rate over rounds and the probes it took.
+fn bound_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Load–latency bound by bisection (`bound`)\n");
+    let _ = writeln!(
+        s,
+        "Per round and server, the offered rate is bisected (geometric midpoints, from 25 % \
+         to 120 % of the closed-loop maximum) until the bracket is within 5 %; a probe holds \
+         when its p99 from the intended send time is at or under the bound and no request \
+         failed. Median [min–max] over rounds of the highest rate held; the paired \
+         interval is in the answer.\n"
+    );
+    let _ = write!(s, "| server |");
+    for b in LATENCY_BOUNDS_US {
+        let _ = write!(s, " p99 ≤ {} | probes |", fmt_bound(b));
+    }
+    let _ = writeln!(s, "\n|---|{}", "---|---|".repeat(LATENCY_BOUNDS_US.len()));
+    for m in models {
+        let _ = write!(s, "| {m} |");
+        for b in LATENCY_BOUNDS_US {
+            let rates = bound_rates(raw, m, b);
+            let rounds = rates.len().max(1);
+            let probes = raw
+                .runs
+                .iter()
+                .filter(|r| r.scenario == "bound" && r.model == *m && r.repeat > 0)
+                .filter(|r| {
+                    r.point
+                        .as_ref()
+                        .is_some_and(|p| p.label.starts_with(&super::super::bound_prefix(b)))
+                })
+                .count();
+            let _ = write!(
+                s,
+                " {} | {:.1} per round |",
+                cell(spread(rates.into_values().collect()), n0),
+                probes as f64 / rounds as f64
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s);
 }
 
 /// Per scenario: the rounds it got and why it stopped (runs before rounds-until-
