@@ -53,28 +53,40 @@ fn perf_facts() -> Result<(), String> {
     perf_allowed(found, paranoid, rustix::process::geteuid().is_root())
 }
 
-/// Parses `perf stat -x,` output for `raw_syscalls:sys_enter` and
-/// `duration_time`: (syscalls, seconds).
+/// Parses `perf stat -x, --per-thread` output for `raw_syscalls:sys_enter`
+/// and `duration_time`: (syscalls of all threads, seconds). With `-p`, perf
+/// sums `duration_time` over the threads unless asked `--per-thread` (a
+/// five-thread server read as a 4.9 s window for a 1 s run), so the counts are
+/// per thread and summed here, and the window is one thread's duration.
+/// A thread that never ran in the window is `<not counted>`: zero syscalls.
 pub fn parse_perf(text: &str) -> Result<(u64, f64), String> {
-    let mut count = None;
-    let mut ns = None;
+    let mut count: Option<u64> = None;
+    let mut ns: Option<f64> = None;
     for line in text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
     {
         let f: Vec<&str> = line.split(',').collect();
-        let (Some(value), Some(event)) = (f.first(), f.get(2)) else {
+        // The value is two fields before the event name (value, unit, event).
+        let Some(i) = f
+            .iter()
+            .position(|x| *x == "raw_syscalls:sys_enter" || *x == "duration_time")
+            .filter(|&i| i >= 2)
+        else {
             continue;
         };
-        match *event {
-            "raw_syscalls:sys_enter" => {
-                count =
-                    Some(value.parse::<u64>().map_err(|_| {
-                        format!("perf could not count raw_syscalls:sys_enter: {value}")
-                    })?)
+        let value = f[i - 2];
+        if f[i] == "duration_time" {
+            if let Ok(v) = value.parse::<f64>() {
+                ns = Some(ns.map_or(v, |n| n.max(v)));
             }
-            "duration_time" => ns = value.parse::<f64>().ok(),
-            _ => {}
+        } else if value == "<not counted>" {
+            count.get_or_insert(0);
+        } else {
+            let v = value
+                .parse::<u64>()
+                .map_err(|_| format!("perf could not count raw_syscalls:sys_enter: {value}"))?;
+            *count.get_or_insert(0) += v;
         }
     }
     match (count, ns) {
@@ -82,7 +94,7 @@ pub fn parse_perf(text: &str) -> Result<(u64, f64), String> {
         (None, _) => Err(format!(
             "perf reported no raw_syscalls:sys_enter count: {}",
             text.lines()
-                .find(|l| !l.trim().is_empty())
+                .find(|l| !l.starts_with('#') && !l.trim().is_empty())
                 .unwrap_or("(no output)")
         )),
         _ => Err("perf reported no duration_time".into()),
@@ -105,7 +117,13 @@ impl Tracer {
             std::process::id()
         ));
         let child = Command::new("perf")
-            .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter,duration_time"])
+            .args([
+                "stat",
+                "-x,",
+                "--per-thread",
+                "-e",
+                "raw_syscalls:sys_enter,duration_time",
+            ])
             .arg("-p")
             .arg(pid.to_string())
             .arg("-o")
@@ -190,6 +208,21 @@ mod tests {
             "{e}"
         );
         assert!(parse_perf("").unwrap_err().contains("no raw_syscalls"));
+    }
+
+    #[test]
+    fn per_thread_counts_are_summed_over_one_window() {
+        // What perf printed for a tokio server with five threads, one second.
+        let text = "# started on Mon Dec  7 06:52:59 2026\n\n\
+            gvhttpd-tokio-0-21457,4897,,raw_syscalls:sys_enter,24421757,100.00,,\n\
+            gvhttpd-logs-21456,10,,raw_syscalls:sys_enter,486201,100.00,,\n\
+            gvhttpd-21452,<not counted>,,raw_syscalls:sys_enter,0,100.00,,\n\
+            gvhttpd-21452,969759276,ns,duration_time,969759276,100.00,,\n\
+            gvhttpd-logs-21456,969759276,ns,duration_time,969759276,100.00,,\n\
+            gvhttpd-tokio-0-21457,969759276,ns,duration_time,969759276,100.00,,\n";
+        let (n, s) = parse_perf(text).unwrap();
+        assert_eq!(n, 4_907);
+        assert!((s - 0.969759276).abs() < 1e-12, "{s}");
     }
 
     #[test]

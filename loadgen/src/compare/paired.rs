@@ -41,9 +41,11 @@ fn binom_half_cdf(n: usize, k: usize) -> f64 {
 }
 
 /// The median of `v` with its exact interval: (median, lo, hi, coverage).
-/// `None` when `v` has fewer than [`MIN_ROUNDS_FOR_INTERVAL`] finite values.
+/// `None` when `v` has fewer than [`MIN_ROUNDS_FOR_INTERVAL`] values that are
+/// not NaN. An infinite ratio (the runner-up held no rate at all that round)
+/// is a value like any other: order statistics need only the ordering.
 pub fn median_interval(v: &[f64]) -> Option<(f64, f64, f64, f64)> {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
     let n = s.len();
     if n < MIN_ROUNDS_FOR_INTERVAL {
         return None;
@@ -108,7 +110,7 @@ impl Verdict {
 /// not one an operator would size a machine by.
 pub fn verdict(ratios: &[f64], equivalence: f64) -> Verdict {
     let Some((md, lo, hi, _)) = median_interval(ratios) else {
-        let n = ratios.iter().filter(|r| r.is_finite()).count();
+        let n = ratios.iter().filter(|r| !r.is_nan()).count();
         return Verdict::Undecided {
             rounds: n,
             interval: None,
@@ -169,10 +171,16 @@ mod tests {
         let (_, lo, hi, cov) = median_interval(&v).unwrap();
         assert_eq!((lo, hi), (6.0, 15.0));
         assert!((CONFIDENCE..0.96).contains(&cov), "{cov}");
-        // Non-finite values (a round with a zero denominator) do not count.
+        // NaN (0 ÷ 0: neither server held anything) does not count; an
+        // infinite ratio does, as the largest value.
         let mut v = vec![1.0; 5];
-        v.push(f64::INFINITY);
+        v.push(f64::NAN);
         assert_eq!(median_interval(&v), None);
+        v[5] = f64::INFINITY;
+        let (md, lo, hi, _) = median_interval(&v).unwrap();
+        assert_eq!((md, lo, hi), (1.0, 1.0, f64::INFINITY));
+        let v = [2.0, f64::INFINITY, 3.0, 2.5, f64::INFINITY, 4.0];
+        assert!(matches!(verdict(&v, 0.05), Verdict::Better { first: true, lo, .. } if lo == 2.0));
     }
 
     #[test]

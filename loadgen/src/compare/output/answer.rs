@@ -91,7 +91,7 @@ fn ratios(a: &BTreeMap<u32, f64>, b: &BTreeMap<u32, f64>, higher_better: bool) -
         .filter_map(|(round, va)| {
             let vb = b.get(round)?;
             let r = if higher_better { va / vb } else { vb / va };
-            r.is_finite().then_some(r)
+            (!r.is_nan()).then_some(r)
         })
         .collect()
 }
@@ -382,8 +382,18 @@ fn fmt_metric(v: f64) -> String {
     }
 }
 
+/// A ratio with two decimals, or ∞.
+fn fr(x: f64) -> String {
+    if x.is_infinite() {
+        "∞".into()
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 /// A verdict in words, naming `best` and `next` as it applies.
 pub fn verdict_text(v: &Verdict, best: &str, next: &str) -> String {
+    let rounds = |n: usize| format!("{n} round{}", if n == 1 { "" } else { "s" });
     match v {
         Verdict::Better {
             first,
@@ -391,18 +401,29 @@ pub fn verdict_text(v: &Verdict, best: &str, next: &str) -> String {
             lo,
             hi,
         } => format!(
-            "`{}` better by {ratio:.2}× [{lo:.2}–{hi:.2}]",
-            if *first { best } else { next }
+            "`{}` better by {}× [{}–{}]",
+            if *first { best } else { next },
+            fr(*ratio),
+            fr(*lo),
+            fr(*hi)
         ),
         Verdict::Equivalent { within, .. } => {
             format!("equivalent within ±{:.0} %", within * 100.0)
         }
-        Verdict::Undecided { rounds, interval } => match interval {
-            Some((md, lo, hi)) => {
-                format!("undecided after {rounds} rounds ({md:.2}× [{lo:.2}–{hi:.2}])")
-            }
+        Verdict::Undecided {
+            rounds: n,
+            interval,
+        } => match interval {
+            Some((md, lo, hi)) => format!(
+                "undecided after {} ({}× [{}–{}])",
+                rounds(*n),
+                fr(*md),
+                fr(*lo),
+                fr(*hi)
+            ),
             None => format!(
-                "undecided after {rounds} rounds (an exact 95 % interval needs {})",
+                "undecided after {} (an exact 95 % interval needs {})",
+                rounds(*n),
                 paired::MIN_ROUNDS_FOR_INTERVAL
             ),
         },
@@ -574,8 +595,11 @@ mod tests {
     fn only_rounds_both_servers_have_are_paired() {
         let a: BTreeMap<u32, f64> = [(1, 2.0), (2, 2.0), (4, 2.0)].into_iter().collect();
         let b: BTreeMap<u32, f64> = [(1, 1.0), (3, 1.0), (4, 0.0)].into_iter().collect();
-        // Round 4's ratio is infinite and dropped; rounds 2 and 3 have no pair.
-        assert_eq!(ratios(&a, &b, true), vec![2.0]);
+        // Rounds 2 and 3 have no pair; round 4's b held nothing: a is
+        // infinitely better there (higher is better), and b 0 × as good.
+        assert_eq!(ratios(&a, &b, true), vec![2.0, f64::INFINITY]);
         assert_eq!(ratios(&a, &b, false), vec![0.5, 0.0]);
+        let z: BTreeMap<u32, f64> = [(1, 0.0)].into_iter().collect();
+        assert!(ratios(&z, &z, true).is_empty(), "0 ÷ 0 is no ratio");
     }
 }
