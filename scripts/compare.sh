@@ -12,12 +12,12 @@
 #   scripts/compare.sh --peer ref='target/release/gvhttpd serve --model tokio --addr 127.0.0.1:{port} --workers {workers} --root {root}'
 #   NGINX=1 scripts/compare.sh                      # nginx as a reference row (--peer)
 #
-# Defaults (of `bench compare`): server on CPU 0, load on CPU 1, runs of 1.5 s
-# (+0.5 s warm-up); every scenario gets 6 interleaved rounds, then the ones
+# Defaults (of `bench compare`): server on CPU 0, load on CPU 1, runs of 1 s
+# (+0.3 s warm-up); every scenario gets 6 interleaved rounds, then the ones
 # whose answer is still undecided get more until resolved, 30 rounds, or the
 # 20-minute --budget. Each run writes a new results folder. Scenarios:
-# plaintext, pipelined, json, sleep, idle, sweep, churn, skew, busy, large,
-# cost, bound.
+# plaintext, pipelined, json, sleep, idle, churn, skew, busy, large, cost,
+# bound (--scenarios all adds sweep and scaling).
 set -euo pipefail
 
 # As a --peer command: one single-process nginx serving the same routes it can

@@ -237,7 +237,7 @@ fn synthetic() -> Raw {
                             Some(report(900.0 * k, (500, 9_000), None, (2e9 * k) as u64))
                         }
                         Kind::Cost => Some(report(20_000.0, (30, 900), Some(20_000.0), 0)),
-                        Kind::Idle | Kind::Bound => None,
+                        Kind::Idle | Kind::Bound | Kind::Scaling => None,
                     };
                     runs.push(run(m, sc.name, rep, point.clone(), r));
                     let last = runs.last_mut().unwrap();
@@ -290,10 +290,10 @@ fn synthetic() -> Raw {
             .collect(),
         serve_args: Vec::new(),
         skew_work_us: compare::DEFAULT_SKEW_WORK_US,
-        // `bound` has runs only where a test adds them.
+        // `bound` and `scaling` have runs only where a test adds them.
         scenarios: SCENARIOS
             .iter()
-            .filter(|s| s.kind != Kind::Bound)
+            .filter(|s| s.kind != Kind::Bound && s.kind != Kind::Scaling)
             .map(|s| s.name.to_string())
             .collect(),
         runs,
@@ -762,4 +762,55 @@ fn the_bisected_bound_answers_with_a_paired_interval() {
     let md = compare::summary(&raw);
     assert!(md.contains("## Load–latency bound by bisection"), "{md}");
     assert!(md.contains("| green | "), "{md}");
+}
+
+/// `scaling`: a table and one plot of req/s and CPU per request against workers.
+#[test]
+fn scaling_rows_show_in_the_summary_and_a_plot() {
+    let mut raw = synthetic();
+    raw.scenarios.push("scaling".into());
+    for rep in 1..=2 {
+        for point in compare::scaling_points(2) {
+            let p = point.unwrap();
+            for m in ["green", "tokio"] {
+                let rps = 40_000.0
+                    * p.value
+                    * if p.label.ends_with("pipelined") {
+                        8.0
+                    } else {
+                        1.0
+                    };
+                raw.runs.push(Run {
+                    model: m.into(),
+                    scenario: "scaling".into(),
+                    repeat: rep,
+                    point: Some(p.clone()),
+                    report: Some(report(rps, (30, 900), None, 0)),
+                    heavy: None,
+                    idle: None,
+                    error: None,
+                    extra: None,
+                });
+            }
+        }
+    }
+    let md = compare::summary(&raw);
+    assert!(md.contains("## Scaling (`scaling`)"), "{md}");
+    assert!(
+        md.contains("| green | 2 | pipelined | 640000 [640000–640000] |"),
+        "{md}"
+    );
+    let plots = compare::render_plots(&raw).unwrap();
+    let svg = &plots
+        .iter()
+        .find(|p| p.0 == "scaling.svg")
+        .expect("scaling.svg")
+        .1;
+    assert!(
+        svg.contains("w2 pipelined"),
+        "the groups name workers and shape"
+    );
+    assert!(compare::plot_names(&raw)
+        .iter()
+        .any(|p| p.0 == "scaling.svg"));
 }

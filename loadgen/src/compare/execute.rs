@@ -76,8 +76,13 @@ impl LoadSpec<'_> {
 
 impl Ctx<'_> {
     pub(super) fn opts(&self, workers: usize) -> StartOpts<'_> {
+        self.opts_on(self.server_cpus, workers)
+    }
+
+    /// Start options on some of the server CPUs.
+    pub(super) fn opts_on<'c>(&'c self, cpus: &'c [usize], workers: usize) -> StartOpts<'c> {
         StartOpts {
-            cpus: self.server_cpus,
+            cpus,
             workers,
             root: self.root,
             serve_args: self.serve_args,
@@ -129,12 +134,16 @@ impl Ctx<'_> {
             error: None,
             extra: None,
         };
-        let workers = if s.kind == Kind::Skew {
-            SKEW_WORKERS
-        } else {
-            self.server_cpus.len()
+        let (workers, cpus) = match (s.kind, point) {
+            (Kind::Skew, _) => (SKEW_WORKERS, self.server_cpus),
+            // w workers on the first w server CPUs.
+            (Kind::Scaling, Some(p)) => {
+                let w = (p.value as usize).clamp(1, self.server_cpus.len().max(1));
+                (w, &self.server_cpus[..w.min(self.server_cpus.len())])
+            }
+            _ => (self.server_cpus.len(), self.server_cpus),
         };
-        let mut server = match Server::start(self.exe, t, &self.opts(workers)) {
+        let mut server = match Server::start(self.exe, t, &self.opts_on(cpus, workers)) {
             Ok(srv) => srv,
             Err(StartError::Unavailable(e) | StartError::Failed(e)) => {
                 run.error = Some(e);
@@ -165,6 +174,17 @@ impl Ctx<'_> {
             Kind::Sweep | Kind::Bound => {
                 let spec = LoadSpec {
                     rate,
+                    ..LoadSpec::closed("/", SWEEP_CONNECTIONS)
+                };
+                self.load(&server, spec).map(|r| run.report = Some(r))
+            }
+            Kind::Scaling => {
+                let pipeline = SCALING_SHAPES
+                    .iter()
+                    .find(|(shape, _)| point.is_some_and(|p| p.label.ends_with(shape)))
+                    .map_or(1, |s| s.1);
+                let spec = LoadSpec {
+                    pipeline,
                     ..LoadSpec::closed("/", SWEEP_CONNECTIONS)
                 };
                 self.load(&server, spec).map(|r| run.report = Some(r))

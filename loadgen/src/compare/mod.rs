@@ -37,7 +37,7 @@ mod runner;
 pub use runner::{bound_held, bound_label, bound_prefix, check_models, run, KNOWN_MODELS};
 mod plots;
 mod server;
-pub use plan::{points, rate_plan};
+pub use plan::{points, rate_plan, scaling_plan, scaling_points, SCALING_SHAPES};
 
 use crate::cli::{self, Failure, LoadArgs};
 use crate::engine;
@@ -69,8 +69,9 @@ pub struct CompareArgs {
     /// directory, {workers} the worker count. Its own process is measured.
     #[arg(long = "peer", value_name = "NAME=COMMAND")]
     pub peers: Vec<String>,
-    /// Scenarios to run (default: all): plaintext, pipelined, json, sleep, idle,
-    /// sweep, churn, skew, busy, large.
+    /// Scenarios to run, or `all`: plaintext, pipelined, json, sleep, idle,
+    /// sweep, churn, skew, busy, large, cost, bound, scaling [default: all but
+    /// sweep and scaling, so that six rounds fit the default --budget on 2 CPUs].
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// CPUs for the server (its worker count is the number of CPUs).
@@ -92,10 +93,10 @@ pub struct CompareArgs {
     /// overrun it (e.g. 20m, 90s) [default: 20m].
     #[arg(long, value_name = "DURATION")]
     pub budget: Option<String>,
-    /// Measured duration of each load run [default: 1.5s; --quick: 1s].
+    /// Measured duration of each load run [default: 1s; --quick: 500ms].
     #[arg(long)]
     pub duration: Option<String>,
-    /// Warm-up before each load run [default: 500ms; --quick: 300ms].
+    /// Warm-up before each load run [default: 300ms; --quick: 200ms].
     #[arg(long)]
     pub warmup: Option<String>,
     /// Open connections for the idle-memory scenario [default: 10000; --quick: 1000].
@@ -167,6 +168,8 @@ pub enum Kind {
     /// The highest rate held under each of [`LATENCY_BOUNDS_US`], by bisection
     /// ([`bisect`]).
     Bound,
+    /// Plain and pipelined `GET /` at 1, 2, 4, … workers ([`scaling_points`]).
+    Scaling,
 }
 
 /// Connections of the sweep (its closed-loop maximum and every open-loop point).
@@ -219,7 +222,7 @@ const fn load(path: &'static str, connections: u64, pipeline: u64, rate: Option<
 }
 
 /// The fixed scenario matrix.
-pub const SCENARIOS: [Scenario; 12] = [
+pub const SCENARIOS: [Scenario; 13] = [
     Scenario {
         name: "plaintext",
         title: "GET / at -c64",
@@ -289,7 +292,18 @@ pub const SCENARIOS: [Scenario; 12] = [
                 with p99 under 1 ms and under 10 ms, bisected until the bracket is within 5 %",
         kind: Kind::Bound,
     },
+    Scenario {
+        name: "scaling",
+        title: "scaling: GET / at -c64, plain and pipelined x16, with 1, 2, 4, … workers up to \
+                --server-cpus (the server on as many of them as it has workers)",
+        kind: Kind::Scaling,
+    },
 ];
+
+/// Scenarios left out by default: `sweep` only draws the curve (`bound`
+/// answers the bounds) and `scaling` describes rather than compares; with them,
+/// six rounds of the matrix take about 30 minutes on the 2-CPU machine.
+pub const NOT_BY_DEFAULT: [&str; 2] = ["sweep", "scaling"];
 
 /// Looks a scenario up by name.
 pub fn scenario(name: &str) -> Option<&'static Scenario> {

@@ -149,6 +149,7 @@ pub fn names(raw: &Raw) -> Vec<(String, String)> {
             "cost-breakdown.svg",
             "where the cost goes at the same offered rate",
         ),
+        (Kind::Scaling, "scaling.svg", "scaling with workers"),
     ];
     for (kind, file, what) in extra {
         if has(raw, kind).is_some() {
@@ -197,6 +198,9 @@ pub fn render_all(raw: &Raw) -> Result<Vec<(String, String)>, String> {
     }
     if has(raw, Kind::Large).is_some() {
         out.push(("large.svg".into(), large(raw).map_err(err)?));
+    }
+    if has(raw, Kind::Scaling).is_some() {
+        out.push(("scaling.svg".into(), scaling(raw).map_err(err)?));
     }
     if has(raw, Kind::Cost).is_some() {
         out.push((

@@ -52,12 +52,14 @@ fn estimate_round_s(
     servers: usize,
     each_s: f64,
     idle_conns: usize,
+    server_cpus: usize,
 ) -> f64 {
     let per_server = match kind {
         // Connecting and one request per connection, then 1.5 s of settling.
         Kind::Idle => idle_conns as f64 / 2_000.0 + 2.5,
         // About five probes per bound.
         Kind::Bound => (5 * LATENCY_BOUNDS_US.len()) as f64 * each_s,
+        Kind::Scaling => scaling_points(server_cpus).len() as f64 * each_s,
         k => points(k, quick).len() as f64 * each_s,
     };
     per_server * servers as f64
@@ -92,7 +94,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     let warmup = a
         .warmup
         .as_deref()
-        .unwrap_or(if q { "300ms" } else { "500ms" });
+        .unwrap_or(if q { "200ms" } else { "300ms" });
     let warmup = cli::parse_duration(warmup).map_err(|e| usage(format!("--warmup: {e}")))?;
     let min_rounds = a
         .repeat
@@ -131,6 +133,12 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     check_models(&a.models).map_err(usage)?;
     let names = SCENARIOS.map(|s| s.name).join(", ");
     let scenarios: Vec<Scenario> = if a.scenarios.is_empty() {
+        SCENARIOS
+            .iter()
+            .filter(|s| !NOT_BY_DEFAULT.contains(&s.name))
+            .copied()
+            .collect()
+    } else if a.scenarios.iter().any(|n| n == "all") {
         SCENARIOS.to_vec()
     } else {
         a.scenarios
@@ -223,13 +231,22 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         budget_s: budget.as_secs_f64(),
         cost_rate: a.cost_rate,
     };
-    let each_s = (duration + warmup + Duration::from_millis(600)).as_secs_f64();
+    // Starting and stopping a server and the load's connections: about 0.1 s
+    // a run in a smoke run; the estimate only matters until a round is measured.
+    let each_s = (duration + warmup + Duration::from_millis(200)).as_secs_f64();
     let mut states: Vec<State> = scenarios
         .iter()
         .map(|s| {
             State::new(
                 s.name,
-                estimate_round_s(s.kind, q, available.len(), each_s, idle_conns),
+                estimate_round_s(
+                    s.kind,
+                    q,
+                    available.len(),
+                    each_s,
+                    idle_conns,
+                    server_cpus.len(),
+                ),
             )
         })
         .collect();
@@ -297,7 +314,12 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                     raw.runs.push(run);
                 }
             }
-            for point in points(s.kind, q) {
+            let pts = if s.kind == Kind::Scaling {
+                scaling_points(server_cpus.len())
+            } else {
+                points(s.kind, q)
+            };
+            for point in pts {
                 for (j, t) in available.iter().enumerate() {
                     let run = match (s.kind, &point) {
                         (Kind::Sweep, Some(p)) => match sweep_max[j]
@@ -463,9 +485,11 @@ mod tests {
     fn a_round_estimate_counts_points_and_servers() {
         // plaintext: one point; 3 servers at 2.6 s a run.
         let plain = SCENARIOS[0].kind;
-        assert!((estimate_round_s(plain, false, 3, 2.6, 0) - 7.8).abs() < 1e-9);
+        assert!((estimate_round_s(plain, false, 3, 2.6, 0, 1) - 7.8).abs() < 1e-9);
         let sweep = SCENARIOS[5].kind;
-        assert!((estimate_round_s(sweep, false, 2, 1.0, 0) - 14.0).abs() < 1e-9);
-        assert!((estimate_round_s(Kind::Idle, true, 1, 1.0, 1_000) - 3.0).abs() < 1e-9);
+        assert!((estimate_round_s(sweep, false, 2, 1.0, 0, 1) - 14.0).abs() < 1e-9);
+        assert!((estimate_round_s(Kind::Idle, true, 1, 1.0, 1_000, 1) - 3.0).abs() < 1e-9);
+        // scaling on 2 CPUs: 1 and 2 workers, two shapes each.
+        assert!((estimate_round_s(Kind::Scaling, false, 3, 1.0, 0, 2) - 12.0).abs() < 1e-9);
     }
 }

@@ -210,7 +210,7 @@ pub fn metric_of(sc: &super::super::Scenario) -> Option<Metric> {
             false,
             cpu_per_req,
         ),
-        Kind::Sweep | Kind::Skew | Kind::Bound => return None,
+        Kind::Sweep | Kind::Skew | Kind::Bound | Kind::Scaling => return None,
     })
 }
 
@@ -325,7 +325,9 @@ pub fn best_per_scenario(raw: &Raw) -> Vec<Answer> {
                 ));
             }
             Kind::Busy | Kind::Large => {
-                let (metric, hb, f) = metric_of(sc).expect("busy and large have a metric");
+                let Some((metric, hb, f)) = metric_of(sc) else {
+                    continue;
+                };
                 for (label, _) in point_labels(raw, name) {
                     out.push(row(
                         format!("{name} {label}"),
@@ -338,12 +340,17 @@ pub fn best_per_scenario(raw: &Raw) -> Vec<Answer> {
                 }
             }
             Kind::Cost => {
-                let (metric, hb, f) = metric_of(sc).expect("cost has a metric");
+                let Some((metric, hb, f)) = metric_of(sc) else {
+                    continue;
+                };
                 out.push(row(name.into(), name, Some(COST_POINTS[0]), metric, hb, &f));
             }
+            // A description of how servers scale, not a contest: no answer row.
+            Kind::Scaling => {}
             _ => {
-                let (metric, hb, f) = metric_of(sc).expect("single-point scenarios have a metric");
-                out.push(row(name.into(), name, None, metric, hb, &f));
+                if let Some((metric, hb, f)) = metric_of(sc) {
+                    out.push(row(name.into(), name, None, metric, hb, &f));
+                }
             }
         }
     }

@@ -65,6 +65,7 @@ pub fn summary(raw: &Raw) -> String {
             Kind::Busy => busy_table(raw, &models, &mut s),
             Kind::Large => large_table(raw, &models, &mut s),
             Kind::Bound => bound_table(raw, &models, &mut s),
+            Kind::Scaling => scaling_table(raw, &models, &mut s),
             _ => {}
         }
     }
@@ -114,6 +115,38 @@ fn bound_table(raw: &Raw, models: &[&str], s: &mut String) {
             );
         }
         let _ = writeln!(s);
+    }
+    let _ = writeln!(s);
+}
+
+/// `scaling`: per server, workers and shape, req/s and CPU per request.
+fn scaling_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Scaling (`scaling`)\n");
+    let _ = writeln!(
+        s,
+        "GET / at -c64 closed loop, plain and pipelined ×16; the server runs w workers on the \
+         first w server CPUs, the load on the load CPUs. On a large machine give the server \
+         one NUMA node's cores and the load the rest, e.g. `--server-cpus 0-15 --load-cpus \
+         16-31` (one load thread per load CPU), so the load never shares a core with the \
+         server.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| server | workers | shape | req/s median [min–max] | server CPU µs/req | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for m in models {
+        for (label, w) in point_labels(raw, "scaling") {
+            let runs = runs_of(raw, "scaling", Some(&label), m);
+            let shape = label.split_once(' ').map_or("", |x| x.1);
+            let _ = writeln!(
+                s,
+                "| {m} | {w:.0} | {shape} | {} | {} | {} |",
+                cell(stat(&runs, rps), n0),
+                med(stat(&runs, cpu_per_req), n2),
+                flags(&runs)
+            );
+        }
     }
     let _ = writeln!(s);
 }
