@@ -24,6 +24,9 @@ pub enum Stop {
     Budget,
     /// It reached `--max-rounds`.
     MaxRounds,
+    /// It has no answer row to resolve (it describes, e.g. `scaling`), so it
+    /// gets the minimum rounds only.
+    NoAnswer,
 }
 
 impl Stop {
@@ -32,6 +35,7 @@ impl Stop {
             Stop::Resolved => "resolved",
             Stop::Budget => "budget spent (its next round would not fit in --budget)",
             Stop::MaxRounds => "--max-rounds reached",
+            Stop::NoAnswer => "no answer row to resolve: the minimum rounds",
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct State {
     pub rounds: u32,
     /// Whether its answer is decided after the rounds so far.
     pub resolved: bool,
+    /// It has no answer rows at all (descriptive scenarios).
+    pub no_answer: bool,
     /// Seconds its rounds took so far.
     pub seconds: f64,
     /// Seconds a round is expected to take before one has been measured.
@@ -66,6 +72,7 @@ impl State {
             scenario: scenario.to_string(),
             rounds: 0,
             resolved: false,
+            no_answer: false,
             seconds: 0.0,
             estimate,
             stop: None,
@@ -100,8 +107,12 @@ pub fn plan_round(states: &mut [State], spent: f64, l: Limits) -> Vec<usize> {
         if s.stop.is_some() {
             continue;
         }
-        if s.rounds >= l.min_rounds && s.resolved {
-            s.stop = Some(Stop::Resolved);
+        if s.rounds >= l.min_rounds && (s.resolved || s.no_answer) {
+            s.stop = Some(if s.no_answer {
+                Stop::NoAnswer
+            } else {
+                Stop::Resolved
+            });
             continue;
         }
         if s.rounds >= l.max_rounds {
@@ -203,6 +214,21 @@ mod tests {
         };
         let s = simulate(&[("a", 1.0)], quick, |_, _| false);
         assert_eq!((s[0].rounds, s[0].stop), (1, Some(Stop::MaxRounds)));
+    }
+
+    #[test]
+    fn a_scenario_without_answer_rows_gets_the_minimum_only() {
+        let mut states = vec![State::new("scaling", 1.0)];
+        states[0].no_answer = true;
+        let mut spent = 0.0;
+        while !plan_round(&mut states, spent, LIMITS).is_empty() {
+            states[0].rounds += 1;
+            spent += 1.0;
+        }
+        assert_eq!(
+            (states[0].rounds, states[0].stop),
+            (6, Some(Stop::NoAnswer))
+        );
     }
 
     #[test]

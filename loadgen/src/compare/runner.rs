@@ -368,10 +368,10 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
             let st = &mut states[i];
             st.rounds = round;
             st.seconds += t0.elapsed().as_secs_f64();
-            st.resolved = best_per_scenario(&raw)
-                .iter()
-                .filter(|a| a.scenario == s.name)
-                .all(Answer::resolved);
+            let answers = best_per_scenario(&raw);
+            let rows: Vec<&Answer> = answers.iter().filter(|a| a.scenario == s.name).collect();
+            st.no_answer = rows.is_empty();
+            st.resolved = rows.iter().all(|a| a.resolved());
         }
     }
     raw.rounds = rounds::record(&states);
