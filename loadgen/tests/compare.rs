@@ -814,3 +814,36 @@ fn scaling_rows_show_in_the_summary_and_a_plot() {
         .iter()
         .any(|p| p.0 == "scaling.svg"));
 }
+
+/// A row whose rounds fall on both sides of 1 stays undecided, and the summary
+/// shows the per-round ratios that keep it so.
+#[test]
+fn undecided_rows_show_their_per_round_ratios() {
+    let mut raw = synthetic();
+    for r in raw
+        .runs
+        .iter_mut()
+        .filter(|r| r.scenario == "plaintext" && r.model == "green" && r.repeat % 2 == 1)
+    {
+        let s = r.report.as_mut().unwrap().checks.server.as_mut().unwrap();
+        s.cpu_us_per_request = 25.0;
+    }
+    let answers = compare::best_per_scenario(&raw);
+    let plain = answers.iter().find(|a| a.what == "plaintext").unwrap();
+    assert!(
+        matches!(plain.verdict, Some(Verdict::Undecided { rounds: 6, .. })),
+        "{plain:?}"
+    );
+    let md = compare::summary(&raw);
+    assert!(
+        md.contains("## Why the undecided rows are undecided"),
+        "{md}"
+    );
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("- plaintext ("))
+        .expect("a line for plaintext");
+    assert!(line.contains("3 of 6 rounds below 1"), "{line}");
+    let ratios = line.split_once("): ").unwrap().1;
+    assert_eq!(ratios.split(", ").count(), 6, "six ratios: {line}");
+}

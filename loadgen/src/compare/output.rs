@@ -503,8 +503,10 @@ fn flags(runs: &[&Run]) -> String {
 }
 
 mod answer;
+mod answer_table;
 mod costs;
 mod summary;
-pub use answer::{best_per_scenario, verdict_text, Answer};
+pub use answer::{best_per_scenario, Answer};
+pub use answer_table::verdict_text;
 pub use costs::{cost_rows, CostRow};
 pub use summary::summary;

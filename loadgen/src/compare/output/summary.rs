@@ -1,6 +1,7 @@
 //! summary.md: the answer, then one table per scenario.
 
-use super::answer::{answer_table, fmt_bound};
+use super::answer::fmt_bound;
+use super::answer_table::{answer_table, undecided_ratios};
 use super::*;
 
 /// The whole summary.md.
@@ -52,6 +53,7 @@ pub fn summary(raw: &Raw) -> String {
     }
     answer_table(raw, &mut s);
     rounds_table(raw, &mut s);
+    undecided_ratios(raw, &mut s);
     super::costs::cost_table(raw, &mut s);
     let models = measured_models(raw);
     basic_tables(raw, &models, &mut s);
