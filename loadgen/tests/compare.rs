@@ -301,6 +301,7 @@ fn synthetic() -> Raw {
         rounds: Vec::new(),
         budget_s: 1200.0,
         cost_rate: Some(20_000.0),
+        min_rounds: ROUNDS,
     }
 }
 
@@ -846,4 +847,33 @@ fn undecided_rows_show_their_per_round_ratios() {
     assert!(line.contains("3 of 6 rounds below 1"), "{line}");
     let ratios = line.split_once("): ").unwrap().1;
     assert_eq!(ratios.split(", ").count(), 6, "six ratios: {line}");
+}
+
+/// When the budget stops scenarios short of the minimum, the summary says
+/// what budget would have given every scenario its rounds.
+#[test]
+fn the_rounds_table_says_what_budget_the_minimum_needs() {
+    use loadgen::compare::rounds::{ScenarioRounds, Stop};
+    let mut raw = synthetic();
+    raw.rounds = vec![
+        ScenarioRounds {
+            scenario: "plaintext".into(),
+            rounds: 6,
+            stop: Stop::Resolved,
+            seconds: 120.0,
+        },
+        ScenarioRounds {
+            scenario: "bound".into(),
+            rounds: 2,
+            stop: Stop::Budget,
+            seconds: 400.0,
+        },
+    ];
+    let md = compare::summary(&raw);
+    // 6 × 20 s + 6 × 200 s = 1320 s = 22 min.
+    assert!(
+        md.contains("that needs about 22 min (`--budget 22m`)"),
+        "{md}"
+    );
+    assert!(md.contains("| bound | 2 | budget spent"), "{md}");
 }

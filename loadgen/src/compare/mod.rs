@@ -402,6 +402,9 @@ pub struct Raw {
     /// The `cost` scenario's rate, req/s.
     #[serde(default)]
     pub cost_rate: Option<f64>,
+    /// `--repeat`: the rounds every scenario was to get at least (0: unknown).
+    #[serde(default)]
+    pub min_rounds: u32,
 }
 
 fn default_equivalence() -> f64 {

@@ -130,6 +130,16 @@ pub fn plan_round(states: &mut [State], spent: f64, l: Limits) -> Vec<usize> {
     next
 }
 
+/// Seconds that would give every scenario `min_rounds` rounds, from the
+/// rounds' measured times (a scenario with none measured counts as unknown:
+/// `None`).
+pub fn budget_for_minimum(rounds: &[ScenarioRounds], min_rounds: u32) -> Option<f64> {
+    rounds
+        .iter()
+        .map(|r| (r.rounds > 0).then(|| r.seconds / f64::from(r.rounds) * f64::from(min_rounds)))
+        .sum()
+}
+
 /// The record of the loop for `raw.json`.
 pub fn record(states: &[State]) -> Vec<ScenarioRounds> {
     states
@@ -229,6 +239,22 @@ mod tests {
             (states[0].rounds, states[0].stop),
             (6, Some(Stop::NoAnswer))
         );
+    }
+
+    #[test]
+    fn the_budget_the_minimum_would_need() {
+        let r = |rounds: u32, seconds: f64| ScenarioRounds {
+            scenario: "x".into(),
+            rounds,
+            stop: Stop::Budget,
+            seconds,
+        };
+        // 3 rounds in 60 s and 2 in 50 s: six of each is 120 + 150 = 270 s.
+        assert_eq!(
+            budget_for_minimum(&[r(3, 60.0), r(2, 50.0)], 6),
+            Some(270.0)
+        );
+        assert_eq!(budget_for_minimum(&[r(3, 60.0), r(0, 0.0)], 6), None);
     }
 
     #[test]

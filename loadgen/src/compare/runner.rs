@@ -230,6 +230,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         rounds: Vec::new(),
         budget_s: budget.as_secs_f64(),
         cost_rate: a.cost_rate,
+        min_rounds,
     };
     // Starting and stopping a server and the load's connections: about 0.1 s
     // a run in a smoke run; the estimate only matters until a round is measured.
@@ -251,6 +252,15 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         })
         .collect();
     let first: f64 = states.iter().map(|s| s.estimate).sum();
+    if first * f64::from(min_rounds) > budget.as_secs_f64() {
+        eprintln!(
+            "gvhttpd bench compare: warning: {min_rounds} rounds of these scenarios need about \
+             {:.0} min, more than --budget ({:.0} min): the last scenarios will get fewer \
+             rounds and stay undecided; raise --budget or choose fewer --scenarios",
+            first * f64::from(min_rounds) / 60.0,
+            budget.as_secs_f64() / 60.0
+        );
+    }
     eprintln!(
         "gvhttpd bench compare: {} to {} rounds per scenario (a round: every server once), \
          about {:.0} s a round of everything; stops when each scenario's answer resolves or \

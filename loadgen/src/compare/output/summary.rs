@@ -167,6 +167,22 @@ fn rounds_table(raw: &Raw, s: &mut String) {
          would be overrun by their next round.\n",
         raw.budget_s
     );
+    let short = raw
+        .rounds
+        .iter()
+        .any(|r| r.stop == super::super::rounds::Stop::Budget && r.rounds < raw.min_rounds);
+    if short {
+        if let Some(need) = super::super::rounds::budget_for_minimum(&raw.rounds, raw.min_rounds) {
+            let _ = writeln!(
+                s,
+                "The budget ran out before every scenario had its {} rounds: at the rounds' \
+                 measured times that needs about {:.0} min (`--budget {:.0}m`).\n",
+                raw.min_rounds,
+                need / 60.0,
+                (need / 60.0).ceil()
+            );
+        }
+    }
     let _ = writeln!(s, "| scenario | rounds | stopped because | seconds |");
     let _ = writeln!(s, "|---|---|---|---|");
     for r in &raw.rounds {
