@@ -162,7 +162,19 @@ pub fn write_reports(dir: &Path, raw: &Raw) -> Result<(), String> {
     };
     write("README.md", readme(raw))?;
     write("summary.md", summary(raw))?;
-    for (name, svg) in super::plots::render_all(raw)? {
+    let plots = super::plots::render_all(raw)?;
+    // A rewrite (--from-raw) leaves no plot an earlier version drew and this
+    // one does not: every .svg beside raw.json is then one of these.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".svg") && !plots.iter().any(|(n, _)| *n == name) {
+                std::fs::remove_file(e.path())
+                    .map_err(|err| format!("cannot remove the stale {name}: {err}"))?;
+            }
+        }
+    }
+    for (name, svg) in plots {
         write(&name, svg)?;
     }
     Ok(())
