@@ -4,17 +4,20 @@
 # started by `gvhttpd bench compare` itself; unavailable ones are listed as such.
 #
 #   scripts/compare.sh                              # defaults: the whole matrix
-#   scripts/compare.sh --quick                      # smoke run, about 20 s per server
-#   REPEAT=5 DURATION=5s scripts/compare.sh         # longer runs (env: REPEAT, DURATION,
-#                                                   # WARMUP, SERVER_CPUS, LOAD_CPUS, OUT)
+#   scripts/compare.sh --quick                      # smoke run: one round, every row undecided
+#   BUDGET=40m DURATION=3s scripts/compare.sh       # longer (env: REPEAT = minimum rounds,
+#                                                   # BUDGET, DURATION, WARMUP, SERVER_CPUS,
+#                                                   # LOAD_CPUS, OUT)
 #   scripts/compare.sh --models tokio --scenarios sweep,skew
 #   scripts/compare.sh --peer ref='target/release/gvhttpd serve --model tokio --addr 127.0.0.1:{port} --workers {workers} --root {root}'
 #   NGINX=1 scripts/compare.sh                      # nginx as a reference row (--peer)
 #
-# Defaults (of `bench compare`): server on CPU 0, load on CPU 1, 3 interleaved
-# repetitions of 3 s (+1 s warm-up) per run: about 4 minutes per server on a
-# 2-core machine, about 12 for the three models. Scenarios: plaintext,
-# pipelined, json, sleep, idle, sweep, churn, skew, busy, large.
+# Defaults (of `bench compare`): server on CPU 0, load on CPU 1, runs of 1 s
+# (+0.3 s warm-up); every scenario gets 6 interleaved rounds, then the ones
+# whose answer is still undecided get more until resolved, 30 rounds, or the
+# 20-minute --budget. Each run writes a new results folder. Scenarios:
+# plaintext, pipelined, json, sleep, idle, churn, skew, busy, large, cost,
+# bound (--scenarios all adds sweep and scaling).
 set -euo pipefail
 
 # As a --peer command: one single-process nginx serving the same routes it can
@@ -58,8 +61,9 @@ args=(--server-cpus "${SERVER_CPUS:-0}" --load-cpus "${LOAD_CPUS:-1}" --out "${O
 [[ -n "${REPEAT:-}" ]] && args+=(--repeat "$REPEAT")
 [[ -n "${DURATION:-}" ]] && args+=(--duration "$DURATION")
 [[ -n "${WARMUP:-}" ]] && args+=(--warmup "$WARMUP")
+[[ -n "${BUDGET:-}" ]] && args+=(--budget "$BUDGET")
 # NGINX=1: nginx as a reference row (it has no /sleep or /work, so those runs
-# are listed as failed for it).
+# fail for it and its rows there are "not comparable").
 if [[ -n "${NGINX:-}" ]]; then
     command -v nginx >/dev/null || { echo "NGINX=1 but no nginx on PATH" >&2; exit 2; }
     args+=(--peer "nginx=$PWD/scripts/compare.sh --nginx-peer {port} {root}")

@@ -100,6 +100,7 @@ fn compare_runs_every_scenario_with_a_peer_row() {
     // The peer is started by its command like any other server: here gvhttpd's
     // own tokio model on the port compare picks.
     let peer = format!("ref={BIN} serve --model tokio --addr 127.0.0.1:{{port}} --workers {{workers}} --root {{root}}");
+    // An unknown model is refused before anything starts, naming the flag.
     let out = Command::new(BIN)
         .args([
             "bench",
@@ -108,7 +109,24 @@ fn compare_runs_every_scenario_with_a_peer_row() {
             "--models",
             "tokio,nosuchmodel",
         ])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--models: unknown model 'nosuchmodel'"),
+        "{err}"
+    );
+    assert!(!dir.exists(), "nothing ran, nothing was written");
+    let out = Command::new(BIN)
+        .args(["bench", "compare", "--quick", "--models", "tokio"])
         .args(["--peer", &peer])
+        .args([
+            "--scenarios",
+            "plaintext,pipelined,json,sleep,idle,sweep,churn,skew,busy,large,cost",
+        ])
         .args([
             "--duration",
             "400ms",
@@ -135,11 +153,10 @@ fn compare_runs_every_scenario_with_a_peer_row() {
     let failed: Vec<_> = raw.runs.iter().filter(|r| r.error.is_some()).collect();
     assert!(failed.is_empty(), "{failed:?}");
     // Per server: 5 hello-world runs, 1 sweep calibration and 3 sweep points,
-    // churn, skew, 2 busy counts and 2 file sizes.
-    assert_eq!(raw.runs.len(), 2 * (5 + 1 + 3 + 1 + 1 + 2 + 2));
-    assert!(!raw.models[1].available);
-    assert_eq!(raw.models[2].name, "ref");
-    assert!(raw.models[2]
+    // churn, skew, 2 busy counts, 2 file sizes and the 2 points of cost.
+    assert_eq!(raw.runs.len(), 2 * (5 + 1 + 3 + 1 + 1 + 2 + 2 + 2));
+    assert_eq!(raw.models[1].name, "ref");
+    assert!(raw.models[1]
         .peer
         .as_deref()
         .is_some_and(|c| c.contains("{port}")));
@@ -169,6 +186,19 @@ fn compare_runs_every_scenario_with_a_peer_row() {
             let whole = r.result.successes.saturating_sub(16);
             assert!(r.result.counts.bytes_read >= whole * size, "{server}");
         }
+        // cost: every server at the same rate, with the io_uring and syscall
+        // figures or the reason there are none.
+        for r in runs.iter().filter(|r| r.scenario == "cost") {
+            let rate = r.report.as_ref().unwrap().config.rate;
+            assert_eq!(rate, raw.cost_rate, "{server}");
+            let extra = r.extra.as_ref().unwrap();
+            if r.point.as_ref().unwrap().label == "syscalls" {
+                assert!(
+                    extra.syscalls_per_request.is_some() != extra.syscalls_na.is_some(),
+                    "{extra:?}"
+                );
+            }
+        }
         // The sweep offers shares of this server's own closed-loop maximum.
         let max = runs
             .iter()
@@ -194,8 +224,9 @@ fn compare_runs_every_scenario_with_a_peer_row() {
         "## The answer",
         "| plaintext | tokio |",
         "| plaintext | ref |",
-        "`nosuchmodel`",
         "| ref | 1000 |",
+        "## Rounds",
+        "## Where the cost goes",
         "--peer",
     ] {
         assert!(summary.contains(want), "{want}: {summary}");

@@ -157,7 +157,7 @@ fn ctrl_c_stops_a_comparison_and_its_server() {
     let mut err = BufReader::new(compare.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
-    assert!(line.contains("runs of at most"), "{line}");
+    assert!(line.contains("rounds per scenario"), "{line}");
     // The run's server is up once compare has a child that serves.
     let until = Instant::now() + Duration::from_secs(10);
     let server = loop {

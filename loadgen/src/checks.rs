@@ -2,6 +2,7 @@
 //! machine quiet? CPU figures are sampled at the end of warm-up and at the end.
 
 use crate::sys::{self, MachineCpu};
+use crate::threads::{self, ThreadCpu};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,28 @@ use std::time::{Duration, Instant};
 pub const BOUND_SHARE: f64 = 0.90;
 /// A run is noisy when steal or other processes' CPU exceeds this share.
 pub const NOISY_SHARE: f64 = 0.05;
+
+/// Open loop: the generator fell behind its schedule when more than this share
+/// of its sends left late (more than 2 ms after their intended time)...
+pub const LATE_SHARE: f64 = 0.01;
+/// ... or it sent at under this share of the target rate.
+pub const SEND_RATE_SHARE: f64 = 0.95;
+
+/// Whether an open-loop run was generator-bound: judged by its schedule, not its
+/// CPU (a load thread may wait or poll between sends at any load, and at a 25 %
+/// load used 0.98 of its core while keeping every send on time). The schedule
+/// slipped (late sends or a short send rate) while the server had CPU to spare.
+pub fn open_loop_bound(
+    late_sends: u64,
+    sends: u64,
+    send_rate: f64,
+    target_rate: f64,
+    server_saturated: bool,
+) -> bool {
+    let late = late_sends as f64 > LATE_SHARE * sends as f64;
+    let short = send_rate < SEND_RATE_SHARE * target_rate;
+    (late || short) && !server_saturated
+}
 
 /// The server's side of the checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +48,21 @@ pub struct ServerCheck {
     pub peak_rss_kib: u64,
     /// Resident set size at the end (VmRSS), KiB.
     pub rss_kib: u64,
+    /// The server's threads to the nanosecond (`cpu_s` comes from here when
+    /// present), with the user share and context switches.
+    #[serde(default)]
+    pub threads: Option<ThreadCpu>,
+}
+
+impl ServerCheck {
+    /// Where `cpu_s` came from, and its resolution.
+    pub fn cpu_source(&self) -> &'static str {
+        if self.threads.is_some() {
+            "per-thread schedstat, ns"
+        } else {
+            "/proc/PID/stat, 10 ms clock ticks"
+        }
+    }
 }
 
 /// The checks' results.
@@ -53,6 +91,7 @@ pub struct Probe {
     own: Duration,
     server_pid: Option<u32>,
     server: Option<Duration>,
+    server_threads: Option<threads::Reading>,
     machine: MachineCpu,
 }
 
@@ -64,6 +103,7 @@ impl Probe {
             own: sys::process_cpu("self").unwrap_or_default(),
             server_pid,
             server: server_pid.and_then(|p| sys::process_cpu(&p.to_string())),
+            server_threads: server_pid.and_then(threads::read),
             machine: MachineCpu::now(),
         }
     }
@@ -85,9 +125,14 @@ impl Probe {
         };
         let server = self.server_pid.and_then(|pid| {
             let p = pid.to_string();
-            let cpu = sys::process_cpu(&p)?
+            let ticks = sys::process_cpu(&p)?
                 .saturating_sub(self.server?)
                 .as_secs_f64();
+            let threads = self
+                .server_threads
+                .as_ref()
+                .and_then(|a| Some(threads::read(pid)?.since(a)));
+            let cpu = threads.as_ref().map_or(ticks, |t| t.cpu_ns as f64 / 1e9);
             let cores = server_cores
                 .or_else(|| sys::allowed_cpus(&p))
                 .unwrap_or(1)
@@ -100,6 +145,7 @@ impl Probe {
                 cores,
                 peak_rss_kib: sys::status_kib(&p, "VmHWM").unwrap_or(0),
                 rss_kib: sys::status_kib(&p, "VmRSS").unwrap_or(0),
+                threads,
             })
         });
         judge(
@@ -201,6 +247,7 @@ mod tests {
             cores,
             peak_rss_kib: 1,
             rss_kib: 1,
+            threads: None,
         }
     }
 
@@ -226,6 +273,20 @@ mod tests {
         r.load_cores = 2;
         let c = judge(r, None);
         assert!(!c.generator_bound && (c.generator_cpu_share - 0.475).abs() < 1e-9);
+    }
+
+    #[test]
+    fn open_loop_is_generator_bound_only_when_its_schedule_slips() {
+        // On schedule at 25 % load: not bound, whatever the generator's CPU.
+        assert!(!open_loop_bound(10, 100_000, 35_490.0, 35_490.0, false));
+        // Exactly 1 % late is not over it; just over is.
+        assert!(!open_loop_bound(1_000, 100_000, 35_490.0, 35_490.0, false));
+        assert!(open_loop_bound(1_001, 100_000, 35_490.0, 35_490.0, false));
+        // Sending at 94 % of the target rate.
+        assert!(open_loop_bound(0, 100_000, 94.0, 100.0, false));
+        assert!(!open_loop_bound(0, 100_000, 95.0, 100.0, false));
+        // A saturated server explains late sends: not the generator's fault.
+        assert!(!open_loop_bound(50_000, 100_000, 50.0, 100.0, true));
     }
 
     #[test]
@@ -272,6 +333,11 @@ mod tests {
         assert_eq!((s.pid, s.cores), (idle.id(), 1));
         assert!(s.cpu_s < 0.05 && s.cpu_share < 0.25, "{s:?}");
         assert!(s.peak_rss_kib >= s.rss_kib && s.rss_kib > 0, "{s:?}");
+        // A sleeping process: nanosecond readings, almost no CPU, one thread.
+        let t = s.threads.as_ref().expect("schedstat readings");
+        assert_eq!(t.threads, 1);
+        assert!(t.cpu_ns < 50_000_000, "{t:?}");
+        assert_eq!(s.cpu_source(), "per-thread schedstat, ns");
         assert_eq!(c.generator_cores, 1);
     }
 }

@@ -27,3 +27,4 @@ pub mod report;
 pub mod schedule;
 pub mod sys;
 pub mod target;
+pub mod threads;

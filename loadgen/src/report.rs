@@ -171,6 +171,20 @@ impl Report {
             checks: out.checks.clone(),
             warnings: Vec::new(),
         };
+        if let Some(rate) = plan.rate {
+            let saturated = r
+                .checks
+                .server
+                .as_ref()
+                .is_some_and(|s| s.cpu_share > crate::checks::BOUND_SHARE);
+            r.checks.generator_bound = crate::checks::open_loop_bound(
+                r.result.late_sends,
+                r.result.sends,
+                r.result.send_rate,
+                rate,
+                saturated,
+            );
+        }
         if matches!(r.config.server, Some(ServerSource::NotAttributed { .. })) {
             // The server's own CPU is inside "other processes": only steal can
             // tell that the machine was noisy.
@@ -214,7 +228,13 @@ fn warnings(r: &Report, plan: &Plan) -> Vec<String> {
             ));
         }
     }
-    if r.checks.generator_bound {
+    if r.checks.generator_bound && plan.rate.is_some() {
+        w.push(format!(
+            "generator-bound: the generator fell behind its schedule ({} of {} sends late, \
+             {:.0} sent/s) while the server did not saturate; latencies include its lag",
+            res.late_sends, res.sends, res.send_rate
+        ));
+    } else if r.checks.generator_bound {
         w.push(format!(
             "generator-bound: the generator used {:.0}% of its {} core(s) while the server did not \
              saturate; the numbers measure the load generator",
@@ -406,11 +426,12 @@ pub fn results(r: &Report) -> String {
     if let Some(sv) = &ch.server {
         let _ = writeln!(
             s,
-            "Server CPU:    {:.2}s ({:.0}% of {}, {:.2}us/request), peak RSS {} KiB",
+            "Server CPU:    {:.2}s ({:.0}% of {}, {:.2}us/request; from {}), peak RSS {} KiB",
             sv.cpu_s,
             sv.cpu_share * 100.0,
             plural(sv.cores, "core", "cores"),
             sv.cpu_us_per_request,
+            sv.cpu_source(),
             sv.peak_rss_kib
         );
     }

@@ -116,3 +116,43 @@ fn start_at_takes_unix_seconds_or_utc_clock_time() {
     let m = plan_error(&["--url", "http://127.0.0.1:1/", "--start-at", "00:00:00"]);
     assert!(m.contains("ago") || m.contains("cannot connect"), "{m}");
 }
+
+#[derive(Debug, Parser)]
+struct CompareCli {
+    #[command(flatten)]
+    compare: loadgen::compare::CompareArgs,
+}
+
+/// `bench compare` flag errors: one line naming the flag, before anything runs.
+fn compare_error(argv: &[&str]) -> String {
+    let parsed = CompareCli::try_parse_from(std::iter::once("compare").chain(argv.iter().copied()));
+    match parsed {
+        Err(e) => e.to_string(),
+        Ok(cli) => match loadgen::compare::run(&cli.compare) {
+            Err(loadgen::cli::Failure::Usage(CliError(m))) => m,
+            other => panic!("{argv:?}: not a usage error: {other:?}"),
+        },
+    }
+}
+
+#[test]
+fn compare_flags_are_checked_up_front() {
+    let m = compare_error(&["--models", "callback,gren"]);
+    assert!(m.starts_with("--models: unknown model 'gren'"), "{m}");
+    assert_eq!(
+        compare_error(&["--budget", "0s"]),
+        "--budget must be more than 0"
+    );
+    assert!(compare_error(&["--budget", "soon"]).starts_with("--budget: "));
+    assert_eq!(
+        compare_error(&["--repeat", "6", "--max-rounds", "3"]),
+        "--max-rounds (3) must be at least --repeat (6)"
+    );
+    assert!(compare_error(&["--cost-rate", "0"]).starts_with("--cost-rate: 0 is not a rate"));
+    let m = compare_error(&["--equivalence", "150%"]);
+    assert!(
+        m.contains("--equivalence") && m.contains("below 100 %"),
+        "{m}"
+    );
+    assert!(compare_error(&["--scenarios", "plaintext,nope"]).contains("unknown scenario 'nope'"));
+}

@@ -2,6 +2,8 @@
 //! ticks, and every plot and the summary rendered from a synthetic run.
 
 use loadgen::checks::{Checks, ServerCheck};
+use loadgen::compare::paired::Verdict;
+use loadgen::compare::CostRow;
 use loadgen::compare::{
     self, fmt_tick, parse_peer, points, rate_plan, ticks_125, ticks_linear, Kind, ModelStatus,
     Point, Raw, Run, SCENARIOS, SWEEP_FRACTIONS,
@@ -155,6 +157,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
                 cores: 1,
                 peak_rss_kib: 9_000,
                 rss_kib: 8_000,
+                threads: None,
             }),
             steal_share: 0.0,
             foreign_share: 0.0,
@@ -174,7 +177,10 @@ fn env() -> Env {
     }
 }
 
-/// Every scenario for two models and a peer, two repetitions; `green` is
+/// Rounds of the synthetic comparison: enough for an exact 95 % interval.
+const ROUNDS: u32 = 6;
+
+/// Every scenario for two models and a peer, six rounds; `green` is
 /// clearly faster everywhere, `tokio` and `nginx` overlap.
 fn synthetic() -> Raw {
     let models = ["green", "tokio", "nginx"];
@@ -193,6 +199,7 @@ fn synthetic() -> Raw {
         heavy: None,
         idle: None,
         error: None,
+        extra: None,
     };
     for m in models {
         runs.push(run(
@@ -206,7 +213,7 @@ fn synthetic() -> Raw {
             Some(report(50_000.0 * speed(m, 0), (50, 3_000), None, 0)),
         ));
     }
-    for rep in 1..=2 {
+    for rep in 1..=ROUNDS {
         for sc in SCENARIOS {
             for point in points(sc.kind, false) {
                 for m in models {
@@ -229,10 +236,21 @@ fn synthetic() -> Raw {
                         Kind::Large => {
                             Some(report(900.0 * k, (500, 9_000), None, (2e9 * k) as u64))
                         }
-                        Kind::Idle => None,
+                        Kind::Cost => Some(report(20_000.0, (30, 900), Some(20_000.0), 0)),
+                        Kind::Idle | Kind::Bound | Kind::Scaling => None,
                     };
                     runs.push(run(m, sc.name, rep, point.clone(), r));
                     let last = runs.last_mut().unwrap();
+                    if sc.kind == Kind::Cost {
+                        let rep = last.report.as_mut().unwrap();
+                        rep.checks.server.as_mut().unwrap().cpu_us_per_request = 5.0 / k;
+                        last.extra = Some(compare::breakdown::Extra {
+                            syscalls_per_request: Some(3.0 / k),
+                            syscalls_na: None,
+                            uring_sqes_per_request: (m == "green").then_some(2.0),
+                            uring_enters_per_request: (m == "green").then_some(0.5),
+                        });
+                    }
                     if sc.kind == Kind::Skew {
                         last.heavy = Some(report(190.0 * k, (5_000, 12_000), None, 0));
                     }
@@ -259,7 +277,7 @@ fn synthetic() -> Raw {
         load_cpus: vec![1],
         duration_s: 3.0,
         warmup_s: 1.0,
-        repeat: 2,
+        repeat: ROUNDS,
         quick: false,
         models: models
             .iter()
@@ -272,8 +290,18 @@ fn synthetic() -> Raw {
             .collect(),
         serve_args: Vec::new(),
         skew_work_us: compare::DEFAULT_SKEW_WORK_US,
-        scenarios: SCENARIOS.iter().map(|s| s.name.to_string()).collect(),
+        // `bound` and `scaling` have runs only where a test adds them.
+        scenarios: SCENARIOS
+            .iter()
+            .filter(|s| s.kind != Kind::Bound && s.kind != Kind::Scaling)
+            .map(|s| s.name.to_string())
+            .collect(),
         runs,
+        equivalence: 0.05,
+        rounds: Vec::new(),
+        budget_s: 1200.0,
+        cost_rate: Some(20_000.0),
+        min_rounds: ROUNDS,
     }
 }
 
@@ -294,6 +322,7 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
         "skew.svg",
         "busy.svg",
         "large.svg",
+        "cost-breakdown.svg",
     ];
     assert_eq!(names, expected);
     let listed: Vec<String> = compare::plot_names(&raw).into_iter().map(|p| p.0).collect();
@@ -365,7 +394,7 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
         }
         // The subtitle: load shape, duration × repetitions, CPUs, commit, date, host.
         for l in [
-            "3.0 s × 2 repetitions (+1.0 s warm-up)",
+            "3.0 s × up to 6 rounds (+1.0 s warm-up)",
             "server CPUs [0], load CPUs [1]",
             "commit abc1234",
             "2026-12-01",
@@ -385,19 +414,36 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
 }
 
 #[test]
-fn summary_names_the_best_with_ratio_and_spread() {
+fn summary_names_the_best_with_a_paired_interval() {
     let raw = synthetic();
     let answers = compare::best_per_scenario(&raw);
     let plain = answers.iter().find(|a| a.what == "plaintext").unwrap();
-    assert_eq!(plain.best, "green");
-    // green 2.01–2.02 x 40k against nginx 1.07–1.12 x 40k (the better of the overlapping two).
+    // Server CPU per request (lower is better): green at ~half of the others.
+    assert_eq!(plain.best.as_ref().unwrap().0, "green");
+    // nginx is 0.02 faster than tokio in every round.
     assert_eq!(plain.next.as_ref().unwrap().0, "nginx");
-    assert!(!plain.overlap);
-    let r = plain.ratio.unwrap();
-    assert!((r - 2.015 / 1.095).abs() < 1e-9, "{r}");
+    assert_eq!(plain.ratios.len(), ROUNDS as usize);
+    // Round r: (2 + 0.01 r) / (1.02 + 0.05 r); the interval over 6 rounds is [min–max].
+    let want = |r: f64| (2.0 + 0.01 * r) / (1.02 + 0.05 * r);
+    match plain.verdict.as_ref().unwrap() {
+        Verdict::Better {
+            first: true,
+            lo,
+            hi,
+            ..
+        } => {
+            assert!(
+                (lo - want(6.0)).abs() < 1e-3 && (hi - want(1.0)).abs() < 1e-3,
+                "{lo} {hi}"
+            )
+        }
+        v => panic!("{v:?}"),
+    }
+    // tokio is a reference only when it is a --peer: nginx is the runner-up here.
+    assert!(plain.references.is_empty());
     // Lower is better for memory and the skew's light p99.
     let idle = answers.iter().find(|a| a.what == "idle").unwrap();
-    assert_eq!(idle.best, "green");
+    assert_eq!(idle.best.as_ref().unwrap().0, "green");
     for what in [
         "busy c64",
         "busy c1000",
@@ -410,17 +456,23 @@ fn summary_names_the_best_with_ratio_and_spread() {
         "skew (light)",
         "skew (heavy)",
     ] {
-        assert!(
-            answers.iter().any(|a| a.what == what),
-            "no answer for {what}"
-        );
+        let a = answers.iter().find(|a| a.what == what);
+        assert!(a.is_some(), "no answer for {what}");
     }
     let md = compare::summary(&raw);
     assert!(md.contains("## The answer"), "{md}");
-    assert!(md.contains("| plaintext | req/s | **`green`** | 80600 [80400–80800] | `nginx` | 43800 [42800–44800] | 1.84× | yes |"), "{md}");
-    // Two close servers: tokio vs nginx overlap nowhere as best, but the
-    // table flags overlap when it happens (here: sleep's CPU per request).
-    assert!(md.contains("no: within spread") || md.contains("| yes |"));
+    let line = format!(
+        "| plaintext | server CPU µs/req (lower is better) | **`green` (11.67)** | `nginx` (19.88) | `green` better by {:.2}× [{:.2}–{:.2}] | – | – |",
+        {
+            let mut v: Vec<f64> = (1..=6).map(|r| want(f64::from(r))).collect();
+            v.sort_by(f64::total_cmp);
+            (v[2] + v[3]) / 2.0
+        },
+        want(6.0),
+        want(1.0)
+    );
+    assert!(md.contains(&line), "{line}\n{md}");
+    assert!(md.contains("Why these metrics"), "{md}");
     for section in [
         "## Load–latency curve",
         "## Connection churn",
@@ -431,6 +483,33 @@ fn summary_names_the_best_with_ratio_and_spread() {
     ] {
         assert!(md.contains(section), "{section}");
     }
+}
+
+/// nginx answered the skew's heavy requests with 404: it cannot be best there.
+#[test]
+fn a_server_with_failed_requests_is_not_comparable() {
+    let mut raw = synthetic();
+    for r in raw
+        .runs
+        .iter_mut()
+        .filter(|r| r.model == "nginx" && r.scenario == "skew")
+    {
+        let h = r.heavy.as_mut().unwrap();
+        h.result.counts.status_4xx = 100;
+        h.result.counts.status_2xx = 0;
+        h.result.requests = 100;
+        // And it answers the light ones ten times faster than anyone.
+        r.report.as_mut().unwrap().result.latency.p99_us = 1;
+    }
+    let answers = compare::best_per_scenario(&raw);
+    let light = answers.iter().find(|a| a.what == "skew (light)").unwrap();
+    assert_ne!(light.best.as_ref().unwrap().0, "nginx");
+    assert_eq!(light.not_comparable.len(), 1);
+    let (who, why) = &light.not_comparable[0];
+    assert_eq!(who, "nginx");
+    assert!(why.starts_with("not comparable: 600 of "), "{why}");
+    let md = compare::summary(&raw);
+    assert!(md.contains("`nginx`: not comparable: 600 of "), "{md}");
 }
 
 /// A variant row (`tokio+multi`: a '+' in the name) and `--serve-arg`s go through
@@ -503,4 +582,298 @@ fn variant_rows_and_serve_flags_show_in_every_output() {
     obj.remove("skew_work_us");
     let old = Raw::from_json(&old.to_string()).unwrap();
     assert_eq!((old.serve_args.len(), old.skew_work_us), (0, 5_000));
+}
+
+/// The breakdown: figures where they were measured, n/a with its reason where not.
+#[test]
+fn the_cost_breakdown_gives_figures_or_says_why_not() {
+    let mut raw = synthetic();
+    let rows = compare::cost_rows(&raw);
+    let green = rows
+        .iter()
+        .find(|r| r.scenario == "cost" && r.server == "green")
+        .unwrap();
+    assert_eq!(green.uring_sqes, Some(2.0));
+    let s = green.syscalls.clone().unwrap();
+    assert!(s > 1.0 && s < 2.0, "{s}");
+    // No thread readings in the synthetic runs: no split, not a made-up one.
+    assert_eq!(green.user_us, None);
+    let tokio = rows
+        .iter()
+        .find(|r| r.scenario == "cost" && r.server == "tokio")
+        .unwrap();
+    assert_eq!(tokio.uring_sqes, None);
+    let plain = rows.iter().find(|r| r.scenario == "plaintext").unwrap();
+    assert!(plain
+        .syscalls
+        .as_ref()
+        .unwrap_err()
+        .contains("counted in `cost` only"));
+
+    // perf refused: every cost row says n/a and the summary gives the reason.
+    let why = "kernel.perf_event_paranoid is 2: tracepoints need -1, root or CAP_PERFMON";
+    for r in raw.runs.iter_mut().filter(|r| r.scenario == "cost") {
+        let e = r.extra.as_mut().unwrap();
+        e.syscalls_per_request = None;
+        e.syscalls_na = Some(why.into());
+    }
+    let rows = compare::cost_rows(&raw);
+    let cost: Vec<&CostRow> = rows.iter().filter(|r| r.scenario == "cost").collect();
+    assert_eq!(cost.len(), 3);
+    assert!(cost.iter().all(|r| r.syscalls.as_ref().unwrap_err() == why));
+    let md = compare::summary(&raw);
+    assert!(md.contains("## Where the cost goes"), "{md}");
+    assert!(md.contains(&format!("n/a: {why}")), "{md}");
+    assert!(md.contains("| cost | green | 2.46 |"), "{md}");
+}
+
+/// The two p99 bounds of sweep.svg differ in colour and dash, in the legend too.
+#[test]
+fn the_sweep_bounds_are_told_apart_in_the_legend() {
+    let raw = synthetic();
+    let plots = compare::render_plots(&raw).unwrap();
+    let sweep = &plots.iter().find(|p| p.0 == "sweep.svg").unwrap().1;
+    for colour in ["#C86E00", "#5A5A5A"] {
+        // The line across the plot (many dashes) and its legend glyph.
+        let n = sweep.matches(colour).count();
+        assert!(n >= 3, "{colour} drawn {n} times");
+    }
+    assert!(sweep.contains("p99 bound 1 ms") && sweep.contains("p99 bound 10 ms"));
+    let cost = &plots
+        .iter()
+        .find(|p| p.0 == "cost-breakdown.svg")
+        .unwrap()
+        .1;
+    assert!(cost.contains("server CPU per request (µs)"), "{cost}");
+    assert!(cost.contains("no user/system split"), "{cost}");
+}
+
+/// A second run the same day gets its own folder; nothing of the first is touched.
+#[test]
+fn a_run_never_writes_into_another_runs_folder() {
+    let parent = std::env::temp_dir().join(format!("gvhttpd-rundir-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&parent);
+    let a = compare::new_run_dir(&parent, "2026-12-07", "vm").unwrap();
+    std::fs::write(a.join("sweep.svg"), "first run").unwrap();
+    let b = compare::new_run_dir(&parent, "2026-12-07", "vm").unwrap();
+    let c = compare::new_run_dir(&parent, "2026-12-07", "vm").unwrap();
+    assert_eq!(a.file_name().unwrap(), "2026-12-07-vm");
+    assert_eq!(b.file_name().unwrap(), "2026-12-07-vm-2");
+    assert_eq!(c.file_name().unwrap(), "2026-12-07-vm-3");
+    assert_eq!(
+        std::fs::read_dir(&b).unwrap().count(),
+        0,
+        "a new folder is empty"
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.join("sweep.svg")).unwrap(),
+        "first run"
+    );
+    let _ = std::fs::remove_dir_all(&parent);
+}
+
+/// The README describes what ran: a quick run's busy counts, the idle count.
+#[test]
+fn the_readme_states_the_counts_that_ran() {
+    let mut raw = synthetic();
+    raw.runs
+        .retain(|r| r.point.as_ref().is_none_or(|p| p.label != "c10000"));
+    for r in raw.runs.iter_mut() {
+        if let Some(i) = r.idle.as_mut() {
+            i.connections = 1_000;
+        }
+    }
+    let busy = compare::scenario("busy").unwrap();
+    let t = compare::scenario_title(&raw, busy);
+    assert_eq!(
+        t,
+        "many busy connections: GET / closed loop at 64, 1000 connections"
+    );
+    let idle = compare::scenario_title(&raw, compare::scenario("idle").unwrap());
+    assert!(idle.starts_with("1000 idle connections"), "{idle}");
+    let cost = compare::scenario_title(&raw, compare::scenario("cost").unwrap());
+    assert!(cost.contains("every server at 20000 req/s"), "{cost}");
+}
+
+/// `bound` rows: each round's bisection gives a held rate per server; the answer
+/// pairs them like any other row, and replaces the sweep's coarse bound rows.
+#[test]
+fn the_bisected_bound_answers_with_a_paired_interval() {
+    use loadgen::compare::bisect::Search;
+    let mut raw = synthetic();
+    raw.scenarios.push("bound".into());
+    // green's capacity is twice the others'; p99 = 50 µs / (1 − ρ).
+    let capacity = |m: &str, rep: u32| match m {
+        "green" => 200_000.0 + 1_000.0 * f64::from(rep),
+        _ => 100_000.0 + 2_000.0 * f64::from(rep),
+    };
+    for rep in 1..=ROUNDS {
+        for bound in compare::LATENCY_BOUNDS_US {
+            for m in ["green", "tokio", "nginx"] {
+                let cap = capacity(m, rep);
+                let mut s = Search::new(cap);
+                while let Some(rate) = s.next() {
+                    let rho = rate / cap;
+                    let p99 = if rho < 1.0 { 50.0 / (1.0 - rho) } else { 1e6 };
+                    let run = Run {
+                        model: m.into(),
+                        scenario: "bound".into(),
+                        repeat: rep,
+                        point: Some(Point {
+                            label: compare::bound_label(bound, s.probes.len() + 1),
+                            value: rate,
+                        }),
+                        report: Some(report(rate, (30, p99 as u64), Some(rate), 0)),
+                        heavy: None,
+                        idle: None,
+                        error: None,
+                        extra: None,
+                    };
+                    let held = compare::bound_held(&run, bound);
+                    s.record(rate, held);
+                    raw.runs.push(run);
+                }
+            }
+        }
+    }
+    let answers = compare::best_per_scenario(&raw);
+    assert!(
+        !answers.iter().any(|a| a.what.starts_with("sweep (")),
+        "the sweep rows go"
+    );
+    let one = answers
+        .iter()
+        .find(|a| a.what == "bound (p99 ≤ 1 ms)")
+        .unwrap();
+    assert_eq!(one.best.as_ref().unwrap().0, "green");
+    assert_eq!(one.ratios.len(), ROUNDS as usize);
+    match one.verdict.as_ref().unwrap() {
+        Verdict::Better {
+            first: true,
+            lo,
+            hi,
+            ..
+        } => {
+            // About 2 (the capacities' ratio), within the 5 % brackets.
+            assert!(*lo > 1.7 && *hi < 2.3, "{lo} {hi}")
+        }
+        v => panic!("{v:?}"),
+    }
+    assert!(answers.iter().any(|a| a.what == "bound (p99 ≤ 10 ms)"));
+    let md = compare::summary(&raw);
+    assert!(md.contains("## Load–latency bound by bisection"), "{md}");
+    assert!(md.contains("| green | "), "{md}");
+}
+
+/// `scaling`: a table and one plot of req/s and CPU per request against workers.
+#[test]
+fn scaling_rows_show_in_the_summary_and_a_plot() {
+    let mut raw = synthetic();
+    raw.scenarios.push("scaling".into());
+    for rep in 1..=2 {
+        for point in compare::scaling_points(2) {
+            let p = point.unwrap();
+            for m in ["green", "tokio"] {
+                let rps = 40_000.0
+                    * p.value
+                    * if p.label.ends_with("pipelined") {
+                        8.0
+                    } else {
+                        1.0
+                    };
+                raw.runs.push(Run {
+                    model: m.into(),
+                    scenario: "scaling".into(),
+                    repeat: rep,
+                    point: Some(p.clone()),
+                    report: Some(report(rps, (30, 900), None, 0)),
+                    heavy: None,
+                    idle: None,
+                    error: None,
+                    extra: None,
+                });
+            }
+        }
+    }
+    let md = compare::summary(&raw);
+    assert!(md.contains("## Scaling (`scaling`)"), "{md}");
+    assert!(
+        md.contains("| green | 2 | pipelined | 640000 [640000–640000] |"),
+        "{md}"
+    );
+    let plots = compare::render_plots(&raw).unwrap();
+    let svg = &plots
+        .iter()
+        .find(|p| p.0 == "scaling.svg")
+        .expect("scaling.svg")
+        .1;
+    assert!(
+        svg.contains("w2 pipelined"),
+        "the groups name workers and shape"
+    );
+    assert!(compare::plot_names(&raw)
+        .iter()
+        .any(|p| p.0 == "scaling.svg"));
+}
+
+/// A row whose rounds fall on both sides of 1 stays undecided, and the summary
+/// shows the per-round ratios that keep it so.
+#[test]
+fn undecided_rows_show_their_per_round_ratios() {
+    let mut raw = synthetic();
+    for r in raw
+        .runs
+        .iter_mut()
+        .filter(|r| r.scenario == "plaintext" && r.model == "green" && r.repeat % 2 == 1)
+    {
+        let s = r.report.as_mut().unwrap().checks.server.as_mut().unwrap();
+        s.cpu_us_per_request = 25.0;
+    }
+    let answers = compare::best_per_scenario(&raw);
+    let plain = answers.iter().find(|a| a.what == "plaintext").unwrap();
+    assert!(
+        matches!(plain.verdict, Some(Verdict::Undecided { rounds: 6, .. })),
+        "{plain:?}"
+    );
+    let md = compare::summary(&raw);
+    assert!(
+        md.contains("## Why the undecided rows are undecided"),
+        "{md}"
+    );
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("- plaintext ("))
+        .expect("a line for plaintext");
+    assert!(line.contains("3 of 6 rounds below 1"), "{line}");
+    let ratios = line.split_once("): ").unwrap().1;
+    assert_eq!(ratios.split(", ").count(), 6, "six ratios: {line}");
+}
+
+/// When the budget stops scenarios short of the minimum, the summary says
+/// what budget would have given every scenario its rounds.
+#[test]
+fn the_rounds_table_says_what_budget_the_minimum_needs() {
+    use loadgen::compare::rounds::{ScenarioRounds, Stop};
+    let mut raw = synthetic();
+    raw.rounds = vec![
+        ScenarioRounds {
+            scenario: "plaintext".into(),
+            rounds: 6,
+            stop: Stop::Resolved,
+            seconds: 120.0,
+        },
+        ScenarioRounds {
+            scenario: "bound".into(),
+            rounds: 2,
+            stop: Stop::Budget,
+            seconds: 400.0,
+        },
+    ];
+    let md = compare::summary(&raw);
+    // 6 × 20 s + 6 × 200 s = 1320 s = 22 min.
+    assert!(
+        md.contains("that needs about 22 min (`--budget 22m`)"),
+        "{md}"
+    );
+    assert!(md.contains("| bound | 2 | budget spent"), "{md}");
 }

@@ -76,8 +76,13 @@ impl LoadSpec<'_> {
 
 impl Ctx<'_> {
     pub(super) fn opts(&self, workers: usize) -> StartOpts<'_> {
+        self.opts_on(self.server_cpus, workers)
+    }
+
+    /// Start options on some of the server CPUs.
+    pub(super) fn opts_on<'c>(&'c self, cpus: &'c [usize], workers: usize) -> StartOpts<'c> {
         StartOpts {
-            cpus: self.server_cpus,
+            cpus,
             workers,
             root: self.root,
             serve_args: self.serve_args,
@@ -116,7 +121,7 @@ impl Ctx<'_> {
         s: &Scenario,
         point: Option<&Point>,
         repeat: u32,
-        sweep_rate: Option<f64>,
+        rate: Option<f64>,
     ) -> Run {
         let mut run = Run {
             model: t.name().to_string(),
@@ -127,13 +132,18 @@ impl Ctx<'_> {
             heavy: None,
             idle: None,
             error: None,
+            extra: None,
         };
-        let workers = if s.kind == Kind::Skew {
-            SKEW_WORKERS
-        } else {
-            self.server_cpus.len()
+        let (workers, cpus) = match (s.kind, point) {
+            (Kind::Skew, _) => (SKEW_WORKERS, self.server_cpus),
+            // w workers on the first w server CPUs.
+            (Kind::Scaling, Some(p)) => {
+                let w = (p.value as usize).clamp(1, self.server_cpus.len().max(1));
+                (w, &self.server_cpus[..w.min(self.server_cpus.len())])
+            }
+            _ => (self.server_cpus.len(), self.server_cpus),
         };
-        let mut server = match Server::start(self.exe, t, &self.opts(workers)) {
+        let mut server = match Server::start(self.exe, t, &self.opts_on(cpus, workers)) {
             Ok(srv) => srv,
             Err(StartError::Unavailable(e) | StartError::Failed(e)) => {
                 run.error = Some(e);
@@ -161,12 +171,34 @@ impl Ctx<'_> {
                 )
                 .map(|r| run.report = Some(r)),
             Kind::Idle => idle(&mut server, self.idle_conns).map(|r| run.idle = Some(r)),
-            Kind::Sweep => {
+            Kind::Sweep | Kind::Bound => {
                 let spec = LoadSpec {
-                    rate: sweep_rate,
+                    rate,
                     ..LoadSpec::closed("/", SWEEP_CONNECTIONS)
                 };
                 self.load(&server, spec).map(|r| run.report = Some(r))
+            }
+            Kind::Scaling => {
+                let pipeline = SCALING_SHAPES
+                    .iter()
+                    .find(|(shape, _)| point.is_some_and(|p| p.label.ends_with(shape)))
+                    .map_or(1, |s| s.1);
+                let spec = LoadSpec {
+                    pipeline,
+                    ..LoadSpec::closed("/", SWEEP_CONNECTIONS)
+                };
+                self.load(&server, spec).map(|r| run.report = Some(r))
+            }
+            Kind::Cost => {
+                let spec = LoadSpec {
+                    rate,
+                    ..LoadSpec::closed("/", COST_CONNECTIONS)
+                };
+                let traced = point.is_some_and(|p| p.label == COST_POINTS[1]);
+                self.cost(&server, spec, traced).map(|(r, extra)| {
+                    run.report = Some(r);
+                    run.extra = Some(extra);
+                })
             }
             Kind::Skew => {
                 let (light, heavy) = self.skew(&server);
@@ -198,6 +230,38 @@ impl Ctx<'_> {
                 .get_or_insert_with(|| "the server exited during the run".into());
         }
         run
+    }
+
+    /// One `cost` run: the load, with the server's `/stats` io_uring counters
+    /// read around it, and (`traced`) its syscalls counted by perf.
+    pub(super) fn cost(
+        &self,
+        server: &Server,
+        spec: LoadSpec<'_>,
+        traced: bool,
+    ) -> Result<(Report, breakdown::Extra), String> {
+        let stats = || fetch(&server.addr, "/stats").and_then(|s| breakdown::parse_stats(&s));
+        let before = stats();
+        let tracer = traced.then(|| breakdown::Tracer::start(server.pid));
+        let report = self.load(server, spec);
+        let counted = tracer.map(|t| t.and_then(breakdown::Tracer::finish));
+        let report = report?;
+        let mut extra = breakdown::Extra::default();
+        match counted {
+            Some(Ok((n, secs))) if secs > 0.0 && report.result.req_per_s > 0.0 => {
+                extra.syscalls_per_request = Some(n as f64 / secs / report.result.req_per_s)
+            }
+            Some(Ok(_)) => extra.syscalls_na = Some("perf counted no time or no requests".into()),
+            Some(Err(e)) => extra.syscalls_na = Some(e),
+            None => {}
+        }
+        if let (Some(b), Some(a)) = (before, stats()) {
+            if let Some((sqes, enters)) = breakdown::uring_per_request(b, a) {
+                extra.uring_sqes_per_request = Some(sqes);
+                extra.uring_enters_per_request = Some(enters);
+            }
+        }
+        Ok((report, extra))
     }
 
     /// Heavy closed-loop `/work` and light open-loop `/` at the same time; (light, heavy).
@@ -264,6 +328,24 @@ impl Ctx<'_> {
         }
         Ok(report)
     }
+}
+
+/// The body of `GET path` on a new connection to `addr` (`None` on any failure
+/// or a status other than 200: a peer without `/stats`, or bench routes off).
+fn fetch(addr: &std::net::SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect_timeout(addr, Duration::from_secs(2)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).ok()?;
+    let text = String::from_utf8(got).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
 
 /// Send one `GET /` on `c` and read its whole response (headers, then as many

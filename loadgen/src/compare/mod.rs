@@ -27,13 +27,19 @@
 //! `--peer NAME='command with {port}'` starts another HTTP server the same way
 //! (pinned, fresh per run, ready once it accepts a connection) as one more row.
 
+pub mod bisect;
+pub mod breakdown;
 mod output;
+pub mod paired;
 mod plan;
+pub mod rounds;
+mod runner;
+pub use runner::{bound_held, bound_label, bound_prefix, check_models, run, KNOWN_MODELS};
 mod plots;
 mod server;
-pub use plan::{points, rate_plan};
+pub use plan::{points, rate_plan, scaling_plan, scaling_points, SCALING_SHAPES};
 
-use crate::cli::{self, CliError, Failure, LoadArgs};
+use crate::cli::{self, Failure, LoadArgs};
 use crate::engine;
 use crate::report::{Env, Report};
 use clap::Args;
@@ -42,7 +48,10 @@ use server::{Server, StartError, StartOpts};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use output::{best_per_scenario, summary, write_reports, Answer};
+pub use output::{
+    best_per_scenario, cost_rows, new_run_dir, scenario_title, summary, verdict_text,
+    write_reports, Answer, CostRow,
+};
 pub use plots::{
     fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear,
 };
@@ -60,8 +69,9 @@ pub struct CompareArgs {
     /// directory, {workers} the worker count. Its own process is measured.
     #[arg(long = "peer", value_name = "NAME=COMMAND")]
     pub peers: Vec<String>,
-    /// Scenarios to run (default: all): plaintext, pipelined, json, sleep, idle,
-    /// sweep, churn, skew, busy, large.
+    /// Scenarios to run, or `all`: plaintext, pipelined, json, sleep, idle,
+    /// sweep, churn, skew, busy, large, cost, bound, scaling [default: all but
+    /// sweep and scaling, so that six rounds fit the default --budget on 2 CPUs].
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// CPUs for the server (its worker count is the number of CPUs).
@@ -70,13 +80,23 @@ pub struct CompareArgs {
     /// CPUs for the load generator (one load thread per CPU).
     #[arg(long, default_value = "1")]
     pub load_cpus: String,
-    /// Repetitions of the whole matrix (interleaved) [default: 3; --quick: 1].
+    /// Rounds every scenario gets at least (a round runs every server once,
+    /// interleaved) [default: 6, the fewest an exact 95 % interval needs;
+    /// --quick: 1].
     #[arg(long)]
     pub repeat: Option<u32>,
-    /// Measured duration of each load run [default: 3s; --quick: 1s].
+    /// Rounds a scenario whose answer is still undecided may get at most
+    /// [default: 30; --quick: --repeat].
+    #[arg(long)]
+    pub max_rounds: Option<u32>,
+    /// Wall-clock budget of the whole comparison: no round starts that would
+    /// overrun it (e.g. 20m, 90s) [default: 20m].
+    #[arg(long, value_name = "DURATION")]
+    pub budget: Option<String>,
+    /// Measured duration of each load run [default: 1s; --quick: 500ms].
     #[arg(long)]
     pub duration: Option<String>,
-    /// Warm-up before each load run [default: 1s; --quick: 300ms].
+    /// Warm-up before each load run [default: 300ms; --quick: 200ms].
     #[arg(long)]
     pub warmup: Option<String>,
     /// Open connections for the idle-memory scenario [default: 10000; --quick: 1000].
@@ -104,6 +124,14 @@ pub struct CompareArgs {
     /// (`GET /work/<µs>`, 1..=1000000).
     #[arg(long, default_value_t = DEFAULT_SKEW_WORK_US, value_name = "µs")]
     pub skew_work_us: u32,
+    /// Half-width of the band a paired ratio's 95 % interval must lie in for a
+    /// row to say "equivalent", as a fraction or a percentage (5% = 0.05).
+    #[arg(long, default_value = "5%", value_parser = parse_equivalence)]
+    pub equivalence: f64,
+    /// The `cost` scenario's open-loop rate for every server, req/s [default:
+    /// half the slowest server's closed-loop maximum].
+    #[arg(long, value_name = "REQ/S")]
+    pub cost_rate: Option<f64>,
     /// Run nothing: rewrite summary.md, README.md and the plots next to this
     /// raw.json from its data (e.g. after a change to the tables or plots).
     #[arg(long, value_name = "RAW.json")]
@@ -137,6 +165,13 @@ pub enum Kind {
     Busy,
     /// Closed loop on each of [`LARGE_FILES`].
     Large,
+    /// Every server at the same open-loop rate ([`COST_POINTS`]).
+    Cost,
+    /// The highest rate held under each of [`LATENCY_BOUNDS_US`], by bisection
+    /// ([`bisect`]).
+    Bound,
+    /// Plain and pipelined `GET /` at 1, 2, 4, … workers ([`scaling_points`]).
+    Scaling,
 }
 
 /// Connections of the sweep (its closed-loop maximum and every open-loop point).
@@ -166,6 +201,15 @@ pub const BUSY_CONNECTIONS: [u64; 3] = [64, 1_000, 10_000];
 pub const QUICK_BUSY_CONNECTIONS: [u64; 2] = [64, 1_000];
 /// Files of the large-response scenario: (name under the root, size in bytes).
 pub const LARGE_FILES: [(&str, u64); 2] = [("64KiB.bin", 64 << 10), ("1MiB.bin", 1 << 20)];
+/// Points of the `cost` scenario: the clean run whose CPU is compared, and a
+/// run with the server's syscalls counted (the tracepoint costs CPU).
+pub const COST_POINTS: [&str; 2] = ["rate", "syscalls"];
+/// Connections of the `cost` scenario.
+pub const COST_CONNECTIONS: u64 = 64;
+/// The `cost` rate by default: this share of the slowest server's closed-loop
+/// maximum, so that every server has headroom.
+pub const COST_SHARE: f64 = 0.5;
+
 /// Connections of the large-response scenario.
 pub const LARGE_CONNECTIONS: u64 = 16;
 
@@ -180,7 +224,7 @@ const fn load(path: &'static str, connections: u64, pipeline: u64, rate: Option<
 }
 
 /// The fixed scenario matrix.
-pub const SCENARIOS: [Scenario; 10] = [
+pub const SCENARIOS: [Scenario; 13] = [
     Scenario {
         name: "plaintext",
         title: "GET / at -c64",
@@ -238,7 +282,30 @@ pub const SCENARIOS: [Scenario; 10] = [
         title: "large responses: GET /static/ of a 64 KiB and a 1 MiB file at -c16",
         kind: Kind::Large,
     },
+    Scenario {
+        name: "cost",
+        title: "cost at equal load: GET / at -c64, every server at the same open-loop rate \
+                (half the slowest server's closed-loop maximum, or --cost-rate)",
+        kind: Kind::Cost,
+    },
+    Scenario {
+        name: "bound",
+        title: "load–latency bound: GET / at -c64, open loop; per server the highest offered rate \
+                with p99 under 1 ms and under 10 ms, bisected until the bracket is within 5 %",
+        kind: Kind::Bound,
+    },
+    Scenario {
+        name: "scaling",
+        title: "scaling: GET / at -c64, plain and pipelined x16, with 1, 2, 4, … workers up to \
+                --server-cpus (the server on as many of them as it has workers)",
+        kind: Kind::Scaling,
+    },
 ];
+
+/// Scenarios left out by default: `sweep` only draws the curve (`bound`
+/// answers the bounds) and `scaling` describes rather than compares; with them,
+/// six rounds of the matrix take about 30 minutes on the 2-CPU machine.
+pub const NOT_BY_DEFAULT: [&str; 2] = ["sweep", "scaling"];
 
 /// Looks a scenario up by name.
 pub fn scenario(name: &str) -> Option<&'static Scenario> {
@@ -292,6 +359,9 @@ pub struct Run {
     pub idle: Option<IdleResult>,
     /// Set when the run failed; the error in one line.
     pub error: Option<String>,
+    /// `cost`: syscalls and io_uring operations per request.
+    #[serde(default)]
+    pub extra: Option<breakdown::Extra>,
 }
 
 /// The whole `raw.json`.
@@ -322,6 +392,39 @@ pub struct Raw {
     pub skew_work_us: u32,
     pub scenarios: Vec<String>,
     pub runs: Vec<Run>,
+    /// `--equivalence` (a fraction).
+    #[serde(default = "default_equivalence")]
+    pub equivalence: f64,
+    /// Per scenario: the rounds it got and why it stopped.
+    #[serde(default)]
+    pub rounds: Vec<rounds::ScenarioRounds>,
+    /// `--budget`, seconds (0 when unknown).
+    #[serde(default)]
+    pub budget_s: f64,
+    /// The `cost` scenario's rate, req/s.
+    #[serde(default)]
+    pub cost_rate: Option<f64>,
+    /// `--repeat`: the rounds every scenario was to get at least (0: unknown).
+    #[serde(default)]
+    pub min_rounds: u32,
+}
+
+fn default_equivalence() -> f64 {
+    paired::DEFAULT_EQUIVALENCE
+}
+
+/// `--equivalence`: `5%` or `0.05`, above 0 and below 1.
+pub fn parse_equivalence(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("'{s}' is not a fraction or a percentage (e.g. 5% or 0.05)"))?;
+    if !(v > 0.0 && v < 1.0) {
+        return Err(format!("'{s}' must be above 0 and below 100 %"));
+    }
+    Ok(v)
 }
 
 fn default_skew_work_us() -> u32 {
@@ -347,214 +450,6 @@ impl Raw {
             &SWEEP_FRACTIONS
         }
     }
-}
-
-/// Runs the comparison and writes the results folder.
-pub fn run(a: &CompareArgs) -> Result<(), Failure> {
-    let usage = |m: String| Failure::Usage(CliError(m));
-    if let Some(path) = &a.from_raw {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| usage(format!("--from-raw {}: {e}", path.display())))?;
-        let raw = Raw::from_json(&text)
-            .map_err(|e| usage(format!("--from-raw {}: {e}", path.display())))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        output::write_reports(dir, &raw).map_err(Failure::Run)?;
-        println!(
-            "gvhttpd bench compare: rewrote the summary and plots in {}",
-            dir.display()
-        );
-        return Ok(());
-    }
-    let server_cpus = crate::sys::parse_cpu_list(&a.server_cpus)
-        .map_err(|e| usage(format!("--server-cpus: {e}")))?;
-    let load_cpus =
-        crate::sys::parse_cpu_list(&a.load_cpus).map_err(|e| usage(format!("--load-cpus: {e}")))?;
-    let q = a.quick;
-    let duration = a.duration.as_deref().unwrap_or(if q { "1s" } else { "3s" });
-    let duration = cli::parse_duration(duration).map_err(|e| usage(format!("--duration: {e}")))?;
-    let warmup = a
-        .warmup
-        .as_deref()
-        .unwrap_or(if q { "300ms" } else { "1s" });
-    let warmup = cli::parse_duration(warmup).map_err(|e| usage(format!("--warmup: {e}")))?;
-    let repeat = a.repeat.unwrap_or(if q { 1 } else { 3 });
-    let idle_conns = a.idle_conns.unwrap_or(if q { 1_000 } else { 10_000 });
-    if repeat == 0 {
-        return Err(usage("--repeat must be at least 1".into()));
-    }
-    if duration.is_zero() {
-        return Err(usage("--duration must be more than 0".into()));
-    }
-    let names = SCENARIOS.map(|s| s.name).join(", ");
-    let scenarios: Vec<Scenario> = if a.scenarios.is_empty() {
-        SCENARIOS.to_vec()
-    } else {
-        a.scenarios
-            .iter()
-            .map(|n| {
-                scenario(n)
-                    .copied()
-                    .ok_or_else(|| usage(format!("--scenarios: unknown scenario '{n}' ({names})")))
-            })
-            .collect::<Result<_, _>>()?
-    };
-    server::check_serve_args(&a.serve_args).map_err(|e| usage(format!("--serve-arg: {e}")))?;
-    if !(1..=1_000_000).contains(&a.skew_work_us) {
-        return Err(usage(
-            "--skew-work-us takes 1 to 1000000 microseconds".into(),
-        ));
-    }
-    let mut targets: Vec<Target> = a.models.iter().cloned().map(Target::Model).collect();
-    for p in &a.peers {
-        let (name, command) = parse_peer(p).map_err(|e| usage(format!("--peer: {e}")))?;
-        targets.push(Target::Peer { name, command });
-    }
-    for (i, t) in targets.iter().enumerate() {
-        if targets[..i].iter().any(|o| o.name() == t.name()) {
-            return Err(usage(format!(
-                "--models/--peer: the name '{}' is given twice",
-                t.name()
-            )));
-        }
-    }
-    let exe = match &a.exe {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| Failure::Run(format!("cannot find the gvhttpd executable: {e}")))?,
-    };
-    let max_conns = BUSY_CONNECTIONS[2].max(idle_conns as u64);
-    crate::sys::raise_nofile(max_conns + 2048);
-    crate::sys::pin_current_thread(&load_cpus).map_err(Failure::Run)?;
-    let root = StaticRoot::create().map_err(Failure::Run)?;
-
-    let ctx = Ctx {
-        exe: &exe,
-        server_cpus: &server_cpus,
-        load_cpus: &load_cpus,
-        duration,
-        warmup,
-        idle_conns,
-        root: &root.dir,
-        serve_args: &a.serve_args,
-        skew_path: format!("/work/{}", a.skew_work_us),
-    };
-    let models: Vec<ModelStatus> = targets.iter().map(|t| ctx.probe(t)).collect();
-    let available: Vec<&Target> = targets
-        .iter()
-        .zip(&models)
-        .filter(|(_, m)| m.available)
-        .map(|(t, _)| t)
-        .collect();
-    if available.is_empty() {
-        return Err(Failure::Run(format!(
-            "no model could be started: {}",
-            models
-                .iter()
-                .map(|m| format!("{}: {}", m.name, m.reason.as_deref().unwrap_or("?")))
-                .collect::<Vec<_>>()
-                .join("; ")
-        )));
-    }
-    let has_sweep = scenarios.iter().any(|s| s.kind == Kind::Sweep);
-    let per_target: usize = scenarios.iter().map(|s| points(s.kind, q).len()).sum();
-    let total = available.len() * (per_target * repeat as usize + usize::from(has_sweep));
-    let each = duration + warmup + Duration::from_millis(400);
-    let all = (each * total as u32).as_secs_f64();
-    eprintln!(
-        "gvhttpd bench compare: {total} runs of at most {:.1}s each: at most {}",
-        each.as_secs_f64(),
-        if all < 120.0 {
-            format!("{all:.0} s")
-        } else {
-            format!("{:.0} min", all / 60.0)
-        }
-    );
-    // The first Ctrl-C ends the run in progress within ~50 ms; its server is
-    // stopped, nothing more starts, and nothing is written.
-    crate::engine::stop_on_sigint();
-    let interrupted =
-        || Failure::Run("interrupted (Ctrl-C): every server stopped, no results written".into());
-    let mut runs = Vec::new();
-    // The sweep's plan per target: its closed-loop maximum, measured once first.
-    let mut sweep_max: Vec<Option<f64>> = vec![None; available.len()];
-    if has_sweep {
-        for (i, t) in available.iter().enumerate() {
-            let label = Point {
-                label: "max".into(),
-                value: 0.0,
-            };
-            let run = ctx.run_one(t, &SCENARIOS[5], Some(&label), 0, None);
-            eprintln!(
-                "gvhttpd bench compare: [calibration] {}",
-                output::one_line(&run)
-            );
-            sweep_max[i] = run.report.as_ref().map(|r| r.result.req_per_s);
-            runs.push(run);
-            if crate::engine::stop_requested() {
-                return Err(interrupted());
-            }
-        }
-    }
-    for r in 1..=repeat {
-        for s in &scenarios {
-            for point in points(s.kind, q) {
-                for (i, t) in available.iter().enumerate() {
-                    let rate = match (s.kind, &point) {
-                        (Kind::Sweep, Some(p)) => Some(
-                            sweep_max[i]
-                                .ok_or_else(|| "no closed-loop maximum to sweep from".to_string())
-                                .and_then(|m| rate_plan(m, &[p.value]).map(|v| v[0])),
-                        ),
-                        _ => None,
-                    };
-                    let run = match rate {
-                        Some(Err(e)) => Run {
-                            model: t.name().to_string(),
-                            scenario: s.name.to_string(),
-                            repeat: r,
-                            point: point.clone(),
-                            report: None,
-                            heavy: None,
-                            idle: None,
-                            error: Some(e),
-                        },
-                        Some(Ok(rate)) => ctx.run_one(t, s, point.as_ref(), r, Some(rate)),
-                        None => ctx.run_one(t, s, point.as_ref(), r, None),
-                    };
-                    eprintln!(
-                        "gvhttpd bench compare: [{r}/{repeat}] {}",
-                        output::one_line(&run)
-                    );
-                    runs.push(run);
-                    if crate::engine::stop_requested() {
-                        return Err(interrupted());
-                    }
-                }
-            }
-        }
-    }
-    let raw = Raw {
-        schema: "gvhttpd-compare/2".into(),
-        command: std::env::args().collect(),
-        env: Env::here(),
-        rustc: output::command_line("rustc", &["--version"]),
-        git_revision: output::command_line("git", &["rev-parse", "--short", "HEAD"]),
-        date: output::utc_date(),
-        server_cpus,
-        load_cpus,
-        duration_s: duration.as_secs_f64(),
-        warmup_s: warmup.as_secs_f64(),
-        repeat,
-        quick: q,
-        models,
-        serve_args: a.serve_args.clone(),
-        skew_work_us: a.skew_work_us,
-        scenarios: scenarios.iter().map(|s| s.name.to_string()).collect(),
-        runs,
-    };
-    let dir = output::write_all(&a.out, &raw).map_err(Failure::Run)?;
-    println!("gvhttpd bench compare: wrote {}", dir.display());
-    Ok(())
 }
 
 mod execute;

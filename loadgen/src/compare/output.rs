@@ -1,7 +1,7 @@
 //! The results folder: README.md, raw.json, summary.md and the SVG plots; and the
 //! numbers behind them (medians, spreads, exact histogram merges, the answer).
 
-use super::{scenario, Kind, Raw, Run, LATENCY_BOUNDS_US, SCENARIOS};
+use super::{scenario, Kind, Raw, Run, COST_POINTS, LATENCY_BOUNDS_US, SCENARIOS};
 use crate::hist::{self, fmt_us, Hist};
 use crate::report::Report;
 use std::fmt::Write as _;
@@ -75,10 +75,73 @@ pub fn one_line(r: &Run) -> String {
     }
 }
 
-/// Writes everything; returns the folder.
+/// A new folder `<parent>/<date>-<host>` for this run, or `...-2`, `-3`, ...
+/// when that exists: a run never writes into another run's folder (a second run
+/// the same day overwrote the first's raw.json and left its stale plots).
+pub fn new_run_dir(parent: &Path, date: &str, host: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let base = format!("{date}-{host}");
+    for n in 1..=1000u32 {
+        let name = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let dir = parent.join(name);
+        // create_dir fails on an existing folder: the check and the claim are one step.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+        }
+    }
+    Err(format!(
+        "{}: 1000 folders named {base}-N exist already",
+        parent.display()
+    ))
+}
+
+/// A scenario's description as this run ran it (the matrix's title names the
+/// full-size counts; `--quick` and `--idle-conns` run fewer).
+pub fn scenario_title(raw: &Raw, sc: &super::Scenario) -> String {
+    match sc.kind {
+        Kind::Busy => {
+            let counts: Vec<String> = point_labels(raw, sc.name)
+                .iter()
+                .map(|(_, c)| format!("{c:.0}"))
+                .collect();
+            format!(
+                "many busy connections: GET / closed loop at {} connections",
+                counts.join(", ")
+            )
+        }
+        Kind::Idle => {
+            let n = raw
+                .runs
+                .iter()
+                .filter(|r| r.scenario == sc.name)
+                .find_map(|r| r.idle.as_ref().map(|i| i.connections));
+            match n {
+                Some(n) => {
+                    format!("{n} idle connections, each after one request (RSS per connection)")
+                }
+                None => sc.title.to_string(),
+            }
+        }
+        Kind::Cost => match raw.cost_rate {
+            Some(r) => {
+                format!("cost at equal load: GET / at -c64, every server at {r:.0} req/s open loop")
+            }
+            None => sc.title.to_string(),
+        },
+        _ => sc.title.to_string(),
+    }
+}
+
+/// Writes everything into a new folder; returns it.
 pub fn write_all(parent: &Path, raw: &Raw) -> Result<PathBuf, String> {
-    let dir = parent.join(format!("{}-{}", utc_date(), raw.env.host));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir = new_run_dir(parent, &utc_date(), &raw.env.host)?;
     let write = |name: &str, text: String| {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
@@ -99,7 +162,19 @@ pub fn write_reports(dir: &Path, raw: &Raw) -> Result<(), String> {
     };
     write("README.md", readme(raw))?;
     write("summary.md", summary(raw))?;
-    for (name, svg) in super::plots::render_all(raw)? {
+    let plots = super::plots::render_all(raw)?;
+    // A rewrite (--from-raw) leaves no plot an earlier version drew and this
+    // one does not: every .svg beside raw.json is then one of these.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".svg") && !plots.iter().any(|(n, _)| *n == name) {
+                std::fs::remove_file(e.path())
+                    .map_err(|err| format!("cannot remove the stale {name}: {err}"))?;
+            }
+        }
+    }
+    for (name, svg) in plots {
         write(&name, svg)?;
     }
     Ok(())
@@ -139,7 +214,7 @@ fn readme(raw: &Raw) -> String {
     }
     let _ = writeln!(
         s,
-        "| per run | {:.1} s measured after {:.1} s warm-up, {} repetitions interleaved{} |",
+        "| per run | {:.1} s measured after {:.1} s warm-up, up to {} rounds interleaved (see summary.md, Rounds){} |",
         raw.duration_s,
         raw.warmup_s,
         raw.repeat,
@@ -167,7 +242,7 @@ fn readme(raw: &Raw) -> String {
     }
     let _ = writeln!(s, "\nScenarios:\n");
     for sc in present(raw) {
-        let _ = writeln!(s, "- `{}`: {}", sc.name, sc.title);
+        let _ = writeln!(s, "- `{}`: {}", sc.name, scenario_title(raw, sc));
     }
     let _ = writeln!(
         s,
@@ -338,25 +413,43 @@ pub fn idle_bytes(r: &Run) -> Option<f64> {
     r.idle.as_ref().map(|i| i.bytes_per_connection)
 }
 
-/// Per repetition: the highest achieved rate of the sweep whose p99 stayed at or
+/// Per round: the highest achieved rate of the sweep whose p99 stayed at or
 /// under `bound_us` (0 when none did).
-pub fn held_rates(raw: &Raw, model: &str, bound_us: u64) -> Vec<f64> {
-    (1..=raw.repeat)
-        .filter_map(|rep| {
-            let runs: Vec<&Report> = raw
-                .runs
-                .iter()
-                .filter(|r| r.scenario == "sweep" && r.model == model && r.repeat == rep)
-                .filter_map(|r| r.report.as_ref())
-                .collect();
-            (!runs.is_empty()).then(|| {
-                runs.iter()
-                    .filter(|r| r.result.latency.p99_us <= bound_us)
-                    .map(|r| r.result.req_per_s)
-                    .fold(0.0, f64::max)
-            })
-        })
-        .collect()
+pub fn held_rates(raw: &Raw, model: &str, bound_us: u64) -> std::collections::BTreeMap<u32, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in raw
+        .runs
+        .iter()
+        .filter(|r| r.scenario == "sweep" && r.model == model && r.repeat > 0)
+    {
+        let Some(rep) = &r.report else { continue };
+        let held = out.entry(r.repeat).or_insert(0.0f64);
+        if rep.result.latency.p99_us <= bound_us {
+            *held = held.max(rep.result.req_per_s);
+        }
+    }
+    out
+}
+
+/// Per round: the highest offered rate of the `bound` bisection that held
+/// `bound_us` (0 when no probe did).
+pub fn bound_rates(raw: &Raw, model: &str, bound_us: u64) -> std::collections::BTreeMap<u32, f64> {
+    let prefix = super::bound_prefix(bound_us);
+    let mut out = std::collections::BTreeMap::new();
+    for r in raw.runs.iter().filter(|r| {
+        r.scenario == "bound"
+            && r.model == model
+            && r.repeat > 0
+            && r.point
+                .as_ref()
+                .is_some_and(|p| p.label.starts_with(&prefix))
+    }) {
+        let held = out.entry(r.repeat).or_insert(0.0f64);
+        if super::bound_held(r, bound_us) {
+            *held = held.max(r.point.as_ref().map_or(0.0, |p| p.value));
+        }
+    }
+    out
 }
 
 // ---- formatting ----
@@ -422,6 +515,10 @@ fn flags(runs: &[&Run]) -> String {
 }
 
 mod answer;
+mod answer_table;
+mod costs;
 mod summary;
 pub use answer::{best_per_scenario, Answer};
+pub use answer_table::verdict_text;
+pub use costs::{cost_rows, CostRow};
 pub use summary::summary;

@@ -47,6 +47,20 @@ pub fn points(kind: Kind, quick: bool) -> Vec<Option<Point>> {
                 })
             })
             .collect(),
+        Kind::Cost => super::COST_POINTS
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                Some(Point {
+                    label: l.to_string(),
+                    value: i as f64,
+                })
+            })
+            .collect(),
+        // Its probes' rates come from each server's bisection as it runs.
+        Kind::Bound => Vec::new(),
+        // Its points depend on --server-cpus: [`scaling_points`].
+        Kind::Scaling => Vec::new(),
         _ => vec![None],
     }
 }
@@ -63,4 +77,60 @@ pub fn rate_plan(max_rps: f64, fractions: &[f64]) -> Result<Vec<f64>, String> {
         .iter()
         .map(|f| ((max_rps * f / 10.0).round() * 10.0).max(10.0))
         .collect())
+}
+
+/// Worker counts of the `scaling` scenario on `cpus` server CPUs: 1, 2, 4, …
+/// up to `cpus`, and `cpus` itself when it is not a power of two.
+pub fn scaling_plan(cpus: usize) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut w = 1;
+    while w <= cpus {
+        v.push(w);
+        w *= 2;
+    }
+    if cpus > 0 && v.last() != Some(&cpus) {
+        v.push(cpus);
+    }
+    v
+}
+
+/// The load shapes of `scaling`: (label, pipeline depth).
+pub const SCALING_SHAPES: [(&str, u64); 2] = [("plain", 1), ("pipelined", 16)];
+
+/// The points of `scaling` on `cpus` server CPUs: `w2 pipelined` has value 2.
+pub fn scaling_points(cpus: usize) -> Vec<Option<Point>> {
+    scaling_plan(cpus)
+        .into_iter()
+        .flat_map(|w| {
+            SCALING_SHAPES.iter().map(move |(shape, _)| {
+                Some(Point {
+                    label: format!("w{w} {shape}"),
+                    value: w as f64,
+                })
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scaling_plan_doubles_up_to_the_server_cpus() {
+        // The 2-CPU machine: 1 and 2 workers, plain and pipelined each.
+        assert_eq!(scaling_plan(2), vec![1, 2]);
+        let labels: Vec<String> = scaling_points(2)
+            .into_iter()
+            .map(|p| p.unwrap().label)
+            .collect();
+        assert_eq!(
+            labels,
+            ["w1 plain", "w1 pipelined", "w2 plain", "w2 pipelined"]
+        );
+        assert_eq!(scaling_plan(1), vec![1]);
+        assert_eq!(scaling_plan(6), vec![1, 2, 4, 6]);
+        assert_eq!(scaling_plan(16), vec![1, 2, 4, 8, 16]);
+        assert!(scaling_plan(0).is_empty());
+    }
 }

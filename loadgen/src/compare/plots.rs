@@ -144,6 +144,12 @@ pub fn names(raw: &Raw) -> Vec<(String, String)> {
         (Kind::Skew, "skew.svg", "CPU skew"),
         (Kind::Busy, "busy.svg", "many busy connections"),
         (Kind::Large, "large.svg", "large responses"),
+        (
+            Kind::Cost,
+            "cost-breakdown.svg",
+            "where the cost goes at the same offered rate",
+        ),
+        (Kind::Scaling, "scaling.svg", "scaling with workers"),
     ];
     for (kind, file, what) in extra {
         if has(raw, kind).is_some() {
@@ -193,6 +199,15 @@ pub fn render_all(raw: &Raw) -> Result<Vec<(String, String)>, String> {
     if has(raw, Kind::Large).is_some() {
         out.push(("large.svg".into(), large(raw).map_err(err)?));
     }
+    if has(raw, Kind::Scaling).is_some() {
+        out.push(("scaling.svg".into(), scaling(raw).map_err(err)?));
+    }
+    if has(raw, Kind::Cost).is_some() {
+        out.push((
+            "cost-breakdown.svg".into(),
+            stacked::cost_breakdown(raw).map_err(err)?,
+        ));
+    }
     Ok(out)
 }
 
@@ -216,7 +231,7 @@ fn color(i: usize, model: &str) -> RGBColor {
 pub fn subtitle(raw: &Raw, conditions: &str) -> [String; 2] {
     [
         format!(
-            "{conditions} · {:.1} s × {} repetitions (+{:.1} s warm-up){}{}",
+            "{conditions} · {:.1} s × up to {} rounds (+{:.1} s warm-up){}{}",
             raw.duration_s,
             raw.repeat,
             raw.warmup_s,
@@ -464,5 +479,6 @@ fn latency(raw: &Raw, scenario: &str) -> Res<String> {
 
 mod bars;
 mod lines;
+mod stacked;
 use bars::*;
 use lines::*;

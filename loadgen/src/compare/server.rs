@@ -62,6 +62,37 @@ pub fn parse_peer(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), command.to_string()))
 }
 
+/// `command` with `{port}`, `{root}` and `{workers}` replaced by their values,
+/// each shell-quoted: the line runs under `sh -c`, and a root such as
+/// `/tmp/a b;rm x` must stay one word, not become a second command.
+pub fn fill_peer_command(command: &str, port: u16, root: &Path, workers: usize) -> String {
+    command
+        .replace("{port}", &shell_quote(&port.to_string()))
+        .replace("{root}", &shell_quote(&root.display().to_string()))
+        .replace("{workers}", &shell_quote(&workers.to_string()))
+}
+
+/// `s` as one POSIX shell word: bare when it holds only characters no shell
+/// treats specially, otherwise in single quotes (a `'` inside becomes `'\''`).
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '/' | '.' | '_' | '-' | ':' | ',' | '+' | '=' | '@')
+        });
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Flags every model's `serve` gets from the comparison itself, before the
+/// `--serve-arg`s. The scenarios need the benchmark routes (`/work`, `/sleep`,
+/// `/stats`), which `serve` answers by default only on a loopback address: said
+/// explicitly, so the comparison does not depend on that default.
+pub const MODEL_SERVE_FLAGS: &[&str] = &["--bench-routes"];
+
 /// Flags `bench compare` sets on every `serve` itself: a `--serve-arg` may not.
 const SET_BY_COMPARE: [(&str, &str); 5] = [
     ("--model", "--models names the rows"),
@@ -160,7 +191,7 @@ impl Server {
             .arg(o.workers.to_string())
             .arg("--root")
             .arg(o.root)
-            .arg("--bench-routes")
+            .args(MODEL_SERVE_FLAGS)
             .args(o.serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -217,10 +248,7 @@ impl Server {
             .and_then(|l| l.local_addr())
             .map_err(|e| StartError::Failed(format!("cannot find a free port: {e}")))?
             .port();
-        let line = command
-            .replace("{port}", &port.to_string())
-            .replace("{root}", &o.root.display().to_string())
-            .replace("{workers}", &o.workers.to_string());
+        let line = fill_peer_command(command, port, o.root, o.workers);
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(format!("exec {line}"))
@@ -333,7 +361,36 @@ pub fn parse_ready(line: &str) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_serve_args;
+    use super::{check_serve_args, fill_peer_command, shell_quote};
+    use std::path::Path;
+
+    #[test]
+    fn peer_placeholders_are_shell_quoted() {
+        assert_eq!(
+            shell_quote("/tmp/gvhttpd-compare-12"),
+            "/tmp/gvhttpd-compare-12"
+        );
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        let line = fill_peer_command(
+            "srv --port {port} --root {root} -w {workers}",
+            8080,
+            Path::new("/tmp/a b;touch x"),
+            2,
+        );
+        assert_eq!(line, "srv --port 8080 --root '/tmp/a b;touch x' -w 2");
+        // What sh makes of it: one argument, the root exactly, and no second command.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf '%s\\n' {}",
+                fill_peer_command("{root}", 1, Path::new("/r o'o$(echo t);ls"), 1)
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "/r o'o$(echo t);ls\n");
+    }
 
     fn check(args: &[&str]) -> Result<(), String> {
         check_serve_args(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())

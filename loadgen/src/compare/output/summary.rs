@@ -1,6 +1,7 @@
 //! summary.md: the answer, then one table per scenario.
 
-use super::answer::{answer_table, fmt_bound};
+use super::answer::fmt_bound;
+use super::answer_table::{answer_table, undecided_ratios};
 use super::*;
 
 /// The whole summary.md.
@@ -9,8 +10,8 @@ pub fn summary(raw: &Raw) -> String {
     let _ = writeln!(s, "# Summary ({} on {})\n", raw.env.host, raw.env.cpu_model);
     let _ = writeln!(
         s,
-        "{} · {:.1} s × {} interleaved repetitions (+{:.1} s warm-up) · server CPUs {:?}, load \
-         CPUs {:?} · commit {}{}\n",
+        "{} · {:.1} s per run × up to {} interleaved rounds (+{:.1} s warm-up) · server CPUs \
+         {:?}, load CPUs {:?} · commit {}{}\n",
         raw.date,
         raw.duration_s,
         raw.repeat,
@@ -29,7 +30,9 @@ pub fn summary(raw: &Raw) -> String {
         "Medians over the repetitions, [min–max] in brackets. Latency percentiles come from \
          the exact merge of the repetitions' histograms (from the intended send time in open \
          loop). *noisy*: steal or other processes' CPU above 5 % during a run; *gen-bound*: \
-         the load generator saturated its core while the server did not.\n"
+         in closed loop the load generator saturated its core while the server did not; in \
+         open loop it fell behind its schedule (over 1 % of sends late, or under 95 % of the \
+         rate sent) while the server did not saturate.\n"
     );
     let unavailable: Vec<String> = raw
         .models
@@ -49,6 +52,9 @@ pub fn summary(raw: &Raw) -> String {
         let _ = writeln!(s, "Reference servers (--peer): {}\n", peers.join(", "));
     }
     answer_table(raw, &mut s);
+    rounds_table(raw, &mut s);
+    undecided_ratios(raw, &mut s);
+    super::costs::cost_table(raw, &mut s);
     let models = measured_models(raw);
     basic_tables(raw, &models, &mut s);
     for sc in present(raw) {
@@ -60,6 +66,8 @@ pub fn summary(raw: &Raw) -> String {
             Kind::Skew => skew_table(raw, &models, &mut s),
             Kind::Busy => busy_table(raw, &models, &mut s),
             Kind::Large => large_table(raw, &models, &mut s),
+            Kind::Bound => bound_table(raw, &models, &mut s),
+            Kind::Scaling => scaling_table(raw, &models, &mut s),
             _ => {}
         }
     }
@@ -68,6 +76,126 @@ pub fn summary(raw: &Raw) -> String {
         let _ = writeln!(s, "![{what}]({name})\n");
     }
     s
+}
+
+/// The bisected bounds: per server the held rate over rounds and the probes it took.
+fn bound_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Load–latency bound by bisection (`bound`)\n");
+    let _ = writeln!(
+        s,
+        "Per round and server, the offered rate is bisected (geometric midpoints, from 25 % \
+         to 120 % of the closed-loop maximum) until the bracket is within 5 %; a probe holds \
+         when its p99 from the intended send time is at or under the bound and no request \
+         failed. Median [min–max] over rounds of the highest rate held; the paired \
+         interval is in the answer.\n"
+    );
+    let _ = write!(s, "| server |");
+    for b in LATENCY_BOUNDS_US {
+        let _ = write!(s, " p99 ≤ {} | probes |", fmt_bound(b));
+    }
+    let _ = writeln!(s, "\n|---|{}", "---|---|".repeat(LATENCY_BOUNDS_US.len()));
+    for m in models {
+        let _ = write!(s, "| {m} |");
+        for b in LATENCY_BOUNDS_US {
+            let rates = bound_rates(raw, m, b);
+            let rounds = rates.len().max(1);
+            let probes = raw
+                .runs
+                .iter()
+                .filter(|r| r.scenario == "bound" && r.model == *m && r.repeat > 0)
+                .filter(|r| {
+                    r.point
+                        .as_ref()
+                        .is_some_and(|p| p.label.starts_with(&super::super::bound_prefix(b)))
+                })
+                .count();
+            let _ = write!(
+                s,
+                " {} | {:.1} per round |",
+                cell(spread(rates.into_values().collect()), n0),
+                probes as f64 / rounds as f64
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s);
+}
+
+/// `scaling`: per server, workers and shape, req/s and CPU per request.
+fn scaling_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Scaling (`scaling`)\n");
+    let _ = writeln!(
+        s,
+        "GET / at -c64 closed loop, plain and pipelined ×16; the server runs w workers on the \
+         first w server CPUs, the load on the load CPUs. On a large machine give the server \
+         one NUMA node's cores and the load the rest, e.g. `--server-cpus 0-15 --load-cpus \
+         16-31` (one load thread per load CPU), so the load never shares a core with the \
+         server.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| server | workers | shape | req/s median [min–max] | server CPU µs/req | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for m in models {
+        for (label, w) in point_labels(raw, "scaling") {
+            let runs = runs_of(raw, "scaling", Some(&label), m);
+            let shape = label.split_once(' ').map_or("", |x| x.1);
+            let _ = writeln!(
+                s,
+                "| {m} | {w:.0} | {shape} | {} | {} | {} |",
+                cell(stat(&runs, rps), n0),
+                med(stat(&runs, cpu_per_req), n2),
+                flags(&runs)
+            );
+        }
+    }
+    let _ = writeln!(s);
+}
+
+/// Per scenario: the rounds it got and why it stopped (runs before rounds-until-
+/// resolved have no record: nothing is written).
+fn rounds_table(raw: &Raw, s: &mut String) {
+    if raw.rounds.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Rounds\n");
+    let _ = writeln!(
+        s,
+        "Every scenario got at least the minimum rounds; then only scenarios with an \
+         undecided row got more, until resolved, `--max-rounds`, or `--budget` ({:.0} s) \
+         would be overrun by their next round.\n",
+        raw.budget_s
+    );
+    let short = raw
+        .rounds
+        .iter()
+        .any(|r| r.stop == super::super::rounds::Stop::Budget && r.rounds < raw.min_rounds);
+    if short {
+        if let Some(need) = super::super::rounds::budget_for_minimum(&raw.rounds, raw.min_rounds) {
+            let _ = writeln!(
+                s,
+                "The budget ran out before every scenario had its {} rounds: at the rounds' \
+                 measured times that needs about {:.0} min (`--budget {:.0}m`).\n",
+                raw.min_rounds,
+                need / 60.0,
+                (need / 60.0).ceil()
+            );
+        }
+    }
+    let _ = writeln!(s, "| scenario | rounds | stopped because | seconds |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for r in &raw.rounds {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0} |",
+            r.scenario,
+            r.rounds,
+            r.stop.describe(),
+            r.seconds
+        );
+    }
+    let _ = writeln!(s);
 }
 
 /// Keep-alive closed/open-loop scenarios and idle memory.
@@ -183,7 +311,11 @@ fn sweep_table(raw: &Raw, models: &[&str], s: &mut String) {
             .collect();
         let _ = write!(s, "| {m} | {} |", med(stat(&cal, rps), n0));
         for b in LATENCY_BOUNDS_US {
-            let _ = write!(s, " {} |", cell(spread(held_rates(raw, m, b)), n0));
+            let _ = write!(
+                s,
+                " {} |",
+                cell(spread(held_rates(raw, m, b).into_values().collect()), n0)
+            );
         }
         let _ = writeln!(s);
     }

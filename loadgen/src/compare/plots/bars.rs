@@ -234,3 +234,28 @@ pub(super) fn large(raw: &Raw) -> Res<String> {
         ),
     )
 }
+
+/// req/s and server CPU per request against workers and shape (`scaling`).
+pub(super) fn scaling(raw: &Raw) -> Res<String> {
+    let models = measured_models(raw);
+    let points = point_labels(raw, "scaling");
+    let groups: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
+    let per = |f: fn(&Run) -> Option<f64>| -> Vec<Vec<Stat>> {
+        points
+            .iter()
+            .map(|(l, _)| stats_of(raw, &models, "scaling", Some(l), f))
+            .collect()
+    };
+    two_bar_panels(
+        raw,
+        "Scaling: workers on as many server CPUs (median, min–max)",
+        "GET / at -c64 closed loop, plain and pipelined x16; wN = N workers",
+        &groups,
+        ("throughput", "throughput (req/s)", per(rps)),
+        (
+            "server CPU per request",
+            "server CPU per request (µs)",
+            per(cpu_per_req),
+        ),
+    )
+}

@@ -74,18 +74,27 @@ pub(super) fn sweep(raw: &Raw) -> Res<String> {
             .x_label_formatter(&|x| fmt_tick(*x, xstep))
             .y_label_formatter(&|y| fmt_log(*y, div))
             .draw()?;
-        for b in LATENCY_BOUNDS_US {
+        // Each bound its own colour and dash, in the plot and in the legend
+        // (both were the same grey line, told apart only by their labels).
+        let bound_styles = [(RGBColor(200, 110, 0), 3, 3), (RGBColor(90, 90, 90), 12, 5)];
+        for (bi, b) in LATENCY_BOUNDS_US.into_iter().enumerate() {
             let y = b as f64;
+            let (bc, dash, gap) = bound_styles[bi % bound_styles.len()];
             chart
                 .draw_series(DashedLineSeries::new(
                     [(0.0, y), (xtop, y)],
-                    6,
-                    4,
-                    RGBColor(120, 120, 120).stroke_width(1),
+                    dash,
+                    gap,
+                    bc.stroke_width(2),
                 ))?
                 .label(format!("p99 bound {}", fmt_log(y, 1000.0) + " ms"))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(120, 120, 120))
+                .legend(move |(x, y)| {
+                    plotters::element::DashedPathElement::new(
+                        vec![(x, y), (x + 28, y)],
+                        dash,
+                        gap,
+                        bc.stroke_width(2),
+                    )
                 });
         }
         for (i, (m, pts)) in models.iter().zip(&lines).enumerate() {
