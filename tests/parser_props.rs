@@ -65,6 +65,7 @@ const DIFFERENCES: &[(&str, u16)] = &[
     ("trailer-bare-lf", 400),
     ("trailer-not-field-line", 0),
     ("line-at-lf", 0),
+    ("split-limit-first", 0),
 ];
 
 fn status_of(key: &str) -> u16 {
@@ -110,11 +111,7 @@ fn scan_whole(input: &[u8], limits: &Limits) -> Verdict {
 /// read, until it completes or rejects.
 fn scan_split(input: &[u8], cuts: &[usize], limits: &Limits) -> Verdict {
     let mut s = HeadScanner::default();
-    let mut ends: Vec<usize> = cuts.iter().map(|&c| c.min(input.len())).collect();
-    ends.push(input.len());
-    ends.sort_unstable();
-    ends.dedup();
-    for end in ends {
+    for end in read_ends(input, cuts) {
         if end == 0 {
             continue;
         }
@@ -287,7 +284,7 @@ fn line_level(input: &[u8], limits: &Limits, keys: &mut Vec<&'static str>) -> Op
             if let Some(sp) = line.iter().position(|&b| b == b' ') {
                 let t = &line[sp + 1..];
                 let tl = t.iter().position(|&b| b == b' ').unwrap_or(t.len());
-                if tl > limits.max_target || line.len() > limits.max_target + 64 {
+                if tl > limits.max_target {
                     keys.push("target-limit");
                 }
                 if t[..tl].iter().any(|&b| b >= 0x80) {
@@ -538,12 +535,18 @@ fn oracle_at(input: &[u8], limits: &Limits, close: bool) -> Expect {
 fn check_head(input: &[u8], cuts: &[usize], limits: &Limits) -> Result<(), TestCaseError> {
     let whole = scan_whole(input, limits);
     let split = scan_split(input, cuts, limits);
-    prop_assert_eq!(
-        &split,
-        &whole,
-        "the verdict depends on the split {:?}",
-        cuts
-    );
+    match (&whole, &split) {
+        // `split-limit-first`: a head both over a size limit and malformed may be
+        // refused for either, depending on where the reads end.
+        (Verdict::Reject(a), Verdict::Reject(b))
+            if a != b && [a.status, b.status].iter().any(|s| [414, 431].contains(s)) => {}
+        _ => prop_assert_eq!(
+            &split,
+            &whole,
+            "the verdict depends on the split {:?}",
+            cuts
+        ),
+    }
     match (oracle(input, limits), &whole) {
         (Expect::Accept(e), Verdict::Complete(h)) => {
             prop_assert_eq!(h.method, e.method);
@@ -977,13 +980,38 @@ fn heads() -> impl Strategy<Value = (Limits, Bytes)> {
     limits().prop_flat_map(|l| (Just(l), head(l).prop_map(move |h| Bytes(h.bytes(&l)))))
 }
 
+/// A cut at or above this counts from the input's end: `FROM_END + k` is `k`
+/// bytes before it (where a head of the largest size ends).
+const FROM_END: usize = 1 << 20;
+
+/// Where reads end: offsets into the input (or from its end, see [`FROM_END`]).
 fn cuts() -> impl Strategy<Value = Vec<usize>> {
     prop_oneof![
         Just(vec![]),
         prop::collection::vec(0usize..400, 1..6),
         // Byte by byte over the first bytes.
         Just((1..80).collect()),
+        // The last bytes in reads of their own.
+        prop::collection::vec(FROM_END..FROM_END + 4, 1..3),
     ]
+}
+
+/// `cuts` as offsets into `input`, ascending, with its end.
+fn read_ends(input: &[u8], cuts: &[usize]) -> Vec<usize> {
+    let mut ends: Vec<usize> = cuts
+        .iter()
+        .map(|&c| {
+            if c >= FROM_END {
+                input.len().saturating_sub(c - FROM_END)
+            } else {
+                c.min(input.len())
+            }
+        })
+        .collect();
+    ends.push(input.len());
+    ends.sort_unstable();
+    ends.dedup();
+    ends
 }
 
 fn config() -> ProptestConfig {
@@ -1030,14 +1058,10 @@ enum BodyVerdict {
 
 /// gvhttpd's decoder over `input` arriving in pieces ending at `cuts`.
 fn decode_split(input: &[u8], cuts: &[usize], limits: &Limits) -> BodyVerdict {
-    let mut ends: Vec<usize> = cuts.iter().map(|&c| c.min(input.len())).collect();
-    ends.push(input.len());
-    ends.sort_unstable();
-    ends.dedup();
     let mut buf = Vec::new();
     let (mut read, mut write) = (0, 0);
     let mut dec = Chunked::default();
-    for end in ends {
+    for end in read_ends(input, cuts) {
         buf.extend_from_slice(&input[buf.len()..end]);
         match dec.decode(&mut buf, &mut read, &mut write, limits) {
             Ok(true) => return BodyVerdict::Done(buf[..write].to_vec(), read),

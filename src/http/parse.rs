@@ -190,8 +190,6 @@ pub enum Scan {
 
 /// Longest run of empty lines tolerated before a request line (RFC 9112 §2.2).
 const MAX_LEADING_EMPTY_LINES: usize = 8;
-/// Request line overhead beyond the target: method, two spaces, version, CRLF.
-const REQUEST_LINE_SLACK: usize = 64;
 
 impl HeadScanner {
     pub fn reset(&mut self) {
@@ -248,9 +246,7 @@ impl HeadScanner {
                 }
             }
             let Some((at, line)) = self.next_complete_line(buf)? else {
-                if buf.len() - start > limits.max_head {
-                    return Err(reject(431, "request header section too large"));
-                }
+                check_partial_head_len(buf.len() - start, limits)?;
                 return Ok(Scan::Partial);
             };
             let len = self.line_start - start;
@@ -274,15 +270,19 @@ impl HeadScanner {
                 return Ok(true);
             }
         }
+        // The limits are checked in the same order, and with the same answer,
+        // whether the line is all here or not (case 35): the target's length
+        // first, then the head's.
         let Some((at, line)) = self.next_complete_line(buf)? else {
-            if buf.len() - start > limits.max_target + REQUEST_LINE_SLACK {
+            if target_too_long(&buf[start..], limits) {
                 return Err(reject(414, "request target too long"));
             }
-            if buf.len() - start > limits.max_head {
-                return Err(reject(431, "request header section too large"));
-            }
+            check_partial_head_len(buf.len() - start, limits)?;
             return Ok(false);
         };
+        if target_too_long(line, limits) {
+            return Err(reject(414, "request target too long"));
+        }
         check_head_len(self.line_start - start, limits)?;
         let (m, t, v) = request_line(line, limits)?;
         self.request = Some((m, t.start + at..t.end + at, v));
@@ -380,6 +380,32 @@ fn check_head_len(len: usize, limits: &Limits) -> Result<(), Reject> {
         return Err(reject(431, "request header section too large"));
     }
     Ok(())
+}
+
+/// `len` bytes of a head with no end yet: over the limit only if no end could
+/// bring it within (the shortest end is one more byte, an LF), so that a head of
+/// the largest size is not refused when its last byte comes in a read of its own.
+#[inline]
+fn check_partial_head_len(len: usize, limits: &Limits) -> Result<(), Reject> {
+    check_head_len(len + 1, limits)
+}
+
+/// Does (the start of) a request line hold a target over the limit: after the
+/// method's SP, more than `max_target` visible ASCII octets? Known as soon as
+/// they are here, whatever follows them.
+fn target_too_long(line: &[u8], limits: &Limits) -> bool {
+    if line.len() <= limits.max_target {
+        return false;
+    }
+    let Some(sp) = line.iter().take(33).position(|&b| b == b' ') else {
+        return false;
+    };
+    line[sp + 1..]
+        .iter()
+        .take(limits.max_target + 1)
+        .take_while(|b| (0x21..0x7f).contains(*b))
+        .count()
+        > limits.max_target
 }
 
 /// One header field line (without its CRLF), starting at offset `at` of the

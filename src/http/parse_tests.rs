@@ -392,3 +392,37 @@ fn the_line_fast_paths_answer_as_the_general_walk() {
         Err(431)
     );
 }
+
+/// The verdict must not depend on where the reads end (case 35), also at the
+/// limits: a head of exactly the largest size, and a request line whose target
+/// is within the limit but whose line is long.
+#[test]
+fn verdict_does_not_depend_on_a_split_at_the_limits() {
+    let l = Limits {
+        max_target: 24,
+        max_headers: 5,
+        max_head: 160,
+        max_body: 64,
+    };
+    // The head without its blank line is max_head octets: accepted.
+    let mut largest = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+    largest.resize(l.max_head - 2, b'f');
+    largest.extend_from_slice(b"\r\n\r\n");
+    // A short target and 100 octets of junk after the version: 400, not 414.
+    let mut long_line = b"GET /a HTTP/1.1".to_vec();
+    long_line.extend_from_slice(&[b'x'; 100]);
+    long_line.extend_from_slice(b"\r\nHost: a\r\n\r\n");
+    for (raw, want) in [(&largest, 200), (&long_line, 400)] {
+        let whole = HeadScanner::default().scan(raw, &l);
+        let status = whole.as_ref().map_or_else(|r| r.status, |_| 200);
+        assert_eq!(status, want, "{:?}", String::from_utf8_lossy(raw));
+        for cut in 1..raw.len() {
+            let mut s = HeadScanner::default();
+            let split = match s.scan(&raw[..cut], &l) {
+                Ok(Scan::Partial) => s.scan(raw, &l),
+                r => r,
+            };
+            assert_eq!(split, whole, "split at {cut} of {}", raw.len());
+        }
+    }
+}
