@@ -55,6 +55,8 @@ mod tls;
 #[cfg(test)]
 mod panic_tests;
 #[cfg(test)]
+mod reactor_tests;
+#[cfg(test)]
 mod stack_tests;
 #[cfg(test)]
 mod steal_tests;
@@ -151,7 +153,9 @@ impl Runtime {
         worker: usize,
     ) -> io::Result<Runtime> {
         let client = dedicated::client::Client::attach(reactor.shared(), worker)?;
-        Runtime::with_reactor(opts, Reactor::remote(client))
+        let rt = Runtime::with_reactor(opts, Reactor::remote(client))?;
+        rt.ctx.sched.borrow_mut().slot_limit = dedicated::MAX_SLOTS;
+        Ok(rt)
     }
 
     /// [`Runtime::new`] without a reactor thread, else [`Runtime::on_reactor`].

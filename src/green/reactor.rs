@@ -256,6 +256,7 @@ pub(crate) fn prepare(deadline: Option<Instant>, gives_way: GivesWay) -> io::Res
             },
             deadline,
             cancel: None,
+            unsent: false,
         };
         if let Some(d) = deadline {
             if t.timer_at.map_or(true, |at| d < at) {
@@ -280,8 +281,12 @@ impl Prepared {
         reason: ParkReason,
     ) -> io::Result<i32> {
         let Prepared { ctx, key } = self;
+        // From the push on, leaving this function in any other way than with the
+        // op's final CQE (an error below, an unwind) would free the op's memory under
+        // the kernel: the guard aborts the process instead.
+        let in_flight = InFlight;
         // SAFETY: our caller guarantees the SQE's memory outlives this call, and we do
-        // not return before the op's CQE (loop below).
+        // not return before the op's CQE (loop below; `in_flight` for every other way out).
         unsafe { push_op(&ctx, key, sqe, reason) };
         // Nothing of this worker is kept across the park: a task whose op is done may
         // be resumed by another worker (`super::steal`), so `ctx` and `key` are
@@ -298,6 +303,7 @@ impl Prepared {
             if t.op.in_flight {
                 continue; // a wake-up for something else; the op is still the kernel's
             }
+            std::mem::forget(in_flight);
             t.op.deadline = None;
             let (res, cause) = (t.op.result, t.op.cancel.take());
             return match cause {
@@ -312,6 +318,24 @@ impl Prepared {
                 _ => Err(io::Error::from_raw_os_error(-res)),
             };
         }
+    }
+}
+
+/// Armed by [`Prepared::push_and_wait`] while its op is in flight; dropping it
+/// (an early return or an unwind out of the wait) aborts the process, since the
+/// op's memory (often on this green thread's stack) is still the kernel's.
+struct InFlight;
+
+impl Drop for InFlight {
+    #[cold]
+    fn drop(&mut self) {
+        // Not `eprintln!`: a panic here, maybe already unwinding, would abort anyway.
+        let _ = std::io::Write::write_all(
+            &mut io::stderr(),
+            b"gvhttpd: a green thread left a blocking call with its io_uring op still \
+              in flight (its buffer would be freed under the kernel); aborting\n",
+        );
+        std::process::abort();
     }
 }
 
@@ -445,7 +469,14 @@ pub(crate) fn fire_timers(s: &mut Sched, r: &mut Reactor, now: Instant) {
         };
         if d <= now {
             t.op.cancel = Some(Cause::TimedOut);
-            r.cancel(key);
+            if t.op.unsent {
+                // Its task ends it (see `OpSlot::unsent`).
+                if t.wake() {
+                    s.runq.push_back(key);
+                }
+            } else {
+                r.cancel(key);
+            }
         } else {
             t.timer_at = Some(d);
             s.timers.push(Reverse((d, index, gen)));

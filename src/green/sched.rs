@@ -91,6 +91,10 @@ pub(crate) struct OpSlot {
     pub deadline: Option<Instant>,
     /// Set once a cancel has been pushed for this op.
     pub cancel: Option<Cause>,
+    /// Not handed over yet: the task waits for room in the dedicated reactor's
+    /// queue (`dedicated::client::submit`). A cancel then wakes the task, which
+    /// ends the op itself, instead of asking the backend.
+    pub unsent: bool,
 }
 
 /// One green thread.
@@ -189,6 +193,10 @@ pub(crate) struct Sched {
     pub pool: Pools,
     /// Usable bytes per stack.
     pub stack_size: usize,
+    /// Task slots the backend can name in its tags: `spawn` refuses a task whose
+    /// slot index would reach it, so an op is never refused after its task
+    /// handed something (a descriptor to close) to it.
+    pub slot_limit: u32,
     /// Interrupt level given to tasks spawned from now on (set by `interrupt_all`).
     pub interrupt: Interrupt,
     /// Deadline timers: `(when, slot index, generation)`. An entry is live only
@@ -362,6 +370,7 @@ impl Sched {
             tasks: Slots::new(),
             runq: VecDeque::new(),
             stack_size: pool.stack_size(),
+            slot_limit: u32::MAX,
             pool: Pools::Own(pool),
             interrupt: Interrupt::None,
             timers: BinaryHeap::new(),
@@ -530,7 +539,11 @@ pub(crate) fn interrupt_all(ctx: &Ctx, level: Interrupt) {
             && t.op.level <= t.interrupt
         {
             t.op.cancel = Some(Cause::Interrupted);
-            r.cancel(key);
+            if t.op.unsent {
+                wake.push(key); // its task ends it (see `OpSlot::unsent`)
+            } else {
+                r.cancel(key);
+            }
         }
         if s.wake_waiters.contains(&key) {
             wake.push(key);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use io_uring::squeue;
 
 use super::mailbox::{Done, Mailbox};
-use super::{tag, untag, Request, Shared, MAX_SLOTS};
+use super::{tag, untag, Request, Shared, EPOCHS, MAX_SLOTS};
 use crate::green::reactor::{finish_op, Reactor};
 use crate::green::sched::{self, Ctx};
 use crate::stats::{ParkReason, WorkerStats};
@@ -80,15 +80,21 @@ struct Counts {
 pub(crate) struct Client {
     shared: Arc<Shared>,
     worker: u8,
+    /// This runtime's attach epoch, carried in every tag it pushes (see [`attach`]).
+    ///
+    /// [`attach`]: Client::attach
+    epoch: u8,
+    /// Ops pushed to the reactor whose completion this client has not taken yet;
+    /// at drop they become the epoch's orphans (`Mailbox::orphans`).
+    remote: u32,
     /// Cancels that found the queue full, oldest first (always for ops in flight:
     /// one whose completion arrives is removed, so a deferred cancel can never hit a
     /// later op of the same task, which carries the same tag).
     deferred: VecDeque<u64>,
-    /// Tasks parked on a full queue, woken when the reactor posts "space".
-    space_waiters: Vec<SlotKey>,
-    /// Tasks to wake on this turn without news from the reactor (a cancel that
-    /// reached an op still waiting for queue space).
-    local_wakes: Vec<SlotKey>,
+    /// Tasks parked on a full queue, oldest first, woken when the reactor posts
+    /// "space". A task is queued once per wait (its op's `unsent` flag says whether
+    /// it still waits; entries of tasks that got in meanwhile are skipped).
+    space_waiters: VecDeque<SlotKey>,
     /// The next timer: the longest the worker may sleep.
     wake_at: Option<Instant>,
     /// Requests pushed since the reactor's doorbell was last considered.
@@ -100,6 +106,14 @@ pub(crate) struct Client {
 
 impl Client {
     /// Attach to worker slot `worker` of `shared` (one runtime per slot at a time).
+    ///
+    /// A runtime dropped with ops in flight (after its loop failed) leaves their
+    /// completions to come: they carry its attach epoch, and a runtime attached
+    /// later to the same slot, whose task table starts afresh with the same slots
+    /// and generations, takes a new epoch and drops them as stale. Without that a
+    /// late completion resumed a new task while its own op was still in the
+    /// kernel. An epoch is reused only once every op of its last user has come back
+    /// (`Mailbox::orphans`); when all are still owed the attach is refused.
     pub fn attach(shared: &Arc<Shared>, worker: usize) -> io::Result<Client> {
         let mb = shared.mailboxes.get(worker).ok_or_else(|| {
             io::Error::new(
@@ -116,19 +130,46 @@ impl Client {
                 format!("a runtime is already attached as worker {worker}"),
             ));
         }
+        // What arrived since the last runtime left is all its orphans.
+        let mut late = Vec::new();
+        mb.take(&mut late);
+        for d in &late {
+            if let Some(t) = untag(d.tag) {
+                release_orphan(mb, t.epoch);
+            }
+        }
+        let last = mb.epoch.load(Ordering::Relaxed) as usize;
+        let Some(epoch) = (1..=EPOCHS)
+            .map(|i| (last + i) % EPOCHS)
+            .find(|&e| mb.orphans[e].load(Ordering::Acquire) == 0)
+        else {
+            mb.claimed.store(false, Ordering::Release);
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("worker {worker}: ops of {EPOCHS} dropped runtimes are still in flight"),
+            ));
+        };
+        mb.epoch.store(epoch as u32, Ordering::Relaxed);
         shared.attached.fetch_add(1, Ordering::SeqCst);
         Ok(Client {
             shared: Arc::clone(shared),
             worker: worker as u8,
+            epoch: epoch as u8,
+            remote: 0,
             deferred: VecDeque::new(),
-            space_waiters: Vec::new(),
-            local_wakes: Vec::new(),
+            space_waiters: VecDeque::new(),
             wake_at: None,
             unsignalled: false,
             inbox: Vec::with_capacity(256),
             counts: Counts::default(),
             published: Counts::default(),
         })
+    }
+
+    /// This runtime's attach epoch (tests forge its tags).
+    #[cfg(test)]
+    pub fn epoch(&self) -> u8 {
+        self.epoch
     }
 
     fn mailbox(&self) -> &Mailbox {
@@ -146,14 +187,10 @@ impl Client {
         }))
     }
 
-    /// Ask the reactor to cancel `key`'s op. An op still waiting for queue space is
-    /// ended by its own task instead (it never reached the reactor).
+    /// Ask the reactor to cancel `key`'s op (one that reached the queue: an op
+    /// still waiting for room is ended by its own task, see `OpSlot::unsent`).
     pub fn cancel(&mut self, key: SlotKey) {
-        if self.space_waiters.contains(&key) {
-            self.local_wakes.push(key);
-            return;
-        }
-        let tag = tag(self.worker, key);
+        let tag = tag(self.worker, self.epoch, key);
         if !self.deferred.is_empty() || self.try_push(Request::Cancel { tag }).is_err() {
             self.deferred.push_back(tag);
         }
@@ -201,7 +238,7 @@ impl Client {
             return Err(io::Error::other("the green reactor thread has stopped"));
         }
         let wake_at = self.wake_at.take();
-        if want == 0 || !self.local_wakes.is_empty() {
+        if want == 0 {
             self.wake_at = wake_at;
             return Ok(());
         }
@@ -231,7 +268,12 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         self.flush();
-        self.mailbox().claimed.store(false, Ordering::Release);
+        let mb = self.mailbox();
+        if self.remote > 0 {
+            // Published before `claimed` is released (the next attacher's acquire).
+            mb.orphans[usize::from(self.epoch)].fetch_add(self.remote, Ordering::Relaxed);
+        }
+        mb.claimed.store(false, Ordering::Release);
         self.shared.attached.fetch_sub(1, Ordering::SeqCst);
         self.shared.reactor_waker.wake();
     }
@@ -272,10 +314,10 @@ impl Io {
 
 /// Push a task's op to the reactor; while the queue is full, park the task (it is
 /// woken when the reactor posts "space"). Returns once the op is in the queue, or
-/// once it was ended here: cancelled while it waited for space (`-ECANCELED`; it
-/// never reached the reactor), or refused (`-EOVERFLOW`: slot index beyond a tag's
-/// 24 bits). In both of those cases the task is marked notified, so the caller's
-/// next park returns at once and finds the op done.
+/// once it was cancelled while it waited for space (`-ECANCELED`; it never reached
+/// the reactor; the task is then marked notified, so the caller's next park
+/// returns at once and finds the op done). Every task's slot fits a tag: `spawn`
+/// refuses tasks beyond [`MAX_SLOTS`] (`Sched::slot_limit`).
 ///
 /// # Safety
 /// As `reactor::submit`: every pointer in `sqe` stays valid until the op's
@@ -292,22 +334,17 @@ pub(crate) unsafe fn submit(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason:
             let Some(t) = s.tasks.get_mut(key) else {
                 return;
             };
-            let refused = key.index >= MAX_SLOTS;
-            if t.op.cancel.is_some() || refused {
-                c.space_waiters.retain(|k| *k != key);
-                let res = if refused {
-                    -libc::EOVERFLOW
-                } else {
-                    -libc::ECANCELED
-                };
-                finish_op(&mut s, key, res);
+            debug_assert!(key.index < MAX_SLOTS, "spawn keeps slots below MAX_SLOTS");
+            if t.op.cancel.is_some() {
+                t.op.unsent = false;
+                finish_op(&mut s, key, -libc::ECANCELED);
                 return;
             }
             let Some(e) = sqe.take() else {
                 unreachable!("the SQE is put back after every refused push");
             };
             let req = Request::Op {
-                tag: tag(c.worker, key),
+                tag: tag(c.worker, c.epoch, key),
                 sqe: e,
             };
             let back = match c.try_push(req) {
@@ -321,14 +358,15 @@ pub(crate) unsafe fn submit(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason:
             };
             match back {
                 None => {
-                    c.space_waiters.retain(|k| *k != key);
+                    c.remote += 1;
+                    t.op.unsent = false;
                     return;
                 }
                 Some(Request::Op { sqe: e, .. }) => {
                     sqe = Some(e);
-                    if !c.space_waiters.contains(&key) {
-                        c.space_waiters.push(key);
-                    }
+                    // Queued once per refused push: "space" drains the list.
+                    t.op.unsent = true;
+                    c.space_waiters.push_back(key);
                     c.counts.full_parks += 1;
                     // The reactor may sleep unaware of a full queue of others'
                     // requests only until their workers' turns end; ours, too:
@@ -344,6 +382,14 @@ pub(crate) unsafe fn submit(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason:
     }
 }
 
+/// One orphaned op of `epoch` came back (saturating: a forged or duplicate
+/// completion finds nothing to release).
+fn release_orphan(mb: &Mailbox, epoch: u8) {
+    if let Some(n) = mb.orphans.get(usize::from(epoch)) {
+        let _ = n.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
 /// Deliver what the reactor (or the blocking pool) sent this worker: completions
 /// by slot and generation (stale ones dropped and counted), cross-thread wake-ups,
 /// "space" for parked submitters.
@@ -354,9 +400,6 @@ pub(crate) fn dispatch(ctx: &Ctx) {
         unreachable!("dedicated dispatch on a per-worker ring");
     };
     let mut s = ctx.sched.borrow_mut();
-    for k in c.local_wakes.drain(..) {
-        s.wake(k);
-    }
     let mut inbox = std::mem::take(&mut c.inbox);
     let Some(news) = c.mailbox().take(&mut inbox) else {
         c.inbox = inbox;
@@ -364,7 +407,15 @@ pub(crate) fn dispatch(ctx: &Ctx) {
     };
     for d in inbox.drain(..) {
         let done = match untag(d.tag) {
-            Some((w, key)) if w == usize::from(c.worker) => finish_op(&mut s, key, d.result),
+            Some(t) if t.worker == usize::from(c.worker) && t.epoch == c.epoch => {
+                c.remote = c.remote.saturating_sub(1);
+                finish_op(&mut s, t.key, d.result)
+            }
+            // An op of a runtime attached here before this one (see `Client::attach`).
+            Some(t) if t.epoch != c.epoch => {
+                release_orphan(&c.shared.mailboxes[usize::from(c.worker)], t.epoch);
+                false
+            }
             _ => false,
         };
         if done {
@@ -378,7 +429,11 @@ pub(crate) fn dispatch(ctx: &Ctx) {
     c.inbox = inbox;
     if news.space {
         for k in c.space_waiters.drain(..) {
-            s.wake(k);
+            if let Some(t) = s.tasks.get_mut(k) {
+                if t.op.unsent && t.wake() {
+                    s.runq.push_back(k);
+                }
+            }
         }
     }
     if news.external {
