@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, types};
 
 use super::reactor::{check_interrupt, prepare, submit, GivesWay};
-use crate::stats::ParkReason;
+use super::task::ParkReason;
 
 /// When a call must be done by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -7,9 +7,10 @@ use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
-use super::sched::{current, park, Co, Ctx, OpSlot, State, Task};
+use super::ctx::Ctx;
+use super::sched::{current, park};
+use super::task::{Co, OpSlot, ParkReason, State, Task};
 use super::tls::{self, Y};
-use crate::stats::ParkReason;
 use crate::uring::SlotKey;
 
 /// Shared between a task and its [`JoinHandle`].

@@ -56,9 +56,8 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
 use super::ops::{InFlight, Returned};
-use super::probe::{build_ring, Features};
+use super::probe::{build_ring, Features, UringOptions};
 use super::token::{OpKind, Token};
-use crate::config::UringOptions;
 use crate::stats::UringCounters;
 
 mod helpers;

@@ -26,7 +26,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::EPOCHS;
+use crate::uring::OpKind;
+
+/// Attach epochs a worker slot cycles through: every value of a tag's top byte
+/// below the ring's internal op kinds ([`OpKind::FIRST_INTERNAL`]), so a worker
+/// op's tag never looks like the reactor's own wake, cancel or NOP (see
+/// `super::tag`, and `client::Client::attach` for what an epoch is).
+pub(crate) const EPOCHS: usize = OpKind::FIRST_INTERNAL as usize;
 
 /// One finished op: its tag (worker, slot, generation; see [`super::tag`]) and the
 /// result (`>= 0`, or `-errno`).

@@ -69,14 +69,14 @@ use std::sync::Arc;
 
 use io_uring::squeue;
 
-use crate::config::{GreenReactor, UringOptions};
+use crate::config::GreenReactor;
 use crate::stats::Registry;
 use crate::uring::token::GEN_MASK;
-use crate::uring::{Features, OpKind, RingWaker, SlotKey};
+use crate::uring::{Features, RingWaker, SlotKey, UringOptions};
 
 pub use blocking::OpSet;
-pub use client::Waker;
 use mailbox::Mailbox;
+pub(crate) use mailbox::EPOCHS;
 
 /// Most workers one reactor serves (the worker is one byte of a tag).
 pub const MAX_WORKERS: usize = 256;
@@ -84,11 +84,6 @@ pub const MAX_WORKERS: usize = 256;
 /// Most green threads one worker may have while using the dedicated reactor (the
 /// slot index is 24 bits of a tag).
 pub const MAX_SLOTS: u32 = 1 << 24;
-
-/// Attach epochs a worker slot cycles through: every value of a tag's top byte
-/// below the ring's internal op kinds ([`OpKind::FIRST_INTERNAL`]), so a worker
-/// op's tag never looks like the reactor's own wake, cancel or NOP.
-pub(crate) const EPOCHS: usize = OpKind::FIRST_INTERNAL as usize;
 
 /// Pack a worker op's `user_data`: `[epoch 8 | worker 8 | generation 24 | slot 24]`.
 /// The generation is the full 24 bits the task table keeps, so a completion for an

@@ -210,10 +210,12 @@ fn a_stale_completion_after_slot_reuse_is_dropped() {
 
 /// The attach epoch of a runtime on a dedicated reactor.
 fn epoch_of(rt: &Runtime) -> u8 {
-    match &rt.ctx.reactor.borrow().io {
-        client::Io::Remote(c) => c.epoch(),
-        client::Io::Ring(_) => panic!("not attached to a reactor thread"),
-    }
+    rt.ctx
+        .reactor
+        .borrow_mut()
+        .backend_mut::<client::Client>()
+        .expect("attached to a reactor thread")
+        .epoch()
 }
 
 /// Pop the next op request the workers pushed (the test plays the reactor).
@@ -302,6 +304,15 @@ fn a_late_completion_of_a_dropped_runtime_does_not_resume_the_next_one() {
         .orphans
         .iter()
         .all(|n| n.load(Ordering::SeqCst) == 0));
+}
+
+#[test]
+fn wait_wake_until_ends_by_deadline_or_wake_on_the_reactor_thread() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let (r, reg) = start(1, |_| {});
+    crate::green::tests::wait_wake_until_ends_by_deadline_or_wake(&mut rt_on(&r, 0, &reg));
 }
 
 #[test]
