@@ -116,34 +116,9 @@ impl Default for Timeouts {
     }
 }
 
-/// io_uring knobs for the callback and green models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UringOptions {
-    /// Submission queue entries per ring (power of two).
-    pub entries: u32,
-    /// Ask for a kernel SQ polling thread (`IORING_SETUP_SQPOLL`).
-    pub sqpoll: bool,
-}
+pub use crate::uring::UringOptions;
 
-impl Default for UringOptions {
-    fn default() -> Self {
-        UringOptions {
-            entries: 1024,
-            sqpoll: false,
-        }
-    }
-}
-
-/// Default green-thread stack: 64 KiB of usable stack plus a guard region.
-///
-/// Stacks are reserved, not committed (`MAP_NORESERVE` slabs, see
-/// `green::stack`): only touched pages cost memory. A parked green thread keeps
-/// about one resident 4 KiB page, because request processing runs on the worker's
-/// own stack (`green::on_worker_stack`); the measurements are in
-/// `results/2026-11-21-vm-green/` and `results/2026-12-01-vm-driver/`. 64 KiB leaves
-/// ample headroom for deep call chains in the connection loop and costs only
-/// address space; a smaller default would save no resident memory.
-pub const DEFAULT_GREEN_STACK: usize = 64 * 1024;
+pub use crate::green::DEFAULT_GREEN_STACK;
 
 /// Everything `gvhttpd serve` needs.
 #[derive(Clone, Debug)]

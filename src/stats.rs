@@ -113,31 +113,8 @@ pub struct UringCounters {
     pub enobufs: Counter,
 }
 
-/// Why a green thread parked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParkReason {
-    Io = 0,
-    Sleep = 1,
-    Yield = 2,
-    Join = 3,
-}
-
-impl ParkReason {
-    pub const ALL: [ParkReason; 4] = [
-        ParkReason::Io,
-        ParkReason::Sleep,
-        ParkReason::Yield,
-        ParkReason::Join,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            ParkReason::Io => "io",
-            ParkReason::Sleep => "sleep",
-            ParkReason::Yield => "yield",
-            ParkReason::Join => "join",
-        }
-    }
-}
+/// Why a green thread parked (the runtime's own type; `/stats` counts each).
+pub use crate::green::task::ParkReason;
 
 /// Green-thread runtime counters.
 #[derive(Default, Debug)]

@@ -11,7 +11,7 @@ use std::path::Path;
 use io_uring::{opcode, types};
 
 use super::reactor::{submit, GivesWay};
-use crate::stats::ParkReason;
+use super::task::ParkReason;
 
 /// What `statx` told us about a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

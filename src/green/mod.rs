@@ -27,7 +27,7 @@
 //!   per-worker mailbox (woken by a syscall only when they said they sleep). Ops the
 //!   kernel's ring lacks run on a small blocking pool (Tier 2) and complete the same
 //!   way. Deadlines, interrupts and the buffer contract are the same in both.
-//! - Wake-ups are never lost ([`sched`] module docs) and completions for finished
+//! - Wake-ups are never lost (`task` module docs) and completions for finished
 //!   or reused slots are dropped by their generation.
 //! - A green thread's panic is caught at its root, logged and counted
 //!   (`stats.green.panics`); only that thread ends (for the server: only its
@@ -36,24 +36,53 @@
 //!   resume the thread with `TimedOut` / `Interrupted` once the kernel is done with
 //!   its buffer.
 //!
+//! # Layers
+//! Each module uses only those listed before it, so imports point one way:
+//!
+//! 1. [`stack`] (pooled guarded stacks) and `crate::uring` (the ring, tokens).
+//! 2. `task`: a green thread and its worker's task table (`Sched`): plain data.
+//! 3. `backend`: the one `Backend` trait both reactors implement, the worker's
+//!    `Reactor` around it, and [`Waker`]; its implementations `ring_backend` (a
+//!    ring per worker) and `dedicated::client` (a client of the reactor thread,
+//!    whose queue, mailbox and thread are the rest of [`dedicated`]).
+//! 4. `steal::group`: stealable queues, offering, stealing, taking back.
+//! 5. `ctx` (what one worker's threads share: `Sched`, `Reactor`, group member),
+//!    then `tls` (the thread-locals that hold it while the worker runs).
+//! 6. `sched`: resume ready threads, park / wake, yield, interrupts.
+//! 7. `spawn`, `reactor` (one op per blocking call), `steal::join`.
+//! 8. [`net`], [`fs`], `time`: the blocking-style calls.
+//! 9. This file: [`Runtime`] and the one worker loop, over either backend, with
+//!    or without a steal group.
+//!
+//! Outside itself the runtime uses `stats` for counters only ([`StatsSource`],
+//! `WorkerStats`) and, in [`ReactorThread::for_server`], the server's
+//! `--green-reactor` choice and error log.
+//!
 //! API: [`Runtime::new`] / [`Runtime::on_reactor`] / [`Runtime::for_worker`],
 //! [`spawn`] / [`try_spawn`] → [`JoinHandle`], [`yield_now`], [`sleep`],
-//! [`nop`], [`wait_wake`], [`interrupt_all`], [`on_worker_stack`]; [`net::GvtListener`] /
+//! [`nop`], [`wait_wake`] / [`wait_wake_until`] / [`wake_workers`], [`interrupt_all`],
+//! [`on_worker_stack`]; [`net::GvtListener`] /
 //! [`net::GvtStream`]; [`fs::GvtFile`].
 
+pub(crate) mod backend;
+pub(crate) mod ctx;
 pub mod dedicated;
 pub mod fs;
 pub mod net;
 pub(crate) mod reactor;
+pub(crate) mod ring_backend;
 pub(crate) mod sched;
-mod spawn;
+pub(crate) mod spawn;
 pub mod stack;
 pub mod steal;
+pub(crate) mod task;
 mod time;
 mod tls;
 
 #[cfg(test)]
 mod panic_tests;
+#[cfg(test)]
+mod reactor_tests;
 #[cfg(test)]
 mod stack_tests;
 #[cfg(test)]
@@ -68,17 +97,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::{UringOptions, DEFAULT_GREEN_STACK};
 use crate::stats::{Registry, WorkerStats};
-use crate::uring::Features;
+use crate::uring::{Features, UringOptions};
 
-pub use dedicated::{ReactorOptions, ReactorThread, Waker};
-pub use sched::{in_green_thread, on_worker_stack, yield_now, Interrupt, JoinHandle};
+pub use backend::Waker;
+pub use dedicated::{ReactorOptions, ReactorThread};
+pub use sched::{in_green_thread, on_worker_stack, yield_now};
+pub use spawn::JoinHandle;
+pub use stack::DEFAULT_GREEN_STACK;
 pub use steal::{SendJoinHandle, StealGroup};
+pub use task::{Interrupt, ParkReason};
 pub use time::{nop, sleep, sleep_or_interrupted};
 
-use reactor::Reactor;
-use sched::{Ctx, Sched};
+use backend::{Backend, Reactor};
+use ctx::Ctx;
+use ring_backend::RingBackend;
+use task::Sched;
 
 /// Where a runtime publishes its counters: the [`WorkerStats`] block of its worker.
 pub trait StatsSource: Send + Sync {
@@ -139,7 +173,7 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with its own ring. Fails when io_uring cannot be set up.
     pub fn new(opts: &RuntimeOptions) -> io::Result<Runtime> {
-        Runtime::with_reactor(opts, Reactor::new(&opts.uring)?)
+        Runtime::with_backend(opts, Box::new(RingBackend::new(&opts.uring)?))
     }
 
     /// A runtime without a ring of its own, attached as worker `worker` to the
@@ -151,7 +185,7 @@ impl Runtime {
         worker: usize,
     ) -> io::Result<Runtime> {
         let client = dedicated::client::Client::attach(reactor.shared(), worker)?;
-        Runtime::with_reactor(opts, Reactor::remote(client))
+        Runtime::with_backend(opts, Box::new(client))
     }
 
     /// [`Runtime::new`] without a reactor thread, else [`Runtime::on_reactor`].
@@ -166,12 +200,14 @@ impl Runtime {
         }
     }
 
-    fn with_reactor(opts: &RuntimeOptions, reactor: Reactor) -> io::Result<Runtime> {
+    fn with_backend(opts: &RuntimeOptions, backend: Box<dyn Backend>) -> io::Result<Runtime> {
         stack::install_overflow_handler();
+        let mut sched = Sched::new(opts.stack_size);
+        sched.slot_limit = backend.slot_limit();
         Ok(Runtime {
             ctx: Rc::new(Ctx {
-                sched: RefCell::new(Sched::new(opts.stack_size)),
-                reactor: RefCell::new(reactor),
+                sched: RefCell::new(sched),
+                reactor: RefCell::new(Reactor::new(backend)),
                 steal: OnceCell::new(),
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 worker: Cell::new(0),
@@ -196,19 +232,32 @@ impl Runtime {
     /// group's pools. Call before [`Runtime::block_on`] (`Err` after, or when
     /// `index` is taken or out of range).
     pub fn with_steal(self, group: Arc<StealGroup>, index: usize) -> io::Result<Runtime> {
-        steal::join_group(&self.ctx, group, index)?;
+        if self.ctx.steal.get().is_some() {
+            return Err(io::Error::other(
+                "Runtime::with_steal must come before the runtime runs anything",
+            ));
+        }
+        let waker = self.waker();
+        let member = steal::group::join_group(
+            &mut self.ctx.sched.borrow_mut(),
+            waker,
+            self.ctx.id,
+            group,
+            index,
+        )?;
+        let _ = self.ctx.steal.set(member);
         self.ctx.worker.set(index);
         Ok(self)
     }
 
     /// What this runtime's ring (or the dedicated reactor's) supports.
     pub fn features(&self) -> Features {
-        self.ctx.reactor.borrow().io.features()
+        self.ctx.reactor.borrow().features()
     }
 
     /// Wakes this runtime's [`wait_wake`] callers from any thread.
     pub fn waker(&self) -> Arc<Waker> {
-        self.ctx.reactor.borrow().io.waker()
+        self.ctx.reactor.borrow().waker()
     }
 
     /// Usable bytes per green-thread stack (after rounding to pages).
@@ -234,48 +283,61 @@ impl Runtime {
         &mut self,
         f: impl FnOnce() -> T + 'static,
     ) -> io::Result<std::thread::Result<T>> {
-        sched::install(&self.ctx)?;
+        tls::install(&self.ctx)?;
         // Uninstalled however `drive` ends, also by a panic escaping the scheduler.
         struct Installed;
         impl Drop for Installed {
             fn drop(&mut self) {
-                sched::uninstall();
+                tls::uninstall();
             }
         }
         let _installed = Installed;
-        reactor::configure(&self.ctx.reactor.borrow().io.features());
-        let r = match self.ctx.steal.get() {
-            Some(_) => {
-                let ctx = Rc::clone(&self.ctx);
-                let root = sched::spawn_on(&ctx, f)?;
-                steal::drive(&ctx, || self.publish(false)).map(|()| root.join())
-            }
-            None => self.drive(f),
-        };
+        reactor::configure(&self.ctx.reactor.borrow().features());
+        let root = spawn::spawn_on(&self.ctx, f)?;
+        let r = self.drive().map(|()| root.join());
         self.publish(true);
         r
     }
 
-    fn drive<T: 'static>(
-        &mut self,
-        f: impl FnOnce() -> T + 'static,
-    ) -> io::Result<std::thread::Result<T>> {
-        let root = sched::spawn_on(&self.ctx, f)?;
-        let ctx = Rc::clone(&self.ctx);
+    /// The worker loop, for either backend, with or without a steal group: run
+    /// the ready threads, then ONE enter (submit everything they pushed, and wait
+    /// when nothing is runnable), then dispatch the completions. Ends when every
+    /// green thread of this worker has finished (and, stealing, nothing it offered
+    /// is left in its stealable queue).
+    ///
+    /// Stealing (the idle protocol of [`steal`]'s docs): a worker whose run queue
+    /// is empty first takes threads from the group; before it blocks it announces
+    /// itself idle, looks once more, and lets its ring's wake end the wait.
+    fn drive(&self) -> io::Result<()> {
+        let ctx = &*self.ctx;
+        let member = ctx.steal.get();
         let mut busy_passes = 0u32;
         loop {
-            sched::run_ready(&ctx, PASS_BUDGET);
+            sched::run_ready(ctx, PASS_BUDGET);
             self.publish(false);
             let mut s = ctx.sched.borrow_mut();
+            if let Some(m) = member {
+                if s.runq.is_empty() && steal::group::refill(m, &mut s) > 0 {
+                    continue;
+                }
+                // `refill` took back all this worker offered: nothing of it is queued.
+            }
             if s.tasks.is_empty() {
-                break;
+                return Ok(());
             }
             let mut r = ctx.reactor.borrow_mut();
             if !s.timers.is_empty() {
-                reactor::fire_timers(&mut s, &mut r, Instant::now());
+                r.fire_timers(&mut s, Instant::now());
             }
             let idle = s.runq.is_empty();
-            if idle && s.ops_in_flight == 0 && s.wake_waiters.is_empty() && r.pushed == 0 {
+            // Threads parked with nothing that could wake them: a deadlock. Not in a
+            // steal group, where another worker may wake them (a cross-worker join).
+            if idle
+                && member.is_none()
+                && s.ops_in_flight == 0
+                && s.wake_waiters.is_empty()
+                && r.pushed == 0
+            {
                 return Err(io::Error::other(format!(
                     "green runtime deadlock: {} green threads parked with no I/O in flight",
                     s.tasks.len()
@@ -284,7 +346,22 @@ impl Runtime {
             drop(s);
             if idle {
                 busy_passes = 0;
-                r.enter(1)?;
+                match member {
+                    None => r.enter(1)?,
+                    Some(m) => {
+                        m.go_idle();
+                        // Look once more after announcing: an owner that published
+                        // before it saw our flag is found here.
+                        if steal::group::refill(m, &mut ctx.sched.borrow_mut()) > 0 {
+                            m.end_idle();
+                            continue;
+                        }
+                        r.listen_for_wake();
+                        let entered = r.enter(1);
+                        m.end_idle();
+                        entered?;
+                    }
+                }
             } else if r.pushed > 0 {
                 r.enter(0)?;
             } else {
@@ -293,10 +370,8 @@ impl Runtime {
                     r.poll()?;
                 }
             }
-            drop(r);
-            reactor::dispatch(&ctx);
+            r.dispatch(&mut ctx.sched.borrow_mut());
         }
-        Ok(root.join())
     }
 
     /// Publish the counters (every loop turn); the worker's CPU time every
@@ -318,12 +393,12 @@ impl Runtime {
         st.green.stolen.add(c.stolen - p.stolen);
         s.published = c;
         drop(s);
-        self.ctx.reactor.borrow_mut().io.publish(st);
+        self.ctx.reactor.borrow_mut().publish(st);
         let turns = self.turns.get() + 1;
         self.turns.set(turns);
         if turns >= CPU_EVERY || last {
             self.turns.set(0);
-            let cpu = steal::thread_cpu_ns();
+            let cpu = thread_cpu_ns();
             st.cpu_ns.add(cpu.saturating_sub(self.cpu_published.get()));
             self.cpu_published.set(cpu.max(self.cpu_published.get()));
             if let Some(m) = self.ctx.steal.get() {
@@ -342,7 +417,7 @@ impl Drop for Runtime {
         let mut s = self.ctx.sched.borrow_mut();
         if let Some(m) = self.ctx.steal.get() {
             // Threads this worker offered and nobody took are still its own.
-            steal::reclaim(m, &mut s);
+            steal::group::reclaim(m, &mut s);
         }
         if s.tasks.is_empty() {
             return;
@@ -373,8 +448,8 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
 /// on: the two may share `!Send` state (the [`JoinHandle`] at least).
 pub fn try_spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
     let (ctx, _) = sched::current()?;
-    sched::pin_current();
-    sched::spawn_on(&ctx, f)
+    spawn::pin_current();
+    spawn::spawn_on(&ctx, f)
 }
 
 /// The worker index of the runtime running the caller (as given to
@@ -391,6 +466,26 @@ pub fn wait_wake() -> io::Result<()> {
     reactor::wait_wake()
 }
 
+/// Wake the [`wait_wake`] callers of the caller's runtime and, with work stealing,
+/// of every runtime in its [`StealGroup`] (e.g. "the last connection of the server
+/// ended"). Outside a green thread it does nothing.
+pub fn wake_workers() {
+    let Ok((ctx, _)) = sched::current() else {
+        return;
+    };
+    match ctx.steal.get() {
+        Some(m) => m.wake_all(),
+        None => ctx.reactor.borrow().waker().wake(),
+    }
+}
+
+/// [`wait_wake`] with a deadline: `Ok(true)` when woken (check your condition
+/// again: it may be spurious), `Ok(false)` once `deadline` has passed. One timer
+/// op, no polling; a soft interrupt ends it with `Interrupted`.
+pub fn wait_wake_until(deadline: Instant) -> io::Result<bool> {
+    reactor::wait_wake_until(deadline)
+}
+
 /// Interrupt every other green thread on this worker (and those spawned later).
 /// [`Interrupt::Soft`]: the next (or current) accept / read / wait of each thread
 /// fails once with `Interrupted`. [`Interrupt::Hard`]: every blocking call from
@@ -399,4 +494,10 @@ pub fn interrupt_all(level: Interrupt) -> io::Result<()> {
     let (ctx, _) = sched::current()?;
     sched::interrupt_all(&ctx, level);
     Ok(())
+}
+
+/// CPU time the calling OS thread has used, in nanoseconds (0 if unreadable).
+fn thread_cpu_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }

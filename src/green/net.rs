@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, types};
 
 use super::reactor::{check_interrupt, prepare, submit, GivesWay};
-use crate::stats::ParkReason;
+use super::task::ParkReason;
 
 /// When a call must be done by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -291,8 +291,11 @@ pub(crate) fn close_fd(fd: OwnedFd) -> io::Result<()> {
     };
     let raw = fd.into_raw_fd();
     let sqe = opcode::Close::new(types::Fd(raw)).build();
-    // SAFETY: a close references no memory; `prepare` succeeded, so the SQE is pushed
-    // and the kernel takes the descriptor.
+    // A close references no memory. `prepare` succeeded, so the SQE is pushed and
+    // the kernel takes the descriptor: no backend refuses a task's op (`spawn` keeps
+    // every task's slot within what its backend can name, `Sched::slot_limit`), and a
+    // close is never cancelled (no deadline, `GivesWay::Never`).
+    // SAFETY: so nothing the kernel could touch is freed, and the fd is not leaked.
     unsafe { op.push_and_wait(sqe, ParkReason::Io) }.map(|_| ())
 }
 

@@ -1,16 +1,12 @@
-//! The worker's reactor. `--green-reactor per-worker` (the default): one [`Ring`]
-//! per worker thread, owned by that worker's scheduler (never shared, no queue
-//! between threads). `--green-reactor dedicated`: the worker owns no ring; its ops
-//! go to the one reactor thread through a bounded MPSC queue and come back through
-//! its mailbox ([`super::dedicated`]). Everything below holds for both; the two
-//! differ only where an op is pushed, cancelled, reaped and where the worker waits
-//! ([`Io`]).
+//! How a green thread's blocking call becomes one op, written once over the
+//! worker's [`Backend`](super::backend::Backend) (its own ring, or the dedicated reactor thread: see
+//! [`super::backend`]). Everything below holds for both backends.
 //!
 //! # One op per blocking call
 //! [`submit`] is how every blocking-style call (read, write, accept, sleep, open ...)
 //! reaches the kernel: it pushes one SQE tagged with the running task's token
-//! (`slot + generation + OP`), parks the task, and returns when that op's CQE has
-//! been reaped. The worker loop (`Runtime::block_on`) runs all ready tasks, then
+//! (by its slot and generation), parks the task, and returns when that op's CQE has
+//! been dispatched. The worker loop (`Runtime::block_on`) runs all ready tasks, then
 //! submits everything they pushed in ONE `io_uring_enter` and dispatches the CQEs.
 //!
 //! # Buffers and cancellation (the ring's contract, met here)
@@ -37,18 +33,14 @@
 use std::cmp::Reverse;
 use std::io;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use io_uring::squeue;
+use io_uring::{opcode, squeue, types};
 
-use super::dedicated::client::{self, Client, Io};
-use super::sched::{self, Cause, Ctx, Interrupt, OpSlot, Sched};
-use crate::config::UringOptions;
-use crate::stats::ParkReason;
-use crate::uring::{Completion, Features, OpKind, Ring, SlotKey, Token};
-
-/// The op kind of a task's op (the only model-defined kind the green runtime uses).
-pub(crate) const OP: OpKind = OpKind::new(1);
+use super::ctx::Ctx;
+use super::sched;
+use super::task::{finish_op, Cause, Interrupt, OpSlot, ParkReason, Sched};
+use crate::uring::{Features, SlotKey};
 
 /// Which interrupts cancel an op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,106 +85,6 @@ pub(crate) fn configure(f: &Features) {
 #[inline(never)]
 pub(crate) fn recv_ioprio() -> u16 {
     RECV_IOPRIO.get()
-}
-
-/// One worker's ring (or its client of the reactor thread) plus what the loop
-/// needs around it.
-pub(crate) struct Reactor {
-    pub io: Io,
-    /// Reap buffer, reused every turn.
-    done: Vec<Completion>,
-    /// SQEs pushed since the last `io_uring_enter`.
-    pub pushed: usize,
-    /// Loop timers in flight: `(sequence, expiry)`.
-    armed: Vec<(u32, Instant)>,
-    timer_seq: u32,
-    /// Ring wake-ups seen (see `wait_wake`).
-    pub wake_seq: u64,
-    /// Completions dropped because their slot had moved on (stale generation).
-    pub stale: u64,
-}
-
-impl Reactor {
-    pub fn new(opts: &UringOptions) -> io::Result<Reactor> {
-        Ok(Reactor::with_io(Io::Ring(Ring::new(opts)?)))
-    }
-
-    /// A worker without a ring: its ops go to the dedicated reactor thread.
-    pub fn remote(client: Client) -> Reactor {
-        Reactor::with_io(Io::Remote(client))
-    }
-
-    fn with_io(io: Io) -> Reactor {
-        Reactor {
-            io,
-            done: Vec::with_capacity(256),
-            pushed: 0,
-            armed: Vec::new(),
-            timer_seq: 0,
-            wake_seq: 0,
-            stale: 0,
-        }
-    }
-
-    /// The worker's own ring (tests that forge SQEs; panics under a dedicated reactor).
-    #[cfg(test)]
-    pub fn ring_mut(&mut self) -> &mut Ring {
-        match &mut self.io {
-            Io::Ring(r) => r,
-            Io::Remote(_) => panic!("no per-worker ring under a dedicated reactor"),
-        }
-    }
-
-    /// Ask the kernel to cancel `key`'s op; its CQE still ends the op.
-    pub fn cancel(&mut self, key: SlotKey) {
-        self.pushed += 1;
-        match &mut self.io {
-            Io::Ring(ring) => ring.push_cancel(key.token(OP), Token::internal(OpKind::CANCEL)),
-            Io::Remote(c) => c.cancel(key),
-        }
-    }
-
-    /// Keep an internal timeout armed for `next` (the earliest deadline entry).
-    fn arm(&mut self, next: Instant, now: Instant) {
-        let ring = match &mut self.io {
-            Io::Ring(ring) => ring,
-            // No ring: the worker's sleep is bounded by `next` instead.
-            Io::Remote(c) => return c.wake_at(next),
-        };
-        if self.armed.iter().any(|&(_, at)| at <= next) {
-            return;
-        }
-        self.timer_seq = self.timer_seq.wrapping_add(1);
-        let token = Token::new(self.timer_seq, 0, OpKind::TIMER);
-        // Round up to a whole millisecond so the timer never fires just before `next`.
-        let after = next.saturating_duration_since(now) + Duration::from_millis(1);
-        ring.push_timeout(after, token);
-        self.pushed += 1;
-        self.armed.push((self.timer_seq, next));
-    }
-
-    /// One `io_uring_enter`: submit what was pushed, wait for `want` completions.
-    /// Dedicated: flush to the reactor thread, and with `want > 0` sleep until
-    /// news arrives or the next timer is due.
-    pub fn enter(&mut self, want: usize) -> io::Result<()> {
-        self.pushed = 0;
-        match &mut self.io {
-            Io::Ring(ring) => ring.submit_and_wait(want),
-            Io::Remote(c) => c.enter(want),
-        }
-    }
-
-    /// An enter that cannot block: a NOP makes `want = 1` return at once, after the
-    /// kernel ran any deferred completion work (`DEFER_TASKRUN` only does that for
-    /// an enter that waits).
-    /// Dedicated: completions arrive without entering anything; only flush.
-    pub fn poll(&mut self) -> io::Result<()> {
-        let Io::Ring(ring) = &mut self.io else {
-            return self.enter(0);
-        };
-        ring.push_nop(Token::internal(OpKind::NOP));
-        self.enter(1)
-    }
 }
 
 /// Submit one op for the running green thread and park it until the op's CQE.
@@ -256,6 +148,8 @@ pub(crate) fn prepare(deadline: Option<Instant>, gives_way: GivesWay) -> io::Res
             },
             deadline,
             cancel: None,
+            unsent: false,
+            ends_on_wake: false,
         };
         if let Some(d) = deadline {
             if t.timer_at.is_none_or(|at| d < at) {
@@ -280,9 +174,17 @@ impl Prepared {
         reason: ParkReason,
     ) -> io::Result<i32> {
         let Prepared { ctx, key } = self;
+        // From the push on, leaving this function in any other way than with the
+        // op's final CQE (an error below, an unwind) would free the op's memory under
+        // the kernel: the guard aborts the process instead.
+        let in_flight = InFlight;
         // SAFETY: our caller guarantees the SQE's memory outlives this call, and we do
-        // not return before the op's CQE (loop below).
-        unsafe { push_op(&ctx, key, sqe, reason) };
+        // not return before the op's CQE (loop below; `in_flight` for every other way out).
+        let pushed = unsafe { ctx.reactor.borrow_mut().push(key, sqe) };
+        if let Err(sqe) = pushed {
+            // SAFETY: as above.
+            unsafe { wait_for_room(&ctx, key, sqe, reason) };
+        }
         // Nothing of this worker is kept across the park: a task whose op is done may
         // be resumed by another worker (`super::steal`), so `ctx` and `key` are
         // fetched again after every wake-up. (While the op is in flight the task never
@@ -298,6 +200,7 @@ impl Prepared {
             if t.op.in_flight {
                 continue; // a wake-up for something else; the op is still the kernel's
             }
+            std::mem::forget(in_flight);
             t.op.deadline = None;
             let (res, cause) = (t.op.result, t.op.cancel.take());
             return match cause {
@@ -315,52 +218,59 @@ impl Prepared {
     }
 }
 
-/// Hand the running task's op to the kernel: into this worker's SQ, or (dedicated)
-/// into the reactor's queue, parking while it is full (see `client::submit`).
-///
-/// # Safety
-/// As [`submit`]: every pointer in `sqe` stays valid until the op's CQE ends it.
-unsafe fn push_op(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason: ParkReason) {
-    let mut guard = ctx.reactor.borrow_mut();
-    let r = &mut *guard;
-    r.pushed += 1;
-    if let Io::Ring(ring) = &mut r.io {
-        let sqe = sqe.user_data(key.token(OP).raw());
-        // SAFETY: forwarded from our caller (see above).
-        return unsafe { ring.push(sqe) };
+/// Armed by [`Prepared::push_and_wait`] while its op is in flight; dropping it
+/// (an early return or an unwind out of the wait) aborts the process, since the
+/// op's memory (often on this green thread's stack) is still the kernel's.
+struct InFlight;
+
+impl Drop for InFlight {
+    #[cold]
+    fn drop(&mut self) {
+        // Not `eprintln!`: a panic here, maybe already unwinding, would abort anyway.
+        let _ = std::io::Write::write_all(
+            &mut io::stderr(),
+            b"gvhttpd: a green thread left a blocking call with its io_uring op still \
+              in flight (its buffer would be freed under the kernel); aborting\n",
+        );
+        std::process::abort();
     }
-    drop(guard);
-    // SAFETY: forwarded from our caller (see above).
-    unsafe { push_remote(ctx, key, sqe, reason) }
 }
 
-/// The dedicated reactor's half of [`push_op`], out of line: its frame (the queue
-/// retry loop) then stays off the stack of every per-worker park, which an idle
-/// connection keeps resident.
+/// The backend had no room for the op (the dedicated reactor's queue is full):
+/// park until it reports room, then push again. A cancel (deadline, interrupt)
+/// that comes meanwhile ends the op here, since it never reached the kernel
+/// (`-ECANCELED`; the task is then notified, so its next park returns at once).
+/// Out of line: its frame stays off the stack of every per-worker park, which an
+/// idle connection keeps resident. While the op is unsent the task cannot move
+/// (its op is in flight), so `ctx` and `key` stay its own.
 ///
 /// # Safety
 /// As [`submit`]: every pointer in `sqe` stays valid until the op's CQE ends it.
+#[cold]
 #[inline(never)]
-unsafe fn push_remote(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason: ParkReason) {
-    // SAFETY: forwarded from our caller (see above).
-    unsafe { client::submit(ctx, key, sqe, reason) }
-}
-
-/// The op of `key` ended with `result`: wake its task. `false` when the key is
-/// stale (the task finished, or its slot was reused) or has no op in flight.
-pub(crate) fn finish_op(s: &mut Sched, key: SlotKey, result: i32) -> bool {
-    match s.tasks.get_mut(key) {
-        Some(t) if t.op.in_flight => {
-            t.op.in_flight = false;
-            t.op.result = result;
-            // `Task::wake` on the task already at hand (one table lookup, not two).
-            if t.wake() {
-                s.runq.push_back(key);
-            }
-            s.ops_in_flight -= 1;
-            true
+unsafe fn wait_for_room(ctx: &Ctx, key: SlotKey, mut sqe: squeue::Entry, reason: ParkReason) {
+    loop {
+        if let Some(t) = ctx.sched.borrow_mut().tasks.get_mut(key) {
+            t.op.unsent = true;
         }
-        _ => false,
+        sched::park(reason);
+        let mut s = ctx.sched.borrow_mut();
+        let Some(t) = s.tasks.get_mut(key) else {
+            return;
+        };
+        if t.op.cancel.is_some() {
+            t.op.unsent = false;
+            finish_op(&mut s, key, -libc::ECANCELED);
+            return;
+        }
+        // SAFETY: forwarded from our caller (see above).
+        match unsafe { ctx.reactor.borrow_mut().push(key, sqe) } {
+            Ok(()) => {
+                t.op.unsent = false;
+                return;
+            }
+            Err(back) => sqe = back,
+        }
     }
 }
 
@@ -420,76 +330,6 @@ fn compact_timers(s: &mut Sched) {
     }
 }
 
-/// Cancel the ops whose deadline has passed, re-push entries whose deadline moved
-/// on, and keep a loop timer armed for the earliest entry.
-pub(crate) fn fire_timers(s: &mut Sched, r: &mut Reactor, now: Instant) {
-    while let Some(&Reverse((at, index, gen))) = s.timers.peek() {
-        if at > now {
-            r.arm(at, now);
-            return;
-        }
-        s.timers.pop();
-        let key = SlotKey { index, gen };
-        let Some(t) = s.tasks.get_mut(key) else {
-            continue; // the task finished
-        };
-        if t.timer_at != Some(at) {
-            continue; // superseded by an earlier entry
-        }
-        t.timer_at = None;
-        if !t.op.in_flight || t.op.cancel.is_some() {
-            continue;
-        }
-        let Some(d) = t.op.deadline else {
-            continue;
-        };
-        if d <= now {
-            t.op.cancel = Some(Cause::TimedOut);
-            r.cancel(key);
-        } else {
-            t.timer_at = Some(d);
-            s.timers.push(Reverse((d, index, gen)));
-        }
-    }
-}
-
-/// Reap every available CQE and wake the tasks they finish.
-pub(crate) fn dispatch(ctx: &Ctx) {
-    let mut guard = ctx.reactor.borrow_mut();
-    let r = &mut *guard;
-    let Io::Ring(ring) = &mut r.io else {
-        drop(guard);
-        return client::dispatch(ctx);
-    };
-    let mut done = std::mem::take(&mut r.done);
-    done.clear();
-    ring.reap(&mut done);
-    if done.is_empty() {
-        r.done = done;
-        return;
-    }
-    let mut s = ctx.sched.borrow_mut();
-    for c in &done {
-        let kind = c.token.kind();
-        if kind == OP {
-            // A finished task, or a slot reused by a later task: drop it.
-            if !finish_op(&mut s, SlotKey::from(c.token), c.result) {
-                r.stale += 1;
-            }
-        } else if kind == OpKind::TIMER {
-            let seq = c.token.slot();
-            r.armed.retain(|&(q, _)| q != seq);
-        } else if kind == OpKind::WAKE {
-            r.wake_seq += 1;
-            for k in std::mem::take(&mut s.wake_waiters) {
-                s.wake(k);
-            }
-        }
-        // CANCEL and NOP completions carry no news.
-    }
-    r.done = done;
-}
-
 /// Park the running green thread until the worker's ring is woken from another
 /// thread (`RingWaker::wake`). Check your condition (e.g. "shutdown triggered")
 /// before calling: a wake that happened earlier is not remembered here.
@@ -518,14 +358,47 @@ pub(crate) fn wait_wake() -> io::Result<()> {
             if r.wake_seq != seen {
                 return Ok(());
             }
-            if let Io::Ring(ring) = &mut r.io {
-                ring.arm_wake();
-                r.pushed += 1;
-            }
+            r.listen_for_wake();
             if !s.wake_waiters.contains(&key) {
                 s.wake_waiters.push(key);
             }
         }
         sched::park(ParkReason::Io);
+    }
+}
+
+/// [`wait_wake`] with a deadline: park until the worker is woken from another
+/// thread (`Ok(true)`; maybe spuriously) or until `deadline` (`Ok(false)`). The
+/// wait is an `IORING_OP_TIMEOUT` that the wake cancels (`OpSlot::ends_on_wake`),
+/// so it costs one op, not a poll. A soft interrupt ends it with `Interrupted`.
+/// Check your condition before calling: a wake that happened earlier is not
+/// remembered here.
+pub(crate) fn wait_wake_until(deadline: Instant) -> io::Result<bool> {
+    let op = prepare(None, GivesWay::OnSoft)?;
+    {
+        let mut s = op.ctx.sched.borrow_mut();
+        if let Some(t) = s.tasks.get_mut(op.key) {
+            t.op.ends_on_wake = true;
+        }
+        if !s.wake_waiters.contains(&op.key) {
+            s.wake_waiters.push(op.key);
+        }
+        op.ctx.reactor.borrow_mut().listen_for_wake();
+    }
+    let ts = types::Timespec::from(deadline.saturating_duration_since(Instant::now()));
+    let sqe = opcode::Timeout::new(&ts).build();
+    // SAFETY: `ts` lives in this frame, and `push_and_wait` returns only after the
+    // timeout's CQE (the kernel copies it at submission anyway).
+    let r = unsafe { op.push_and_wait(sqe, ParkReason::Sleep) };
+    // Ended by its deadline or an interrupt: no longer a waiter (re-fetched: the
+    // task may run on another worker now).
+    if let Ok((ctx, key)) = sched::current() {
+        ctx.sched.borrow_mut().wake_waiters.retain(|&k| k != key);
+    }
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(false),
+        Ok(_) => Ok(false),
+        Err(e) => Err(e),
     }
 }

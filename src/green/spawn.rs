@@ -7,9 +7,10 @@ use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
-use super::sched::{current, park, Co, Ctx, OpSlot, State, Task};
+use super::ctx::Ctx;
+use super::sched::{current, park};
+use super::task::{Co, OpSlot, ParkReason, State, Task};
 use super::tls::{self, Y};
-use crate::stats::ParkReason;
 use crate::uring::SlotKey;
 
 /// Shared between a task and its [`JoinHandle`].
@@ -87,6 +88,15 @@ pub(crate) fn spawn_on<T: 'static>(
 /// `Send` body (the contract in [`super::steal`]).
 pub(crate) fn spawn_raw(ctx: &Ctx, movable: bool, body: impl FnOnce() + 'static) -> io::Result<()> {
     let mut s = ctx.sched.borrow_mut();
+    if s.tasks.next_index() >= s.slot_limit {
+        return Err(io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!(
+                "this worker's reactor names at most {} green threads",
+                s.slot_limit
+            ),
+        ));
+    }
     let (stack, home) = s.pool.get()?;
     let guard = stack.guard();
     let co = Co::with_stack(stack, move |y: &Y, ()| {

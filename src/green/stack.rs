@@ -54,6 +54,17 @@ use corosensei::stack::{Stack, StackPointer};
 /// exported by the `libc` crate.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
+/// Default green-thread stack: 64 KiB of usable stack plus a guard region.
+///
+/// Stacks are reserved, not committed (`MAP_NORESERVE` slabs, see
+/// this module): only touched pages cost memory. A parked green thread keeps
+/// about one resident 4 KiB page, because request processing runs on the worker's
+/// own stack (`super::on_worker_stack`); the measurements are in
+/// `results/2026-11-21-vm-green/` and `results/2026-12-01-vm-driver/`. 64 KiB leaves
+/// ample headroom for deep call chains in the connection loop and costs only
+/// address space; a smaller default would save no resident memory.
+pub const DEFAULT_GREEN_STACK: usize = 64 * 1024;
+
 /// Stacks per slab (one `mmap`).
 pub const STACKS_PER_SLAB: usize = 64;
 
@@ -325,6 +336,40 @@ impl StackPool {
             ));
         }
         Ok(())
+    }
+}
+
+/// The stack pools of a steal group's workers, one per worker, shared by all of
+/// them: a green thread that ends on another worker gives its stack back to the
+/// pool it came from. Each pool is used under its own lock; the pools are unmapped
+/// when the last worker (and the group) let go of them.
+pub(crate) struct SharedPools(Box<[std::sync::Mutex<StackPool>]>);
+
+impl SharedPools {
+    /// `workers` pools of stacks with `size` usable bytes.
+    pub(crate) fn new(workers: usize, size: usize) -> SharedPools {
+        SharedPools(
+            (0..workers)
+                .map(|_| std::sync::Mutex::new(StackPool::new(size)))
+                .collect(),
+        )
+    }
+
+    fn lock(&self, index: usize) -> std::sync::MutexGuard<'_, StackPool> {
+        self.0[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, index: usize) -> io::Result<PooledStack> {
+        self.lock(index).get()
+    }
+
+    pub(crate) fn put(&self, index: usize, stack: PooledStack) {
+        self.lock(index).put(stack);
+    }
+
+    /// Stacks handed out by the pools and not given back.
+    pub(crate) fn outstanding(&self) -> usize {
+        (0..self.0.len()).map(|i| self.lock(i).outstanding()).sum()
     }
 }
 

@@ -435,3 +435,36 @@ fn migratable_threads_on_a_lone_runtime_behave_like_spawned_ones() {
     assert!(h.is_finished());
     assert_eq!(h.join().unwrap(), 9);
 }
+
+#[test]
+fn wake_workers_reaches_a_waiter_on_every_worker_of_the_group() {
+    // Issue 20, point 1: under stealing the shutdown watchers polled the
+    // server-wide live count every 5 ms, because the last connection may end on
+    // any worker. That connection now wakes every worker's `wait_wake` instead.
+    if skip_if_unavailable() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let flag = Arc::new(AtomicBool::new(false));
+        let (mine, theirs) = (Arc::clone(&flag), Arc::clone(&flag));
+        let run = run_group(
+            3,
+            move || {
+                sleep(Duration::from_millis(30)).unwrap(); // the others wait by now
+                mine.store(true, Ordering::SeqCst);
+                wake_workers();
+            },
+            move |_, _| {
+                // Only a wake-up can end this wait: no timer, no polling.
+                while !theirs.load(Ordering::SeqCst) {
+                    wait_wake().unwrap();
+                }
+            },
+        );
+        let () = run.main;
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("every worker's waiter was woken");
+}

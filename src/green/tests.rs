@@ -301,9 +301,16 @@ fn completion_for_a_finished_slot_is_dropped_not_delivered() {
         // Forge a late completion carrying the finished task's token.
         let sqe = io_uring::opcode::Nop::new()
             .build()
-            .user_data(old.token(reactor::OP).raw());
+            .user_data(old.token(crate::green::ring_backend::OP).raw());
         // SAFETY: a NOP references no memory.
-        unsafe { ctx.reactor.borrow_mut().ring_mut().push(sqe) };
+        unsafe {
+            ctx.reactor
+                .borrow_mut()
+                .backend_mut::<crate::green::ring_backend::RingBackend>()
+                .expect("a per-worker ring")
+                .ring_mut()
+                .push(sqe)
+        };
         let reused = spawn(move || {
             let me = sched::current().unwrap().1;
             assert_eq!(me.index, old.index, "slot reused");
@@ -527,4 +534,49 @@ fn deadline_heap_is_bounded_by_live_green_threads() {
         largest <= bound && left <= bound,
         "{TASKS} finished green threads left {left} deadline entries (at most {largest}); bound {bound}"
     );
+}
+
+/// `wait_wake_until` ends at its deadline when nobody wakes the worker, and at
+/// once when another thread does (also run on a dedicated reactor).
+pub(super) fn wait_wake_until_ends_by_deadline_or_wake(r: &mut Runtime) {
+    let waker = r.waker();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let waking = std::thread::spawn(move || {
+        rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        waker.wake();
+    });
+    let ((timed, waited), (woken, took)) = r
+        .block_on(move || {
+            let t0 = Instant::now();
+            let timed = wait_wake_until(t0 + Duration::from_millis(30)).unwrap();
+            let waited = t0.elapsed();
+            tx.send(()).unwrap();
+            let t1 = Instant::now();
+            let woken = wait_wake_until(t1 + Duration::from_secs(20)).unwrap();
+            ((timed, waited), (woken, t1.elapsed()))
+        })
+        .unwrap()
+        .unwrap();
+    waking.join().unwrap();
+    assert!(!timed, "nobody woke the first wait");
+    assert!(
+        waited >= Duration::from_millis(29),
+        "ended early: {waited:?}"
+    );
+    assert!(woken, "the second wait was woken");
+    assert!(
+        took < Duration::from_secs(10),
+        "not by its deadline: {took:?}"
+    );
+}
+
+#[test]
+fn wait_wake_until_ends_by_deadline_or_wake_on_a_ring() {
+    // Issue 20, point 1: the shutdown watcher's wait for "the last connection
+    // ended" until the grace deadline, without polling.
+    if skip_if_unavailable() {
+        return;
+    }
+    wait_wake_until_ends_by_deadline_or_wake(&mut rt());
 }

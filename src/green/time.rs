@@ -7,7 +7,7 @@ use std::time::Duration;
 use io_uring::{opcode, types};
 
 use super::reactor::{submit, GivesWay};
-use crate::stats::ParkReason;
+use super::task::ParkReason;
 
 /// Park the calling green thread for `d` (the worker keeps running others).
 /// Only a hard interrupt cuts it short (`Interrupted`).

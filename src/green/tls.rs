@@ -33,7 +33,8 @@ use std::rc::Rc;
 
 use corosensei::Yielder;
 
-use super::sched::{Ctx, Suspend};
+use super::ctx::Ctx;
+use super::task::Suspend;
 use crate::uring::SlotKey;
 
 pub(crate) type Y = Yielder<(), Suspend>;

@@ -20,19 +20,20 @@
 //!   green stack stays at the depth of the connection loop.
 //! - Shutdown: the watcher soft-interrupts every green thread (the accept loop
 //!   returns and its listener closes; waiting reads and sleeps end and report the
-//!   shutdown to their driver), then sleeps until the grace deadline, when it
-//!   interrupts hard whatever is still blocked (a send to a client that reads
-//!   nothing). The last connection to end wakes it early.
+//!   shutdown to their driver), then waits for a cross-thread wake-up until the
+//!   grace deadline ([`green::wait_wake_until`]: one timer op), when it interrupts
+//!   hard whatever is still blocked (a send to a client that reads nothing). The
+//!   last connection to end wakes it early ([`green::wake_workers`]); nothing polls.
 //! - `--green-sched steal`: connection threads are spawned migratable in one
 //!   [`crate::green::StealGroup`] (why this thread meets the contract: [`crate::green::steal`]);
-//!   the live count is then the server's, which each watcher polls during the
-//!   grace period (the last connection may end on another worker).
+//!   the live count is then the server's, and the last connection to end, on
+//!   whichever worker, wakes every worker's watcher.
 
 use std::io;
 use std::net::{Shutdown as Direction, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Peer, ServeError, WorkerCtx};
 
@@ -108,20 +109,18 @@ fn watch_shutdown(w: &Worker) {
     }
     let _ = green::interrupt_all(Interrupt::Soft);
     let grace = w.ctx.shutdown.deadline().unwrap_or_else(Instant::now);
-    while w.live.load(Ordering::Acquire) > 0 {
-        let left = grace.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let _ = green::interrupt_all(Interrupt::Hard);
-            return;
+    // The last connection to end (on whichever worker, when stealing) wakes us.
+    while w.live.load(Ordering::SeqCst) > 0 {
+        match green::wait_wake_until(grace) {
+            Ok(true) => {} // woken: look again
+            // The grace deadline (or, which nothing here sends, an interrupt).
+            Ok(false) | Err(_) => {
+                let _ = green::interrupt_all(Interrupt::Hard);
+                return;
+            }
         }
-        let nap = if w.steal { left.min(STEAL_POLL) } else { left };
-        let _ = green::sleep_or_interrupted(nap);
     }
 }
-
-/// How often a watcher looks at the server-wide live count during the grace
-/// period when stealing (the last connection may end on any worker).
-const STEAL_POLL: Duration = Duration::from_millis(5);
 
 fn accept_loop(w: &Arc<Worker>, listener: GvtListener) {
     let acceptor = w.ctx.acceptor();
@@ -169,18 +168,17 @@ fn accept_loop(w: &Arc<Worker>, listener: GvtListener) {
 const IDLE_READ: usize = 1024;
 
 /// Counts a running connection and holds its admission; the last to end during
-/// shutdown wakes the watcher (a soft interrupt then reaches only it: no other
-/// green thread is left; when stealing the watchers poll instead, since this
-/// worker may still run other workers' connections).
+/// shutdown wakes the watcher (when stealing: every worker's watcher, since the
+/// count is the server's and this may not be the worker it started on).
 struct Live<'a>(&'a Worker, Admission);
 
 impl Drop for Live<'_> {
     fn drop(&mut self) {
         // The close is counted by the worker this runs on (single-writer counters).
         self.1.count_on(here(self.0));
-        let left = self.0.live.fetch_sub(1, Ordering::AcqRel) - 1;
-        if left == 0 && !self.0.steal && self.0.ctx.shutdown.is_triggered() {
-            let _ = green::interrupt_all(Interrupt::Soft);
+        let left = self.0.live.fetch_sub(1, Ordering::SeqCst) - 1;
+        if left == 0 && self.0.ctx.shutdown.is_triggered() {
+            green::wake_workers();
         }
     }
 }

@@ -21,7 +21,7 @@ mod tests;
 
 pub use bufring::BufRing;
 pub use ops::{Busy, Returned, Stat};
-pub use probe::{check_available, Features};
+pub use probe::{check_available, Features, UringOptions};
 pub use ring::{Completion, Ring, RingWaker};
 pub use token::{OpKind, SlotKey, Slots, Token};
 

@@ -8,8 +8,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::UringOptions;
-use crate::uring::{skip_if_unavailable, OpKind, Token};
+use crate::uring::{skip_if_unavailable, OpKind, Token, UringOptions};
 
 const SEND: OpKind = OpKind::new(1);
 const RECV: OpKind = OpKind::new(2);

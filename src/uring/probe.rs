@@ -13,7 +13,23 @@ use std::io;
 
 use io_uring::{opcode, IoUring, Probe};
 
-use crate::config::UringOptions;
+/// io_uring knobs for the callback and green models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UringOptions {
+    /// Submission queue entries per ring (power of two).
+    pub entries: u32,
+    /// Ask for a kernel SQ polling thread (`IORING_SETUP_SQPOLL`).
+    pub sqpoll: bool,
+}
+
+impl Default for UringOptions {
+    fn default() -> Self {
+        UringOptions {
+            entries: 1024,
+            sqpoll: false,
+        }
+    }
+}
 
 /// What the ring in hand supports; decided once per ring, read by the models.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -56,9 +56,8 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
 use super::ops::{InFlight, Returned};
-use super::probe::{build_ring, Features};
+use super::probe::{build_ring, Features, UringOptions};
 use super::token::{OpKind, Token};
-use crate::config::UringOptions;
 use crate::stats::UringCounters;
 
 mod helpers;
@@ -72,6 +71,22 @@ pub struct Completion {
     pub flags: u32,
     /// What an owned op ([`super::ops`]) hands back with its final CQE.
     pub(super) returned: Option<Returned>,
+}
+
+/// `IORING_CQE_F_BUFFER`: the CQE names a provided buffer (in its upper 16 bits).
+const CQE_F_BUFFER: u32 = 1;
+
+/// Record that `c` hands us its provided buffer. An id the buffer ring does not
+/// know, or one it already holds (a kernel or ring bug), must not reach the
+/// consumer, which would read or recycle a buffer that another completion holds:
+/// such a completion loses its buffer and fails with `EIO`.
+pub(super) fn take_buffer(bufs: &mut BufRing, c: &mut Completion) {
+    if let Some(bid) = c.buffer_id() {
+        if !bufs.mark_held(bid) {
+            c.flags &= !CQE_F_BUFFER;
+            c.result = -libc::EIO;
+        }
+    }
 }
 
 impl Completion {
@@ -387,8 +402,8 @@ impl Ring {
             if c.result == -libc::ENOBUFS {
                 self.counts.enobufs += 1;
             }
-            if let (Some(bid), Some(bufs)) = (c.buffer_id(), self.bufs.as_mut()) {
-                bufs.mark_held(bid);
+            if let Some(bufs) = self.bufs.as_mut() {
+                take_buffer(bufs, &mut c);
             }
             if c.token == Token::internal(OpKind::WAKE) && !c.more() {
                 self.wake_armed = false;

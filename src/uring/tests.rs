@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, types};
 
 use super::*;
-use crate::config::UringOptions;
 use crate::stats::UringCounters;
 
 const A: OpKind = OpKind::new(1);
@@ -239,6 +238,38 @@ fn multishot_accept_and_recv_with_buffer_ring_count_enobufs() {
     let got = wait_for(&mut r, 2);
     assert!(got.iter().any(|c| c.token == accept && !c.more()));
     assert_eq!(r.in_flight(), 0);
+}
+
+// Issue 24, item 7: `BufRing::mark_held`'s refusal was ignored, so a completion
+// naming a buffer we already held (or one the ring never had) reached the consumer,
+// which would read or recycle a buffer another completion held.
+#[test]
+fn a_completion_naming_a_held_or_unknown_buffer_loses_it() {
+    let Some(mut r) = ring(8) else {
+        return;
+    };
+    r.register_buf_ring(1, 2, 64).expect("pbuf ring");
+    let bufs = r.buf_ring().unwrap();
+    let forged = |bid: u16| Completion {
+        token: Token::new(1, 0, RECV),
+        result: 5,
+        flags: (u32::from(bid) << 16) | 1, // IORING_CQE_F_BUFFER
+        returned: None,
+    };
+    let mut first = forged(0);
+    super::ring::take_buffer(bufs, &mut first);
+    assert_eq!((first.result, first.buffer_id()), (5, Some(0)));
+    let mut again = forged(0);
+    super::ring::take_buffer(bufs, &mut again);
+    assert_eq!(
+        (again.result, again.buffer_id()),
+        (-libc::EIO, None),
+        "buffer 0 is held by the first completion"
+    );
+    let mut unknown = forged(7);
+    super::ring::take_buffer(bufs, &mut unknown);
+    assert_eq!((unknown.result, unknown.buffer_id()), (-libc::EIO, None));
+    assert_eq!(bufs.held(), 1, "only the first completion holds a buffer");
 }
 
 #[test]

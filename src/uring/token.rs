@@ -222,6 +222,14 @@ impl<T> Slots<T> {
         SlotKey { index, gen: 0 }
     }
 
+    /// The index the next [`Slots::insert`] will use.
+    pub fn next_index(&self) -> u32 {
+        match self.free.last() {
+            Some(&index) => index,
+            None => u32::try_from(self.entries.len()).unwrap_or(u32::MAX),
+        }
+    }
+
     /// The occupant named by `key`, or `None` when the slot is empty or now holds a
     /// later occupant (a stale key).
     #[inline]

@@ -306,8 +306,8 @@ fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 fn deliver(shared: &Shared, tag: u64, result: i32) {
-    if let Some((w, _)) = untag(tag) {
-        if let Some(m) = shared.mailboxes.get(w) {
+    if let Some(t) = untag(tag) {
+        if let Some(m) = shared.mailboxes.get(t.worker) {
             m.deliver_one(Done { tag, result });
         }
     }

@@ -1,6 +1,6 @@
-//! The worker's side of the dedicated reactor: [`Io`] (what a worker's `Reactor`
-//! submits through: its own ring, or a [`Client`] of the reactor thread), the
-//! submission with backpressure, completion dispatch, and the worker's sleep.
+//! The worker's side of the dedicated reactor: a [`Client`] of the reactor thread
+//! is the worker's [`Backend`]: submission into the bounded queue (with
+//! backpressure), completion dispatch from the mailbox, and the worker's sleep.
 //!
 //! Everything here runs on the worker thread that owns the runtime; the only
 //! cross-thread state it touches is the queue (lock-free), its mailbox (see
@@ -15,35 +15,14 @@ use std::time::{Duration, Instant};
 use io_uring::squeue;
 
 use super::mailbox::{Done, Mailbox};
-use super::{tag, untag, Request, Shared, MAX_SLOTS};
-use crate::green::reactor::{finish_op, Reactor};
-use crate::green::sched::{self, Ctx};
-use crate::stats::{ParkReason, WorkerStats};
-use crate::uring::{Features, Ring, RingWaker, SlotKey};
+use super::{tag, untag, Request, Shared, EPOCHS, MAX_SLOTS};
+use crate::green::backend::{Backend, Dispatched, Wake, Waker};
+use crate::green::task::{finish_op, Sched};
+use crate::stats::WorkerStats;
+use crate::uring::{Features, SlotKey};
 
-/// Where a worker's ops go.
-// One per worker, built once and never moved: boxing the ring would only add an
-// indirection to every op of the per-worker path.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Io {
-    /// `--green-reactor per-worker`: the worker's own ring.
-    Ring(Ring),
-    /// `--green-reactor dedicated`: the reactor thread, through the queue.
-    Remote(Client),
-}
-
-/// Wakes one worker's `green::wait_wake` callers from any thread
-/// ([`crate::green::Runtime::waker`]).
-#[derive(Debug)]
-pub struct Waker(WakerKind);
-
-#[derive(Debug)]
-enum WakerKind {
-    Ring(Arc<RingWaker>),
-    Mailbox(MailboxRef),
-}
-
-/// A worker's mailbox, kept alive by the reactor's shared state.
+/// A worker's mailbox, kept alive by the reactor's shared state: what its
+/// [`Waker`] wakes.
 struct MailboxRef {
     shared: Arc<Shared>,
     worker: usize,
@@ -55,14 +34,9 @@ impl std::fmt::Debug for MailboxRef {
     }
 }
 
-impl Waker {
-    pub fn wake(&self) {
-        match &self.0 {
-            WakerKind::Ring(w) => w.wake(),
-            WakerKind::Mailbox(m) => {
-                m.shared.mailboxes[m.worker].post_external();
-            }
-        }
+impl Wake for MailboxRef {
+    fn wake(&self) {
+        self.shared.mailboxes[self.worker].post_external();
     }
 }
 
@@ -80,15 +54,22 @@ struct Counts {
 pub(crate) struct Client {
     shared: Arc<Shared>,
     worker: u8,
+    /// This runtime's attach epoch, carried in every tag it pushes (see [`attach`]).
+    ///
+    /// [`attach`]: Client::attach
+    epoch: u8,
+    /// Ops pushed to the reactor whose completion this client has not taken yet;
+    /// at drop they become the epoch's orphans (`Mailbox::orphans`).
+    remote: u32,
     /// Cancels that found the queue full, oldest first (always for ops in flight:
     /// one whose completion arrives is removed, so a deferred cancel can never hit a
     /// later op of the same task, which carries the same tag).
     deferred: VecDeque<u64>,
-    /// Tasks parked on a full queue, woken when the reactor posts "space".
-    space_waiters: Vec<SlotKey>,
-    /// Tasks to wake on this turn without news from the reactor (a cancel that
-    /// reached an op still waiting for queue space).
-    local_wakes: Vec<SlotKey>,
+    /// Tasks parked on a full queue, oldest first, woken when the reactor posts
+    /// "space": each refused push queues its task once (no search), and the
+    /// whole list is drained on "space", waking only tasks whose op is still
+    /// `unsent` (entries of tasks that got in meanwhile are skipped).
+    space_waiters: VecDeque<SlotKey>,
     /// The next timer: the longest the worker may sleep.
     wake_at: Option<Instant>,
     /// Requests pushed since the reactor's doorbell was last considered.
@@ -100,6 +81,14 @@ pub(crate) struct Client {
 
 impl Client {
     /// Attach to worker slot `worker` of `shared` (one runtime per slot at a time).
+    ///
+    /// A runtime dropped with ops in flight (after its loop failed) leaves their
+    /// completions to come: they carry its attach epoch, and a runtime attached
+    /// later to the same slot, whose task table starts afresh with the same slots
+    /// and generations, takes a new epoch and drops them as stale. Without that a
+    /// late completion resumed a new task while its own op was still in the
+    /// kernel. An epoch is reused only once every op of its last user has come back
+    /// (`Mailbox::orphans`); when all are still owed the attach is refused.
     pub fn attach(shared: &Arc<Shared>, worker: usize) -> io::Result<Client> {
         let mb = shared.mailboxes.get(worker).ok_or_else(|| {
             io::Error::new(
@@ -116,13 +105,34 @@ impl Client {
                 format!("a runtime is already attached as worker {worker}"),
             ));
         }
+        // What arrived since the last runtime left is all its orphans.
+        let mut late = Vec::new();
+        mb.take(&mut late);
+        for d in &late {
+            if let Some(t) = untag(d.tag) {
+                release_orphan(mb, t.epoch);
+            }
+        }
+        let last = mb.epoch.load(Ordering::Relaxed) as usize;
+        let Some(epoch) = (1..=EPOCHS)
+            .map(|i| (last + i) % EPOCHS)
+            .find(|&e| mb.orphans[e].load(Ordering::Acquire) == 0)
+        else {
+            mb.claimed.store(false, Ordering::Release);
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("worker {worker}: ops of {EPOCHS} dropped runtimes are still in flight"),
+            ));
+        };
+        mb.epoch.store(epoch as u32, Ordering::Relaxed);
         shared.attached.fetch_add(1, Ordering::SeqCst);
         Ok(Client {
             shared: Arc::clone(shared),
             worker: worker as u8,
+            epoch: epoch as u8,
+            remote: 0,
             deferred: VecDeque::new(),
-            space_waiters: Vec::new(),
-            local_wakes: Vec::new(),
+            space_waiters: VecDeque::new(),
             wake_at: None,
             unsignalled: false,
             inbox: Vec::with_capacity(256),
@@ -131,43 +141,20 @@ impl Client {
         })
     }
 
+    /// This runtime's attach epoch (tests forge its tags).
+    #[cfg(test)]
+    pub fn epoch(&self) -> u8 {
+        self.epoch
+    }
+
     fn mailbox(&self) -> &Mailbox {
         &self.shared.mailboxes[usize::from(self.worker)]
-    }
-
-    pub fn features(&self) -> Features {
-        self.shared.features
-    }
-
-    pub fn waker(&self) -> Waker {
-        Waker(WakerKind::Mailbox(MailboxRef {
-            shared: Arc::clone(&self.shared),
-            worker: usize::from(self.worker),
-        }))
-    }
-
-    /// Ask the reactor to cancel `key`'s op. An op still waiting for queue space is
-    /// ended by its own task instead (it never reached the reactor).
-    pub fn cancel(&mut self, key: SlotKey) {
-        if self.space_waiters.contains(&key) {
-            self.local_wakes.push(key);
-            return;
-        }
-        let tag = tag(self.worker, key);
-        if !self.deferred.is_empty() || self.try_push(Request::Cancel { tag }).is_err() {
-            self.deferred.push_back(tag);
-        }
     }
 
     fn try_push(&mut self, r: Request) -> Result<(), Request> {
         self.shared.producer.push(r)?;
         self.unsignalled = true;
         Ok(())
-    }
-
-    /// The loop timer: sleep no later than `at`.
-    pub fn wake_at(&mut self, at: Instant) {
-        self.wake_at = Some(at);
     }
 
     /// Push deferred cancels; ring the reactor's doorbell for what this worker
@@ -192,16 +179,94 @@ impl Client {
         // either our retry sees the freed slot or the reactor sees the flag.
         std::sync::atomic::fence(Ordering::SeqCst);
     }
+}
 
-    /// The worker loop's wait: `want == 0` only flushes; `want > 0` (nothing
-    /// runnable) also sleeps until news arrives or the next timer is due.
-    pub fn enter(&mut self, want: usize) -> io::Result<()> {
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.flush();
+        let mb = self.mailbox();
+        if self.remote > 0 {
+            // Published before `claimed` is released (the next attacher's acquire).
+            mb.orphans[usize::from(self.epoch)].fetch_add(self.remote, Ordering::Relaxed);
+        }
+        mb.claimed.store(false, Ordering::Release);
+        self.shared.attached.fetch_sub(1, Ordering::SeqCst);
+        self.shared.reactor_waker.wake();
+    }
+}
+
+/// One orphaned op of `epoch` came back (saturating: a forged or duplicate
+/// completion finds nothing to release).
+fn release_orphan(mb: &Mailbox, epoch: u8) {
+    if let Some(n) = mb.orphans.get(usize::from(epoch)) {
+        let _ = n.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+impl Backend for Client {
+    /// Into the queue; when it is full, ask the reactor to post "space" and retry
+    /// once (the handshake in `want_space` makes a lost notification impossible),
+    /// else hand the SQE back with `key` queued to be woken on "space".
+    unsafe fn push(&mut self, key: SlotKey, sqe: squeue::Entry) -> Result<(), squeue::Entry> {
+        debug_assert!(key.index < MAX_SLOTS, "spawn keeps slots below MAX_SLOTS");
+        let req = Request::Op {
+            tag: tag(self.worker, self.epoch, key),
+            sqe,
+        };
+        let back = match self.try_push(req) {
+            Ok(()) => None,
+            Err(req) => {
+                self.want_space();
+                self.try_push(req).err()
+            }
+        };
+        match back {
+            None => {
+                self.remote += 1;
+                Ok(())
+            }
+            Some(Request::Op { sqe, .. }) => {
+                self.space_waiters.push_back(key);
+                self.counts.full_parks += 1;
+                // The reactor may sleep unaware of a full queue of others' requests
+                // only until their workers' turns end; ours, too: ring it for what
+                // we pushed before.
+                self.flush();
+                Err(sqe)
+            }
+            Some(Request::Cancel { .. }) => unreachable!("pushed an op"),
+        }
+    }
+
+    /// Ask the reactor to cancel `key`'s op (one that reached the queue: an op
+    /// still waiting for room is ended by its own task, see `OpSlot::unsent`).
+    fn cancel(&mut self, key: SlotKey) {
+        let tag = tag(self.worker, self.epoch, key);
+        if !self.deferred.is_empty() || self.try_push(Request::Cancel { tag }).is_err() {
+            self.deferred.push_back(tag);
+        }
+    }
+
+    /// No ring here: the worker's sleep is bounded by `at` instead.
+    fn wake_by(&mut self, at: Instant, _now: Instant) -> bool {
+        self.wake_at = Some(at);
+        false
+    }
+
+    /// A cross-thread wake always reaches the mailbox: nothing to arm.
+    fn listen_for_wake(&mut self) -> bool {
+        false
+    }
+
+    /// `want == 0` only flushes; `want > 0` (nothing runnable) also sleeps until
+    /// news arrives or the next timer is due.
+    fn enter(&mut self, want: usize) -> io::Result<()> {
         self.flush();
         if self.shared.closed.load(Ordering::Acquire) && !self.mailbox().has_news() {
             return Err(io::Error::other("the green reactor thread has stopped"));
         }
         let wake_at = self.wake_at.take();
-        if want == 0 || !self.local_wakes.is_empty() {
+        if want == 0 {
             self.wake_at = wake_at;
             return Ok(());
         }
@@ -218,173 +283,84 @@ impl Client {
         Ok(())
     }
 
-    /// Add this worker's sleep counters to its `/stats` block.
-    pub fn publish(&mut self, st: &WorkerStats) {
+    /// Completions arrive without entering anything: only flush.
+    fn poll(&mut self) -> io::Result<()> {
+        self.enter(0)
+    }
+
+    /// Deliver what the reactor (or the blocking pool) sent this worker:
+    /// completions by epoch, slot and generation (stale ones dropped and counted),
+    /// cross-thread wake-ups, "space" for parked submitters (oldest first).
+    fn dispatch(&mut self, s: &mut Sched) -> Dispatched {
+        let mut d = Dispatched::default();
+        let mut inbox = std::mem::take(&mut self.inbox);
+        let Some(news) = self.mailbox().take(&mut inbox) else {
+            self.inbox = inbox;
+            return d;
+        };
+        let mb = &self.shared.mailboxes[usize::from(self.worker)];
+        for done in inbox.drain(..) {
+            let finished = match untag(done.tag) {
+                Some(t) if t.worker == usize::from(self.worker) && t.epoch == self.epoch => {
+                    self.remote = self.remote.saturating_sub(1);
+                    finish_op(s, t.key, done.result)
+                }
+                // An op of a runtime attached here before this one (see `attach`).
+                Some(t) if t.epoch != self.epoch => {
+                    release_orphan(mb, t.epoch);
+                    false
+                }
+                _ => false,
+            };
+            if finished {
+                if !self.deferred.is_empty() {
+                    self.deferred.retain(|&t| t != done.tag);
+                }
+            } else {
+                d.stale += 1;
+            }
+        }
+        self.inbox = inbox;
+        if news.space {
+            for k in self.space_waiters.drain(..) {
+                if let Some(t) = s.tasks.get_mut(k) {
+                    if t.op.unsent && t.wake() {
+                        s.runq.push_back(k);
+                    }
+                }
+            }
+        }
+        d.woken = news.external;
+        d
+    }
+
+    fn features(&self) -> Features {
+        self.shared.features
+    }
+
+    fn waker(&self) -> Arc<Waker> {
+        Arc::new(Waker::new(MailboxRef {
+            shared: Arc::clone(&self.shared),
+            worker: usize::from(self.worker),
+        }))
+    }
+
+    /// The worker's sleep counters.
+    fn publish(&mut self, st: &WorkerStats) {
         let (c, p) = (self.counts, self.published);
         st.green.sleeps.add(c.sleeps - p.sleeps);
         st.green.woken.add(c.woken - p.woken);
         st.green.queue_full_parks.add(c.full_parks - p.full_parks);
         self.published = c;
     }
-}
 
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.flush();
-        self.mailbox().claimed.store(false, Ordering::Release);
-        self.shared.attached.fetch_sub(1, Ordering::SeqCst);
-        self.shared.reactor_waker.wake();
-    }
-}
-
-impl Io {
-    /// The worker's own ring; `None` for a dedicated reactor's client. Work
-    /// stealing runs on rings only (`models::check_scheduling` refuses stealing
-    /// with a dedicated reactor).
-    pub fn ring_mut(&mut self) -> Option<&mut Ring> {
-        match self {
-            Io::Ring(r) => Some(r),
-            Io::Remote(_) => None,
-        }
+    /// A tag has 24 bits for the slot.
+    fn slot_limit(&self) -> u32 {
+        MAX_SLOTS
     }
 
-    pub fn features(&self) -> Features {
-        match self {
-            Io::Ring(r) => *r.features(),
-            Io::Remote(c) => c.features(),
-        }
-    }
-
-    pub fn waker(&self) -> Arc<Waker> {
-        Arc::new(match self {
-            Io::Ring(r) => Waker(WakerKind::Ring(r.waker())),
-            Io::Remote(c) => c.waker(),
-        })
-    }
-
-    pub fn publish(&mut self, st: &WorkerStats) {
-        match self {
-            Io::Ring(r) => r.publish(&st.uring),
-            Io::Remote(c) => c.publish(st),
-        }
-    }
-}
-
-/// Push a task's op to the reactor; while the queue is full, park the task (it is
-/// woken when the reactor posts "space"). Returns once the op is in the queue, or
-/// once it was ended here: cancelled while it waited for space (`-ECANCELED`; it
-/// never reached the reactor), or refused (`-EOVERFLOW`: slot index beyond a tag's
-/// 24 bits). In both of those cases the task is marked notified, so the caller's
-/// next park returns at once and finds the op done.
-///
-/// # Safety
-/// As `reactor::submit`: every pointer in `sqe` stays valid until the op's
-/// completion has been delivered (the caller parks until then).
-pub(crate) unsafe fn submit(ctx: &Ctx, key: SlotKey, sqe: squeue::Entry, reason: ParkReason) {
-    let mut sqe = Some(sqe);
-    loop {
-        {
-            let mut s = ctx.sched.borrow_mut();
-            let mut r = ctx.reactor.borrow_mut();
-            let Io::Remote(c) = &mut r.io else {
-                unreachable!("dedicated submit on a per-worker ring");
-            };
-            let Some(t) = s.tasks.get_mut(key) else {
-                return;
-            };
-            let refused = key.index >= MAX_SLOTS;
-            if t.op.cancel.is_some() || refused {
-                c.space_waiters.retain(|k| *k != key);
-                let res = if refused {
-                    -libc::EOVERFLOW
-                } else {
-                    -libc::ECANCELED
-                };
-                finish_op(&mut s, key, res);
-                return;
-            }
-            let Some(e) = sqe.take() else {
-                unreachable!("the SQE is put back after every refused push");
-            };
-            let req = Request::Op {
-                tag: tag(c.worker, key),
-                sqe: e,
-            };
-            let back = match c.try_push(req) {
-                Ok(()) => None,
-                Err(req) => {
-                    // Full: ask for "space", then retry once (the handshake in
-                    // `want_space` makes a lost notification impossible).
-                    c.want_space();
-                    c.try_push(req).err()
-                }
-            };
-            match back {
-                None => {
-                    c.space_waiters.retain(|k| *k != key);
-                    return;
-                }
-                Some(Request::Op { sqe: e, .. }) => {
-                    sqe = Some(e);
-                    if !c.space_waiters.contains(&key) {
-                        c.space_waiters.push(key);
-                    }
-                    c.counts.full_parks += 1;
-                    // The reactor may sleep unaware of a full queue of others'
-                    // requests only until their workers' turns end; ours, too:
-                    // ring it for what we pushed before.
-                    c.flush();
-                }
-                Some(Request::Cancel { .. }) => unreachable!("pushed an op"),
-            }
-        }
-        // The task cannot move meanwhile: stealing is never combined with a
-        // dedicated reactor (`models::check_scheduling`), so `ctx` and `key` stay its own.
-        sched::park(reason);
-    }
-}
-
-/// Deliver what the reactor (or the blocking pool) sent this worker: completions
-/// by slot and generation (stale ones dropped and counted), cross-thread wake-ups,
-/// "space" for parked submitters.
-pub(crate) fn dispatch(ctx: &Ctx) {
-    let mut guard = ctx.reactor.borrow_mut();
-    let r: &mut Reactor = &mut guard;
-    let Io::Remote(c) = &mut r.io else {
-        unreachable!("dedicated dispatch on a per-worker ring");
-    };
-    let mut s = ctx.sched.borrow_mut();
-    for k in c.local_wakes.drain(..) {
-        s.wake(k);
-    }
-    let mut inbox = std::mem::take(&mut c.inbox);
-    let Some(news) = c.mailbox().take(&mut inbox) else {
-        c.inbox = inbox;
-        return;
-    };
-    for d in inbox.drain(..) {
-        let done = match untag(d.tag) {
-            Some((w, key)) if w == usize::from(c.worker) => finish_op(&mut s, key, d.result),
-            _ => false,
-        };
-        if done {
-            if !c.deferred.is_empty() {
-                c.deferred.retain(|&t| t != d.tag);
-            }
-        } else {
-            r.stale += 1;
-        }
-    }
-    c.inbox = inbox;
-    if news.space {
-        for k in c.space_waiters.drain(..) {
-            s.wake(k);
-        }
-    }
-    if news.external {
-        r.wake_seq += 1;
-        for k in std::mem::take(&mut s.wake_waiters) {
-            s.wake(k);
-        }
+    #[cfg(test)]
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }

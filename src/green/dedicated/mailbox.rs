@@ -26,6 +26,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::uring::OpKind;
+
+/// Attach epochs a worker slot cycles through: every value of a tag's top byte
+/// below the ring's internal op kinds ([`OpKind::FIRST_INTERNAL`]), so a worker
+/// op's tag never looks like the reactor's own wake, cancel or NOP (see
+/// `super::tag`, and `client::Client::attach` for what an epoch is).
+pub(crate) const EPOCHS: usize = OpKind::FIRST_INTERNAL as usize;
+
 /// One finished op: its tag (worker, slot, generation; see [`super::tag`]) and the
 /// result (`>= 0`, or `-errno`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +52,7 @@ pub(crate) struct News {
 }
 
 /// See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Mailbox {
     done: Mutex<Vec<Done>>,
     /// Something was delivered since the worker last looked.
@@ -58,6 +66,31 @@ pub(crate) struct Mailbox {
     sleeping: AtomicU32,
     /// A runtime is attached to this mailbox (one at a time).
     pub claimed: AtomicBool,
+    /// The attach epoch of the runtime attached now, or of the last one (written
+    /// only by the holder of `claimed`; see `client::Client::attach`).
+    pub epoch: AtomicU32,
+    /// Per attach epoch: ops that a runtime of that epoch pushed and whose
+    /// completion no runtime has taken yet (the runtime was dropped with them in
+    /// flight). An epoch is reused only once its count is back to zero, so a
+    /// completion's epoch always names the runtime it belongs to. Written under
+    /// `claimed` (its release/acquire orders them for the next attacher).
+    pub orphans: [AtomicU32; EPOCHS],
+}
+
+impl Default for Mailbox {
+    fn default() -> Self {
+        Mailbox {
+            done: Mutex::default(),
+            pending: AtomicBool::new(false),
+            external: AtomicBool::new(false),
+            space: AtomicBool::new(false),
+            wants_space: AtomicBool::new(false),
+            sleeping: AtomicU32::new(0),
+            claimed: AtomicBool::new(false),
+            epoch: AtomicU32::new(0),
+            orphans: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
 }
 
 impl Mailbox {

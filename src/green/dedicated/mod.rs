@@ -69,14 +69,14 @@ use std::sync::Arc;
 
 use io_uring::squeue;
 
-use crate::config::{GreenReactor, UringOptions};
+use crate::config::GreenReactor;
 use crate::stats::Registry;
 use crate::uring::token::GEN_MASK;
-use crate::uring::{Features, RingWaker, SlotKey};
+use crate::uring::{Features, RingWaker, SlotKey, UringOptions};
 
 pub use blocking::OpSet;
-pub use client::Waker;
 use mailbox::Mailbox;
+pub(crate) use mailbox::EPOCHS;
 
 /// Most workers one reactor serves (the worker is one byte of a tag).
 pub const MAX_WORKERS: usize = 256;
@@ -85,30 +85,44 @@ pub const MAX_WORKERS: usize = 256;
 /// slot index is 24 bits of a tag).
 pub const MAX_SLOTS: u32 = 1 << 24;
 
-/// The op kind byte of a worker op's tag (as `reactor::OP`).
-const OP_KIND: u64 = super::reactor::OP.get() as u64;
-
-/// Pack a worker op's `user_data`: `[kind 8 | worker 8 | generation 24 | slot 24]`.
+/// Pack a worker op's `user_data`: `[epoch 8 | worker 8 | generation 24 | slot 24]`.
 /// The generation is the full 24 bits the task table keeps, so a completion for an
-/// earlier occupant of the slot is recognised as stale.
-pub(crate) fn tag(worker: u8, key: SlotKey) -> u64 {
+/// earlier occupant of the slot is recognised as stale. The epoch names the
+/// runtime attached to the worker slot when the op was pushed ([`client`]): a
+/// runtime attached later starts its task table afresh, with the same slots and
+/// generations, and must not take an earlier runtime's completions for its own.
+pub(crate) fn tag(worker: u8, epoch: u8, key: SlotKey) -> u64 {
     debug_assert!(key.index < MAX_SLOTS);
-    (OP_KIND << 56)
+    debug_assert!(usize::from(epoch) < EPOCHS);
+    (u64::from(epoch) << 56)
         | (u64::from(worker) << 48)
         | (u64::from(key.gen & GEN_MASK) << 24)
         | u64::from(key.index & (MAX_SLOTS - 1))
 }
 
-/// The worker and slot key a tag names (`None`: not a worker op's tag).
-pub(crate) fn untag(raw: u64) -> Option<(usize, SlotKey)> {
-    if raw >> 56 != OP_KIND {
+/// What a worker op's tag names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tag {
+    pub worker: usize,
+    pub epoch: u8,
+    pub key: SlotKey,
+}
+
+/// The worker, epoch and slot key a tag names (`None`: not a worker op's tag).
+pub(crate) fn untag(raw: u64) -> Option<Tag> {
+    let epoch = (raw >> 56) as u8;
+    if usize::from(epoch) >= EPOCHS {
         return None;
     }
     let key = SlotKey {
         index: (raw & u64::from(MAX_SLOTS - 1)) as u32,
         gen: ((raw >> 24) as u32) & GEN_MASK,
     };
-    Some((((raw >> 48) & 0xFF) as usize, key))
+    Some(Tag {
+        worker: ((raw >> 48) & 0xFF) as usize,
+        epoch,
+        key,
+    })
 }
 
 /// What a worker sends the reactor.

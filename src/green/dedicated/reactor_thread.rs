@@ -254,7 +254,7 @@ impl Loop {
             self.counts.completions += self.reaped.len() as u64;
         }
         for c in &self.reaped {
-            let Some((w, _)) = untag(c.token.raw()) else {
+            let Some(w) = untag(c.token.raw()).map(|t| t.worker) else {
                 continue; // the wake read, cancels: no news for a worker
             };
             self.ops_in_ring -= 1;

@@ -58,19 +58,26 @@ fn tags_carry_worker_slot_and_full_generation() {
         index: MAX_SLOTS - 1,
         gen: crate::uring::token::GEN_MASK,
     };
-    let t = tag(255, key);
-    assert_eq!(untag(t), Some((255, key)));
+    let last_epoch = (EPOCHS - 1) as u8;
+    let t = tag(255, last_epoch, key);
+    let named = |worker, epoch, key| Some(Tag { worker, epoch, key });
+    assert_eq!(untag(t), named(255, last_epoch, key));
     let other = crate::uring::SlotKey { index: 7, gen: 3 };
-    assert_eq!(untag(tag(0, other)), Some((0, other)));
+    assert_eq!(untag(tag(0, 1, other)), named(0, 1, other));
     assert_ne!(
-        tag(0, other),
-        tag(1, other),
+        tag(0, 1, other),
+        tag(1, 1, other),
         "the worker is part of the tag"
+    );
+    assert_ne!(
+        tag(0, 1, other),
+        tag(0, 2, other),
+        "the attach epoch is part of the tag"
     );
     let next_gen = crate::uring::SlotKey { index: 7, gen: 4 };
     assert_ne!(
-        untag(tag(0, next_gen)),
-        Some((0, other)),
+        untag(tag(0, 1, next_gen)),
+        named(0, 1, other),
         "generations differ"
     );
     for internal in [OpKind::WAKE, OpKind::CANCEL, OpKind::NOP, OpKind::TIMER] {
@@ -173,11 +180,12 @@ fn a_stale_completion_after_slot_reuse_is_dropped() {
     let (r, reg) = start(1, |_| {});
     let shared = Arc::clone(r.shared());
     let mut rt = rt_on(&r, 0, &reg);
+    let epoch = epoch_of(&rt);
     rt.block_on(move || {
         let old = green::spawn(|| sched::current().unwrap().1).join().unwrap();
         // A late completion for the finished task, as a reactor would deliver it.
         shared.mailboxes[0].deliver_one(Done {
-            tag: tag(0, old),
+            tag: tag(0, epoch, old),
             result: 0,
         });
         let reused = green::spawn(move || {
@@ -198,6 +206,113 @@ fn a_stale_completion_after_slot_reuse_is_dropped() {
     .unwrap()
     .unwrap();
     assert_eq!(rt.stale_completions(), 1);
+}
+
+/// The attach epoch of a runtime on a dedicated reactor.
+fn epoch_of(rt: &Runtime) -> u8 {
+    rt.ctx
+        .reactor
+        .borrow_mut()
+        .backend_mut::<client::Client>()
+        .expect("attached to a reactor thread")
+        .epoch()
+}
+
+/// Pop the next op request the workers pushed (the test plays the reactor).
+fn next_op(q: &mut queue::Consumer<Request>) -> u64 {
+    let t0 = Instant::now();
+    loop {
+        match q.pop() {
+            Some(Request::Op { tag, .. }) => return tag,
+            Some(Request::Cancel { .. }) => panic!("nothing here is cancelled"),
+            None => {
+                assert!(t0.elapsed() < Duration::from_secs(10), "no op came");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+// Issue 24, item 7: a runtime attached to a worker slot whose previous runtime was
+// dropped with an op in flight took that op's late completion for its own (same
+// slot, same generation): its task resumed while its read was still the kernel's.
+#[test]
+fn a_late_completion_of_a_dropped_runtime_does_not_resume_the_next_one() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let (r, mut q) = ReactorThread::stalled(1, 16).unwrap();
+    let shared = Arc::clone(r.shared());
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let conn = || std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (a_conn, b_conn) = (conn(), conn());
+    let _peers = (l.accept().unwrap(), l.accept().unwrap());
+    let o = RuntimeOptions::default();
+
+    // Runtime A reads; its reactor then "stops", so A's loop fails with the read in
+    // flight and A is dropped (its root's stack leaked, as the runtime does).
+    let mut a = Runtime::on_reactor(&o, &r, 0).unwrap();
+    let sh = Arc::clone(&shared);
+    let fake = std::thread::spawn(move || {
+        let old = next_op(&mut q);
+        sh.closed.store(true, Ordering::SeqCst);
+        sh.mailboxes[0].post_external();
+        (old, q)
+    });
+    let failed = a.block_on(move || {
+        let mut s = GvtStream::from_std(a_conn).unwrap();
+        s.read(&mut [0u8; 16]).map_err(|e| e.kind())
+    });
+    assert!(failed.is_err(), "A's loop ends with its read in flight");
+    drop(a);
+    let (old, mut q) = fake.join().unwrap();
+    shared.closed.store(false, Ordering::SeqCst);
+
+    // Runtime B on the same slot: its root reads too (same slot and generation as
+    // A's). A's read completes late, before B's own.
+    let mut b = Runtime::on_reactor(&o, &r, 0).unwrap();
+    let sh = Arc::clone(&shared);
+    let fake = std::thread::spawn(move || {
+        let new = next_op(&mut q);
+        sh.mailboxes[0].deliver_one(Done {
+            tag: old,
+            result: 5,
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        sh.mailboxes[0].deliver_one(Done {
+            tag: new,
+            result: 0,
+        });
+    });
+    let n = b
+        .block_on(move || {
+            let mut s = GvtStream::from_std(b_conn).unwrap();
+            s.read(&mut [0u8; 16]).map_err(|e| e.kind())
+        })
+        .unwrap()
+        .unwrap();
+    fake.join().unwrap();
+    assert_eq!(n, Ok(0), "B's read ended with its own completion, not A's");
+    assert_eq!(
+        b.stale_completions(),
+        1,
+        "A's completion was dropped as stale"
+    );
+    drop(b);
+    // Every op of A came back: its epoch is free again.
+    assert!(shared.mailboxes[0]
+        .orphans
+        .iter()
+        .all(|n| n.load(Ordering::SeqCst) == 0));
+}
+
+#[test]
+fn wait_wake_until_ends_by_deadline_or_wake_on_the_reactor_thread() {
+    if skip_if_unavailable() {
+        return;
+    }
+    let (r, reg) = start(1, |_| {});
+    crate::green::tests::wait_wake_until_ends_by_deadline_or_wake(&mut rt_on(&r, 0, &reg));
 }
 
 #[test]

@@ -4,10 +4,12 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use super::lock;
-use crate::green::sched::{self, current, Ctx};
-use crate::green::Waker;
-use crate::stats::ParkReason;
+use super::group::lock;
+use crate::green::backend::Waker;
+use crate::green::ctx::Ctx;
+use crate::green::sched::{self, current};
+use crate::green::spawn::{run_caught, spawn_raw};
+use crate::green::task::ParkReason;
 use crate::uring::SlotKey;
 
 /// Who waits for a migratable thread: the joiner's runtime, its key there, and that
@@ -60,7 +62,7 @@ impl<T> SendJoinHandle<T> {
                 st.waiter = Some(Waiter {
                     rt: ctx.id,
                     key,
-                    waker: ctx.reactor.borrow().io.waker(),
+                    waker: ctx.reactor.borrow().waker(),
                 });
                 listen_for_ring_wake(&ctx, key);
                 // `ctx` and the lock are released here, before the park.
@@ -74,18 +76,14 @@ impl<T> SendJoinHandle<T> {
 }
 
 /// Register `key` to be woken by the next wake of its ring, and arm that wake
-/// (a finisher on another worker wakes the ring; `reactor::dispatch` wakes us).
+/// (a finisher on another worker wakes the ring; `Reactor::dispatch` wakes us).
 /// It also keeps the joiner on this worker until then (contract point 4).
 fn listen_for_ring_wake(ctx: &Ctx, key: SlotKey) {
     let mut s = ctx.sched.borrow_mut();
     if !s.wake_waiters.contains(&key) {
         s.wake_waiters.push(key);
     }
-    let mut r = ctx.reactor.borrow_mut();
-    if let Some(ring) = r.io.ring_mut() {
-        ring.arm_wake();
-        r.pushed += 1;
-    }
+    ctx.reactor.borrow_mut().listen_for_wake();
 }
 
 /// Wake the joiner: directly when it is on the caller's runtime, else through its ring.
@@ -113,8 +111,8 @@ pub(crate) fn spawn_migratable<T: Send + 'static>(
         waiter: None,
     }));
     let theirs = Arc::clone(&inner);
-    sched::spawn_raw(&ctx, true, move || {
-        let r = sched::run_caught(f);
+    spawn_raw(&ctx, true, move || {
+        let r = run_caught(f);
         let waiter = {
             let mut st = lock(&theirs);
             st.result = Some(r);
