@@ -69,6 +69,19 @@ fn interrupted_enters_are_retried(model: Variant) {
     file_echo_and_reply_under(model, "eintr");
 }
 
+/// `ecanceled`: every other socket recv and send ends with `-ECANCELED`, nothing
+/// moved, as if cancelled from elsewhere. Each is issued again: the same exchange,
+/// byte for byte (before, callback closed on such a send and green on either).
+fn cancelled_socket_ops_are_reissued(model: Variant) {
+    file_echo_and_reply_under(model, "ecanceled");
+}
+
+/// `eagain`: every other socket recv and send ends with `-EAGAIN`, nothing moved.
+/// The same exchange, byte for byte.
+fn eagain_socket_ops_are_reissued(model: Variant) {
+    file_echo_and_reply_under(model, "eagain");
+}
+
 /// A file, an echo and a small reply, pipelined, under `fault`: byte for byte.
 fn file_echo_and_reply_under(model: Variant, fault: &str) {
     let dir = TempDir::new(&format!("{fault}-{model}"));
@@ -151,5 +164,7 @@ per_model!(
     ring_setup_enomem_is_a_clear_startup_error,
     short_sends_are_resumed,
     interrupted_enters_are_retried,
+    cancelled_socket_ops_are_reissued,
+    eagain_socket_ops_are_reissued,
     exhausted_buffer_ring_is_rearmed
 );

@@ -222,11 +222,15 @@ impl GvtStream {
         let sqe = opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), buf.as_mut_ptr(), len)
             .ioprio(super::reactor::recv_ioprio())
             .build();
-        let deadline = self.read_deadline.resolve();
-        // SAFETY: `buf` is borrowed for this call and `submit` returns only after the
-        // recv's CQE, so the kernel writes only while the borrow is live.
-        let n = unsafe { submit(sqe, deadline, GivesWay::OnSoft, ParkReason::Io) }?;
-        Ok(n as usize)
+        loop {
+            let deadline = self.read_deadline.resolve();
+            // SAFETY: `buf` is borrowed for this call and `submit` returns only after
+            // the recv's CQE, so the kernel writes only while the borrow is live.
+            match unsafe { submit(sqe.clone(), deadline, GivesWay::OnSoft, ParkReason::Io) } {
+                Err(e) if nothing_moved(&e) => continue,
+                r => return r.map(|n| n as usize),
+            }
+        }
     }
 
     /// Write some of `buf` (at least one byte unless `buf` is empty).
@@ -236,11 +240,15 @@ impl GvtStream {
         let sqe = opcode::Send::new(types::Fd(self.fd.as_raw_fd()), buf.as_ptr(), len)
             .flags(libc::MSG_NOSIGNAL)
             .build();
-        let deadline = self.write_deadline.resolve();
-        // SAFETY: `buf` is borrowed for this call and `submit` returns only after the
-        // send's CQE, so the kernel reads only while the borrow is live.
-        let n = unsafe { submit(sqe, deadline, GivesWay::OnHard, ParkReason::Io) }?;
-        Ok(n as usize)
+        loop {
+            let deadline = self.write_deadline.resolve();
+            // SAFETY: `buf` is borrowed for this call and `submit` returns only after
+            // the send's CQE, so the kernel reads only while the borrow is live.
+            match unsafe { submit(sqe.clone(), deadline, GivesWay::OnHard, ParkReason::Io) } {
+                Err(e) if nothing_moved(&e) => continue,
+                r => return r.map(|n| n as usize),
+            }
+        }
     }
 
     /// Write all of `buf` (one op per partial send).
@@ -278,6 +286,13 @@ impl GvtStream {
             .as_socket()
             .ok_or_else(|| io::Error::other("stream is not an IP socket"))
     }
+}
+
+/// A recv or send that ended with nothing moved for no reason of ours: cancelled
+/// from elsewhere (ours, at a deadline or an interrupt, come back as `TimedOut` or
+/// `Interrupted`) or not poll-armed by the kernel. It is issued again.
+fn nothing_moved(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ECANCELED | libc::EAGAIN))
 }
 
 /// Close `fd` through `IORING_OP_CLOSE`; where no op can be submitted (outside a

@@ -17,10 +17,18 @@
 //! - `eintr`: every other `io_uring_enter` of [`super::Ring::submit_and_wait`]
 //!   fails with EINTR before reaching the kernel, as a signal makes it. Expected:
 //!   the caller reaps and comes back; nothing is lost or doubled.
+//! - `ecanceled` / `eagain`: every other socket recv and send op a ring is given
+//!   ends with `-ECANCELED` / `-EAGAIN` without running: the ring submits a NOP
+//!   under the op's `user_data` instead and gives its completion that result and
+//!   no flags (no data moved, no provided buffer taken, a multishot recv ended),
+//!   as the kernel completes an op cancelled from elsewhere, or a socket op it did
+//!   not poll-arm. Expected: the op is issued again; the same bytes on the wire.
 //!
 //! Unset, each check is one load of a cached flag.
 
 use std::sync::OnceLock;
+
+use io_uring::{opcode, squeue};
 
 /// Bytes a send asks for under `short-send`.
 pub const SHORT_SEND: usize = 7;
@@ -75,5 +83,63 @@ pub fn send_len(len: usize) -> usize {
         len.min(SHORT_SEND)
     } else {
         len
+    }
+}
+
+/// Under `ecanceled` / `eagain`: the socket ops a ring fakes (one per ring).
+#[derive(Debug)]
+pub struct FakeOps {
+    errno: i32,
+    turn: bool,
+    /// `user_data` of the NOPs standing in for an op, whose CQE gets `-errno`.
+    faked: Vec<u64>,
+}
+
+impl FakeOps {
+    /// The fake a new ring gets: `None` unless `ecanceled` or `eagain` is asked for.
+    pub fn for_ring() -> Option<FakeOps> {
+        let errno = if injected("ecanceled") {
+            libc::ECANCELED
+        } else if injected("eagain") {
+            libc::EAGAIN
+        } else {
+            return None;
+        };
+        Some(FakeOps {
+            errno,
+            turn: false,
+            faked: Vec::new(),
+        })
+    }
+
+    /// The SQE to submit for `sqe`: every other socket recv or send becomes a NOP
+    /// with its `user_data` (the op itself never reaches the kernel).
+    pub fn swap(&mut self, sqe: squeue::Entry) -> squeue::Entry {
+        let socket_op = matches!(
+            sqe.get_opcode() as u8,
+            opcode::Recv::CODE | opcode::Send::CODE | opcode::RecvMsg::CODE | opcode::SendMsg::CODE
+        );
+        if !socket_op {
+            return sqe;
+        }
+        self.turn = !self.turn;
+        if !self.turn {
+            return sqe;
+        }
+        let user_data = sqe.get_user_data();
+        self.faked.push(user_data);
+        opcode::Nop::new().build().user_data(user_data)
+    }
+
+    /// Give the completion of a faked op its result: `(result, flags)` unchanged
+    /// for every other completion.
+    pub fn complete(&mut self, user_data: u64, result: i32, flags: u32) -> (i32, u32) {
+        match self.faked.iter().position(|&u| u == user_data) {
+            Some(i) => {
+                self.faked.swap_remove(i);
+                (-self.errno, 0)
+            }
+            None => (result, flags),
+        }
     }
 }

@@ -170,6 +170,8 @@ pub struct Ring {
     /// each `user_data` are in flight, so `drain` can cancel them one by one.
     /// `None` where cancel-any exists (nothing is tracked on the hot path there).
     tracked: Option<HashMap<u64, u32>>,
+    /// `GVHTTPD_URING_FAULT=ecanceled|eagain` only: the socket ops this ring fakes.
+    fake: Option<super::fault::FakeOps>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -206,6 +208,7 @@ impl Ring {
             wake_buf,
             wake_armed: false,
             tracked,
+            fake: super::fault::FakeOps::for_ring(),
         })
     }
 
@@ -276,6 +279,10 @@ impl Ring {
     /// module docs). `sqe.user_data` should be a [`Token`].
     #[inline]
     pub unsafe fn push(&mut self, sqe: squeue::Entry) {
+        let sqe = match &mut self.fake {
+            None => sqe,
+            Some(f) => f.swap(sqe),
+        };
         // Common case inline, straight into the SQ (a `Pending` copy of it stalled on
         // store forwarding); the same steps as `push_pending`, in its order.
         if self.tracked.is_none() && self.backlog.is_empty() && self.try_push_sq(&sqe) {
@@ -385,10 +392,14 @@ impl Ring {
         let mut cq = self.uring.completion();
         cq.sync();
         for cqe in &mut cq {
+            let (result, flags) = match &mut self.fake {
+                None => (cqe.result(), cqe.flags()),
+                Some(f) => f.complete(cqe.user_data(), cqe.result(), cqe.flags()),
+            };
             let mut c = Completion {
                 token: Token::from_raw(cqe.user_data()),
-                result: cqe.result(),
-                flags: cqe.flags(),
+                result,
+                flags,
                 returned: None,
             };
             self.owned.complete(&mut c);

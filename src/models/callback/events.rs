@@ -94,6 +94,8 @@ impl Conn {
                 self.driver.eof(&cx.env)
             }
             _ if expired => self.driver.timed_out(&cx.env),
+            // Nothing moved and nobody asked us to stop: receive again.
+            r if retry(r) => self.driver.action(),
             _ => self.driver.failed(), // ECONNRESET and friends
         })
     }
@@ -130,7 +132,7 @@ impl Conn {
                 None
             }
             // The pool ran dry, or a pause: re-armed by `complete` if still wanted.
-            r if r == -libc::ENOBUFS || r == -libc::ECANCELED => None,
+            r if r == -libc::ENOBUFS || retry(r) => None,
             r if r < 0 => {
                 self.input = Input::Ended;
                 Some(self.driver.failed()) // a reset: closed at once
@@ -145,7 +147,8 @@ impl Conn {
         Some(match c.result {
             n if n > 0 => self.driver.sent(&cx.env, n as usize),
             _ if self.state == State::Expired => self.driver.timed_out(&cx.env),
-            _ => self.driver.failed(), // EPIPE, ECONNRESET
+            r if retry(r) => self.driver.action(), // nothing sent: send again
+            _ => self.driver.failed(),             // EPIPE, ECONNRESET
         })
     }
 
@@ -256,4 +259,12 @@ pub(super) fn free(conn: Conn, ring: &mut Ring) {
         ring.push_close(f, Token::internal(OpKind::CLOSE));
     }
     ring.push_close(fd, Token::internal(OpKind::CLOSE));
+}
+
+/// A socket op that ended with nothing moved, for no reason of ours: cancelled from
+/// elsewhere (`ECANCELED`; ours are cancelled only when closing, paused or expired,
+/// which are handled first) or not poll-armed by the kernel (`EAGAIN`). It is
+/// issued again.
+fn retry(result: i32) -> bool {
+    result == -libc::ECANCELED || result == -libc::EAGAIN
 }
