@@ -12,6 +12,7 @@
 pub mod bufring;
 pub mod fault;
 pub mod ops;
+mod owned;
 pub mod probe;
 pub mod ring;
 pub mod token;
@@ -20,7 +21,8 @@ pub mod token;
 mod tests;
 
 pub use bufring::BufRing;
-pub use ops::{Busy, Returned, Stat};
+pub use ops::Busy;
+pub use owned::{Returned, Stat};
 pub use probe::{check_available, Features, UringOptions};
 pub use ring::{Completion, Ring, RingWaker};
 pub use token::{OpKind, SlotKey, Slots, Token};
