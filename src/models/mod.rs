@@ -34,8 +34,8 @@ pub mod tokio_rt;
 
 /// The green runtime publishes its counters into the app's registry.
 impl crate::green::StatsSource for App {
-    fn worker_stats(&self, worker: usize) -> &WorkerStats {
-        self.registry().worker(worker)
+    fn worker_counters(&self, worker: usize) -> crate::green::WorkerCounters<'_> {
+        self.registry().worker(worker).runtime_counters()
     }
 }
 

@@ -8,8 +8,11 @@
 //! - [`probe`]: setup-flag fallbacks, the [`Features`] a ring has, and
 //!   [`check_available`] for a clear "cause + fix" when io_uring cannot be used.
 //! - [`bufring`]: the provided-buffer ring for multishot recv.
+//! - [`counters`]: the single-writer [`Counter`] and the ring's [`UringCounters`]
+//!   (the application's `/stats` embeds them; nothing here imports it).
 
 pub mod bufring;
+pub mod counters;
 pub mod fault;
 pub mod ops;
 mod owned;
@@ -21,6 +24,7 @@ pub mod token;
 mod tests;
 
 pub use bufring::BufRing;
+pub use counters::{Counter, UringCounters};
 pub use ops::Busy;
 pub use owned::{Returned, Stat};
 pub use probe::{check_available, Features, UringOptions};

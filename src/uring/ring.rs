@@ -55,10 +55,10 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
+use super::counters::UringCounters;
 use super::owned::{InFlight, Returned};
 use super::probe::{build_ring, Features, UringOptions};
 use super::token::{OpKind, Token};
-use crate::stats::UringCounters;
 
 mod helpers;
 
