@@ -55,11 +55,13 @@
 //! 9. This file: [`Runtime`] and the one worker loop, over either backend, with
 //!    or without a steal group.
 //!
-//! Outside itself the runtime uses `crate::uring` and, for counters, only the
-//! blocks it owns ([`counters`]), published into whatever a [`StatsSource`] hands
-//! it (the server's `/stats` registry). The dedicated reactor thread still takes
-//! the server's `stats::Registry`, and [`ReactorThread::for_server`] the server's
-//! `--green-reactor` choice and error log.
+//! Outside itself the runtime uses only `crate::uring` (and, in its tests, the
+//! application's types): it sits below the application. It owns the counter
+//! blocks it writes ([`counters`]) and publishes them into whatever a
+//! [`StatsSource`] hands it (the server's `/stats` registry); the dedicated
+//! reactor thread writes its own block, given to [`ReactorThread::start`], and
+//! reports a failed loop through [`ReactorOptions::on_failure`]. The server's
+//! `--green-reactor` choice and error-log lines live in `crate::models`.
 //!
 //! API: [`Runtime::new`] / [`Runtime::on_reactor`] / [`Runtime::for_worker`],
 //! [`spawn`] / [`try_spawn`] → [`JoinHandle`], [`yield_now`], [`sleep`],
