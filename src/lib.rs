@@ -18,8 +18,10 @@
 //! ```
 //!
 //! Layers point one way (no module imports one that imports it back): `models` →
-//! `accept`, `app`, `green` → `uring` → `files`, `net` → `http` → `stats`,
-//! `shutdown` → `log` → `config`, with `cli` beside `models` (flags → `config`). The driver is the only place
+//! `accept`, `app` → `files`, `net` → `http` → `stats`, `shutdown` → `log` →
+//! `config` → `green` → `uring`, with `cli` beside `models` (flags → `config`) and
+//! `error` a leaf. The runtime (`green` over `uring`) is at the bottom and imports
+//! nothing of the server. The driver is the only place
 //! that decides anything about a connection: deadlines (each request's own read
 //! deadline, the write-progress and whole-response deadlines), 408s, lingering
 //! close, file chunking, work slices (and their bound after a half-close), the
@@ -40,7 +42,9 @@
 //!   (io_uring state machine), `tokio` (epoll), `green` (stackful coroutines over an
 //!   io_uring reactor).
 //! - [`uring`], [`green`]: the io_uring layer (safe op constructors over owned
-//!   buffers; the buffer-lifetime contract written once) and the green-thread runtime.
+//!   buffers; the buffer-lifetime contract written once) and the green-thread
+//!   runtime: the bottom layer, owning the counter blocks it writes (`stats`
+//!   embeds them) and knowing nothing of config, stats or logs.
 //! - [`stats`] (counters, `/stats`, the buffer budget), [`shutdown`], [`net`],
 //!   [`config`], [`error`], [`log`]: what every model shares (`log`: the access log
 //!   and the timestamped error log); [`cli`]: the command line, flags →

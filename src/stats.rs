@@ -5,10 +5,16 @@
 //! relaxed load + store rather than a locked read-modify-write; readers (the `/stats`
 //! handler on any worker) sum all blocks with relaxed loads and may see a value that
 //! is a few increments old, which is fine for monitoring.
+//!
+//! The counter primitive ([`Counter`], with its single-writer INVARIANT) and the
+//! blocks the runtime writes ([`UringCounters`], [`GreenCounters`],
+//! [`ReactorCounters`]) belong to the runtime below (`uring`, `green`); this module
+//! embeds them, gives them to the green runtime as a
+//! [`crate::green::StatsSource`], and renders them.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::config::Model;
@@ -73,89 +79,12 @@ impl MemoryBudget {
     }
 }
 
-/// A monotonically increasing counter with one writing thread.
-///
-/// INVARIANT: only the worker that owns the enclosing [`WorkerStats`] calls
-/// [`Counter::add`]; any thread may [`Counter::get`].
-#[derive(Default, Debug)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    #[inline]
-    pub fn add(&self, n: u64) {
-        // Single writer (see INVARIANT): load + store cannot lose an update.
-        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
-    }
-    #[inline]
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    #[inline]
-    pub fn get(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
-    /// Keep the largest value seen (a high-water mark; same single writer).
-    #[inline]
-    pub fn raise_to(&self, v: u64) {
-        if v > self.0.load(Relaxed) {
-            self.0.store(v, Relaxed);
-        }
-    }
-}
-
-/// io_uring counters (callback and green models).
-#[derive(Default, Debug)]
-pub struct UringCounters {
-    pub sqes_submitted: Counter,
-    pub cqes_reaped: Counter,
-    pub enter_calls: Counter,
-    pub sq_full: Counter,
-    pub enobufs: Counter,
-}
-
+/// The runtime's counter blocks, owned by `uring` and `green` (the layer below);
+/// re-exported so the application names them from here.
+pub use crate::green::counters::{GreenCounters, ReactorCounters, WorkerCounters};
 /// Why a green thread parked (the runtime's own type; `/stats` counts each).
 pub use crate::green::task::ParkReason;
-
-/// Green-thread runtime counters.
-#[derive(Default, Debug)]
-pub struct GreenCounters {
-    pub spawned: Counter,
-    pub finished: Counter,
-    pub context_switches: Counter,
-    pub panics: Counter,
-    pub parks: [Counter; 4],
-    /// `--green-reactor dedicated`: times the worker slept on its futex, and how
-    /// many of those sleeps a delivery ended (the rest reached their timer).
-    pub sleeps: Counter,
-    pub woken: Counter,
-    /// `--green-reactor dedicated`: submitters that parked on a full queue.
-    pub queue_full_parks: Counter,
-    /// Green threads this worker took from other workers (`--green-sched steal`).
-    pub stolen: Counter,
-    /// Green threads other workers took from this one.
-    pub stolen_from: Counter,
-}
-
-/// The dedicated green reactor thread's counters (`--green-reactor dedicated`).
-/// Single writer: the reactor thread (so the [`Counter`] INVARIANT holds).
-#[derive(Default, Debug)]
-pub struct ReactorCounters {
-    /// 1 once a reactor thread runs (only then does `/stats` show `reactor`).
-    pub running: Counter,
-    /// Submission-queue depth high-water mark (requests waiting when it looked).
-    pub queue_depth_max: Counter,
-    /// `io_uring_enter` calls that submitted something, and the SQEs they carried.
-    pub submits: Counter,
-    pub sqes: Counter,
-    /// Loop turns that reaped completions, and the completions reaped.
-    pub wakes: Counter,
-    pub completions: Counter,
-    /// `FUTEX_WAKE`s for workers that had said they sleep (no syscall otherwise).
-    pub worker_wakeups: Counter,
-    /// Ops run on the blocking pool (Tier 2: the ring lacks them, or forced).
-    pub fallbacks: Counter,
-    pub uring: UringCounters,
-}
+pub use crate::uring::counters::{Counter, UringCounters};
 
 /// One worker's counters. Aligned to two cache lines (adjacent-line prefetch).
 #[derive(Default, Debug)]
@@ -202,11 +131,27 @@ impl WorkerStats {
         }
     }
 
+    /// The blocks of this worker that the green runtime writes.
+    pub fn runtime_counters(&self) -> WorkerCounters<'_> {
+        WorkerCounters {
+            green: &self.green,
+            uring: &self.uring,
+            cpu_ns: &self.cpu_ns,
+        }
+    }
+
     /// Count one response with `status` (100..=599).
     #[inline]
     pub fn response(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.responses[class].inc();
+    }
+}
+
+/// The green runtime publishes worker `worker`'s counters into its block here.
+impl crate::green::StatsSource for Registry {
+    fn worker_counters(&self, worker: usize) -> WorkerCounters<'_> {
+        self.worker(worker).runtime_counters()
     }
 }
 
@@ -218,7 +163,8 @@ pub struct Registry {
     label: String,
     pub started: Instant,
     workers: Box<[WorkerStats]>,
-    reactor: ReactorCounters,
+    /// Shared with the dedicated reactor thread, its only writer.
+    reactor: Arc<ReactorCounters>,
 }
 
 impl Registry {
@@ -248,7 +194,7 @@ impl Registry {
             workers: (0..workers.max(1))
                 .map(|_| WorkerStats::default())
                 .collect(),
-            reactor: ReactorCounters::default(),
+            reactor: Arc::default(),
         }
     }
 
@@ -296,6 +242,12 @@ impl Registry {
     /// The dedicated reactor thread's counters (written by that thread only).
     pub fn reactor(&self) -> &ReactorCounters {
         &self.reactor
+    }
+
+    /// The same counters, for the reactor thread to write
+    /// (`green::ReactorThread::start`).
+    pub fn reactor_counters(&self) -> Arc<ReactorCounters> {
+        Arc::clone(&self.reactor)
     }
 
     pub fn workers(&self) -> usize {

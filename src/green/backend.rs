@@ -33,8 +33,8 @@ use std::time::Instant;
 
 use io_uring::squeue;
 
+use super::counters::WorkerCounters;
 use super::task::{Cause, Sched, Task};
-use crate::stats::WorkerStats;
 use crate::uring::{Features, SlotKey};
 
 /// Where a worker's ops go (see the module docs for the contract).
@@ -75,8 +75,8 @@ pub(crate) trait Backend {
     /// Wakes this worker's [`super::wait_wake`] callers from any thread.
     fn waker(&self) -> Arc<Waker>;
 
-    /// Add this backend's counters to the worker's `/stats` block.
-    fn publish(&mut self, st: &WorkerStats);
+    /// Add this backend's counters to the worker's blocks.
+    fn publish(&mut self, st: WorkerCounters<'_>);
 
     /// Task slot indices this backend can name: `spawn` refuses a task at or beyond it.
     fn slot_limit(&self) -> u32;
@@ -224,7 +224,7 @@ impl Reactor {
         self.backend.waker()
     }
 
-    pub fn publish(&mut self, st: &WorkerStats) {
+    pub fn publish(&mut self, st: WorkerCounters<'_>) {
         self.backend.publish(st);
     }
 

@@ -39,7 +39,8 @@
 //! # Layers
 //! Each module uses only those listed before it, so imports point one way:
 //!
-//! 1. [`stack`] (pooled guarded stacks) and `crate::uring` (the ring, tokens).
+//! 1. [`stack`] (pooled guarded stacks), [`counters`] and `crate::uring` (the
+//!    ring, tokens, the single-writer `Counter`).
 //! 2. `task`: a green thread and its worker's task table (`Sched`): plain data.
 //! 3. `backend`: the one `Backend` trait both reactors implement, the worker's
 //!    `Reactor` around it, and [`Waker`]; its implementations `ring_backend` (a
@@ -54,9 +55,13 @@
 //! 9. This file: [`Runtime`] and the one worker loop, over either backend, with
 //!    or without a steal group.
 //!
-//! Outside itself the runtime uses `stats` for counters only ([`StatsSource`],
-//! `WorkerStats`) and, in [`ReactorThread::for_server`], the server's
-//! `--green-reactor` choice and error log.
+//! Outside itself the runtime uses only `crate::uring` (and, in its tests, the
+//! application's types): it sits below the application. It owns the counter
+//! blocks it writes ([`counters`]) and publishes them into whatever a
+//! [`StatsSource`] hands it (the server's `/stats` registry); the dedicated
+//! reactor thread writes its own block, given to [`ReactorThread::start`], and
+//! reports a failed loop through [`ReactorOptions::on_failure`]. The server's
+//! `--green-reactor` choice and error-log lines live in `crate::models`.
 //!
 //! API: [`Runtime::new`] / [`Runtime::on_reactor`] / [`Runtime::for_worker`],
 //! [`spawn`] / [`try_spawn`] → [`JoinHandle`], [`yield_now`], [`sleep`],
@@ -65,6 +70,7 @@
 //! [`net::GvtStream`]; [`fs::GvtFile`].
 
 pub(crate) mod backend;
+pub mod counters;
 pub(crate) mod ctx;
 pub mod dedicated;
 pub mod fs;
@@ -97,10 +103,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::stats::{Registry, WorkerStats};
 use crate::uring::{Features, UringOptions};
 
 pub use backend::Waker;
+pub use counters::{GreenCounters, ReactorCounters, WorkerCounters};
 pub use dedicated::{ReactorOptions, ReactorThread};
 pub use sched::{in_green_thread, on_worker_stack, yield_now};
 pub use spawn::JoinHandle;
@@ -114,15 +120,10 @@ use ctx::Ctx;
 use ring_backend::RingBackend;
 use task::Sched;
 
-/// Where a runtime publishes its counters: the [`WorkerStats`] block of its worker.
+/// Where a runtime publishes its counters: the blocks of its worker, owned by
+/// whoever serves them (the server's `/stats` registry implements this).
 pub trait StatsSource: Send + Sync {
-    fn worker_stats(&self, worker: usize) -> &WorkerStats;
-}
-
-impl StatsSource for Registry {
-    fn worker_stats(&self, worker: usize) -> &WorkerStats {
-        self.worker(worker)
-    }
+    fn worker_counters(&self, worker: usize) -> WorkerCounters<'_>;
 }
 
 /// How to build a worker's runtime.
@@ -219,7 +220,7 @@ impl Runtime {
         })
     }
 
-    /// Publish counters into `source.worker_stats(worker)` once per loop turn.
+    /// Publish counters into `source.worker_counters(worker)` once per loop turn.
     pub fn with_stats(mut self, source: Arc<dyn StatsSource>, worker: usize) -> Runtime {
         self.ctx.worker.set(worker);
         self.stats = Some((source, worker));
@@ -380,7 +381,7 @@ impl Runtime {
         let Some((src, worker)) = &self.stats else {
             return;
         };
-        let st = src.worker_stats(*worker);
+        let st = src.worker_counters(*worker);
         let mut s = self.ctx.sched.borrow_mut();
         let (c, p) = (s.counts, s.published);
         st.green.spawned.add(c.spawned - p.spawned);

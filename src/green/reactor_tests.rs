@@ -76,7 +76,7 @@ fn spawn_refuses_a_task_its_backend_cannot_name() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let server = net::GvtStream::from_std(l.accept().unwrap().0).unwrap();
-    let opts = ReactorOptions::new(crate::config::UringOptions::default(), 1).unwrap();
+    let opts = ReactorOptions::new(crate::uring::UringOptions::default(), 1).unwrap();
     let reactor = ReactorThread::start(&opts, None).unwrap();
     let mut rt = Runtime::on_reactor(&RuntimeOptions::default(), &reactor, 0).unwrap();
     assert_eq!(rt.ctx.sched.borrow().slot_limit, dedicated::MAX_SLOTS);

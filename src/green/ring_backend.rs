@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use io_uring::squeue;
 
 use super::backend::{Backend, Dispatched, Wake, Waker};
+use super::counters::WorkerCounters;
 use super::task::{finish_op, Sched};
-use crate::stats::WorkerStats;
 use crate::uring::{Completion, Features, OpKind, Ring, RingWaker, SlotKey, Token, UringOptions};
 
 /// The op kind of a task's op (the only model-defined kind the green runtime uses).
@@ -127,8 +127,8 @@ impl Backend for RingBackend {
         Arc::new(Waker::new(RingWake(self.ring.waker())))
     }
 
-    fn publish(&mut self, st: &WorkerStats) {
-        self.ring.publish(&st.uring);
+    fn publish(&mut self, st: WorkerCounters<'_>) {
+        self.ring.publish(st.uring);
     }
 
     fn slot_limit(&self) -> u32 {

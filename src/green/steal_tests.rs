@@ -43,7 +43,7 @@ fn run_group<R: Send + 'static>(
     main: impl FnOnce() -> R + Send + 'static,
     side: impl Fn(usize, &AtomicBool) + Send + Sync + 'static,
 ) -> Run<R> {
-    let group = StealGroup::new(n, crate::config::DEFAULT_GREEN_STACK);
+    let group = StealGroup::new(n, DEFAULT_GREEN_STACK);
     let reg = Arc::new(Registry::new(Model::Green, n));
     let done = Arc::new(AtomicBool::new(false));
     let side = Arc::new(side);
@@ -396,7 +396,7 @@ fn with_steal_refuses_a_taken_or_missing_worker() {
     if skip_if_unavailable() {
         return;
     }
-    let g = StealGroup::new(2, crate::config::DEFAULT_GREEN_STACK);
+    let g = StealGroup::new(2, DEFAULT_GREEN_STACK);
     let rt = || Runtime::new(&RuntimeOptions::default()).unwrap();
     let _a = rt().with_steal(Arc::clone(&g), 0).unwrap();
     let e = rt().with_steal(Arc::clone(&g), 0).unwrap_err();

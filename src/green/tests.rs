@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::stats::{ParkReason, Registry};
+use crate::stats::Registry;
 use crate::uring::skip_if_unavailable;
 
 fn rt() -> Runtime {

@@ -43,8 +43,8 @@ use crate::green::fs::GvtFile;
 use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, Interrupt, Runtime, RuntimeOptions, StatsSource};
 use crate::http::{Action, Driver, Env};
-pub(super) use support::Shared;
 use support::{core, on_error, open_static};
+pub(super) use support::{reactor_for_server, Shared};
 
 /// What every green thread of one worker shares (`Arc` + atomics: with stealing
 /// its connection threads run on other workers too).

@@ -23,7 +23,6 @@ use crate::accept::Acceptor;
 use crate::app::App;
 use crate::config::{Config, Model, TokioRuntime};
 pub use crate::error::ServeError;
-use crate::green::ReactorThread;
 use crate::net::ConnGate;
 use crate::shutdown::Shutdown;
 use crate::stats::{Registry, WorkerStats};
@@ -34,8 +33,8 @@ pub mod tokio_rt;
 
 /// The green runtime publishes its counters into the app's registry.
 impl crate::green::StatsSource for App {
-    fn worker_stats(&self, worker: usize) -> &WorkerStats {
-        self.registry().worker(worker)
+    fn worker_counters(&self, worker: usize) -> crate::green::WorkerCounters<'_> {
+        self.registry().worker(worker).runtime_counters()
     }
 }
 
@@ -229,7 +228,7 @@ fn run_model(
         Model::Green => {
             // `--green-reactor dedicated`: the reactor thread, dropped after the workers.
             let (r, n) = (cfg.sched.green_reactor, listeners.len());
-            let reactor = ReactorThread::for_server(r, cfg.uring, n, app.registry_arc())
+            let reactor = green::reactor_for_server(r, cfg.uring, n, app.registry())
                 .map_err(ServeError::Unavailable)?
                 .map(Arc::new);
             let shared = green::Shared::new(cfg, reactor);

@@ -8,10 +8,14 @@
 //! - [`probe`]: setup-flag fallbacks, the [`Features`] a ring has, and
 //!   [`check_available`] for a clear "cause + fix" when io_uring cannot be used.
 //! - [`bufring`]: the provided-buffer ring for multishot recv.
+//! - [`counters`]: the single-writer [`Counter`] and the ring's [`UringCounters`]
+//!   (the application's `/stats` embeds them; nothing here imports it).
 
 pub mod bufring;
+pub mod counters;
 pub mod fault;
 pub mod ops;
+mod owned;
 pub mod probe;
 pub mod ring;
 pub mod token;
@@ -20,7 +24,9 @@ pub mod token;
 mod tests;
 
 pub use bufring::BufRing;
-pub use ops::{Busy, Returned, Stat};
+pub use counters::{Counter, UringCounters};
+pub use ops::Busy;
+pub use owned::{Returned, Stat};
 pub use probe::{check_available, Features, UringOptions};
 pub use ring::{Completion, Ring, RingWaker};
 pub use token::{OpKind, SlotKey, Slots, Token};

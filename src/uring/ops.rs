@@ -3,7 +3,7 @@
 //!
 //! Every constructor takes ownership of what the kernel reads or writes (a
 //! `Vec<u8>`, a path, the `statx` buffer) and parks it in the ring's in-flight table
-//! ([`InFlight`], keyed by the op's [`Token`]) until **the CQE that ends the op**.
+//! (`super::owned`, keyed by the op's [`Token`]) until **the CQE that ends the op**.
 //! [`Ring::reap`] then moves it into that [`Completion`], from which the caller
 //! takes it back ([`Completion::take_buf`], [`Completion::take_fd`],
 //! [`Completion::stat`]); whatever the caller does not take is dropped with the
@@ -21,162 +21,20 @@
 //! the memory, and nothing is submitted. The table is owned by the [`Ring`] and
 //! dropped only after its `Drop` has drained every op (leaked if that fails).
 
-use std::collections::HashMap;
 use std::ffi::CString;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use io_uring::{opcode, squeue, types};
 
+use super::owned::{Held, Lent, Returned, Stat};
 use super::ring::{Completion, Ring};
 use super::token::Token;
-
-/// A file's type and size, from `IORING_OP_STATX`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stat {
-    /// `st_mode` (type and permission bits).
-    pub mode: u32,
-    pub size: u64,
-}
-
-/// What an op hands back with its final completion.
-#[derive(Debug)]
-pub enum Returned {
-    /// The buffer of a send, recv or read.
-    Buf(Vec<u8>),
-    /// The descriptor an open or accept created.
-    Fd(OwnedFd),
-    /// The result of a statx.
-    Stat(Stat),
-}
 
 /// An owned op was not submitted: another op with the same token still owns
 /// memory. Carries the memory back (the buffer, when there was one).
 #[derive(Debug)]
 pub struct Busy(pub Option<Vec<u8>>);
-
-/// A heap value whose address the kernel holds: allocated by `Box::into_raw`, so no
-/// `Box` (with its uniqueness) exists while the kernel accesses it.
-///
-/// INVARIANT: `0` came from `Box::into_raw`; it is freed exactly once, by `Drop`
-/// or `into_inner`, and only once the op that was given its address has ended (the
-/// table drops entries only after their final CQE, or never: see the module docs).
-struct Lent<T>(NonNull<T>);
-
-impl<T> Lent<T> {
-    fn new(v: T) -> Lent<T> {
-        Lent(NonNull::from(Box::leak(Box::new(v))))
-    }
-
-    fn ptr(&self) -> *mut T {
-        self.0.as_ptr()
-    }
-
-    fn into_inner(self) -> T {
-        let p = self.0.as_ptr();
-        std::mem::forget(self);
-        // SAFETY: INVARIANT: from `Box::into_raw`, not freed yet (forget skips Drop),
-        // and the op using it has ended.
-        *unsafe { Box::from_raw(p) }
-    }
-}
-
-impl<T> Drop for Lent<T> {
-    fn drop(&mut self) {
-        // SAFETY: INVARIANT: from `Box::into_raw`, freed once, after the op ended.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
-    }
-}
-
-impl<T> std::fmt::Debug for Lent<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Lent")
-    }
-}
-
-/// Memory held for one in-flight op.
-#[derive(Debug)]
-enum Held {
-    Buf(Vec<u8>),
-    /// openat2: the path and the `open_how` the kernel reads.
-    Open {
-        _path: Lent<CString>,
-        _how: Lent<types::OpenHow>,
-    },
-    /// statx: the buffer the kernel writes.
-    Statx(Lent<libc::statx>),
-    /// accept (possibly multishot): no memory, but a result `>= 0` is a new fd.
-    Accept,
-}
-
-/// Mixes a token's bits (kind high, slot low) so buckets spread.
-#[derive(Default)]
-pub(crate) struct TokenHasher(u64);
-
-impl Hasher for TokenHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(self.0 ^ u64::from(*b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        let m = u128::from(n) * 0x9E37_79B9_7F4A_7C15;
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
-    }
-}
-
-/// The ring's table of memory owned by in-flight ops (see the module docs).
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    ops: HashMap<u64, Held, BuildHasherDefault<TokenHasher>>,
-}
-
-impl InFlight {
-    /// How many ops own memory (or an accept) right now.
-    pub(crate) fn len(&self) -> usize {
-        self.ops.len()
-    }
-
-    /// The hook [`Ring::reap`] calls for every completion: when `c` ends an op of
-    /// the table, move what it held (or the fd it created) into `c`.
-    pub(crate) fn complete(&mut self, c: &mut Completion) {
-        if self.ops.is_empty() {
-            return;
-        }
-        let key = c.token.raw();
-        if c.more() {
-            // Only a multishot accept stays in the table across CQEs.
-            if matches!(self.ops.get(&key), Some(Held::Accept)) {
-                c.returned = new_fd(c.result).map(Returned::Fd);
-            }
-            return;
-        }
-        c.returned = match self.ops.remove(&key) {
-            None => None,
-            Some(Held::Buf(b)) => Some(Returned::Buf(b)),
-            Some(Held::Open { .. } | Held::Accept) => new_fd(c.result).map(Returned::Fd),
-            Some(Held::Statx(st)) => {
-                let st = st.into_inner();
-                (c.result >= 0).then_some(Returned::Stat(Stat {
-                    mode: u32::from(st.stx_mode),
-                    size: st.stx_size,
-                }))
-            }
-        };
-    }
-}
-
-/// A successful open/accept result as the descriptor it is.
-fn new_fd(result: i32) -> Option<OwnedFd> {
-    // SAFETY: a non-negative result of an open or accept CQE is a descriptor the
-    // kernel just installed for this process; nothing else owns it.
-    (result >= 0).then(|| unsafe { OwnedFd::from_raw_fd(result) })
-}
 
 impl Completion {
     /// The buffer the op owned (send, recv, read), if this completion ended one.
@@ -218,17 +76,11 @@ fn sqe_len(len: usize) -> u32 {
 impl Ring {
     /// Record `held` for `token` and queue `sqe`, whose pointers point into `held`.
     fn push_owned(&mut self, token: Token, held: Held, sqe: squeue::Entry) -> Result<(), Busy> {
-        use std::collections::hash_map::Entry;
-        match self.owned.ops.entry(token.raw()) {
-            Entry::Occupied(_) => {
-                return Err(Busy(match held {
-                    Held::Buf(b) => Some(b),
-                    _ => None, // never handed to the kernel: dropping it is fine
-                }));
-            }
-            Entry::Vacant(v) => {
-                v.insert(held);
-            }
+        if let Err(held) = self.owned.insert(token, held) {
+            return Err(Busy(match held {
+                Held::Buf(b) => Some(b),
+                _ => None, // never handed to the kernel: dropping it is fine
+            }));
         }
         // Every pointer in `sqe` points into the heap memory of `held` (a Vec's
         // buffer, a `Lent` allocation), which now sits in the table and is neither

@@ -55,10 +55,10 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
-use super::ops::{InFlight, Returned};
+use super::counters::UringCounters;
+use super::owned::{InFlight, Returned};
 use super::probe::{build_ring, Features, UringOptions};
 use super::token::{OpKind, Token};
-use crate::stats::UringCounters;
 
 mod helpers;
 
@@ -69,7 +69,8 @@ pub struct Completion {
     /// The op's result: a count or fd when `>= 0`, `-errno` otherwise.
     pub result: i32,
     pub flags: u32,
-    /// What an owned op ([`super::ops`]) hands back with its final CQE.
+    /// What an owned op ([`super::ops`]) hands back with its final CQE
+    /// ([`super::owned`]).
     pub(super) returned: Option<Returned>,
 }
 
@@ -402,7 +403,7 @@ impl Ring {
                 flags,
                 returned: None,
             };
-            self.owned.complete(&mut c);
+            c.returned = self.owned.complete(c.token, c.result, c.more());
             self.counts.reaped += 1;
             if !c.more() {
                 self.in_flight = self.in_flight.saturating_sub(1);

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, types};
 
 use super::*;
-use crate::stats::UringCounters;
 
 const A: OpKind = OpKind::new(1);
 const RECV: OpKind = OpKind::new(2);

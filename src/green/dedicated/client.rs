@@ -17,8 +17,8 @@ use io_uring::squeue;
 use super::mailbox::{Done, Mailbox};
 use super::{tag, untag, Request, Shared, EPOCHS, MAX_SLOTS};
 use crate::green::backend::{Backend, Dispatched, Wake, Waker};
+use crate::green::counters::WorkerCounters;
 use crate::green::task::{finish_op, Sched};
-use crate::stats::WorkerStats;
 use crate::uring::{Features, SlotKey};
 
 /// A worker's mailbox, kept alive by the reactor's shared state: what its
@@ -346,7 +346,7 @@ impl Backend for Client {
     }
 
     /// The worker's sleep counters.
-    fn publish(&mut self, st: &WorkerStats) {
+    fn publish(&mut self, st: WorkerCounters<'_>) {
         let (c, p) = (self.counts, self.published);
         st.green.sleeps.add(c.sleeps - p.sleeps);
         st.green.woken.add(c.woken - p.woken);

@@ -69,8 +69,7 @@ use std::sync::Arc;
 
 use io_uring::squeue;
 
-use crate::config::GreenReactor;
-use crate::stats::Registry;
+use super::counters::ReactorCounters;
 use crate::uring::token::GEN_MASK;
 use crate::uring::{Features, RingWaker, SlotKey, UringOptions};
 
@@ -147,11 +146,25 @@ pub struct ReactorOptions {
     /// Opcodes to run on the blocking pool even where the ring has them (testing
     /// the fallback; `GVHTTPD_GREEN_FALLBACK`).
     pub force_fallback: OpSet,
+    /// Called on the reactor thread when its loop ends because io_uring failed
+    /// (the workers' ops then fail): where the failure is reported. The server
+    /// sends it to its error log; the default writes one line to stderr.
+    pub on_failure: fn(&io::Error),
+}
+
+/// [`ReactorOptions::on_failure`] unless set: one line on stderr.
+fn report_failure(e: &io::Error) {
+    use io::Write as _;
+    let _ = writeln!(
+        io::stderr(),
+        "gvhttpd: green reactor thread: io_uring failed: {e}"
+    );
 }
 
 impl ReactorOptions {
     /// Defaults for `workers` workers: a queue as deep as the ring, two pool threads,
-    /// forced fallbacks from `GVHTTPD_GREEN_FALLBACK` (an unknown name is an error).
+    /// forced fallbacks from `GVHTTPD_GREEN_FALLBACK` (an unknown name is an error),
+    /// a failure reported on stderr.
     pub fn new(uring: UringOptions, workers: usize) -> io::Result<ReactorOptions> {
         let force_fallback = match std::env::var("GVHTTPD_GREEN_FALLBACK") {
             Ok(v) => OpSet::parse(&v).map_err(|e| {
@@ -168,6 +181,7 @@ impl ReactorOptions {
             queue_capacity: (uring.entries as usize).max(64),
             pool_threads: 2,
             force_fallback,
+            on_failure: report_failure,
         })
     }
 }
@@ -187,7 +201,8 @@ pub(crate) struct Shared {
     /// Runtimes attached right now.
     attached: AtomicUsize,
     features: Features,
-    stats: Option<Arc<Registry>>,
+    /// Where the reactor thread publishes its counters (`/stats` reads them).
+    stats: Option<Arc<ReactorCounters>>,
 }
 
 impl Shared {
@@ -220,9 +235,13 @@ impl std::fmt::Debug for ReactorThread {
 }
 
 impl ReactorThread {
-    /// Start the thread and build its ring there. `stats`: where `/stats` reads the
-    /// reactor counters. Fails when io_uring cannot be set up (the error says why).
-    pub fn start(opts: &ReactorOptions, stats: Option<Arc<Registry>>) -> io::Result<ReactorThread> {
+    /// Start the thread and build its ring there. `stats`: where the thread
+    /// publishes its counters (it is their only writer). Fails when io_uring cannot
+    /// be set up (the error says why).
+    pub fn start(
+        opts: &ReactorOptions,
+        stats: Option<Arc<ReactorCounters>>,
+    ) -> io::Result<ReactorThread> {
         if opts.workers == 0 || opts.workers > MAX_WORKERS {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -233,39 +252,6 @@ impl ReactorThread {
             ));
         }
         reactor_thread::spawn(opts, stats)
-    }
-
-    /// The server's reactor, if `choice` is `dedicated` (`None` for per-worker
-    /// rings): options from [`ReactorOptions::new`], counters into `stats`, and one
-    /// info line in the error log naming the ring's features and the CPUs the
-    /// thread may run on. `Err` is one line: the cause and the fix.
-    pub fn for_server(
-        choice: GreenReactor,
-        uring: UringOptions,
-        workers: usize,
-        stats: Arc<Registry>,
-    ) -> Result<Option<ReactorThread>, String> {
-        if choice == GreenReactor::PerWorker {
-            return Ok(None);
-        }
-        let opts = ReactorOptions::new(uring, workers).map_err(|e| e.to_string())?;
-        let r = ReactorThread::start(&opts, Some(stats)).map_err(|e| match e.raw_os_error() {
-            Some(_) => crate::uring::probe::explain_setup_error(&e),
-            None => e.to_string(),
-        })?;
-        let forced = match opts.force_fallback.is_empty() {
-            true => String::new(),
-            false => ", blocking pool forced by GVHTTPD_GREEN_FALLBACK".into(),
-        };
-        crate::log::event(
-            crate::log::Level::Info,
-            format_args!(
-                "green reactor thread: {}, CPUs {}{forced}",
-                r.features().summary(),
-                r.cpus()
-            ),
-        );
-        Ok(Some(r))
     }
 
     /// What the reactor's ring supports.

@@ -22,12 +22,12 @@ use super::blocking::{self, OpSet, Pool};
 use super::mailbox::{Done, Mailbox};
 use super::queue::{self, Consumer};
 use super::{untag, ReactorOptions, ReactorThread, Request, Shared};
-use crate::stats::{ReactorCounters, Registry};
+use crate::green::counters::ReactorCounters;
 use crate::uring::{Completion, OpKind, Ring, Token};
 
 pub(super) fn spawn(
     opts: &ReactorOptions,
-    stats: Option<Arc<Registry>>,
+    stats: Option<Arc<ReactorCounters>>,
 ) -> io::Result<ReactorThread> {
     let (producer, consumer) = queue::channel::<Request>(opts.queue_capacity);
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -50,10 +50,7 @@ pub(super) fn spawn(
             };
             let mut l = Loop::new(ring, consumer, shared, &o);
             if let Err(e) = l.run() {
-                crate::log::event(
-                    crate::log::Level::Error,
-                    format_args!("green reactor thread: io_uring failed: {e}"),
-                );
+                (o.on_failure)(&e);
             }
             l.shared.closed.store(true, Ordering::SeqCst);
             for m in l.shared.mailboxes.iter() {
@@ -197,7 +194,7 @@ impl Loop {
     }
 
     fn stats(&self) -> Option<&ReactorCounters> {
-        self.shared.stats.as_deref().map(Registry::reactor)
+        self.shared.stats.as_deref()
     }
 
     fn handle(&mut self, req: Request) {
@@ -280,7 +277,7 @@ impl Loop {
     fn publish(&mut self) {
         let (c, p) = (self.counts, self.published);
         self.published = c;
-        let Some(st) = self.shared.stats.as_deref().map(Registry::reactor) else {
+        let Some(st) = self.shared.stats.as_deref() else {
             return;
         };
         st.queue_depth_max.raise_to(c.queue_depth_max);

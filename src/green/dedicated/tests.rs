@@ -14,6 +14,7 @@ use super::*;
 use crate::config::Model;
 use crate::green::net::{GvtListener, GvtStream};
 use crate::green::{self, fs as gfs, sched, Interrupt, Runtime, RuntimeOptions, StatsSource};
+use crate::stats::Registry;
 use crate::uring::{skip_if_unavailable, OpKind, Token};
 
 fn start(
@@ -24,7 +25,7 @@ fn start(
     o.force_fallback = OpSet::default();
     tweak(&mut o);
     let reg = Arc::new(Registry::new(Model::Green, workers));
-    let r = ReactorThread::start(&o, Some(Arc::clone(&reg))).expect("reactor thread");
+    let r = ReactorThread::start(&o, Some(reg.reactor_counters())).expect("reactor thread");
     (r, reg)
 }
 

@@ -1,5 +1,6 @@
 //! The green connection loop's helpers: driver calls on the worker's stack, the
-//! reaction to a failed blocking call, and the static-file open.
+//! reaction to a failed blocking call, and the static-file open; and what the
+//! workers share, including the server's dedicated reactor thread.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -8,11 +9,13 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::config::{Config, GreenSched};
+use crate::config::{Config, GreenReactor, GreenSched};
 use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
 use crate::green::fs::{self as gfs, GvtFile};
-use crate::green::{self, ReactorThread, StealGroup};
+use crate::green::{self, ReactorOptions, ReactorThread, StealGroup};
 use crate::http::{Action, Driver, Env, FileError};
+use crate::stats::Registry;
+use crate::uring::UringOptions;
 
 /// Run a driver call on the worker's stack (parsing and answering happen there).
 pub(super) fn core<R>(f: impl FnOnce() -> R + Send) -> R {
@@ -71,4 +74,49 @@ impl Shared {
             live: Arc::new(AtomicUsize::new(0)),
         }
     }
+}
+
+/// The server's reactor, if `choice` is `dedicated` (`None` for per-worker
+/// rings): options from [`ReactorOptions::new`], counters into `stats`, a failure
+/// of its io_uring loop into the error log, and one info line in the error log
+/// naming the ring's features and the CPUs the thread may run on. `Err` is one
+/// line: the cause and the fix.
+pub(in crate::models) fn reactor_for_server(
+    choice: GreenReactor,
+    uring: UringOptions,
+    workers: usize,
+    stats: &Registry,
+) -> Result<Option<ReactorThread>, String> {
+    if choice == GreenReactor::PerWorker {
+        return Ok(None);
+    }
+    let mut opts = ReactorOptions::new(uring, workers).map_err(|e| e.to_string())?;
+    opts.on_failure = log_reactor_failure;
+    let r = ReactorThread::start(&opts, Some(stats.reactor_counters())).map_err(|e| {
+        match e.raw_os_error() {
+            Some(_) => crate::uring::probe::explain_setup_error(&e),
+            None => e.to_string(),
+        }
+    })?;
+    let forced = match opts.force_fallback.is_empty() {
+        true => String::new(),
+        false => ", blocking pool forced by GVHTTPD_GREEN_FALLBACK".into(),
+    };
+    crate::log::event(
+        crate::log::Level::Info,
+        format_args!(
+            "green reactor thread: {}, CPUs {}{forced}",
+            r.features().summary(),
+            r.cpus()
+        ),
+    );
+    Ok(Some(r))
+}
+
+/// The reactor thread's loop ended because io_uring failed: the error log says so.
+fn log_reactor_failure(e: &io::Error) {
+    crate::log::event(
+        crate::log::Level::Error,
+        format_args!("green reactor thread: io_uring failed: {e}"),
+    );
 }
