@@ -473,7 +473,13 @@ impl Driver {
     /// event can end (a file open on a blocking pool): it gives up then, as the
     /// driver would cut the connection anyway.
     pub fn cut_deadline<H>(env: &Env<'_, H>) -> Option<Instant> {
-        env.shutdown.deadline()
+        Driver::cut_at(env.shutdown)
+    }
+
+    /// [`Driver::cut_deadline`] for a worker's wait outside any connection (the
+    /// green worker's last resort: threads still running then are interrupted).
+    pub fn cut_at(shutdown: &crate::shutdown::Shutdown) -> Option<Instant> {
+        shutdown.deadline()
     }
 
     /// Whether shutdown has begun for this connection.

@@ -108,7 +108,7 @@ fn watch_shutdown(w: &Worker) {
         }
     }
     let _ = green::interrupt_all(Interrupt::Soft);
-    let grace = w.ctx.shutdown.deadline().unwrap_or_else(Instant::now);
+    let grace = Driver::cut_at(&w.ctx.shutdown).unwrap_or_else(Instant::now);
     // The last connection to end (on whichever worker, when stealing) wakes us.
     while w.live.load(Ordering::SeqCst) > 0 {
         match green::wait_wake_until(grace) {
