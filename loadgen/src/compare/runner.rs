@@ -89,7 +89,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     let duration = a
         .duration
         .as_deref()
-        .unwrap_or(if q { "1s" } else { "1.5s" });
+        .unwrap_or(if q { "500ms" } else { "1s" });
     let duration = cli::parse_duration(duration).map_err(|e| usage(format!("--duration: {e}")))?;
     let warmup = a
         .warmup
