@@ -99,7 +99,7 @@ pub struct Conn {
     /// The pending static file.
     file: Option<Box<super::handler::FileReply>>,
     /// The `Date` of the current event ([`Conn::set_now`]).
-    date: [u8; date::DATE_LEN],
+    now: Option<std::time::Instant>,
     /// Access-log state, only when `--access-log` is on ([`Conn::log_peer`]).
     log: Option<Box<ConnLog>>,
     /// Requests dispatched so far (wrapping): the driver starts a new read
@@ -127,7 +127,7 @@ impl Conn {
             peer_closed: false,
             shutting_down: false,
             file: None,
-            date: [b' '; date::DATE_LEN],
+            now: None,
             log: None,
             requests: 0,
         }
@@ -238,14 +238,25 @@ impl Conn {
     /// The time of the event being handled (responses carry its `Date`).
     #[inline]
     pub fn set_now(&mut self, now: std::time::Instant) {
-        self.date = date::at(now);
+        self.now = Some(now);
+    }
+
+    /// The `Date` of the event being handled (the thread's cached text for it).
+    pub(super) fn date(&self) -> [u8; date::DATE_LEN] {
+        self.now.map_or_else(date::now, date::at)
     }
 
     /// The read timeout of the current phase expired: answer 408 if a request was
     /// under way. The connection is closed after `out` is written.
     pub fn read_timed_out(&mut self, stats: &WorkerStats, out: &mut Vec<u8>) {
         if matches!(self.phase(), Phase::Head | Phase::Body) {
-            response::write_error(out, &self.date, 408, "timed out reading the request", true);
+            response::write_error(
+                out,
+                &self.date(),
+                408,
+                "timed out reading the request",
+                true,
+            );
             stats.response(408);
             log_response(&mut self.log, stats, None, 408, 0);
         }
@@ -453,7 +464,7 @@ impl Conn {
         };
         let step = match app.handle(&req, &req_bytes[body]) {
             Reply::Now(resp) => {
-                let sent = write_now(out, &self.date, &resp, persist, d.head_only);
+                let sent = write_now(out, &self.date(), &resp, persist, d.head_only);
                 stats.response(resp.status);
                 log_response(
                     &mut self.log,
@@ -467,7 +478,7 @@ impl Conn {
                 (persist == Persist::Close).then_some(Step::Close)
             }
             Reply::Fixed(p) => {
-                p.write(out, &self.date, persist, d.head_only);
+                p.write(out, &self.date(), persist, d.head_only);
                 stats.response(p.status());
                 let sent = if d.head_only { 0 } else { p.body_len() };
                 log_response(
@@ -504,7 +515,7 @@ impl Conn {
 
     /// Refuse the request: a complete error response, then close.
     fn fail(&mut self, r: Reject, stats: &WorkerStats, out: &mut Vec<u8>) -> Step {
-        response::write_error(out, &self.date, r.status, r.reason, true);
+        response::write_error(out, &self.date(), r.status, r.reason, true);
         stats.response(r.status);
         let body = response::reason(r.status).len() + 2 + r.reason.len() + 1;
         log_response(&mut self.log, stats, None, r.status, body as u64);

@@ -169,29 +169,29 @@ pub struct Driver {
     response_deadline: Option<Instant>,
     /// Boxed: most connections never send a file (keeps idle connections small).
     file: Option<Box<FileStream>>,
-    lingered: usize,
+    lingered: u32,
     /// Input arrived through `buffer` since the last `process`.
     fresh: bool,
     /// Bytes handed over with `buffer` since the last `process`.
-    unprocessed: usize,
+    unprocessed: u32,
     /// Shutdown began; connections are cut at this instant.
     grace: Option<Instant>,
     /// The longest slice of CPU-bound work (`--work-slice`); zero: no limit.
-    work_slice: Duration,
+    work_slice_us: u32,
     /// Microseconds of [`WORK_AFTER_EOF`] not yet given to unfinished slices.
     work_after_eof_us: u32,
     /// The peer half-closed ([`Driver::eof`], [`Driver::buffer_eof`], or
     /// [`Driver::peer_half_closed`]): work is bounded by [`WORK_AFTER_EOF`].
     half_closed: bool,
     /// Bytes charged to [`BUFFER_BUDGET`] (settled at the end of every event).
-    charged: usize,
+    charged: u32,
     /// The connection was closed mid-response: reset it ([`Driver::resets`]).
     reset: bool,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        BUFFER_BUDGET.settle(self.charged, 0);
+        BUFFER_BUDGET.settle(self.charged as usize, 0);
     }
 }
 
@@ -211,7 +211,7 @@ impl Driver {
             fresh: false,
             unprocessed: 0,
             grace: None,
-            work_slice: crate::config::DEFAULT_WORK_SLICE,
+            work_slice_us: micros(crate::config::DEFAULT_WORK_SLICE),
             work_after_eof_us: WORK_AFTER_EOF.as_micros() as u32,
             half_closed: false,
             charged: 0,
@@ -222,7 +222,7 @@ impl Driver {
     /// The longest slice of CPU-bound handler work before the model gives its
     /// worker back (`--work-slice`); zero: never (the work runs in one slice).
     pub fn set_work_slice(&mut self, slice: Duration) {
-        self.work_slice = slice;
+        self.work_slice_us = micros(slice);
     }
 
     /// The first action of a new connection (wait for its first request).
@@ -291,17 +291,17 @@ impl Driver {
     pub fn buffer(&mut self, stats: &WorkerStats, bytes: &[u8]) -> bool {
         stats.bytes_in.add(bytes.len() as u64);
         if self.draining() {
-            self.lingered += bytes.len();
-            return self.lingered < LINGER_BYTES;
+            self.lingered = self.lingered.saturating_add(len32(bytes.len()));
+            return (self.lingered as usize) < LINGER_BYTES;
         }
         if self.state == State::Closed {
             return false;
         }
         self.conn.feed(bytes);
         self.fresh = true;
-        self.unprocessed += bytes.len();
+        self.unprocessed = self.unprocessed.saturating_add(len32(bytes.len()));
         self.settle();
-        self.unprocessed <= MAX_BUFFERED && !BUFFER_BUDGET.over()
+        self.unprocessed as usize <= MAX_BUFFERED && !BUFFER_BUDGET.over()
     }
 
     /// The peer's EOF arrived while the connection is not reading.
@@ -507,8 +507,9 @@ impl Driver {
         let file = self.file.as_ref().map_or(0, |f| f.buf.capacity());
         let held =
             self.conn.extra_input() + self.out.capacity().saturating_sub(pool::OUT_CAP) + file;
+        let held = len32(held);
         if held != self.charged {
-            BUFFER_BUDGET.settle(self.charged, held);
+            BUFFER_BUDGET.settle(self.charged as usize, held as usize);
             self.charged = held;
         }
     }
@@ -652,8 +653,8 @@ impl Driver {
             return self.action();
         };
         self.conn.discard_input();
-        self.lingered += n;
-        if n == 0 || self.lingered >= LINGER_BYTES || env.now >= deadline {
+        self.lingered = self.lingered.saturating_add(len32(n));
+        if n == 0 || self.lingered as usize >= LINGER_BYTES || env.now >= deadline {
             return self.close();
         }
         self.action()
@@ -726,7 +727,8 @@ impl Driver {
     /// zero), never past the shutdown's grace deadline, and once the peer has
     /// half-closed, never past what is left of [`WORK_AFTER_EOF`].
     fn slice_budget(&self, now: Instant) -> Option<Duration> {
-        let mut budget = (!self.work_slice.is_zero()).then_some(self.work_slice);
+        let slice = Duration::from_micros(u64::from(self.work_slice_us));
+        let mut budget = (!slice.is_zero()).then_some(slice);
         let mut bound = |limit: Duration| {
             budget = Some(budget.map_or(limit, |b| b.min(limit)));
         };
@@ -847,3 +849,14 @@ use support::Timers;
 #[cfg(test)]
 #[path = "driver_tests.rs"]
 mod tests;
+
+/// A byte count kept in 32 bits (saturating): the driver is allocated per
+/// connection, and a few bytes decide its allocation size class.
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A duration in whole microseconds, 32 bits (saturating at about 71 minutes).
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}

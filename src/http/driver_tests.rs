@@ -773,3 +773,12 @@ fn a_failure_while_the_send_buffer_is_lent_is_no_panic() {
     assert_eq!(r.timed_out(30_000), Action::Close);
     assert!(r.d.resets());
 }
+
+/// Every connection allocates one driver, and the allocator rounds it up to a
+/// size class (512, then 640 bytes): past 512 every idle connection costs 128
+/// bytes more (measured: tokio 1474 -> 1603 B per idle connection at 552 bytes).
+#[test]
+fn the_driver_fits_a_512_byte_allocation() {
+    let size = std::mem::size_of::<Driver>();
+    assert!(size <= 512, "Driver is {size} bytes");
+}

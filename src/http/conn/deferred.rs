@@ -85,8 +85,9 @@ impl Conn {
                     FileError::NotFound => (404, b"no such file\n"),
                     FileError::Internal => (500, b"cannot read the file\n"),
                 };
+                let date = self.date();
                 let spec = HeadSpec {
-                    date: &self.date,
+                    date: &date,
                     status,
                     content_type: Some(b"text/plain; charset=utf-8"),
                     content_length: Some(msg.len() as u64),
@@ -117,8 +118,9 @@ impl Conn {
     }
 
     fn write_ok(&self, stats: &WorkerStats, out: &mut Vec<u8>, d: Deferred, ct: &[u8], len: u64) {
+        let date = self.date();
         let spec = HeadSpec {
-            date: &self.date,
+            date: &date,
             status: 200,
             content_type: Some(ct),
             content_length: Some(len),
@@ -156,7 +158,7 @@ impl Conn {
             Slice::Done(resp) => resp,
         };
         let d = self.late_persist(d);
-        let sent = write_now(out, &self.date, &resp, d.persist, d.head_only);
+        let sent = write_now(out, &self.date(), &resp, d.persist, d.head_only);
         stats.response(resp.status);
         log_response(&mut self.log, stats, None, resp.status, sent);
         self.finish(d);

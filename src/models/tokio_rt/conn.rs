@@ -130,10 +130,15 @@ pub(super) async fn connection(
                     // An open the pool cannot finish (a hung file system) is
                     // abandoned when the driver cuts connections, so it cannot
                     // hold shutdown.
-                    let opened = tokio::select! {
-                        r = open => r.unwrap_or(Err(FileError::Internal)),
-                        () = cut(&env, &mut shutdown) => Err(FileError::Internal),
-                    };
+                    // Boxed, as the read below: this wait's state (a timer among it)
+                    // would otherwise size every connection's task, idle ones too.
+                    let opened = Box::pin(async {
+                        tokio::select! {
+                            r = open => r.unwrap_or(Err(FileError::Internal)),
+                            () = cut(&env, &mut shutdown) => Err(FileError::Internal),
+                        }
+                    })
+                    .await;
                     let e = env(Instant::now());
                     match opened {
                         Ok((f, size)) => {
@@ -148,10 +153,16 @@ pub(super) async fn connection(
                     // is always the requested offset.
                     let n = match file.as_mut() {
                         // (A read the pool cannot finish is abandoned like an open.)
-                        Some(f) => tokio::select! {
-                            r = f.read(&mut d.file_buf()[..len]) => r.unwrap_or(0),
-                            () = cut(&env, &mut shutdown) => 0,
-                        },
+                        Some(f) => {
+                            let buf = &mut d.file_buf()[..len];
+                            Box::pin(async {
+                                tokio::select! {
+                                    r = f.read(buf) => r.unwrap_or(0),
+                                    () = cut(&env, &mut shutdown) => 0,
+                                }
+                            })
+                            .await
+                        }
                         None => 0,
                     };
                     d.file_read(&env(Instant::now()), n)
