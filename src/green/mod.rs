@@ -86,14 +86,6 @@ mod time;
 mod tls;
 
 #[cfg(test)]
-mod panic_tests;
-#[cfg(test)]
-mod reactor_tests;
-#[cfg(test)]
-mod stack_tests;
-#[cfg(test)]
-mod steal_tests;
-#[cfg(test)]
 mod tests;
 
 use std::cell::{Cell, OnceCell, RefCell};

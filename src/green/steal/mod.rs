@@ -51,7 +51,7 @@
 //!    `Send` and borrows nothing. The function is `pub(crate)` on purpose: the
 //!    rest of the contract is about the code the body runs, so its callers form a
 //!    closed, audited set (the server's connection threads in
-//!    `models/green.rs`, and the tests in `green/steal_tests.rs`).
+//!    `models/green/`, and the tests in `green/tests/steal.rs`).
 //! 2. **What a migratable thread may hold across a blocking call.** Only `Send`
 //!    values it owns; never a reference into a thread-local, a clone of an `Rc`
 //!    (or any `!Send` handle) shared with something that stays on the worker, nor

@@ -5,7 +5,7 @@
 //! same bytes). Each accepts only lines the general walk accepts with the same
 //! result, and returns `None` for anything else (including a line not wholly
 //! here yet), which the general walk then handles, rejections included
-//! (`parse_tests.rs` checks that both agree).
+//! (`parse/tests.rs` checks that both agree).
 
 use std::ops::Range;
 

@@ -232,5 +232,4 @@ impl Ring {
 }
 
 #[cfg(test)]
-#[path = "ops_tests.rs"]
 mod tests;

@@ -533,5 +533,4 @@ impl Conn {
 }
 
 #[cfg(test)]
-#[path = "conn_tests.rs"]
 mod tests;

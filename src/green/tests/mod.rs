@@ -1,5 +1,10 @@
 //! Runtime tests over real io_uring and loopback sockets.
 
+mod panic;
+mod reactor;
+mod stack;
+mod steal;
+
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -529,7 +534,7 @@ fn deadline_heap_is_bounded_by_live_green_threads() {
         .unwrap()
         .unwrap();
     client.join().unwrap();
-    let bound = reactor::COMPACT_MIN + 1;
+    let bound = crate::green::reactor::COMPACT_MIN + 1;
     assert!(
         largest <= bound && left <= bound,
         "{TASKS} finished green threads left {left} deadline entries (at most {largest}); bound {bound}"

@@ -511,5 +511,4 @@ pub fn trim(v: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-#[path = "parse_tests.rs"]
 mod tests;

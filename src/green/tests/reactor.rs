@@ -9,7 +9,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::*;
+use crate::green::*;
 use crate::uring::skip_if_unavailable;
 
 /// Child half of `leaving_a_call_with_its_op_in_flight_aborts`: a green thread
@@ -48,7 +48,7 @@ fn leaving_a_call_with_its_op_in_flight_aborts() {
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "green::reactor_tests::vanished_reader_child",
+            "green::tests::reactor::vanished_reader_child",
             "--exact",
             "--ignored",
             "--nocapture",

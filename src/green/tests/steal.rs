@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::net::GvtStream;
-use super::steal::spawn_migratable;
-use super::*;
 use crate::config::Model;
+use crate::green::net::GvtStream;
+use crate::green::steal::spawn_migratable;
+use crate::green::*;
 use crate::stats::Registry;
 use crate::uring::skip_if_unavailable;
 

@@ -2,7 +2,7 @@
 //! overflow (in a child process, which the fault ends), and guard regions cost no
 //! mapping each where the kernel has `MADV_GUARD_INSTALL`.
 
-use super::*;
+use crate::green::*;
 use crate::uring::skip_if_unavailable;
 
 /// Run the ignored child test `name` of this module in a child process; it must
@@ -11,7 +11,7 @@ fn overflow_reported_by(name: &str) -> String {
     use std::os::unix::process::ExitStatusExt;
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            &format!("green::stack_tests::{name}"),
+            &format!("green::tests::stack::{name}"),
             "--exact",
             "--ignored",
             "--nocapture",

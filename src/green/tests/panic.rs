@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::*;
+use crate::green::*;
 use crate::uring::skip_if_unavailable;
 
 fn rt() -> Runtime {
@@ -35,7 +35,7 @@ fn green_panic_with_a_dead_stderr_is_still_contained() {
     if skip_if_unavailable() {
         return;
     }
-    let name = "green::panic_tests::child_panics_with_a_dead_stderr";
+    let name = "green::tests::panic::child_panics_with_a_dead_stderr";
     let out = child_with_dead_stderr(name);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

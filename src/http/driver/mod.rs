@@ -847,7 +847,6 @@ use file::FileStream;
 use support::Timers;
 
 #[cfg(test)]
-#[path = "driver_tests.rs"]
 mod tests;
 
 /// A byte count kept in 32 bits (saturating): the driver is allocated per
