@@ -161,7 +161,17 @@ pub fn answer(input: RowInput<'_>) -> Answer {
         let (mut next, mut nmd, mut nv) = (next, nmd, nv);
         let mut r = ratios(bv, nv, higher_better);
         let mut v = paired::verdict(&r, equivalence);
-        if let Verdict::Better { first: false, .. } = v {
+        let paired_favour_next = match v {
+            Verdict::Better { first, .. } => !first,
+            // Undecided, but more rounds went the runner-up's way: name it as
+            // leading, so the row and its per-round ratios read the same way.
+            Verdict::Undecided {
+                interval: Some((md, _, _)),
+                ..
+            } => md < 1.0,
+            Verdict::Undecided { .. } | Verdict::Equivalent { .. } => false,
+        };
+        if paired_favour_next {
             // The rounds, paired, favour the runner-up: it is the best.
             std::mem::swap(&mut best, &mut next);
             std::mem::swap(&mut bmd, &mut nmd);
@@ -459,6 +469,25 @@ mod tests {
             }) => {
                 assert!((ratio - 1.1).abs() < 1e-9, "{ratio}")
             }
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn an_undecided_row_names_the_server_the_rounds_favour() {
+        // Lower is better. By medians a (5.0) leads b (5.9), but in 6 of 9
+        // paired rounds b was cheaper: undecided, with b leading.
+        let a = rounds(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+        let b = rounds(&[0.9, 1.9, 2.9, 3.9, 9.5, 5.9, 6.9, 9.6, 9.7]);
+        let mut i = input(vec![("a", a, None), ("b", b, None)]);
+        i.higher_better = false;
+        let out = answer(i);
+        assert_eq!(out.best.as_ref().unwrap().0, "b", "{out:?}");
+        match out.verdict {
+            Some(Verdict::Undecided {
+                interval: Some((md, _, _)),
+                ..
+            }) => assert!(md > 1.0, "{md}"),
             v => panic!("{v:?}"),
         }
     }

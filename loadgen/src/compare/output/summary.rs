@@ -86,8 +86,10 @@ fn bound_table(raw: &Raw, models: &[&str], s: &mut String) {
         "Per round and server, the offered rate is bisected (geometric midpoints, from 25 % \
          to 120 % of the closed-loop maximum) until the bracket is within 5 %; a probe holds \
          when its p99 from the intended send time is at or under the bound and no request \
-         failed. Median [min–max] over rounds of the highest rate held; the paired \
-         interval is in the answer.\n"
+         failed. Per server: the median over rounds of the highest rate held, its exact 95 % \
+         order-statistic interval (as the answer's; min–max below 6 rounds) and that \
+         interval's half-width as a share of the median; the paired comparison between \
+         servers is in the answer. Every probe is drawn in `bound.svg`.\n"
     );
     let _ = write!(s, "| server |");
     for b in LATENCY_BOUNDS_US {
@@ -112,13 +114,30 @@ fn bound_table(raw: &Raw, models: &[&str], s: &mut String) {
             let _ = write!(
                 s,
                 " {} | {:.1} per round |",
-                cell(spread(rates.into_values().collect()), n0),
+                rate_interval(&rates.into_values().collect::<Vec<_>>()),
                 probes as f64 / rounds as f64
             );
         }
         let _ = writeln!(s);
     }
     let _ = writeln!(s);
+}
+
+/// A per-server bound: `median [lo–hi] ±h %`, the exact 95 % interval of the
+/// median over rounds (min–max when there are too few rounds for one).
+fn rate_interval(rates: &[f64]) -> String {
+    let (md, lo, hi) = match crate::compare::paired::median_interval(rates) {
+        Some((md, lo, hi, _)) => (md, lo, hi),
+        None => match spread(rates.to_vec()) {
+            Some(st) => st,
+            None => return "–".into(),
+        },
+    };
+    if md <= 0.0 {
+        return "0 (none held)".into();
+    }
+    let half = (hi - lo) / 2.0 / md * 100.0;
+    format!("{} [{}–{}] ±{half:.0} %", n0(md), n0(lo), n0(hi))
 }
 
 /// `scaling`: per server, workers and shape, req/s and CPU per request.

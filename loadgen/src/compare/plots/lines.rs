@@ -74,29 +74,7 @@ pub(super) fn sweep(raw: &Raw) -> Res<String> {
             .x_label_formatter(&|x| fmt_tick(*x, xstep))
             .y_label_formatter(&|y| fmt_log(*y, div))
             .draw()?;
-        // Each bound its own colour and dash, in the plot and in the legend
-        // (both were the same grey line, told apart only by their labels).
-        let bound_styles = [(RGBColor(200, 110, 0), 3, 3), (RGBColor(90, 90, 90), 12, 5)];
-        for (bi, b) in LATENCY_BOUNDS_US.into_iter().enumerate() {
-            let y = b as f64;
-            let (bc, dash, gap) = bound_styles[bi % bound_styles.len()];
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(0.0, y), (xtop, y)],
-                    dash,
-                    gap,
-                    bc.stroke_width(2),
-                ))?
-                .label(format!("p99 bound {}", fmt_log(y, 1000.0) + " ms"))
-                .legend(move |(x, y)| {
-                    plotters::element::DashedPathElement::new(
-                        vec![(x, y), (x + 28, y)],
-                        dash,
-                        gap,
-                        bc.stroke_width(2),
-                    )
-                });
-        }
+        bound_lines(&mut chart, xtop)?;
         for (i, (m, pts)) in models.iter().zip(&lines).enumerate() {
             let c = color(i, m);
             chart
@@ -116,6 +94,41 @@ pub(super) fn sweep(raw: &Raw) -> Res<String> {
         root.present()?;
     }
     Ok(svg)
+}
+
+/// The latency bounds as horizontal dashed lines, each its own colour and dash in
+/// the plot and in the legend (both were the same grey line once, told apart
+/// only by their labels).
+pub(super) fn bound_lines<X, Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
+    xtop: f64,
+) -> Res<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let bound_styles = [(RGBColor(200, 110, 0), 3, 3), (RGBColor(90, 90, 90), 12, 5)];
+    for (bi, b) in LATENCY_BOUNDS_US.into_iter().enumerate() {
+        let y = b as f64;
+        let (bc, dash, gap) = bound_styles[bi % bound_styles.len()];
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, y), (xtop, y)],
+                dash,
+                gap,
+                bc.stroke_width(2),
+            ))?
+            .label(format!("p99 bound {}", fmt_log(y, 1000.0) + " ms"))
+            .legend(move |(x, y)| {
+                plotters::element::DashedPathElement::new(
+                    vec![(x, y), (x + 28, y)],
+                    dash,
+                    gap,
+                    bc.stroke_width(2),
+                )
+            });
+    }
+    Ok(())
 }
 
 /// req/s and server CPU per request against connection count, one line per model.

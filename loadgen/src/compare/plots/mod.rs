@@ -7,8 +7,8 @@
 //! ticks read the same; the right margin leaves room for the last x label.
 
 use super::output::{
-    conns_per_s, cpu_per_conn, cpu_per_mb, cpu_per_req, heavy_rps, mb_per_s, measured_models,
-    merged, merged_of, p99, point_labels, present, rps, runs_of, stat,
+    bound_rates, conns_per_s, cpu_per_conn, cpu_per_mb, cpu_per_req, heavy_rps, mb_per_s,
+    measured_models, merged, merged_of, p99, point_labels, present, rps, runs_of, spread, stat,
 };
 use super::{Kind, Raw, Run, LATENCY_BOUNDS_US};
 use crate::hist;
@@ -150,6 +150,11 @@ pub fn names(raw: &Raw) -> Vec<(String, String)> {
             "where the cost goes at the same offered rate",
         ),
         (Kind::Scaling, "scaling.svg", "scaling with workers"),
+        (
+            Kind::Bound,
+            "bound.svg",
+            "every probe of the load–latency bound's bisection",
+        ),
     ];
     for (kind, file, what) in extra {
         if has(raw, kind).is_some() {
@@ -201,6 +206,9 @@ pub fn render_all(raw: &Raw) -> Result<Vec<(String, String)>, String> {
     }
     if has(raw, Kind::Scaling).is_some() {
         out.push(("scaling.svg".into(), scaling(raw).map_err(err)?));
+    }
+    if has(raw, Kind::Bound).is_some() {
+        out.push(("bound.svg".into(), bound::bound(raw).map_err(err)?));
     }
     if has(raw, Kind::Cost).is_some() {
         out.push((
@@ -478,6 +486,7 @@ fn latency(raw: &Raw, scenario: &str) -> Res<String> {
 }
 
 mod bars;
+mod bound;
 mod lines;
 mod stacked;
 use bars::*;
