@@ -144,8 +144,11 @@ pub fn serve(
     let local = listeners[0]
         .local_addr()
         .map_err(|e| ServeError::Io("local_addr".into(), e))?;
-    ready(local);
+    // The reporter takes its baseline before the readiness line: a client that
+    // reads that line may send at once, and a request counted before the baseline
+    // would be missing from every report (seen as "2 4xx" for three 404s).
     let reporter = Reporter::start(registry.clone());
+    ready(local);
     let result = run_model(cfg, listeners, app, shutdown.clone());
     reporter.stop();
     crate::log::grace_cut(registry.grace_cuts() as usize, shutdown.grace());
@@ -178,11 +181,13 @@ impl Reporter {
         use std::time::{Duration, Instant};
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        // The baseline is taken here, on the caller's thread, not when the
+        // thread first runs (requests served in between would be in no report).
+        let every = crate::log::REPORT_INTERVAL;
+        let mut rep = crate::log::Reporter::new(registry.totals(), every);
         let thread = std::thread::Builder::new()
             .name("gvhttpd-logs".into())
             .spawn(move || {
-                let every = crate::log::REPORT_INTERVAL;
-                let mut rep = crate::log::Reporter::new(registry.totals(), every);
                 let mut next = Instant::now() + every;
                 loop {
                     let stopping = flag.load(Ordering::Acquire);
