@@ -179,3 +179,39 @@ HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n";
         assert!(got.iter().all(|r| *r == ok(200)));
     }
 }
+
+#[test]
+fn a_repeated_head_parses_as_the_first_and_a_changed_one_is_parsed_afresh() {
+    // The parser recognises a head identical to the previous one by comparison;
+    // a head that differs anywhere (Date, length, status, Connection) must still
+    // be read for what it says, at every split.
+    let same =
+        b"HTTP/1.1 200 OK\r\nDate: Mon, 07 Dec 2026 12:00:00 GMT\r\nContent-Length: 5\r\n\r\nhello";
+    let later =
+        b"HTTP/1.1 200 OK\r\nDate: Mon, 07 Dec 2026 12:00:01 GMT\r\nContent-Length: 5\r\n\r\nhello";
+    let longer = b"HTTP/1.1 200 OK\r\nDate: Mon, 07 Dec 2026 12:00:01 GMT\r\nContent-Length: 7\r\n\r\nhello!!";
+    let closing = b"HTTP/1.1 503 Busy\r\nDate: Mon, 07 Dec 2026 12:00:01 GMT\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    let input = [&same[..], same, later, later, longer, longer, same, closing].concat();
+    let closed = Response {
+        status: 503,
+        close: true,
+    };
+    check_all_splits(
+        &input,
+        &[
+            ok(200),
+            ok(200),
+            ok(200),
+            ok(200),
+            ok(200),
+            ok(200),
+            ok(200),
+            closed,
+        ],
+    );
+    // The body length comes from each head: a repeated 7-byte head after a
+    // 5-byte one would desync the stream if the old state were reused.
+    let mut desync = [&longer[..], same].concat();
+    desync.extend_from_slice(b"HTTP/1.1 204 No Content\r\n\r\n");
+    check_all_splits(&desync, &[ok(200), ok(200), ok(204)]);
+}
