@@ -294,28 +294,54 @@ fn static_path(rel: &str) -> Option<String> {
     Some(s)
 }
 
-/// `Content-Type` for a static file, by extension.
+/// `Content-Type` by file extension (ASCII case-insensitive), the one table:
+/// text types say `charset=utf-8`; anything else is `application/octet-stream`.
+const CONTENT_TYPES: &[(&str, &str)] = &[
+    ("html", "text/html; charset=utf-8"),
+    ("htm", "text/html; charset=utf-8"),
+    ("css", "text/css; charset=utf-8"),
+    ("js", "text/javascript; charset=utf-8"),
+    ("mjs", "text/javascript; charset=utf-8"),
+    ("txt", "text/plain; charset=utf-8"),
+    ("md", "text/markdown; charset=utf-8"),
+    ("csv", "text/csv; charset=utf-8"),
+    ("xml", "application/xml"),
+    ("json", "application/json"),
+    ("map", "application/json"),
+    ("webmanifest", "application/manifest+json"),
+    ("svg", "image/svg+xml"),
+    ("png", "image/png"),
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("gif", "image/gif"),
+    ("webp", "image/webp"),
+    ("avif", "image/avif"),
+    ("ico", "image/x-icon"),
+    ("bmp", "image/bmp"),
+    ("woff", "font/woff"),
+    ("woff2", "font/woff2"),
+    ("ttf", "font/ttf"),
+    ("otf", "font/otf"),
+    ("wasm", "application/wasm"),
+    ("pdf", "application/pdf"),
+    ("zip", "application/zip"),
+    ("gz", "application/gzip"),
+    ("mp4", "video/mp4"),
+    ("webm", "video/webm"),
+    ("mp3", "audio/mpeg"),
+    ("ogg", "audio/ogg"),
+    ("wav", "audio/wav"),
+];
+
+/// `Content-Type` for a static file, by the extension of its name
+/// (`CONTENT_TYPES`).
 pub fn content_type_for(path: &str) -> &'static [u8] {
-    let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
-    match ext.to_ascii_lowercase().as_str() {
-        "html" | "htm" => b"text/html; charset=utf-8",
-        "css" => b"text/css; charset=utf-8",
-        "js" | "mjs" => b"text/javascript; charset=utf-8",
-        "json" => b"application/json",
-        "txt" | "md" => b"text/plain; charset=utf-8",
-        "csv" => b"text/csv; charset=utf-8",
-        "xml" => b"application/xml",
-        "svg" => b"image/svg+xml",
-        "png" => b"image/png",
-        "jpg" | "jpeg" => b"image/jpeg",
-        "gif" => b"image/gif",
-        "webp" => b"image/webp",
-        "ico" => b"image/x-icon",
-        "wasm" => b"application/wasm",
-        "pdf" => b"application/pdf",
-        "woff2" => b"font/woff2",
-        _ => b"application/octet-stream",
-    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    CONTENT_TYPES
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+        .map_or(&b"application/octet-stream"[..], |(_, t)| t.as_bytes())
 }
 
 #[cfg(test)]
@@ -387,10 +413,49 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(
-            content_type_for("x/INDEX.HTML"),
-            b"text/html; charset=utf-8"
-        );
-        assert_eq!(content_type_for("noext"), b"application/octet-stream");
+        let cases: &[(&str, &str)] = &[
+            ("x/INDEX.HTML", "text/html; charset=utf-8"),
+            ("a.htm", "text/html; charset=utf-8"),
+            ("a.css", "text/css; charset=utf-8"),
+            ("a.js", "text/javascript; charset=utf-8"),
+            ("a.mjs", "text/javascript; charset=utf-8"),
+            ("a.json", "application/json"),
+            ("a.js.map", "application/json"),
+            ("a.svg", "image/svg+xml"),
+            ("a.png", "image/png"),
+            ("a.JPG", "image/jpeg"),
+            ("a.jpeg", "image/jpeg"),
+            ("a.gif", "image/gif"),
+            ("a.webp", "image/webp"),
+            ("a.avif", "image/avif"),
+            ("favicon.ico", "image/x-icon"),
+            ("a.woff", "font/woff"),
+            ("a.woff2", "font/woff2"),
+            ("a.txt", "text/plain; charset=utf-8"),
+            ("a.wasm", "application/wasm"),
+            ("a.pdf", "application/pdf"),
+            ("a.mp4", "video/mp4"),
+            ("a.webm", "video/webm"),
+            ("a.xml", "application/xml"),
+            ("a.csv", "text/csv; charset=utf-8"),
+            ("noext", "application/octet-stream"),
+            ("a.unknown", "application/octet-stream"),
+            ("a.", "application/octet-stream"),
+            // The extension is the file name's, not a directory's.
+            ("dir.css/noext", "application/octet-stream"),
+            // A variant asked for by name is what it is.
+            ("a.css.br", "application/octet-stream"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(content_type_for(path), want.as_bytes(), "{path}");
+        }
+        // Text types, and only they, say their charset.
+        for (ext, t) in CONTENT_TYPES {
+            assert_eq!(
+                t.starts_with("text/"),
+                t.ends_with("; charset=utf-8"),
+                "{ext}"
+            );
+        }
     }
 }
