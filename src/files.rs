@@ -3,7 +3,8 @@
 //! A file under `/static/` is opened with `openat2(2)` relative to the `--root`
 //! directory descriptor with [`OPEN_FLAGS`] and [`OPEN_RESOLVE`] (never leaving the
 //! root: no `..` escape, no absolute or escaping symlinks, no `/proc` magic links),
-//! then stat-ed on the new descriptor; only a regular file is served
+//! then stat-ed on the new descriptor (size, modification time and inode: a
+//! [`FileMeta`], the validators' inputs); only a regular file is served
 //! ([`check_stat`]), and only then is the descriptor made blocking again
 //! ([`clear_nonblock`]). The open itself is non-blocking: opening a FIFO for
 //! reading otherwise waits for a writer, for ever, and a model's blocking pool
@@ -19,7 +20,7 @@ use std::path::Path;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::error::ServeError;
-use crate::http::FileError;
+use crate::http::{FileError, FileMeta};
 
 /// Flags for opening a static file beneath the root: `O_NONBLOCK` so that an open
 /// that would wait (a FIFO without a writer, some devices) returns at once; the
@@ -58,10 +59,10 @@ impl StaticRoot {
     }
 }
 
-/// After the stat of an opened file: its size if it is a regular file.
-pub fn check_stat(mode: u32, size: u64) -> Result<u64, FileError> {
+/// After the stat of an opened file: its metadata if it is a regular file.
+pub fn check_stat(mode: u32, meta: FileMeta) -> Result<FileMeta, FileError> {
     if mode & libc::S_IFMT == libc::S_IFREG {
-        Ok(size)
+        Ok(meta)
     } else {
         Err(FileError::NotFound)
     }
@@ -77,7 +78,7 @@ pub fn clear_nonblock(fd: BorrowedFd<'_>) -> Result<(), FileError> {
 }
 
 /// The whole contract with blocking syscalls (for a model's blocking pool).
-pub fn open_blocking(root: Option<&StaticRoot>, rel: &str) -> Result<(File, u64), FileError> {
+pub fn open_blocking(root: Option<&StaticRoot>, rel: &str) -> Result<(File, FileMeta), FileError> {
     let root = root.ok_or(FileError::NotFound)?;
     let fd = rustix::fs::openat2(
         root.fd(),
@@ -88,9 +89,15 @@ pub fn open_blocking(root: Option<&StaticRoot>, rel: &str) -> Result<(File, u64)
     )
     .map_err(|e| FileError::from_errno(e.raw_os_error()))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e.raw_os_error()))?;
-    let size = check_stat(st.st_mode, st.st_size as u64)?;
+    let meta = FileMeta {
+        size: st.st_size as u64,
+        mtime_sec: st.st_mtime,
+        mtime_nsec: st.st_mtime_nsec as u32,
+        ino: st.st_ino,
+    };
+    let meta = check_stat(st.st_mode, meta)?;
     clear_nonblock(fd.as_fd())?;
-    Ok((File::from(fd), size))
+    Ok((File::from(fd), meta))
 }
 
 #[cfg(test)]
@@ -103,7 +110,18 @@ mod tests {
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("a.txt"), b"hello").unwrap();
         let root = StaticRoot::open(&dir).unwrap();
-        assert_eq!(open_blocking(Some(&root), "a.txt").unwrap().1, 5);
+        let meta = open_blocking(Some(&root), "a.txt").unwrap().1;
+        let std_meta = std::fs::metadata(dir.join("a.txt")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (
+                meta.size,
+                meta.mtime_sec,
+                i64::from(meta.mtime_nsec),
+                meta.ino
+            ),
+            (5, std_meta.mtime(), std_meta.mtime_nsec(), std_meta.ino())
+        );
         assert_eq!(
             open_blocking(Some(&root), "sub").unwrap_err(),
             FileError::NotFound

@@ -19,6 +19,10 @@ pub struct FileStat {
     pub size: u64,
     /// `st_mode` (file type and permission bits).
     pub mode: u32,
+    /// Last modification: seconds since the epoch, and nanoseconds.
+    pub mtime_sec: i64,
+    pub mtime_nsec: u32,
+    pub ino: u64,
 }
 
 impl FileStat {
@@ -57,7 +61,8 @@ pub fn open_beneath(
 }
 
 impl GvtFile {
-    /// Size and mode of the open file (`statx` with `AT_EMPTY_PATH`).
+    /// Size, mode, modification time and inode of the open file (`statx` with
+    /// `AT_EMPTY_PATH`).
     pub fn stat(&self) -> io::Result<FileStat> {
         // SAFETY: `statx` is plain old data; all-zero is a valid value.
         let mut st: libc::statx = unsafe { std::mem::zeroed() };
@@ -68,7 +73,13 @@ impl GvtFile {
             (&mut st as *mut libc::statx).cast(),
         )
         .flags(libc::AT_EMPTY_PATH)
-        .mask(libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_SIZE)
+        .mask(
+            libc::STATX_TYPE
+                | libc::STATX_MODE
+                | libc::STATX_SIZE
+                | libc::STATX_MTIME
+                | libc::STATX_INO,
+        )
         .build();
         // SAFETY: `st` and the empty path live in this frame until `submit` returns
         // after the CQE.
@@ -76,6 +87,9 @@ impl GvtFile {
         Ok(FileStat {
             size: st.stx_size,
             mode: u32::from(st.stx_mode),
+            mtime_sec: st.stx_mtime.tv_sec,
+            mtime_nsec: st.stx_mtime.tv_nsec,
+            ino: st.stx_ino,
         })
     }
 

@@ -74,6 +74,29 @@ pub enum Slice {
     Done(Response<'static>),
 }
 
+/// What a model's open and stat found out about a regular file: its size and the
+/// validators' inputs (modification time, inode). Each model fills it from its
+/// own stat (`statx` on io_uring, `fstat` on the blocking pool).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileMeta {
+    pub size: u64,
+    /// Seconds since the epoch of the last modification (`st_mtime`).
+    pub mtime_sec: i64,
+    /// Nanoseconds within that second.
+    pub mtime_nsec: u32,
+    pub ino: u64,
+}
+
+impl FileMeta {
+    /// A file of `size` bytes with no other metadata (tests).
+    pub fn sized(size: u64) -> FileMeta {
+        FileMeta {
+            size,
+            ..FileMeta::default()
+        }
+    }
+}
+
 /// Why a static file could not be served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileError {

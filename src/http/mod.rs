@@ -32,6 +32,6 @@ pub(crate) mod test_handler;
 pub use conn::Phase;
 pub use driver::{Action, Driver, Env};
 pub use handler::{
-    FileError, FileReply, Handler, Prerendered, Reply, Request, Response, Slice, Work,
+    FileError, FileMeta, FileReply, Handler, Prerendered, Reply, Request, Response, Slice, Work,
 };
 pub use parse::{Method, Version};

@@ -18,12 +18,29 @@ use io_uring::types;
 
 use super::token::Token;
 
-/// A file's type and size, from `IORING_OP_STATX`.
+/// A file's type, size, modification time and inode, from `IORING_OP_STATX`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
     /// `st_mode` (type and permission bits).
     pub mode: u32,
+    /// Nanoseconds of `mtime_sec`.
+    pub mtime_nsec: u32,
     pub size: u64,
+    /// Last modification, seconds since the epoch.
+    pub mtime_sec: i64,
+    pub ino: u64,
+}
+
+impl From<&libc::statx> for Stat {
+    fn from(st: &libc::statx) -> Stat {
+        Stat {
+            mode: u32::from(st.stx_mode),
+            mtime_nsec: st.stx_mtime.tv_nsec,
+            size: st.stx_size,
+            mtime_sec: st.stx_mtime.tv_sec,
+            ino: st.stx_ino,
+        }
+    }
 }
 
 /// What an op hands back with its final completion.
@@ -33,15 +50,16 @@ pub enum Returned {
     Buf(Vec<u8>),
     /// The descriptor an open or accept created.
     Fd(OwnedFd),
-    /// The result of a statx.
-    Stat(Stat),
+    /// The result of a statx: the kernel's buffer itself, boxed as it was lent
+    /// (inline, its [`Stat`] would grow every completion by half).
+    Statx(Box<libc::statx>),
 }
 
 /// A heap value whose address the kernel holds: allocated by `Box::into_raw`, so no
 /// `Box` (with its uniqueness) exists while the kernel accesses it.
 ///
 /// INVARIANT: `0` came from `Box::into_raw`; it is freed exactly once, by `Drop`
-/// or `into_inner`, and only once the op that was given its address has ended (the
+/// or `into_box`, and only once the op that was given its address has ended (the
 /// table drops entries only after their final CQE, or never: see the module docs).
 pub(super) struct Lent<T>(NonNull<T>);
 
@@ -54,12 +72,12 @@ impl<T> Lent<T> {
         self.0.as_ptr()
     }
 
-    fn into_inner(self) -> T {
+    fn into_box(self) -> Box<T> {
         let p = self.0.as_ptr();
         std::mem::forget(self);
         // SAFETY: INVARIANT: from `Box::into_raw`, not freed yet (forget skips Drop),
         // and the op using it has ended.
-        *unsafe { Box::from_raw(p) }
+        unsafe { Box::from_raw(p) }
     }
 }
 
@@ -153,13 +171,7 @@ impl InFlight {
             None => None,
             Some(Held::Buf(b)) => Some(Returned::Buf(b)),
             Some(Held::Open { .. } | Held::Accept) => new_fd(result).map(Returned::Fd),
-            Some(Held::Statx(st)) => {
-                let st = st.into_inner();
-                (result >= 0).then_some(Returned::Stat(Stat {
-                    mode: u32::from(st.stx_mode),
-                    size: st.stx_size,
-                }))
-            }
+            Some(Held::Statx(st)) => (result >= 0).then(|| Returned::Statx(st.into_box())),
         }
     }
 }

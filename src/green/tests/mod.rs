@@ -285,8 +285,15 @@ fn files_open_beneath_stat_and_read() {
         })
         .unwrap()
         .unwrap();
+    let meta = std::fs::metadata(dir.join("a.txt")).unwrap();
     std::fs::remove_dir_all(&dir).ok();
     assert!(res.0.is_regular() && res.0.size == 16);
+    // The validators' inputs: the same modification time and inode as fstat's.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (res.0.mtime_sec, i64::from(res.0.mtime_nsec), res.0.ino),
+        (meta.mtime(), meta.mtime_nsec(), meta.ino())
+    );
     assert_eq!(res.1, b"file bytes");
     assert_eq!(res.2, Some(libc::EXDEV));
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::super::date::DATE_LEN;
-use super::super::handler::{FileError, Handler, Response, Slice};
+use super::super::handler::{FileError, FileMeta, Handler, Response, Slice};
 use super::super::response::{self, HeadSpec, Persist};
 use super::access::log_response;
 use super::{Conn, Deferred, State};
@@ -56,12 +56,13 @@ impl Conn {
         }
     }
 
-    /// After `Step::File`: the file was opened (`Ok(size)` of a regular file) or not.
+    /// After `Step::File`: the file was opened (`Ok` with the metadata of a regular
+    /// file) or not.
     /// Appends the response head (or a complete error response) and returns how many
     /// file bytes the model must send after `out` (0 for HEAD and errors).
     pub fn file_opened(
         &mut self,
-        result: Result<u64, FileError>,
+        result: Result<FileMeta, FileError>,
         stats: &WorkerStats,
         out: &mut Vec<u8>,
     ) -> u64 {
@@ -70,7 +71,7 @@ impl Conn {
         };
         let d = self.late_persist(d);
         let body = match result {
-            Ok(size) => {
+            Ok(FileMeta { size, .. }) => {
                 let ct = self
                     .file
                     .as_ref()

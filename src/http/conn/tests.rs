@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::http::test_handler::TestHandler;
-use crate::http::FileError;
+use crate::http::{FileError, FileMeta};
 
 struct App {
     stats: WorkerStats,
@@ -332,7 +332,7 @@ fn mutation_fuzz_never_panics() {
                 Step::Close => break,
                 Step::Sleep(_) => conn.sleep_done(stats, &mut out),
                 Step::File => {
-                    conn.file_opened(Ok(3), stats, &mut out);
+                    conn.file_opened(Ok(FileMeta::sized(3)), stats, &mut out);
                 }
                 Step::Work => {
                     conn.work_slice(&app, None, stats, &mut out);

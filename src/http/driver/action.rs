@@ -21,8 +21,8 @@ pub enum Action {
     /// Wait until `until` on the model's own timer, then [`Driver::slept`].
     Sleep { until: Instant },
     /// Open [`Driver::file_path`] beneath the static root and stat it (see
-    /// [`crate::files`]), then [`Driver::file_opened`] with the size of the
-    /// regular file or the error.
+    /// [`crate::files`]), then [`Driver::file_opened`] with the metadata of the
+    /// regular file ([`crate::http::FileMeta`]) or the error.
     Open,
     /// Read `len` bytes at `offset` of the open file into [`Driver::file_buf`], then
     /// [`Driver::file_read`] (0 when the file ended early).

@@ -2,7 +2,7 @@
 //! open file's size, bounded chunks at offsets, the close before the next request).
 
 use super::{Action, After, Driver, Env, Source, State, FILE_CHUNK};
-use crate::http::handler::{FileError, Handler};
+use crate::http::handler::{FileError, FileMeta, Handler};
 
 /// The static file being streamed.
 #[derive(Debug)]
@@ -18,11 +18,12 @@ pub(super) struct FileStream {
 }
 
 impl Driver {
-    /// The result of `Action::Open`: the size of the regular file opened, or why not.
+    /// The result of `Action::Open`: the metadata of the regular file opened, or
+    /// why not.
     pub fn file_opened<H: Handler>(
         &mut self,
         env: &Env<'_, H>,
-        result: Result<u64, FileError>,
+        result: Result<FileMeta, FileError>,
     ) -> Action {
         if self.state != State::Open {
             return self.close();

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::http::test_handler::TestHandler;
-use crate::http::FileError;
+use crate::http::{FileError, FileMeta};
 use crate::shutdown::Shutdown;
 
 const T: Timeouts = Timeouts {
@@ -228,7 +228,10 @@ fn a_file_streams_in_chunks_at_offsets_then_closes() {
     assert_eq!(r.d.file_path(), "x");
     let size = (FILE_CHUNK + 1000) as u64;
     let e = r.env(1);
-    assert!(matches!(r.d.file_opened(&e, Ok(size)), Action::Send { .. }));
+    assert!(matches!(
+        r.d.file_opened(&e, Ok(FileMeta::sized(size))),
+        Action::Send { .. }
+    ));
     let (head, a) = r.send_all(1);
     assert!(
         head.contains(&format!("Content-Length: {size}\r\n")),
@@ -282,7 +285,7 @@ fn a_file_that_shrank_cuts_the_connection() {
     r.start();
     r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
     let e = r.env(1);
-    r.d.file_opened(&e, Ok(10));
+    r.d.file_opened(&e, Ok(FileMeta::sized(10)));
     r.send_all(1);
     let e = r.env(2);
     assert_eq!(r.d.file_read(&e, 0), Action::Close);
@@ -354,7 +357,7 @@ fn a_file_reply_during_shutdown_says_connection_close() {
     r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(r.shutdown(1, 5000), Action::Open);
     let e = r.env(2);
-    r.d.file_opened(&e, Ok(3));
+    r.d.file_opened(&e, Ok(FileMeta::sized(3)));
     let (head, _) = r.send_all(2);
     assert!(head.contains("Connection: close"), "{head}");
 }
@@ -727,7 +730,7 @@ fn a_file_is_sent_whole_within_the_response_deadline() {
     r.start();
     r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
     let e = r.env(0);
-    r.d.file_opened(&e, Ok(100 * FILE_CHUNK as u64));
+    r.d.file_opened(&e, Ok(FileMeta::sized(100 * FILE_CHUNK as u64)));
     r.send_all(0);
     let mut ms = 0;
     loop {
@@ -754,7 +757,7 @@ fn a_failure_while_the_send_buffer_is_lent_is_no_panic() {
     r.start();
     r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
     let e = r.env(1);
-    r.d.file_opened(&e, Ok(2 * FILE_CHUNK as u64));
+    r.d.file_opened(&e, Ok(FileMeta::sized(2 * FILE_CHUNK as u64)));
     r.send_all(1);
     let e = r.env(2);
     r.d.file_read(&e, FILE_CHUNK);

@@ -8,7 +8,7 @@ use super::conn::{Conn, Cx};
 use super::events::errno;
 use super::op::Op;
 use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
-use crate::http::{Action, Driver, FileError};
+use crate::http::{Action, Driver, FileError, FileMeta};
 use crate::uring::{Completion, SlotKey, Stat};
 
 impl Conn {
@@ -77,8 +77,16 @@ impl Conn {
         cx: &mut Cx<'_>,
     ) -> Option<Action> {
         let r = match (st, &self.file) {
-            (Some(st), Some(f)) => files::check_stat(st.mode, st.size)
-                .and_then(|size| files::clear_nonblock(f.as_fd()).map(|()| size)),
+            (Some(st), Some(f)) => {
+                let meta = FileMeta {
+                    size: st.size,
+                    mtime_sec: st.mtime_sec,
+                    mtime_nsec: st.mtime_nsec,
+                    ino: st.ino,
+                };
+                files::check_stat(st.mode, meta)
+                    .and_then(|meta| files::clear_nonblock(f.as_fd()).map(|()| meta))
+            }
             (Some(_), None) => Err(FileError::Internal),
             (None, _) => Err(FileError::from_errno(errno(res))),
         };

@@ -243,9 +243,9 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                 let opened = open_static(app, d.file_path());
                 let e = env(Instant::now());
                 match opened {
-                    Ok((f, size)) => {
+                    Ok((f, meta)) => {
                         file = Some(f);
-                        core(|| d.file_opened(&e, Ok(size)))
+                        core(|| d.file_opened(&e, Ok(meta)))
                     }
                     Err(err) => core(|| d.file_opened(&e, Err(err))),
                 }

@@ -13,7 +13,7 @@ use crate::config::{Config, GreenReactor, GreenSched};
 use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
 use crate::green::fs::{self as gfs, GvtFile};
 use crate::green::{self, ReactorOptions, ReactorThread, StealGroup};
-use crate::http::{Action, Driver, Env, FileError};
+use crate::http::{Action, Driver, Env, FileError, FileMeta};
 use crate::stats::Registry;
 use crate::uring::UringOptions;
 
@@ -33,7 +33,7 @@ pub(super) fn on_error(d: &mut Driver, e: Env<'_, App>, err: &io::Error) -> Acti
 }
 
 /// The open-beneath-root contract of [`crate::files`], with green file ops.
-pub(super) fn open_static(app: &App, rel: &str) -> Result<(GvtFile, u64), FileError> {
+pub(super) fn open_static(app: &App, rel: &str) -> Result<(GvtFile, FileMeta), FileError> {
     let root = app.static_root().ok_or(FileError::NotFound)?;
     let errno = |e: io::Error| {
         e.raw_os_error()
@@ -44,10 +44,18 @@ pub(super) fn open_static(app: &App, rel: &str) -> Result<(GvtFile, u64), FileEr
     let checked = file
         .stat()
         .map_err(errno)
-        .and_then(|st| files::check_stat(st.mode, st.size))
-        .and_then(|size| files::clear_nonblock(file.as_fd()).map(|()| size));
+        .and_then(|st| {
+            let meta = FileMeta {
+                size: st.size,
+                mtime_sec: st.mtime_sec,
+                mtime_nsec: st.mtime_nsec,
+                ino: st.ino,
+            };
+            files::check_stat(st.mode, meta)
+        })
+        .and_then(|meta| files::clear_nonblock(file.as_fd()).map(|()| meta));
     match checked {
-        Ok(size) => Ok((file, size)),
+        Ok(meta) => Ok((file, meta)),
         Err(e) => {
             let _ = file.close();
             Err(e)

@@ -141,9 +141,9 @@ pub(super) async fn connection(
                     .await;
                     let e = env(Instant::now());
                     match opened {
-                        Ok((f, size)) => {
+                        Ok((f, meta)) => {
                             file = Some(Box::new(tokio::fs::File::from_std(f)));
-                            d.file_opened(&e, Ok(size))
+                            d.file_opened(&e, Ok(meta))
                         }
                         Err(err) => d.file_opened(&e, Err(err)),
                     }

@@ -61,8 +61,8 @@ impl Completion {
 
     /// The result of a successful statx.
     pub fn stat(&self) -> Option<Stat> {
-        match self.returned {
-            Some(Returned::Stat(s)) => Some(s),
+        match &self.returned {
+            Some(Returned::Statx(st)) => Some(Stat::from(&**st)),
             _ => None,
         }
     }
@@ -166,8 +166,8 @@ impl Ring {
         self.push_owned(token, held, sqe)
     }
 
-    /// `statx(fd, "", AT_EMPTY_PATH, TYPE | SIZE)` into a buffer the ring owns; a
-    /// successful completion carries the [`Stat`].
+    /// `statx(fd, "", AT_EMPTY_PATH, TYPE | SIZE | MTIME | INO)` into a buffer the
+    /// ring owns; a successful completion carries the [`Stat`].
     pub fn statx(&mut self, fd: BorrowedFd<'_>, token: Token) -> Result<(), Busy> {
         // SAFETY: `statx` is plain old data; all-zero is a valid value.
         let st = Lent::new(unsafe { std::mem::zeroed::<libc::statx>() });
@@ -177,7 +177,7 @@ impl Ring {
             st.ptr().cast::<types::statx>(),
         )
         .flags(libc::AT_EMPTY_PATH)
-        .mask(libc::STATX_TYPE | libc::STATX_SIZE)
+        .mask(libc::STATX_TYPE | libc::STATX_SIZE | libc::STATX_MTIME | libc::STATX_INO)
         .build();
         self.push_owned(token, Held::Statx(st), sqe)
     }

@@ -122,6 +122,13 @@ fn open_stat_and_read_beneath_a_directory() {
     let st = c.stat().expect("stat");
     assert_eq!(st.size, 10);
     assert_eq!(st.mode & libc::S_IFMT, libc::S_IFREG);
+    // The validators' inputs: the same modification time and inode as fstat's.
+    let meta = std::fs::metadata(dir.join("f.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (st.mtime_sec, i64::from(st.mtime_nsec), st.ino),
+        (meta.mtime(), meta.mtime_nsec(), meta.ino())
+    );
 
     r.read_at(fd.as_fd(), vec![0; 8], 4, 3, tok).unwrap();
     let mut c = wait_token(&mut r, tok);
