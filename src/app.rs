@@ -9,7 +9,7 @@
 //! | `/`, `/plaintext` | GET, HEAD | `200 text/plain` `Hello, World!` |
 //! | `/json` | GET, HEAD | `200 application/json` `{"message":"Hello, World!"}` |
 //! | `/echo` | POST | the request body, with its Content-Type |
-//! | `/static/<path>` | GET, HEAD | a file beneath `--root` |
+//! | `/static/<path>` | GET, HEAD | a file beneath `--root`: its type by extension ([`content_type_for`]), a precompressed `FILE.br` / `FILE.gz` when `Accept-Encoding` allows, and the request's conditions and range ([`crate::http::representation`]) |
 //! | `/sleep/<ms>` | GET, HEAD | bench route: after `<ms>` (0–60000) ms: `slept <ms>ms` |
 //! | `/work/<µs>` | GET, HEAD | bench route: burns `<µs>` (0–1000000) µs of the worker thread's CPU time in the handler, in slices of `--work-slice`: `worked <µs>us` |
 //! | `/stats` | GET, HEAD | bench route: JSON counters ([`crate::stats`]) |
@@ -27,6 +27,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::ServeError;
 use crate::files::StaticRoot;
+use crate::http::representation::{Codings, Conditions};
 use crate::http::Method;
 pub use crate::http::{
     FileError, FileReply, Handler, Prerendered, Reply, Request, Response, Slice, Work,
@@ -158,10 +159,7 @@ impl Handler for App {
                     None => Reply::Now(text(400, "sleep takes 0 to 60000 milliseconds\n")),
                 },
                 (_, Some(rel)) => match (self.root.is_some(), static_path(rel)) {
-                    (true, Some(rel)) => Reply::File(FileReply {
-                        content_type: content_type_for(&rel),
-                        path: rel,
-                    }),
+                    (true, Some(rel)) => Reply::File(file_reply(req, rel)),
                     _ => Reply::Now(text(404, "no such file\n")),
                 },
                 _ => Reply::Now(text(404, "no such route\n")),
@@ -292,6 +290,19 @@ fn static_path(rel: &str) -> Option<String> {
         return None;
     }
     Some(s)
+}
+
+/// A static file's reply: its type, the precompressed variants the request
+/// accepts (`FILE.br`, `FILE.gz`: sent with `Content-Encoding` when they exist
+/// beside it, as nginx's `gzip_static`), and the request's conditional and range
+/// fields, read from the head only here (the cold path).
+fn file_reply(req: &Request<'_>, mut rel: String) -> FileReply {
+    let content_type = content_type_for(&rel);
+    let codings = Codings::from_accept_encoding(req.headers("accept-encoding"));
+    rel.reserve(".br".len()); // room for a variant's suffix
+    FileReply::new(rel, content_type)
+        .with_codings(codings)
+        .with_conditions(Conditions::from_request(req))
 }
 
 /// `Content-Type` by file extension (ASCII case-insensitive), the one table:

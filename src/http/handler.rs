@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use super::parse::{Method, Version};
+use super::representation::{Coding, Codings, Conditions};
 pub use super::response::Prerendered;
 
 /// A parsed request, borrowed from the connection's input buffer.
@@ -18,6 +19,18 @@ pub struct Request<'a> {
     pub target: &'a str,
     pub version: Version,
     pub content_type: Option<&'a [u8]>,
+    /// The rest of the head after the target: the end of the request line and the
+    /// field lines, as received (for [`Request::headers`]).
+    pub fields: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// The values of every field named `name` (ASCII case-insensitive), trimmed, in
+    /// order. Scans the head: for the cold paths that need a field the parser does
+    /// not keep (a static file's conditions), never for every request.
+    pub fn headers(&self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        super::parse::field_values(self.fields, name.as_bytes())
+    }
 }
 
 /// A response ready now.
@@ -29,11 +42,86 @@ pub struct Response<'a> {
     pub allow: Option<&'static str>,
 }
 
-/// A static file to send: a validated path relative to the static root.
+/// A static file to send: a validated path relative to the static root, the
+/// precompressed variants of it to try first, and what the request's conditional
+/// and range fields ask (RFC 9110 §13, §14). The protocol engine decides the
+/// response (200, 206, 304, 416) once the model has opened and stat-ed the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileReply {
-    pub path: String,
-    pub content_type: &'static [u8],
+    /// The candidate being opened: the file itself, or it with a variant's suffix.
+    path: String,
+    /// The length of the file's own path at the start of `path`.
+    base: usize,
+    content_type: &'static [u8],
+    /// The variants still to try; the first is the one `path` names.
+    codings: Codings,
+    /// Boxed: most requests carry no conditions, and a `Reply` stays small.
+    conditions: Option<Box<Conditions>>,
+}
+
+impl FileReply {
+    /// Send `path` (relative to the static root) as `content_type`.
+    pub fn new(path: String, content_type: &'static [u8]) -> FileReply {
+        FileReply {
+            base: path.len(),
+            path,
+            content_type,
+            codings: Codings::default(),
+            conditions: None,
+        }
+    }
+
+    /// Try these precompressed variants (`FILE.br`, `FILE.gz`) first, in order; a
+    /// variant that is not there (not found, or not a regular file) moves on to
+    /// the next, and the file itself comes last.
+    pub fn with_codings(mut self, codings: Codings) -> FileReply {
+        self.codings = codings;
+        self.name_candidate();
+        self
+    }
+
+    /// The request's conditions (`None`: it had none).
+    pub fn with_conditions(mut self, conditions: Option<Box<Conditions>>) -> FileReply {
+        self.conditions = conditions;
+        self
+    }
+
+    /// The relative path to open now.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The `Content-Type` of the file (a variant is sent as its file's type).
+    pub fn content_type(&self) -> &'static [u8] {
+        self.content_type
+    }
+
+    /// The content coding of the candidate being opened (`None`: the file itself).
+    pub fn coding(&self) -> Option<Coding> {
+        self.codings.first()
+    }
+
+    pub fn conditions(&self) -> Option<&Conditions> {
+        self.conditions.as_deref()
+    }
+
+    /// The candidate was not there: name the next one. False when the file itself
+    /// was the candidate (nothing is left to try).
+    pub fn next_candidate(&mut self) -> bool {
+        if self.codings.first().is_none() {
+            return false;
+        }
+        self.codings.pop_first();
+        self.name_candidate();
+        true
+    }
+
+    fn name_candidate(&mut self) {
+        self.path.truncate(self.base);
+        if let Some(c) = self.codings.first() {
+            self.path.push_str(c.suffix());
+        }
+    }
 }
 
 /// What the handler asks the model to do.

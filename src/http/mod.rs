@@ -12,7 +12,9 @@
 //!   pipelining, `Expect: 100-continue`, HEAD, limits, and every error response.
 //! - [`parse`]: request line (ours, strict) + header fields (httparse) + the
 //!   validation httparse leaves to us; [`body`]: chunked bodies, decoded in place.
-//! - [`response`], [`date`]: writing responses.
+//! - [`response`], [`date`]: writing responses; [`representation`]: what a static
+//!   file's response depends on (validators, conditions, ranges, precompressed
+//!   variants), decided once the model has stat-ed the file.
 //!
 //! The behaviour is specified case by case in `docs/http-behaviour.md`; the unit
 //! tests here are table-driven, and `tests/` runs the same cases against every
@@ -25,6 +27,7 @@ pub mod driver;
 pub mod handler;
 pub mod parse;
 mod pool;
+pub mod representation;
 pub mod response;
 #[cfg(test)]
 pub(crate) mod test_handler;

@@ -10,12 +10,15 @@ pub fn reason(status: u16) -> &'static str {
         100 => "Continue",
         200 => "OK",
         204 => "No Content",
+        206 => "Partial Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -44,7 +47,7 @@ pub struct HeadSpec<'a> {
     pub date: &'a [u8; date::DATE_LEN],
     pub status: u16,
     pub content_type: Option<&'a [u8]>,
-    /// `None` only for 1xx and 204, which carry no Content-Length.
+    /// `None` only for 1xx, 204 and 304, which carry no Content-Length.
     pub content_length: Option<u64>,
     pub persist: Persist,
     pub allow: Option<&'static str>,
@@ -52,6 +55,12 @@ pub struct HeadSpec<'a> {
 
 /// Append a complete response head (status line through the blank line).
 pub fn write_head(out: &mut Vec<u8>, h: &HeadSpec<'_>) {
+    write_head_with(out, h, |_| {});
+}
+
+/// [`write_head`] with more fields: `fields` appends them, each after a CRLF
+/// (a static file's validators, ranges and coding), before `Connection`.
+pub fn write_head_with(out: &mut Vec<u8>, h: &HeadSpec<'_>, fields: impl FnOnce(&mut Vec<u8>)) {
     let mut num = itoa::Buffer::new();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(num.format(h.status).as_bytes());
@@ -71,6 +80,7 @@ pub fn write_head(out: &mut Vec<u8>, h: &HeadSpec<'_>) {
         out.extend_from_slice(b"\r\nAllow: ");
         out.extend_from_slice(allow.as_bytes());
     }
+    fields(out);
     match h.persist {
         Persist::Default => {}
         Persist::KeepAlive10 => out.extend_from_slice(b"\r\nConnection: keep-alive"),

@@ -1,11 +1,12 @@
 //! A small handler for the core's own tests, so `src/http` is tested without the
 //! application above it: `/` (text), `/json`, `/echo` (POST), `/sleep/<ms>`,
-//! `/static/<path>` (a file reply), `/work/<n>` (work of `n` slices, whatever the
+//! `/static/<path>` (a file reply, with its request's codings and conditions), `/work/<n>` (work of `n` slices, whatever the
 //! budget, unless the budget is `None`: then all at once), anything else 404.
 
 use std::borrow::Cow;
 
 use super::handler::{FileReply, Handler, Reply, Request, Response, Slice, Work};
+use super::representation::{Codings, Conditions};
 use super::Method;
 
 pub(crate) struct TestHandler;
@@ -38,10 +39,13 @@ impl Handler for TestHandler {
                 Ok(ms) => Reply::Sleep(ms),
                 Err(_) => Reply::Now(resp(400, b"text/plain", b"bad sleep\n")),
             },
-            (_, p) if p.starts_with("/static/") => Reply::File(FileReply {
-                path: p[8..].to_owned(),
-                content_type: b"text/plain; charset=utf-8",
-            }),
+            (_, p) if p.starts_with("/static/") => Reply::File(
+                FileReply::new(p[8..].to_owned(), b"text/plain; charset=utf-8")
+                    .with_codings(Codings::from_accept_encoding(
+                        req.headers("accept-encoding"),
+                    ))
+                    .with_conditions(Conditions::from_request(req)),
+            ),
             (_, p) if p.starts_with("/work/") => match p[6..].parse() {
                 Ok(n) => Reply::Work(Work {
                     arg: n,

@@ -25,14 +25,8 @@ pub(super) struct Logged {
 }
 
 /// The value of header field `name` (lowercase) in a complete request head.
-fn field_value<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|&b| b == b':')?;
-        line[..colon]
-            .eq_ignore_ascii_case(name)
-            .then(|| crate::http::parse::trim(&line[colon + 1..]))
-    })
+fn field_value<'a>(head: &'a [u8], name: &'a [u8]) -> Option<&'a [u8]> {
+    crate::http::parse::field_values(head, name).next()
 }
 
 /// Record one response in the access log (a no-op without `--access-log`).

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use super::super::date::DATE_LEN;
-use super::super::handler::{FileError, FileMeta, Handler, Response, Slice};
+use super::super::handler::{FileError, FileMeta, FileReply, Handler, Response, Slice};
+use super::super::representation::{self, ETag, Outcome};
 use super::super::response::{self, HeadSpec, Persist};
 use super::access::log_response;
-use super::{Conn, Deferred, State};
+use super::{Conn, Deferred, FileNext, State};
 use crate::stats::WorkerStats;
 
 /// Append `resp` (its head, and its body unless HEAD or a status without one);
@@ -56,58 +57,122 @@ impl Conn {
         }
     }
 
-    /// After `Step::File`: the file was opened (`Ok` with the metadata of a regular
-    /// file) or not.
-    /// Appends the response head (or a complete error response) and returns how many
-    /// file bytes the model must send after `out` (0 for HEAD and errors).
+    /// After `Step::File`: the candidate [`Conn::file_path`] was opened (its
+    /// metadata, if a regular file) or not. A precompressed variant that is not
+    /// there moves on to the next candidate ([`FileNext::Open`]); otherwise this
+    /// appends the response head (or a complete error response) and says which
+    /// bytes of the file the model must send after `out` (none for HEAD, 304, 416
+    /// and errors).
     pub fn file_opened(
         &mut self,
         result: Result<FileMeta, FileError>,
         stats: &WorkerStats,
         out: &mut Vec<u8>,
-    ) -> u64 {
+    ) -> FileNext {
+        let none = FileNext::Body { offset: 0, len: 0 };
         let State::File { d } = self.state else {
-            return 0;
+            return none;
         };
-        let d = self.late_persist(d);
-        let body = match result {
-            Ok(FileMeta { size, .. }) => {
-                let ct = self
-                    .file
-                    .as_ref()
-                    .map_or(&b"application/octet-stream"[..], |f| f.content_type);
-                self.write_ok(stats, out, d, ct, size);
-                let body = if d.head_only { 0 } else { size };
-                log_response(&mut self.log, stats, None, 200, body);
-                body
-            }
-            Err(e) => {
-                let (status, msg): (u16, &[u8]) = match e {
-                    FileError::NotFound => (404, b"no such file\n"),
-                    FileError::Internal => (500, b"cannot read the file\n"),
-                };
-                let date = self.date();
-                let spec = HeadSpec {
-                    date: &date,
-                    status,
-                    content_type: Some(b"text/plain; charset=utf-8"),
-                    content_length: Some(msg.len() as u64),
-                    persist: d.persist,
-                    allow: None,
-                };
-                response::write_head(out, &spec);
-                stats.response(status);
-                if !d.head_only {
-                    out.extend_from_slice(msg);
+        if result == Err(FileError::NotFound) {
+            if let Some(f) = self.file.as_mut() {
+                if f.next_candidate() {
+                    return FileNext::Open;
                 }
-                let sent = if d.head_only { 0 } else { msg.len() as u64 };
-                log_response(&mut self.log, stats, None, status, sent);
-                0
             }
+        }
+        let d = self.late_persist(d);
+        let next = match (result, self.file.take()) {
+            (Ok(meta), Some(f)) => self.write_file(&f, meta, d, stats, out),
+            (Ok(_), None) => self.write_file_error(FileError::Internal, d, stats, out),
+            (Err(e), _) => self.write_file_error(e, d, stats, out),
         };
-        self.file = None;
         self.finish(d);
-        body
+        next
+    }
+
+    /// The head of a file response: 200, 206, 304 or 416 by the request's
+    /// conditions and the file's metadata ([`Conditions::evaluate`]).
+    ///
+    /// [`Conditions::evaluate`]: crate::http::representation::Conditions::evaluate
+    fn write_file(
+        &mut self,
+        f: &FileReply,
+        meta: FileMeta,
+        d: Deferred,
+        stats: &WorkerStats,
+        out: &mut Vec<u8>,
+    ) -> FileNext {
+        let etag = ETag::of(&meta, f.coding());
+        let outcome = f
+            .conditions()
+            .map_or(Outcome::Whole, |c| c.evaluate(&meta, &etag));
+        const UNSATISFIABLE: &[u8] = b"range not satisfiable\n";
+        let (status, content_type, length, offset) = match outcome {
+            Outcome::Whole => (200, f.content_type(), Some(meta.size), 0),
+            Outcome::Partial { start, len } => (206, f.content_type(), Some(len), start),
+            Outcome::NotModified => (304, f.content_type(), None, 0),
+            Outcome::Unsatisfiable => (
+                416,
+                &b"text/plain; charset=utf-8"[..],
+                Some(UNSATISFIABLE.len() as u64),
+                0,
+            ),
+        };
+        let date = self.date();
+        let spec = HeadSpec {
+            date: &date,
+            status,
+            // A 304 describes the client's copy: no Content-Type nor length.
+            content_type: (status != 304).then_some(content_type),
+            content_length: length,
+            persist: d.persist,
+            allow: None,
+        };
+        response::write_head_with(out, &spec, |out| {
+            representation::write_fields(out, outcome, &meta, &etag, f.coding());
+        });
+        stats.response(status);
+        let mut len = if d.head_only { 0 } else { length.unwrap_or(0) };
+        if status == 416 {
+            if len > 0 {
+                out.extend_from_slice(UNSATISFIABLE);
+            }
+            log_response(&mut self.log, stats, None, status, len);
+            len = 0; // the body is in `out`, not from the file
+        } else {
+            log_response(&mut self.log, stats, None, status, len);
+        }
+        FileNext::Body { offset, len }
+    }
+
+    fn write_file_error(
+        &mut self,
+        e: FileError,
+        d: Deferred,
+        stats: &WorkerStats,
+        out: &mut Vec<u8>,
+    ) -> FileNext {
+        let (status, msg): (u16, &[u8]) = match e {
+            FileError::NotFound => (404, b"no such file\n"),
+            FileError::Internal => (500, b"cannot read the file\n"),
+        };
+        let date = self.date();
+        let spec = HeadSpec {
+            date: &date,
+            status,
+            content_type: Some(b"text/plain; charset=utf-8"),
+            content_length: Some(msg.len() as u64),
+            persist: d.persist,
+            allow: None,
+        };
+        response::write_head(out, &spec);
+        stats.response(status);
+        if !d.head_only {
+            out.extend_from_slice(msg);
+        }
+        let sent = if d.head_only { 0 } else { msg.len() as u64 };
+        log_response(&mut self.log, stats, None, status, sent);
+        FileNext::Body { offset: 0, len: 0 }
     }
 
     /// A shutdown that began while a reply was deferred turns it into the last one.

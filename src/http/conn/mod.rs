@@ -29,10 +29,22 @@ pub enum Step {
     /// Wait with the model's own timer, call [`Conn::sleep_done`], then `process`.
     Sleep(Duration),
     /// Open [`Conn::file_path`] beneath the static root, report it with
-    /// [`Conn::file_opened`], send that many body bytes, then `process`.
+    /// [`Conn::file_opened`] (which may name another candidate to open), send the
+    /// body bytes it says, then `process`.
     File,
     /// CPU-bound work: run [`Conn::work_slice`] until it is done, then `process`.
     Work,
+}
+
+/// What the driver does after [`Conn::file_opened`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileNext {
+    /// That candidate (a precompressed variant) was not there: open
+    /// [`Conn::file_path`] again, which now names the next one.
+    Open,
+    /// Send `len` bytes of the open file from `offset` after the output (0: none,
+    /// and close the file if one was opened).
+    Body { offset: u64, len: u64 },
 }
 
 /// Which read timeout applies (see [`crate::config::Timeouts`]).
@@ -265,7 +277,7 @@ impl Conn {
 
     /// The relative path of the pending static file (valid after `Step::File`).
     pub fn file_path(&self) -> &str {
-        self.file.as_ref().map_or("", |f| f.path.as_str())
+        self.file.as_ref().map_or("", |f| f.path())
     }
 
     /// Drop whatever input is buffered (lingering close discards what it reads).
@@ -461,6 +473,7 @@ impl Conn {
             target,
             version: head.version,
             content_type: head.content_type.clone().map(|r| &req_bytes[r]),
+            fields: req_bytes.get(head.target.end..head.len).unwrap_or_default(),
         };
         let step = match app.handle(&req, &req_bytes[body]) {
             Reply::Now(resp) => {

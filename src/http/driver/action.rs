@@ -22,7 +22,8 @@ pub enum Action {
     Sleep { until: Instant },
     /// Open [`Driver::file_path`] beneath the static root and stat it (see
     /// [`crate::files`]), then [`Driver::file_opened`] with the metadata of the
-    /// regular file ([`crate::http::FileMeta`]) or the error.
+    /// regular file ([`crate::http::FileMeta`]) or the error. It may be asked
+    /// again, for another path (the next precompressed candidate).
     Open,
     /// Read `len` bytes at `offset` of the open file into [`Driver::file_buf`], then
     /// [`Driver::file_read`] (0 when the file ended early).

@@ -1,7 +1,9 @@
 //! Static files: the driver's side of `Open`, `ReadFile` and `CloseFile` (the
-//! open file's size, bounded chunks at offsets, the close before the next request).
+//! candidates opened in turn, the bytes the response owes from the open file,
+//! bounded chunks at offsets, the close before the next request).
 
 use super::{Action, After, Driver, Env, Source, State, FILE_CHUNK};
+use crate::http::conn::FileNext;
 use crate::http::handler::{FileError, FileMeta, Handler};
 
 /// The static file being streamed.
@@ -19,7 +21,8 @@ pub(super) struct FileStream {
 
 impl Driver {
     /// The result of `Action::Open`: the metadata of the regular file opened, or
-    /// why not.
+    /// why not. `Action::Open` may come back: the candidate was a precompressed
+    /// variant that is not there, and [`Driver::file_path`] now names the next.
     pub fn file_opened<H: Handler>(
         &mut self,
         env: &Env<'_, H>,
@@ -30,13 +33,19 @@ impl Driver {
         }
         self.ensure_out();
         self.conn.set_now(env.now);
-        let left = self.conn.file_opened(result, env.stats, &mut self.out);
+        let (offset, left) = match self.conn.file_opened(result, env.stats, &mut self.out) {
+            FileNext::Open => {
+                let a = self.action();
+                return self.observe(env, a);
+            }
+            FileNext::Body { offset, len } => (offset, len),
+        };
         if result.is_ok() {
             let chunk = usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK));
             self.file = Some(Box::new(FileStream {
                 open: true,
                 left,
-                offset: 0,
+                offset,
                 buf: vec![0; chunk],
                 len: 0,
             }));

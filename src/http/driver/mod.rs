@@ -10,7 +10,8 @@
 //! - the phase deadlines (idle / header / body), the write-progress deadline, every
 //!   timeout and its 408;
 //! - the deferred replies: `/sleep` (a wait until an instant) and static files
-//!   (open + stat, then reads of bounded chunks at offsets, then close);
+//!   (open + stat of each candidate in turn — precompressed variants, then the
+//!   file — then reads of bounded chunks at offsets, then close);
 //! - lingering close (shut the write side, drain at most [`LINGER_BYTES`] for at
 //!   most [`LINGER`]);
 //! - shutdown: idle connections close at once (FIN after a lingering drain), a response in flight becomes the last

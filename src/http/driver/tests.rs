@@ -292,6 +292,103 @@ fn a_file_that_shrank_cuts_the_connection() {
 }
 
 #[test]
+fn a_range_streams_only_its_bytes_from_its_offset() {
+    let mut r = Rig::new();
+    r.start();
+    let req = b"GET /static/x HTTP/1.1\r\nHost: a\r\nRange: bytes=70000-70009\r\n\r\n";
+    assert_eq!(r.feed(0, req), Action::Open);
+    let e = r.env(1);
+    let size = 2 * FILE_CHUNK as u64;
+    r.d.file_opened(&e, Ok(FileMeta::sized(size)));
+    let (head, a) = r.send_all(1);
+    assert!(
+        head.starts_with("HTTP/1.1 206 Partial Content\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nContent-Length: 10\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("\r\nContent-Range: bytes 70000-70009/{size}\r\n")),
+        "{head}"
+    );
+    assert_eq!(
+        a,
+        Action::ReadFile {
+            offset: 70000,
+            len: 10
+        }
+    );
+    let e = r.env(2);
+    r.d.file_read(&e, 10);
+    let (_, a) = r.send_all(2);
+    assert_eq!(a, Action::CloseFile);
+}
+
+#[test]
+fn no_body_for_304_and_416_but_the_file_is_closed() {
+    for (field, status) in [
+        ("If-None-Match: *", "304 Not Modified"),
+        ("Range: bytes=10-", "416 Range Not Satisfiable"),
+    ] {
+        let mut r = Rig::new();
+        r.start();
+        let req = format!("GET /static/x HTTP/1.1\r\nHost: a\r\n{field}\r\n\r\n");
+        r.feed(0, req.as_bytes());
+        let e = r.env(1);
+        r.d.file_opened(&e, Ok(FileMeta::sized(10)));
+        let (out, a) = r.send_all(1);
+        assert!(out.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{out}");
+        assert_eq!(a, Action::CloseFile, "{field}");
+        let e = r.env(2);
+        assert!(matches!(
+            r.d.file_closed(&e),
+            Action::Recv { idle: true, .. }
+        ));
+    }
+}
+
+#[test]
+fn precompressed_candidates_are_opened_in_turn() {
+    let mut r = Rig::new();
+    r.start();
+    let req = b"GET /static/x.css HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, br\r\n\r\n";
+    assert_eq!(r.feed(0, req), Action::Open);
+    assert_eq!(r.d.file_path(), "x.css.br");
+    let e = r.env(1);
+    // Not there: the next candidate, with nothing written yet.
+    assert_eq!(r.d.file_opened(&e, Err(FileError::NotFound)), Action::Open);
+    assert_eq!(r.d.file_path(), "x.css.gz");
+    assert!(r.d.pending().is_empty());
+    let e = r.env(2);
+    r.d.file_opened(&e, Ok(FileMeta::sized(5)));
+    let (head, _) = r.send_all(2);
+    assert!(head.contains("\r\nContent-Encoding: gzip\r\n"), "{head}");
+    assert!(head.contains("\r\nVary: Accept-Encoding\r\n"), "{head}");
+
+    // None there: the file itself, last, and its 404 when it is missing too.
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, req);
+    for want in ["x.css.gz", "x.css"] {
+        let e = r.env(1);
+        assert_eq!(r.d.file_opened(&e, Err(FileError::NotFound)), Action::Open);
+        assert_eq!(r.d.file_path(), want);
+    }
+    let e = r.env(1);
+    r.d.file_opened(&e, Err(FileError::NotFound));
+    let (out, _) = r.send_all(1);
+    assert!(out.starts_with("HTTP/1.1 404 "), "{out}");
+
+    // A variant that cannot be read is an error, not a fallback.
+    let mut r = Rig::new();
+    r.start();
+    r.feed(0, req);
+    let e = r.env(1);
+    r.d.file_opened(&e, Err(FileError::Internal));
+    let (out, _) = r.send_all(1);
+    assert!(out.starts_with("HTTP/1.1 500 "), "{out}");
+}
+
+#[test]
 fn a_missing_file_is_a_404_and_nothing_to_close() {
     let mut r = Rig::new();
     r.start();

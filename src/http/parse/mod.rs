@@ -510,5 +510,20 @@ pub fn trim(v: &[u8]) -> &[u8] {
     &v[s..e]
 }
 
+/// The values (trimmed) of every field line named `name` (ASCII case-insensitive),
+/// in order, in `head`: a request head the parser accepted, from anywhere in its
+/// request line (the first line is skipped) to the end of its field lines. A scan
+/// of the whole head, for cold paths only (a file reply's conditions, the access
+/// log); the parser itself keeps only what every request needs ([`Head`]).
+pub fn field_values<'a>(head: &'a [u8], name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    head.split(|&b| b == b'\n').skip(1).filter_map(move |line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        line[..colon]
+            .eq_ignore_ascii_case(name)
+            .then(|| trim(&line[colon + 1..]))
+    })
+}
+
 #[cfg(test)]
 mod tests;

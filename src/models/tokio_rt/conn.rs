@@ -7,7 +7,7 @@ use std::future::poll_fn;
 use std::io;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant as TokioInstant};
 
@@ -52,8 +52,9 @@ pub(super) async fn connection(
     let mut shutdown = Watch::new(&w.stop);
     // Each event's environment, counted on the thread the task runs on now.
     let env = |now| Env::new(app, w.stats(), &w.ctx.shutdown, now);
-    // Boxed: most connections never open a file, and every idle one carries this slot.
-    let mut file: Option<Box<tokio::fs::File>> = None;
+    // Boxed: most connections never open a file, and every idle one carries this
+    // slot. With the file's position (reads go through it, not at an offset).
+    let mut file: Option<Box<(tokio::fs::File, u64)>> = None;
     let mut now = Instant::now();
     let mut act = d.start(&env(now));
     let timer = sleep_until(TokioInstant::from_std(act.deadline().unwrap_or(now)));
@@ -142,26 +143,30 @@ pub(super) async fn connection(
                     let e = env(Instant::now());
                     match opened {
                         Ok((f, meta)) => {
-                            file = Some(Box::new(tokio::fs::File::from_std(f)));
+                            file = Some(Box::new((tokio::fs::File::from_std(f), 0)));
                             d.file_opened(&e, Ok(meta))
                         }
                         Err(err) => d.file_opened(&e, Err(err)),
                     }
                 }
-                Action::ReadFile { len, .. } => {
-                    // Chunks are read in order from offset 0, so the file position
-                    // is always the requested offset.
+                Action::ReadFile { offset, len } => {
+                    // Chunks are read in order, so the file position is the
+                    // requested offset but for the first chunk of a range, which
+                    // seeks there first.
                     let n = match file.as_mut() {
                         // (A read the pool cannot finish is abandoned like an open.)
                         Some(f) => {
+                            let (f, pos) = &mut **f;
                             let buf = &mut d.file_buf()[..len];
-                            Box::pin(async {
+                            let n = Box::pin(async {
                                 tokio::select! {
-                                    r = f.read(buf) => r.unwrap_or(0),
+                                    r = read_at(f, *pos, buf, offset) => r.unwrap_or(0),
                                     () = cut(&env, &mut shutdown) => 0,
                                 }
                             })
-                            .await
+                            .await;
+                            *pos = offset + n as u64;
+                            n
                         }
                         None => 0,
                     };
@@ -209,6 +214,19 @@ async fn cut<'a>(env: &impl Fn(Instant) -> Env<'a, App>, shutdown: &mut Watch) {
     shutdown.triggered().await;
     let at = Driver::cut_deadline(&env(Instant::now())).unwrap_or_else(Instant::now);
     sleep_until(TokioInstant::from_std(at)).await;
+}
+
+/// Read into `buf` at `offset` of a file whose position is `pos`.
+async fn read_at(
+    f: &mut tokio::fs::File,
+    pos: u64,
+    buf: &mut [u8],
+    offset: u64,
+) -> io::Result<usize> {
+    if pos != offset {
+        f.seek(io::SeekFrom::Start(offset)).await?;
+    }
+    f.read(buf).await
 }
 
 /// One non-blocking read. A short read means the socket is drained: tokio's
