@@ -1,10 +1,12 @@
 //! docs/http-behaviour.md and the tests that check it stay one story: the cases are
-//! numbered 1–43 in order, every row of the conformance table names a case that
-//! exists and expects a status that case allows, and the README links the document
-//! inside the repository.
+//! numbered 1–53 in order, every row of the conformance table names a case that
+//! exists and expects a status that case allows, the static-file cases are each
+//! tested in tests/static_files.rs, and the README links the document inside the
+//! repository.
 
 const DOC: &str = include_str!("../docs/http-behaviour.md");
 const CONFORMANCE: &str = include_str!("conformance.rs");
+const STATIC_FILES: &str = include_str!("static_files.rs");
 const README: &str = include_str!("../README.md");
 
 /// Case number → its text, from lines like `12. Obsolete line folding ...`.
@@ -44,9 +46,33 @@ fn rows() -> Vec<(u32, u16, String)> {
 }
 
 #[test]
-fn cases_are_numbered_one_to_forty_three_in_order() {
+fn cases_are_numbered_one_to_fifty_three_in_order() {
     let numbers: Vec<u32> = cases().iter().map(|c| c.0).collect();
-    assert_eq!(numbers, (1..=43).collect::<Vec<_>>());
+    assert_eq!(numbers, (1..=53).collect::<Vec<_>>());
+}
+
+/// Every `Case N` named in tests/static_files.rs.
+fn static_file_cases() -> std::collections::BTreeSet<u32> {
+    STATIC_FILES
+        .split("Case ")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest.find(|c: char| !c.is_ascii_digit())?;
+            rest[..end].parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn every_static_file_case_is_tested_and_every_tested_case_exists() {
+    let section = &DOC[DOC.find("## Static files").expect("a Static files section")..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let documented: std::collections::BTreeSet<u32> = section
+        .lines()
+        .filter_map(|l| l.split_once(". ")?.0.parse().ok())
+        .collect();
+    assert_eq!(documented, (44..=53).collect());
+    assert_eq!(static_file_cases(), documented);
 }
 
 #[test]
@@ -77,6 +103,9 @@ fn choices_made_agree_with_the_tests() {
     // tests/conformance.rs row "16 bare LF" expects 400.
     assert!(choices.contains("Case 16") && choices.contains("bare LF"));
     assert!(CONFORMANCE.contains(r#"row("16 bare LF", "GET / HTTP/1.1\nHost: t\n\n", 400"#));
+    // tests/static_files.rs byte_ranges expects 200 for several ranges.
+    assert!(choices.contains("Case 49") && choices.contains("several ranges"));
+    assert!(STATIC_FILES.contains(r#""bytes=0-1,3-4","#));
 }
 
 #[test]
