@@ -83,6 +83,7 @@ impl Acceptor {
         net::tune_stream(stream);
         let mut driver = Driver::new(self.cfg.limits, self.cfg.timeouts);
         driver.set_work_slice(self.cfg.sched.work_slice);
+        driver.set_zero_copy(self.cfg.zero_copy_files());
         if self.stats().logs_access() {
             if let Some(peer) = net::peer_addr(stream) {
                 driver.log_peer(peer);

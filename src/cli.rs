@@ -241,8 +241,14 @@ pub fn startup_details(cfg: &Config) -> String {
              address (--bench-routes turns them on)"
         }
     };
+    let files = match (cfg.zero_copy_files(), cfg.zero_copy) {
+        (true, _) => "files by sendfile",
+        (false, true) => "files by read and send",
+        (false, false) => "files by read and send (GVHTTPD_ZERO_COPY=off)",
+    };
     format!(
-        ", work slice {slice}, max-conns {}, buffer memory {} MiB, access log {log}{port}, {bench}",
+        ", work slice {slice}, max-conns {}, buffer memory {} MiB, access log {log}{port}, \
+         {files}, {bench}",
         cfg.max_conns,
         cfg.max_buffer_memory >> 20
     )

@@ -88,6 +88,38 @@ pub fn open_blocking(root: Option<&StaticRoot>, rel: &str) -> Result<(File, File
         ResolveFlags::from_bits_retain(OPEN_RESOLVE),
     )
     .map_err(|e| FileError::from_errno(e.raw_os_error()))?;
+    finish_open(fd)
+}
+
+/// The same contract without waiting for the disk: the path is resolved only
+/// from the kernel's lookup cache (`RESOLVE_CACHED`, Linux 5.12). `None` when that
+/// cannot be done (a path component not cached, or an older kernel): then
+/// [`open_blocking`] on a blocking pool. A model calls this on its own thread and
+/// saves the hand-off to the pool for files served recently; the open is
+/// `O_NONBLOCK` and the stat reads the inode already in memory.
+pub fn open_cached(
+    root: Option<&StaticRoot>,
+    rel: &str,
+) -> Option<Result<(File, FileMeta), FileError>> {
+    let Some(root) = root else {
+        return Some(Err(FileError::NotFound));
+    };
+    let resolve = ResolveFlags::from_bits_retain(OPEN_RESOLVE) | ResolveFlags::CACHED;
+    match rustix::fs::openat2(
+        root.fd(),
+        rel,
+        OFlags::from_bits_retain(OPEN_FLAGS as u32),
+        Mode::empty(),
+        resolve,
+    ) {
+        Ok(fd) => Some(finish_open(fd)),
+        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INVAL => None,
+        Err(e) => Some(Err(FileError::from_errno(e.raw_os_error()))),
+    }
+}
+
+/// After the open: stat, only a regular file, blocking again.
+fn finish_open(fd: OwnedFd) -> Result<(File, FileMeta), FileError> {
     let st = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e.raw_os_error()))?;
     let meta = FileMeta {
         size: st.st_size as u64,
@@ -152,6 +184,20 @@ mod tests {
             open_blocking(Some(&root), "fifo").unwrap_err(),
             FileError::NotFound
         );
+        // The cached open agrees with the blocking one wherever it answers (a
+        // file just opened is in the lookup cache, so it answers here).
+        for rel in ["a.txt", "sub", "../a.txt", "/etc/passwd", "fifo", "missing"] {
+            let blocking = open_blocking(Some(&root), rel).map(|(_, m)| m);
+            match open_cached(Some(&root), rel) {
+                Some(cached) => assert_eq!(cached.map(|(_, m)| m), blocking, "{rel}"),
+                // RESOLVE_CACHED exists from Linux 5.12; there, a file just
+                // opened is in the lookup cache.
+                None => assert!(
+                    rel != "a.txt" || crate::uring::probe::kernel_version() < (5, 12),
+                    "a.txt was just opened: cached"
+                ),
+            }
+        }
         // A served file is blocking again.
         let (f, _) = open_blocking(Some(&root), "a.txt").unwrap();
         assert!(!rustix::fs::fcntl_getfl(&f)

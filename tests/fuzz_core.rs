@@ -70,7 +70,9 @@ fn respond(app: &App, input: &[u8], cuts: &[usize]) -> Vec<u8> {
             }
             Action::Sleep { until } => d.slept(&Env::new(app, stats, &stop, until)),
             Action::Open => d.file_opened(&env, Err(FileError::NotFound)),
-            Action::ReadFile { .. } | Action::CloseFile => panic!("no file is ever opened"),
+            Action::ReadFile { .. } | Action::SendFile { .. } | Action::CloseFile => {
+                panic!("no file is ever opened")
+            }
             Action::Yield => d.resumed(&Env::new(app, stats, &stop, Instant::now())),
             Action::Recv { .. } => match cuts.next() {
                 Some(to) => {

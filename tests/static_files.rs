@@ -417,6 +417,39 @@ fn precompressed_variants(model: Variant) {
     assert_eq!(get(&s, "/static/app.js", &inm).status, 200);
 }
 
+/// The zero-copy send (tokio's `sendfile`) and the read-and-send path
+/// (`GVHTTPD_ZERO_COPY=off`, and the io_uring models always) serve the same bytes
+/// and fields, whole files and ranges, sizes around the read chunk.
+fn both_send_paths_serve_the_same_bytes(model: Variant) {
+    let big: Vec<u8> = (0..(1u32 << 20) + 77)
+        .map(|i| (i * 7 + i / 251) as u8)
+        .collect();
+    let chunk_plus: Vec<u8> = big[..64 * 1024 + 1].to_vec();
+    let files: &[(&str, &[u8])] = &[
+        ("empty.txt", b""),
+        ("one.bin", b"x"),
+        ("chunk.bin", &chunk_plus),
+        ("big.bin", &big),
+    ];
+    let (dir, zero_copy) = serve(model, "paths", files);
+    let read_send = Server::start_in_shell(
+        model,
+        "GVHTTPD_ZERO_COPY=off exec \"$@\"",
+        &["--root", dir.path()],
+    );
+    for (name, bytes) in files {
+        for range in ["", "Range: bytes=1-\r\n", "Range: bytes=-65537\r\n"] {
+            let path = format!("/static/{name}");
+            let (a, b) = (get(&zero_copy, &path, range), get(&read_send, &path, range));
+            assert_eq!((a.status, &a.body), (b.status, &b.body), "{name} {range:?}");
+            assert_eq!(fields_but_date(&a), fields_but_date(&b), "{name} {range:?}");
+            if range.is_empty() {
+                assert_eq!(&a.body[..], *bytes, "{name}");
+            }
+        }
+    }
+}
+
 fn a_file_truncated_while_sent_closes_the_connection(model: Variant) {
     // Case 53: more than the socket buffers of both ends hold, so the server is
     // still reading the file when it shrinks.
@@ -473,4 +506,5 @@ per_model!(
     byte_ranges,
     precompressed_variants,
     a_file_truncated_while_sent_closes_the_connection,
+    both_send_paths_serve_the_same_bytes,
 );

@@ -150,9 +150,21 @@ pub struct Config {
     /// `--bench-routes`: whether `/work`, `/sleep` and `/stats` answer (else 404).
     /// `None` decides by the address: see [`Config::bench_routes`].
     pub bench_routes: Option<bool>,
+    /// Static files may go out with zero-copy sends where the model has them
+    /// (see [`Config::zero_copy_files`]); `GVHTTPD_ZERO_COPY=off` at start-up
+    /// forces read + send everywhere (for tests and comparisons).
+    pub zero_copy: bool,
 }
 
 impl Config {
+    /// How this server sends static files: zero-copy (`Action::SendFile`: tokio's
+    /// `sendfile(2)` on its non-blocking socket, driven by write readiness), or
+    /// read into a buffer and send it (the io_uring models, and every model when
+    /// `GVHTTPD_ZERO_COPY=off`).
+    pub fn zero_copy_files(&self) -> bool {
+        self.zero_copy && self.model == Model::Tokio
+    }
+
     /// A config with every default for `variant`'s model and scheduling on `addr`.
     pub fn for_variant(variant: Variant, addr: SocketAddr) -> Self {
         let mut cfg = Config::new(variant.model(), addr);
@@ -205,6 +217,7 @@ impl Config {
             green_stack_size: DEFAULT_GREEN_STACK,
             sched: Scheduling::default(),
             bench_routes: None,
+            zero_copy: std::env::var("GVHTTPD_ZERO_COPY").as_deref() != Ok("off"),
         }
     }
 

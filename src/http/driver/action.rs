@@ -28,6 +28,15 @@ pub enum Action {
     /// Read `len` bytes at `offset` of the open file into [`Driver::file_buf`], then
     /// [`Driver::file_read`] (0 when the file ended early).
     ReadFile { offset: u64, len: usize },
+    /// Send `len` bytes of the open file from `offset` straight to the socket (a
+    /// zero-copy send: `sendfile(2)`; only asked of a model whose driver has
+    /// [`Driver::set_zero_copy`]), then [`Driver::file_sent`] with the bytes moved
+    /// (a prefix is fine; 0 when the file ended early).
+    SendFile {
+        offset: u64,
+        len: usize,
+        deadline: Instant,
+    },
     /// Close the open file, then [`Driver::file_closed`].
     CloseFile,
     /// Shut down the write side of the socket, then [`Driver::write_shut`].
@@ -50,6 +59,7 @@ impl Action {
         match *self {
             Action::Recv { deadline, .. }
             | Action::Send { deadline }
+            | Action::SendFile { deadline, .. }
             | Action::Drain { deadline } => Some(deadline),
             Action::Sleep { until } => Some(until),
             _ => None,

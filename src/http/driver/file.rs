@@ -41,7 +41,11 @@ impl Driver {
             FileNext::Body { offset, len } => (offset, len),
         };
         if result.is_ok() {
-            let chunk = usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK));
+            // A zero-copy send needs no buffer at all.
+            let chunk = match self.zero_copy {
+                true => 0,
+                false => usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK)),
+            };
             self.file = Some(Box::new(FileStream {
                 open: true,
                 left,
@@ -76,6 +80,23 @@ impl Driver {
         self.observe(env, a)
     }
 
+    /// `n` bytes of the file went straight to the socket (`Action::SendFile`); 0
+    /// means the file ended before the bytes the response promised, so the
+    /// connection is cut (a reset: the client must not take it as complete).
+    pub fn file_sent<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
+        let (State::SendFile { .. }, Some(f)) = (self.state, self.file.as_mut()) else {
+            return self.close();
+        };
+        if n == 0 || n as u64 > f.left {
+            return self.close();
+        }
+        f.left -= n as u64;
+        f.offset += n as u64;
+        env.stats.bytes_out.add(n as u64);
+        let a = self.next_chunk(env);
+        self.observe(env, a)
+    }
+
     /// The file of `Action::CloseFile` is closed.
     pub fn file_closed<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         self.file = None;
@@ -89,6 +110,12 @@ impl Driver {
     pub(super) fn next_chunk<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         if self.file.as_ref().is_none_or(|f| f.left == 0) {
             self.response_deadline = None; // the file is sent whole
+        }
+        if self.zero_copy && self.file.as_ref().is_some_and(|f| f.left > 0) {
+            // The first bytes, or progress: the write deadline starts again (the
+            // response's does not).
+            let deadline = self.send_deadline(env.now);
+            return self.set(State::SendFile { deadline });
         }
         match self.file.as_mut() {
             Some(f) if f.left > 0 => {

@@ -138,6 +138,11 @@ enum State {
         offset: u64,
         len: usize,
     },
+    /// Sending the file's next bytes straight from the file (zero-copy); the
+    /// offset and length are the file stream's.
+    SendFile {
+        deadline: Instant,
+    },
     CloseFile,
     ShutWrite,
     Drain {
@@ -188,6 +193,8 @@ pub struct Driver {
     charged: u32,
     /// The connection was closed mid-response: reset it ([`Driver::resets`]).
     reset: bool,
+    /// The model sends files with `Action::SendFile` ([`Driver::set_zero_copy`]).
+    zero_copy: bool,
 }
 
 impl Drop for Driver {
@@ -217,7 +224,14 @@ impl Driver {
             half_closed: false,
             charged: 0,
             reset: false,
+            zero_copy: false,
         }
+    }
+
+    /// Send static files with `Action::SendFile` (the model moves file bytes to
+    /// the socket itself) instead of `ReadFile` + `Send` through a buffer.
+    pub fn set_zero_copy(&mut self, on: bool) {
+        self.zero_copy = on;
     }
 
     /// The longest slice of CPU-bound handler work before the model gives its
@@ -247,6 +261,14 @@ impl Driver {
             State::Work => Action::Yield,
             State::Open => Action::Open,
             State::ReadFile { offset, len } => Action::ReadFile { offset, len },
+            State::SendFile { deadline } => match self.file.as_deref() {
+                Some(f) => Action::SendFile {
+                    offset: f.offset,
+                    len: usize::try_from(f.left).unwrap_or(usize::MAX),
+                    deadline,
+                },
+                None => Action::Close, // never: a SendFile state has its file
+            },
             State::CloseFile => Action::CloseFile,
             State::ShutWrite => Action::ShutdownWrite,
             State::Drain { deadline } => Action::Drain { deadline },
@@ -544,6 +566,9 @@ impl Driver {
             State::Drain { deadline } => State::Drain {
                 deadline: self.cap(deadline),
             },
+            State::SendFile { deadline } => State::SendFile {
+                deadline: self.cap(deadline),
+            },
             State::Sleep { end, until } => State::Sleep {
                 end,
                 until: self.cap(until),
@@ -569,6 +594,7 @@ impl Driver {
             State::Send {
                 from: Source::File, ..
             } => self.file.as_ref().is_some_and(|f| f.len > self.sent),
+            State::SendFile { .. } => self.file.as_ref().is_some_and(|f| f.left > 0),
             _ => false,
         }
     }

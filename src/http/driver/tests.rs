@@ -292,6 +292,78 @@ fn a_file_that_shrank_cuts_the_connection() {
 }
 
 #[test]
+fn zero_copy_sends_the_file_from_its_offsets_with_no_buffer_then_closes() {
+    let mut r = Rig::new();
+    r.d.set_zero_copy(true);
+    r.start();
+    let req = b"GET /static/x HTTP/1.1\r\nHost: a\r\nRange: bytes=100-\r\n\r\n";
+    assert_eq!(r.feed(0, req), Action::Open);
+    let e = r.env(1);
+    r.d.file_opened(&e, Ok(FileMeta::sized(1100)));
+    let (head, a) = r.send_all(1);
+    assert!(head.contains("\r\nContent-Length: 1000\r\n"), "{head}");
+    let Action::SendFile {
+        offset: 100,
+        len: 1000,
+        deadline,
+    } = a
+    else {
+        panic!("{a:?}")
+    };
+    assert!(
+        r.d.file_buf().is_empty(),
+        "a zero-copy send reads into no buffer"
+    );
+    // A partial send: the rest from the next offset, with a fresh write deadline.
+    let e = r.env(500);
+    let a = r.d.file_sent(&e, 600);
+    let Action::SendFile {
+        offset: 700,
+        len: 400,
+        deadline: later,
+    } = a
+    else {
+        panic!("{a:?}")
+    };
+    assert!(later > deadline);
+    assert_eq!(r.stats.bytes_out.get() as usize, head.len() + 600);
+    let e = r.env(501);
+    assert_eq!(r.d.file_sent(&e, 400), Action::CloseFile);
+    let e = r.env(502);
+    assert!(matches!(
+        r.d.file_closed(&e),
+        Action::Recv { idle: true, .. }
+    ));
+}
+
+#[test]
+fn zero_copy_of_a_file_that_shrank_or_stalled_cuts_the_connection_with_a_reset() {
+    for stalled in [false, true] {
+        let mut r = Rig::new();
+        r.d.set_zero_copy(true);
+        r.start();
+        r.feed(0, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let e = r.env(1);
+        r.d.file_opened(&e, Ok(FileMeta::sized(10)));
+        let (_, a) = r.send_all(1);
+        let a = match stalled {
+            // No write progress until the deadline.
+            true => r.timed_out(a.deadline().unwrap().duration_since(r.t0).as_millis() as u64),
+            // The file ended before its promised length.
+            false => {
+                let e = r.env(2);
+                r.d.file_sent(&e, 0)
+            }
+        };
+        assert_eq!(a, Action::Close, "stalled: {stalled}");
+        assert!(
+            r.d.resets(),
+            "bytes owed: the client must not take it as complete"
+        );
+    }
+}
+
+#[test]
 fn a_range_streams_only_its_bytes_from_its_offset() {
     let mut r = Rig::new();
     r.start();

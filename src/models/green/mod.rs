@@ -225,6 +225,9 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                     Err(err) => on_error(&mut d, e, &err),
                 }
             }
+            // Never asked: this model reads and sends files (its drivers are not
+            // set to zero-copy, see Config::zero_copy_files).
+            Action::SendFile { .. } => d.failed(),
             Action::Sleep { until } => {
                 let r =
                     green::sleep_or_interrupted(until.saturating_duration_since(Instant::now()));

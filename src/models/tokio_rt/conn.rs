@@ -74,14 +74,14 @@ pub(super) async fn connection(
                 _ = &mut timer => Wake::Timer,
                 _ = shutdown.triggered(), if !d.shutting_down() => Wake::Shutdown,
             },
-            Action::Send { .. } => Wake::Ready, // try the write first
+            Action::Send { .. } | Action::SendFile { .. } => Wake::Ready, // try the write first
             Action::Sleep { .. } => tokio::select! {
                 _ = &mut timer => Wake::Timer,
                 _ = shutdown.triggered(), if !d.shutting_down() => Wake::Shutdown,
             },
             _ => Wake::Ready,
         };
-        if !matches!(act, Action::Send { .. }) {
+        if !matches!(act, Action::Send { .. } | Action::SendFile { .. }) {
             now = Instant::now();
         }
         let e = env(now);
@@ -124,22 +124,29 @@ pub(super) async fn connection(
                     _ => d.failed(),
                 },
                 Action::Open => {
-                    let (app2, path) = (w.ctx.app.clone(), d.file_path().to_owned());
-                    let open = tokio::task::spawn_blocking(move || {
-                        files::open_blocking(app2.static_root(), &path)
-                    });
-                    // An open the pool cannot finish (a hung file system) is
-                    // abandoned when the driver cuts connections, so it cannot
-                    // hold shutdown.
-                    // Boxed, as the read below: this wait's state (a timer among it)
-                    // would otherwise size every connection's task, idle ones too.
-                    let opened = Box::pin(async {
-                        tokio::select! {
-                            r = open => r.unwrap_or(Err(FileError::Internal)),
-                            () = cut(&env, &mut shutdown) => Err(FileError::Internal),
+                    // A path in the kernel's lookup cache opens here, on the
+                    // runtime's thread; any other on the blocking pool.
+                    let opened = match files::open_cached(app.static_root(), d.file_path()) {
+                        Some(r) => r,
+                        None => {
+                            let (app2, path) = (w.ctx.app.clone(), d.file_path().to_owned());
+                            let open = tokio::task::spawn_blocking(move || {
+                                files::open_blocking(app2.static_root(), &path)
+                            });
+                            // An open the pool cannot finish (a hung file system)
+                            // is abandoned when the driver cuts connections, so it
+                            // cannot hold shutdown. Boxed, as the read below: this
+                            // wait's state (a timer among it) would otherwise size
+                            // every connection's task, idle ones too.
+                            Box::pin(async {
+                                tokio::select! {
+                                    r = open => r.unwrap_or(Err(FileError::Internal)),
+                                    () = cut(&env, &mut shutdown) => Err(FileError::Internal),
+                                }
+                            })
+                            .await
                         }
-                    })
-                    .await;
+                    };
                     let e = env(Instant::now());
                     match opened {
                         Ok((f, meta)) => {
@@ -171,6 +178,29 @@ pub(super) async fn connection(
                         None => 0,
                     };
                     d.file_read(&env(Instant::now()), n)
+                }
+                Action::SendFile { offset, len, .. } => {
+                    let moved = match file.as_deref() {
+                        Some((f, _)) => stream.try_io(Interest::WRITABLE, || {
+                            let mut at = offset;
+                            rustix::fs::sendfile(&stream, f, Some(&mut at), len)
+                                .map_err(io::Error::from)
+                        }),
+                        None => Ok(0),
+                    };
+                    match moved {
+                        // 0: the file ended before the promised length.
+                        Ok(n) => d.file_sent(&e, n),
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                            let waiting = !d.shutting_down();
+                            match wait_writable(&stream, &mut timer, &mut shutdown, waiting).await {
+                                Wake::Ready => act,
+                                Wake::Timer => d.timed_out(&env(Instant::now())),
+                                Wake::Shutdown => d.shutdown(&env(Instant::now())),
+                            }
+                        }
+                        Err(_) => d.failed(),
+                    }
                 }
                 Action::CloseFile => {
                     file = None;
