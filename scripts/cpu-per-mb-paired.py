@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Server CPU per MB of the `large` scenario, one server over another, paired
+within each round of a `bench compare` run: the median ratio with its exact 95 %
+order-statistic interval (the sign test's, as the comparison's answer uses).
+
+    scripts/cpu-per-mb-paired.py results/<run>/raw.json tokio/nginx callback/old-callback ...
+"""
+import json,sys,collections
+raw=json.load(open(sys.argv[1]))
+pairs=[a.split('/') for a in sys.argv[2:]]
+v=collections.defaultdict(dict)
+for r in raw['runs']:
+    if r['scenario']!='large' or not r['report'] or r['repeat']==0: continue
+    x=r['report']; s=x['checks'].get('server')
+    if not s: continue
+    mb=x['result']['counts']['bytes_read']/1e6
+    v[(r['model'],r['point']['label'])][r['repeat']]=s['cpu_s']*1e6/mb
+def interval(rs):
+    rs=sorted(rs); n=len(rs)
+    from math import comb
+    k=1
+    while k< n//2 and 1-2*sum(comb(n,i) for i in range(k+1))/2**n>=0.95: k+=1
+    md=rs[n//2] if n%2 else (rs[n//2-1]+rs[n//2])/2
+    return md,rs[k-1],rs[n-k]
+for a,b in pairs:
+    for f in ['64KiB','1MiB']:
+        A,B=v[(a,f)],v[(b,f)]
+        rs=[A[k]/B[k] for k in A if k in B]
+        md,lo,hi=interval(rs)
+        print(f"{f:6s} CPU/MB {a} / {b}: {md:.2f} [{lo:.2f}-{hi:.2f}] over {len(rs)} rounds")
