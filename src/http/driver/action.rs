@@ -28,15 +28,12 @@ pub enum Action {
     /// Read `len` bytes at `offset` of the open file into [`Driver::file_buf`], then
     /// [`Driver::file_read`] (0 when the file ended early).
     ReadFile { offset: u64, len: usize },
-    /// Send `len` bytes of the open file from `offset` straight to the socket (a
-    /// zero-copy send: `sendfile(2)`; only asked of a model whose driver has
-    /// [`Driver::set_zero_copy`]), then [`Driver::file_sent`] with the bytes moved
-    /// (a prefix is fine; 0 when the file ended early).
-    SendFile {
-        offset: u64,
-        len: usize,
-        deadline: Instant,
-    },
+    /// Send the bytes of the open file that [`Driver::file_span`] names straight
+    /// to the socket (a zero-copy send: `sendfile(2)`; only asked of a model whose
+    /// driver has [`Driver::set_zero_copy`]), then [`Driver::file_sent`] with the
+    /// bytes moved (a prefix is fine; 0 when the file ended early). The span is
+    /// not in the action so that an action stays 24 bytes in every connection.
+    SendFile { deadline: Instant },
     /// Close the open file, then [`Driver::file_closed`].
     CloseFile,
     /// Shut down the write side of the socket, then [`Driver::write_shut`].
@@ -59,7 +56,7 @@ impl Action {
         match *self {
             Action::Recv { deadline, .. }
             | Action::Send { deadline }
-            | Action::SendFile { deadline, .. }
+            | Action::SendFile { deadline }
             | Action::Drain { deadline } => Some(deadline),
             Action::Sleep { until } => Some(until),
             _ => None,

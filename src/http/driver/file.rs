@@ -97,6 +97,14 @@ impl Driver {
         self.observe(env, a)
     }
 
+    /// For `Action::SendFile`: the file offset to send from and the bytes still
+    /// owed from there.
+    pub fn file_span(&self) -> (u64, usize) {
+        self.file.as_deref().map_or((0, 0), |f| {
+            (f.offset, usize::try_from(f.left).unwrap_or(usize::MAX))
+        })
+    }
+
     /// The file of `Action::CloseFile` is closed.
     pub fn file_closed<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
         self.file = None;

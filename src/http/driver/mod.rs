@@ -261,14 +261,7 @@ impl Driver {
             State::Work => Action::Yield,
             State::Open => Action::Open,
             State::ReadFile { offset, len } => Action::ReadFile { offset, len },
-            State::SendFile { deadline } => match self.file.as_deref() {
-                Some(f) => Action::SendFile {
-                    offset: f.offset,
-                    len: usize::try_from(f.left).unwrap_or(usize::MAX),
-                    deadline,
-                },
-                None => Action::Close, // never: a SendFile state has its file
-            },
+            State::SendFile { deadline } => Action::SendFile { deadline },
             State::CloseFile => Action::CloseFile,
             State::ShutWrite => Action::ShutdownWrite,
             State::Drain { deadline } => Action::Drain { deadline },
