@@ -1,6 +1,6 @@
 //! The `bound` scenario's probes drawn as the load–latency curve they sample.
 
-use super::lines::bound_lines;
+use super::lines::p99_chart;
 use super::*;
 
 /// One probe of a bisection: offered rate, p99 from the intended send time, and
@@ -55,9 +55,7 @@ pub(super) fn bound(raw: &Raw) -> Res<String> {
     let ymax = ys().fold(1.0, f64::max);
     let ymin = ys().fold(ymax, f64::min);
     let (xt, xstep) = ticks_linear(xmax);
-    let xtop = *xt.last().unwrap_or(&1.0);
     let yt = ticks_125(ymin, ymax * 10.0);
-    let (div, unit) = latency_unit(ymax);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
@@ -73,27 +71,7 @@ pub(super) fn bound(raw: &Raw) -> Res<String> {
                 ),
             ),
         )?;
-        let mut chart = ChartBuilder::on(&body)
-            .margin(10)
-            .margin_right(40)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d(
-                Lin::new(0.0, xtop, xt),
-                (yt[0]..*yt.last().unwrap_or(&ymax))
-                    .log_scale()
-                    .with_key_points(yt.clone()),
-            )?;
-        chart
-            .configure_mesh()
-            .x_desc("offered rate (req/s)")
-            .y_desc(format!(
-                "p99 latency from intended send ({unit}, log scale)"
-            ))
-            .x_label_formatter(&|x| fmt_tick(*x, xstep))
-            .y_label_formatter(&|y| fmt_log(*y, div))
-            .draw()?;
-        bound_lines(&mut chart, xtop)?;
+        let mut chart = p99_chart(&body, "offered rate (req/s)", (xt, xstep), &yt, ymax)?;
         for (i, ((m, pts), mds)) in models.iter().zip(&all).zip(&medians).enumerate() {
             let c = color(i, m);
             chart

@@ -1,6 +1,7 @@
 //! Line plots: the load–latency sweep and throughput against connection count.
 
 use super::*;
+use plotters::coord::combinators::{LogCoord, WithKeyPoints};
 
 /// p99 against achieved rate, one line per model, the bounds as dashed lines.
 pub(super) fn sweep(raw: &Raw) -> Res<String> {
@@ -31,10 +32,8 @@ pub(super) fn sweep(raw: &Raw) -> Res<String> {
         .chain(LATENCY_BOUNDS_US.map(|b| b as f64))
         .fold(ymax, f64::min);
     let (xt, xstep) = ticks_linear(xmax);
-    let xtop = *xt.last().unwrap_or(&1.0);
     // A decade of headroom above the highest p99 for the legend.
     let yt = ticks_125(ymin, ymax * 10.0);
-    let (div, unit) = latency_unit(ymax);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
@@ -54,27 +53,7 @@ pub(super) fn sweep(raw: &Raw) -> Res<String> {
                 ),
             ),
         )?;
-        let mut chart = ChartBuilder::on(&body)
-            .margin(10)
-            .margin_right(40)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d(
-                Lin::new(0.0, xtop, xt),
-                (yt[0]..*yt.last().unwrap_or(&ymax))
-                    .log_scale()
-                    .with_key_points(yt.clone()),
-            )?;
-        chart
-            .configure_mesh()
-            .x_desc("achieved throughput (req/s)")
-            .y_desc(format!(
-                "p99 latency from intended send ({unit}, log scale)"
-            ))
-            .x_label_formatter(&|x| fmt_tick(*x, xstep))
-            .y_label_formatter(&|y| fmt_log(*y, div))
-            .draw()?;
-        bound_lines(&mut chart, xtop)?;
+        let mut chart = p99_chart(&body, "achieved throughput (req/s)", (xt, xstep), &yt, ymax)?;
         for (i, (m, pts)) in models.iter().zip(&lines).enumerate() {
             let c = color(i, m);
             chart
@@ -94,6 +73,46 @@ pub(super) fn sweep(raw: &Raw) -> Res<String> {
         root.present()?;
     }
     Ok(svg)
+}
+
+/// Rate (linear) against p99 (log, with fixed ticks).
+pub(super) type P99Chart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<Lin, WithKeyPoints<LogCoord<f64>>>>;
+
+/// The chart the sweep and the bound draw on: p99 (log axis, `yt` ticks, in the
+/// unit `ymax` calls for) against a rate from 0 (`xt` ticks, `xstep` apart), with
+/// the latency bounds drawn in.
+pub(super) fn p99_chart<'a, 'b>(
+    body: &'a Area<'b>,
+    x_desc: &str,
+    (xt, xstep): (Vec<f64>, f64),
+    yt: &[f64],
+    ymax: f64,
+) -> Res<P99Chart<'a, 'b>> {
+    let xtop = *xt.last().unwrap_or(&1.0);
+    let (div, unit) = latency_unit(ymax);
+    let mut chart = ChartBuilder::on(body)
+        .margin(10)
+        .margin_right(40)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(
+            Lin::new(0.0, xtop, xt),
+            (yt[0]..*yt.last().unwrap_or(&ymax))
+                .log_scale()
+                .with_key_points(yt.to_vec()),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(format!(
+            "p99 latency from intended send ({unit}, log scale)"
+        ))
+        .x_label_formatter(&|x| fmt_tick(*x, xstep))
+        .y_label_formatter(&|y| fmt_log(*y, div))
+        .draw()?;
+    bound_lines(&mut chart, xtop)?;
+    Ok(chart)
 }
 
 /// The latency bounds as horizontal dashed lines, each its own colour and dash in
