@@ -56,9 +56,9 @@ impl Backend for RingBackend {
     #[inline]
     unsafe fn push(&mut self, key: SlotKey, sqe: squeue::Entry) -> Result<(), squeue::Entry> {
         let sqe = sqe.user_data(key.token(OP).raw());
-        // SAFETY: forwarded from our caller (`Backend::push`): the SQE's memory stays
-        // valid until its completion is dispatched. A full SQ spills into the ring's
-        // backlog, so the op is always taken.
+        // A full SQ spills into the ring's backlog, so the op is always taken.
+        // SAFETY: forwarded from our caller (`Backend::push`): the SQE's memory
+        // stays valid until its completion is dispatched.
         unsafe { self.ring.push(sqe) };
         Ok(())
     }
