@@ -46,9 +46,10 @@ fn rows() -> Vec<(u32, u16, String)> {
 }
 
 #[test]
-fn cases_are_numbered_one_to_fifty_three_in_order() {
+fn cases_are_numbered_from_one_in_order() {
     let numbers: Vec<u32> = cases().iter().map(|c| c.0).collect();
-    assert_eq!(numbers, (1..=53).collect::<Vec<_>>());
+    assert!(numbers.len() >= 54, "cases went missing: {numbers:?}");
+    assert_eq!(numbers, (1..=numbers.len() as u32).collect::<Vec<_>>());
 }
 
 /// Every `Case N` named in tests/static_files.rs.
@@ -71,7 +72,7 @@ fn every_static_file_case_is_tested_and_every_tested_case_exists() {
         .lines()
         .filter_map(|l| l.split_once(". ")?.0.parse().ok())
         .collect();
-    assert_eq!(documented, (44..=53).collect());
+    assert_eq!(documented, (44..=54).collect());
     assert_eq!(static_file_cases(), documented);
 }
 

@@ -1,4 +1,4 @@
-//! `http-behaviour.md` cases 44–53, static files under every model over real
+//! `http-behaviour.md` cases 44–54, static files under every model over real
 //! sockets: validators, conditional requests, byte ranges, Content-Type,
 //! precompressed variants, and a file that shrinks while it is sent.
 
@@ -169,6 +169,39 @@ fn validators_and_conditional_requests(model: Variant) {
     let rs = read_responses(&mut c, &[false, false]);
     assert_eq!((rs[0].status, rs[1].status), (304, 200));
     assert_eq!(rs[1].text(), "Hello, World!");
+
+    // Case 54: If-Match / If-Unmodified-Since → 412 when false, no file bytes.
+    let failed = |method: &str, fields: &str| {
+        let r = ask(&s, method, "/static/page.html", fields);
+        assert_eq!(r.status, 412, "{method} {fields}: {}", r.text());
+        assert_eq!(r.header("etag"), None, "{fields}");
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{fields}");
+        if method == "GET" {
+            assert_eq!(r.text(), "precondition failed\n");
+        }
+    };
+    failed("GET", "If-Match: \"other\"\r\n");
+    failed("GET", &format!("If-Match: W/{etag}\r\n"));
+    failed("HEAD", "If-Match: \"other\"\r\n");
+    failed("GET", &format!("If-Unmodified-Since: {past}\r\n"));
+    whole(&format!("If-Match: {etag}\r\n"));
+    whole("If-Match: *\r\n");
+    whole(&format!("If-Unmodified-Since: {lm}\r\n"));
+    whole("If-Unmodified-Since: not a date\r\n");
+    // A precondition comes before If-None-Match.
+    not_modified(&format!("If-Match: {etag}\r\nIf-None-Match: {etag}\r\n"));
+    failed(
+        "GET",
+        &format!("If-Match: \"x\"\r\nIf-None-Match: {etag}\r\n"),
+    );
+    // A 412 leaves the connection usable.
+    let mut c = s.connect();
+    c.write_all(
+        b"GET /static/page.html HTTP/1.1\r\nHost: t\r\nIf-Match: \"x\"\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let rs = read_responses(&mut c, &[false, false]);
+    assert_eq!((rs[0].status, rs[1].status), (412, 200));
 }
 
 fn byte_ranges(model: Variant) {

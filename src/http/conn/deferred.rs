@@ -90,7 +90,7 @@ impl Conn {
         next
     }
 
-    /// The head of a file response: 200, 206, 304 or 416 by the request's
+    /// The head of a file response: 200, 206, 304, 412 or 416 by the request's
     /// conditions and the file's metadata ([`Conditions::evaluate`]).
     ///
     /// [`Conditions::evaluate`]: crate::http::representation::Conditions::evaluate
@@ -107,6 +107,7 @@ impl Conn {
             .conditions()
             .map_or(Outcome::Whole, |c| c.evaluate(&meta, &etag));
         const UNSATISFIABLE: &[u8] = b"range not satisfiable\n";
+        const FAILED: &[u8] = b"precondition failed\n";
         let (status, content_type, length, offset) = match outcome {
             Outcome::Whole => (200, f.content_type(), Some(meta.size), 0),
             Outcome::Partial { start, len } => (206, f.content_type(), Some(len), start),
@@ -115,6 +116,12 @@ impl Conn {
                 416,
                 &b"text/plain; charset=utf-8"[..],
                 Some(UNSATISFIABLE.len() as u64),
+                0,
+            ),
+            Outcome::PreconditionFailed => (
+                412,
+                &b"text/plain; charset=utf-8"[..],
+                Some(FAILED.len() as u64),
                 0,
             ),
         };
@@ -133,9 +140,9 @@ impl Conn {
         });
         stats.response(status);
         let mut len = if d.head_only { 0 } else { length.unwrap_or(0) };
-        if status == 416 {
+        if let 412 | 416 = status {
             if len > 0 {
-                out.extend_from_slice(UNSATISFIABLE);
+                out.extend_from_slice(if status == 412 { FAILED } else { UNSATISFIABLE });
             }
             log_response(&mut self.log, stats, None, status, len);
             len = 0; // the body is in `out`, not from the file

@@ -242,6 +242,11 @@ pub enum IfRange {
 /// (owned: the request's bytes are gone when the file has been opened).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Conditions {
+    /// The `If-Match` field values joined with commas.
+    if_match: Option<Box<[u8]>>,
+    /// A valid `If-Unmodified-Since` date (seconds since the epoch); an invalid
+    /// or repeated field is ignored (§13.1.4).
+    if_unmodified_since: Option<u64>,
     /// The `If-None-Match` field values joined with commas.
     if_none_match: Option<Box<[u8]>>,
     /// A valid `If-Modified-Since` date (seconds since the epoch); an invalid or
@@ -263,6 +268,8 @@ pub enum Outcome {
     NotModified,
     /// 416: the range cannot be satisfied; `Content-Range: bytes */LEN`.
     Unsatisfiable,
+    /// 412: an `If-Match` or `If-Unmodified-Since` precondition is false.
+    PreconditionFailed,
 }
 
 impl Conditions {
@@ -270,8 +277,13 @@ impl Conditions {
     /// has none (most requests). Single-valued fields sent more than once are
     /// ignored as invalid.
     pub fn from_request(req: &Request<'_>) -> Option<Box<Conditions>> {
-        let inm: Vec<&[u8]> = req.headers("if-none-match").collect();
-        let if_none_match = (!inm.is_empty()).then(|| inm.join(&b',').into_boxed_slice());
+        let joined = |name| {
+            let values: Vec<&[u8]> = req.headers(name).collect();
+            (!values.is_empty()).then(|| values.join(&b',').into_boxed_slice())
+        };
+        let if_match = joined("if-match");
+        let if_unmodified_since = single(req, "if-unmodified-since").and_then(http_date_secs);
+        let if_none_match = joined("if-none-match");
         let if_modified_since = single(req, "if-modified-since").and_then(http_date_secs);
         let range = single(req, "range").and_then(parse_range);
         let if_range = match req.headers("if-range").count() {
@@ -280,6 +292,8 @@ impl Conditions {
             _ => Some(IfRange::Stale),
         };
         let c = Conditions {
+            if_match,
+            if_unmodified_since,
             if_none_match,
             if_modified_since,
             range,
@@ -289,10 +303,22 @@ impl Conditions {
     }
 
     /// RFC 9110 §13.2.2, for GET and HEAD (the only methods a file answers):
-    /// `If-None-Match` first (a match, by weak comparison, is a 304); only
-    /// without it, `If-Modified-Since` (not modified since: 304); then `Range`,
-    /// unless an `If-Range` validator is not current (then the whole file).
+    /// `If-Match` first (no tag equal by strong comparison: 412); only without
+    /// it, `If-Unmodified-Since` (modified since: 412); then `If-None-Match` (a
+    /// match, by weak comparison, is a 304); only without it,
+    /// `If-Modified-Since` (not modified since: 304); then `Range`, unless an
+    /// `If-Range` validator is not current (then the whole file).
     pub fn evaluate(&self, meta: &FileMeta, etag: &ETag) -> Outcome {
+        match (&self.if_match, self.if_unmodified_since) {
+            (Some(list), _) if !match_hits(list, etag.as_bytes()) => {
+                return Outcome::PreconditionFailed
+            }
+            // Without a Last-Modified the file cannot be shown unmodified.
+            (None, Some(since)) if last_modified_secs(meta).is_none_or(|m| m > since) => {
+                return Outcome::PreconditionFailed
+            }
+            _ => {}
+        }
         match (&self.if_none_match, self.if_modified_since) {
             (Some(list), _) if none_match_hits(list, etag.as_bytes()) => {
                 return Outcome::NotModified
@@ -357,6 +383,17 @@ fn entity_tag(v: &[u8]) -> Option<(&[u8], &[u8])> {
 /// `W/` prefix does not matter), or is `*`. A malformed list matches nothing
 /// past the point where it goes wrong.
 pub fn none_match_hits(list: &[u8], etag: &[u8]) -> bool {
+    list_hits(list, etag, true)
+}
+
+/// Whether an `If-Match` list names `etag` by strong comparison (§13.1.1: a weak
+/// tag in the list never matches; `etag` is always strong), or is `*` (the file
+/// exists). A malformed list matches nothing past the point where it goes wrong.
+pub fn match_hits(list: &[u8], etag: &[u8]) -> bool {
+    list_hits(list, etag, false)
+}
+
+fn list_hits(list: &[u8], etag: &[u8], weak: bool) -> bool {
     if trim(list) == b"*" {
         return true;
     }
@@ -370,13 +407,14 @@ pub fn none_match_hits(list: &[u8], etag: &[u8]) -> bool {
         if rest.is_empty() {
             return false;
         }
-        if rest.starts_with(b"W/") {
+        let is_weak = rest.starts_with(b"W/");
+        if is_weak {
             rest = &rest[2..];
         }
         let Some((tag, after)) = entity_tag(rest) else {
             return false;
         };
-        if tag == etag {
+        if tag == etag && (weak || !is_weak) {
             return true;
         }
         rest = after;
@@ -456,7 +494,10 @@ pub fn write_fields(
     coding: Option<Coding>,
 ) {
     let mut num = itoa::Buffer::new();
-    if outcome != Outcome::Unsatisfiable {
+    if !matches!(
+        outcome,
+        Outcome::Unsatisfiable | Outcome::PreconditionFailed
+    ) {
         if let Some(lm) = last_modified(meta) {
             out.extend_from_slice(b"\r\nLast-Modified: ");
             out.extend_from_slice(&lm);
@@ -485,7 +526,7 @@ pub fn write_fields(
             out.extend_from_slice(b"\r\nContent-Range: bytes */");
             out.extend_from_slice(num.format(meta.size).as_bytes());
         }
-        Outcome::Whole | Outcome::NotModified => {}
+        Outcome::Whole | Outcome::NotModified | Outcome::PreconditionFailed => {}
     }
 }
 

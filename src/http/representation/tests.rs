@@ -210,6 +210,86 @@ fn conditional_requests() {
 }
 
 #[test]
+fn preconditions() {
+    let etag = ETag::of(&META, None);
+    let tag = std::str::from_utf8(etag.as_bytes()).unwrap().to_owned();
+    let failed = Outcome::PreconditionFailed;
+    let before = "Sun, 06 Nov 1994 08:49:36 GMT";
+    let cases: Vec<(String, Outcome)> = vec![
+        // If-Match: strong comparison, lists, `*`.
+        (format!("If-Match: {tag}\r\n"), Outcome::Whole),
+        (format!("If-Match: \"a\", {tag}\r\n"), Outcome::Whole),
+        (
+            format!("If-Match: \"a\"\r\nIf-Match: {tag}\r\n"),
+            Outcome::Whole,
+        ),
+        ("If-Match: *\r\n".into(), Outcome::Whole),
+        (format!("If-Match: W/{tag}\r\n"), failed),
+        ("If-Match: \"other\"\r\n".into(), failed),
+        ("If-Match: garbage\r\n".into(), failed),
+        // If-Unmodified-Since: modified after the date → 412; a bad or
+        // repeated date is ignored.
+        (format!("If-Unmodified-Since: {LM}\r\n"), Outcome::Whole),
+        (format!("If-Unmodified-Since: {before}\r\n"), failed),
+        ("If-Unmodified-Since: soon\r\n".into(), Outcome::Whole),
+        (
+            format!("If-Unmodified-Since: {before}\r\nIf-Unmodified-Since: {before}\r\n"),
+            Outcome::Whole,
+        ),
+        // If-Match wins over If-Unmodified-Since (§13.2.2 step 2 only without it).
+        (
+            format!("If-Match: {tag}\r\nIf-Unmodified-Since: {before}\r\n"),
+            Outcome::Whole,
+        ),
+        // Preconditions come before If-None-Match and Range.
+        (
+            format!("If-Match: \"other\"\r\nIf-None-Match: {tag}\r\n"),
+            failed,
+        ),
+        (
+            format!("If-Match: {tag}\r\nIf-None-Match: {tag}\r\n"),
+            Outcome::NotModified,
+        ),
+        (
+            format!("If-Match: {tag}\r\nRange: bytes=0-9\r\n"),
+            partial(0, 10),
+        ),
+        (
+            format!("If-Unmodified-Since: {before}\r\nRange: bytes=0-9\r\n"),
+            failed,
+        ),
+    ];
+    for (fields, want) in &cases {
+        assert_eq!(outcome(fields), *want, "{fields:?}");
+    }
+    // Without a Last-Modified (a time no HTTP-date names) the file cannot be
+    // shown unmodified since any date.
+    let far = FileMeta {
+        mtime_sec: -1,
+        ..META
+    };
+    let c = conditions(&format!("If-Unmodified-Since: {LM}\r\n")).unwrap();
+    assert_eq!(c.evaluate(&far, &ETag::of(&far, None)), failed);
+}
+
+#[test]
+fn if_match_lists() {
+    let tag = b"\"t\"";
+    let cases: &[(&str, bool)] = &[
+        ("\"t\"", true),
+        (" \"a\" , \"t\" ", true),
+        ("*", true),
+        ("W/\"t\"", false),
+        ("\"a\", W/\"t\"", false),
+        ("\"T\"", false),
+        ("", false),
+    ];
+    for (list, want) in cases {
+        assert_eq!(match_hits(list.as_bytes(), tag), *want, "{list}");
+    }
+}
+
+#[test]
 fn if_none_match_lists() {
     let tag = b"\"t\"";
     let cases: &[(&str, bool)] = &[
@@ -363,6 +443,10 @@ fn the_fields_of_each_outcome() {
     assert_eq!(
         fields(Outcome::Unsatisfiable),
         "\r\nVary: Accept-Encoding\r\nContent-Range: bytes */1000"
+    );
+    assert_eq!(
+        fields(Outcome::PreconditionFailed),
+        "\r\nVary: Accept-Encoding"
     );
 }
 
