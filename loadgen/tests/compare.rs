@@ -107,6 +107,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
         env: env(),
         config: RunConfig {
             url: "http://127.0.0.1:1/".into(),
+            also: Vec::new(),
             method: "GET".into(),
             connections: 64,
             threads: 1,
@@ -159,6 +160,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
                 rss_kib: 8_000,
                 threads: None,
             }),
+            backend: None,
             steal_share: 0.0,
             foreign_share: 0.0,
             generator_bound: false,
@@ -200,6 +202,7 @@ fn synthetic() -> Raw {
         idle: None,
         error: None,
         extra: None,
+        downloads: None,
     };
     for m in models {
         runs.push(run(
@@ -237,7 +240,14 @@ fn synthetic() -> Raw {
                             Some(report(900.0 * k, (500, 9_000), None, (2e9 * k) as u64))
                         }
                         Kind::Cost => Some(report(20_000.0, (30, 900), Some(20_000.0), 0)),
-                        Kind::Idle | Kind::Bound | Kind::Scaling => None,
+                        Kind::Proxy => {
+                            let mut r = report(30_000.0 * k, (200, 4_000), None, 0);
+                            let mut b = r.checks.server.clone().unwrap();
+                            b.cpu_us_per_request = 7.5;
+                            r.checks.backend = Some(b);
+                            Some(r)
+                        }
+                        Kind::Idle | Kind::Bound | Kind::Scaling | Kind::Downloads => None,
                     };
                     runs.push(run(m, sc.name, rep, point.clone(), r));
                     let last = runs.last_mut().unwrap();
@@ -253,6 +263,22 @@ fn synthetic() -> Raw {
                     }
                     if sc.kind == Kind::Skew {
                         last.heavy = Some(report(190.0 * k, (5_000, 12_000), None, 0));
+                    }
+                    if sc.kind == Kind::Downloads {
+                        last.downloads = Some(compare::downloads::DownloadsResult {
+                            downloads: 10_000,
+                            in_flight: 9_990,
+                            rss_idle_kib: 8_000,
+                            rss_during_kib: 8_000 + (100_000.0 / k) as u64,
+                            bytes_per_download: 100_000.0 * 1024.0 / k / 9_990.0,
+                            intact: 10_000,
+                            errors: 0,
+                            first_error: None,
+                            client_rcvbuf: 16 << 10,
+                            seconds: 30.0,
+                            kernel_tcp_kib: Some(1_200_000),
+                            tcp_pressure_kib: Some(1_535_508),
+                        });
                     }
                     if sc.kind == Kind::Idle {
                         last.idle = Some(compare::IdleResult {
@@ -302,6 +328,7 @@ fn synthetic() -> Raw {
         budget_s: 1200.0,
         cost_rate: Some(20_000.0),
         min_rounds: ROUNDS,
+        backend_cpus: vec![1],
     }
 }
 
@@ -728,6 +755,7 @@ fn the_bisected_bound_answers_with_a_paired_interval() {
                         idle: None,
                         error: None,
                         extra: None,
+                        downloads: None,
                     };
                     let held = compare::bound_held(&run, bound);
                     s.record(rate, held);
@@ -791,6 +819,7 @@ fn scaling_rows_show_in_the_summary_and_a_plot() {
                     idle: None,
                     error: None,
                     extra: None,
+                    downloads: None,
                 });
             }
         }

@@ -132,6 +132,7 @@ pub fn args(addr: SocketAddr, path: &str) -> LoadArgs {
         method: "GET".into(),
         body: None,
         body_file: None,
+        also: Vec::new(),
         pipeline: 1,
         no_keepalive: false,
         json: None,
