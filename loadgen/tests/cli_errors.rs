@@ -156,3 +156,14 @@ fn compare_flags_are_checked_up_front() {
     );
     assert!(compare_error(&["--scenarios", "plaintext,nope"]).contains("unknown scenario 'nope'"));
 }
+
+#[test]
+fn also_takes_paths_only() {
+    for bad in ["b", "/with space", "http://127.0.0.1:1/x"] {
+        let m = plan_error(&["--url", "http://127.0.0.1:1/", "--also", bad]);
+        assert!(
+            m.starts_with(&format!("--also '{bad}': expected a path")),
+            "{m}"
+        );
+    }
+}

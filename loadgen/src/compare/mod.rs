@@ -553,4 +553,5 @@ impl Raw {
 }
 
 mod execute;
+pub use execute::file_bytes;
 use execute::{Ctx, StaticRoot};
