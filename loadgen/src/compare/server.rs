@@ -441,6 +441,7 @@ mod tests {
             ("--workers", "sets --workers itself"),
             ("--root=/tmp", "sets --root itself"),
             ("--bench-routes=false", "sets --bench-routes itself"),
+            ("--upstream=127.0.0.1:80", "sets --upstream itself"),
             ("--tokio-runtime=multi-thread", "--models tokio+multi"),
             ("--green-sched=steal", "--models green+steal"),
             ("--green-reactor", "--models green+dedicated"),
