@@ -379,7 +379,7 @@ pub const SCENARIOS: [Scenario; 15] = [
 /// Scenarios left out by default: `sweep` only draws the curve (`bound`
 /// answers the bounds) and `scaling` describes rather than compares; with them,
 /// six rounds of the matrix take about 30 minutes on the 2-CPU machine.
-/// `downloads` reads 10 GB per server and round (about 30 s each on that
+/// `downloads` reads 10 GB per server and round (23 to 92 s each on that
 /// machine): it is run on its own (`--scenarios downloads`).
 pub const NOT_BY_DEFAULT: [&str; 3] = ["sweep", "scaling", "downloads"];
 
