@@ -155,6 +155,17 @@ fn compare_flags_are_checked_up_front() {
         "{m}"
     );
     assert!(compare_error(&["--scenarios", "plaintext,nope"]).contains("unknown scenario 'nope'"));
+    assert_eq!(
+        compare_error(&["--downloads", "0"]),
+        "--downloads must be at least 1"
+    );
+    assert!(compare_error(&["--backend-cpus", "x"]).starts_with("--backend-cpus: "));
+    // More downloads than the server could hold descriptors for, refused up front.
+    let m = compare_error(&["--scenarios", "downloads", "--downloads", "4000000000"]);
+    assert!(
+        m.starts_with("--downloads 4000000000: the server needs 8000000128 descriptors"),
+        "{m}"
+    );
 }
 
 #[test]
