@@ -153,8 +153,8 @@ fn compare_runs_every_scenario_with_a_peer_row() {
     let failed: Vec<_> = raw.runs.iter().filter(|r| r.error.is_some()).collect();
     assert!(failed.is_empty(), "{failed:?}");
     // Per server: 5 hello-world runs, 1 sweep calibration and 3 sweep points,
-    // churn, skew, 2 busy counts, 2 file sizes and the 2 points of cost.
-    assert_eq!(raw.runs.len(), 2 * (5 + 1 + 3 + 1 + 1 + 2 + 2 + 2));
+    // churn, skew, 2 busy counts, 2 file sizes and the mix, and the 2 points of cost.
+    assert_eq!(raw.runs.len(), 2 * (5 + 1 + 3 + 1 + 1 + 2 + 3 + 2));
     assert_eq!(raw.models[1].name, "ref");
     assert!(raw.models[1]
         .peer
@@ -179,13 +179,29 @@ fn compare_runs_every_scenario_with_a_peer_row() {
             Some(1000.0)
         );
         let large: Vec<_> = runs.iter().filter(|r| r.scenario == "large").collect();
-        for l in &large {
+        for l in large
+            .iter()
+            .filter(|l| l.point.as_ref().unwrap().label != "mix")
+        {
             let r = l.report.as_ref().unwrap();
             let size = l.point.as_ref().unwrap().value as u64;
             // Bytes of responses begun in the warm-up are not counted: up to one per connection.
             let whole = r.result.successes.saturating_sub(16);
             assert!(r.result.counts.bytes_read >= whole * size, "{server}");
         }
+        // The mix: every connection walks the 20 files (at least 3 KB each).
+        let mix = large
+            .iter()
+            .find(|l| l.point.as_ref().unwrap().label == "mix")
+            .unwrap();
+        let r = mix.report.as_ref().unwrap();
+        assert_eq!(r.config.also.len(), 19, "{server}");
+        assert!(
+            r.config.url.ends_with("/static/mix/00-3000.bin"),
+            "{server}"
+        );
+        assert_eq!(r.result.counts.status_4xx + r.result.counts.status_5xx, 0);
+        assert!(r.result.counts.bytes_read >= r.result.successes.saturating_sub(16) * 3_000);
         // cost: every server at the same rate, with the io_uring and syscall
         // figures or the reason there are none.
         for r in runs.iter().filter(|r| r.scenario == "cost") {
@@ -485,5 +501,187 @@ fn compare_passes_serve_args_to_every_model_and_records_them() {
     let run = &raw.runs[0];
     assert_eq!((run.model.as_str(), &run.error), ("tokio+multi", &None));
     assert!(run.heavy.is_some(), "the heavy /work requests ran");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--nginx-peer` / `--haproxy-peer` as `bench compare` starts them: the
+/// generated configuration forwards `/proxy/...` to the backend as `/...`.
+/// Skipped, loudly, where nginx or HAProxy is not installed.
+#[test]
+fn the_peer_scripts_proxy_to_the_backend() {
+    let backend = Server::tokio_one_worker();
+    let root = common::TempDir::new("peer-proxy");
+    std::fs::write(root.0.join("f.txt"), "file\n").unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/compare.sh");
+    for (peer, tool) in [("--nginx-peer", "nginx"), ("--haproxy-peer", "haproxy")] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            eprintln!("SKIPPED {peer}: {tool} is not installed");
+            continue;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(script)
+            .args([
+                peer,
+                &port.to_string(),
+                root.path(),
+                &backend.addr.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(std::time::Instant::now() < until, "{tool} never listened");
+            assert!(child.try_wait().unwrap().is_none(), "{tool} exited");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let get = |path: &str| {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            write!(
+                c,
+                "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = String::new();
+            let _ = c.read_to_string(&mut out);
+            out
+        };
+        // Twice: the second goes over a pooled upstream connection.
+        for _ in 0..2 {
+            let json = get("/proxy/json");
+            assert!(json.starts_with("HTTP/1.1 200"), "{tool}: {json}");
+            assert!(
+                json.ends_with("{\"message\":\"Hello, World!\"}"),
+                "{tool}: {json}"
+            );
+        }
+        let hello = get("/proxy/?x=1");
+        assert!(hello.ends_with("Hello, World!"), "{tool}: {hello}");
+        if tool == "nginx" {
+            // The same process still serves the files of the other scenarios.
+            assert!(get("/static/f.txt").ends_with("file\n"));
+        } else {
+            assert!(get("/static/f.txt").starts_with("HTTP/1.1 404"));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The `large` mix, `downloads` (a small count) and `proxy` through the real
+/// binary: files served intact, every download read and checked, the backend's
+/// CPU reported apart. Until `serve --upstream` exists the models' proxy runs
+/// fail, naming the flag; nginx and HAProxy (when installed) are peers that proxy.
+#[test]
+fn compare_runs_the_file_mix_downloads_and_proxy() {
+    let dir = std::env::temp_dir().join(format!("gv-compare-new-{}", std::process::id()));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/compare.sh");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["bench", "compare", "--quick", "--models", "tokio"])
+        .args(["--scenarios", "large,downloads,proxy", "--downloads", "40"])
+        .args(["--duration", "300ms", "--warmup", "100ms"])
+        .args(["--server-cpus", "0", "--load-cpus", "0"]);
+    let mut peers = Vec::new();
+    for (name, tool) in [("nginx", "--nginx-peer"), ("haproxy", "--haproxy-peer")] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if found {
+            cmd.args([
+                "--peer",
+                &format!("{name}={script} {tool} {{port}} {{root}} {{upstream}}"),
+            ]);
+            peers.push(name);
+        } else {
+            eprintln!("SKIPPED the {name} peer: {name} is not installed");
+        }
+    }
+    let out = cmd.arg("--out").arg(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let folder = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let raw = loadgen::compare::Raw::from_json(
+        &std::fs::read_to_string(folder.join("raw.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(raw.backend_cpus, vec![0]);
+    let run = |model: &str, sc: &str, label: Option<&str>| {
+        raw.runs
+            .iter()
+            .find(|r| {
+                r.model == model
+                    && r.scenario == sc
+                    && r.point.as_ref().map(|p| p.label.as_str()) == label
+            })
+            .unwrap_or_else(|| panic!("no {model} {sc} run"))
+    };
+    // The mix: every request answered 200 by gvhttpd (and nginx).
+    for m in std::iter::once("tokio").chain(peers.iter().copied().filter(|p| *p == "nginx")) {
+        let mix = run(m, "large", Some("mix"));
+        let r = mix
+            .report
+            .as_ref()
+            .unwrap_or_else(|| panic!("{m}: {:?}", mix.error));
+        assert_eq!(r.result.counts.status_2xx, r.result.requests, "{m}");
+        assert!(r.result.requests > 0);
+    }
+    // Downloads: every one read to the end and identical to the file.
+    let d = run("tokio", "downloads", None).downloads.clone().unwrap();
+    assert_eq!((d.downloads, d.intact, d.errors), (40, 40, 0), "{d:?}");
+    assert!(d.in_flight > 0 && d.in_flight <= 40, "{d:?}");
+    assert!(
+        d.bytes_per_download.is_finite() && d.rss_during_kib > 0,
+        "{d:?}"
+    );
+    // proxy: gvhttpd either proxies or says why not (the flag, before --upstream exists).
+    let p = run("tokio", "proxy", None);
+    match (&p.report, &p.error) {
+        (Some(r), None) => assert!(r.checks.backend.is_some()),
+        (_, Some(e)) => assert!(e.contains("--upstream") || e.contains("/proxy/"), "{e}"),
+        (None, None) => panic!("neither a report nor an error"),
+    }
+    for peer in &peers {
+        let r = run(peer, "proxy", None);
+        let rep = r
+            .report
+            .as_ref()
+            .unwrap_or_else(|| panic!("{peer}: {:?}", r.error));
+        assert_eq!(rep.result.counts.status_2xx, rep.result.requests, "{peer}");
+        let b = rep
+            .checks
+            .backend
+            .as_ref()
+            .expect("the backend is measured");
+        let s = rep.checks.server.as_ref().unwrap();
+        assert!(b.pid != s.pid && b.cpu_s > 0.0, "{b:?}");
+    }
+    let summary = std::fs::read_to_string(folder.join("summary.md")).unwrap();
+    for want in [
+        "## Concurrent downloads",
+        "## Reverse proxy",
+        "| large mix (CPU/MB) |",
+    ] {
+        assert!(summary.contains(want), "{want}: {summary}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -76,6 +76,10 @@ pub struct Checks {
     pub generator_cpu_share: f64,
     pub generator_cores: usize,
     pub server: Option<ServerCheck>,
+    /// The backend the server forwarded requests to (`proxy` scenario), measured
+    /// as the server is; its CPU is neither the server's nor noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<ServerCheck>,
     /// Steal time as a share of all CPU time on the machine.
     pub steal_share: f64,
     /// CPU used by processes other than generator and server, as a share of all.
@@ -89,21 +93,25 @@ pub struct Checks {
 pub struct Probe {
     at: Instant,
     own: Duration,
-    server_pid: Option<u32>,
-    server: Option<Duration>,
-    server_threads: Option<threads::Reading>,
+    server: Option<Watched>,
+    backend: Option<Watched>,
     machine: MachineCpu,
 }
 
 impl Probe {
     /// Takes the starting readings.
     pub fn start(server_pid: Option<u32>) -> Probe {
+        Self::start_with_backend(server_pid, None)
+    }
+
+    /// Also watches a backend the server forwards requests to (the `proxy`
+    /// scenario's): its CPU is reported apart and is not counted as noise.
+    pub fn start_with_backend(server_pid: Option<u32>, backend_pid: Option<u32>) -> Probe {
         Probe {
             at: Instant::now(),
             own: sys::process_cpu("self").unwrap_or_default(),
-            server_pid,
-            server: server_pid.and_then(|p| sys::process_cpu(&p.to_string())),
-            server_threads: server_pid.and_then(threads::read),
+            server: server_pid.and_then(Watched::start),
+            backend: backend_pid.and_then(Watched::start),
             machine: MachineCpu::now(),
         }
     }
@@ -123,31 +131,14 @@ impl Probe {
                 cpu_s * 1e6 / requests as f64
             }
         };
-        let server = self.server_pid.and_then(|pid| {
-            let p = pid.to_string();
-            let ticks = sys::process_cpu(&p)?
-                .saturating_sub(self.server?)
-                .as_secs_f64();
-            let threads = self
-                .server_threads
-                .as_ref()
-                .and_then(|a| Some(threads::read(pid)?.since(a)));
-            let cpu = threads.as_ref().map_or(ticks, |t| t.cpu_ns as f64 / 1e9);
-            let cores = server_cores
-                .or_else(|| sys::allowed_cpus(&p))
-                .unwrap_or(1)
-                .max(1);
-            Some(ServerCheck {
-                pid,
-                cpu_s: cpu,
-                cpu_us_per_request: per_req(cpu),
-                cpu_share: cpu / (wall * cores as f64),
-                cores,
-                peak_rss_kib: sys::status_kib(&p, "VmHWM").unwrap_or(0),
-                rss_kib: sys::status_kib(&p, "VmRSS").unwrap_or(0),
-                threads,
-            })
-        });
+        let server = self
+            .server
+            .as_ref()
+            .and_then(|w| w.check(wall, per_req, server_cores));
+        let backend = self
+            .backend
+            .as_ref()
+            .and_then(|w| w.check(wall, per_req, None));
         judge(
             Readings {
                 own_s: own,
@@ -158,7 +149,57 @@ impl Probe {
                 ticks_per_s: sys::clock_ticks() as f64,
             },
             server,
+            backend,
         )
+    }
+}
+
+/// A watched process's starting readings.
+#[derive(Debug, Clone)]
+struct Watched {
+    pid: u32,
+    ticks: Duration,
+    threads: Option<threads::Reading>,
+}
+
+impl Watched {
+    fn start(pid: u32) -> Option<Watched> {
+        Some(Watched {
+            pid,
+            ticks: sys::process_cpu(&pid.to_string())?,
+            threads: threads::read(pid),
+        })
+    }
+
+    /// Its CPU since the start (per-thread schedstat when readable, else clock
+    /// ticks), per request, its share of its cores and its memory.
+    fn check(
+        &self,
+        wall: f64,
+        per_req: impl Fn(f64) -> f64,
+        cores: Option<usize>,
+    ) -> Option<ServerCheck> {
+        let pid = self.pid;
+        let p = pid.to_string();
+        let ticks = sys::process_cpu(&p)?
+            .saturating_sub(self.ticks)
+            .as_secs_f64();
+        let threads = self
+            .threads
+            .as_ref()
+            .and_then(|a| Some(threads::read(pid)?.since(a)));
+        let cpu = threads.as_ref().map_or(ticks, |t| t.cpu_ns as f64 / 1e9);
+        let cores = cores.or_else(|| sys::allowed_cpus(&p)).unwrap_or(1).max(1);
+        Some(ServerCheck {
+            pid,
+            cpu_s: cpu,
+            cpu_us_per_request: per_req(cpu),
+            cpu_share: cpu / (wall * cores as f64),
+            cores,
+            peak_rss_kib: sys::status_kib(&p, "VmHWM").unwrap_or(0),
+            rss_kib: sys::status_kib(&p, "VmRSS").unwrap_or(0),
+            threads,
+        })
     }
 }
 
@@ -176,7 +217,7 @@ struct Readings {
 }
 
 /// Judges a run from its readings and the server's check (if watched).
-fn judge(r: Readings, server: Option<ServerCheck>) -> Checks {
+fn judge(r: Readings, server: Option<ServerCheck>, backend: Option<ServerCheck>) -> Checks {
     let Readings {
         own_s,
         wall_s,
@@ -188,7 +229,9 @@ fn judge(r: Readings, server: Option<ServerCheck>) -> Checks {
     let total_s = machine.total as f64 / ticks_per_s;
     let (steal_share, foreign_share) = if total_s > 0.0 {
         let busy_s = machine.busy as f64 / ticks_per_s;
-        let ours = own_s + server.as_ref().map_or(0.0, |s| s.cpu_s);
+        let ours = own_s
+            + server.as_ref().map_or(0.0, |s| s.cpu_s)
+            + backend.as_ref().map_or(0.0, |s| s.cpu_s);
         (
             machine.steal as f64 / ticks_per_s / total_s,
             ((busy_s - ours) / total_s).max(0.0),
@@ -211,6 +254,7 @@ fn judge(r: Readings, server: Option<ServerCheck>) -> Checks {
         generator_bound: generator_cpu_share > BOUND_SHARE && !server_saturated,
         noisy: steal_share > NOISY_SHARE || foreign_share > NOISY_SHARE,
         server,
+        backend,
         steal_share,
         foreign_share,
     }
@@ -254,7 +298,7 @@ mod tests {
     #[test]
     fn a_busy_generator_with_an_idle_server_is_generator_bound() {
         // 9.5 s of CPU in 10 s on one load core; the server at 50 %.
-        let c = judge(readings(9.5, 1450, 0), Some(server(5.0, 1)));
+        let c = judge(readings(9.5, 1450, 0), Some(server(5.0, 1)), None);
         assert!(c.generator_bound, "{c:?}");
         assert!((c.generator_cpu_share - 0.95).abs() < 1e-9);
         assert!((c.generator_cpu_us_per_request - 9.5).abs() < 1e-9);
@@ -263,15 +307,15 @@ mod tests {
 
     #[test]
     fn a_saturated_server_means_the_run_is_not_generator_bound() {
-        let c = judge(readings(9.5, 1900, 0), Some(server(9.5, 1)));
+        let c = judge(readings(9.5, 1900, 0), Some(server(9.5, 1)), None);
         assert!(!c.generator_bound, "{c:?}");
         // Exactly at the bound is not over it.
-        let c = judge(readings(9.0, 900, 0), None);
+        let c = judge(readings(9.0, 900, 0), None, None);
         assert!(!c.generator_bound, "{c:?}");
         // The share is per load core: 9.5 s on 2 cores is under half.
         let mut r = readings(9.5, 950, 0);
         r.load_cores = 2;
-        let c = judge(r, None);
+        let c = judge(r, None, None);
         assert!(!c.generator_bound && (c.generator_cpu_share - 0.475).abs() < 1e-9);
     }
 
@@ -292,19 +336,30 @@ mod tests {
     #[test]
     fn steal_or_other_processes_make_a_run_noisy() {
         // Generator 5 s + server 5 s = 1000 ticks; the machine was busy 1000.
-        let quiet = judge(readings(5.0, 1000, 0), Some(server(5.0, 1)));
+        let quiet = judge(readings(5.0, 1000, 0), Some(server(5.0, 1)), None);
         assert!(!quiet.noisy && quiet.foreign_share == 0.0, "{quiet:?}");
         // 5 % steal is the limit; above it the run is noisy.
-        let at = judge(readings(5.0, 1000, 100), Some(server(5.0, 1)));
+        let at = judge(readings(5.0, 1000, 100), Some(server(5.0, 1)), None);
         assert!(!at.noisy && (at.steal_share - 0.05).abs() < 1e-9, "{at:?}");
-        let stolen = judge(readings(5.0, 1000, 120), Some(server(5.0, 1)));
+        let stolen = judge(readings(5.0, 1000, 120), Some(server(5.0, 1)), None);
         assert!(stolen.noisy, "{stolen:?}");
         // 150 ticks (7.5 %) of someone else's CPU.
-        let foreign = judge(readings(5.0, 1150, 0), Some(server(5.0, 1)));
+        let foreign = judge(readings(5.0, 1150, 0), Some(server(5.0, 1)), None);
         assert!(foreign.noisy && (foreign.foreign_share - 0.075).abs() < 1e-9);
         // Without --server-pid the server's CPU counts as foreign: noisy.
-        let unwatched = judge(readings(5.0, 1000, 0), None);
+        let unwatched = judge(readings(5.0, 1000, 0), None, None);
         assert!(unwatched.noisy && (unwatched.foreign_share - 0.25).abs() < 1e-9);
+        // A watched backend's 150 ticks are its own, not noise.
+        let proxied = judge(
+            readings(5.0, 1150, 0),
+            Some(server(5.0, 1)),
+            Some(server(1.5, 1)),
+        );
+        assert!(
+            !proxied.noisy && proxied.foreign_share == 0.0,
+            "{proxied:?}"
+        );
+        assert_eq!(proxied.backend.map(|b| b.cpu_s), Some(1.5));
     }
 
     #[test]
@@ -312,7 +367,7 @@ mod tests {
         let mut r = readings(1.0, 0, 0);
         r.machine = MachineCpu::default();
         r.requests = 0;
-        let c = judge(r, None);
+        let c = judge(r, None, None);
         assert_eq!((c.steal_share, c.foreign_share), (0.0, 0.0));
         assert_eq!(c.generator_cpu_us_per_request, 0.0);
         assert!(!c.noisy && !c.generator_bound);

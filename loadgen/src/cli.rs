@@ -105,6 +105,11 @@ pub struct LoadArgs {
     /// Request body read from a file.
     #[arg(long, value_name = "PATH")]
     pub body_file: Option<std::path::PathBuf>,
+    /// Another path on the same host (repeatable): every connection requests the
+    /// URL's path and these in turn (e.g. a mix of static files), starting at a
+    /// different one per connection.
+    #[arg(long = "also", value_name = "PATH")]
+    pub also: Vec<String>,
     /// Requests in flight per connection.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub pipeline: u64,
@@ -319,14 +324,35 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         (None, None) => Vec::new(),
     };
     let method = a.method.to_ascii_uppercase();
-    let request = target::serialise(&RequestSpec {
-        method: &method,
-        url: &url,
-        headers: &a.headers,
-        body: &body,
-        keepalive: !a.no_keepalive,
-    })
-    .map_err(err)?;
+    let serialise = |url: &Url| {
+        target::serialise(&RequestSpec {
+            method: &method,
+            url,
+            headers: &a.headers,
+            body: &body,
+            keepalive: !a.no_keepalive,
+        })
+    };
+    let request = serialise(&url).map_err(err)?;
+    let mut rotation = Vec::new();
+    if !a.also.is_empty() {
+        rotation.push(request.clone());
+        for p in &a.also {
+            if !p.starts_with('/')
+                || p.bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            {
+                return Err(err(format!(
+                    "--also '{p}': expected a path starting with / (no spaces)"
+                )));
+            }
+            let other = Url {
+                path: p.clone(),
+                ..url.clone()
+            };
+            rotation.push(serialise(&other).map_err(err)?);
+        }
+    }
     let addrs = url.resolve().map_err(err)?;
     let addr = target::preflight(&addrs, timeout.min(Duration::from_secs(5))).map_err(err)?;
     let connections = a.connections as usize;
@@ -359,6 +385,7 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
     let plan = Plan {
         addr,
         request,
+        rotation,
         head_request: method == "HEAD",
         connections,
         threads,
@@ -373,10 +400,12 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         progress,
         start_at,
         server_pid,
+        backend_pid: None,
         server_cores,
     };
     let config = RunConfig {
         url: raw_url.to_string(),
+        also: a.also.clone(),
         method,
         connections,
         threads,

@@ -51,6 +51,9 @@ impl Env {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     pub url: String,
+    /// `--also`: further paths every connection requests in turn after the URL's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     pub method: String,
     pub connections: usize,
     pub threads: usize,
@@ -492,6 +495,7 @@ mod tests {
     fn config() -> RunConfig {
         RunConfig {
             url: "http://127.0.0.1:8080/".into(),
+            also: Vec::new(),
             method: "GET".into(),
             connections: 1,
             threads: 1,

@@ -188,6 +188,14 @@ pub fn raise_nofile(want: u64) -> u64 {
     cur
 }
 
+/// The hard open-files limit (`u64::MAX` for none): how far
+/// [`raise_nofile`] can go.
+pub fn nofile_hard_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX)
+}
+
 /// Processes with a TCP socket listening on `port` (IPv4 or IPv6, any local
 /// address), found by matching the socket inodes of `/proc/net/tcp{,6}` against
 /// `/proc/*/fd`. Processes whose descriptors this user cannot read are missed.

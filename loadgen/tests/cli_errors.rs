@@ -155,4 +155,26 @@ fn compare_flags_are_checked_up_front() {
         "{m}"
     );
     assert!(compare_error(&["--scenarios", "plaintext,nope"]).contains("unknown scenario 'nope'"));
+    assert_eq!(
+        compare_error(&["--downloads", "0"]),
+        "--downloads must be at least 1"
+    );
+    assert!(compare_error(&["--backend-cpus", "x"]).starts_with("--backend-cpus: "));
+    // More downloads than the server could hold descriptors for, refused up front.
+    let m = compare_error(&["--scenarios", "downloads", "--downloads", "4000000000"]);
+    assert!(
+        m.starts_with("--downloads 4000000000: the server needs 8000000128 descriptors"),
+        "{m}"
+    );
+}
+
+#[test]
+fn also_takes_paths_only() {
+    for bad in ["b", "/with space", "http://127.0.0.1:1/x"] {
+        let m = plan_error(&["--url", "http://127.0.0.1:1/", "--also", bad]);
+        assert!(
+            m.starts_with(&format!("--also '{bad}': expected a path")),
+            "{m}"
+        );
+    }
 }

@@ -107,6 +107,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
         env: env(),
         config: RunConfig {
             url: "http://127.0.0.1:1/".into(),
+            also: Vec::new(),
             method: "GET".into(),
             connections: 64,
             threads: 1,
@@ -159,6 +160,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
                 rss_kib: 8_000,
                 threads: None,
             }),
+            backend: None,
             steal_share: 0.0,
             foreign_share: 0.0,
             generator_bound: false,
@@ -200,6 +202,7 @@ fn synthetic() -> Raw {
         idle: None,
         error: None,
         extra: None,
+        downloads: None,
     };
     for m in models {
         runs.push(run(
@@ -237,7 +240,14 @@ fn synthetic() -> Raw {
                             Some(report(900.0 * k, (500, 9_000), None, (2e9 * k) as u64))
                         }
                         Kind::Cost => Some(report(20_000.0, (30, 900), Some(20_000.0), 0)),
-                        Kind::Idle | Kind::Bound | Kind::Scaling => None,
+                        Kind::Proxy => {
+                            let mut r = report(30_000.0 * k, (200, 4_000), None, 0);
+                            let mut b = r.checks.server.clone().unwrap();
+                            b.cpu_us_per_request = 7.5;
+                            r.checks.backend = Some(b);
+                            Some(r)
+                        }
+                        Kind::Idle | Kind::Bound | Kind::Scaling | Kind::Downloads => None,
                     };
                     runs.push(run(m, sc.name, rep, point.clone(), r));
                     let last = runs.last_mut().unwrap();
@@ -253,6 +263,22 @@ fn synthetic() -> Raw {
                     }
                     if sc.kind == Kind::Skew {
                         last.heavy = Some(report(190.0 * k, (5_000, 12_000), None, 0));
+                    }
+                    if sc.kind == Kind::Downloads {
+                        last.downloads = Some(compare::downloads::DownloadsResult {
+                            downloads: 10_000,
+                            in_flight: 9_990,
+                            rss_idle_kib: 8_000,
+                            rss_during_kib: 8_000 + (100_000.0 / k) as u64,
+                            bytes_per_download: 100_000.0 * 1024.0 / k / 9_990.0,
+                            intact: 10_000,
+                            errors: 0,
+                            first_error: None,
+                            client_rcvbuf: 16 << 10,
+                            seconds: 30.0,
+                            kernel_tcp_kib: Some(1_200_000),
+                            tcp_pressure_kib: Some(1_535_508),
+                        });
                     }
                     if sc.kind == Kind::Idle {
                         last.idle = Some(compare::IdleResult {
@@ -302,6 +328,7 @@ fn synthetic() -> Raw {
         budget_s: 1200.0,
         cost_rate: Some(20_000.0),
         min_rounds: ROUNDS,
+        backend_cpus: vec![1],
     }
 }
 
@@ -728,6 +755,7 @@ fn the_bisected_bound_answers_with_a_paired_interval() {
                         idle: None,
                         error: None,
                         extra: None,
+                        downloads: None,
                     };
                     let held = compare::bound_held(&run, bound);
                     s.record(rate, held);
@@ -791,6 +819,7 @@ fn scaling_rows_show_in_the_summary_and_a_plot() {
                     idle: None,
                     error: None,
                     extra: None,
+                    downloads: None,
                 });
             }
         }
@@ -876,4 +905,103 @@ fn the_rounds_table_says_what_budget_the_minimum_needs() {
         "{md}"
     );
     assert!(md.contains("| bound | 2 | budget spent"), "{md}");
+}
+
+#[test]
+fn the_mix_is_twenty_files_from_3_to_300_kb() {
+    let files = compare::mix_files();
+    assert_eq!(files.len(), compare::MIX_FILES);
+    assert_eq!(files[0], ("mix/00-3000.bin".to_string(), 3_000));
+    assert_eq!(files[19], ("mix/19-300000.bin".to_string(), 300_000));
+    for w in files.windows(2) {
+        // Geometric: each about 27 % larger than the one before.
+        let step = w[1].1 as f64 / w[0].1 as f64;
+        assert!((step - 1.2743).abs() < 0.002, "{w:?}");
+    }
+    let mean = compare::mix_mean_size();
+    assert!((mean - files.iter().map(|f| f.1 as f64).sum::<f64>() / 20.0).abs() < 1e-9);
+    // The bytes are the size's own stream: reproducible, and different per size.
+    let a = compare::file_bytes(3_000);
+    assert_eq!(a.len(), 3_000);
+    assert_eq!(a, compare::file_bytes(3_000));
+    assert_ne!(a[..64], compare::file_bytes(3_826)[..64]);
+    // The large scenario's points: the two files, then the mix.
+    let labels: Vec<String> = points(Kind::Large, false)
+        .into_iter()
+        .map(|p| p.unwrap().label)
+        .collect();
+    assert_eq!(labels, ["64KiB", "1MiB", "mix"]);
+}
+
+#[test]
+fn large_downloads_and_proxy_rows_show_in_the_answer_and_the_summary() {
+    let raw = synthetic();
+    let answers = compare::best_per_scenario(&raw);
+    let find = |what: &str| {
+        answers
+            .iter()
+            .find(|a| a.what == what)
+            .unwrap_or_else(|| panic!("no answer for {what}"))
+    };
+    // MB/s (higher is better) and CPU per MB (lower is better) per file and for the mix.
+    for point in ["64KiB", "1MiB", "mix"] {
+        let mbs = find(&format!("large {point}"));
+        assert!(mbs.higher_better && mbs.metric == "MB/s");
+        let cpu = find(&format!("large {point} {}", compare::CPU_PER_MB_SUFFIX));
+        assert!(!cpu.higher_better && cpu.metric.contains("CPU µs per MB"));
+        assert_eq!(cpu.ratios.len(), ROUNDS as usize, "paired per round");
+        assert!(cpu.verdict.is_some());
+    }
+    // Memory per download: lower is better; green's synthetic figure is lowest.
+    let d = find("downloads");
+    assert!(!d.higher_better);
+    assert_eq!(d.best.as_ref().unwrap().0, "green");
+    assert_eq!(
+        find("proxy").metric,
+        "server CPU µs per proxied request (lower is better)"
+    );
+    let md = compare::summary(&raw);
+    for want in [
+        "## Concurrent downloads (`downloads`)",
+        "| green | 60000 | 59940 |",
+        "kernel TCP memory",
+        "1500 MiB",
+        "## Reverse proxy (`proxy`)",
+        "(`gvhttpd serve --model tokio --workers 1` on CPUs [1])",
+        "| 7.50 |",
+        "`mix`: every connection requests 20 files in turn, 3000 bytes to 300000 bytes",
+        "| large mix (CPU/MB) |",
+    ] {
+        assert!(md.contains(want), "{want}\n{md}");
+    }
+}
+
+#[test]
+fn a_download_error_makes_the_row_not_comparable() {
+    let mut raw = synthetic();
+    for r in raw
+        .runs
+        .iter_mut()
+        .filter(|r| r.scenario == "downloads" && r.model == "green")
+    {
+        let d = r.downloads.as_mut().unwrap();
+        d.errors = 1;
+        d.intact -= 1;
+        d.first_error = Some("download 7: closed after 5 of 1048576 body bytes".into());
+    }
+    let answers = compare::best_per_scenario(&raw);
+    let d = answers.iter().find(|a| a.what == "downloads").unwrap();
+    assert_ne!(d.best.as_ref().unwrap().0, "green");
+    assert_eq!(
+        d.not_comparable,
+        vec![(
+            "green".to_string(),
+            "not comparable: 6 of 60000 failed".to_string()
+        )]
+    );
+    let md = compare::summary(&raw);
+    assert!(
+        md.contains("first error: download 7: closed after 5 of 1048576 body bytes"),
+        "{md}"
+    );
 }

@@ -33,6 +33,40 @@ fn closed_loop_count_is_exact_across_threads() {
 }
 
 #[test]
+fn also_paths_are_requested_in_turn_by_every_connection() {
+    let srv = start(Style::Length);
+    let mut a = args(srv.addr, "/a");
+    a.also = vec!["/b".into(), "/c?x=1".into()];
+    a.connections = 1;
+    a.requests = Some(300);
+    let r = run(&a);
+    assert_eq!(r.result.counts.status_2xx, 300);
+    let seen = srv.targets.lock().unwrap().clone();
+    assert_eq!(seen.len(), 300);
+    // One connection: exactly the list, in order, a hundred times.
+    for (i, t) in seen.iter().enumerate() {
+        assert_eq!(t, ["/a", "/b", "/c?x=1"][i % 3], "request {i}: {seen:?}");
+    }
+    assert_eq!(r.config.also, a.also);
+    // Pipelined on three connections: each starts at a different entry, wraps
+    // around the list inside a batch, and the three paths stay level.
+    let srv = start(Style::Length);
+    let mut a = args(srv.addr, "/a");
+    a.also = vec!["/b".into(), "/c".into()];
+    a.connections = 3;
+    a.pipeline = 4;
+    a.requests = Some(600);
+    let r = run(&a);
+    assert_eq!(r.result.counts.status_2xx, 600);
+    assert_eq!(r.result.counts.transport_errors(), 0);
+    let seen = srv.targets.lock().unwrap().clone();
+    for p in ["/a", "/b", "/c"] {
+        let n = seen.iter().filter(|t| *t == p).count();
+        assert!((190..=210).contains(&n), "{p}: {n} of {}", seen.len());
+    }
+}
+
+#[test]
 fn pipelined_chunked_responses_are_all_counted() {
     let srv = start(Style::Chunked);
     let mut a = args(srv.addr, "/chunked");

@@ -14,22 +14,36 @@ impl StaticRoot {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create the static root {}: {e}", dir.display()))?;
         let root = StaticRoot { dir };
-        for (name, size) in LARGE_FILES {
-            // Incompressible-looking bytes (xorshift), so nothing can shortcut them.
-            let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ size;
-            let bytes: Vec<u8> = (0..size)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+        let files = LARGE_FILES
+            .iter()
+            .map(|(n, s)| (n.to_string(), *s))
+            .chain(mix_files());
+        for (name, size) in files {
             let p = root.dir.join(name);
-            std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            std::fs::write(&p, file_bytes(size))
+                .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
         }
         Ok(root)
     }
+}
+
+/// The bytes of a static file of `size` bytes as the comparison writes it:
+/// incompressible-looking (xorshift seeded by the size), so nothing can
+/// shortcut them, and reproducible, so a download can be checked byte for byte.
+pub fn file_bytes(size: u64) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ size;
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 impl Drop for StaticRoot {
@@ -50,6 +64,10 @@ pub(super) struct Ctx<'a> {
     pub(super) serve_args: &'a [String],
     /// The heavy requests of `skew`.
     pub(super) skew_path: String,
+    /// Concurrent downloads in `downloads`.
+    pub(super) downloads: usize,
+    /// CPUs of the `proxy` scenario's backend.
+    pub(super) backend_cpus: &'a [usize],
 }
 
 /// One load of a run.
@@ -60,6 +78,10 @@ pub(super) struct LoadSpec<'a> {
     pub(super) pipeline: u64,
     pub(super) rate: Option<f64>,
     pub(super) keepalive: bool,
+    /// Further paths each connection requests in turn after `path` (`--also`).
+    pub(super) also: &'a [String],
+    /// The backend behind the server (`proxy`): its CPU is measured apart.
+    pub(super) backend: Option<u32>,
 }
 
 impl LoadSpec<'_> {
@@ -70,6 +92,8 @@ impl LoadSpec<'_> {
             pipeline: 1,
             rate: None,
             keepalive: true,
+            also: &[],
+            backend: None,
         }
     }
 }
@@ -86,7 +110,22 @@ impl Ctx<'_> {
             workers,
             root: self.root,
             serve_args: self.serve_args,
+            upstream: None,
         }
+    }
+
+    /// The `proxy` scenario's backend: gvhttpd's tokio model with one worker on
+    /// the backend CPUs, fresh for each run like the server in front of it.
+    pub(super) fn start_backend(&self) -> Result<Server, String> {
+        let o = StartOpts {
+            cpus: self.backend_cpus,
+            workers: 1,
+            root: self.root,
+            serve_args: &[],
+            upstream: None,
+        };
+        Server::start(self.exe, &Target::Model("tokio".into()), &o)
+            .map_err(|(StartError::Unavailable(e) | StartError::Failed(e))| e)
     }
 
     /// Starts a target once to learn whether it is available.
@@ -123,17 +162,7 @@ impl Ctx<'_> {
         repeat: u32,
         rate: Option<f64>,
     ) -> Run {
-        let mut run = Run {
-            model: t.name().to_string(),
-            scenario: s.name.to_string(),
-            repeat,
-            point: point.cloned(),
-            report: None,
-            heavy: None,
-            idle: None,
-            error: None,
-            extra: None,
-        };
+        let mut run = Run::new(t.name(), s.name, repeat, point);
         let (workers, cpus) = match (s.kind, point) {
             (Kind::Skew, _) => (SKEW_WORKERS, self.server_cpus),
             // w workers on the first w server CPUs.
@@ -143,10 +172,30 @@ impl Ctx<'_> {
             }
             _ => (self.server_cpus.len(), self.server_cpus),
         };
-        let mut server = match Server::start(self.exe, t, &self.opts_on(cpus, workers)) {
+        // proxy: the backend first, so the server can be pointed at it.
+        let backend = if s.kind == Kind::Proxy {
+            match self.start_backend() {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    run.error = Some(format!("the backend did not start: {e}"));
+                    return run;
+                }
+            }
+        } else {
+            None
+        };
+        let upstream = backend.as_ref().map(|b| b.addr);
+        let opts = StartOpts {
+            upstream,
+            ..self.opts_on(cpus, workers)
+        };
+        let mut server = match Server::start(self.exe, t, &opts) {
             Ok(srv) => srv,
             Err(StartError::Unavailable(e) | StartError::Failed(e)) => {
-                run.error = Some(e);
+                run.error = Some(match upstream {
+                    Some(a) => format!("started to proxy to {a}: {e}"),
+                    None => e,
+                });
                 return run;
             }
         };
@@ -167,6 +216,8 @@ impl Ctx<'_> {
                         pipeline,
                         rate,
                         keepalive,
+                        also: &[],
+                        backend: None,
                     },
                 )
                 .map(|r| run.report = Some(r)),
@@ -212,6 +263,18 @@ impl Ctx<'_> {
             Kind::Busy => self
                 .load(&server, LoadSpec::closed("/", value as u64))
                 .map(|r| run.report = Some(r)),
+            Kind::Large if point.is_some_and(|p| p.label == MIX_LABEL) => {
+                // Every connection requests the mix's files in turn.
+                let paths: Vec<String> = mix_files()
+                    .iter()
+                    .map(|(name, _)| format!("/static/{name}"))
+                    .collect();
+                let spec = LoadSpec {
+                    also: &paths[1..],
+                    ..LoadSpec::closed(&paths[0], LARGE_CONNECTIONS)
+                };
+                self.load(&server, spec).map(|r| run.report = Some(r))
+            }
             Kind::Large => {
                 let file = LARGE_FILES
                     .iter()
@@ -221,6 +284,14 @@ impl Ctx<'_> {
                 self.load(&server, LoadSpec::closed(&path, LARGE_CONNECTIONS))
                     .map(|r| run.report = Some(r))
             }
+            Kind::Downloads => self.downloads(&server).map(|d| run.downloads = Some(d)),
+            Kind::Proxy => {
+                let spec = LoadSpec {
+                    backend: backend.as_ref().map(|b| b.pid),
+                    ..LoadSpec::closed(PROXY_PATH, PROXY_CONNECTIONS)
+                };
+                self.load(&server, spec).map(|r| run.report = Some(r))
+            }
         };
         if let Err(e) = result {
             run.error = Some(e);
@@ -229,7 +300,37 @@ impl Ctx<'_> {
             run.error
                 .get_or_insert_with(|| "the server exited during the run".into());
         }
+        if let Some(mut b) = backend {
+            if !b.alive() {
+                run.error
+                    .get_or_insert_with(|| "the backend exited during the run".into());
+            }
+        }
         run
+    }
+
+    /// `downloads`: [`downloads::measure`] against the 1 MiB file; a run in
+    /// which no download was in flight at the measurement has no figure.
+    pub(super) fn downloads(&self, server: &Server) -> Result<downloads::DownloadsResult, String> {
+        let (name, size) = DOWNLOAD_FILE;
+        let expected = file_bytes(size);
+        let path = format!("/static/{name}");
+        let r = downloads::measure(&downloads::Options {
+            addr: server.addr,
+            pid: server.pid,
+            path: &path,
+            expected: &expected,
+            downloads: self.downloads,
+            drain_deadline: downloads_drain_deadline(self.downloads),
+        })?;
+        if r.in_flight == 0 && r.errors < r.downloads {
+            return Err(format!(
+                "no download was in flight when the memory was read ({} of {} intact): \
+                 the figure would divide by zero",
+                r.intact, r.downloads
+            ));
+        }
+        Ok(r)
     }
 
     /// One `cost` run: the load, with the server's `/stats` io_uring counters
@@ -303,6 +404,7 @@ impl Ctx<'_> {
             method: "GET".into(),
             body: None,
             body_file: None,
+            also: spec.also.to_vec(),
             pipeline: spec.pipeline,
             no_keepalive: !spec.keepalive,
             json: None,
@@ -314,6 +416,7 @@ impl Ctx<'_> {
         };
         let (mut plan, config) = cli::plan(&args).map_err(|e| e.0)?;
         plan.server_cores = Some(self.server_cpus.len());
+        plan.backend_pid = spec.backend;
         let out = engine::run(&plan)?;
         let report = Report::new(config, &plan, &out);
         if report.result.successes == 0 {
@@ -328,6 +431,13 @@ impl Ctx<'_> {
         }
         Ok(report)
     }
+}
+
+/// How long the downloads may take to be read to the end once measured: 30 s
+/// and 10 ms more per download (10,000: 130 s), far beyond what a working
+/// server needs (seconds), so that only a stuck download reaches it.
+pub(super) fn downloads_drain_deadline(n: usize) -> Duration {
+    Duration::from_secs(30) + Duration::from_millis(10) * n as u32
 }
 
 /// The body of `GET path` on a new connection to `addr` (`None` on any failure

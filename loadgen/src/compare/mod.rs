@@ -21,14 +21,22 @@
 //!   `/work/<µs>` (closed loop) while many send `/` at a fixed open-loop rate;
 //!   reported: the light requests' p99 and the heavy ones' throughput;
 //! - `busy`: closed loop at [`BUSY_CONNECTIONS`] connections that all keep sending;
-//! - `large`: `/static/` files of [`LARGE_FILES`] sizes, created in a temporary
-//!   `--root`: MB/s and server CPU per MB.
+//! - `large`: `/static/` files of [`LARGE_FILES`] sizes and a mix of
+//!   [`MIX_FILES`] files from 3 KB to 300 KB requested in turn ([`mix_files`]),
+//!   all created in a temporary `--root`: MB/s and server CPU per MB;
+//! - `downloads`: `--downloads` (10,000) concurrent downloads of the 1 MiB file,
+//!   each stalled after its head until all are open: the server's RSS per
+//!   download in flight ([`downloads`]);
+//! - `proxy`: every server forwards `GET /proxy/` to one pinned backend
+//!   (`gvhttpd serve --model tokio --workers 1` on `--backend-cpus`): req/s,
+//!   latency, server CPU per proxied request, and the backend's CPU apart.
 //!
 //! `--peer NAME='command with {port}'` starts another HTTP server the same way
 //! (pinned, fresh per run, ready once it accepts a connection) as one more row.
 
 pub mod bisect;
 pub mod breakdown;
+pub mod downloads;
 mod output;
 pub mod paired;
 mod plan;
@@ -50,12 +58,12 @@ use std::time::Duration;
 
 pub use output::{
     best_per_scenario, cost_rows, new_run_dir, scenario_title, summary, verdict_text,
-    write_reports, Answer, CostRow,
+    write_reports, Answer, CostRow, CPU_PER_MB_SUFFIX,
 };
 pub use plots::{
     fmt_tick, names as plot_names, render_all as render_plots, ticks_125, ticks_linear,
 };
-pub use server::{check_serve_args, parse_peer, parse_ready, Target};
+pub use server::{check_serve_args, fill_peer_command, parse_peer, parse_ready, Target};
 
 /// Flags of `gvhttpd bench compare`.
 #[derive(Debug, Clone, Args)]
@@ -70,8 +78,8 @@ pub struct CompareArgs {
     #[arg(long = "peer", value_name = "NAME=COMMAND")]
     pub peers: Vec<String>,
     /// Scenarios to run, or `all`: plaintext, pipelined, json, sleep, idle,
-    /// sweep, churn, skew, busy, large, cost, bound, scaling [default: all but
-    /// sweep and scaling, so that six rounds fit the default --budget on 2 CPUs].
+    /// sweep, churn, skew, busy, large, cost, bound, scaling, downloads, proxy
+    /// [default: all but sweep, scaling and downloads].
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// CPUs for the server (its worker count is the number of CPUs).
@@ -102,6 +110,16 @@ pub struct CompareArgs {
     /// Open connections for the idle-memory scenario [default: 10000; --quick: 1000].
     #[arg(long)]
     pub idle_conns: Option<usize>,
+    /// Concurrent 1 MiB downloads in the `downloads` scenario [default: 10000,
+    /// or as many as the open-files hard limit allows the server (a socket and a
+    /// file each); --quick: 1000].
+    #[arg(long, value_name = "N")]
+    pub downloads: Option<usize>,
+    /// CPUs for the `proxy` scenario's backend [default: --load-cpus, so the
+    /// server's CPU stays its own and the backend's work, the same for every
+    /// server, sits beside the load's].
+    #[arg(long, value_name = "LIST")]
+    pub backend_cpus: Option<String>,
     /// Smoke run: one repetition of short runs, three sweep points, busy up to
     /// 1000 connections (about 20 s per server).
     #[arg(long)]
@@ -163,8 +181,12 @@ pub enum Kind {
     Skew,
     /// Closed loop at each of [`BUSY_CONNECTIONS`].
     Busy,
-    /// Closed loop on each of [`LARGE_FILES`].
+    /// Closed loop on each of [`LARGE_FILES`], then on the mix ([`mix_files`]).
     Large,
+    /// Concurrent stalled downloads of the 1 MiB file: RSS per download in flight.
+    Downloads,
+    /// `GET /proxy/` forwarded to a backend ([`PROXY_PATH`]).
+    Proxy,
     /// Every server at the same open-loop rate ([`COST_POINTS`]).
     Cost,
     /// The highest rate held under each of [`LATENCY_BOUNDS_US`], by bisection
@@ -201,6 +223,44 @@ pub const BUSY_CONNECTIONS: [u64; 3] = [64, 1_000, 10_000];
 pub const QUICK_BUSY_CONNECTIONS: [u64; 2] = [64, 1_000];
 /// Files of the large-response scenario: (name under the root, size in bytes).
 pub const LARGE_FILES: [(&str, u64); 2] = [("64KiB.bin", 64 << 10), ("1MiB.bin", 1 << 20)];
+/// Files in the `large` scenario's mix, requested in turn by every connection.
+pub const MIX_FILES: usize = 20;
+/// The mix's smallest and largest file, bytes (3 KB and 300 KB).
+pub const MIX_SIZES: (u64, u64) = (3_000, 300_000);
+/// The `large` scenario's point for the mix.
+pub const MIX_LABEL: &str = "mix";
+
+/// The mix: [`MIX_FILES`] files whose sizes grow geometrically from 3 KB to
+/// 300 KB (each about 27 % larger than the one before), as (name under the
+/// root, size in bytes): the small static responses of a web page (icons,
+/// scripts, style sheets, images) rather than one size.
+pub fn mix_files() -> Vec<(String, u64)> {
+    let (lo, hi) = MIX_SIZES;
+    let n = MIX_FILES as f64 - 1.0;
+    (0..MIX_FILES)
+        .map(|i| {
+            let size = (lo as f64 * (hi as f64 / lo as f64).powf(i as f64 / n)).round() as u64;
+            (format!("mix/{i:02}-{size}.bin"), size)
+        })
+        .collect()
+}
+
+/// Mean size of the mix's files, bytes (the `mix` point's value).
+pub fn mix_mean_size() -> f64 {
+    let files = mix_files();
+    files.iter().map(|f| f.1 as f64).sum::<f64>() / files.len() as f64
+}
+
+/// The file every `downloads` connection fetches.
+pub const DOWNLOAD_FILE: (&str, u64) = LARGE_FILES[1];
+/// Connections of the `proxy` scenario (the issue's reference: wrk -c64).
+pub const PROXY_CONNECTIONS: u64 = 64;
+/// What the `proxy` scenario requests; a proxy sends it to the backend as `/`.
+pub const PROXY_PATH: &str = "/proxy/";
+/// `{upstream}` of a peer's command outside the `proxy` scenario: an address
+/// nothing listens on (the discard port), so that a proxying peer's
+/// configuration is complete but unused.
+pub const NO_UPSTREAM: &str = "127.0.0.1:9";
 /// Points of the `cost` scenario: the clean run whose CPU is compared, and a
 /// run with the server's syscalls counted (the tracepoint costs CPU).
 pub const COST_POINTS: [&str; 2] = ["rate", "syscalls"];
@@ -224,7 +284,7 @@ const fn load(path: &'static str, connections: u64, pipeline: u64, rate: Option<
 }
 
 /// The fixed scenario matrix.
-pub const SCENARIOS: [Scenario; 13] = [
+pub const SCENARIOS: [Scenario; 15] = [
     Scenario {
         name: "plaintext",
         title: "GET / at -c64",
@@ -279,7 +339,8 @@ pub const SCENARIOS: [Scenario; 13] = [
     },
     Scenario {
         name: "large",
-        title: "large responses: GET /static/ of a 64 KiB and a 1 MiB file at -c16",
+        title: "large responses: GET /static/ of a 64 KiB and a 1 MiB file, and a mix of 20 \
+                files from 3 KB to 300 KB requested in turn, at -c16",
         kind: Kind::Large,
     },
     Scenario {
@@ -300,12 +361,27 @@ pub const SCENARIOS: [Scenario; 13] = [
                 --server-cpus (the server on as many of them as it has workers)",
         kind: Kind::Scaling,
     },
+    Scenario {
+        name: "downloads",
+        title: "concurrent downloads: 10000 connections each GET the 1 MiB file, stalled after \
+                the head until all are open (server RSS per download in flight), then read to \
+                the end and checked byte for byte",
+        kind: Kind::Downloads,
+    },
+    Scenario {
+        name: "proxy",
+        title: "reverse proxy: GET /proxy/ at -c64, each server forwarding to one backend \
+                (gvhttpd serve --model tokio --workers 1 on the backend CPUs) as GET /",
+        kind: Kind::Proxy,
+    },
 ];
 
 /// Scenarios left out by default: `sweep` only draws the curve (`bound`
 /// answers the bounds) and `scaling` describes rather than compares; with them,
 /// six rounds of the matrix take about 30 minutes on the 2-CPU machine.
-pub const NOT_BY_DEFAULT: [&str; 2] = ["sweep", "scaling"];
+/// `downloads` reads 10 GB per server and round (23 to 92 s each on that
+/// machine): it is run on its own (`--scenarios downloads`).
+pub const NOT_BY_DEFAULT: [&str; 3] = ["sweep", "scaling", "downloads"];
 
 /// Looks a scenario up by name.
 pub fn scenario(name: &str) -> Option<&'static Scenario> {
@@ -362,6 +438,27 @@ pub struct Run {
     /// `cost`: syscalls and io_uring operations per request.
     #[serde(default)]
     pub extra: Option<breakdown::Extra>,
+    /// `downloads`: the memory per download in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downloads: Option<downloads::DownloadsResult>,
+}
+
+impl Run {
+    /// A run of `t` that has not run yet (or failed before it could).
+    pub fn new(model: &str, scenario: &str, repeat: u32, point: Option<&Point>) -> Run {
+        Run {
+            model: model.to_string(),
+            scenario: scenario.to_string(),
+            repeat,
+            point: point.cloned(),
+            report: None,
+            heavy: None,
+            idle: None,
+            error: None,
+            extra: None,
+            downloads: None,
+        }
+    }
 }
 
 /// The whole `raw.json`.
@@ -407,6 +504,9 @@ pub struct Raw {
     /// `--repeat`: the rounds every scenario was to get at least (0: unknown).
     #[serde(default)]
     pub min_rounds: u32,
+    /// CPUs of the `proxy` scenario's backend (empty without that scenario).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_cpus: Vec<usize>,
 }
 
 fn default_equivalence() -> f64 {
@@ -453,4 +553,5 @@ impl Raw {
 }
 
 mod execute;
+pub use execute::file_bytes;
 use execute::{Ctx, StaticRoot};

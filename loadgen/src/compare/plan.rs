@@ -46,6 +46,10 @@ pub fn points(kind: Kind, quick: bool) -> Vec<Option<Point>> {
                     value: *size as f64,
                 })
             })
+            .chain(std::iter::once(Some(Point {
+                label: super::MIX_LABEL.to_string(),
+                value: super::mix_mean_size(),
+            })))
             .collect(),
         Kind::Cost => super::COST_POINTS
             .iter()

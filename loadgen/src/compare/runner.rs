@@ -53,10 +53,14 @@ fn estimate_round_s(
     each_s: f64,
     idle_conns: usize,
     server_cpus: usize,
+    downloads: usize,
 ) -> f64 {
     let per_server = match kind {
         // Connecting and one request per connection, then 1.5 s of settling.
         Kind::Idle => idle_conns as f64 / 2_000.0 + 2.5,
+        // Connecting, 0.7 s of settling, then reading: 23 to 92 s for 9,936
+        // downloads on the 2-CPU VM (the kernel's TCP memory under pressure).
+        Kind::Downloads => downloads as f64 / 2_000.0 + downloads as f64 / 250.0 + 1.0,
         // About five probes per bound.
         Kind::Bound => (5 * LATENCY_BOUNDS_US.len()) as f64 * each_s,
         Kind::Scaling => scaling_points(server_cpus).len() as f64 * each_s,
@@ -109,6 +113,16 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         None => rounds::DEFAULT_BUDGET,
     };
     let idle_conns = a.idle_conns.unwrap_or(if q { 1_000 } else { 10_000 });
+    let mut downloads = a.downloads.unwrap_or(if q { 1_000 } else { 10_000 });
+    if downloads == 0 {
+        return Err(usage("--downloads must be at least 1".into()));
+    }
+    let backend_cpus = match &a.backend_cpus {
+        Some(list) => {
+            crate::sys::parse_cpu_list(list).map_err(|e| usage(format!("--backend-cpus: {e}")))?
+        }
+        None => load_cpus.clone(),
+    };
     if min_rounds == 0 {
         return Err(usage("--repeat must be at least 1".into()));
     }
@@ -175,7 +189,33 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Run(format!("cannot find the gvhttpd executable: {e}")))?,
     };
     let started = Instant::now();
-    let max_conns = BUSY_CONNECTIONS[2].max(idle_conns as u64);
+    if scenarios.iter().any(|s| s.kind == Kind::Downloads) {
+        // The server inherits this process's limit and holds a socket and an
+        // open file per download: a limit too low fails the last downloads
+        // with 500s (EMFILE), which would read as the server's fault.
+        let hard = crate::sys::nofile_hard_limit();
+        if downloads::descriptors_needed(downloads) > hard {
+            let fits = (hard.saturating_sub(downloads::descriptors_needed(0)) / 2) as usize;
+            if a.downloads.is_some() || fits == 0 {
+                return Err(usage(format!(
+                    "--downloads {downloads}: the server needs {} descriptors (a socket and the \
+                     open file per download), and the hard limit here is {hard}; give at most \
+                     {fits}, or raise the limit (ulimit -Hn, LimitNOFILE)",
+                    downloads::descriptors_needed(downloads)
+                )));
+            }
+            eprintln!(
+                "gvhttpd bench compare: warning: {downloads} downloads need {} descriptors in \
+                 the server and the hard limit here is {hard}: running {fits} (give --downloads \
+                 to choose, or raise the limit)",
+                downloads::descriptors_needed(downloads)
+            );
+            downloads = fits;
+        }
+    }
+    let max_conns = BUSY_CONNECTIONS[2]
+        .max(idle_conns as u64)
+        .max(downloads::descriptors_needed(downloads));
     crate::sys::raise_nofile(max_conns + 2048);
     crate::sys::pin_current_thread(&load_cpus).map_err(Failure::Run)?;
     let root = StaticRoot::create().map_err(Failure::Run)?;
@@ -190,6 +230,8 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         root: &root.dir,
         serve_args: &a.serve_args,
         skew_path: format!("/work/{}", a.skew_work_us),
+        downloads,
+        backend_cpus: &backend_cpus,
     };
     let models: Vec<ModelStatus> = targets.iter().map(|t| ctx.probe(t)).collect();
     let available: Vec<&Target> = targets
@@ -231,6 +273,11 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         budget_s: budget.as_secs_f64(),
         cost_rate: a.cost_rate,
         min_rounds,
+        backend_cpus: if scenarios.iter().any(|s| s.kind == Kind::Proxy) {
+            backend_cpus.clone()
+        } else {
+            Vec::new()
+        },
     };
     // Starting and stopping a server and the load's connections: about 0.1 s
     // a run in a smoke run; the estimate only matters until a round is measured.
@@ -247,6 +294,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                     each_s,
                     idle_conns,
                     server_cpus.len(),
+                    downloads,
                 ),
             )
         })
@@ -338,29 +386,15 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                         {
                             Ok(rate) => ctx.run_one(t, s, point.as_ref(), round, Some(rate)),
                             Err(e) => Run {
-                                model: t.name().to_string(),
-                                scenario: s.name.to_string(),
-                                repeat: round,
-                                point: point.clone(),
-                                report: None,
-                                heavy: None,
-                                idle: None,
                                 error: Some(e),
-                                extra: None,
+                                ..Run::new(t.name(), s.name, round, point.as_ref())
                             },
                         },
                         (Kind::Cost, _) => match raw.cost_rate {
                             Some(rate) => ctx.run_one(t, s, point.as_ref(), round, Some(rate)),
                             None => Run {
-                                model: t.name().to_string(),
-                                scenario: s.name.to_string(),
-                                repeat: round,
-                                point: point.clone(),
-                                report: None,
-                                heavy: None,
-                                idle: None,
                                 error: Some("no cost rate: no closed-loop maximum measured".into()),
-                                extra: None,
+                                ..Run::new(t.name(), s.name, round, point.as_ref())
                             },
                         },
                         _ => ctx.run_one(t, s, point.as_ref(), round, None),
@@ -495,11 +529,16 @@ mod tests {
     fn a_round_estimate_counts_points_and_servers() {
         // plaintext: one point; 3 servers at 2.6 s a run.
         let plain = SCENARIOS[0].kind;
-        assert!((estimate_round_s(plain, false, 3, 2.6, 0, 1) - 7.8).abs() < 1e-9);
+        assert!((estimate_round_s(plain, false, 3, 2.6, 0, 1, 0) - 7.8).abs() < 1e-9);
         let sweep = SCENARIOS[5].kind;
-        assert!((estimate_round_s(sweep, false, 2, 1.0, 0, 1) - 14.0).abs() < 1e-9);
-        assert!((estimate_round_s(Kind::Idle, true, 1, 1.0, 1_000, 1) - 3.0).abs() < 1e-9);
+        assert!((estimate_round_s(sweep, false, 2, 1.0, 0, 1, 0) - 14.0).abs() < 1e-9);
+        assert!((estimate_round_s(Kind::Idle, true, 1, 1.0, 1_000, 1, 0) - 3.0).abs() < 1e-9);
         // scaling on 2 CPUs: 1 and 2 workers, two shapes each.
-        assert!((estimate_round_s(Kind::Scaling, false, 3, 1.0, 0, 2) - 12.0).abs() < 1e-9);
+        assert!((estimate_round_s(Kind::Scaling, false, 3, 1.0, 0, 2, 0) - 12.0).abs() < 1e-9);
+        // large: two files and the mix.
+        assert!((estimate_round_s(Kind::Large, false, 2, 1.0, 0, 1, 0) - 6.0).abs() < 1e-9);
+        // 10,000 downloads: 5 s to connect, 40 s to read, 1 s more, per server.
+        let d = estimate_round_s(Kind::Downloads, false, 2, 1.0, 0, 1, 10_000);
+        assert!((d - 92.0).abs() < 1e-9, "{d}");
     }
 }

@@ -62,14 +62,24 @@ pub fn parse_peer(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), command.to_string()))
 }
 
-/// `command` with `{port}`, `{root}` and `{workers}` replaced by their values,
-/// each shell-quoted: the line runs under `sh -c`, and a root such as
-/// `/tmp/a b;rm x` must stay one word, not become a second command.
-pub fn fill_peer_command(command: &str, port: u16, root: &Path, workers: usize) -> String {
+/// `command` with `{port}`, `{root}`, `{workers}` and `{upstream}` replaced by
+/// their values, each shell-quoted: the line runs under `sh -c`, and a root such
+/// as `/tmp/a b;rm x` must stay one word, not become a second command.
+/// `{upstream}` is the `proxy` scenario's backend (`HOST:PORT`), elsewhere
+/// [`NO_UPSTREAM`](super::NO_UPSTREAM).
+pub fn fill_peer_command(
+    command: &str,
+    port: u16,
+    root: &Path,
+    workers: usize,
+    upstream: Option<SocketAddr>,
+) -> String {
+    let upstream = upstream.map_or_else(|| super::NO_UPSTREAM.to_string(), |a| a.to_string());
     command
         .replace("{port}", &shell_quote(&port.to_string()))
         .replace("{root}", &shell_quote(&root.display().to_string()))
         .replace("{workers}", &shell_quote(&workers.to_string()))
+        .replace("{upstream}", &shell_quote(&upstream))
 }
 
 /// `s` as one POSIX shell word: bare when it holds only characters no shell
@@ -94,7 +104,7 @@ pub fn shell_quote(s: &str) -> String {
 pub const MODEL_SERVE_FLAGS: &[&str] = &["--bench-routes"];
 
 /// Flags `bench compare` sets on every `serve` itself: a `--serve-arg` may not.
-const SET_BY_COMPARE: [(&str, &str); 5] = [
+const SET_BY_COMPARE: [(&str, &str); 6] = [
     ("--model", "--models names the rows"),
     (
         "--bench-routes",
@@ -103,6 +113,10 @@ const SET_BY_COMPARE: [(&str, &str); 5] = [
     ("--addr", "each server listens on a free 127.0.0.1 port"),
     ("--workers", "--server-cpus sets the workers (2 in skew)"),
     ("--root", "the large scenario creates its own static root"),
+    (
+        "--upstream",
+        "the proxy scenario points every server at its own backend",
+    ),
 ];
 /// Scheduling flags a row's name stands for: a `--serve-arg` would make a row's
 /// name lie about what it ran.
@@ -151,6 +165,9 @@ pub struct StartOpts<'a> {
     pub root: &'a Path,
     /// Extra flags for a model's `serve` (`--serve-arg`; peers keep their command).
     pub serve_args: &'a [String],
+    /// The backend to forward `/proxy/` to (`proxy` scenario): a model gets
+    /// `--upstream ADDR`, a peer's command `{upstream}`.
+    pub upstream: Option<SocketAddr>,
 }
 
 /// A running server, stopped when dropped.
@@ -192,6 +209,11 @@ impl Server {
             .arg("--root")
             .arg(o.root)
             .args(MODEL_SERVE_FLAGS)
+            .args(
+                o.upstream
+                    .iter()
+                    .flat_map(|a| ["--upstream".to_string(), a.to_string()]),
+            )
             .args(o.serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -248,7 +270,7 @@ impl Server {
             .and_then(|l| l.local_addr())
             .map_err(|e| StartError::Failed(format!("cannot find a free port: {e}")))?
             .port();
-        let line = fill_peer_command(command, port, o.root, o.workers);
+        let line = fill_peer_command(command, port, o.root, o.workers, o.upstream);
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(format!("exec {line}"))
@@ -374,18 +396,25 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         let line = fill_peer_command(
-            "srv --port {port} --root {root} -w {workers}",
+            "srv --port {port} --root {root} -w {workers} --to {upstream}",
             8080,
             Path::new("/tmp/a b;touch x"),
             2,
+            None,
         );
-        assert_eq!(line, "srv --port 8080 --root '/tmp/a b;touch x' -w 2");
+        assert_eq!(
+            line,
+            "srv --port 8080 --root '/tmp/a b;touch x' -w 2 --to 127.0.0.1:9"
+        );
+        let backend = "127.0.0.1:41000".parse().ok();
+        let line = fill_peer_command("p {port} {upstream}", 1, Path::new("/r"), 1, backend);
+        assert_eq!(line, "p 1 127.0.0.1:41000");
         // What sh makes of it: one argument, the root exactly, and no second command.
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "printf '%s\\n' {}",
-                fill_peer_command("{root}", 1, Path::new("/r o'o$(echo t);ls"), 1)
+                fill_peer_command("{root}", 1, Path::new("/r o'o$(echo t);ls"), 1, None)
             ))
             .output()
             .unwrap();
@@ -412,6 +441,7 @@ mod tests {
             ("--workers", "sets --workers itself"),
             ("--root=/tmp", "sets --root itself"),
             ("--bench-routes=false", "sets --bench-routes itself"),
+            ("--upstream=127.0.0.1:80", "sets --upstream itself"),
             ("--tokio-runtime=multi-thread", "--models tokio+multi"),
             ("--green-sched=steal", "--models green+steal"),
             ("--green-reactor", "--models green+dedicated"),

@@ -39,10 +39,17 @@ pub(super) struct Conn {
     pub wake_at: Option<Instant>,
     /// Listed in the worker's refill list for this batch of events.
     pub queued: bool,
+    /// The entry of the plan's rotation this connection sends next (0 without one).
+    pub next_request: usize,
 }
 
 impl Conn {
-    pub fn new(pipeline: usize, head_request: bool, schedule: Option<Schedule>) -> Conn {
+    pub fn new(
+        pipeline: usize,
+        head_request: bool,
+        schedule: Option<Schedule>,
+        next_request: usize,
+    ) -> Conn {
         Conn {
             stream: None,
             gen: 0,
@@ -56,6 +63,7 @@ impl Conn {
             schedule,
             wake_at: None,
             queued: false,
+            next_request,
         }
     }
 

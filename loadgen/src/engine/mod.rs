@@ -98,6 +98,10 @@ pub struct Plan {
     pub addr: SocketAddr,
     /// One serialised request.
     pub request: Vec<u8>,
+    /// When not empty: the requests every connection sends in turn instead of
+    /// `request` (`--also`, the `large` scenario's file mix); connection `i`
+    /// starts at entry `i mod len`, so the connections spread over the list.
+    pub rotation: Vec<Vec<u8>>,
     /// The method is HEAD (responses have no body).
     pub head_request: bool,
     /// INVARIANT: >= 1.
@@ -118,6 +122,9 @@ pub struct Plan {
     /// runs from several load machines share one measured window.
     pub start_at: Option<SystemTime>,
     pub server_pid: Option<u32>,
+    /// A backend the server forwards requests to: its CPU is measured apart
+    /// (`Checks::backend`) and not counted as other processes' noise.
+    pub backend_pid: Option<u32>,
     /// CPUs the server may use (for the generator-bound check).
     pub server_cores: Option<usize>,
 }
@@ -299,7 +306,7 @@ fn collect(
     let mut done = 0;
     while done < plan.threads {
         if probe.is_none() && Instant::now() >= measure_start {
-            probe = Some(Probe::start(plan.server_pid));
+            probe = Some(Probe::start_with_backend(plan.server_pid, plan.backend_pid));
         }
         let msg = match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(m) => m,
@@ -359,7 +366,8 @@ fn collect(
     if let Some(e) = failure {
         return Err(e);
     }
-    let probe = probe.unwrap_or_else(|| Probe::start(plan.server_pid));
+    let probe =
+        probe.unwrap_or_else(|| Probe::start_with_backend(plan.server_pid, plan.backend_pid));
     let mut latencies = Latencies::new(plan.rate.is_some());
     let mut counts = Counts::default();
     let mut codes = vec![0u64; STATUS_CODES];

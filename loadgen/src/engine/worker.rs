@@ -64,9 +64,16 @@ struct Worker<'a> {
     plan: &'a Plan,
     poll: Poll,
     conns: Vec<Conn>,
-    /// `pipeline` copies of the request; a send writes a prefix.
+    /// The requests a connection may send in one go, back to back: `pipeline`
+    /// copies of the request, or with a rotation of `m` requests its entries
+    /// `0, 1, …, m + pipeline - 2` (mod `m`), so that any `k <= pipeline`
+    /// consecutive ones starting at any entry are one slice. A send writes
+    /// `batch[starts[j]..starts[j + k]]`: sending never allocates.
     batch: Vec<u8>,
-    req_len: usize,
+    /// Where each request of `batch` starts, and (last) its end.
+    starts: Vec<usize>,
+    /// Entries of the rotation (1 without one).
+    rotation_len: usize,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     lat: Latencies,
     counts: Counts,
@@ -98,20 +105,24 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
         Some(_) => Some(SendTimer::new(&poll)?),
         None => None,
     };
+    let (batch, starts) = batch(plan);
+    let rotation_len = plan.rotation.len().max(1);
     let conns = (0..s.conns)
         .map(|i| {
             let sched = plan
                 .rate
                 .map(|r| Schedule::new(s.start, s.first_conn + i, plan.connections, r));
-            Conn::new(plan.pipeline, plan.head_request, sched)
+            let first = (s.first_conn + i) % rotation_len;
+            Conn::new(plan.pipeline, plan.head_request, sched, first)
         })
         .collect();
     let mut w = Worker {
         plan,
         poll,
         conns,
-        batch: plan.request.repeat(plan.pipeline),
-        req_len: plan.request.len(),
+        batch,
+        starts,
+        rotation_len,
         timers: BinaryHeap::with_capacity(s.conns * 4 + 16),
         lat: Latencies::new(plan.rate.is_some()),
         counts: Counts::default(),
@@ -234,6 +245,25 @@ pub(super) fn run(s: Setup<'_>, tx: &Sender<Msg>) -> Result<ThreadResult, String
     })
 }
 
+/// The worker's `batch` and the start of each request in it (see [`Worker::batch`]).
+fn batch(plan: &Plan) -> (Vec<u8>, Vec<usize>) {
+    let one = std::slice::from_ref(&plan.request);
+    let list: &[Vec<u8>] = if plan.rotation.is_empty() {
+        one
+    } else {
+        &plan.rotation
+    };
+    let count = list.len() + plan.pipeline - 1;
+    let mut batch = Vec::new();
+    let mut starts = Vec::with_capacity(count + 1);
+    for j in 0..count {
+        starts.push(batch.len());
+        batch.extend_from_slice(&list[j % list.len()]);
+    }
+    starts.push(batch.len());
+    (batch, starts)
+}
+
 impl Worker<'_> {
     /// Sends this second's share of the timeline to the coordinator.
     fn tick(&mut self, tx: &Sender<Msg>, second: u32, dur: Duration) {
@@ -348,8 +378,10 @@ impl Worker<'_> {
         if let (true, Some(b)) = (self.measuring, &mut self.budget) {
             *b -= k as u64;
         }
-        c.write_from = 0;
-        c.write_to = k * self.req_len;
+        let first = c.next_request;
+        c.write_from = self.starts[first];
+        c.write_to = self.starts[first + k];
+        c.next_request = (first + k) % self.rotation_len;
         self.flush(i, now);
     }
 

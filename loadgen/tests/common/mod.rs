@@ -35,6 +35,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicU64>,
     pub accepted: Arc<AtomicU64>,
+    /// Request targets in the order they arrived (all connections together).
+    pub targets: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 pub fn start(style: Style) -> TestServer {
@@ -44,22 +46,26 @@ pub fn start(style: Style) -> TestServer {
     let seen = requests.clone();
     let accepted = Arc::new(AtomicU64::new(0));
     let accepts = accepted.clone();
+    let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = targets.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
             accepts.fetch_add(1, Ordering::Relaxed);
             let seen = seen.clone();
-            std::thread::spawn(move || serve(conn, style, &seen));
+            let log = log.clone();
+            std::thread::spawn(move || serve(conn, style, &seen, &log));
         }
     });
     TestServer {
         addr,
         requests,
         accepted,
+        targets,
     }
 }
 
-fn serve(mut s: TcpStream, style: Style, seen: &AtomicU64) {
+fn serve(mut s: TcpStream, style: Style, seen: &AtomicU64, log: &std::sync::Mutex<Vec<String>>) {
     let _ = s.set_nodelay(true);
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
@@ -71,6 +77,10 @@ fn serve(mut s: TcpStream, style: Style, seen: &AtomicU64) {
         pending.extend_from_slice(&buf[..n]);
         let mut out = Vec::new();
         while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            if let Some(target) = head.split(' ').nth(1) {
+                log.lock().unwrap().push(target.to_string());
+            }
             pending.drain(..end + 4);
             seen.fetch_add(1, Ordering::Relaxed);
             match style {
@@ -132,6 +142,7 @@ pub fn args(addr: SocketAddr, path: &str) -> LoadArgs {
         method: "GET".into(),
         body: None,
         body_file: None,
+        also: Vec::new(),
         pipeline: 1,
         no_keepalive: false,
         json: None,

@@ -71,6 +71,10 @@ pub fn failures(runs: &[&Run]) -> Option<String> {
         failed += bad;
         total += rep.result.requests + c.transport_errors();
     }
+    for d in runs.iter().filter_map(|r| r.downloads.as_ref()) {
+        failed += d.errors as u64;
+        total += d.downloads as u64;
+    }
     let mut why = Vec::new();
     if failed > 0 {
         why.push(format!("{failed} of {total} failed"));
@@ -193,6 +197,10 @@ pub fn answer(input: RowInput<'_>) -> Answer {
     out
 }
 
+/// Ends the `what` of a `large` row judged by server CPU per MB (the row
+/// without it is judged by MB/s).
+pub const CPU_PER_MB_SUFFIX: &str = "(CPU/MB)";
+
 /// A headline metric: what it is, whether higher is better, how to read it.
 pub type Metric = (&'static str, bool, fn(&Run) -> Option<f64>);
 
@@ -215,6 +223,16 @@ pub fn metric_of(sc: &super::super::Scenario) -> Option<Metric> {
             idle_bytes,
         ),
         Kind::Large => ("MB/s", true, mb_per_s),
+        Kind::Downloads => (
+            "RSS bytes per download in flight (lower is better)",
+            false,
+            download_bytes,
+        ),
+        Kind::Proxy => (
+            "server CPU µs per proxied request (lower is better)",
+            false,
+            cpu_per_req,
+        ),
         Kind::Cost => (
             "server CPU µs/req at the same offered rate (lower is better)",
             false,
@@ -335,6 +353,17 @@ pub fn best_per_scenario(raw: &Raw) -> Vec<Answer> {
                         hb,
                         &f,
                     ));
+                    // Files: what the bytes cost the server, beside how fast they went.
+                    if sc.kind == Kind::Large {
+                        out.push(row(
+                            format!("{name} {label} {CPU_PER_MB_SUFFIX}"),
+                            name,
+                            Some(&label),
+                            "server CPU µs per MB (lower is better)",
+                            false,
+                            &cpu_per_mb,
+                        ));
+                    }
                 }
             }
             Kind::Cost => {
@@ -445,6 +474,7 @@ mod tests {
             idle: None,
             error: Some("no successful responses".into()),
             extra: None,
+            downloads: None,
         };
         assert_eq!(
             failures(&[&failed]).as_deref(),

@@ -13,8 +13,10 @@ the generator's speed cancels out of it to first order, so it is the headline of
 closed-loop shapes (`plaintext`, `pipelined`, `json`, `busy`). Closed-loop CPU per request \
 still favours the faster server (more requests per wake-up), which is what `cost` removes: \
 every server at the same offered rate. `sleep` is open loop at a fixed rate, so it is a \
-cost row too. `churn` is per new connection. `large` stays MB/s: there the server, not the \
-generator, is the bottleneck. `skew` keeps the light requests' p99 and the heavy req/s; \
+cost row too. `churn` is per new connection. `large` has two rows per file (and for the mix): \
+MB/s, since there the server, not the generator, is the bottleneck, and server CPU per MB, what \
+the bytes cost. `downloads` is the server's RSS per download in flight; `proxy` the server's CPU \
+per proxied request (the backend's is reported apart). `skew` keeps the light requests' p99 and the heavy req/s; \
 `sweep` the highest rate held under each p99 bound.";
 
 fn fmt_metric(v: f64) -> String {

@@ -51,11 +51,30 @@ pub fn one_line(r: &Run) -> String {
             i.connections, i.bytes_per_connection
         );
     }
+    if let Some(d) = &r.downloads {
+        return format!(
+            "{what}: {} downloads, {} in flight, {:.0} bytes RSS each, {} intact, {} errors{} ({:.1} s)",
+            d.downloads,
+            d.in_flight,
+            d.bytes_per_download,
+            d.intact,
+            d.errors,
+            d.first_error
+                .as_ref()
+                .map(|e| format!(", first: {e}"))
+                .unwrap_or_default(),
+            d.seconds
+        );
+    }
     let heavy = r
         .heavy
         .as_ref()
         .map(|h| format!(", heavy {:.0} req/s", h.result.req_per_s))
         .unwrap_or_default();
+    let heavy = match r.report.as_ref().and_then(|x| x.checks.backend.as_ref()) {
+        Some(b) => format!("{heavy}, backend {:.2}us/req", b.cpu_us_per_request),
+        None => heavy,
+    };
     match &r.report {
         Some(rep) => format!(
             "{what}: {:.0} req/s{}, p99 {}, server {:.2}us/req{heavy}{}",
@@ -126,6 +145,21 @@ pub fn scenario_title(raw: &Raw, sc: &super::Scenario) -> String {
                 Some(n) => {
                     format!("{n} idle connections, each after one request (RSS per connection)")
                 }
+                None => sc.title.to_string(),
+            }
+        }
+        Kind::Downloads => {
+            let n = raw
+                .runs
+                .iter()
+                .filter(|r| r.scenario == sc.name)
+                .find_map(|r| r.downloads.as_ref().map(|d| d.downloads));
+            match n {
+                Some(n) => format!(
+                    "concurrent downloads: {n} connections each GET the 1 MiB file, stalled after \
+                     the head until all are open (server RSS per download in flight), then read \
+                     to the end and checked byte for byte"
+                ),
                 None => sc.title.to_string(),
             }
         }
@@ -413,6 +447,22 @@ pub fn idle_bytes(r: &Run) -> Option<f64> {
     r.idle.as_ref().map(|i| i.bytes_per_connection)
 }
 
+/// `downloads`: RSS growth per download in flight, bytes.
+pub fn download_bytes(r: &Run) -> Option<f64> {
+    r.downloads
+        .as_ref()
+        .filter(|d| d.in_flight > 0)
+        .map(|d| d.bytes_per_download)
+}
+
+/// `proxy`: the backend's CPU per request, µs.
+pub fn backend_cpu_per_req(r: &Run) -> Option<f64> {
+    r.report
+        .as_ref()
+        .and_then(|x| x.checks.backend.as_ref())
+        .map(|s| s.cpu_us_per_request)
+}
+
 /// Per round: the highest achieved rate of the sweep whose p99 stayed at or
 /// under `bound_us` (0 when none did).
 pub fn held_rates(raw: &Raw, model: &str, bound_us: u64) -> std::collections::BTreeMap<u32, f64> {
@@ -518,7 +568,7 @@ mod answer;
 mod answer_table;
 mod costs;
 mod summary;
-pub use answer::{best_per_scenario, Answer};
+pub use answer::{best_per_scenario, Answer, CPU_PER_MB_SUFFIX};
 pub use answer_table::verdict_text;
 pub use costs::{cost_rows, CostRow};
 pub use summary::summary;

@@ -66,6 +66,8 @@ pub fn summary(raw: &Raw) -> String {
             Kind::Skew => skew_table(raw, &models, &mut s),
             Kind::Busy => busy_table(raw, &models, &mut s),
             Kind::Large => large_table(raw, &models, &mut s),
+            Kind::Downloads => downloads_table(raw, &models, &mut s),
+            Kind::Proxy => proxy_table(raw, &models, &mut s),
             Kind::Bound => bound_table(raw, &models, &mut s),
             Kind::Scaling => scaling_table(raw, &models, &mut s),
             _ => {}
@@ -458,6 +460,25 @@ fn busy_table(raw: &Raw, models: &[&str], s: &mut String) {
 
 fn large_table(raw: &Raw, models: &[&str], s: &mut String) {
     let _ = writeln!(s, "## Large responses (`large`)\n");
+    if point_labels(raw, "large")
+        .iter()
+        .any(|(l, _)| l == crate::compare::MIX_LABEL)
+    {
+        let files = crate::compare::mix_files();
+        let _ = writeln!(
+            s,
+            "`mix`: every connection requests {} files in turn, {} bytes to {} bytes, each \
+             about {:.0} % larger than the one before (mean {:.0} bytes): `/static/{}` … \
+             `/static/{}`.\n",
+            files.len(),
+            files[0].1,
+            files[files.len() - 1].1,
+            ((files[1].1 as f64 / files[0].1 as f64) - 1.0) * 100.0,
+            crate::compare::mix_mean_size(),
+            files[0].0,
+            files[files.len() - 1].0
+        );
+    }
     let _ = writeln!(
         s,
         "| server | file | MB/s median [min–max] | req/s | p99 | server CPU µs/MB | flags |"
@@ -479,4 +500,147 @@ fn large_table(raw: &Raw, models: &[&str], s: &mut String) {
         }
     }
     let _ = writeln!(s);
+}
+
+fn downloads_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Concurrent downloads (`downloads`)\n");
+    let _ = writeln!(
+        s,
+        "Each connection asks for the 1 MiB file with a {} KiB receive buffer (set before it \
+         connects, so the kernel holds little of the file) and stops reading after the \
+         response head until every connection has its head; after {} ms the server's RSS \
+         (`VmRSS`, summed over its processes) is read, and from `/proc/net/tcp` how many \
+         downloads the server had not finished writing (*in flight*). Per download: (RSS then \
+         − RSS before the first connection) ÷ in flight. Then every download is read to the \
+         end and compared with the file byte for byte; any error makes the row *not \
+         comparable*. Kernel socket memory is not in RSS.\n",
+        crate::compare::downloads::CLIENT_RCVBUF >> 10,
+        crate::compare::downloads::SETTLE.as_millis()
+    );
+    let _ = writeln!(
+        s,
+        "| server | downloads | in flight | RSS idle | RSS during | RSS per download median [min–max] | kernel TCP memory | intact | errors | seconds | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for m in models {
+        let runs = runs_of(raw, "downloads", None, m);
+        let ds: Vec<&crate::compare::downloads::DownloadsResult> =
+            runs.iter().filter_map(|r| r.downloads.as_ref()).collect();
+        let sum = |f: fn(&crate::compare::downloads::DownloadsResult) -> usize| {
+            ds.iter().map(|d| f(d)).sum::<usize>()
+        };
+        let first_error = ds
+            .iter()
+            .find_map(|d| d.first_error.clone())
+            .or_else(|| runs.iter().find_map(|r| r.error.clone()));
+        let mut fl = flags(&runs);
+        if let Some(e) = first_error {
+            if !fl.is_empty() {
+                fl.push_str("; ");
+            }
+            fl.push_str(&format!("first error: {}", table_text(&e)));
+        }
+        let _ = writeln!(
+            s,
+            "| {m} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {fl} |",
+            sum(|d| d.downloads),
+            sum(|d| d.in_flight),
+            med(
+                stat(&runs, |r| r
+                    .downloads
+                    .as_ref()
+                    .map(|d| d.rss_idle_kib as f64)),
+                |v| format!("{:.1} MiB", v / 1024.0)
+            ),
+            med(
+                stat(&runs, |r| r
+                    .downloads
+                    .as_ref()
+                    .map(|d| d.rss_during_kib as f64)),
+                |v| format!("{:.1} MiB", v / 1024.0)
+            ),
+            cell(stat(&runs, download_bytes), kib),
+            med(
+                stat(&runs, |r| r
+                    .downloads
+                    .as_ref()
+                    .and_then(|d| d.kernel_tcp_kib)
+                    .map(|k| k as f64)),
+                |v| format!("{:.0} MiB", v / 1024.0)
+            ),
+            sum(|d| d.intact),
+            sum(|d| d.errors),
+            med(
+                stat(&runs, |r| r.downloads.as_ref().map(|d| d.seconds)),
+                |v| { format!("{v:.1}") }
+            ),
+        );
+    }
+    let pressure = raw
+        .runs
+        .iter()
+        .filter_map(|r| r.downloads.as_ref()?.tcp_pressure_kib)
+        .next();
+    let _ = writeln!(
+        s,
+        "\nDownloads, in flight, intact and errors are summed over the rounds. *Kernel TCP \
+         memory*: the whole machine's TCP buffers at the measurement (`/proc/net/sockstat`), \
+         client and server sockets alike, median over rounds{}; above that threshold the kernel \
+         drops received segments and holds senders back, and a download can be starved long \
+         enough for a server's send timeout to cut it.\n",
+        pressure.map_or(String::new(), |p| format!(
+            "; the kernel's TCP memory pressure threshold (`tcp_mem`) here is {:.0} MiB",
+            p as f64 / 1024.0
+        ))
+    );
+}
+
+fn proxy_table(raw: &Raw, models: &[&str], s: &mut String) {
+    let _ = writeln!(s, "## Reverse proxy (`proxy`)\n");
+    let cpus = if raw.backend_cpus.is_empty() {
+        String::new()
+    } else {
+        format!(" on CPUs {:?}", raw.backend_cpus)
+    };
+    let _ = writeln!(
+        s,
+        "`GET {}` at -c{} closed loop; each server forwards it to a fresh backend \
+         (`gvhttpd serve --model tokio --workers 1`{cpus}) as `GET /`. Server CPU is the \
+         proxy's own; the backend's is measured the same way and reported apart (it is not \
+         counted as other processes' noise).\n",
+        crate::compare::PROXY_PATH,
+        crate::compare::PROXY_CONNECTIONS
+    );
+    let _ = writeln!(
+        s,
+        "| server | req/s median [min–max] | p50 | p99 | p99.9 | server CPU µs/req | backend CPU µs/req | flags |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for m in models {
+        let runs = runs_of(raw, "proxy", None, m);
+        let h = merged_of(&runs, false, false);
+        let mut fl = flags(&runs);
+        if let Some(e) = runs.iter().find_map(|r| r.error.clone()) {
+            if !fl.is_empty() {
+                fl.push_str("; ");
+            }
+            fl.push_str(&format!("first error: {}", table_text(&e)));
+        }
+        let _ = writeln!(
+            s,
+            "| {m} | {} | {} | {} | {} | {} | {} | {fl} |",
+            cell(stat(&runs, rps), n0),
+            lat(&h, 0.5),
+            lat(&h, 0.99),
+            lat(&h, 0.999),
+            med(stat(&runs, cpu_per_req), n2),
+            med(stat(&runs, backend_cpu_per_req), n2),
+        );
+    }
+    let _ = writeln!(s);
+}
+
+/// `s` safe inside a Markdown table cell: one line, no column breaks.
+fn table_text(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\r', '\n'], " ")
 }
