@@ -155,6 +155,12 @@ impl Conn {
                     cx.ready.push(key);
                     None
                 }
+                // Never asked: `serve --upstream` refuses this model (the CLI
+                // and `models::check_upstream`), so no request is proxied here.
+                Action::UpConnect { .. }
+                | Action::UpSend { .. }
+                | Action::UpRecv { .. }
+                | Action::UpRelease { .. } => Some(self.driver.failed()),
                 Action::Close => {
                     self.close(key, cx.ring);
                     None
