@@ -197,13 +197,6 @@ impl ServeArgs {
         cfg.green_stack_size = self.green_stack_size;
         cfg.sched = sched;
         if !self.upstream.is_empty() {
-            if cfg.model == Model::Callback {
-                return Err(format!(
-                    "--upstream: the proxy is not implemented for --model {}; use tokio or green \
-                     (or their variants)",
-                    self.model
-                ));
-            }
             cfg.upstream = Some(crate::config::Upstreams {
                 addrs: self.upstream,
                 connect_timeout: self.upstream_connect_timeout,

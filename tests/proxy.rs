@@ -241,9 +241,6 @@ fn pattern(n: usize) -> Vec<u8> {
 }
 
 fn get_and_head_through_the_proxy(v: Variant) {
-    if !proxies(v) {
-        return;
-    }
     let up = Upstream::start(Mode::Echo);
     let server = proxy(v, &[up.addr], &[]);
     let mut s = server.connect();
@@ -295,9 +292,6 @@ fn get_and_head_through_the_proxy(v: Variant) {
 }
 
 fn request_bodies_stream_both_ways(v: Variant) {
-    if !proxies(v) {
-        return;
-    }
     let up = Upstream::start(Mode::Echo);
     let server = proxy(v, &[up.addr], &[]);
     let body = pattern(300 * 1024 + 17);
@@ -343,9 +337,6 @@ fn request_bodies_stream_both_ways(v: Variant) {
 }
 
 fn bad_gateway_when_the_upstream_is_down_or_resets(v: Variant) {
-    if !proxies(v) {
-        return;
-    }
     let down = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -362,9 +353,6 @@ fn bad_gateway_when_the_upstream_is_down_or_resets(v: Variant) {
 }
 
 fn gateway_timeout_when_the_upstream_never_answers(v: Variant) {
-    if !proxies(v) {
-        return;
-    }
     let silent = Upstream::start(Mode::Silent);
     let server = proxy(v, &[silent.addr], &["--upstream-timeout", "300ms"]);
     let t = Instant::now();
@@ -375,9 +363,6 @@ fn gateway_timeout_when_the_upstream_never_answers(v: Variant) {
 }
 
 fn a_closed_pooled_connection_is_retried_once_for_get_never_for_post(v: Variant) {
-    if !proxies(v) {
-        return;
-    }
     let up = Upstream::start(Mode::OneShot);
     let server = proxy(v, &[up.addr], &[]);
     assert_eq!(server.get("/proxy/a").status, 200);
@@ -399,9 +384,6 @@ fn a_closed_pooled_connection_is_retried_once_for_get_never_for_post(v: Variant)
 }
 
 fn a_client_that_leaves_mid_response_frees_the_upstream(v: Variant) {
-    if !proxies(v) {
-        return;
-    }
     let up = Upstream::start(Mode::Big);
     let server = proxy(v, &[up.addr], &[]);
     let mut s = server.connect();
@@ -423,9 +405,6 @@ fn a_client_that_leaves_mid_response_frees_the_upstream(v: Variant) {
 }
 
 fn a_slow_client_holds_bounded_memory(v: Variant) {
-    if !proxies(v) {
-        return;
-    }
     let up = Upstream::start(Mode::Big);
     let server = proxy(v, &[up.addr], &[]);
     let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
@@ -506,9 +485,6 @@ fn raise_nofile() -> u64 {
 const MANY_FILES: &str = "ulimit -n \"$(ulimit -Hn)\"; exec \"$@\"";
 
 fn many_concurrent_requests_to_a_slow_backend(v: Variant) {
-    if !proxies(v) {
-        return;
-    }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let limit = raise_nofile();
     assert!(
@@ -578,24 +554,6 @@ fn many_concurrent_requests_to_a_slow_backend(v: Variant) {
         bad.first()
     );
     assert!(backend.stat("2xx") >= MANY as u64);
-}
-
-/// The models that proxy (`serve --upstream` refuses the others, by name).
-fn proxies(v: Variant) -> bool {
-    if v.model() == Model::Callback {
-        let out = Command::new(common::BIN)
-            .args(["serve", "--model", v.name(), "--upstream", "127.0.0.1:1"])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains("--upstream") && err.contains("callback"),
-            "{err}"
-        );
-        gvhttpd::uring::record_skip(&format!("row {v}: --upstream is refused: {}", err.trim()));
-        return false;
-    }
-    true
 }
 
 per_model!(
