@@ -2,7 +2,8 @@
 //! small upstream in this process, on loopback, plays each part the issue names
 //! (an echo, one that resets, one that never answers, one that closes its
 //! keep-alive connections, one that sends a large body), and the cases check
-//! what the client sees, what the upstream sees, and the `/stats` counters.
+//! what the client sees, what the upstream sees, and the `/stats` counters
+//! (`http-behaviour.md` cases 54–62).
 
 mod common;
 
@@ -34,6 +35,8 @@ enum Mode {
     Silent,
     /// Answers with a `BIG`-byte body, as fast as the proxy takes it.
     Big,
+    /// Promises 100,000 bytes, sends 1,000, then closes.
+    Truncate,
 }
 
 /// The large body of `Mode::Big`.
@@ -130,6 +133,11 @@ fn serve_upstream(s: TcpStream, mode: Mode, written: &AtomicU64, ended: &mpsc::S
         match mode {
             Mode::Silent => {
                 thread::sleep(Duration::from_secs(30));
+                return;
+            }
+            Mode::Truncate => {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+                let _ = s.write_all(&[b'y'; 1000]);
                 return;
             }
             Mode::Reset => {
@@ -240,9 +248,13 @@ fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
+/// Case 54, Case 55 and Case 62: the target rewritten, hop-by-hop fields dropped, `Via`
+/// and `X-Forwarded-For`; HEAD; keep-alive upstream; the access log's time.
 fn get_and_head_through_the_proxy(v: Variant) {
     let up = Upstream::start(Mode::Echo);
-    let server = proxy(v, &[up.addr], &[]);
+    let dir = common::TempDir::new("proxy-log");
+    let log = format!("{}/access.log", dir.path());
+    let server = proxy(v, &[up.addr], &["--access-log", &log]);
     let mut s = server.connect();
     let r = ask(
         &mut s,
@@ -286,11 +298,24 @@ fn get_and_head_through_the_proxy(v: Variant) {
     // One upstream connection, kept alive and reused.
     assert_eq!(server.stat("connects"), 1);
     assert_eq!(server.stat("reuses"), 2);
+    // The access log gives each proxied request the upstream's time.
+    let until = Instant::now() + IO_TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let proxied: Vec<&str> = text.lines().filter(|l| l.contains("/proxy/")).collect();
+        if proxied.len() == 3 {
+            assert!(proxied.iter().all(|l| l.contains(" upstream=0.")), "{text}");
+            break;
+        }
+        assert!(Instant::now() < until, "access log: {text}");
+        thread::sleep(Duration::from_millis(50));
+    }
     // Without --upstream, /proxy/ is an unknown path.
     let plain = Server::start(v);
     assert_eq!(plain.get("/proxy/x").status, 404);
 }
 
+/// Case 56: request and response bodies streamed, Content-Length and chunked.
 fn request_bodies_stream_both_ways(v: Variant) {
     let up = Upstream::start(Mode::Echo);
     let server = proxy(v, &[up.addr], &[]);
@@ -336,6 +361,7 @@ fn request_bodies_stream_both_ways(v: Variant) {
     );
 }
 
+/// Case 57: refused or reset before the response head: 502.
 fn bad_gateway_when_the_upstream_is_down_or_resets(v: Variant) {
     let down = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -352,6 +378,7 @@ fn bad_gateway_when_the_upstream_is_down_or_resets(v: Variant) {
     assert_eq!(server.stat("retries"), 0);
 }
 
+/// Case 58: no response head within `--upstream-timeout`: 504.
 fn gateway_timeout_when_the_upstream_never_answers(v: Variant) {
     let silent = Upstream::start(Mode::Silent);
     let server = proxy(v, &[silent.addr], &["--upstream-timeout", "300ms"]);
@@ -362,6 +389,28 @@ fn gateway_timeout_when_the_upstream_never_answers(v: Variant) {
     assert_eq!(server.stat("504"), 1);
 }
 
+/// Case 59: an upstream that breaks mid-body: the client's connection is cut,
+/// with fewer bytes than the Content-Length promised.
+fn a_response_that_breaks_off_cuts_the_client(v: Variant) {
+    let up = Upstream::start(Mode::Truncate);
+    let server = proxy(v, &[up.addr], &[]);
+    let mut s = server.connect();
+    s.write_all(b"GET /proxy/t HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let (raw, closed) = read_to_close(&mut s);
+    assert!(closed, "the connection was left open");
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    assert!(head.contains("Content-Length: 100000"), "{head}");
+    assert!(
+        raw.len() - end < 100_000,
+        "a body of {} bytes",
+        raw.len() - end
+    );
+}
+
+/// Case 60: a pooled connection closed by the upstream: GET sent again once,
+/// POST not.
 fn a_closed_pooled_connection_is_retried_once_for_get_never_for_post(v: Variant) {
     let up = Upstream::start(Mode::OneShot);
     let server = proxy(v, &[up.addr], &[]);
@@ -383,6 +432,7 @@ fn a_closed_pooled_connection_is_retried_once_for_get_never_for_post(v: Variant)
     assert_eq!(server.stat("502"), 1);
 }
 
+/// Case 61: a client that leaves mid-response: the upstream connection closes.
 fn a_client_that_leaves_mid_response_frees_the_upstream(v: Variant) {
     let up = Upstream::start(Mode::Big);
     let server = proxy(v, &[up.addr], &[]);
@@ -404,6 +454,8 @@ fn a_client_that_leaves_mid_response_frees_the_upstream(v: Variant) {
     assert!(!whole, "the upstream could send the whole body");
 }
 
+/// Case 61: a client that reads nothing holds the upstream, not the server's
+/// memory.
 fn a_slow_client_holds_bounded_memory(v: Variant) {
     let up = Upstream::start(Mode::Big);
     let server = proxy(v, &[up.addr], &[]);
@@ -561,6 +613,7 @@ per_model!(
     request_bodies_stream_both_ways,
     bad_gateway_when_the_upstream_is_down_or_resets,
     gateway_timeout_when_the_upstream_never_answers,
+    a_response_that_breaks_off_cuts_the_client,
     a_closed_pooled_connection_is_retried_once_for_get_never_for_post,
     a_client_that_leaves_mid_response_frees_the_upstream,
     a_slow_client_holds_bounded_memory,

@@ -29,7 +29,8 @@ use crate::http::proxy::head::{self, BodyFraming, Parsed, RespFraming, RespHead}
 use crate::http::proxy::Start;
 
 /// Bytes of the upstream read buffer at first: a response head and a small
-/// body fit.
+/// body fit. It grows to [`UP_IN_LARGE`] when a read fills it (a large body, or
+/// a response head that does not fit; a head larger than that is a 502).
 const UP_IN_SMALL: usize = 4096;
 /// The upstream read buffer once a response body fills the small one.
 pub const UP_IN_LARGE: usize = 64 * 1024;
@@ -157,7 +158,7 @@ impl Exchange {
                         self.close,
                         out,
                     ) {
-                        Parsed::Partial if self.in_len == self.up_in.len() && pos == 0 => {
+                        Parsed::Partial if self.in_len >= UP_IN_LARGE && pos == 0 => {
                             return Err(End::Error(502, "upstream response head too large"))
                         }
                         Parsed::Partial => break,
@@ -531,7 +532,7 @@ impl Driver {
         // Room to read: a small buffer first, a large one once a body fills it.
         if p.up_in.is_empty() {
             p.up_in = vec![0; UP_IN_SMALL];
-        } else if p.last_full && p.up_in.len() < UP_IN_LARGE && p.resp.is_some() {
+        } else if p.last_full && p.up_in.len() < UP_IN_LARGE {
             p.up_in.resize(UP_IN_LARGE, 0);
         }
         p.last_full = false;
