@@ -455,13 +455,15 @@ impl Driver {
             return self.set(State::UpConnect { deadline, fresh });
         }
         // The request: its head, then its body as the client sends it.
-        if !matches!(p.req, ReqBody::Done) && p.up_sent == p.up_out.len() {
+        // (Body bytes already here go with the head, in its first send.)
+        if !matches!(p.req, ReqBody::Done) && (p.up_sent == p.up_out.len() || p.up_sent == 0) {
             if p.up_sent > 0 {
                 p.up_out.clear();
                 p.up_sent = 0;
             }
             let input = self.conn.input();
-            let input = &input[..input.len().min(UP_OUT_CHUNK)];
+            let room = UP_OUT_CHUNK.saturating_sub(p.up_out.len());
+            let input = &input[..input.len().min(room)];
             let used = match &mut p.req {
                 ReqBody::Length(left) => {
                     let n = input
