@@ -84,7 +84,8 @@ impl Acceptor {
         let mut driver = Driver::new(self.cfg.limits, self.cfg.timeouts);
         driver.set_work_slice(self.cfg.sched.work_slice);
         driver.set_zero_copy(self.cfg.zero_copy_files());
-        if self.stats().logs_access() {
+        // The peer goes in the access log and, proxying, in `X-Forwarded-For`.
+        if self.stats().logs_access() || self.cfg.upstream.is_some() {
             if let Some(peer) = net::peer_addr(stream) {
                 driver.log_peer(peer);
             }

@@ -49,6 +49,8 @@ pub struct App {
     json: Prerendered,
     /// `/work`, `/sleep` and `/stats` answer (else they are 404).
     bench_routes: bool,
+    /// `--upstream`: targets under `/proxy/` go there (the driver streams them).
+    upstream: Option<crate::config::Upstreams>,
 }
 
 const TEXT: &[u8] = b"text/plain; charset=utf-8";
@@ -68,6 +70,7 @@ impl App {
             hello: Prerendered::new(200, TEXT, HELLO),
             json: Prerendered::new(200, JSON, JSON_HELLO),
             bench_routes: cfg.bench_routes(),
+            upstream: cfg.upstream.clone(),
         })
     }
 
@@ -165,6 +168,10 @@ impl Handler for App {
                 _ => Reply::Now(text(404, "no such route\n")),
             },
         }
+    }
+
+    fn upstream(&self) -> Option<&crate::config::Upstreams> {
+        self.upstream.as_ref()
     }
 
     fn work(&self, job: &mut Work, budget: Option<Duration>) -> Slice {

@@ -137,6 +137,23 @@ pub struct ServeArgs {
     #[arg(long, value_enum, help_heading = "Scheduling")]
     green_reactor: Option<GreenReactor>,
 
+    /// Reverse proxy: requests whose target starts with /proxy/ go to this upstream, the prefix
+    /// replaced by / (/proxy/x?y -> /x?y). HOST:PORT, repeatable: upstreams are taken in turn
+    /// (round robin). Without it, /proxy/ is 404.
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::config::parse_addr, help_heading = "Proxy")]
+    upstream: Vec<SocketAddr>,
+    /// A connect to an upstream that takes longer is answered 504.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DURATION", help_heading = "Proxy")]
+    upstream_connect_timeout: Duration,
+    /// Time allowed for the upstream's response head once the request is sent, and for each
+    /// read or write of an exchange: a 504 before the response head, a cut connection after it.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout, value_name = "DURATION", help_heading = "Proxy")]
+    upstream_timeout: Duration,
+    /// Idle keep-alive connections to the upstreams each worker keeps (0: none, every request
+    /// connects anew).
+    #[arg(long, default_value_t = crate::config::DEFAULT_UPSTREAM_POOL, value_parser = parse_pool, value_name = "N", help_heading = "Proxy")]
+    upstream_pool: usize,
+
     /// Usable stack per green thread, 16KiB to 64MiB (a 64 KiB guard region is added).
     #[arg(long, default_value = "64KiB", value_parser = parse_stack, value_name = "SIZE", help_heading = "Green threads")]
     green_stack_size: usize,
@@ -179,6 +196,14 @@ impl ServeArgs {
         };
         cfg.green_stack_size = self.green_stack_size;
         cfg.sched = sched;
+        if !self.upstream.is_empty() {
+            cfg.upstream = Some(crate::config::Upstreams {
+                addrs: self.upstream,
+                connect_timeout: self.upstream_connect_timeout,
+                timeout: self.upstream_timeout,
+                pool: self.upstream_pool,
+            });
+        }
         Ok(cfg)
     }
 
@@ -289,6 +314,15 @@ fn parse_slice(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' is longer than 1s"));
     }
     Ok(d)
+}
+
+/// `--upstream-pool`: 0 to 65536 idle connections per worker.
+fn parse_pool(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if n > 65536 {
+        return Err(format!("{n} is more than 65536"));
+    }
+    Ok(n)
 }
 
 fn parse_entries(s: &str) -> Result<u32, String> {

@@ -86,6 +86,16 @@ pub use crate::green::counters::{GreenCounters, ReactorCounters, WorkerCounters}
 pub use crate::green::task::ParkReason;
 pub use crate::uring::counters::{Counter, UringCounters};
 
+/// A worker's reverse-proxy counters (see [`WorkerStats::upstream`]).
+#[derive(Debug, Default)]
+pub struct UpstreamCounters {
+    pub connects: Counter,
+    pub reuses: Counter,
+    pub retries: Counter,
+    pub bad_gateway: Counter,
+    pub gateway_timeout: Counter,
+}
+
 /// One worker's counters. Aligned to two cache lines (adjacent-line prefetch).
 #[derive(Default, Debug)]
 #[repr(align(128))]
@@ -105,6 +115,10 @@ pub struct WorkerStats {
     pub grace_cuts: Counter,
     /// Slices of CPU-bound handler work run (`/work`, see `--work-slice`).
     pub work_slices: Counter,
+    /// The reverse proxy (`--upstream`): new upstream connections, pooled ones
+    /// reused, requests retried on a fresh connection, and the 502s and 504s
+    /// it answered.
+    pub upstream: UpstreamCounters,
     /// CPU time this worker's thread has used, in nanoseconds (green: refreshed
     /// every 128 loop turns and at exit; 0 where a model does not report it).
     pub cpu_ns: Counter,
@@ -321,6 +335,16 @@ impl Registry {
             self.sum(|w| &w.bytes_out),
             BUFFER_BUDGET.used(),
             BUFFER_BUDGET.limit(),
+        );
+        let _ = write!(
+            out,
+            ",\"upstream\":{{\"connects\":{},\"reuses\":{},\"retries\":{},\
+             \"502\":{},\"504\":{}}}",
+            self.sum(|w| &w.upstream.connects),
+            self.sum(|w| &w.upstream.reuses),
+            self.sum(|w| &w.upstream.retries),
+            self.sum(|w| &w.upstream.bad_gateway),
+            self.sum(|w| &w.upstream.gateway_timeout),
         );
         if self.model.uses_io_uring() {
             let _ = write!(

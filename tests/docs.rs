@@ -1,5 +1,5 @@
 //! docs/http-behaviour.md and the tests that check it stay one story: the cases are
-//! numbered 1–53 in order, every row of the conformance table names a case that
+//! numbered 1–63 in order, every row of the conformance table names a case that
 //! exists and expects a status that case allows, the static-file cases are each
 //! tested in tests/static_files.rs, and the README links the document inside the
 //! repository.
@@ -7,6 +7,7 @@
 const DOC: &str = include_str!("../docs/http-behaviour.md");
 const CONFORMANCE: &str = include_str!("conformance.rs");
 const STATIC_FILES: &str = include_str!("static_files.rs");
+const PROXY: &str = include_str!("proxy.rs");
 const README: &str = include_str!("../README.md");
 
 /// Case number → its text, from lines like `12. Obsolete line folding ...`.
@@ -54,8 +55,12 @@ fn cases_are_numbered_from_one_in_order() {
 
 /// Every `Case N` named in tests/static_files.rs.
 fn static_file_cases() -> std::collections::BTreeSet<u32> {
-    STATIC_FILES
-        .split("Case ")
+    named_cases(STATIC_FILES)
+}
+
+/// Every `Case N` named in `text`.
+fn named_cases(text: &str) -> std::collections::BTreeSet<u32> {
+    text.split("Case ")
         .skip(1)
         .filter_map(|rest| {
             let end = rest.find(|c: char| !c.is_ascii_digit())?;
@@ -74,6 +79,23 @@ fn every_static_file_case_is_tested_and_every_tested_case_exists() {
         .collect();
     assert_eq!(documented, (44..=54).collect());
     assert_eq!(static_file_cases(), documented);
+}
+
+/// The numbered cases of the section headed `heading`.
+fn section_cases(heading: &str) -> std::collections::BTreeSet<u32> {
+    let section = &DOC[DOC.find(heading).expect("the section")..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    section
+        .lines()
+        .filter_map(|l| l.split_once(". ")?.0.parse().ok())
+        .collect()
+}
+
+#[test]
+fn every_proxy_case_is_tested_and_every_tested_case_exists() {
+    let documented = section_cases("## Reverse proxy");
+    assert_eq!(documented, (55..=63).collect());
+    assert_eq!(named_cases(PROXY), documented);
 }
 
 #[test]

@@ -74,6 +74,10 @@ fn respond(app: &App, input: &[u8], cuts: &[usize]) -> Vec<u8> {
                 panic!("no file is ever opened")
             }
             Action::Yield => d.resumed(&Env::new(app, stats, &stop, Instant::now())),
+            Action::UpConnect { .. }
+            | Action::UpSend { .. }
+            | Action::UpRecv { .. }
+            | Action::UpRelease { .. } => panic!("no upstream is configured"),
             Action::Recv { .. } => match cuts.next() {
                 Some(to) => {
                     let a = d.feed(&env, &input[from..to]);

@@ -154,6 +154,44 @@ pub struct Config {
     /// (see [`Config::zero_copy_files`]); `GVHTTPD_ZERO_COPY=off` at start-up
     /// forces read + send everywhere (for tests and comparisons).
     pub zero_copy: bool,
+    /// `--upstream` and its settings: where requests under `/proxy/` go (`None`:
+    /// `/proxy/` is 404 like any unknown path).
+    pub upstream: Option<Upstreams>,
+}
+
+/// The reverse proxy's settings (`--upstream`, `--upstream-connect-timeout`,
+/// `--upstream-timeout`, `--upstream-pool`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstreams {
+    /// The upstreams, taken in turn (round robin, per worker).
+    pub addrs: Vec<SocketAddr>,
+    /// A connect that takes longer is a 504.
+    pub connect_timeout: Duration,
+    /// From the request sent whole to the response head, and between two reads
+    /// or writes of an exchange: past it, a 504 (or, once the response has begun,
+    /// the client's connection is cut).
+    pub timeout: Duration,
+    /// Idle keep-alive connections each worker keeps, to all upstreams together.
+    pub pool: usize,
+}
+
+/// `--upstream-connect-timeout`'s default.
+pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `--upstream-timeout`'s default.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+/// `--upstream-pool`'s default.
+pub const DEFAULT_UPSTREAM_POOL: usize = 64;
+
+impl Upstreams {
+    /// `addrs` with the default timeouts and pool.
+    pub fn new(addrs: Vec<SocketAddr>) -> Upstreams {
+        Upstreams {
+            addrs,
+            connect_timeout: DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+            timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            pool: DEFAULT_UPSTREAM_POOL,
+        }
+    }
 }
 
 impl Config {
@@ -218,6 +256,7 @@ impl Config {
             sched: Scheduling::default(),
             bench_routes: None,
             zero_copy: std::env::var("GVHTTPD_ZERO_COPY").as_deref() != Ok("off"),
+            upstream: None,
         }
     }
 

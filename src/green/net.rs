@@ -181,6 +181,11 @@ impl GvtStream {
 
     /// Connect to `addr` through `IORING_OP_CONNECT`.
     pub fn connect(addr: SocketAddr) -> io::Result<GvtStream> {
+        GvtStream::connect_until(addr, None)
+    }
+
+    /// [`GvtStream::connect`] that gives up at `deadline` (`TimedOut`).
+    pub fn connect_until(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<GvtStream> {
         let sock = socket2::Socket::new(
             socket2::Domain::for_address(addr),
             socket2::Type::STREAM.cloexec(),
@@ -191,7 +196,7 @@ impl GvtStream {
         let sqe =
             opcode::Connect::new(types::Fd(fd.as_raw_fd()), sa.as_ptr().cast(), sa.len()).build();
         // SAFETY: `sa` lives in this frame until `submit` returns after the CQE.
-        unsafe { submit(sqe, None, GivesWay::OnHard, ParkReason::Io) }?;
+        unsafe { submit(sqe, deadline, GivesWay::OnHard, ParkReason::Io) }?;
         Ok(GvtStream::from_fd(fd))
     }
 

@@ -215,4 +215,11 @@ pub trait Handler {
     /// Compute the next slice of `job` (from a [`Reply::Work`]) within about
     /// `budget` (`None`: no limit, finish it), always making some progress.
     fn work(&self, job: &mut Work, budget: Option<Duration>) -> Slice;
+
+    /// The upstreams requests under `/proxy/` go to (`None`: no proxying; those
+    /// targets reach [`Handler::handle`] like any other). Asked when a request
+    /// head is complete, before its body is read: a proxied body is streamed.
+    fn upstream(&self) -> Option<&crate::config::Upstreams> {
+        None
+    }
 }

@@ -27,6 +27,7 @@ pub mod driver;
 pub mod handler;
 pub mod parse;
 mod pool;
+pub mod proxy;
 pub mod representation;
 pub mod response;
 #[cfg(test)]

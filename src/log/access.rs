@@ -114,6 +114,10 @@ pub struct Entry<'a> {
     pub bytes: u64,
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
+    /// A proxied request (`/proxy/`): the time from asking for an upstream
+    /// connection to the upstream response's end (or its failure), logged as a
+    /// last field `upstream=SECONDS` (millisecond resolution).
+    pub upstream: Option<std::time::Duration>,
 }
 
 /// One worker's access-log buffer. Single-threaded, owned by its event loop.
@@ -164,6 +168,9 @@ impl WorkerLog {
                 _ => b.push(b'-'),
             }
             b.push(b'"');
+        }
+        if let Some(t) = e.upstream {
+            let _ = write!(b, " upstream={:.3}", t.as_secs_f64());
         }
         b.push(b'\n');
         if self.buf.len() >= FLUSH_AT {
@@ -248,6 +255,7 @@ mod tests {
 
     fn entry<'a>(target: &'a [u8], ua: Option<&'a [u8]>) -> Entry<'a> {
         Entry {
+            upstream: None,
             peer: "127.0.0.1:50000".parse().unwrap(),
             method: b"GET",
             target,

@@ -107,6 +107,10 @@ pub(super) enum Held {
     Statx(Lent<libc::statx>),
     /// accept (possibly multishot): no memory, but a result `>= 0` is a new fd.
     Accept,
+    /// connect: the address the kernel reads.
+    Connect {
+        _addr: Lent<socket2::SockAddr>,
+    },
 }
 
 /// Mixes a token's bits (kind high, slot low) so buckets spread.
@@ -172,6 +176,7 @@ impl InFlight {
             Some(Held::Buf(b)) => Some(Returned::Buf(b)),
             Some(Held::Open { .. } | Held::Accept) => new_fd(result).map(Returned::Fd),
             Some(Held::Statx(st)) => (result >= 0).then(|| Returned::Statx(st.into_box())),
+            Some(Held::Connect { .. }) => None,
         }
     }
 }

@@ -42,7 +42,20 @@ pub(super) fn log_response(
     bytes: u64,
 ) {
     if let Some(cl) = log.as_mut() {
-        record(cl, stats, req, status, bytes);
+        record(cl, stats, req, status, bytes, None);
+    }
+}
+
+/// Record the response to a proxied request, with the upstream's time.
+pub(super) fn log_proxied(
+    log: &mut Option<Box<ConnLog>>,
+    stats: &WorkerStats,
+    status: u16,
+    bytes: u64,
+    upstream: Option<std::time::Duration>,
+) {
+    if let Some(cl) = log.as_mut() {
+        record(cl, stats, None, status, bytes, upstream);
     }
 }
 
@@ -53,7 +66,12 @@ fn record(
     req: Option<(&[u8], &Head)>,
     status: u16,
     bytes: u64,
+    upstream: Option<std::time::Duration>,
 ) {
+    if !stats.logs_access() {
+        // The peer is kept for `X-Forwarded-For` only (a proxy without a log).
+        return;
+    }
     let peer = cl.peer;
     let owned = if req.is_none() {
         cl.deferred.take()
@@ -72,6 +90,7 @@ fn record(
                     bytes,
                     referer,
                     user_agent: ua,
+                    upstream,
                 })
             })
         };
@@ -99,7 +118,15 @@ fn record(
 }
 
 /// Keep what the access log needs of a request whose reply comes later.
-pub(super) fn log_defer(log: &mut Option<Box<ConnLog>>, bytes: &[u8], head: &Head) {
+pub(super) fn log_defer(
+    log: &mut Option<Box<ConnLog>>,
+    stats: &WorkerStats,
+    bytes: &[u8],
+    head: &Head,
+) {
+    if !stats.logs_access() {
+        return;
+    }
     if let Some(cl) = log.as_mut() {
         let method = &bytes[..head.target.start.saturating_sub(1)];
         let method = method.rsplit(|&b| b == b'\n').next().unwrap_or(method);

@@ -34,6 +34,10 @@ pub enum Step {
     File,
     /// CPU-bound work: run [`Conn::work_slice`] until it is done, then `process`.
     Work,
+    /// A request to proxy (`/proxy/`): its head is consumed, its body (if any)
+    /// is the input that follows; the driver takes it with [`Conn::take_proxy`]
+    /// and ends it with [`Conn::proxy_done`] or [`Conn::proxy_failed`].
+    Proxy,
 }
 
 /// What the driver does after [`Conn::file_opened`].
@@ -80,10 +84,25 @@ enum BodyFraming {
 #[derive(Debug)]
 enum State {
     Head,
-    Body { head: Head, framing: BodyFraming },
-    Sleep { ms: u32, d: Deferred },
-    File { d: Deferred },
-    Work { job: Work, d: Deferred },
+    Body {
+        head: Head,
+        framing: BodyFraming,
+    },
+    Sleep {
+        ms: u32,
+        d: Deferred,
+    },
+    File {
+        d: Deferred,
+    },
+    Work {
+        job: Work,
+        d: Deferred,
+    },
+    Proxy {
+        d: Deferred,
+        start: Option<Box<crate::http::proxy::Start>>,
+    },
     Closed,
 }
 
@@ -220,9 +239,11 @@ impl Conn {
             State::Head if self.start == self.end => Phase::Idle,
             State::Head => Phase::Head,
             State::Body { .. } => Phase::Body,
-            State::Sleep { .. } | State::File { .. } | State::Work { .. } | State::Closed => {
-                Phase::Busy
-            }
+            State::Sleep { .. }
+            | State::File { .. }
+            | State::Work { .. }
+            | State::Proxy { .. }
+            | State::Closed => Phase::Busy,
         }
     }
 
@@ -327,6 +348,7 @@ impl Conn {
                 }
                 State::File { .. } => return Step::File,
                 State::Work { .. } => return Step::Work,
+                State::Proxy { .. } => return Step::Proxy,
                 State::Head => {
                     if self.start == self.end {
                         if self.peer_closed || self.shutting_down {
@@ -350,6 +372,9 @@ impl Conn {
                         // forwarding; seen in `perf annotate` of pipelined load).
                         Ok(Scan::Complete(ref head)) => {
                             self.scanner.reset();
+                            if let Some(step) = self.begin_proxy(head, app, stats, out) {
+                                return step;
+                            }
                             if let Some(step) = self.begin_body(head, app, stats, out) {
                                 return step;
                             }
@@ -393,6 +418,153 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// A head is complete: if its target is proxied (`/proxy/` with upstreams
+    /// configured), render the request for the upstream and hand the exchange to
+    /// the driver (`Step::Proxy`); its body is streamed, never buffered whole.
+    fn begin_proxy<H: Handler>(
+        &mut self,
+        head: &Head,
+        app: &H,
+        stats: &WorkerStats,
+        out: &mut Vec<u8>,
+    ) -> Option<Step> {
+        use crate::http::proxy::{self, head::BodyFraming};
+        app.upstream()?;
+        if head.method == Method::Connect {
+            return None;
+        }
+        let req_bytes = &self.buf[self.start..self.start + head.len];
+        let target = std::str::from_utf8(&req_bytes[head.target.clone()]).ok()?;
+        let up_target = proxy::upstream_target(target)?;
+        let max_body = self.limits.get().max_body as u64;
+        let body = match head.framing {
+            Framing::None => BodyFraming::None,
+            Framing::Length(n) if n > max_body => {
+                return Some(self.fail(
+                    Reject {
+                        status: 413,
+                        reason: "request body too large",
+                    },
+                    stats,
+                    out,
+                ));
+            }
+            Framing::Length(0) => BodyFraming::None,
+            Framing::Length(n) => BodyFraming::Length(n),
+            Framing::Chunked => BodyFraming::Chunked,
+        };
+        stats.requests.inc();
+        self.requests = self.requests.wrapping_add(1);
+        let persist = if self.shutting_down || !head.keep_alive {
+            Persist::Close
+        } else if head.version == Version::Http10 {
+            Persist::KeepAlive10
+        } else {
+            Persist::Default
+        };
+        let head_only = head.method == Method::Head;
+        let method_end = head.target.start.saturating_sub(1);
+        let line_start = req_bytes[..method_end]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let http10 = head.version == Version::Http10;
+        let peer = self.log.as_ref().map(|l| l.peer.ip().to_canonical());
+        let mut request = Vec::with_capacity(head.len + 96);
+        proxy::head::write_request(
+            &mut request,
+            &req_bytes[line_start..method_end],
+            up_target,
+            &req_bytes[line_start..head.len],
+            http10,
+            peer,
+            body,
+        );
+        log_defer(&mut self.log, stats, req_bytes, head);
+        if head.expect_continue && body != BodyFraming::None && self.end - self.start == head.len {
+            out.extend_from_slice(response::CONTINUE);
+            stats.response(100);
+        }
+        self.start += head.len;
+        let start = proxy::Start {
+            request,
+            body,
+            max_body,
+            head_request: head_only,
+            safe: matches!(head.method, Method::Get | Method::Head) && body == BodyFraming::None,
+            http10,
+            close: persist == Persist::Close,
+        };
+        self.state = State::Proxy {
+            d: Deferred { persist, head_only },
+            start: Some(Box::new(start)),
+        };
+        Some(Step::Proxy)
+    }
+
+    /// The exchange `Step::Proxy` announced (once).
+    pub fn take_proxy(&mut self) -> Option<Box<crate::http::proxy::Start>> {
+        match &mut self.state {
+            State::Proxy { start, .. } => start.take(),
+            _ => None,
+        }
+    }
+
+    /// Input received and not yet consumed (a proxied request's body bytes).
+    pub fn input(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// `n` bytes of [`Conn::input`] were used.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// Whether the peer has shut down its write side.
+    pub fn input_ended(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// A proxied response was relayed whole: record it, and go on with the next
+    /// request unless the connection ends (`close`: the response said so).
+    pub fn proxy_done(
+        &mut self,
+        stats: &WorkerStats,
+        status: u16,
+        bytes: u64,
+        upstream: Option<Duration>,
+        close: bool,
+    ) {
+        let State::Proxy { d, .. } = self.state else {
+            return;
+        };
+        stats.response(status);
+        access::log_proxied(&mut self.log, stats, status, bytes, upstream);
+        self.state = State::Head;
+        match close {
+            true => self.state = State::Closed,
+            false => self.finish(d),
+        }
+    }
+
+    /// A proxied request failed before any of the upstream's response was sent
+    /// (502, 504): the error response, then the connection closes (its request
+    /// body may be unread).
+    pub fn proxy_failed(
+        &mut self,
+        stats: &WorkerStats,
+        status: u16,
+        why: &str,
+        upstream: Option<Duration>,
+        out: &mut Vec<u8>,
+    ) {
+        response::write_error(out, &self.date(), status, why, true);
+        stats.response(status);
+        let body = response::reason(status).len() + 2 + why.len() + 1;
+        access::log_proxied(&mut self.log, stats, status, body as u64, upstream);
+        self.state = State::Closed;
     }
 
     /// A head is complete: dispatch it, or start reading its body.
@@ -506,18 +678,18 @@ impl Conn {
                 (persist == Persist::Close).then_some(Step::Close)
             }
             Reply::Sleep(ms) => {
-                log_defer(&mut self.log, req_bytes, head);
+                log_defer(&mut self.log, stats, req_bytes, head);
                 self.state = State::Sleep { ms, d };
                 Some(Step::Sleep(Duration::from_millis(u64::from(ms))))
             }
             Reply::File(file) => {
-                log_defer(&mut self.log, req_bytes, head);
+                log_defer(&mut self.log, stats, req_bytes, head);
                 self.file = Some(Box::new(file));
                 self.state = State::File { d };
                 Some(Step::File)
             }
             Reply::Work(job) => {
-                log_defer(&mut self.log, req_bytes, head);
+                log_defer(&mut self.log, stats, req_bytes, head);
                 self.state = State::Work { job, d };
                 Some(Step::Work)
             }

@@ -65,6 +65,7 @@ fn drive(app: &App, input: &[u8], step: usize) -> (String, Step) {
                 conn.file_opened(Err(FileError::NotFound), stats, &mut out);
                 conn.process(app, stats, &mut out)
             }
+            Step::Proxy => panic!("this handler has no upstream"),
             Step::Work => {
                 while !conn.work_slice(app, Some(Duration::ZERO), stats, &mut out) {}
                 conn.process(app, stats, &mut out)
@@ -337,6 +338,7 @@ fn mutation_fuzz_never_panics() {
                 Step::Work => {
                     conn.work_slice(&app, None, stats, &mut out);
                 }
+                Step::Proxy => panic!("this handler has no upstream"),
                 Step::Read if rest.is_empty() => conn.peer_closed(),
                 Step::Read => {
                     let n = rng.below(rest.len()).max(1);

@@ -36,6 +36,26 @@ pub enum Action {
     SendFile { deadline: Instant },
     /// Close the open file, then [`Driver::file_closed`].
     CloseFile,
+    /// Proxying (`/proxy/`): get a connection to an upstream — unless `fresh`,
+    /// an idle one from the worker's pool ([`crate::http::proxy::UpstreamPool`]:
+    /// `pick`, then `take`) if it has one, else connect to the upstream picked —
+    /// then [`Driver::up_connected`] (saying whether it was pooled), or
+    /// [`Driver::up_failed`]. A model gives up a connect at the deadline
+    /// ([`Driver::timed_out`]). The model holds the connection until
+    /// `UpRelease`, [`Driver::up_failed`], [`Driver::up_eof`] or `Close`.
+    UpConnect { deadline: Instant, fresh: bool },
+    /// Send [`Driver::up_pending`] to the upstream (a prefix is fine), then
+    /// [`Driver::up_sent`]; an error: close the upstream socket, then
+    /// [`Driver::up_failed`].
+    UpSend { deadline: Instant },
+    /// Receive from the upstream into [`Driver::up_recv_buf`], then
+    /// [`Driver::up_received`]; EOF: close the upstream socket, then
+    /// [`Driver::up_eof`]; an error: close it, then [`Driver::up_failed`].
+    UpRecv { deadline: Instant },
+    /// The exchange is over: put the upstream connection back in the pool
+    /// (`keep`; the pool may close it if full) or close it, then
+    /// [`Driver::up_released`].
+    UpRelease { keep: bool },
     /// Shut down the write side of the socket, then [`Driver::write_shut`].
     ShutdownWrite,
     /// Lingering close: receive and discard (into `recv_buf`, or the model's own
@@ -46,7 +66,8 @@ pub enum Action {
     /// a later loop turn), then [`Driver::resumed`] for the next slice. No I/O and
     /// no deadline; a reset the model notices meanwhile is [`Driver::failed`].
     Yield,
-    /// Close the socket (and any file still open). Nothing else follows.
+    /// Close the socket (and any file and upstream connection still open).
+    /// Nothing else follows.
     Close,
 }
 
@@ -57,6 +78,9 @@ impl Action {
             Action::Recv { deadline, .. }
             | Action::Send { deadline }
             | Action::SendFile { deadline }
+            | Action::UpConnect { deadline, .. }
+            | Action::UpSend { deadline }
+            | Action::UpRecv { deadline }
             | Action::Drain { deadline } => Some(deadline),
             Action::Sleep { until } => Some(until),
             _ => None,

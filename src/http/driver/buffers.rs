@@ -39,8 +39,8 @@ impl Driver {
     /// The bytes the current `Send` still has to send.
     pub fn pending(&self) -> &[u8] {
         if self.sending_file() {
-            self.file
-                .as_ref()
+            self.aux
+                .file()
                 .and_then(|f| f.buf.get(self.sent.min(f.len)..f.len))
                 .unwrap_or(&[])
         } else {
@@ -53,7 +53,7 @@ impl Driver {
     /// give it back with [`Driver::restore_pending`] before the next event.
     pub fn lend_pending(&mut self) -> (Vec<u8>, std::ops::Range<usize>) {
         if self.sending_file() {
-            match self.file.as_mut() {
+            match self.aux.file_mut() {
                 Some(f) => (std::mem::take(&mut f.buf), self.sent.min(f.len)..f.len),
                 None => (Vec::new(), 0..0),
             }
@@ -65,7 +65,7 @@ impl Driver {
 
     pub fn restore_pending(&mut self, buf: Vec<u8>) {
         let from_file = self.sending_file();
-        match self.file.as_mut() {
+        match self.aux.file_mut() {
             Some(f) if from_file => f.buf = buf,
             _ => self.out = buf,
         }
@@ -78,7 +78,7 @@ impl Driver {
 
     /// Where `ReadFile` reads to (exactly its `len` bytes).
     pub fn file_buf(&mut self) -> &mut [u8] {
-        match self.file.as_mut() {
+        match self.aux.file_mut() {
             Some(f) => &mut f.buf[..f.len],
             None => &mut [],
         }
@@ -87,13 +87,13 @@ impl Driver {
     /// Lend the file chunk buffer whole (read `len` bytes to its start); give it
     /// back with [`Driver::restore_file_buf`] before the next event.
     pub fn lend_file_buf(&mut self) -> Vec<u8> {
-        self.file
-            .as_mut()
+        self.aux
+            .file_mut()
             .map_or_else(Vec::new, |f| std::mem::take(&mut f.buf))
     }
 
     pub fn restore_file_buf(&mut self, buf: Vec<u8>) {
-        if let Some(f) = self.file.as_mut() {
+        if let Some(f) = self.aux.file_mut() {
             f.buf = buf;
         }
     }

@@ -46,13 +46,13 @@ impl Driver {
                 true => 0,
                 false => usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK)),
             };
-            self.file = Some(Box::new(FileStream {
+            self.aux.set_file(FileStream {
                 open: true,
                 left,
                 offset,
                 buf: vec![0; chunk],
                 len: 0,
-            }));
+            });
         }
         let a = self.flush(env, After::FileChunk);
         self.observe(env, a)
@@ -61,7 +61,7 @@ impl Driver {
     /// `n` bytes were read into [`Driver::file_buf`]; 0 means the file shrank under
     /// us, so the promised length cannot be delivered: the connection is cut.
     pub fn file_read<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
-        let (State::ReadFile { .. }, Some(f)) = (self.state, self.file.as_mut()) else {
+        let (State::ReadFile { .. }, Some(f)) = (self.state, self.aux.file_mut()) else {
             return self.close();
         };
         if n == 0 || n > f.len {
@@ -84,7 +84,7 @@ impl Driver {
     /// means the file ended before the bytes the response promised, so the
     /// connection is cut (a reset: the client must not take it as complete).
     pub fn file_sent<H: Handler>(&mut self, env: &Env<'_, H>, n: usize) -> Action {
-        let (State::SendFile { .. }, Some(f)) = (self.state, self.file.as_mut()) else {
+        let (State::SendFile { .. }, Some(f)) = (self.state, self.aux.file_mut()) else {
             return self.close();
         };
         if n == 0 || n as u64 > f.left {
@@ -100,14 +100,14 @@ impl Driver {
     /// For `Action::SendFile`: the file offset to send from and the bytes still
     /// owed from there.
     pub fn file_span(&self) -> (u64, usize) {
-        self.file.as_deref().map_or((0, 0), |f| {
+        self.aux.file().map_or((0, 0), |f| {
             (f.offset, usize::try_from(f.left).unwrap_or(usize::MAX))
         })
     }
 
     /// The file of `Action::CloseFile` is closed.
     pub fn file_closed<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        self.file = None;
+        self.aux.clear();
         if self.state != State::CloseFile {
             return self.close();
         }
@@ -116,16 +116,16 @@ impl Driver {
     }
 
     pub(super) fn next_chunk<H: Handler>(&mut self, env: &Env<'_, H>) -> Action {
-        if self.file.as_ref().is_none_or(|f| f.left == 0) {
+        if self.aux.file().is_none_or(|f| f.left == 0) {
             self.response_deadline = None; // the file is sent whole
         }
-        if self.zero_copy && self.file.as_ref().is_some_and(|f| f.left > 0) {
+        if self.zero_copy && self.aux.file().is_some_and(|f| f.left > 0) {
             // The first bytes, or progress: the write deadline starts again (the
             // response's does not).
             let deadline = self.send_deadline(env.now);
             return self.set(State::SendFile { deadline });
         }
-        match self.file.as_mut() {
+        match self.aux.file_mut() {
             Some(f) if f.left > 0 => {
                 f.len = usize::try_from(f.left).map_or(f.buf.len(), |l| l.min(f.buf.len()));
                 let (offset, len) = (f.offset, f.len);
@@ -136,7 +136,7 @@ impl Driver {
                 self.set(State::CloseFile)
             }
             _ => {
-                self.file = None;
+                self.aux.clear();
                 self.process(env)
             }
         }

@@ -93,6 +93,8 @@ enum After {
     FileChunk,
     /// Give the worker back between two slices of work.
     Yield,
+    /// The next step of a proxied exchange (`driver/proxy.rs`).
+    Proxy,
 }
 
 /// Where the bytes of a `Send` are.
@@ -144,6 +146,20 @@ enum State {
         deadline: Instant,
     },
     CloseFile,
+    /// Proxying: get an upstream connection (`fresh`: not a pooled one).
+    UpConnect {
+        deadline: Instant,
+        fresh: bool,
+    },
+    UpSend {
+        deadline: Instant,
+    },
+    UpRecv {
+        deadline: Instant,
+    },
+    UpRelease {
+        keep: bool,
+    },
     ShutWrite,
     Drain {
         deadline: Instant,
@@ -173,8 +189,10 @@ pub struct Driver {
     /// When the response being sent must be complete (`--response-timeout`),
     /// from its first `Send` until it is sent whole (a file's last chunk).
     response_deadline: Option<Instant>,
-    /// Boxed: most connections never send a file (keeps idle connections small).
-    file: Option<Box<FileStream>>,
+    /// The static file being sent, or the proxied exchange in flight. Boxed,
+    /// and one box for both: most connections do neither, and every byte of a
+    /// driver counts (keeps idle connections small).
+    aux: Aux,
     lingered: u32,
     /// Input arrived through `buffer` since the last `process`.
     fresh: bool,
@@ -214,7 +232,7 @@ impl Driver {
             state: State::Closed,
             read: None,
             response_deadline: None,
-            file: None,
+            aux: Aux(None),
             lingered: 0,
             fresh: false,
             unprocessed: 0,
@@ -263,6 +281,10 @@ impl Driver {
             State::ReadFile { offset, len } => Action::ReadFile { offset, len },
             State::SendFile { deadline } => Action::SendFile { deadline },
             State::CloseFile => Action::CloseFile,
+            State::UpConnect { deadline, fresh } => Action::UpConnect { deadline, fresh },
+            State::UpSend { deadline } => Action::UpSend { deadline },
+            State::UpRecv { deadline } => Action::UpRecv { deadline },
+            State::UpRelease { keep } => Action::UpRelease { keep },
             State::ShutWrite => Action::ShutdownWrite,
             State::Drain { deadline } => Action::Drain { deadline },
             State::Closed => Action::Close,
@@ -272,7 +294,10 @@ impl Driver {
     /// Whether the connection holds input or output memory (the idle policy says an
     /// idle connection holds none).
     pub fn holds_buffers(&self) -> bool {
-        self.conn.holds_buffer() || self.out.capacity() > 0 || self.file.is_some()
+        self.conn.holds_buffer()
+            || self.out.capacity() > 0
+            || self.aux.file().is_some()
+            || self.aux.proxy().is_some()
     }
 
     // ----- events ----------------------------------------------------------------
@@ -382,7 +407,7 @@ impl Driver {
             if from == Source::Out {
                 self.out.clear();
             }
-            if after != After::FileChunk {
+            if after != After::FileChunk && after != After::Proxy {
                 self.response_deadline = None; // sent whole
             }
             self.then(env, after)
@@ -498,6 +523,12 @@ impl Driver {
         shutdown.deadline()
     }
 
+    /// Whether a proxied exchange is in flight (its client `Send` and `Recv`
+    /// belong to it).
+    pub fn proxying(&self) -> bool {
+        self.aux.proxy().is_some()
+    }
+
     /// Whether shutdown has begun for this connection.
     pub fn shutting_down(&self) -> bool {
         self.grace.is_some()
@@ -520,7 +551,8 @@ impl Driver {
     /// budget (no shared write unless that changed).
     #[inline]
     fn settle(&mut self) {
-        let file = self.file.as_ref().map_or(0, |f| f.buf.capacity());
+        let file = self.aux.file().map_or(0, |f| f.buf.capacity())
+            + self.aux.proxy().map_or(0, |p| p.held());
         let held =
             self.conn.extra_input() + self.out.capacity().saturating_sub(pool::OUT_CAP) + file;
         let held = len32(held);
@@ -562,6 +594,16 @@ impl Driver {
             State::SendFile { deadline } => State::SendFile {
                 deadline: self.cap(deadline),
             },
+            State::UpConnect { deadline, fresh } => State::UpConnect {
+                deadline: self.cap(deadline),
+                fresh,
+            },
+            State::UpSend { deadline } => State::UpSend {
+                deadline: self.cap(deadline),
+            },
+            State::UpRecv { deadline } => State::UpRecv {
+                deadline: self.cap(deadline),
+            },
             State::Sleep { end, until } => State::Sleep {
                 end,
                 until: self.cap(until),
@@ -586,8 +628,8 @@ impl Driver {
             } => self.out.len() > self.sent,
             State::Send {
                 from: Source::File, ..
-            } => self.file.as_ref().is_some_and(|f| f.len > self.sent),
-            State::SendFile { .. } => self.file.as_ref().is_some_and(|f| f.left > 0),
+            } => self.aux.file().is_some_and(|f| f.len > self.sent),
+            State::SendFile { .. } => self.aux.file().is_some_and(|f| f.left > 0),
             _ => false,
         }
     }
@@ -691,6 +733,9 @@ impl Driver {
         }
         match self.state {
             State::Sleep { .. } | State::Backoff { .. } => self.sleep_step(env),
+            State::UpConnect { .. } | State::UpSend { .. } | State::UpRecv { .. } => {
+                self.proxy_timed_out(env)
+            }
             State::Recv { .. } => {
                 // A request under way gets a 408; an idle connection just closes.
                 self.ensure_out();
@@ -774,6 +819,7 @@ impl Driver {
             Step::Sleep(d) => After::Sleep(d),
             Step::File => After::File,
             Step::Work => After::Yield,
+            Step::Proxy => After::Proxy,
         };
         self.flush(env, after)
     }
@@ -816,6 +862,7 @@ impl Driver {
             After::File => self.set(State::Open),
             After::FileChunk => self.next_chunk(env),
             After::Yield => self.set(State::Work),
+            After::Proxy => self.proxy_step(env),
         }
     }
 
@@ -861,8 +908,73 @@ impl Driver {
 
 mod buffers;
 mod file;
+mod proxy;
+pub use proxy::{UP_IN_LARGE, UP_OUT_CHUNK};
 mod support;
 use super::pool;
+
+/// What a connection may hold beyond its buffers: a file being sent, or a
+/// proxied exchange (one box, see [`Driver`]'s `aux`).
+#[derive(Debug)]
+enum Ext {
+    File(FileStream),
+    Proxy(proxy::Exchange),
+}
+
+#[derive(Debug)]
+struct Aux(Option<Box<Ext>>);
+
+impl Aux {
+    fn file(&self) -> Option<&FileStream> {
+        match self.0.as_deref() {
+            Some(Ext::File(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    fn file_mut(&mut self) -> Option<&mut FileStream> {
+        match self.0.as_deref_mut() {
+            Some(Ext::File(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    fn proxy(&self) -> Option<&proxy::Exchange> {
+        match self.0.as_deref() {
+            Some(Ext::Proxy(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn proxy_mut(&mut self) -> Option<&mut proxy::Exchange> {
+        match self.0.as_deref_mut() {
+            Some(Ext::Proxy(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn set_file(&mut self, f: FileStream) {
+        self.0 = Some(Box::new(Ext::File(f)));
+    }
+
+    fn set_proxy(&mut self, p: proxy::Exchange) {
+        self.0 = Some(Box::new(Ext::Proxy(p)));
+    }
+
+    fn take_proxy(&mut self) -> Option<proxy::Exchange> {
+        match self.0.take().map(|b| *b) {
+            Some(Ext::Proxy(p)) => Some(p),
+            other => {
+                self.0 = other.map(Box::new);
+                None
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+}
 use file::FileStream;
 use support::Timers;
 

@@ -950,3 +950,186 @@ fn the_driver_fits_a_512_byte_allocation() {
     let size = std::mem::size_of::<Action>();
     assert!(size <= 24, "Action is {size} bytes");
 }
+
+/// The proxied exchange's policy, sans-IO: retries, errors, release before the
+/// error response, the cut after a relayed head.
+mod proxy_policy {
+    use super::*;
+    use crate::config::Upstreams;
+    use crate::http::handler::{Reply, Request, Slice, Work};
+
+    struct Proxying(Upstreams);
+
+    impl Handler for Proxying {
+        fn handle<'a>(&'a self, req: &Request<'a>, body: &'a [u8]) -> Reply<'a> {
+            TestHandler.handle(req, body)
+        }
+        fn work(&self, job: &mut Work, budget: Option<Duration>) -> Slice {
+            TestHandler.work(job, budget)
+        }
+        fn upstream(&self) -> Option<&Upstreams> {
+            Some(&self.0)
+        }
+    }
+
+    struct P {
+        d: Driver,
+        h: &'static Proxying,
+        stats: &'static WorkerStats,
+        stop: &'static Shutdown,
+        t0: Instant,
+    }
+
+    impl P {
+        fn new() -> P {
+            let mut up = Upstreams::new(vec!["127.0.0.1:1".parse().unwrap()]);
+            up.timeout = Duration::from_secs(2);
+            let mut p = P {
+                d: Driver::new(Limits::default(), T),
+                h: Box::leak(Box::new(Proxying(up))),
+                stats: Box::leak(Box::default()),
+                stop: Box::leak(Box::new(Shutdown::new(Duration::ZERO))),
+                t0: Instant::now(),
+            };
+            let e = p.env(0);
+            p.d.start(&e);
+            p
+        }
+        fn env(&self, ms: u64) -> Env<'static, Proxying> {
+            Env::new(
+                self.h,
+                self.stats,
+                self.stop,
+                self.t0 + Duration::from_millis(ms),
+            )
+        }
+        fn feed(&mut self, bytes: &[u8]) -> Action {
+            let e = self.env(0);
+            self.d.feed(&e, bytes)
+        }
+        /// Send the upstream request whole; returns it and the next action.
+        fn up_send_all(&mut self) -> (String, Action) {
+            let out = String::from_utf8_lossy(self.d.up_pending()).into_owned();
+            let e = self.env(0);
+            let a = self.d.up_sent(&e, out.len());
+            (out, a)
+        }
+        fn up_receive(&mut self, bytes: &[u8]) -> Action {
+            self.d.up_recv_buf()[..bytes.len()].copy_from_slice(bytes);
+            let e = self.env(0);
+            self.d.up_received(&e, bytes.len())
+        }
+        fn send_all(&mut self) -> (String, Action) {
+            let out = String::from_utf8_lossy(self.d.pending()).into_owned();
+            let e = self.env(0);
+            let a = self.d.sent(&e, out.len());
+            (out, a)
+        }
+    }
+
+    const PROXIED_GET: &[u8] = b"GET /proxy/x?y HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    #[test]
+    fn a_get_whose_pooled_connection_closed_goes_again_once_on_a_fresh_one() {
+        let mut p = P::new();
+        assert!(matches!(
+            p.feed(PROXIED_GET),
+            Action::UpConnect { fresh: false, .. }
+        ));
+        let e = p.env(0);
+        assert!(matches!(p.d.up_connected(&e, true), Action::UpSend { .. }));
+        let (sent, a) = p.up_send_all();
+        assert!(
+            sent.starts_with("GET /x?y HTTP/1.1\r\nHost: a\r\n"),
+            "{sent}"
+        );
+        assert!(matches!(a, Action::UpRecv { .. }));
+        // Closed before any byte of the answer: once more, on a fresh connection.
+        let e = p.env(0);
+        assert!(matches!(
+            p.d.up_eof(&e),
+            Action::UpConnect { fresh: true, .. }
+        ));
+        assert_eq!(p.stats.upstream.retries.get(), 1);
+        assert!(matches!(p.d.up_connected(&e, false), Action::UpSend { .. }));
+        let (again, _) = p.up_send_all();
+        assert_eq!(again, sent);
+        let a = p.up_receive(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+        assert_eq!(a, Action::UpRelease { keep: true });
+        let e = p.env(0);
+        assert!(matches!(p.d.up_released(&e), Action::Send { .. }));
+        let (out, a) = p.send_all();
+        assert!(
+            out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\nhi"),
+            "{out}"
+        );
+        assert!(out.contains("\r\nVia: 1.1 gvhttpd\r\n"), "{out}");
+        assert!(matches!(a, Action::Recv { idle: true, .. }));
+        assert!(!p.d.holds_buffers());
+        // A second failure of the same kind is not retried again within one
+        // exchange, and a fresh connection's failure never is.
+        p.feed(PROXIED_GET);
+        let e = p.env(0);
+        p.d.up_connected(&e, false);
+        p.up_send_all();
+        assert!(matches!(p.d.up_eof(&e), Action::Send { .. }));
+        assert!(String::from_utf8_lossy(p.d.pending()).starts_with("HTTP/1.1 502 "));
+        assert_eq!(p.stats.upstream.retries.get(), 1);
+        assert_eq!(p.stats.upstream.bad_gateway.get(), 1);
+    }
+
+    #[test]
+    fn a_post_is_never_sent_again() {
+        let mut p = P::new();
+        p.feed(b"POST /proxy/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+        let e = p.env(0);
+        p.d.up_connected(&e, true);
+        let (sent, _) = p.up_send_all();
+        assert!(sent.ends_with("Content-Length: 3\r\n\r\nabc"), "{sent}");
+        let e = p.env(0);
+        assert!(matches!(p.d.up_failed(&e), Action::Send { .. }));
+        let (out, a) = p.send_all();
+        assert!(
+            out.starts_with("HTTP/1.1 502 ") && out.contains("Connection: close"),
+            "{out}"
+        );
+        assert_eq!(a, Action::ShutdownWrite);
+        assert_eq!(p.stats.upstream.retries.get(), 0);
+    }
+
+    #[test]
+    fn no_head_in_time_releases_the_connection_then_answers_504() {
+        let mut p = P::new();
+        p.feed(PROXIED_GET);
+        let e = p.env(0);
+        p.d.up_connected(&e, false);
+        let (_, a) = p.up_send_all();
+        let Action::UpRecv { deadline } = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(deadline, p.t0 + Duration::from_secs(2));
+        let e = p.env(1000);
+        assert_eq!(p.d.timed_out(&e), a, "early: nothing happens");
+        let e = p.env(2000);
+        assert_eq!(p.d.timed_out(&e), Action::UpRelease { keep: false });
+        assert!(matches!(p.d.up_released(&e), Action::Send { .. }));
+        assert!(String::from_utf8_lossy(p.d.pending()).starts_with("HTTP/1.1 504 "));
+        assert_eq!(p.stats.upstream.gateway_timeout.get(), 1);
+    }
+
+    #[test]
+    fn a_response_that_breaks_after_its_head_cuts_the_client() {
+        let mut p = P::new();
+        p.feed(PROXIED_GET);
+        let e = p.env(0);
+        p.d.up_connected(&e, false);
+        p.up_send_all();
+        let a = p.up_receive(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+        assert!(matches!(a, Action::Send { .. }));
+        let (_, a) = p.send_all();
+        assert!(matches!(a, Action::UpRecv { .. }));
+        let e = p.env(0);
+        assert_eq!(p.d.up_failed(&e), Action::Close);
+        assert!(p.d.resets(), "a truncated body must not look complete");
+    }
+}

@@ -67,6 +67,10 @@ pub(super) struct Conn {
     pub(super) input: Input,
     /// The static file being sent (after `Open` until `CloseFile`).
     pub(super) file: Option<OwnedFd>,
+    /// Proxying: the upstream connection held (from `UpConnect` until
+    /// `UpRelease`, an upstream error or EOF, or the close), and its upstream.
+    /// Boxed: most connections never proxy.
+    pub(super) up: Option<Box<(OwnedFd, usize)>>,
     /// The earliest deadline this connection has queued in the worker's heap.
     pub queued: Option<Instant>,
     /// Releases the `--max-conns` slot and counts the close when dropped.
@@ -86,6 +90,7 @@ impl Conn {
                 Input::Single
             },
             file: None,
+            up: None,
             queued: None,
             _admission: admission,
         }
@@ -155,6 +160,36 @@ impl Conn {
                     cx.ready.push(key);
                     None
                 }
+                Action::UpConnect { fresh, .. } => self.up_connect(key, fresh, cx),
+                Action::UpSend { .. } => match self.up.as_deref() {
+                    Some((fd, _)) => {
+                        let (buf, range) = self.driver.lend_up_pending();
+                        let r = cx.ring.send(fd.as_fd(), buf, range, Op::UpSend.token(key));
+                        self.lent(Op::UpSend, r, Driver::restore_up_pending)
+                    }
+                    None => Some(self.driver.failed()),
+                },
+                Action::UpRecv { .. } => match self.up.as_deref() {
+                    Some((fd, _)) => {
+                        let (buf, offset) = self.driver.lend_up_recv_buf();
+                        let r = cx.ring.recv(fd.as_fd(), buf, offset, Op::UpRecv.token(key));
+                        self.lent(Op::UpRecv, r, Driver::restore_up_recv_buf)
+                    }
+                    None => Some(self.driver.failed()),
+                },
+                Action::UpRelease { keep } => {
+                    if let Some(up) = self.up.take() {
+                        let (fd, i) = *up;
+                        let evicted = match keep {
+                            true => super::proxy::checkin(i, fd),
+                            false => Some(fd),
+                        };
+                        if let Some(fd) = evicted {
+                            cx.ring.push_close(fd, Token::internal(OpKind::CLOSE));
+                        }
+                    }
+                    Some(self.driver.up_released(&cx.env))
+                }
                 Action::Close => {
                     self.close(key, cx.ring);
                     None
@@ -164,6 +199,46 @@ impl Conn {
                 Some(n) => a = n,
                 None => return,
             }
+        }
+    }
+
+    /// `UpConnect`: a pooled connection (unless `fresh`), else a new socket and
+    /// an `IORING_OP_CONNECT`.
+    fn up_connect(&mut self, key: SlotKey, fresh: bool, cx: &mut Cx<'_>) -> Option<Action> {
+        use crate::http::Handler;
+        let Some(cfg) = cx.env.handler.upstream() else {
+            return Some(self.driver.failed());
+        };
+        match super::proxy::checkout(cfg, fresh) {
+            None => Some(self.driver.up_failed(&cx.env)),
+            Some((i, _, Some(fd))) => {
+                self.up = Some(Box::new((fd, i)));
+                Some(self.driver.up_connected(&cx.env, true))
+            }
+            Some((i, addr, None)) => {
+                let sock = match super::proxy::socket_for(addr) {
+                    Ok(s) => s,
+                    Err(_) => return Some(self.driver.up_failed(&cx.env)),
+                };
+                match cx
+                    .ring
+                    .connect(sock.as_fd(), addr, Op::UpConnect.token(key))
+                {
+                    Ok(()) => {
+                        self.ops.add(Op::UpConnect);
+                        self.up = Some(Box::new((sock, i)));
+                        None
+                    }
+                    Err(_) => Some(self.driver.up_failed(&cx.env)),
+                }
+            }
+        }
+    }
+
+    /// The upstream connection broke (or closed): close it.
+    pub(super) fn drop_up(&mut self, ring: &mut Ring) {
+        if let Some(up) = self.up.take() {
+            ring.push_close(up.0, Token::internal(OpKind::CLOSE));
         }
     }
 

@@ -68,6 +68,44 @@ impl Conn {
                 }
             }
             Op::Shut => None, // the drain that follows decides
+            Op::UpConnect => Some(match c.result {
+                0 => self.driver.up_connected(&cx.env, false),
+                _ if self.state == State::Expired => self.driver.timed_out(&cx.env),
+                _ => {
+                    self.drop_up(cx.ring);
+                    self.driver.up_failed(&cx.env)
+                }
+            }),
+            Op::UpSend => {
+                self.driver
+                    .restore_up_pending(c.take_buf().unwrap_or_default());
+                Some(match c.result {
+                    n if n > 0 => self.driver.up_sent(&cx.env, n as usize),
+                    _ if self.state == State::Expired => self.driver.timed_out(&cx.env),
+                    r if retry(r) => self.driver.action(),
+                    _ => {
+                        self.drop_up(cx.ring);
+                        self.driver.up_failed(&cx.env)
+                    }
+                })
+            }
+            Op::UpRecv => {
+                self.driver
+                    .restore_up_recv_buf(c.take_buf().unwrap_or_default());
+                Some(match c.result {
+                    n if n > 0 => self.driver.up_received(&cx.env, n as usize),
+                    0 => {
+                        self.drop_up(cx.ring);
+                        self.driver.up_eof(&cx.env)
+                    }
+                    _ if self.state == State::Expired => self.driver.timed_out(&cx.env),
+                    r if retry(r) => self.driver.action(),
+                    _ => {
+                        self.drop_up(cx.ring);
+                        self.driver.up_failed(&cx.env)
+                    }
+                })
+            }
             Op::Poll => self.poll_done(key, c.result, cx),
         };
         if let Some(a) = next {
@@ -192,6 +230,9 @@ impl Conn {
             Action::Recv { .. } | Action::Drain { .. } if self.input == Input::Single => {
                 Some(Op::Recv)
             }
+            Action::UpConnect { .. } => Some(Op::UpConnect),
+            Action::UpSend { .. } => Some(Op::UpSend),
+            Action::UpRecv { .. } => Some(Op::UpRecv),
             _ => None,
         };
         if let Some(op) = lent.filter(|op| self.ops.has(*op)) {
@@ -254,9 +295,12 @@ pub(super) fn free(conn: Conn, ring: &mut Ring) {
     if conn.driver.resets() {
         crate::models::reset_on_close(&conn.fd);
     }
-    let Conn { fd, file, .. } = conn;
+    let Conn { fd, file, up, .. } = conn;
     if let Some(f) = file {
         ring.push_close(f, Token::internal(OpKind::CLOSE));
+    }
+    if let Some(up) = up {
+        ring.push_close(up.0, Token::internal(OpKind::CLOSE));
     }
     ring.push_close(fd, Token::internal(OpKind::CLOSE));
 }

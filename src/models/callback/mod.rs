@@ -47,6 +47,7 @@ mod deadlines;
 mod events;
 mod file;
 mod op;
+mod proxy;
 mod worker;
 
 use std::net::TcpListener;

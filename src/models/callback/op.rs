@@ -21,10 +21,14 @@ pub(super) enum Op {
     /// Readiness before an idle single-shot recv, or (multishot paused) a watch for
     /// a reset or hang-up.
     Poll,
+    /// Proxying: the connect, send and recv of the upstream connection.
+    UpConnect,
+    UpSend,
+    UpRecv,
 }
 
 impl Op {
-    const ALL: [Op; 8] = [
+    const ALL: [Op; 11] = [
         Op::Recv,
         Op::Send,
         Op::Sleep,
@@ -33,9 +37,12 @@ impl Op {
         Op::Read,
         Op::Shut,
         Op::Poll,
+        Op::UpConnect,
+        Op::UpSend,
+        Op::UpRecv,
     ];
 
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         1 << (self as u8)
     }
 
@@ -91,7 +98,7 @@ impl Kind {
 
 /// The ops a connection has in flight.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Ops(u8);
+pub(super) struct Ops(u16);
 
 impl Ops {
     pub fn add(&mut self, op: Op) {

@@ -37,6 +37,7 @@ use std::time::Instant;
 
 use super::{Peer, ServeError, WorkerCtx};
 
+mod proxy;
 mod support;
 use crate::accept::{Admission, Retry};
 use crate::green::fs::GvtFile;
@@ -281,6 +282,10 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                 Ok(()) => d.write_shut(&env(Instant::now())),
                 Err(_) => d.failed(),
             },
+            Action::UpConnect { .. }
+            | Action::UpSend { .. }
+            | Action::UpRecv { .. }
+            | Action::UpRelease { .. } => proxy::exchange(&mut stream, &mut d, act, w),
             Action::Close => break,
         };
     }

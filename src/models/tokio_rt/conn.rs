@@ -218,6 +218,21 @@ pub(super) async fn connection(
                         Peer::Here => d.resumed(&env(Instant::now())),
                     }
                 }
+                Action::UpConnect { .. }
+                | Action::UpSend { .. }
+                | Action::UpRecv { .. }
+                | Action::UpRelease { .. } => {
+                    // A proxied exchange, in its own (boxed) future: an idle
+                    // connection's task carries none of its state.
+                    Box::pin(super::proxy::exchange(
+                        &stream,
+                        &mut d,
+                        act,
+                        w,
+                        &mut shutdown,
+                    ))
+                    .await
+                }
                 Action::Close => break,
             },
         };

@@ -41,6 +41,7 @@ use crate::stats::WorkerStats;
 
 mod conn;
 mod multi;
+mod proxy;
 mod stop;
 
 pub(super) use multi::run as run_multi_thread;

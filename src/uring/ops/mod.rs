@@ -206,6 +206,22 @@ impl Ring {
         self.push_owned(token, Held::Accept, sqe)
     }
 
+    /// `connect(fd, addr)` (the socket is the caller's; the address is held by
+    /// the ring until the op's CQE).
+    pub fn connect(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        addr: std::net::SocketAddr,
+        token: Token,
+    ) -> Result<(), Busy> {
+        let addr = Lent::new(socket2::SockAddr::from(addr));
+        // SAFETY: `addr.ptr()` is a live, initialised SockAddr (Lent INVARIANT)
+        // that nothing else references; this only reads its pointer and length.
+        let (ptr, len) = unsafe { ((*addr.ptr()).as_ptr(), (*addr.ptr()).len()) };
+        let sqe = opcode::Connect::new(types::Fd(fd.as_raw_fd()), ptr.cast(), len).build();
+        self.push_owned(token, Held::Connect { _addr: addr }, sqe)
+    }
+
     /// `shutdown(fd, how)` (`libc::SHUT_WR` ...). References no memory.
     pub fn shutdown(&mut self, fd: BorrowedFd<'_>, how: i32, token: Token) {
         let sqe = opcode::Shutdown::new(types::Fd(fd.as_raw_fd()), how)

@@ -1,0 +1,216 @@
+//! The tokio model's side of a proxied exchange: the driver's `UpConnect`,
+//! `UpSend`, `UpRecv` and `UpRelease` on tokio `TcpStream`s (non-blocking
+//! `try_read` / `try_write`, waiting for readiness on epoll), with the client's
+//! `Send` and `Recv` in between. One future per exchange, boxed by the caller,
+//! so an idle connection's task carries none of it. The keep-alive pool is the
+//! running thread's own ([`UpstreamPool`] in a thread-local: no lock; under the
+//! multi-thread runtime a task may take a connection on one thread and give it
+//! back on another, which tokio's shared reactor allows).
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::time::Instant;
+
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, Instant as TokioInstant};
+
+use super::{Shared, Watch};
+use crate::config::Upstreams;
+use crate::http::proxy::UpstreamPool;
+use crate::http::{Action, Driver, Env, Handler};
+
+thread_local! {
+    /// This thread's idle upstream connections (built at its first exchange).
+    static POOL: RefCell<Option<UpstreamPool<TcpStream>>> = const { RefCell::new(None) };
+}
+
+/// The upstream for a new exchange (round robin), and a pooled connection to
+/// it unless `fresh`.
+fn checkout(
+    up: &Upstreams,
+    fresh: bool,
+) -> Option<(usize, std::net::SocketAddr, Option<TcpStream>)> {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let pool = p.get_or_insert_with(|| UpstreamPool::new(&up.addrs, up.pool));
+        let (i, addr) = pool.pick()?;
+        let s = if fresh { None } else { pool.take(i) };
+        Some((i, addr, s))
+    })
+}
+
+/// Keep `s` for another exchange (closing the oldest if the pool is full).
+fn checkin(i: usize, s: TcpStream) {
+    let evicted = POOL.with(|p| match p.borrow_mut().as_mut() {
+        Some(pool) => pool.put(i, s),
+        None => Some(s),
+    });
+    drop(evicted);
+}
+
+/// What ended a wait.
+enum Waited<T> {
+    Done(T),
+    Timer,
+    Shutdown,
+}
+
+/// Wait for `f`, the deadline, or (until the driver has applied it) shutdown.
+async fn wait<F: Future>(
+    f: F,
+    deadline: Option<Instant>,
+    shutdown: &mut Watch,
+    watch: bool,
+) -> Waited<F::Output> {
+    let at = TokioInstant::from_std(
+        deadline.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(86400)),
+    );
+    tokio::select! {
+        biased;
+        r = f => Waited::Done(r),
+        _ = sleep_until(at) => Waited::Timer,
+        _ = shutdown.triggered(), if watch => Waited::Shutdown,
+    }
+}
+
+/// Run the exchange that `act` (an `UpConnect`) begins, until the driver asks
+/// for something else than the exchange's I/O; returns that action. An
+/// upstream connection still held then (the action is `Close`) is closed.
+pub(super) async fn exchange(
+    stream: &TcpStream,
+    d: &mut Driver,
+    mut act: Action,
+    w: &Shared,
+    shutdown: &mut Watch,
+) -> Action {
+    let app = &*w.ctx.app;
+    let env = |now| Env::new(app, w.stats(), &w.ctx.shutdown, now);
+    let mut up: Option<(usize, TcpStream)> = None;
+    loop {
+        let upstream_io = matches!(
+            act,
+            Action::UpConnect { .. }
+                | Action::UpSend { .. }
+                | Action::UpRecv { .. }
+                | Action::UpRelease { .. }
+        );
+        let client_io = matches!(act, Action::Send { .. } | Action::Recv { idle: false, .. });
+        if !(upstream_io || client_io && d.proxying()) {
+            return act;
+        }
+        let watch = !d.shutting_down();
+        let deadline = act.deadline();
+        macro_rules! waited {
+            ($w:expr, $ok:pat => $then:expr) => {
+                match $w {
+                    Waited::Done($ok) => $then,
+                    Waited::Timer => d.timed_out(&env(Instant::now())),
+                    Waited::Shutdown => d.shutdown(&env(Instant::now())),
+                }
+            };
+        }
+        act = match act {
+            Action::UpConnect { fresh, .. } => {
+                let Some(cfg) = app.upstream() else {
+                    return d.failed();
+                };
+                match checkout(cfg, fresh) {
+                    None => d.up_failed(&env(Instant::now())),
+                    Some((i, _, Some(s))) => {
+                        up = Some((i, s));
+                        d.up_connected(&env(Instant::now()), true)
+                    }
+                    Some((i, addr, None)) => {
+                        let r = wait(TcpStream::connect(addr), deadline, shutdown, watch).await;
+                        let e = env(Instant::now());
+                        match r {
+                            Waited::Done(Ok(s)) => {
+                                let _ = s.set_nodelay(true);
+                                up = Some((i, s));
+                                d.up_connected(&e, false)
+                            }
+                            Waited::Done(Err(_)) => d.up_failed(&e),
+                            Waited::Timer => d.timed_out(&e),
+                            Waited::Shutdown => d.shutdown(&e),
+                        }
+                    }
+                }
+            }
+            Action::UpSend { .. } => {
+                let Some((_, s)) = up.as_ref() else {
+                    return d.failed();
+                };
+                match s.try_write(d.up_pending()) {
+                    Ok(n) if n > 0 => d.up_sent(&env(Instant::now()), n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let r = wait(s.writable(), deadline, shutdown, watch).await;
+                        waited!(r, _ => act)
+                    }
+                    _ => {
+                        up = None;
+                        d.up_failed(&env(Instant::now()))
+                    }
+                }
+            }
+            Action::UpRecv { .. } => {
+                let Some((_, s)) = up.as_ref() else {
+                    return d.failed();
+                };
+                match s.try_read(d.up_recv_buf()) {
+                    Ok(0) => {
+                        up = None;
+                        d.up_eof(&env(Instant::now()))
+                    }
+                    Ok(n) => d.up_received(&env(Instant::now()), n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let r = wait(s.readable(), deadline, shutdown, watch).await;
+                        waited!(r, _ => act)
+                    }
+                    Err(_) => {
+                        up = None;
+                        d.up_failed(&env(Instant::now()))
+                    }
+                }
+            }
+            Action::UpRelease { keep } => {
+                if let Some((i, s)) = up.take() {
+                    if keep {
+                        checkin(i, s);
+                    }
+                }
+                d.up_released(&env(Instant::now()))
+            }
+            Action::Send { .. } => match stream.try_write(d.pending()) {
+                Ok(n) if n > 0 => d.sent(&env(Instant::now()), n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let r = wait(
+                        poll_fn(|cx| stream.poll_write_ready(cx)),
+                        deadline,
+                        shutdown,
+                        watch,
+                    )
+                    .await;
+                    waited!(r, _ => act)
+                }
+                _ => d.failed(),
+            },
+            Action::Recv { .. } => match stream.try_read(d.recv_buf()) {
+                Ok(0) => d.eof(&env(Instant::now())),
+                Ok(n) => d.received(&env(Instant::now()), n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let r = wait(
+                        poll_fn(|cx| stream.poll_read_ready(cx)),
+                        deadline,
+                        shutdown,
+                        watch,
+                    )
+                    .await;
+                    waited!(r, _ => act)
+                }
+                Err(_) => d.failed(),
+            },
+            other => return other,
+        };
+    }
+}
