@@ -185,8 +185,25 @@ impl Ctx<'_> {
             None
         };
         let upstream = backend.as_ref().map(|b| b.addr);
+        // downloads: every model gets the same generous send timeout (a
+        // download may stall for the whole scenario), after the --serve-args.
+        let serve_args: Vec<String> = if s.kind == Kind::Downloads {
+            let t = format!("{}s", downloads::SEND_TIMEOUT.as_secs());
+            self.serve_args
+                .iter()
+                .cloned()
+                .chain(
+                    DOWNLOAD_SERVE_FLAGS
+                        .iter()
+                        .flat_map(|f| [f.to_string(), t.clone()]),
+                )
+                .collect()
+        } else {
+            self.serve_args.to_vec()
+        };
         let opts = StartOpts {
             upstream,
+            serve_args: &serve_args,
             ..self.opts_on(cpus, workers)
         };
         let mut server = match Server::start(self.exe, t, &opts) {
@@ -321,7 +338,8 @@ impl Ctx<'_> {
             path: &path,
             expected: &expected,
             downloads: self.downloads,
-            drain_deadline: downloads_drain_deadline(self.downloads),
+            drain_deadline: downloads::drain_deadline(self.downloads),
+            drain_wave: downloads::DRAIN_WAVE,
         })?;
         if r.in_flight == 0 && r.errors < r.downloads {
             return Err(format!(
@@ -431,13 +449,6 @@ impl Ctx<'_> {
         }
         Ok(report)
     }
-}
-
-/// How long the downloads may take to be read to the end once measured: 30 s
-/// and 10 ms more per download (10,000: 130 s), far beyond what a working
-/// server needs (seconds), so that only a stuck download reaches it.
-pub(super) fn downloads_drain_deadline(n: usize) -> Duration {
-    Duration::from_secs(30) + Duration::from_millis(10) * n as u32
 }
 
 /// The body of `GET path` on a new connection to `addr` (`None` on any failure

@@ -251,6 +251,11 @@ pub fn mix_mean_size() -> f64 {
     files.iter().map(|f| f.1 as f64).sum::<f64>() / files.len() as f64
 }
 
+/// The flags every model's `serve` gets in `downloads`, each with
+/// [`downloads::SEND_TIMEOUT`]: no progress for that long (`--write-timeout`),
+/// or a response not sent in that long (`--response-timeout`), ends a download.
+pub const DOWNLOAD_SERVE_FLAGS: [&str; 2] = ["--write-timeout", "--response-timeout"];
+
 /// The file every `downloads` connection fetches.
 pub const DOWNLOAD_FILE: (&str, u64) = LARGE_FILES[1];
 /// Connections of the `proxy` scenario (the reference: wrk -c64).

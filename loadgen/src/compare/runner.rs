@@ -58,8 +58,9 @@ fn estimate_round_s(
     let per_server = match kind {
         // Connecting and one request per connection, then 1.5 s of settling.
         Kind::Idle => idle_conns as f64 / 2_000.0 + 2.5,
-        // Connecting, 0.7 s of settling, then reading: 23 to 92 s for 9,936
-        // downloads on the 2-CPU VM (the kernel's TCP memory under pressure).
+        // Connecting, 0.7 s of settling, then reading: 14 and 25 s for 5,117
+        // downloads on the 2-CPU VM (23 to 92 s for 9,936, the kernel's TCP
+        // memory past its pressure threshold).
         Kind::Downloads => downloads as f64 / 2_000.0 + downloads as f64 / 250.0 + 1.0,
         // About five probes per bound.
         Kind::Bound => (5 * LATENCY_BOUNDS_US.len()) as f64 * each_s,
@@ -211,6 +212,37 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                 downloads::descriptors_needed(downloads)
             );
             downloads = fits;
+        }
+        // Past the kernel's TCP pressure threshold it drops and retransmits,
+        // and reading the downloads takes minutes: the default stays under it.
+        let pressure = downloads::tcp_pressure_kib();
+        if let Some(fits) = downloads::fits_tcp_memory(pressure, downloads::kernel_tcp_kib()) {
+            if downloads > fits {
+                let mib = pressure.unwrap_or(0) / 1024;
+                let held = (downloads as u64 * downloads::KERNEL_BYTES_PER_DOWNLOAD) >> 20;
+                if a.downloads.is_some() || fits == 0 {
+                    eprintln!(
+                        "gvhttpd bench compare: warning: --downloads {downloads} holds about {} \
+                         MiB of kernel TCP memory (~{} KiB each), past {:.0} % of its pressure \
+                         threshold ({mib} MiB, tcp_mem): expect dropped segments, \
+                         retransmissions and slow reading",
+                        held,
+                        downloads::KERNEL_BYTES_PER_DOWNLOAD >> 10,
+                        downloads::TCP_MEMORY_SHARE * 100.0
+                    );
+                } else {
+                    eprintln!(
+                        "gvhttpd bench compare: {downloads} downloads would hold about {} MiB of \
+                         kernel TCP memory (~{} KiB each), past {:.0} % of its pressure \
+                         threshold ({mib} MiB, tcp_mem): running {fits} (give --downloads to \
+                         choose)",
+                        held,
+                        downloads::KERNEL_BYTES_PER_DOWNLOAD >> 10,
+                        downloads::TCP_MEMORY_SHARE * 100.0
+                    );
+                    downloads = fits;
+                }
+            }
         }
     }
     let max_conns = BUSY_CONNECTIONS[2]

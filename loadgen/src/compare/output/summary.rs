@@ -511,11 +511,27 @@ fn downloads_table(raw: &Raw, models: &[&str], s: &mut String) {
          response head until every connection has its head; after {} ms the server's RSS \
          (`VmRSS`, summed over its processes) is read, and from `/proc/net/tcp` how many \
          downloads the server had not finished writing (*in flight*). Per download: (RSS then \
-         − RSS before the first connection) ÷ in flight. Then every download is read to the \
-         end and compared with the file byte for byte; any error makes the row *not \
-         comparable*. Kernel socket memory is not in RSS.\n",
+         − RSS before the first connection) ÷ in flight. Then the downloads are read to the \
+         end, {} at a time (the others stay stalled, so the kernel's TCP memory only falls), \
+         and compared with the file byte for byte; any error makes the row *not comparable*. \
+         Kernel socket memory is not in RSS. A download may stall for the whole scenario, so \
+         every server gets the same {} s send timeout, longer than the harness's own \
+         deadlines: the models `{}`, the nginx peer of `scripts/compare.sh` `send_timeout {}s` \
+         (another peer keeps its own). The kernel holds about {} KiB of TCP buffers per stalled \
+         download (mostly the server's send buffer, which its kernel sizes from the MSS), so \
+         unless `--downloads` says otherwise the count is what fits in {:.0} % of the kernel's \
+         TCP pressure threshold: past it, segments are dropped and retransmitted after \
+         backed-off timeouts.\n",
         crate::compare::downloads::CLIENT_RCVBUF >> 10,
-        crate::compare::downloads::SETTLE.as_millis()
+        crate::compare::downloads::SETTLE.as_millis(),
+        crate::compare::downloads::DRAIN_WAVE,
+        crate::compare::downloads::SEND_TIMEOUT.as_secs(),
+        crate::compare::DOWNLOAD_SERVE_FLAGS
+            .map(|f| format!("{f} {}s", crate::compare::downloads::SEND_TIMEOUT.as_secs()))
+            .join(" "),
+        crate::compare::downloads::SEND_TIMEOUT.as_secs(),
+        crate::compare::downloads::KERNEL_BYTES_PER_DOWNLOAD >> 10,
+        crate::compare::downloads::TCP_MEMORY_SHARE * 100.0
     );
     let _ = writeln!(
         s,
