@@ -161,6 +161,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
                 threads: None,
             }),
             backend: None,
+            load_cpu_share: None,
             steal_share: 0.0,
             foreign_share: 0.0,
             generator_bound: false,
@@ -350,6 +351,8 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
         "busy.svg",
         "large.svg",
         "cost-breakdown.svg",
+        "downloads.svg",
+        "proxy.svg",
     ];
     assert_eq!(names, expected);
     let listed: Vec<String> = compare::plot_names(&raw).into_iter().map(|p| p.0).collect();
@@ -412,7 +415,28 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
             ],
         ),
     ];
-    for ((name, svg), (want_name, labels)) in plots.iter().zip(axes) {
+    let more: [(&str, &[&str]); 2] = [
+        (
+            "downloads.svg",
+            &[
+                "server RSS per download (KiB)",
+                "10000 connections each GET the 1 MiB file",
+            ],
+        ),
+        (
+            "proxy.svg",
+            &[
+                "throughput (req/s)",
+                "server CPU per request (µs)",
+                "backend CPU per request (µs)",
+            ],
+        ),
+    ];
+    let checked = axes.into_iter().chain(more).map(|(n, l)| {
+        let svg = plots.iter().find(|p| p.0 == n).map(|p| &p.1);
+        ((n, svg.unwrap_or_else(|| panic!("no {n}"))), (n, l))
+    });
+    for ((name, svg), (want_name, labels)) in checked {
         assert_eq!(name, want_name);
         let text = svg.replace(['\n'], " ");
         assert!(svg.starts_with("<svg"), "{name}");
