@@ -678,10 +678,14 @@ fn compare_runs_the_file_mix_downloads_and_proxy() {
     let summary = std::fs::read_to_string(folder.join("summary.md")).unwrap();
     for want in [
         "## Concurrent downloads",
+        "the models `--write-timeout 600s --response-timeout 600s`",
         "## Reverse proxy",
         "| large mix (CPU/MB) |",
     ] {
         assert!(summary.contains(want), "{want}: {summary}");
+    }
+    for plot in ["downloads.svg", "proxy.svg"] {
+        assert!(folder.join(plot).is_file(), "{plot}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
