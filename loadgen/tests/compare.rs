@@ -330,6 +330,7 @@ fn synthetic() -> Raw {
         cost_rate: Some(20_000.0),
         min_rounds: ROUNDS,
         backend_cpus: vec![1],
+        scaling_cpus: Vec::new(),
     }
 }
 
@@ -848,8 +849,15 @@ fn scaling_rows_show_in_the_summary_and_a_plot() {
             }
         }
     }
+    // One server CPU (0) and one load CPU (1): the servers ran on both.
+    raw.scaling_cpus = compare::scaling_cpus(&raw.server_cpus, &raw.load_cpus);
     let md = compare::summary(&raw);
     assert!(md.contains("## Scaling (`scaling`)"), "{md}");
+    assert!(
+        md.contains("the first w of CPUs [0, 1], the load on the load CPUs [1]")
+            && md.contains("from 2 workers on, the load shares their CPUs"),
+        "the summary says the load shares the CPUs: {md}"
+    );
     assert!(
         md.contains("| green | 2 | pipelined | 640000 [640000–640000] |"),
         "{md}"
@@ -864,6 +872,7 @@ fn scaling_rows_show_in_the_summary_and_a_plot() {
         svg.contains("w2 pipelined"),
         "the groups name workers and shape"
     );
+    assert!(svg.contains("shared with the load from w2 on"), "{svg}");
     assert!(compare::plot_names(&raw)
         .iter()
         .any(|p| p.0 == "scaling.svg"));

@@ -68,6 +68,8 @@ pub(super) struct Ctx<'a> {
     pub(super) downloads: usize,
     /// CPUs of the `proxy` scenario's backend.
     pub(super) backend_cpus: &'a [usize],
+    /// CPUs of the `scaling` scenario's servers ([`scaling_cpus`]).
+    pub(super) scaling_cpus: &'a [usize],
 }
 
 /// One load of a run.
@@ -82,6 +84,8 @@ pub(super) struct LoadSpec<'a> {
     pub(super) also: &'a [String],
     /// The backend behind the server (`proxy`): its CPU is measured apart.
     pub(super) backend: Option<u32>,
+    /// CPUs the server runs on, when not all the server CPUs (`scaling`).
+    pub(super) server_cores: Option<usize>,
 }
 
 impl LoadSpec<'_> {
@@ -94,6 +98,7 @@ impl LoadSpec<'_> {
             keepalive: true,
             also: &[],
             backend: None,
+            server_cores: None,
         }
     }
 }
@@ -165,10 +170,10 @@ impl Ctx<'_> {
         let mut run = Run::new(t.name(), s.name, repeat, point);
         let (workers, cpus) = match (s.kind, point) {
             (Kind::Skew, _) => (SKEW_WORKERS, self.server_cpus),
-            // w workers on the first w server CPUs.
+            // w workers on the first w scaling CPUs.
             (Kind::Scaling, Some(p)) => {
-                let w = (p.value as usize).clamp(1, self.server_cpus.len().max(1));
-                (w, &self.server_cpus[..w.min(self.server_cpus.len())])
+                let w = (p.value as usize).clamp(1, self.scaling_cpus.len().max(1));
+                (w, &self.scaling_cpus[..w.min(self.scaling_cpus.len())])
             }
             _ => (self.server_cpus.len(), self.server_cpus),
         };
@@ -235,6 +240,7 @@ impl Ctx<'_> {
                         keepalive,
                         also: &[],
                         backend: None,
+                        server_cores: None,
                     },
                 )
                 .map(|r| run.report = Some(r)),
@@ -253,6 +259,7 @@ impl Ctx<'_> {
                     .map_or(1, |s| s.1);
                 let spec = LoadSpec {
                     pipeline,
+                    server_cores: Some(workers),
                     ..LoadSpec::closed("/", SWEEP_CONNECTIONS)
                 };
                 self.load(&server, spec).map(|r| run.report = Some(r))
@@ -433,7 +440,7 @@ impl Ctx<'_> {
             no_summary: true,
         };
         let (mut plan, config) = cli::plan(&args).map_err(|e| e.0)?;
-        plan.server_cores = Some(self.server_cpus.len());
+        plan.server_cores = Some(spec.server_cores.unwrap_or(self.server_cpus.len()));
         plan.backend_pid = spec.backend;
         let out = engine::run(&plan)?;
         let report = Report::new(config, &plan, &out);

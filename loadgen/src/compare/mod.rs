@@ -45,7 +45,7 @@ mod runner;
 pub use runner::{bound_held, bound_label, bound_prefix, check_models, run, KNOWN_MODELS};
 mod plots;
 mod server;
-pub use plan::{points, rate_plan, scaling_plan, scaling_points, SCALING_SHAPES};
+pub use plan::{points, rate_plan, scaling_cpus, scaling_plan, scaling_points, SCALING_SHAPES};
 
 use crate::cli::{self, Failure, LoadArgs};
 use crate::engine;
@@ -512,6 +512,10 @@ pub struct Raw {
     /// CPUs of the `proxy` scenario's backend (empty without that scenario).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backend_cpus: Vec<usize>,
+    /// CPUs of the `scaling` scenario's servers ([`scaling_cpus`]; empty
+    /// without that scenario).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaling_cpus: Vec<usize>,
 }
 
 fn default_equivalence() -> f64 {

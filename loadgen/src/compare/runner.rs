@@ -52,7 +52,7 @@ fn estimate_round_s(
     servers: usize,
     each_s: f64,
     idle_conns: usize,
-    server_cpus: usize,
+    scaling_cpus: usize,
     downloads: usize,
 ) -> f64 {
     let per_server = match kind {
@@ -64,7 +64,7 @@ fn estimate_round_s(
         Kind::Downloads => downloads as f64 / 2_000.0 + downloads as f64 / 250.0 + 1.0,
         // About five probes per bound.
         Kind::Bound => (5 * LATENCY_BOUNDS_US.len()) as f64 * each_s,
-        Kind::Scaling => scaling_points(server_cpus).len() as f64 * each_s,
+        Kind::Scaling => scaling_points(scaling_cpus).len() as f64 * each_s,
         k => points(k, quick).len() as f64 * each_s,
     };
     per_server * servers as f64
@@ -251,6 +251,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     crate::sys::raise_nofile(max_conns + 2048);
     crate::sys::pin_current_thread(&load_cpus).map_err(Failure::Run)?;
     let root = StaticRoot::create().map_err(Failure::Run)?;
+    let scaling_cpus = scaling_cpus(&server_cpus, &load_cpus);
 
     let ctx = Ctx {
         exe: &exe,
@@ -264,6 +265,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         skew_path: format!("/work/{}", a.skew_work_us),
         downloads,
         backend_cpus: &backend_cpus,
+        scaling_cpus: &scaling_cpus,
     };
     let models: Vec<ModelStatus> = targets.iter().map(|t| ctx.probe(t)).collect();
     let available: Vec<&Target> = targets
@@ -310,6 +312,11 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         } else {
             Vec::new()
         },
+        scaling_cpus: if scenarios.iter().any(|s| s.kind == Kind::Scaling) {
+            scaling_cpus.clone()
+        } else {
+            Vec::new()
+        },
     };
     // Starting and stopping a server and the load's connections: about 0.1 s
     // a run in a smoke run; the estimate only matters until a round is measured.
@@ -325,7 +332,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                     available.len(),
                     each_s,
                     idle_conns,
-                    server_cpus.len(),
+                    scaling_cpus.len(),
                     downloads,
                 ),
             )
@@ -405,7 +412,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                 }
             }
             let pts = if s.kind == Kind::Scaling {
-                scaling_points(server_cpus.len())
+                scaling_points(scaling_cpus.len())
             } else {
                 points(s.kind, q)
             };

@@ -145,13 +145,28 @@ fn rate_interval(rates: &[f64]) -> String {
 /// `scaling`: per server, workers and shape, req/s and CPU per request.
 fn scaling_table(raw: &Raw, models: &[&str], s: &mut String) {
     let _ = writeln!(s, "## Scaling (`scaling`)\n");
+    let shared = raw.scaling_cpus.len() > raw.server_cpus.len();
     let _ = writeln!(
         s,
         "GET / at -c64 closed loop, plain and pipelined ×16; the server runs w workers on the \
-         first w server CPUs, the load on the load CPUs. On a large machine give the server \
-         one NUMA node's cores and the load the rest, e.g. `--server-cpus 0-15 --load-cpus \
-         16-31` (one load thread per load CPU), so the load never shares a core with the \
-         server.\n"
+         first w of CPUs {:?}, the load on the load CPUs {:?}.{} On a large machine give the \
+         server one NUMA node's cores and the load the rest, e.g. `--server-cpus 0-15 \
+         --load-cpus 16-31` (one load thread per load CPU), so the load never shares a core \
+         with the server.\n",
+        if shared {
+            &raw.scaling_cpus
+        } else {
+            &raw.server_cpus
+        },
+        raw.load_cpus,
+        if shared {
+            " The server CPUs are one CPU here, so that the workers can still double the \
+             server runs on the load CPUs too: from 2 workers on, the load shares their CPUs, \
+             so req/s there is what server and load reach together, not the server's ceiling, \
+             and server CPU per request (the server's threads only) is the figure to compare."
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         s,

@@ -307,7 +307,15 @@ pub(super) fn scaling(raw: &Raw) -> Res<String> {
     two_bar_panels(
         raw,
         "Scaling: workers on as many server CPUs (median, min–max)",
-        "GET / at -c64 closed loop, plain and pipelined x16; wN = N workers",
+        &if raw.scaling_cpus.len() > raw.server_cpus.len() {
+            format!(
+                "GET / at -c64 closed loop, plain and pipelined x16; wN = N workers on the first N \
+                 of CPUs {:?}, shared with the load from w2 on",
+                raw.scaling_cpus
+            )
+        } else {
+            "GET / at -c64 closed loop, plain and pipelined x16; wN = N workers".to_string()
+        },
         &groups,
         ("throughput", "throughput (req/s)", per(rps)),
         (
