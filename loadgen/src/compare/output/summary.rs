@@ -638,7 +638,9 @@ fn proxy_table(raw: &Raw, models: &[&str], s: &mut String) {
         "`GET {}` at -c{} closed loop; each server forwards it to a fresh backend \
          (`gvhttpd serve --model tokio --workers 1`{cpus}) as `GET /`. Server CPU is the \
          proxy's own; the backend's is measured the same way and reported apart (it is not \
-         counted as other processes' noise).\n",
+         counted as other processes' noise). Where the backend shares the load CPUs, its CPU \
+         there counts with the generator's: a run whose load CPUs were over 90 % busy is \
+         *gen-bound* (`proxy.svg` draws all three figures).\n",
         crate::compare::PROXY_PATH,
         crate::compare::PROXY_CONNECTIONS
     );
