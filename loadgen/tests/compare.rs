@@ -421,7 +421,7 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
             "downloads.svg",
             &[
                 "server RSS per download (KiB)",
-                "10000 connections each GET the 1 MiB file",
+                "10000 downloads of the 1 MiB file at once",
             ],
         ),
         (

@@ -180,10 +180,21 @@ pub(super) fn two_bar_panels(
 pub(super) fn downloads(raw: &Raw) -> Res<String> {
     let models = measured_models(raw);
     let kib = |r: &Run| download_bytes(r).map(|b| b / 1024.0);
+    let n = raw
+        .runs
+        .iter()
+        .find_map(|r| r.downloads.as_ref().map(|d| d.downloads))
+        .unwrap_or(0);
+    let conditions = format!(
+        "{n} downloads of the 1 MiB file at once, stalled after the head · {} KiB client \
+         receive buffers · {} s send timeout",
+        super::super::downloads::CLIENT_RCVBUF >> 10,
+        super::super::downloads::SEND_TIMEOUT.as_secs()
+    );
     bar_panels(
         raw,
         "Concurrent downloads: server RSS per download in flight (median, min–max)",
-        &conditions_of_run(raw, "downloads"),
+        &conditions,
         &["downloads".to_string()],
         &[(
             "RSS growth ÷ downloads in flight (kernel socket buffers not included)",
@@ -201,7 +212,12 @@ pub(super) fn proxy(raw: &Raw) -> Res<String> {
     bar_panels(
         raw,
         "Reverse proxy: GET /proxy/ forwarded to one backend (median, min–max)",
-        &conditions_of_run(raw, "proxy"),
+        &format!(
+            "GET {} at -c{} closed loop · backend gvhttpd tokio, 1 worker, CPUs {:?}",
+            super::super::PROXY_PATH,
+            super::super::PROXY_CONNECTIONS,
+            raw.backend_cpus
+        ),
         &["proxy".to_string()],
         &[
             ("throughput", "throughput (req/s)", per(rps)),

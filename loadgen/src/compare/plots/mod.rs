@@ -401,12 +401,6 @@ fn conditions_of(name: &str) -> String {
     super::scenario(name).map_or(name.to_string(), |s| s.title.to_string())
 }
 
-/// The scenario's title as the summary states it for this run (with the
-/// measured count or rate where the scenario has one).
-fn conditions_of_run(raw: &Raw, name: &str) -> String {
-    super::scenario(name).map_or(name.to_string(), |s| super::output::scenario_title(raw, s))
-}
-
 // ---- latency percentile curves ----
 
 /// Percentile → x position `1/(1-p)` on a log axis (so 90, 99, 99.9 are evenly spaced).
