@@ -146,7 +146,12 @@ pub(super) fn cost_table(raw: &Raw, s: &mut String) {
          `cost`'s separate `syscalls` point (never in a run whose CPU is compared); io_uring \
          SQEs and `io_uring_enter` calls from the server's `/stats` (io_uring models only). \
          `proxy`: the server's side of each proxied request only (the backend's CPU is apart, \
-         in the proxy table). Plot: `cost-breakdown.svg`.\n"
+         in the proxy table).{}\n",
+        if rows.iter().any(|r| r.scenario == "cost") {
+            " Plot: `cost-breakdown.svg`."
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         s,
