@@ -50,6 +50,9 @@ http {
     access_log off;
     log_not_found off;
     sendfile on;
+    # The same send timeout bench compare gives its models in the downloads
+    # scenario (--write-timeout 600s), where a download may stall for minutes.
+    send_timeout 600s;
     $upstream_block
     server {
         listen 127.0.0.1:$port backlog=4096;

@@ -582,6 +582,64 @@ fn the_peer_scripts_proxy_to_the_backend() {
     }
 }
 
+/// `scaling` with one server CPU: the workers still double (1 and 2), the
+/// second on the load's CPU, and the raw data says which CPUs they ran on.
+#[test]
+fn compare_scaling_on_one_server_cpu_runs_two_workers() {
+    let dir = std::env::temp_dir().join(format!("gv-compare-scaling-{}", std::process::id()));
+    let out = Command::new(BIN)
+        .args(["bench", "compare", "--quick", "--models", "tokio"])
+        .args([
+            "--scenarios",
+            "scaling",
+            "--duration",
+            "200ms",
+            "--warmup",
+            "50ms",
+        ])
+        .args(["--server-cpus", "0", "--load-cpus", "1", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && err.contains("--load-cpus") {
+        // A one-CPU machine has no CPU 1 to pin to.
+        eprintln!("SKIPPED: {err}");
+        return;
+    }
+    assert!(out.status.success(), "{err}");
+    let folder = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let raw = loadgen::compare::Raw::from_json(
+        &std::fs::read_to_string(folder.join("raw.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(raw.scaling_cpus, vec![0, 1]);
+    let mut labels: Vec<&str> = raw
+        .runs
+        .iter()
+        .filter_map(|r| r.point.as_ref().map(|p| p.label.as_str()))
+        .collect();
+    labels.sort_unstable();
+    assert_eq!(
+        labels,
+        ["w1 pipelined", "w1 plain", "w2 pipelined", "w2 plain"]
+    );
+    for r in &raw.runs {
+        let rep = r.report.as_ref().unwrap_or_else(|| panic!("{:?}", r.error));
+        assert!(
+            rep.result.requests > 0,
+            "{}",
+            r.point.as_ref().unwrap().label
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The `large` mix, `downloads` (a small count) and `proxy` through the real
 /// binary: files served intact, every download read and checked, the backend's
 /// CPU reported apart. Until `serve --upstream` exists the models' proxy runs
@@ -678,10 +736,14 @@ fn compare_runs_the_file_mix_downloads_and_proxy() {
     let summary = std::fs::read_to_string(folder.join("summary.md")).unwrap();
     for want in [
         "## Concurrent downloads",
+        "the models `--write-timeout 600s --response-timeout 600s`",
         "## Reverse proxy",
         "| large mix (CPU/MB) |",
     ] {
         assert!(summary.contains(want), "{want}: {summary}");
+    }
+    for plot in ["downloads.svg", "proxy.svg"] {
+        assert!(folder.join(plot).is_file(), "{plot}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

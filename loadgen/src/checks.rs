@@ -80,6 +80,12 @@ pub struct Checks {
     /// as the server is; its CPU is neither the server's nor noise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<ServerCheck>,
+    /// With a backend on (some of) the load CPUs: the generator's CPU and the
+    /// backend's share of its CPU spent there, as a share of the load cores.
+    /// Above [`BOUND_SHARE`] the load CPUs were saturated and the run is
+    /// generator-bound, whichever of the two used them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_cpu_share: Option<f64>,
     /// Steal time as a share of all CPU time on the machine.
     pub steal_share: f64,
     /// CPU used by processes other than generator and server, as a share of all.
@@ -116,8 +122,16 @@ impl Probe {
         }
     }
 
-    /// Takes the final readings and judges the run.
-    pub fn finish(&self, requests: u64, load_cores: usize, server_cores: Option<usize>) -> Checks {
+    /// Takes the final readings and judges the run. `load_cpus`: the CPUs the
+    /// load threads are pinned to (else this process's own), to find a backend
+    /// sharing them.
+    pub fn finish(
+        &self,
+        requests: u64,
+        load_cores: usize,
+        server_cores: Option<usize>,
+        load_cpus: Option<&[usize]>,
+    ) -> Checks {
         let wall = self.at.elapsed().as_secs_f64().max(1e-9);
         let own = sys::process_cpu("self")
             .unwrap_or_default()
@@ -139,6 +153,14 @@ impl Probe {
             .backend
             .as_ref()
             .and_then(|w| w.check(wall, per_req, None));
+        let load_list = load_cpus
+            .map(<[usize]>::to_vec)
+            .or_else(|| sys::allowed_cpu_list("self"));
+        let backend_on_load = match (&self.backend, load_list) {
+            (Some(b), Some(load)) => sys::allowed_cpu_list(&b.pid.to_string())
+                .map_or(0.0, |cpus| overlap_share(&cpus, &load)),
+            _ => 0.0,
+        };
         judge(
             Readings {
                 own_s: own,
@@ -147,6 +169,7 @@ impl Probe {
                 load_cores,
                 machine,
                 ticks_per_s: sys::clock_ticks() as f64,
+                backend_on_load,
             },
             server,
             backend,
@@ -203,6 +226,15 @@ impl Watched {
     }
 }
 
+/// The share of `cpus` that are also in `load` (a process on `cpus` spends
+/// about that share of its CPU on the load CPUs).
+pub fn overlap_share(cpus: &[usize], load: &[usize]) -> f64 {
+    if cpus.is_empty() {
+        return 0.0;
+    }
+    cpus.iter().filter(|c| load.contains(c)).count() as f64 / cpus.len() as f64
+}
+
 /// What [`Probe::finish`] measured over the run.
 #[derive(Debug, Clone, Copy)]
 struct Readings {
@@ -214,6 +246,8 @@ struct Readings {
     /// Machine-wide CPU ticks over the run.
     machine: MachineCpu,
     ticks_per_s: f64,
+    /// Share of the backend's CPU spent on the load CPUs ([`overlap_share`]).
+    backend_on_load: f64,
 }
 
 /// Judges a run from its readings and the server's check (if watched).
@@ -225,6 +259,7 @@ fn judge(r: Readings, server: Option<ServerCheck>, backend: Option<ServerCheck>)
         load_cores,
         machine,
         ticks_per_s,
+        backend_on_load,
     } = r;
     let total_s = machine.total as f64 / ticks_per_s;
     let (steal_share, foreign_share) = if total_s > 0.0 {
@@ -241,6 +276,13 @@ fn judge(r: Readings, server: Option<ServerCheck>, backend: Option<ServerCheck>)
     };
     let cores = load_cores.max(1);
     let generator_cpu_share = own_s / (wall_s.max(1e-9) * cores as f64);
+    // A backend beside the load (the proxy scenario's default) takes its CPU
+    // from the same cores: the generator alone may be under the bound while
+    // the cores are saturated.
+    let load_cpu_share = backend
+        .as_ref()
+        .filter(|_| backend_on_load > 0.0)
+        .map(|b| (own_s + b.cpu_s * backend_on_load) / (wall_s.max(1e-9) * cores as f64));
     let server_saturated = server.as_ref().is_some_and(|s| s.cpu_share > BOUND_SHARE);
     Checks {
         generator_cpu_s: own_s,
@@ -251,7 +293,12 @@ fn judge(r: Readings, server: Option<ServerCheck>, backend: Option<ServerCheck>)
         },
         generator_cpu_share,
         generator_cores: cores,
-        generator_bound: generator_cpu_share > BOUND_SHARE && !server_saturated,
+        generator_bound: load_cpu_share
+            .unwrap_or(generator_cpu_share)
+            .max(generator_cpu_share)
+            > BOUND_SHARE
+            && !server_saturated,
+        load_cpu_share,
         noisy: steal_share > NOISY_SHARE || foreign_share > NOISY_SHARE,
         server,
         backend,
@@ -279,6 +326,7 @@ mod tests {
                 steal,
             },
             ticks_per_s: TICKS,
+            backend_on_load: 0.0,
         }
     }
 
@@ -363,6 +411,31 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_on_the_load_cpus_counts_towards_a_saturated_load() {
+        // The generator at 60 % of its core, the backend at 35 % of the same
+        // core: 95 %, the load CPU saturated, while the server is at 50 %.
+        let mut r = readings(6.0, 1500, 0);
+        r.backend_on_load = overlap_share(&[1], &[1]);
+        let c = judge(r, Some(server(5.0, 1)), Some(server(3.5, 1)));
+        assert!(c.generator_bound, "{c:?}");
+        assert!((c.load_cpu_share.unwrap() - 0.95).abs() < 1e-9, "{c:?}");
+        assert!((c.generator_cpu_share - 0.6).abs() < 1e-9);
+        // The same backend on a CPU of its own: the load is not saturated.
+        r.backend_on_load = overlap_share(&[2], &[1]);
+        let c = judge(r, Some(server(5.0, 1)), Some(server(3.5, 1)));
+        assert!(!c.generator_bound && c.load_cpu_share.is_none(), "{c:?}");
+        // Half its CPUs shared: half its CPU counts (6 + 1.75 of 10 s).
+        r.backend_on_load = overlap_share(&[1, 2], &[1]);
+        let c = judge(r, Some(server(5.0, 1)), Some(server(3.5, 1)));
+        assert!((c.load_cpu_share.unwrap() - 0.775).abs() < 1e-9, "{c:?}");
+        assert!(!c.generator_bound);
+        // A saturated server still explains it.
+        r.backend_on_load = 1.0;
+        let c = judge(r, Some(server(9.5, 1)), Some(server(3.5, 1)));
+        assert!(!c.generator_bound, "{c:?}");
+    }
+
+    #[test]
     fn no_machine_readings_and_no_requests_give_zeros_not_nan() {
         let mut r = readings(1.0, 0, 0);
         r.machine = MachineCpu::default();
@@ -381,7 +454,7 @@ mod tests {
             .unwrap();
         let probe = Probe::start(Some(idle.id()));
         std::thread::sleep(Duration::from_millis(200));
-        let c = probe.finish(100, 1, Some(1));
+        let c = probe.finish(100, 1, Some(1), None);
         let _ = idle.kill();
         let _ = idle.wait();
         let s = c.server.expect("server readings");

@@ -237,6 +237,18 @@ fn warnings(r: &Report, plan: &Plan) -> Vec<String> {
              {:.0} sent/s) while the server did not saturate; latencies include its lag",
             res.late_sends, res.sends, res.send_rate
         ));
+    } else if let (true, Some(load)) = (
+        r.checks.generator_bound && r.checks.generator_cpu_share <= crate::checks::BOUND_SHARE,
+        r.checks.load_cpu_share,
+    ) {
+        w.push(format!(
+            "generator-bound: the load CPUs were {:.0}% busy (the generator {:.0}% of its {} \
+             core(s), the rest the backend beside it) while the server did not saturate; the \
+             numbers measure the load CPUs",
+            load * 100.0,
+            r.checks.generator_cpu_share * 100.0,
+            r.checks.generator_cores
+        ));
     } else if r.checks.generator_bound {
         w.push(format!(
             "generator-bound: the generator used {:.0}% of its {} core(s) while the server did not \

@@ -37,11 +37,16 @@ pub fn status_kib(pid: &str, field: &str) -> Option<u64> {
 
 /// Number of CPUs process `pid` may run on (`Cpus_allowed_list`).
 pub fn allowed_cpus(pid: &str) -> Option<usize> {
+    allowed_cpu_list(pid).map(|v| v.len())
+}
+
+/// The CPUs a process (`"self"` or a PID) may run on (`Cpus_allowed_list`).
+pub fn allowed_cpu_list(pid: &str) -> Option<Vec<usize>> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let list = status
         .lines()
         .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
-    parse_cpu_list(list.trim()).ok().map(|v| v.len())
+    parse_cpu_list(list.trim()).ok()
 }
 
 /// Machine-wide CPU time from the first line of `/proc/stat`, in ticks.

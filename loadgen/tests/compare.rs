@@ -161,6 +161,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
                 threads: None,
             }),
             backend: None,
+            load_cpu_share: None,
             steal_share: 0.0,
             foreign_share: 0.0,
             generator_bound: false,
@@ -329,6 +330,7 @@ fn synthetic() -> Raw {
         cost_rate: Some(20_000.0),
         min_rounds: ROUNDS,
         backend_cpus: vec![1],
+        scaling_cpus: Vec::new(),
     }
 }
 
@@ -350,6 +352,8 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
         "busy.svg",
         "large.svg",
         "cost-breakdown.svg",
+        "downloads.svg",
+        "proxy.svg",
     ];
     assert_eq!(names, expected);
     let listed: Vec<String> = compare::plot_names(&raw).into_iter().map(|p| p.0).collect();
@@ -412,7 +416,28 @@ fn every_plot_renders_with_axis_titles_units_and_conditions() {
             ],
         ),
     ];
-    for ((name, svg), (want_name, labels)) in plots.iter().zip(axes) {
+    let more: [(&str, &[&str]); 2] = [
+        (
+            "downloads.svg",
+            &[
+                "server RSS per download (KiB)",
+                "10000 downloads of the 1 MiB file at once",
+            ],
+        ),
+        (
+            "proxy.svg",
+            &[
+                "throughput (req/s)",
+                "server CPU per request (µs)",
+                "backend CPU per request (µs)",
+            ],
+        ),
+    ];
+    let checked = axes.into_iter().chain(more).map(|(n, l)| {
+        let svg = plots.iter().find(|p| p.0 == n).map(|p| &p.1);
+        ((n, svg.unwrap_or_else(|| panic!("no {n}"))), (n, l))
+    });
+    for ((name, svg), (want_name, labels)) in checked {
         assert_eq!(name, want_name);
         let text = svg.replace(['\n'], " ");
         assert!(svg.starts_with("<svg"), "{name}");
@@ -824,8 +849,15 @@ fn scaling_rows_show_in_the_summary_and_a_plot() {
             }
         }
     }
+    // One server CPU (0) and one load CPU (1): the servers ran on both.
+    raw.scaling_cpus = compare::scaling_cpus(&raw.server_cpus, &raw.load_cpus);
     let md = compare::summary(&raw);
     assert!(md.contains("## Scaling (`scaling`)"), "{md}");
+    assert!(
+        md.contains("the first w of CPUs [0, 1], the load on the load CPUs [1]")
+            && md.contains("from 2 workers on, the load shares their CPUs"),
+        "the summary says the load shares the CPUs: {md}"
+    );
     assert!(
         md.contains("| green | 2 | pipelined | 640000 [640000–640000] |"),
         "{md}"
@@ -840,6 +872,7 @@ fn scaling_rows_show_in_the_summary_and_a_plot() {
         svg.contains("w2 pipelined"),
         "the groups name workers and shape"
     );
+    assert!(svg.contains("shared with the load from w2 on"), "{svg}");
     assert!(compare::plot_names(&raw)
         .iter()
         .any(|p| p.0 == "scaling.svg"));

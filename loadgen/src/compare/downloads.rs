@@ -21,10 +21,23 @@
 //!   read, plus those queued in the client's socket, plus those queued in the
 //!   server's socket, fall short of the whole response. That count is the
 //!   divisor: (RSS during − RSS idle) ÷ downloads in flight;
-//! - then every connection reads to the end and each body is compared byte for
-//!   byte with the file; a refused connect, a status other than 200, a short,
-//!   long or differing body, a reset, or the deadline counts as an error, and
-//!   any error makes the server *not comparable* in this scenario.
+//! - then the downloads are read to the end in waves of [`DRAIN_WAVE`] (the
+//!   others stay stalled, so the kernel's TCP memory only falls from what the
+//!   measurement held), and each body is compared byte for byte with the file;
+//!   a refused connect, a status other than 200, a short, long or differing
+//!   body, a reset, or the deadline counts as an error, and any error makes
+//!   the server *not comparable* in this scenario;
+//! - a download may stall for the whole scenario, so every server gets the same
+//!   send timeout, [`SEND_TIMEOUT`], longer than the harness's own deadlines
+//!   (the models' `--write-timeout` and `--response-timeout`, the nginx peer's
+//!   `send_timeout`): a download is only ever given up by the harness;
+//! - the kernel holds about [`KERNEL_BYTES_PER_DOWNLOAD`] of TCP buffers per
+//!   stalled download, almost all of it the server's send buffer, which its
+//!   kernel sizes from the MSS, not from the client's window (16 KiB receive
+//!   buffer: 236 KiB per download; 2 KiB: 214 KiB). Past the kernel's pressure
+//!   threshold (`tcp_mem`) segments are dropped and retransmitted after
+//!   backed-off timeouts, and reading took 23 to 92 s per server with stalls
+//!   past 30 s, so the default count is what fits under it ([`fits_tcp_memory`]).
 //!
 //! Kernel socket memory is not in RSS and is not counted: the figure is what the
 //! server process itself holds per download.
@@ -40,17 +53,34 @@ use std::time::{Duration, Instant};
 /// doubles it for its bookkeeping): 10,000 of them are about 320 MiB of
 /// kernel memory at most.
 pub const CLIENT_RCVBUF: usize = 16 << 10;
-/// Receive buffer asked for once the memory is measured, while reading to the
-/// end (2,000 downloads: 7.1 s to read with the small buffer, 5.3 s with this).
+/// Receive buffer asked for once the memory is measured, by the downloads of
+/// the wave being read (2,000 downloads: 7.1 s to read with the small buffer,
+/// 5.3 s with this). The kernel doubles it: all 10,000 at once would add up to
+/// 1.25 GiB of TCP memory, hence the waves.
 pub const DRAIN_RCVBUF: usize = 64 << 10;
+/// Downloads read to the end at once after the measurement; the others wait
+/// stalled, holding no more kernel memory than they did when measured.
+pub const DRAIN_WAVE: usize = 500;
+/// The send timeout every server gets in this scenario: longer than the heads'
+/// deadline, the settling and the longest reading deadline together
+/// ([`drain_deadline`]), so no server cuts a download the harness still waits for.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest reading to the end may take, whatever the count.
+pub const MAX_DRAIN: Duration = Duration::from_secs(540);
+/// Kernel TCP buffer memory per stalled download, measured on the 2-CPU VM
+/// (Linux 6.18, tokio, 2,000 downloads: `/proc/net/sockstat` before and
+/// stalled): 236 KiB, of which the server's send queue about 210 KiB.
+pub const KERNEL_BYTES_PER_DOWNLOAD: u64 = 240 << 10;
+/// Share of the kernel's TCP pressure threshold the default count may fill.
+pub const TCP_MEMORY_SHARE: f64 = 0.8;
 /// The MSS each client socket advertises (Ethernet's, 1500 − 40).
 pub const CLIENT_MSS: u32 = 1460;
 /// Wait after the last head before reading RSS, so the server has reacted to
 /// every connection's request (sends begun, buffers taken).
 pub const SETTLE: Duration = Duration::from_millis(500);
 /// Longest the heads may take to arrive, from the first connect. gvhttpd's
-/// `--write-timeout` (30 s by default) cuts a download that makes no progress:
-/// the stall must stay well inside it.
+/// `--write-timeout` (30 s by default) cuts a download that makes no progress
+/// (every server gets [`SEND_TIMEOUT`] here).
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(20);
 /// Bytes read per `read` while draining.
 const READ_CHUNK: usize = 64 << 10;
@@ -99,6 +129,8 @@ pub struct Options<'a> {
     pub downloads: usize,
     /// Longest the reading to the end may take, after the measurement.
     pub drain_deadline: Duration,
+    /// Downloads read at once after the measurement ([`DRAIN_WAVE`]).
+    pub drain_wave: usize,
 }
 
 #[derive(Debug)]
@@ -223,23 +255,33 @@ pub fn measure(o: &Options<'_>) -> Result<DownloadsResult, String> {
             _ => false,
         })
         .count();
-    // Read every download to the end.
+    // Read every download to the end, a wave at a time: the downloads not yet
+    // in a wave stay stalled (and unread: their events are left for later).
     let drain_by = Instant::now() + o.drain_deadline;
-    for (i, c) in conns.iter_mut().enumerate() {
-        if let Some(c) = c.as_mut() {
-            // Measured; now a larger window, so that reading takes less time.
-            let _ = socket2::SockRef::from(&c.stream).set_recv_buffer_size(DRAIN_RCVBUF);
-            read_body(c, i, o.expected, &mut buf, &mut tally);
-        }
-    }
+    let mut next = 0;
     loop {
         let open = conns
             .iter()
+            .take(next)
             .flatten()
             .filter(|c| matches!(c.phase, Phase::Body { .. }))
             .count();
-        if open == 0 {
+        if open == 0 && next >= conns.len() {
             break;
+        }
+        let wave = o.drain_wave.max(1);
+        if open <= wave / 2 && next < conns.len() {
+            // Top the wave up.
+            let until = (next + wave - open).min(conns.len());
+            for (i, c) in conns.iter_mut().enumerate().take(until).skip(next) {
+                if let Some(c) = c.as_mut() {
+                    // Measured; now a larger window, so that reading takes less time.
+                    let _ = socket2::SockRef::from(&c.stream).set_recv_buffer_size(DRAIN_RCVBUF);
+                    read_body(c, i, o.expected, &mut buf, &mut tally);
+                }
+            }
+            next = until;
+            continue;
         }
         let now = Instant::now();
         if now >= drain_by {
@@ -255,6 +297,10 @@ pub fn measure(o: &Options<'_>) -> Result<DownloadsResult, String> {
         wait(&mut poll, &mut events, drain_by - now)?;
         for ev in events.iter() {
             let i = ev.token().0;
+            if i >= next {
+                // Not in a wave yet: read when its turn comes.
+                continue;
+            }
             let finished = match conns.get_mut(i).and_then(Option::as_mut) {
                 Some(c) => {
                     read_body(c, i, o.expected, &mut buf, &mut tally);
@@ -308,6 +354,22 @@ pub fn tcp_pressure_kib() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_mem").ok()?;
     let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * rustix::param::page_size() as u64 / 1024)
+}
+
+/// How long the downloads may take to be read to the end once measured: 30 s
+/// and 10 ms more per download (10,000: 130 s), at most [`MAX_DRAIN`]; far
+/// beyond what a working server needs (seconds), so that only a stuck download
+/// reaches it.
+pub fn drain_deadline(n: usize) -> Duration {
+    (Duration::from_secs(30) + Duration::from_millis(10) * n.min(1 << 24) as u32).min(MAX_DRAIN)
+}
+
+/// How many stalled downloads fit in [`TCP_MEMORY_SHARE`] of the kernel's TCP
+/// pressure threshold, less what the machine's sockets hold already, at
+/// [`KERNEL_BYTES_PER_DOWNLOAD`] each (`None` where `/proc` does not say).
+pub fn fits_tcp_memory(pressure_kib: Option<u64>, in_use_kib: Option<u64>) -> Option<usize> {
+    let room = pressure_kib? as f64 * TCP_MEMORY_SHARE - in_use_kib.unwrap_or(0) as f64;
+    Some((room.max(0.0) * 1024.0 / KERNEL_BYTES_PER_DOWNLOAD as f64) as usize)
 }
 
 /// Descriptors a server needs for `n` downloads at once: a socket and the open
@@ -507,6 +569,84 @@ mod tests {
         let q = socket_queues(table, 8080);
         assert_eq!(q.len(), 1, "{q:?}");
         assert_eq!(q[&50000], (0x2000, 0x4000));
+    }
+
+    #[test]
+    fn the_default_count_fits_the_kernels_tcp_memory() {
+        // The 2-CPU VM: a 1,535,508 KiB threshold, 2,000 KiB in use: 5,110.
+        assert_eq!(fits_tcp_memory(Some(1_535_508), Some(2_000)), Some(5_110));
+        assert_eq!(fits_tcp_memory(Some(1_000), Some(5_000)), Some(0));
+        assert_eq!(fits_tcp_memory(None, Some(0)), None);
+        // Reading may take 30 s + 10 ms a download, never past MAX_DRAIN, and
+        // the heads, the settling and reading end inside every server's send timeout.
+        assert_eq!(drain_deadline(10_000), Duration::from_secs(130));
+        assert_eq!(drain_deadline(usize::MAX), MAX_DRAIN);
+        assert!(HEAD_DEADLINE + SETTLE + MAX_DRAIN < SEND_TIMEOUT);
+    }
+
+    /// A thread per connection answering every `GET` with `body` (blocking
+    /// writes: a download stalls while the client does not read).
+    fn file_server(body: Vec<u8>) -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let body = std::sync::Arc::new(body);
+        std::thread::spawn(move || {
+            for s in l.incoming().map_while(Result::ok) {
+                let body = body.clone();
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let mut req = [0u8; 1024];
+                    let _ = s.read(&mut req);
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    let _ = s.write_all(head.as_bytes());
+                    let _ = s.write_all(&body);
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn downloads_read_in_waves_all_arrive_intact() {
+        // 23 downloads of 256 KiB, read 5 at a time (the wave is topped up
+        // when half of it is done): every one is read to the end and checked.
+        let body = crate::compare::file_bytes(256 << 10);
+        let addr = file_server(body.clone());
+        let r = measure(&Options {
+            addr,
+            pid: std::process::id(),
+            path: "/f",
+            expected: &body,
+            downloads: 23,
+            drain_deadline: Duration::from_secs(60),
+            drain_wave: 5,
+        })
+        .unwrap();
+        assert_eq!((r.downloads, r.intact, r.errors), (23, 23, 0), "{r:?}");
+        // 256 KiB is more than the kernel holds of a stalled download.
+        assert!(r.in_flight > 0, "{r:?}");
+        // A body that differs from what the server sends is an error, counted once each.
+        let other = crate::compare::file_bytes((256 << 10) + 1)[..256 << 10].to_vec();
+        let r = measure(&Options {
+            expected: &other,
+            downloads: 3,
+            drain_wave: 1,
+            ..Options {
+                addr,
+                pid: std::process::id(),
+                path: "/f",
+                expected: &body,
+                downloads: 0,
+                drain_deadline: Duration::from_secs(60),
+                drain_wave: 1,
+            }
+        })
+        .unwrap();
+        assert_eq!((r.intact, r.errors), (0, 3), "{r:?}");
+        assert!(r
+            .first_error
+            .unwrap()
+            .contains("differs from the file at byte"));
     }
 
     #[test]

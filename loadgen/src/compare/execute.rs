@@ -68,6 +68,8 @@ pub(super) struct Ctx<'a> {
     pub(super) downloads: usize,
     /// CPUs of the `proxy` scenario's backend.
     pub(super) backend_cpus: &'a [usize],
+    /// CPUs of the `scaling` scenario's servers ([`scaling_cpus`]).
+    pub(super) scaling_cpus: &'a [usize],
 }
 
 /// One load of a run.
@@ -82,6 +84,8 @@ pub(super) struct LoadSpec<'a> {
     pub(super) also: &'a [String],
     /// The backend behind the server (`proxy`): its CPU is measured apart.
     pub(super) backend: Option<u32>,
+    /// CPUs the server runs on, when not all the server CPUs (`scaling`).
+    pub(super) server_cores: Option<usize>,
 }
 
 impl LoadSpec<'_> {
@@ -94,6 +98,7 @@ impl LoadSpec<'_> {
             keepalive: true,
             also: &[],
             backend: None,
+            server_cores: None,
         }
     }
 }
@@ -165,10 +170,10 @@ impl Ctx<'_> {
         let mut run = Run::new(t.name(), s.name, repeat, point);
         let (workers, cpus) = match (s.kind, point) {
             (Kind::Skew, _) => (SKEW_WORKERS, self.server_cpus),
-            // w workers on the first w server CPUs.
+            // w workers on the first w scaling CPUs.
             (Kind::Scaling, Some(p)) => {
-                let w = (p.value as usize).clamp(1, self.server_cpus.len().max(1));
-                (w, &self.server_cpus[..w.min(self.server_cpus.len())])
+                let w = (p.value as usize).clamp(1, self.scaling_cpus.len().max(1));
+                (w, &self.scaling_cpus[..w.min(self.scaling_cpus.len())])
             }
             _ => (self.server_cpus.len(), self.server_cpus),
         };
@@ -185,8 +190,25 @@ impl Ctx<'_> {
             None
         };
         let upstream = backend.as_ref().map(|b| b.addr);
+        // downloads: every model gets the same generous send timeout (a
+        // download may stall for the whole scenario), after the --serve-args.
+        let serve_args: Vec<String> = if s.kind == Kind::Downloads {
+            let t = format!("{}s", downloads::SEND_TIMEOUT.as_secs());
+            self.serve_args
+                .iter()
+                .cloned()
+                .chain(
+                    DOWNLOAD_SERVE_FLAGS
+                        .iter()
+                        .flat_map(|f| [f.to_string(), t.clone()]),
+                )
+                .collect()
+        } else {
+            self.serve_args.to_vec()
+        };
         let opts = StartOpts {
             upstream,
+            serve_args: &serve_args,
             ..self.opts_on(cpus, workers)
         };
         let mut server = match Server::start(self.exe, t, &opts) {
@@ -218,6 +240,7 @@ impl Ctx<'_> {
                         keepalive,
                         also: &[],
                         backend: None,
+                        server_cores: None,
                     },
                 )
                 .map(|r| run.report = Some(r)),
@@ -236,6 +259,7 @@ impl Ctx<'_> {
                     .map_or(1, |s| s.1);
                 let spec = LoadSpec {
                     pipeline,
+                    server_cores: Some(workers),
                     ..LoadSpec::closed("/", SWEEP_CONNECTIONS)
                 };
                 self.load(&server, spec).map(|r| run.report = Some(r))
@@ -321,7 +345,8 @@ impl Ctx<'_> {
             path: &path,
             expected: &expected,
             downloads: self.downloads,
-            drain_deadline: downloads_drain_deadline(self.downloads),
+            drain_deadline: downloads::drain_deadline(self.downloads),
+            drain_wave: downloads::DRAIN_WAVE,
         })?;
         if r.in_flight == 0 && r.errors < r.downloads {
             return Err(format!(
@@ -415,7 +440,7 @@ impl Ctx<'_> {
             no_summary: true,
         };
         let (mut plan, config) = cli::plan(&args).map_err(|e| e.0)?;
-        plan.server_cores = Some(self.server_cpus.len());
+        plan.server_cores = Some(spec.server_cores.unwrap_or(self.server_cpus.len()));
         plan.backend_pid = spec.backend;
         let out = engine::run(&plan)?;
         let report = Report::new(config, &plan, &out);
@@ -431,13 +456,6 @@ impl Ctx<'_> {
         }
         Ok(report)
     }
-}
-
-/// How long the downloads may take to be read to the end once measured: 30 s
-/// and 10 ms more per download (10,000: 130 s), far beyond what a working
-/// server needs (seconds), so that only a stuck download reaches it.
-pub(super) fn downloads_drain_deadline(n: usize) -> Duration {
-    Duration::from_secs(30) + Duration::from_millis(10) * n as u32
 }
 
 /// The body of `GET path` on a new connection to `addr` (`None` on any failure

@@ -45,7 +45,7 @@ mod runner;
 pub use runner::{bound_held, bound_label, bound_prefix, check_models, run, KNOWN_MODELS};
 mod plots;
 mod server;
-pub use plan::{points, rate_plan, scaling_plan, scaling_points, SCALING_SHAPES};
+pub use plan::{points, rate_plan, scaling_cpus, scaling_plan, scaling_points, SCALING_SHAPES};
 
 use crate::cli::{self, Failure, LoadArgs};
 use crate::engine;
@@ -250,6 +250,11 @@ pub fn mix_mean_size() -> f64 {
     let files = mix_files();
     files.iter().map(|f| f.1 as f64).sum::<f64>() / files.len() as f64
 }
+
+/// The flags every model's `serve` gets in `downloads`, each with
+/// [`downloads::SEND_TIMEOUT`]: no progress for that long (`--write-timeout`),
+/// or a response not sent in that long (`--response-timeout`), ends a download.
+pub const DOWNLOAD_SERVE_FLAGS: [&str; 2] = ["--write-timeout", "--response-timeout"];
 
 /// The file every `downloads` connection fetches.
 pub const DOWNLOAD_FILE: (&str, u64) = LARGE_FILES[1];
@@ -507,6 +512,10 @@ pub struct Raw {
     /// CPUs of the `proxy` scenario's backend (empty without that scenario).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backend_cpus: Vec<usize>,
+    /// CPUs of the `scaling` scenario's servers ([`scaling_cpus`]; empty
+    /// without that scenario).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaling_cpus: Vec<usize>,
 }
 
 fn default_equivalence() -> f64 {

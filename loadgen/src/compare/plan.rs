@@ -98,6 +98,22 @@ pub fn scaling_plan(cpus: usize) -> Vec<usize> {
     v
 }
 
+/// The CPUs the `scaling` scenario's servers run on: the server CPUs when they
+/// are two or more; where they are one (the 2-CPU default), that one and the
+/// load CPUs, so the workers still double (the load then shares the CPUs of
+/// the second and later workers, which the summary says).
+pub fn scaling_cpus(server: &[usize], load: &[usize]) -> Vec<usize> {
+    let mut v = server.to_vec();
+    if v.len() < 2 {
+        for c in load {
+            if !v.contains(c) {
+                v.push(*c);
+            }
+        }
+    }
+    v
+}
+
 /// The load shapes of `scaling`: (label, pipeline depth).
 pub const SCALING_SHAPES: [(&str, u64); 2] = [("plain", 1), ("pipelined", 16)];
 
@@ -136,5 +152,17 @@ mod tests {
         assert_eq!(scaling_plan(6), vec![1, 2, 4, 6]);
         assert_eq!(scaling_plan(16), vec![1, 2, 4, 8, 16]);
         assert!(scaling_plan(0).is_empty());
+    }
+
+    #[test]
+    fn scaling_on_one_server_cpu_takes_the_load_cpus_too() {
+        // The 2-CPU default (server 0, load 1): 1 worker on CPU 0, 2 on 0 and 1.
+        assert_eq!(scaling_cpus(&[0], &[1]), vec![0, 1]);
+        assert_eq!(scaling_plan(scaling_cpus(&[0], &[1]).len()), vec![1, 2]);
+        // Server CPUs of their own are kept as given, the load apart.
+        assert_eq!(scaling_cpus(&[0, 1, 2, 3], &[4, 5]), vec![0, 1, 2, 3]);
+        // A load CPU that is the server's is not counted twice.
+        assert_eq!(scaling_cpus(&[0], &[0]), vec![0]);
+        assert_eq!(scaling_cpus(&[3], &[1, 3]), vec![3, 1]);
     }
 }

@@ -52,18 +52,19 @@ fn estimate_round_s(
     servers: usize,
     each_s: f64,
     idle_conns: usize,
-    server_cpus: usize,
+    scaling_cpus: usize,
     downloads: usize,
 ) -> f64 {
     let per_server = match kind {
         // Connecting and one request per connection, then 1.5 s of settling.
         Kind::Idle => idle_conns as f64 / 2_000.0 + 2.5,
-        // Connecting, 0.7 s of settling, then reading: 23 to 92 s for 9,936
-        // downloads on the 2-CPU VM (the kernel's TCP memory under pressure).
+        // Connecting, 0.7 s of settling, then reading: 14 and 25 s for 5,117
+        // downloads on the 2-CPU VM (23 to 92 s for 9,936, the kernel's TCP
+        // memory past its pressure threshold).
         Kind::Downloads => downloads as f64 / 2_000.0 + downloads as f64 / 250.0 + 1.0,
         // About five probes per bound.
         Kind::Bound => (5 * LATENCY_BOUNDS_US.len()) as f64 * each_s,
-        Kind::Scaling => scaling_points(server_cpus).len() as f64 * each_s,
+        Kind::Scaling => scaling_points(scaling_cpus).len() as f64 * each_s,
         k => points(k, quick).len() as f64 * each_s,
     };
     per_server * servers as f64
@@ -212,6 +213,37 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
             );
             downloads = fits;
         }
+        // Past the kernel's TCP pressure threshold it drops and retransmits,
+        // and reading the downloads takes minutes: the default stays under it.
+        let pressure = downloads::tcp_pressure_kib();
+        if let Some(fits) = downloads::fits_tcp_memory(pressure, downloads::kernel_tcp_kib()) {
+            if downloads > fits {
+                let mib = pressure.unwrap_or(0) / 1024;
+                let held = (downloads as u64 * downloads::KERNEL_BYTES_PER_DOWNLOAD) >> 20;
+                if a.downloads.is_some() || fits == 0 {
+                    eprintln!(
+                        "gvhttpd bench compare: warning: --downloads {downloads} holds about {} \
+                         MiB of kernel TCP memory (~{} KiB each), past {:.0} % of its pressure \
+                         threshold ({mib} MiB, tcp_mem): expect dropped segments, \
+                         retransmissions and slow reading",
+                        held,
+                        downloads::KERNEL_BYTES_PER_DOWNLOAD >> 10,
+                        downloads::TCP_MEMORY_SHARE * 100.0
+                    );
+                } else {
+                    eprintln!(
+                        "gvhttpd bench compare: {downloads} downloads would hold about {} MiB of \
+                         kernel TCP memory (~{} KiB each), past {:.0} % of its pressure \
+                         threshold ({mib} MiB, tcp_mem): running {fits} (give --downloads to \
+                         choose)",
+                        held,
+                        downloads::KERNEL_BYTES_PER_DOWNLOAD >> 10,
+                        downloads::TCP_MEMORY_SHARE * 100.0
+                    );
+                    downloads = fits;
+                }
+            }
+        }
     }
     let max_conns = BUSY_CONNECTIONS[2]
         .max(idle_conns as u64)
@@ -219,6 +251,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
     crate::sys::raise_nofile(max_conns + 2048);
     crate::sys::pin_current_thread(&load_cpus).map_err(Failure::Run)?;
     let root = StaticRoot::create().map_err(Failure::Run)?;
+    let scaling_cpus = scaling_cpus(&server_cpus, &load_cpus);
 
     let ctx = Ctx {
         exe: &exe,
@@ -232,6 +265,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         skew_path: format!("/work/{}", a.skew_work_us),
         downloads,
         backend_cpus: &backend_cpus,
+        scaling_cpus: &scaling_cpus,
     };
     let models: Vec<ModelStatus> = targets.iter().map(|t| ctx.probe(t)).collect();
     let available: Vec<&Target> = targets
@@ -278,6 +312,11 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
         } else {
             Vec::new()
         },
+        scaling_cpus: if scenarios.iter().any(|s| s.kind == Kind::Scaling) {
+            scaling_cpus.clone()
+        } else {
+            Vec::new()
+        },
     };
     // Starting and stopping a server and the load's connections: about 0.1 s
     // a run in a smoke run; the estimate only matters until a round is measured.
@@ -293,7 +332,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                     available.len(),
                     each_s,
                     idle_conns,
-                    server_cpus.len(),
+                    scaling_cpus.len(),
                     downloads,
                 ),
             )
@@ -373,7 +412,7 @@ pub fn run(a: &CompareArgs) -> Result<(), Failure> {
                 }
             }
             let pts = if s.kind == Kind::Scaling {
-                scaling_points(server_cpus.len())
+                scaling_points(scaling_cpus.len())
             } else {
                 points(s.kind, q)
             };

@@ -104,7 +104,7 @@ pub fn shell_quote(s: &str) -> String {
 pub const MODEL_SERVE_FLAGS: &[&str] = &["--bench-routes"];
 
 /// Flags `bench compare` sets on every `serve` itself: a `--serve-arg` may not.
-const SET_BY_COMPARE: [(&str, &str); 6] = [
+const SET_BY_COMPARE: [(&str, &str); 8] = [
     ("--model", "--models names the rows"),
     (
         "--bench-routes",
@@ -116,6 +116,14 @@ const SET_BY_COMPARE: [(&str, &str); 6] = [
     (
         "--upstream",
         "the proxy scenario points every server at its own backend",
+    ),
+    (
+        "--write-timeout",
+        "the downloads scenario gives every server the same send timeout",
+    ),
+    (
+        "--response-timeout",
+        "the downloads scenario gives every server the same send timeout",
     ),
 ];
 /// Scheduling flags a row's name stands for: a `--serve-arg` would make a row's
@@ -442,6 +450,8 @@ mod tests {
             ("--root=/tmp", "sets --root itself"),
             ("--bench-routes=false", "sets --bench-routes itself"),
             ("--upstream=127.0.0.1:80", "sets --upstream itself"),
+            ("--write-timeout=120s", "sets --write-timeout itself"),
+            ("--response-timeout", "sets --response-timeout itself"),
             ("--tokio-runtime=multi-thread", "--models tokio+multi"),
             ("--green-sched=steal", "--models green+steal"),
             ("--green-reactor", "--models green+dedicated"),

@@ -392,7 +392,12 @@ fn collect(
         .cpus
         .as_ref()
         .map_or(plan.threads, |c| c.len().min(plan.threads));
-    let checks = probe.finish(requests, load_cores, plan.server_cores);
+    let checks = probe.finish(
+        requests,
+        load_cores,
+        plan.server_cores,
+        plan.cpus.as_deref(),
+    );
     let status_codes = codes
         .iter()
         .enumerate()

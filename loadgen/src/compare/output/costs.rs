@@ -57,6 +57,9 @@ pub fn covered(raw: &Raw) -> Vec<(&'static str, Option<&'static str>)> {
                 keepalive: true, ..
             } => Some((sc.name, None)),
             Kind::Cost => Some((sc.name, Some(COST_POINTS[0]))),
+            // The server's side of each proxied request (the backend's CPU is
+            // its own, in the proxy table).
+            Kind::Proxy => Some((sc.name, None)),
             _ => None,
         })
         .collect()
@@ -142,7 +145,13 @@ pub(super) fn cost_table(raw: &Raw, s: &mut String) {
          Syscalls: `perf stat -e raw_syscalls:sys_enter` on the server's process during \
          `cost`'s separate `syscalls` point (never in a run whose CPU is compared); io_uring \
          SQEs and `io_uring_enter` calls from the server's `/stats` (io_uring models only). \
-         Plot: `cost-breakdown.svg`.\n"
+         `proxy`: the server's side of each proxied request only (the backend's CPU is apart, \
+         in the proxy table).{}\n",
+        if rows.iter().any(|r| r.scenario == "cost") {
+            " Plot: `cost-breakdown.svg`."
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         s,

@@ -145,13 +145,28 @@ fn rate_interval(rates: &[f64]) -> String {
 /// `scaling`: per server, workers and shape, req/s and CPU per request.
 fn scaling_table(raw: &Raw, models: &[&str], s: &mut String) {
     let _ = writeln!(s, "## Scaling (`scaling`)\n");
+    let shared = raw.scaling_cpus.len() > raw.server_cpus.len();
     let _ = writeln!(
         s,
         "GET / at -c64 closed loop, plain and pipelined ×16; the server runs w workers on the \
-         first w server CPUs, the load on the load CPUs. On a large machine give the server \
-         one NUMA node's cores and the load the rest, e.g. `--server-cpus 0-15 --load-cpus \
-         16-31` (one load thread per load CPU), so the load never shares a core with the \
-         server.\n"
+         first w of CPUs {:?}, the load on the load CPUs {:?}.{} On a large machine give the \
+         server one NUMA node's cores and the load the rest, e.g. `--server-cpus 0-15 \
+         --load-cpus 16-31` (one load thread per load CPU), so the load never shares a core \
+         with the server.\n",
+        if shared {
+            &raw.scaling_cpus
+        } else {
+            &raw.server_cpus
+        },
+        raw.load_cpus,
+        if shared {
+            " The server CPUs are one CPU here, so that the workers can still double the \
+             server runs on the load CPUs too: from 2 workers on, the load shares their CPUs, \
+             so req/s there is what server and load reach together, not the server's ceiling, \
+             and server CPU per request (the server's threads only) is the figure to compare."
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         s,
@@ -511,11 +526,27 @@ fn downloads_table(raw: &Raw, models: &[&str], s: &mut String) {
          response head until every connection has its head; after {} ms the server's RSS \
          (`VmRSS`, summed over its processes) is read, and from `/proc/net/tcp` how many \
          downloads the server had not finished writing (*in flight*). Per download: (RSS then \
-         − RSS before the first connection) ÷ in flight. Then every download is read to the \
-         end and compared with the file byte for byte; any error makes the row *not \
-         comparable*. Kernel socket memory is not in RSS.\n",
+         − RSS before the first connection) ÷ in flight. Then the downloads are read to the \
+         end, {} at a time (the others stay stalled, so the kernel's TCP memory only falls), \
+         and compared with the file byte for byte; any error makes the row *not comparable*. \
+         Kernel socket memory is not in RSS. A download may stall for the whole scenario, so \
+         every server gets the same {} s send timeout, longer than the harness's own \
+         deadlines: the models `{}`, the nginx peer of `scripts/compare.sh` `send_timeout {}s` \
+         (another peer keeps its own). The kernel holds about {} KiB of TCP buffers per stalled \
+         download (mostly the server's send buffer, which its kernel sizes from the MSS), so \
+         unless `--downloads` says otherwise the count is what fits in {:.0} % of the kernel's \
+         TCP pressure threshold: past it, segments are dropped and retransmitted after \
+         backed-off timeouts.\n",
         crate::compare::downloads::CLIENT_RCVBUF >> 10,
-        crate::compare::downloads::SETTLE.as_millis()
+        crate::compare::downloads::SETTLE.as_millis(),
+        crate::compare::downloads::DRAIN_WAVE,
+        crate::compare::downloads::SEND_TIMEOUT.as_secs(),
+        crate::compare::DOWNLOAD_SERVE_FLAGS
+            .map(|f| format!("{f} {}s", crate::compare::downloads::SEND_TIMEOUT.as_secs()))
+            .join(" "),
+        crate::compare::downloads::SEND_TIMEOUT.as_secs(),
+        crate::compare::downloads::KERNEL_BYTES_PER_DOWNLOAD >> 10,
+        crate::compare::downloads::TCP_MEMORY_SHARE * 100.0
     );
     let _ = writeln!(
         s,
@@ -607,7 +638,9 @@ fn proxy_table(raw: &Raw, models: &[&str], s: &mut String) {
         "`GET {}` at -c{} closed loop; each server forwards it to a fresh backend \
          (`gvhttpd serve --model tokio --workers 1`{cpus}) as `GET /`. Server CPU is the \
          proxy's own; the backend's is measured the same way and reported apart (it is not \
-         counted as other processes' noise).\n",
+         counted as other processes' noise). Where the backend shares the load CPUs, its CPU \
+         there counts with the generator's: a run whose load CPUs were over 90 % busy is \
+         *gen-bound* (`proxy.svg` draws all three figures).\n",
         crate::compare::PROXY_PATH,
         crate::compare::PROXY_CONNECTIONS
     );

@@ -139,26 +139,100 @@ pub(super) fn per_scenario_bars(
     Ok(svg)
 }
 
-/// Two bar panels side by side.
-pub(super) fn two_bar_panels(
+/// One bar panel: (caption, y axis title, per group the stats per model).
+pub(super) type Panel<'a> = (&'a str, &'a str, Vec<Vec<Stat>>);
+
+/// Bar panels side by side, each with the same groups and models.
+pub(super) fn bar_panels(
     raw: &Raw,
     title: &str,
     conditions: &str,
     groups: &[String],
-    left: (&str, &str, Vec<Vec<Stat>>),
-    right: (&str, &str, Vec<Vec<Stat>>),
+    panels: &[Panel<'_>],
 ) -> Res<String> {
     let models = measured_models(raw);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         let body = frame(&root, title, &subtitle(raw, conditions))?;
-        let panels = body.split_evenly((1, 2));
-        bar_panel(&panels[0], left.0, left.1, groups, &models, &left.2)?;
-        bar_panel(&panels[1], right.0, right.1, groups, &models, &right.2)?;
+        let areas = body.split_evenly((1, panels.len().max(1)));
+        for (area, (caption, y_desc, stats)) in areas.iter().zip(panels) {
+            bar_panel(area, caption, y_desc, groups, &models, stats)?;
+        }
         root.present()?;
     }
     Ok(svg)
+}
+
+/// Two bar panels side by side.
+pub(super) fn two_bar_panels(
+    raw: &Raw,
+    title: &str,
+    conditions: &str,
+    groups: &[String],
+    left: Panel<'_>,
+    right: Panel<'_>,
+) -> Res<String> {
+    bar_panels(raw, title, conditions, groups, &[left, right])
+}
+
+/// `downloads`: the server's RSS per download in flight, one bar per server.
+pub(super) fn downloads(raw: &Raw) -> Res<String> {
+    let models = measured_models(raw);
+    let kib = |r: &Run| download_bytes(r).map(|b| b / 1024.0);
+    let n = raw
+        .runs
+        .iter()
+        .find_map(|r| r.downloads.as_ref().map(|d| d.downloads))
+        .unwrap_or(0);
+    let conditions = format!(
+        "{n} downloads of the 1 MiB file at once, stalled after the head · {} KiB client \
+         receive buffers · {} s send timeout",
+        super::super::downloads::CLIENT_RCVBUF >> 10,
+        super::super::downloads::SEND_TIMEOUT.as_secs()
+    );
+    bar_panels(
+        raw,
+        "Concurrent downloads: server RSS per download in flight (median, min–max)",
+        &conditions,
+        &["downloads".to_string()],
+        &[(
+            "RSS growth ÷ downloads in flight (kernel socket buffers not included)",
+            "server RSS per download (KiB)",
+            vec![stats_of(raw, &models, "downloads", None, kib)],
+        )],
+    )
+}
+
+/// `proxy`: req/s and the server's CPU per proxied request, and the backend's
+/// CPU per request in a panel of its own (the same backend behind every server).
+pub(super) fn proxy(raw: &Raw) -> Res<String> {
+    let models = measured_models(raw);
+    let per = |f: fn(&Run) -> Option<f64>| vec![stats_of(raw, &models, "proxy", None, f)];
+    bar_panels(
+        raw,
+        "Reverse proxy: GET /proxy/ forwarded to one backend (median, min–max)",
+        &format!(
+            "GET {} at -c{} closed loop · backend gvhttpd tokio, 1 worker, CPUs {:?}",
+            super::super::PROXY_PATH,
+            super::super::PROXY_CONNECTIONS,
+            raw.backend_cpus
+        ),
+        &["proxy".to_string()],
+        &[
+            ("throughput", "throughput (req/s)", per(rps)),
+            (
+                "server CPU per proxied request",
+                "server CPU per request (µs)",
+                per(cpu_per_req),
+            ),
+            (
+                "backend CPU per request (apart)",
+                "backend CPU per request (µs)",
+                per(backend_cpu_per_req),
+            ),
+        ],
+    )
 }
 
 pub(super) fn churn(raw: &Raw, name: &str) -> Res<String> {
@@ -249,7 +323,15 @@ pub(super) fn scaling(raw: &Raw) -> Res<String> {
     two_bar_panels(
         raw,
         "Scaling: workers on as many server CPUs (median, min–max)",
-        "GET / at -c64 closed loop, plain and pipelined x16; wN = N workers",
+        &if raw.scaling_cpus.len() > raw.server_cpus.len() {
+            format!(
+                "GET / at -c64 closed loop, plain and pipelined x16; wN = N workers on the first N \
+                 of CPUs {:?}, shared with the load from w2 on",
+                raw.scaling_cpus
+            )
+        } else {
+            "GET / at -c64 closed loop, plain and pipelined x16; wN = N workers".to_string()
+        },
         &groups,
         ("throughput", "throughput (req/s)", per(rps)),
         (

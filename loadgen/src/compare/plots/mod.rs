@@ -7,8 +7,9 @@
 //! ticks read the same; the right margin leaves room for the last x label.
 
 use super::output::{
-    bound_rates, conns_per_s, cpu_per_conn, cpu_per_mb, cpu_per_req, heavy_rps, mb_per_s,
-    measured_models, merged, merged_of, p99, point_labels, present, rps, runs_of, spread, stat,
+    backend_cpu_per_req, bound_rates, conns_per_s, cpu_per_conn, cpu_per_mb, cpu_per_req,
+    download_bytes, heavy_rps, mb_per_s, measured_models, merged, merged_of, p99, point_labels,
+    present, rps, runs_of, spread, stat,
 };
 use super::{Kind, Raw, Run, LATENCY_BOUNDS_US};
 use crate::hist;
@@ -155,6 +156,16 @@ pub fn names(raw: &Raw) -> Vec<(String, String)> {
             "bound.svg",
             "every probe of the load–latency bound's bisection",
         ),
+        (
+            Kind::Downloads,
+            "downloads.svg",
+            "server RSS per download in flight",
+        ),
+        (
+            Kind::Proxy,
+            "proxy.svg",
+            "reverse proxy: req/s, server and backend CPU per request",
+        ),
     ];
     for (kind, file, what) in extra {
         if has(raw, kind).is_some() {
@@ -215,6 +226,12 @@ pub fn render_all(raw: &Raw) -> Result<Vec<(String, String)>, String> {
             "cost-breakdown.svg".into(),
             stacked::cost_breakdown(raw).map_err(err)?,
         ));
+    }
+    if has(raw, Kind::Downloads).is_some() {
+        out.push(("downloads.svg".into(), downloads(raw).map_err(err)?));
+    }
+    if has(raw, Kind::Proxy).is_some() {
+        out.push(("proxy.svg".into(), proxy(raw).map_err(err)?));
     }
     Ok(out)
 }
