@@ -241,10 +241,10 @@ pub fn startup_details(cfg: &Config) -> String {
              address (--bench-routes turns them on)"
         }
     };
-    let files = match (cfg.zero_copy_files(), cfg.zero_copy) {
-        (true, _) => "files by sendfile",
-        (false, true) => "files by read and send",
-        (false, false) => "files by read and send (GVHTTPD_ZERO_COPY=off)",
+    let files = match cfg.files_mode() {
+        ("sendfile", _) => "files by sendfile".to_string(),
+        (_, None) => "files by read and send".to_string(),
+        (_, Some(why)) => format!("files by read and send ({why})"),
     };
     format!(
         ", work slice {slice}, max-conns {}, buffer memory {} MiB, access log {log}{port}, \
