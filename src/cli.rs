@@ -402,4 +402,20 @@ mod tests {
         assert!(d(&["--addr", "0.0.0.0:0"]).contains("/stats answer 404 on a non-loopback"));
         assert!(d(&["--bench-routes=false"]).contains("answer 404 (--bench-routes=false)"));
     }
+
+    #[test]
+    fn startup_details_say_how_files_are_sent() {
+        let d = |args: &[&str]| startup_details(&serve(args).unwrap());
+        assert!(d(&["--model", "tokio"]).contains("files by sendfile"));
+        // The io_uring models: sendfile where the ring has IORING_FEAT_FAST_POLL,
+        // else read and send with the reason.
+        let callback = d(&["--model", "callback"]);
+        match crate::uring::probe::zero_copy_sends() {
+            Ok(()) => assert!(callback.contains("files by sendfile"), "{callback}"),
+            Err(why) => assert!(
+                callback.contains(&format!("files by read and send ({why})")),
+                "{callback}"
+            ),
+        }
+    }
 }
