@@ -518,16 +518,22 @@ fn a_slow_reader_gets_the_whole_file(model: Variant) {
     assert_eq!(rs[1].status, 200);
 }
 
+/// Case 53, on both send paths: the zero-copy one (every model's default) and
+/// read + send (`GVHTTPD_ZERO_COPY=off`).
 fn a_file_truncated_while_sent_closes_the_connection(model: Variant) {
-    // Case 53: more than the socket buffers of both ends hold, so the server is
-    // still reading the file when it shrinks.
+    truncated_while_sent(model, "exec \"$@\"", "sendfile");
+    truncated_while_sent(model, "GVHTTPD_ZERO_COPY=off exec \"$@\"", "read+send");
+}
+
+fn truncated_while_sent(model: Variant, script: &str, mode: &str) {
+    // More than the socket buffers of both ends hold, so the server is still
+    // sending the file when it shrinks.
     const LEN: usize = 32 << 20;
-    let dir = TempDir::new(&format!("shrink-{model}"));
+    let dir = TempDir::new(&format!("shrink-{model}-{mode}"));
     let path = dir.0.join("big.bin");
     std::fs::write(&path, vec![b'x'; LEN]).unwrap();
-    let s = Server::start_with(model, &["--root", dir.path()]);
-    // The zero-copy path (every model's default) is the one cut here.
-    assert_eq!(files_mode(&s), "sendfile");
+    let s = Server::start_in_shell(model, script, &["--root", dir.path()]);
+    assert_eq!(files_mode(&s), mode);
     let mut c = s.connect();
     socket2::SockRef::from(&c)
         .set_recv_buffer_size(64 * 1024)
