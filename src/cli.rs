@@ -266,10 +266,10 @@ pub fn startup_details(cfg: &Config) -> String {
              address (--bench-routes turns them on)"
         }
     };
-    let files = match (cfg.zero_copy_files(), cfg.zero_copy) {
-        (true, _) => "files by sendfile",
-        (false, true) => "files by read and send",
-        (false, false) => "files by read and send (GVHTTPD_ZERO_COPY=off)",
+    let files = match cfg.files_mode() {
+        ("sendfile", _) => "files by sendfile".to_string(),
+        (_, None) => "files by read and send".to_string(),
+        (_, Some(why)) => format!("files by read and send ({why})"),
     };
     format!(
         ", work slice {slice}, max-conns {}, buffer memory {} MiB, access log {log}{port}, \
@@ -435,5 +435,21 @@ mod tests {
         assert!(d(&["--addr", "127.0.0.1:0"]).ends_with("bench routes on (a loopback address)"));
         assert!(d(&["--addr", "0.0.0.0:0"]).contains("/stats answer 404 on a non-loopback"));
         assert!(d(&["--bench-routes=false"]).contains("answer 404 (--bench-routes=false)"));
+    }
+
+    #[test]
+    fn startup_details_say_how_files_are_sent() {
+        let d = |args: &[&str]| startup_details(&serve(args).unwrap());
+        assert!(d(&["--model", "tokio"]).contains("files by sendfile"));
+        // The io_uring models: sendfile where the ring has IORING_FEAT_FAST_POLL,
+        // else read and send with the reason.
+        let callback = d(&["--model", "callback"]);
+        match crate::uring::probe::zero_copy_sends() {
+            Ok(()) => assert!(callback.contains("files by sendfile"), "{callback}"),
+            Err(why) => assert!(
+                callback.contains(&format!("files by read and send ({why})")),
+                "{callback}"
+            ),
+        }
     }
 }

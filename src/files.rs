@@ -118,8 +118,11 @@ pub fn open_cached(
     }
 }
 
-/// After the open: stat, only a regular file, blocking again.
-fn finish_open(fd: OwnedFd) -> Result<(File, FileMeta), FileError> {
+/// After the open: stat, only a regular file, blocking again. (An io_uring model
+/// that opened the file with an `OPENAT2` op calls this on its own thread: an
+/// `fstat` of an open descriptor reads the inode in memory, where a `STATX` op
+/// always goes to one of io_uring's worker threads.)
+pub fn finish_open(fd: OwnedFd) -> Result<(File, FileMeta), FileError> {
     let st = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e.raw_os_error()))?;
     let meta = FileMeta {
         size: st.st_size as u64,

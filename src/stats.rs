@@ -175,6 +175,9 @@ pub struct Registry {
     pub model: Model,
     /// The row `/stats` names (`tokio+multi`, ...): the model unless set.
     label: String,
+    /// How static files are sent (`/stats` `files`): `sendfile` or `read+send`
+    /// ([`crate::config::Config::files_mode`]).
+    files: &'static str,
     pub started: Instant,
     workers: Box<[WorkerStats]>,
     /// Shared with the dedicated reactor thread, its only writer.
@@ -204,6 +207,7 @@ impl Registry {
         Registry {
             model,
             label: model.name().to_string(),
+            files: "read+send",
             started: Instant::now(),
             workers: (0..workers.max(1))
                 .map(|_| WorkerStats::default())
@@ -215,6 +219,12 @@ impl Registry {
     /// Name the scheduling variant in `/stats` (`"model":"tokio+multi"`).
     pub fn with_label(mut self, label: String) -> Self {
         self.label = label;
+        self
+    }
+
+    /// Say in `/stats` how static files are sent (`"files":"sendfile"`).
+    pub fn with_files(mut self, mode: &'static str) -> Self {
+        self.files = mode;
         self
     }
 
@@ -309,11 +319,12 @@ impl Registry {
         let closed = self.sum(|w| &w.closed);
         let _ = write!(
             out,
-            "{{\"model\":\"{}\",\"workers\":{},\"uptime_s\":{:.3},\
+            "{{\"model\":\"{}\",\"workers\":{},\"files\":\"{}\",\"uptime_s\":{:.3},\
              \"connections\":{{\"accepted\":{},\"open\":{},\"closed\":{},\"refused\":{}}},\
              \"requests\":{},\"work_slices\":{},\"responses\":{{",
             self.label,
             self.workers(),
+            self.files,
             self.started.elapsed().as_secs_f64(),
             accepted,
             accepted.saturating_sub(closed),

@@ -450,9 +450,21 @@ fn precompressed_variants(model: Variant) {
     assert_eq!(get(&s, "/static/app.js", &inm).status, 200);
 }
 
-/// The zero-copy send (tokio's `sendfile`) and the read-and-send path
-/// (`GVHTTPD_ZERO_COPY=off`, and the io_uring models always) serve the same bytes
-/// and fields, whole files and ranges, sizes around the read chunk.
+/// How `s` says it sends files (`/stats` `files`).
+fn files_mode(s: &Server) -> String {
+    let stats = s.stats();
+    let at = stats
+        .find("\"files\":\"")
+        .expect("/stats names how files are sent")
+        + 9;
+    stats[at..].split('"').next().unwrap().to_string()
+}
+
+/// The zero-copy send (`sendfile(2)` in every model) and the read-and-send
+/// fallbacks — forced by `GVHTTPD_ZERO_COPY=off`, and for the io_uring models a
+/// kernel without `IORING_FEAT_FAST_POLL` (`GVHTTPD_URING_FAULT=no-fast-poll`) —
+/// serve the same bytes and fields, whole files and ranges, sizes around the read
+/// chunk; `/stats` says which path each server takes.
 fn both_send_paths_serve_the_same_bytes(model: Variant) {
     let big: Vec<u8> = (0..(1u32 << 20) + 77)
         .map(|i| (i * 7 + i / 251) as u8)
@@ -470,12 +482,29 @@ fn both_send_paths_serve_the_same_bytes(model: Variant) {
         "GVHTTPD_ZERO_COPY=off exec \"$@\"",
         &["--root", dir.path()],
     );
+    let no_fast_poll = Server::start_in_shell(
+        model,
+        "GVHTTPD_URING_FAULT=no-fast-poll exec \"$@\"",
+        &["--root", dir.path()],
+    );
+    assert_eq!(files_mode(&zero_copy), "sendfile");
+    assert_eq!(files_mode(&read_send), "read+send");
+    // tokio's sendfile needs no io_uring.
+    let fallback = if model.uses_io_uring() {
+        "read+send"
+    } else {
+        "sendfile"
+    };
+    assert_eq!(files_mode(&no_fast_poll), fallback);
     for (name, bytes) in files {
         for range in ["", "Range: bytes=1-\r\n", "Range: bytes=-65537\r\n"] {
             let path = format!("/static/{name}");
-            let (a, b) = (get(&zero_copy, &path, range), get(&read_send, &path, range));
-            assert_eq!((a.status, &a.body), (b.status, &b.body), "{name} {range:?}");
-            assert_eq!(fields_but_date(&a), fields_but_date(&b), "{name} {range:?}");
+            let a = get(&zero_copy, &path, range);
+            for other in [&read_send, &no_fast_poll] {
+                let b = get(other, &path, range);
+                assert_eq!((a.status, &a.body), (b.status, &b.body), "{name} {range:?}");
+                assert_eq!(fields_but_date(&a), fields_but_date(&b), "{name} {range:?}");
+            }
             if range.is_empty() {
                 assert_eq!(&a.body[..], *bytes, "{name}");
             }
@@ -483,14 +512,61 @@ fn both_send_paths_serve_the_same_bytes(model: Variant) {
     }
 }
 
+/// A client that reads slowly through a small receive buffer: the zero-copy send
+/// finds the socket buffer full again and again (the models wait for
+/// writability: tokio's reactor, an io_uring poll), and still delivers the whole
+/// file, then serves the next request on the same connection.
+fn a_slow_reader_gets_the_whole_file(model: Variant) {
+    let big: Vec<u8> = (0..(4u32 << 20) + 3)
+        .map(|i| (i ^ (i >> 9)) as u8)
+        .collect();
+    let (_dir, s) = serve(model, "slow", &[("big.bin", &big)]);
+    assert_eq!(files_mode(&s), "sendfile");
+    let mut c = s.connect();
+    socket2::SockRef::from(&c)
+        .set_recv_buffer_size(16 * 1024)
+        .unwrap();
+    c.write_all(
+        b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    let mut reads = 0u32;
+    let rs = loop {
+        let rs = parse_responses(&got, false);
+        if rs.len() == 2 {
+            break rs;
+        }
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+        reads += 1;
+        if reads.is_multiple_of(64) {
+            std::thread::sleep(Duration::from_millis(1)); // let the buffers fill
+        }
+    };
+    assert_eq!(rs[0].status, 200);
+    assert!(rs[0].body == big, "the file arrived changed");
+    assert_eq!(rs[1].status, 200);
+}
+
+/// Case 53, on both send paths: the zero-copy one (every model's default) and
+/// read + send (`GVHTTPD_ZERO_COPY=off`).
 fn a_file_truncated_while_sent_closes_the_connection(model: Variant) {
-    // Case 53: more than the socket buffers of both ends hold, so the server is
-    // still reading the file when it shrinks.
+    truncated_while_sent(model, "exec \"$@\"", "sendfile");
+    truncated_while_sent(model, "GVHTTPD_ZERO_COPY=off exec \"$@\"", "read+send");
+}
+
+fn truncated_while_sent(model: Variant, script: &str, mode: &str) {
+    // More than the socket buffers of both ends hold, so the server is still
+    // sending the file when it shrinks.
     const LEN: usize = 32 << 20;
-    let dir = TempDir::new(&format!("shrink-{model}"));
+    let dir = TempDir::new(&format!("shrink-{model}-{mode}"));
     let path = dir.0.join("big.bin");
     std::fs::write(&path, vec![b'x'; LEN]).unwrap();
-    let s = Server::start_with(model, &["--root", dir.path()]);
+    let s = Server::start_in_shell(model, script, &["--root", dir.path()]);
+    assert_eq!(files_mode(&s), mode);
     let mut c = s.connect();
     socket2::SockRef::from(&c)
         .set_recv_buffer_size(64 * 1024)
@@ -540,4 +616,5 @@ per_model!(
     precompressed_variants,
     a_file_truncated_while_sent_closes_the_connection,
     both_send_paths_serve_the_same_bytes,
+    a_slow_reader_gets_the_whole_file,
 );

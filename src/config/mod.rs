@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::uring::probe;
+
 /// The three ways of driving the one handler's I/O.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Model {
@@ -195,12 +197,24 @@ impl Upstreams {
 }
 
 impl Config {
-    /// How this server sends static files: zero-copy (`Action::SendFile`: tokio's
-    /// `sendfile(2)` on its non-blocking socket, driven by write readiness), or
-    /// read into a buffer and send it (the io_uring models, and every model when
-    /// `GVHTTPD_ZERO_COPY=off`).
+    /// How this server sends static files: zero-copy (`Action::SendFile`: every
+    /// model calls `sendfile(2)` on its non-blocking socket, driven by write
+    /// readiness: tokio's reactor, an io_uring `POLL_ADD` for callback and green),
+    /// or read into a buffer and send it (every model when `GVHTTPD_ZERO_COPY=off`;
+    /// the io_uring models where [`crate::uring::probe::zero_copy_sends`] finds the
+    /// kernel lacking).
     pub fn zero_copy_files(&self) -> bool {
-        self.zero_copy && self.model == Model::Tokio
+        self.zero_copy && (!self.model.uses_io_uring() || probe::zero_copy_sends().is_ok())
+    }
+
+    /// The start-up line's and `/stats`' words for how files are sent: `sendfile`
+    /// or `read+send`, and why not zero-copy when it is not.
+    pub fn files_mode(&self) -> (&'static str, Option<&'static str>) {
+        match self.zero_copy_files() {
+            true => ("sendfile", None),
+            false if !self.zero_copy => ("read+send", Some("GVHTTPD_ZERO_COPY=off")),
+            false => ("read+send", probe::zero_copy_sends().err()),
+        }
     }
 
     /// A config with every default for `variant`'s model and scheduling on `addr`.

@@ -111,6 +111,20 @@ impl GvtFile {
     }
 }
 
+/// A descriptor opened elsewhere (an open on the caller's thread, from the
+/// lookup cache) becomes a green file.
+impl From<OwnedFd> for GvtFile {
+    fn from(fd: OwnedFd) -> GvtFile {
+        GvtFile { fd }
+    }
+}
+
+impl From<GvtFile> for OwnedFd {
+    fn from(f: GvtFile) -> OwnedFd {
+        f.fd
+    }
+}
+
 impl AsFd for GvtFile {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

@@ -10,7 +10,12 @@
 //!
 //! Streams are switched to blocking mode: io_uring then waits for readiness itself
 //! (an `O_NONBLOCK` socket would make some kernels complete the op with `EAGAIN`).
-//! Listeners are the exception: they accept in bursts (see [`GvtListener`]).
+//! Listeners are the exception: they accept in bursts (see [`GvtListener`]). So are
+//! streams that send files with [`GvtStream::send_file`] (`sendfile(2)` on this
+//! thread must not block it): a listener hands them out in `O_NONBLOCK` mode when
+//! [`GvtListener::set_nonblocking_streams`] says so, for rings that poll-arm socket
+//! ops regardless (`IORING_FEAT_FAST_POLL`, see
+//! [`crate::uring::probe::zero_copy_sends`]).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -70,8 +75,11 @@ pub const ACCEPT_BURST: usize = 64;
 #[derive(Debug)]
 pub struct GvtListener {
     fd: OwnedFd,
-    /// Accepted (blocking-mode) connections not handed out yet, oldest first.
+    /// Accepted connections not handed out yet, oldest first.
     ready: RefCell<VecDeque<OwnedFd>>,
+    /// `accept4` flags: `SOCK_CLOEXEC`, and `SOCK_NONBLOCK` for streams that
+    /// send files (see the module docs).
+    stream_flags: i32,
 }
 
 impl GvtListener {
@@ -88,7 +96,18 @@ impl GvtListener {
         Ok(GvtListener {
             fd,
             ready: RefCell::new(VecDeque::new()),
+            stream_flags: libc::SOCK_CLOEXEC,
         })
+    }
+
+    /// Hand out streams in `O_NONBLOCK` mode (`on`), as [`GvtStream::send_file`]
+    /// needs; only where the ring poll-arms socket ops on such streams
+    /// ([`crate::uring::probe::zero_copy_sends`]). Off by default.
+    pub fn set_nonblocking_streams(&mut self, on: bool) {
+        self.stream_flags = match on {
+            true => libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            false => libc::SOCK_CLOEXEC,
+        };
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -121,14 +140,14 @@ impl GvtListener {
         for _ in 0..ACCEPT_BURST {
             // `accept4` with null address pointers writes no memory, and the listener
             // fd is open (owned by `self`). `fd` is O_NONBLOCK (INVARIANT), so this
-            // never blocks; the new socket is blocking, as GvtStream needs.
+            // never blocks; the new socket is blocking unless `stream_flags` say.
             // SAFETY: a plain syscall on an open fd that touches no memory of ours.
             let fd = unsafe {
                 libc::accept4(
                     self.fd.as_raw_fd(),
                     std::ptr::null_mut(),
                     std::ptr::null_mut(),
-                    libc::SOCK_CLOEXEC,
+                    self.stream_flags,
                 )
             };
             if fd < 0 {
@@ -252,6 +271,43 @@ impl GvtStream {
             match unsafe { submit(sqe.clone(), deadline, GivesWay::OnHard, ParkReason::Io) } {
                 Err(e) if nothing_moved(&e) => continue,
                 r => return r.map(|n| n as usize),
+            }
+        }
+    }
+
+    /// Send up to `len` bytes of `file` from `offset` with `sendfile(2)` (the
+    /// kernel moves the page-cache pages into the socket: no copy through this
+    /// process); at least one byte unless the file ends at `offset` (`Ok(0)`).
+    /// The stream must be `O_NONBLOCK` ([`GvtListener::set_nonblocking_streams`]):
+    /// while its buffer is full the green thread parks on an `IORING_OP_POLL_ADD`
+    /// for writability, under the write deadline (`TimedOut`) and giving way to a
+    /// hard interrupt only, as [`GvtStream::write`] does. (On a blocking stream the
+    /// call would hold the whole worker until the peer read enough.)
+    pub fn send_file(
+        &mut self,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<usize> {
+        loop {
+            check_interrupt(GivesWay::OnHard)?;
+            let mut at = offset;
+            match rustix::fs::sendfile(&self.fd, file, Some(&mut at), len) {
+                Ok(n) => return Ok(n),
+                Err(e) if e == rustix::io::Errno::AGAIN => {}
+                Err(e) if e == rustix::io::Errno::INTR => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let sqe =
+                opcode::PollAdd::new(types::Fd(self.fd.as_raw_fd()), libc::POLLOUT as u32).build();
+            let deadline = self.write_deadline.resolve();
+            // SAFETY: a poll references no memory; the fd outlives the call (borrowed
+            // through &mut self).
+            match unsafe { submit(sqe, deadline, GivesWay::OnHard, ParkReason::Io) } {
+                // Ready, an error or a hang-up: the next sendfile tells which.
+                Ok(_) => {}
+                Err(e) if nothing_moved(&e) => {}
+                Err(e) => return Err(e),
             }
         }
     }

@@ -13,6 +13,8 @@
 
 use std::cell::{Cell, RefCell};
 
+use super::driver::FILE_CHUNK;
+
 /// At most this many idle buffers are kept per pool and thread besides the slot
 /// (64 × 4 KiB × 2 pools = 512 KiB); beyond it they are freed. The pool only
 /// saves the allocator a round trip per request for the connections in flight at
@@ -28,17 +30,30 @@ pub(crate) const INPUT_BUF: usize = 4096;
 /// freed instead of pooled.
 pub(crate) const OUT_CAP: usize = 4096;
 
+/// Idle file chunk buffers kept per thread besides the slot (9 × 64 KiB = 576
+/// KiB at most): they serve the read-and-send path of static files (zero-copy
+/// off or unavailable), whose every request would otherwise allocate and zero a
+/// 64 KiB buffer; a zero-copy send needs none.
+const MAX_POOLED_CHUNKS: usize = 8;
+
 pub(crate) struct Pool {
     /// An empty `Vec` (capacity 0) means the slot is free.
     slot: Cell<Vec<u8>>,
     rest: RefCell<Vec<Vec<u8>>>,
+    /// At most this many in `rest`.
+    max: usize,
 }
 
 impl Pool {
     pub(crate) const fn new() -> Pool {
+        Pool::with_max(MAX_POOLED)
+    }
+
+    const fn with_max(max: usize) -> Pool {
         Pool {
             slot: Cell::new(Vec::new()),
             rest: RefCell::new(Vec::new()),
+            max,
         }
     }
 
@@ -58,7 +73,7 @@ impl Pool {
         let old = self.slot.replace(buf);
         if old.capacity() != 0 {
             let mut rest = self.rest.borrow_mut();
-            if rest.len() < MAX_POOLED {
+            if rest.len() < self.max {
                 rest.push(old);
             }
         }
@@ -71,6 +86,9 @@ thread_local! {
     static INPUT: Pool = const { Pool::new() };
     /// INVARIANT: every buffer here is empty, with capacity in `OUT_CAP..=4*OUT_CAP`.
     static OUTPUT: Pool = const { Pool::new() };
+    /// INVARIANT: every buffer here has length `FILE_CHUNK` (stale file bytes:
+    /// the driver sends only what a read wrote).
+    static CHUNK: Pool = const { Pool::with_max(MAX_POOLED_CHUNKS) };
 }
 
 // The four accessors are never inlined: a green thread may call them on its own
@@ -110,6 +128,22 @@ pub(crate) fn give_output(mut buf: Vec<u8>) {
     }
 }
 
+/// A file chunk buffer of `FILE_CHUNK` bytes: a pooled one, or a new one.
+#[inline(never)]
+pub(crate) fn take_chunk() -> Vec<u8> {
+    CHUNK
+        .with(|p| p.take())
+        .unwrap_or_else(|| vec![0; FILE_CHUNK])
+}
+
+/// Give a file chunk buffer back (kept if it has the pooled size).
+#[inline(never)]
+pub(crate) fn give_chunk(buf: Vec<u8>) {
+    if buf.len() == FILE_CHUNK {
+        CHUNK.with(|p| p.give(buf));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +170,26 @@ mod tests {
             kept += 1;
         }
         assert_eq!(kept, MAX_POOLED + 1, "the bound plus the one-slot cache");
+        let chunks = Pool::with_max(MAX_POOLED_CHUNKS);
+        for _ in 0..100 {
+            chunks.give(vec![0; 8]);
+        }
+        let mut kept = 0;
+        while chunks.take().is_some() {
+            kept += 1;
+        }
+        assert_eq!(kept, MAX_POOLED_CHUNKS + 1);
+    }
+
+    #[test]
+    fn chunks_of_the_pooled_size_come_back() {
+        let a = take_chunk();
+        assert_eq!(a.len(), FILE_CHUNK);
+        let ptr = a.as_ptr();
+        give_chunk(a);
+        give_chunk(vec![0; 100]); // not the pooled size: freed
+        let b = take_chunk();
+        assert_eq!((b.as_ptr(), b.len()), (ptr, FILE_CHUNK));
+        give_chunk(b);
     }
 }

@@ -125,7 +125,11 @@ pub fn serve(
     check_available(cfg.model)?;
     check_scheduling(cfg)?;
     crate::stats::BUFFER_BUDGET.set_limit(cfg.max_buffer_memory);
-    let registry = Arc::new(Registry::new(cfg.model, cfg.workers).with_label(cfg.model_label()));
+    let registry = Arc::new(
+        Registry::new(cfg.model, cfg.workers)
+            .with_label(cfg.model_label())
+            .with_files(cfg.files_mode().0),
+    );
     let access = match &cfg.access_log {
         None => None,
         Some(target) => {

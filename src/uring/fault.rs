@@ -23,6 +23,10 @@
 //!   no flags (no data moved, no provided buffer taken, a multishot recv ended),
 //!   as the kernel completes an op cancelled from elsewhere, or a socket op it did
 //!   not poll-arm. Expected: the op is issued again; the same bytes on the wire.
+//! - `no-fast-poll`: the start-up probe of zero-copy file sends
+//!   ([`super::probe::zero_copy_sends`]) finds no `IORING_FEAT_FAST_POLL`, as on a
+//!   kernel before 5.7. Expected: the io_uring models read and send files, the
+//!   start-up line and `/stats` say so, and files are served intact.
 //!
 //! Unset, each check is one load of a cached flag.
 

@@ -178,6 +178,35 @@ fn probe_ops(ring: &IoUring, f: &mut Features) {
     };
 }
 
+/// Can the io_uring models send static files zero-copy here? They call
+/// `sendfile(2)` on their own thread with the socket in `O_NONBLOCK` mode, and wait
+/// for writability with an `IORING_OP_POLL_ADD` when it would block. That mode is
+/// only safe where io_uring arms a poll for a socket op that finds nothing to do
+/// (`IORING_FEAT_FAST_POLL`, Linux 5.7): before, a recv or send on an `O_NONBLOCK`
+/// socket could complete with `EAGAIN`, and the models would issue it again in a
+/// loop. Decided once per process (a short-lived ring, as [`check_available`]);
+/// `Err` names what is missing, for the start-up line. `GVHTTPD_URING_FAULT=no-fast-poll`
+/// makes it missing, so that the fallback (read + send) runs on demand.
+pub fn zero_copy_sends() -> Result<(), &'static str> {
+    static PROBED: std::sync::OnceLock<Result<(), &'static str>> = std::sync::OnceLock::new();
+    *PROBED.get_or_init(|| {
+        if super::fault::injected("no-fast-poll") {
+            return Err("io_uring without IORING_FEAT_FAST_POLL, forced by \
+                        GVHTTPD_URING_FAULT=no-fast-poll");
+        }
+        let fast_poll = std::thread::Builder::new()
+            .name("gvhttpd-uring-probe".into())
+            .spawn(|| IoUring::new(8).map(|r| r.params().is_feature_fast_poll()))
+            .ok()
+            .and_then(|t| t.join().ok());
+        match fast_poll {
+            Some(Ok(true)) => Ok(()),
+            Some(Ok(false)) => Err("io_uring without IORING_FEAT_FAST_POLL (Linux 5.7)"),
+            _ => Err("no io_uring"),
+        }
+    })
+}
+
 /// Can this process set up an io_uring at all? `Err` is one line naming the cause
 /// and the fix, for `gvhttpd serve` to print before exiting with status 2.
 ///

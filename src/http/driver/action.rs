@@ -29,8 +29,9 @@ pub enum Action {
     /// [`Driver::file_read`] (0 when the file ended early).
     ReadFile { offset: u64, len: usize },
     /// Send the bytes of the open file that [`Driver::file_span`] names straight
-    /// to the socket (a zero-copy send: `sendfile(2)`; only asked of a model whose
-    /// driver has [`Driver::set_zero_copy`]), then [`Driver::file_sent`] with the
+    /// to the socket (a zero-copy send: every model's `sendfile(2)` on a
+    /// non-blocking socket, waiting for writability its own way; only asked of a
+    /// model whose driver has [`Driver::set_zero_copy`]), then [`Driver::file_sent`] with the
     /// bytes moved (a prefix is fine; 0 when the file ended early). The span is
     /// not in the action so that an action stays 24 bytes in every connection.
     SendFile { deadline: Instant },

@@ -5,6 +5,7 @@
 use super::{Action, After, Driver, Env, Source, State, FILE_CHUNK};
 use crate::http::conn::FileNext;
 use crate::http::handler::{FileError, FileMeta, Handler};
+use crate::http::pool;
 
 /// The static file being streamed.
 #[derive(Debug)]
@@ -17,6 +18,13 @@ pub(super) struct FileStream {
     /// `buf[..len]` is the chunk (possibly lent to the model).
     pub(super) buf: Vec<u8>,
     pub(super) len: usize,
+}
+
+impl Drop for FileStream {
+    fn drop(&mut self) {
+        // (Empty while lent to an op: that buffer goes with its completion.)
+        pool::give_chunk(std::mem::take(&mut self.buf));
+    }
 }
 
 impl Driver {
@@ -46,11 +54,17 @@ impl Driver {
                 true => 0,
                 false => usize::try_from(left).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK)),
             };
+            // A whole chunk comes from the thread's pool (and goes back when the
+            // stream is dropped): no allocation and no zeroing per request.
+            let buf = match chunk {
+                FILE_CHUNK => pool::take_chunk(),
+                n => vec![0; n],
+            };
             self.aux.set_file(FileStream {
                 open: true,
                 left,
                 offset,
-                buf: vec![0; chunk],
+                buf,
                 len: 0,
             });
         }

@@ -29,7 +29,7 @@
 //! ```text
 //!  Recv ──bytes──► (process) ──out──► Send ──all sent──► Recv (keep-alive)
 //!   │  deadline: 408 → Send → linger      ├──► Sleep ──► (process)
-//!   │  idle + shutdown: Close             ├──► Open ──► Send head ──► (ReadFile → Send)* ──► CloseFile ──► (process)
+//!   │  idle + shutdown: Close             ├──► Open ──► Send head ──► (ReadFile → Send | SendFile)* ──► CloseFile ──► (process)
 //!   │                                     ├──► slice ──more──► [Send earlier replies] ──► Yield ──► slice …done──► (process)
 //!   └── EOF ──► (process) ──► …           └──► ShutdownWrite ──► Drain* ──► Close
 //! ```

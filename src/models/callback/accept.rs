@@ -18,7 +18,12 @@ impl Worker {
         let multi = self.ring.features().multishot_accept;
         if self
             .ring
-            .accept(l.as_fd(), multi, Kind::Accept.worker_token())
+            .accept(
+                l.as_fd(),
+                multi,
+                self.zero_copy,
+                Kind::Accept.worker_token(),
+            )
             .is_ok()
         {
             self.accept_armed = true;

@@ -133,9 +133,7 @@ impl Conn {
                 Action::Sleep { until } => self.sleep(key, until, cx),
                 Action::Open => self.open(key, cx),
                 Action::ReadFile { offset, len } => self.read(key, offset, len, cx),
-                // Never asked: this model reads and sends files (its drivers are
-                // not set to zero-copy, see Config::zero_copy_files).
-                Action::SendFile { .. } => Some(self.driver.failed()),
+                Action::SendFile { .. } => self.send_file(key, cx),
                 Action::CloseFile => {
                     if let Some(f) = self.file.take() {
                         cx.ring.push_close(f, Token::internal(OpKind::CLOSE));

@@ -57,8 +57,8 @@ impl Conn {
             Op::Recv => self.multi_done(key, c, fed, cx),
             Op::Send => self.send_done(c, cx),
             Op::Sleep => Some(self.driver.slept(&cx.env)),
-            Op::Open => self.open_done(key, c, cx),
-            Op::Stat => self.stat_done(c.result, c.stat(), cx),
+            Op::Open => self.open_done(c, cx),
+            Op::Writable => self.writable(key, cx),
             Op::Read => {
                 self.driver
                     .restore_file_buf(c.take_buf().unwrap_or_default());

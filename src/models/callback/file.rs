@@ -1,21 +1,33 @@
-//! Static files as io_uring ops: `OPENAT2` beneath the root, `STATX`, and reads
-//! into the driver's lent chunk buffer; their completions go back to the driver.
+//! Static files: the open beneath the root (inline from the lookup cache, else an
+//! `OPENAT2` op, then an inline `fstat`), reads into the driver's lent chunk
+//! buffer, and zero-copy sends (`sendfile(2)` on the non-blocking socket, a
+//! `POLL_ADD` for writability when its buffer is full); their results go back to
+//! the driver.
 
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use super::conn::{Conn, Cx};
 use super::events::errno;
 use super::op::Op;
 use crate::files::{self, OPEN_FLAGS, OPEN_RESOLVE};
-use crate::http::{Action, Driver, FileError, FileMeta};
-use crate::uring::{Completion, SlotKey, Stat};
+use crate::http::{Action, Driver, FileError};
+use crate::uring::{Completion, SlotKey};
 
 impl Conn {
-    /// `OPENAT2` beneath the static root; `STATX` follows on its completion.
+    /// Open beneath the static root: at once when the path is in the kernel's
+    /// lookup cache (`RESOLVE_CACHED`: no wait for the disk, no loop turn), else
+    /// an `OPENAT2` op, whose completion stats the file.
     pub(super) fn open(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
         let handler = cx.env.handler;
         let root = handler.static_root();
+        if let Some(opened) = files::open_cached(root, self.driver.file_path()) {
+            let r = opened.map(|(f, meta)| {
+                self.file = Some(OwnedFd::from(f));
+                meta
+            });
+            return Some(self.driver.file_opened(&cx.env, r));
+        }
         let path = CString::new(self.driver.file_path()).ok();
         let (Some(root), Some(path)) = (root, path) else {
             return Some(self.driver.file_opened(&cx.env, Err(FileError::NotFound)));
@@ -49,50 +61,59 @@ impl Conn {
             .read_at(file.as_fd(), buf, len, offset, Op::Read.token(key));
         self.lent(Op::Read, r, Driver::restore_file_buf)
     }
-    /// `OPENAT2` done: stat the new descriptor (which the completion carries).
-    pub(super) fn open_done(
-        &mut self,
-        key: SlotKey,
-        c: &mut Completion,
-        cx: &mut Cx<'_>,
-    ) -> Option<Action> {
-        let Some(fd) = c.take_fd() else {
-            let e = FileError::from_errno(errno(c.result));
-            return Some(self.driver.file_opened(&cx.env, Err(e)));
+
+    /// `OPENAT2` done: stat the new descriptor (which the completion carries) on
+    /// this thread (see [`files::finish_open`]).
+    pub(super) fn open_done(&mut self, c: &mut Completion, cx: &mut Cx<'_>) -> Option<Action> {
+        let r = match c.take_fd() {
+            None => Err(FileError::from_errno(errno(c.result))),
+            Some(fd) => files::finish_open(fd).map(|(f, meta)| {
+                self.file = Some(OwnedFd::from(f));
+                meta
+            }),
         };
-        match cx.ring.statx(fd.as_fd(), Op::Stat.token(key)) {
-            Ok(()) => {
-                self.ops.add(Op::Stat);
-                self.file = Some(fd);
+        Some(self.driver.file_opened(&cx.env, r))
+    }
+
+    /// `Action::SendFile`: one `sendfile(2)` of the span the driver names, from
+    /// the open file to the socket (`O_NONBLOCK`: accepted so when the worker
+    /// sends files this way). The kernel moves the file's page-cache pages into
+    /// the socket, no copy through this process. A full socket buffer arms a
+    /// `POLL_ADD` for writability, whose completion tries again; the deadline is
+    /// the worker's (nothing is lent, so it just tells the driver, and the close
+    /// that follows cancels the poll).
+    pub(super) fn send_file(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
+        if self.ops.has(Op::Writable) {
+            return None; // its completion tries again
+        }
+        let Some(file) = self.file.as_ref() else {
+            return Some(self.driver.file_sent(&cx.env, 0));
+        };
+        let (offset, len) = self.driver.file_span();
+        let mut at = offset;
+        match rustix::fs::sendfile(&self.fd, file, Some(&mut at), len) {
+            // 0: the file ended before the promised length (the driver cuts).
+            Ok(n) => Some(self.driver.file_sent(&cx.env, n)),
+            Err(e) if e == rustix::io::Errno::AGAIN => {
+                self.ops.add(Op::Writable);
+                cx.ring.poll(
+                    self.fd.as_fd(),
+                    libc::POLLOUT as u32,
+                    Op::Writable.token(key),
+                );
                 None
             }
-            Err(_) => Some(self.driver.file_opened(&cx.env, Err(FileError::Internal))),
+            Err(e) if e == rustix::io::Errno::INTR => Some(self.driver.action()),
+            Err(_) => Some(self.driver.failed()), // EPIPE, ECONNRESET, EIO
         }
     }
 
-    pub(super) fn stat_done(
-        &mut self,
-        res: i32,
-        st: Option<Stat>,
-        cx: &mut Cx<'_>,
-    ) -> Option<Action> {
-        let r = match (st, &self.file) {
-            (Some(st), Some(f)) => {
-                let meta = FileMeta {
-                    size: st.size,
-                    mtime_sec: st.mtime_sec,
-                    mtime_nsec: st.mtime_nsec,
-                    ino: st.ino,
-                };
-                files::check_stat(st.mode, meta)
-                    .and_then(|meta| files::clear_nonblock(f.as_fd()).map(|()| meta))
-            }
-            (Some(_), None) => Err(FileError::Internal),
-            (None, _) => Err(FileError::from_errno(errno(res))),
-        };
-        if r.is_err() {
-            self.file = None; // not served: close it now
+    /// The socket became writable (or failed: the next `sendfile` says how), or
+    /// the poll was cancelled from elsewhere: send again if the driver still wants.
+    pub(super) fn writable(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
+        match self.driver.action() {
+            Action::SendFile { .. } => self.send_file(key, cx),
+            _ => None,
         }
-        Some(self.driver.file_opened(&cx.env, r))
     }
 }

@@ -16,8 +16,9 @@
 //! | `Recv`, `Drain` | multishot recv into the worker's provided buffers (or one recv into the lent input buffer) | `feed` / `buffer` (busy), `received`, `eof`, `failed` |
 //! | `Send` | send of the lent pending bytes | `sent`, `failed` |
 //! | `Sleep` | `IORING_OP_TIMEOUT` (re-armed when shutdown moves it earlier) | `slept` |
-//! | `Open` | `OPENAT2` beneath the static root, then `STATX` | `file_opened` |
-//! | `ReadFile` | read into the lent chunk buffer | `file_read` |
+//! | `Open` | inline `openat2(RESOLVE_CACHED)` + `fstat` when the path is in the lookup cache, else `OPENAT2` beneath the static root, then an inline `fstat` | `file_opened` |
+//! | `ReadFile` | read into the lent chunk buffer (only with zero-copy off) | `file_read` |
+//! | `SendFile` | inline `sendfile(2)` on the `O_NONBLOCK` socket; `POLL_ADD` for writability when it would block | `file_sent`, `failed` |
 //! | `CloseFile`, `ShutdownWrite` | `CLOSE`, `SHUTDOWN` (nothing to wait for) | `file_closed`, `write_shut` |
 //! | `Yield` | none: onto the worker's ready list, resumed after the next turn's completions (that turn's enter waits only for a NOP of its own) | `resumed` |
 //! | `Close` | cancel what is in flight; `CLOSE` once the last CQE is in | — |

@@ -14,7 +14,9 @@ pub(super) enum Op {
     /// The `/sleep` timeout.
     Sleep,
     Open,
-    Stat,
+    /// Writability before the next `sendfile(2)` of an `Action::SendFile` (the
+    /// socket buffer was full).
+    Writable,
     Read,
     /// `shutdown(SHUT_WR)` of a lingering close.
     Shut,
@@ -33,7 +35,7 @@ impl Op {
         Op::Send,
         Op::Sleep,
         Op::Open,
-        Op::Stat,
+        Op::Writable,
         Op::Read,
         Op::Shut,
         Op::Poll,

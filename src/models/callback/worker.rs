@@ -41,6 +41,10 @@ pub(super) struct Worker {
     pub(super) accept_armed: bool,
     /// Connections receive through multishot recv + the provided-buffer ring.
     pub(super) multishot: bool,
+    /// Static files go out by `sendfile(2)` ([`crate::config::Config::zero_copy_files`]):
+    /// connections are accepted in `O_NONBLOCK` mode, so that call never blocks
+    /// the worker on a full socket buffer.
+    pub(super) zero_copy: bool,
     /// When the earliest armed deadline timeout fires.
     pub(super) timer_at: Option<Instant>,
     /// This worker began the shutdown sequence of [`crate::accept`]: its listener
@@ -73,6 +77,7 @@ pub(super) fn run(ctx: WorkerCtx, listener: TcpListener) -> Result<(), ServeErro
         conns: Slots::new(),
         deadlines: Deadlines::default(),
         acceptor: ctx.acceptor(),
+        zero_copy: ctx.cfg.zero_copy_files(),
         ctx,
         listener: Some(listener),
         accept_armed: false,

@@ -15,7 +15,13 @@
 //! - `Sleep`: a green sleep that a soft interrupt also ends.
 //! - `Yield` (between `/work` slices): a [`green::nop`], so the ring is reaped first
 //!   (a `yield_now` reruns in the same pass, before any I/O), then a reset check.
-//! - `Open` / `ReadFile` / `CloseFile`: `OPENAT2` + `STATX`, `READ`, `CLOSE` ops.
+//! - `Open`: `openat2(RESOLVE_CACHED)` + `fstat` on this thread when the path is in
+//!   the lookup cache, else an `OPENAT2` op and the `fstat`.
+//! - `SendFile` (zero-copy, [`crate::config::Config::zero_copy_files`]):
+//!   `sendfile(2)` on the stream, accepted `O_NONBLOCK`; while its buffer is full,
+//!   a park on a `POLL_ADD` for writability with the action's deadline
+//!   ([`GvtStream::send_file`]).
+//! - `ReadFile` (zero-copy off) / `CloseFile`: `READ`, `CLOSE` ops.
 //! - Driver calls run on the worker's own stack ([`green::on_worker_stack`]), so a
 //!   green stack stays at the depth of the connection loop.
 //! - Shutdown: the watcher soft-interrupts every green thread (the accept loop
@@ -31,6 +37,7 @@
 
 use std::io;
 use std::net::{Shutdown as Direction, TcpListener};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,8 +84,10 @@ pub(super) fn worker_thread(
     }
     let waker = rt.waker();
     ctx.shutdown.on_trigger(move || waker.wake());
-    let listener =
+    let mut listener =
         GvtListener::from_std(listener).map_err(|e| ServeError::io("cannot adopt listener", e))?;
+    // Files go out by sendfile(2) on this thread: streams must not block it.
+    listener.set_nonblocking_streams(ctx.cfg.zero_copy_files());
     let w = Arc::new(Worker {
         ctx,
         live: match shared.group {
@@ -226,9 +235,20 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                     Err(err) => on_error(&mut d, e, &err),
                 }
             }
-            // Never asked: this model reads and sends files (its drivers are not
-            // set to zero-copy, see Config::zero_copy_files).
-            Action::SendFile { .. } => d.failed(),
+            Action::SendFile { deadline } => {
+                stream.set_write_deadline(Some(deadline));
+                let (offset, len) = d.file_span();
+                let r = match &file {
+                    Some(f) => stream.send_file(f.as_fd(), offset, len),
+                    None => Ok(0),
+                };
+                let e = env(Instant::now());
+                match r {
+                    // 0: the file ended before the promised length (the driver cuts).
+                    Ok(n) => core(|| d.file_sent(&e, n)),
+                    Err(err) => on_error(&mut d, e, &err),
+                }
+            }
             Action::Sleep { until } => {
                 let r =
                     green::sleep_or_interrupted(until.saturating_duration_since(Instant::now()));

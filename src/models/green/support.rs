@@ -3,7 +3,7 @@
 //! workers share, including the server's dedicated reactor thread.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -32,8 +32,16 @@ pub(super) fn on_error(d: &mut Driver, e: Env<'_, App>, err: &io::Error) -> Acti
     }
 }
 
-/// The open-beneath-root contract of [`crate::files`], with green file ops.
+/// The open-beneath-root contract of [`crate::files`]: on this thread when the
+/// path is in the kernel's lookup cache ([`files::open_cached`]: no park, no wait
+/// for the disk), else a green `OPENAT2` op; the stat is then an `fstat` on this
+/// thread ([`files::finish_open`]: a `STATX` op would always go to one of
+/// io_uring's worker threads).
 pub(super) fn open_static(app: &App, rel: &str) -> Result<(GvtFile, FileMeta), FileError> {
+    let into_green = |(f, meta): (std::fs::File, FileMeta)| (GvtFile::from(OwnedFd::from(f)), meta);
+    if let Some(opened) = files::open_cached(app.static_root(), rel) {
+        return opened.map(into_green);
+    }
     let root = app.static_root().ok_or(FileError::NotFound)?;
     let errno = |e: io::Error| {
         e.raw_os_error()
@@ -41,26 +49,7 @@ pub(super) fn open_static(app: &App, rel: &str) -> Result<(GvtFile, FileMeta), F
     };
     let file = gfs::open_beneath(root.fd(), Path::new(rel), OPEN_FLAGS as u64, OPEN_RESOLVE)
         .map_err(errno)?;
-    let checked = file
-        .stat()
-        .map_err(errno)
-        .and_then(|st| {
-            let meta = FileMeta {
-                size: st.size,
-                mtime_sec: st.mtime_sec,
-                mtime_nsec: st.mtime_nsec,
-                ino: st.ino,
-            };
-            files::check_stat(st.mode, meta)
-        })
-        .and_then(|meta| files::clear_nonblock(file.as_fd()).map(|()| meta));
-    match checked {
-        Ok(meta) => Ok((file, meta)),
-        Err(e) => {
-            let _ = file.close();
-            Err(e)
-        }
-    }
+    files::finish_open(OwnedFd::from(file)).map(into_green)
 }
 
 /// What all workers of this model share: the steal group, if stealing, and the

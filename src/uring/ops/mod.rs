@@ -184,22 +184,27 @@ impl Ring {
 
     /// Accept on `listener` (multishot when `multi`, which needs
     /// `features.multishot_accept`); each successful completion carries the new
-    /// connection ([`Completion::take_fd`]). The listener must stay open until the
-    /// final completion (cancel first).
+    /// connection ([`Completion::take_fd`]), in `O_NONBLOCK` mode when `nonblock`
+    /// (io_uring still waits for readiness with it where the ring has
+    /// `IORING_FEAT_FAST_POLL`). The listener must stay open until the final
+    /// completion (cancel first).
     pub fn accept(
         &mut self,
         listener: BorrowedFd<'_>,
         multi: bool,
+        nonblock: bool,
         token: Token,
     ) -> Result<(), Busy> {
         let fd = types::Fd(listener.as_raw_fd());
+        let flags = match nonblock {
+            true => libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            false => libc::SOCK_CLOEXEC,
+        };
         let sqe = if multi {
-            opcode::AcceptMulti::new(fd)
-                .flags(libc::SOCK_CLOEXEC)
-                .build()
+            opcode::AcceptMulti::new(fd).flags(flags).build()
         } else {
             opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
-                .flags(libc::SOCK_CLOEXEC)
+                .flags(flags)
                 .build()
         };
         // No peer address is requested, so the op references no memory.

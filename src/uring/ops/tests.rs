@@ -150,7 +150,7 @@ fn accepted_connections_arrive_as_owned_descriptors() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let tok = Token::new(0, 0, FILE);
     let multi = r.features().multishot_accept;
-    r.accept(l.as_fd(), multi, tok).unwrap();
+    r.accept(l.as_fd(), multi, false, tok).unwrap();
     let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let mut c = wait_token(&mut r, tok);
     let fd = c.take_fd().expect("accepted");
