@@ -27,7 +27,7 @@ def interval(rs):
     md=rs[n//2] if n%2 else (rs[n//2-1]+rs[n//2])/2
     return md,rs[k-1],rs[n-k]
 for a,b in pairs:
-    for f in ['64KiB','1MiB']:
+    for f in ['64KiB','1MiB','mix']:
         A,B=v[(a,f)],v[(b,f)]
         rs=[A[k]/B[k] for k in A if k in B]
         md,lo,hi=interval(rs)
