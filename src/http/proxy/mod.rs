@@ -9,7 +9,7 @@ pub mod chunks;
 pub mod head;
 mod pool;
 
-pub use pool::UpstreamPool;
+pub use pool::{checkin, checkout, LocalPool, UpstreamPool};
 
 /// A proxied request, as the protocol engine hands it to the driver: the head
 /// to send upstream and what the driver needs to stream the rest.

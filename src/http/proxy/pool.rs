@@ -5,7 +5,39 @@
 //! its upstream's idle timeout). It also picks the upstream of each new
 //! exchange: round robin over `--upstream`.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::thread::LocalKey;
+
+/// A worker thread's pool, built at its first exchange: each model keeps one in
+/// a `thread_local!` (one event loop per thread, so no lock).
+pub type LocalPool<S> = RefCell<Option<UpstreamPool<S>>>;
+
+/// The upstream for a new exchange (round robin over `addrs`), and an idle
+/// connection to it from the thread's pool unless `fresh`.
+pub fn checkout<S: 'static>(
+    pool: &'static LocalKey<LocalPool<S>>,
+    addrs: &[SocketAddr],
+    cap: usize,
+    fresh: bool,
+) -> Option<(usize, SocketAddr, Option<S>)> {
+    pool.with(|p| {
+        let mut p = p.borrow_mut();
+        let pool = p.get_or_insert_with(|| UpstreamPool::new(addrs, cap));
+        let (i, addr) = pool.pick()?;
+        let s = if fresh { None } else { pool.take(i) };
+        Some((i, addr, s))
+    })
+}
+
+/// Keep `s` (a connection to upstream `i`) in the thread's pool for another
+/// exchange; a connection the full pool pushes out comes back, to be closed.
+pub fn checkin<S: 'static>(pool: &'static LocalKey<LocalPool<S>>, i: usize, s: S) -> Option<S> {
+    pool.with(|p| match p.borrow_mut().as_mut() {
+        Some(pool) => pool.put(i, s),
+        None => Some(s),
+    })
+}
 
 /// Idle upstream connections of one worker, and its round robin.
 #[derive(Debug)]

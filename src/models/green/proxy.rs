@@ -4,7 +4,7 @@
 //! deadline; a missed deadline cancels the op), with the client's `Send` and
 //! `Recv` in between. It runs in its own function so that an idle connection's
 //! green stack holds none of it. The keep-alive pool is the worker thread's own
-//! ([`UpstreamPool`] in a thread-local: no lock; a green thread that migrates
+//! ([`UpstreamPool`](crate::http::proxy::UpstreamPool) in a thread-local: no lock; a green thread that migrates
 //! (`--green-sched steal`) gives its connection back to the pool of the worker
 //! it ends on).
 
@@ -16,33 +16,24 @@ use super::support::core;
 use super::{here, Worker};
 use crate::config::Upstreams;
 use crate::green::net::GvtStream;
-use crate::http::proxy::UpstreamPool;
+use crate::http::proxy::{self, LocalPool};
 use crate::http::{Action, Driver, Env, Handler};
 
 thread_local! {
     /// This worker's idle upstream connections (built at its first exchange).
-    static POOL: RefCell<Option<UpstreamPool<GvtStream>>> = const { RefCell::new(None) };
+    static POOL: LocalPool<GvtStream> = const { RefCell::new(None) };
 }
 
 fn checkout(
     up: &Upstreams,
     fresh: bool,
 ) -> Option<(usize, std::net::SocketAddr, Option<GvtStream>)> {
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        let pool = p.get_or_insert_with(|| UpstreamPool::new(&up.addrs, up.pool));
-        let (i, addr) = pool.pick()?;
-        let s = if fresh { None } else { pool.take(i) };
-        Some((i, addr, s))
-    })
+    proxy::checkout(&POOL, &up.addrs, up.pool, fresh)
 }
 
 fn checkin(i: usize, s: GvtStream) {
-    let evicted = POOL.with(|p| match p.borrow_mut().as_mut() {
-        Some(pool) => pool.put(i, s),
-        None => Some(s),
-    });
-    drop(evicted);
+    // One the full pool pushes out is closed here.
+    drop(proxy::checkin(&POOL, i, s));
 }
 
 /// Run the exchange that `act` begins until the driver asks for something

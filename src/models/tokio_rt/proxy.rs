@@ -3,7 +3,7 @@
 //! `try_read` / `try_write`, waiting for readiness on epoll), with the client's
 //! `Send` and `Recv` in between. One future per exchange, boxed by the caller,
 //! so an idle connection's task carries none of it. The keep-alive pool is the
-//! running thread's own ([`UpstreamPool`] in a thread-local: no lock; under the
+//! running thread's own ([`UpstreamPool`](crate::http::proxy::UpstreamPool) in a thread-local: no lock; under the
 //! multi-thread runtime a task may take a connection on one thread and give it
 //! back on another, which tokio's shared reactor allows).
 
@@ -17,12 +17,12 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 
 use super::{Shared, Watch};
 use crate::config::Upstreams;
-use crate::http::proxy::UpstreamPool;
+use crate::http::proxy::{self, LocalPool};
 use crate::http::{Action, Driver, Env, Handler};
 
 thread_local! {
     /// This thread's idle upstream connections (built at its first exchange).
-    static POOL: RefCell<Option<UpstreamPool<TcpStream>>> = const { RefCell::new(None) };
+    static POOL: LocalPool<TcpStream> = const { RefCell::new(None) };
 }
 
 /// The upstream for a new exchange (round robin), and a pooled connection to
@@ -31,22 +31,13 @@ fn checkout(
     up: &Upstreams,
     fresh: bool,
 ) -> Option<(usize, std::net::SocketAddr, Option<TcpStream>)> {
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        let pool = p.get_or_insert_with(|| UpstreamPool::new(&up.addrs, up.pool));
-        let (i, addr) = pool.pick()?;
-        let s = if fresh { None } else { pool.take(i) };
-        Some((i, addr, s))
-    })
+    proxy::checkout(&POOL, &up.addrs, up.pool, fresh)
 }
 
 /// Keep `s` for another exchange (closing the oldest if the pool is full).
 fn checkin(i: usize, s: TcpStream) {
-    let evicted = POOL.with(|p| match p.borrow_mut().as_mut() {
-        Some(pool) => pool.put(i, s),
-        None => Some(s),
-    });
-    drop(evicted);
+    // One the full pool pushes out is closed here.
+    drop(proxy::checkin(&POOL, i, s));
 }
 
 /// What ended a wait.
