@@ -505,31 +505,16 @@ const MANY: usize = 10_000;
 /// descriptors of its own).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The soft and hard `RLIMIT_NOFILE` of this process, from `/proc/self/limits`.
-fn nofile_limits() -> (u64, u64) {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("Max open files in /proc/self/limits");
-    let mut nums = line.split_whitespace().filter_map(|w| {
-        w.parse::<u64>()
-            .ok()
-            .or((w == "unlimited").then_some(u64::MAX))
-    });
-    (nums.next().unwrap(), nums.next().unwrap())
-}
-
 /// Raise this process's soft open-file limit to its hard one (`prlimit(1)`).
 fn raise_nofile() -> u64 {
-    let (soft, hard) = nofile_limits();
+    let (soft, hard) = common::nofile_limits();
     if soft < hard {
         let me = std::process::id().to_string();
         let _ = Command::new("prlimit")
             .args(["--pid", &me, &format!("--nofile={hard}:{hard}")])
             .status();
     }
-    nofile_limits().0
+    common::nofile_limits().0
 }
 
 /// Shell prologue for servers that hold tens of thousands of sockets: as many

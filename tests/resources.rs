@@ -18,25 +18,10 @@ const IDLE: usize = 10_000;
 /// descriptors of its own.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The soft and hard `RLIMIT_NOFILE` of this process, from `/proc/self/limits`.
-fn nofile_limits() -> (u64, u64) {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("Max open files in /proc/self/limits");
-    let mut nums = line.split_whitespace().filter_map(|w| {
-        w.parse::<u64>()
-            .ok()
-            .or((w == "unlimited").then_some(u64::MAX))
-    });
-    (nums.next().unwrap(), nums.next().unwrap())
-}
-
 /// Make room for `need` descriptors in this test process (raising the soft limit
 /// with `prlimit(1)`, as far as the hard limit allows); false if impossible.
 fn ensure_nofile(need: u64) -> bool {
-    let (soft, hard) = nofile_limits();
+    let (soft, hard) = common::nofile_limits();
     if soft >= need {
         return true;
     }
@@ -48,7 +33,7 @@ fn ensure_nofile(need: u64) -> bool {
         .arg(format!("--nofile={need}:"))
         .status()
         .is_ok_and(|s| s.success());
-    ok && nofile_limits().0 >= need
+    ok && common::nofile_limits().0 >= need
 }
 
 /// Open `IDLE` idle connections to `s` and wait until the server holds them all.
@@ -121,7 +106,7 @@ fn start(model: Variant) -> Option<Server> {
     if !ensure_nofile(need) {
         gvhttpd::uring::record_skip(&format!(
             "this process cannot open {need} descriptors (limits {:?})",
-            nofile_limits()
+            common::nofile_limits()
         ));
         return None;
     }

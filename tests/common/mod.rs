@@ -494,3 +494,18 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The soft and hard `RLIMIT_NOFILE` of this process, from `/proc/self/limits`.
+pub fn nofile_limits() -> (u64, u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files in /proc/self/limits");
+    let mut nums = line.split_whitespace().filter_map(|w| {
+        w.parse::<u64>()
+            .ok()
+            .or((w == "unlimited").then_some(u64::MAX))
+    });
+    (nums.next().unwrap(), nums.next().unwrap())
+}
