@@ -460,7 +460,8 @@ fn files_mode(s: &Server) -> String {
     stats[at..].split('"').next().unwrap().to_string()
 }
 
-/// The zero-copy send (`sendfile(2)` in every model) and the read-and-send
+/// The zero-copy send (`sendfile(2)` in every model: tokio's default,
+/// `GVHTTPD_ZERO_COPY=on` for the io_uring models) and the read-and-send
 /// fallbacks — forced by `GVHTTPD_ZERO_COPY=off`, and for the io_uring models a
 /// kernel without `IORING_FEAT_FAST_POLL` (`GVHTTPD_URING_FAULT=no-fast-poll`) —
 /// serve the same bytes and fields, whole files and ranges, sizes around the read
@@ -476,7 +477,12 @@ fn both_send_paths_serve_the_same_bytes(model: Variant) {
         ("chunk.bin", &chunk_plus),
         ("big.bin", &big),
     ];
-    let (dir, zero_copy) = serve(model, "paths", files);
+    let (dir, default) = serve(model, "paths", files);
+    let zero_copy = Server::start_in_shell(
+        model,
+        "GVHTTPD_ZERO_COPY=on exec \"$@\"",
+        &["--root", dir.path()],
+    );
     let read_send = Server::start_in_shell(
         model,
         "GVHTTPD_ZERO_COPY=off exec \"$@\"",
@@ -484,23 +490,25 @@ fn both_send_paths_serve_the_same_bytes(model: Variant) {
     );
     let no_fast_poll = Server::start_in_shell(
         model,
-        "GVHTTPD_URING_FAULT=no-fast-poll exec \"$@\"",
+        "GVHTTPD_ZERO_COPY=on GVHTTPD_URING_FAULT=no-fast-poll exec \"$@\"",
         &["--root", dir.path()],
     );
     assert_eq!(files_mode(&zero_copy), "sendfile");
     assert_eq!(files_mode(&read_send), "read+send");
-    // tokio's sendfile needs no io_uring.
+    // By default tokio sends files by sendfile, the io_uring models read and send.
     let fallback = if model.uses_io_uring() {
         "read+send"
     } else {
         "sendfile"
     };
+    assert_eq!(files_mode(&default), fallback);
+    // tokio's sendfile needs no io_uring.
     assert_eq!(files_mode(&no_fast_poll), fallback);
     for (name, bytes) in files {
         for range in ["", "Range: bytes=1-\r\n", "Range: bytes=-65537\r\n"] {
             let path = format!("/static/{name}");
             let a = get(&zero_copy, &path, range);
-            for other in [&read_send, &no_fast_poll] {
+            for other in [&read_send, &no_fast_poll, &default] {
                 let b = get(other, &path, range);
                 assert_eq!((a.status, &a.body), (b.status, &b.body), "{name} {range:?}");
                 assert_eq!(fields_but_date(&a), fields_but_date(&b), "{name} {range:?}");
@@ -520,7 +528,12 @@ fn a_slow_reader_gets_the_whole_file(model: Variant) {
     let big: Vec<u8> = (0..(4u32 << 20) + 3)
         .map(|i| (i ^ (i >> 9)) as u8)
         .collect();
-    let (_dir, s) = serve(model, "slow", &[("big.bin", &big)]);
+    let (dir, _default) = serve(model, "slow", &[("big.bin", &big)]);
+    let s = Server::start_in_shell(
+        model,
+        "GVHTTPD_ZERO_COPY=on exec \"$@\"",
+        &["--root", dir.path()],
+    );
     assert_eq!(files_mode(&s), "sendfile");
     let mut c = s.connect();
     socket2::SockRef::from(&c)
@@ -551,10 +564,10 @@ fn a_slow_reader_gets_the_whole_file(model: Variant) {
     assert_eq!(rs[1].status, 200);
 }
 
-/// Case 53, on both send paths: the zero-copy one (every model's default) and
+/// Case 53, on both send paths: the zero-copy one (`GVHTTPD_ZERO_COPY=on`) and
 /// read + send (`GVHTTPD_ZERO_COPY=off`).
 fn a_file_truncated_while_sent_closes_the_connection(model: Variant) {
-    truncated_while_sent(model, "exec \"$@\"", "sendfile");
+    truncated_while_sent(model, "GVHTTPD_ZERO_COPY=on exec \"$@\"", "sendfile");
     truncated_while_sent(model, "GVHTTPD_ZERO_COPY=off exec \"$@\"", "read+send");
 }
 

@@ -152,10 +152,10 @@ pub struct Config {
     /// `--bench-routes`: whether `/work`, `/sleep` and `/stats` answer (else 404).
     /// `None` decides by the address: see [`Config::bench_routes`].
     pub bench_routes: Option<bool>,
-    /// Static files may go out with zero-copy sends where the model has them
-    /// (see [`Config::zero_copy_files`]); `GVHTTPD_ZERO_COPY=off` at start-up
-    /// forces read + send everywhere (for tests and comparisons).
-    pub zero_copy: bool,
+    /// `GVHTTPD_ZERO_COPY` at start-up: `on` sends static files with zero-copy
+    /// sends where the model has them, `off` reads and sends them everywhere;
+    /// unset (`None`), the model's default (see [`Config::zero_copy_files`]).
+    pub zero_copy: Option<bool>,
     /// `--upstream` and its settings: where requests under `/proxy/` go (`None`:
     /// `/proxy/` is 404 like any unknown path).
     pub upstream: Option<Upstreams>,
@@ -203,8 +203,15 @@ impl Config {
     /// or read into a buffer and send it (every model when `GVHTTPD_ZERO_COPY=off`;
     /// the io_uring models where [`crate::uring::probe::zero_copy_sends`] finds the
     /// kernel lacking).
+    ///
+    /// The default is zero-copy for tokio and read + send for the io_uring
+    /// models: their `sendfile` costs less CPU per MB for small files but more
+    /// for 1 MiB ones, and under CPU contention it lets clients that read slowly
+    /// delay a fresh client's `GET /` past `tests/slow_readers.rs`' bound
+    /// (results/2026-12-07-vm-large-mix; `GVHTTPD_ZERO_COPY=on` to use it).
     pub fn zero_copy_files(&self) -> bool {
-        self.zero_copy && (!self.model.uses_io_uring() || probe::zero_copy_sends().is_ok())
+        let uring = self.model.uses_io_uring();
+        self.zero_copy.unwrap_or(!uring) && (!uring || probe::zero_copy_sends().is_ok())
     }
 
     /// The start-up line's and `/stats`' words for how files are sent: `sendfile`
@@ -212,7 +219,11 @@ impl Config {
     pub fn files_mode(&self) -> (&'static str, Option<&'static str>) {
         match self.zero_copy_files() {
             true => ("sendfile", None),
-            false if !self.zero_copy => ("read+send", Some("GVHTTPD_ZERO_COPY=off")),
+            false if self.zero_copy == Some(false) => ("read+send", Some("GVHTTPD_ZERO_COPY=off")),
+            false if self.zero_copy.is_none() => (
+                "read+send",
+                Some("the io_uring models' default; GVHTTPD_ZERO_COPY=on for sendfile"),
+            ),
             false => ("read+send", probe::zero_copy_sends().err()),
         }
     }
@@ -269,7 +280,11 @@ impl Config {
             green_stack_size: DEFAULT_GREEN_STACK,
             sched: Scheduling::default(),
             bench_routes: None,
-            zero_copy: std::env::var("GVHTTPD_ZERO_COPY").as_deref() != Ok("off"),
+            zero_copy: match std::env::var("GVHTTPD_ZERO_COPY").as_deref() {
+                Ok("on") => Some(true),
+                Ok("off") => Some(false),
+                _ => None,
+            },
             upstream: None,
         }
     }
