@@ -441,9 +441,18 @@ mod tests {
     fn startup_details_say_how_files_are_sent() {
         let d = |args: &[&str]| startup_details(&serve(args).unwrap());
         assert!(d(&["--model", "tokio"]).contains("files by sendfile"));
-        // The io_uring models: sendfile where the ring has IORING_FEAT_FAST_POLL,
-        // else read and send with the reason.
-        let callback = d(&["--model", "callback"]);
+        // The io_uring models read and send unless GVHTTPD_ZERO_COPY=on asks for
+        // sendfile (the test process does not set it).
+        let default = d(&["--model", "callback"]);
+        assert!(
+            default.contains("files by read and send (the io_uring models' default"),
+            "{default}"
+        );
+        // With it: sendfile where the ring has IORING_FEAT_FAST_POLL, else read
+        // and send with the reason.
+        let mut on = serve(&["--model", "callback"]).unwrap();
+        on.zero_copy = Some(true);
+        let callback = startup_details(&on);
         match crate::uring::probe::zero_copy_sends() {
             Ok(()) => assert!(callback.contains("files by sendfile"), "{callback}"),
             Err(why) => assert!(
