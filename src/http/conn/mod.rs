@@ -147,6 +147,19 @@ use deferred::write_now;
 use support::SmallLimits;
 
 impl Conn {
+    /// Whether the connection of a request with this head may carry another
+    /// after it (`shutting_down`: the server is stopping).
+    #[inline]
+    fn persist(shutting_down: bool, head: &Head) -> Persist {
+        if shutting_down || !head.keep_alive {
+            Persist::Close
+        } else if head.version == Version::Http10 {
+            Persist::KeepAlive10
+        } else {
+            Persist::Default
+        }
+    }
+
     pub fn new(limits: Limits) -> Conn {
         Conn {
             limits: SmallLimits::from(&limits),
@@ -457,13 +470,7 @@ impl Conn {
         };
         stats.requests.inc();
         self.requests = self.requests.wrapping_add(1);
-        let persist = if self.shutting_down || !head.keep_alive {
-            Persist::Close
-        } else if head.version == Version::Http10 {
-            Persist::KeepAlive10
-        } else {
-            Persist::Default
-        };
+        let persist = Self::persist(self.shutting_down, head);
         let head_only = head.method == Method::Head;
         let method_end = head.target.start.saturating_sub(1);
         let line_start = req_bytes[..method_end]
@@ -621,13 +628,7 @@ impl Conn {
     ) -> Option<Step> {
         stats.requests.inc();
         self.requests = self.requests.wrapping_add(1);
-        let persist = if self.shutting_down || !head.keep_alive {
-            Persist::Close
-        } else if head.version == Version::Http10 {
-            Persist::KeepAlive10
-        } else {
-            Persist::Default
-        };
+        let persist = Self::persist(self.shutting_down, head);
         let d = Deferred {
             persist,
             head_only: head.method == Method::Head,
