@@ -56,9 +56,38 @@ fn connection_tokens(head: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
-fn is_hop_by_hop(name: &[u8], head: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-        || connection_tokens(head).any(|t| t.eq_ignore_ascii_case(name))
+/// Which fields of one head are hop-by-hop: the names RFC 9110 fixes, and
+/// those its `Connection` fields name. Whether it has any `Connection` token is
+/// found once per head, so a head without one (the common case) is not scanned
+/// again for every field.
+struct HopByHop<'a> {
+    head: &'a [u8],
+    named: bool,
+}
+
+impl<'a> HopByHop<'a> {
+    /// `head` is a request's: one quick pass over its lines looks for a
+    /// `Connection` field (the name ends at the colon: RFC 9112 §5.1 allows no
+    /// space before it, and the request parser refused any).
+    fn new(head: &'a [u8]) -> Self {
+        let named = head
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .any(|line| line.len() > 11 && line[..11].eq_ignore_ascii_case(b"connection:"))
+            && connection_tokens(head).next().is_some();
+        HopByHop { head, named }
+    }
+
+    /// `named`: the caller already knows whether the head has a `Connection`
+    /// token (a response's fields were looked at one by one).
+    fn with(head: &'a [u8], named: bool) -> Self {
+        HopByHop { head, named }
+    }
+
+    fn contains(&self, name: &[u8]) -> bool {
+        HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            || (self.named && connection_tokens(self.head).any(|t| t.eq_ignore_ascii_case(name)))
+    }
 }
 
 /// Append the request to send upstream: `method target HTTP/1.1`, the client's
@@ -81,6 +110,7 @@ pub fn write_request(
     let mut via: Option<&[u8]> = None;
     let mut xff: Option<&[u8]> = None;
     let mut host = false;
+    let hop = HopByHop::new(head);
     for (name, value) in fields(head) {
         if name.eq_ignore_ascii_case(b"via") {
             via = Some(value);
@@ -92,7 +122,7 @@ pub fn write_request(
         }
         if name.eq_ignore_ascii_case(b"content-length")
             || name.eq_ignore_ascii_case(b"expect")
-            || is_hop_by_hop(name, head)
+            || hop.contains(name)
         {
             continue;
         }
@@ -209,6 +239,7 @@ pub fn read_response(
     let mut te: Option<&[u8]> = None;
     let mut close_token = false;
     let mut keep_alive_token = false;
+    let mut named = false;
     for h in resp.headers.iter() {
         let v = trim(h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -226,6 +257,7 @@ pub fn read_response(
             te = Some(v);
         } else if h.name.eq_ignore_ascii_case("connection") {
             for t in v.split(|&b| b == b',').map(trim) {
+                named |= !t.is_empty();
                 close_token |= t.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
             }
@@ -258,15 +290,14 @@ pub fn read_response(
     out.push(b' ');
     out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
     let mut via: Option<&[u8]> = None;
+    let hop = HopByHop::with(head, named);
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"via") {
             via = Some(trim(h.value));
             continue;
         }
-        if is_hop_by_hop(name, head)
-            || (te.is_some() && name.eq_ignore_ascii_case(b"content-length"))
-        {
+        if hop.contains(name) || (te.is_some() && name.eq_ignore_ascii_case(b"content-length")) {
             continue;
         }
         out.extend_from_slice(b"\r\n");
@@ -336,6 +367,30 @@ mod tests {
             text(&out),
             "GET /a?b HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nVia: 1.0 a, 1.1 gvhttpd\r\n\
              X-Forwarded-For: 10.0.0.1, 127.0.0.9\r\nContent-Length: 3\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn fields_a_connection_field_names_are_dropped_wherever_they_stand() {
+        // The named field before the `Connection` field that names it, in any
+        // case, in a request and in a response.
+        let head = b"GET /proxy/ HTTP/1.1\r\nX-Hop: 1\r\nHost: h\r\nconnection: x-hop\r\n\r\n";
+        let mut out = Vec::new();
+        write_request(&mut out, b"GET", "/", head, false, None, BodyFraming::None);
+        assert_eq!(
+            text(&out),
+            "GET / HTTP/1.1\r\nHost: h\r\nVia: 1.1 gvhttpd\r\n\r\n"
+        );
+
+        out.clear();
+        let r = b"HTTP/1.1 200 OK\r\nX-Hop: 1\r\nContent-Length: 0\r\nCONNECTION: X-Hop\r\n\r\n";
+        let Parsed::Head(h) = read_response(r, false, false, false, &mut out) else {
+            panic!()
+        };
+        assert!(h.keep);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nVia: 1.1 gvhttpd\r\n\r\n"
         );
     }
 

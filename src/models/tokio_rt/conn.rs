@@ -230,6 +230,7 @@ pub(super) async fn connection(
                         act,
                         w,
                         &mut shutdown,
+                        &mut timer,
                     ))
                     .await
                 }
@@ -300,7 +301,7 @@ async fn read_at(
 /// readiness for it is cleared at once (no syscall; tokio keeps a newer event), so
 /// the next wait sleeps until the kernel reports new data instead of first trying a
 /// read that can only fail with `EAGAIN` (as `AsyncRead` does on a short read too).
-fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let n = stream.try_read(buf)?;
     if n > 0 && n < buf.len() {
         let _ = stream.try_io(Interest::READABLE, || {

@@ -10,11 +10,13 @@
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::Pin;
 use std::time::Instant;
 
 use tokio::net::TcpStream;
-use tokio::time::{sleep_until, Instant as TokioInstant};
+use tokio::time::{Instant as TokioInstant, Sleep};
 
+use super::conn::try_read;
 use super::{Shared, Watch};
 use crate::config::Upstreams;
 use crate::http::proxy::{self, LocalPool};
@@ -48,19 +50,27 @@ enum Waited<T> {
 }
 
 /// Wait for `f`, the deadline, or (until the driver has applied it) shutdown.
+/// The timer is the connection's own, moved only earlier (or when it has
+/// fired): an exchange registers no timer of its own per wait, and one that
+/// fires before the action's deadline is answered by the driver with the same
+/// action.
 async fn wait<F: Future>(
     f: F,
     deadline: Option<Instant>,
+    timer: &mut Pin<&mut Sleep>,
     shutdown: &mut Watch,
     watch: bool,
 ) -> Waited<F::Output> {
-    let at = TokioInstant::from_std(
-        deadline.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(86400)),
-    );
+    if let Some(at) = deadline {
+        let at = TokioInstant::from_std(at);
+        if at < timer.deadline() || timer.is_elapsed() {
+            timer.as_mut().reset(at);
+        }
+    }
     tokio::select! {
         biased;
         r = f => Waited::Done(r),
-        _ = sleep_until(at) => Waited::Timer,
+        _ = timer.as_mut(), if deadline.is_some() => Waited::Timer,
         _ = shutdown.triggered(), if watch => Waited::Shutdown,
     }
 }
@@ -74,10 +84,14 @@ pub(super) async fn exchange(
     mut act: Action,
     w: &Shared,
     shutdown: &mut Watch,
+    timer: &mut Pin<&mut Sleep>,
 ) -> Action {
     let app = &*w.ctx.app;
     let env = |now| Env::new(app, w.stats(), &w.ctx.shutdown, now);
     let mut up: Option<(usize, TcpStream)> = None;
+    // The clock, read again after every wait: the steps between two waits are
+    // non-blocking calls, microseconds apart (as the connection loop does).
+    let mut now = Instant::now();
     loop {
         let upstream_io = matches!(
             act,
@@ -93,13 +107,15 @@ pub(super) async fn exchange(
         let watch = !d.shutting_down();
         let deadline = act.deadline();
         macro_rules! waited {
-            ($w:expr, $ok:pat => $then:expr) => {
-                match $w {
+            ($w:expr, $ok:pat => $then:expr) => {{
+                let r = $w;
+                now = Instant::now();
+                match r {
                     Waited::Done($ok) => $then,
-                    Waited::Timer => d.timed_out(&env(Instant::now())),
-                    Waited::Shutdown => d.shutdown(&env(Instant::now())),
+                    Waited::Timer => d.timed_out(&env(now)),
+                    Waited::Shutdown => d.shutdown(&env(now)),
                 }
-            };
+            }};
         }
         act = match act {
             Action::UpConnect { fresh, .. } => {
@@ -107,14 +123,16 @@ pub(super) async fn exchange(
                     return d.failed();
                 };
                 match checkout(cfg, fresh) {
-                    None => d.up_failed(&env(Instant::now())),
+                    None => d.up_failed(&env(now)),
                     Some((i, _, Some(s))) => {
                         up = Some((i, s));
-                        d.up_connected(&env(Instant::now()), true)
+                        d.up_connected(&env(now), true)
                     }
                     Some((i, addr, None)) => {
-                        let r = wait(TcpStream::connect(addr), deadline, shutdown, watch).await;
-                        let e = env(Instant::now());
+                        let r =
+                            wait(TcpStream::connect(addr), deadline, timer, shutdown, watch).await;
+                        now = Instant::now();
+                        let e = env(now);
                         match r {
                             Waited::Done(Ok(s)) => {
                                 let _ = s.set_nodelay(true);
@@ -133,14 +151,14 @@ pub(super) async fn exchange(
                     return d.failed();
                 };
                 match s.try_write(d.up_pending()) {
-                    Ok(n) if n > 0 => d.up_sent(&env(Instant::now()), n),
+                    Ok(n) if n > 0 => d.up_sent(&env(now), n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let r = wait(s.writable(), deadline, shutdown, watch).await;
+                        let r = wait(s.writable(), deadline, timer, shutdown, watch).await;
                         waited!(r, _ => act)
                     }
                     _ => {
                         up = None;
-                        d.up_failed(&env(Instant::now()))
+                        d.up_failed(&env(now))
                     }
                 }
             }
@@ -148,19 +166,19 @@ pub(super) async fn exchange(
                 let Some((_, s)) = up.as_ref() else {
                     return d.failed();
                 };
-                match s.try_read(d.up_recv_buf()) {
+                match try_read(s, d.up_recv_buf()) {
                     Ok(0) => {
                         up = None;
-                        d.up_eof(&env(Instant::now()))
+                        d.up_eof(&env(now))
                     }
-                    Ok(n) => d.up_received(&env(Instant::now()), n),
+                    Ok(n) => d.up_received(&env(now), n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let r = wait(s.readable(), deadline, shutdown, watch).await;
+                        let r = wait(s.readable(), deadline, timer, shutdown, watch).await;
                         waited!(r, _ => act)
                     }
                     Err(_) => {
                         up = None;
-                        d.up_failed(&env(Instant::now()))
+                        d.up_failed(&env(now))
                     }
                 }
             }
@@ -170,14 +188,15 @@ pub(super) async fn exchange(
                         checkin(i, s);
                     }
                 }
-                d.up_released(&env(Instant::now()))
+                d.up_released(&env(now))
             }
             Action::Send { .. } => match stream.try_write(d.pending()) {
-                Ok(n) if n > 0 => d.sent(&env(Instant::now()), n),
+                Ok(n) if n > 0 => d.sent(&env(now), n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let r = wait(
                         poll_fn(|cx| stream.poll_write_ready(cx)),
                         deadline,
+                        timer,
                         shutdown,
                         watch,
                     )
@@ -186,13 +205,14 @@ pub(super) async fn exchange(
                 }
                 _ => d.failed(),
             },
-            Action::Recv { .. } => match stream.try_read(d.recv_buf()) {
-                Ok(0) => d.eof(&env(Instant::now())),
-                Ok(n) => d.received(&env(Instant::now()), n),
+            Action::Recv { .. } => match try_read(stream, d.recv_buf()) {
+                Ok(0) => d.eof(&env(now)),
+                Ok(n) => d.received(&env(now), n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let r = wait(
                         poll_fn(|cx| stream.poll_read_ready(cx)),
                         deadline,
+                        timer,
                         shutdown,
                         watch,
                     )
