@@ -116,6 +116,13 @@ pub struct LoadArgs {
     /// A new connection for every request (`Connection: close`).
     #[arg(long)]
     pub no_keepalive: bool,
+    /// Fix every connection's receive buffer at this many bytes (`SO_RCVBUF`,
+    /// which the kernel doubles; it turns off receive-buffer autotuning), so that
+    /// every server meets the same receive window: on loopback the window
+    /// decides whether a large response is sent in the server's `send` or later
+    /// from the generator's reads, i.e. on whose CPU the transfer is counted.
+    #[arg(long = "recv-buffer", value_name = "BYTES")]
+    pub recv_buffer: Option<u64>,
     /// Write the full report (timeline, histograms, checks) as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
@@ -283,6 +290,10 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
     if a.threads == Some(0) {
         return Err(err("-t/--threads must be at least 1".into()));
     }
+    let recv_buffer = a
+        .recv_buffer
+        .map(|n| recv_buffer(n).map_err(|e| err(format!("--recv-buffer {n}: {e}"))))
+        .transpose()?;
     if a.requests == Some(0) {
         return Err(err("-n/--requests must be at least 1".into()));
     }
@@ -392,6 +403,7 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         cpus: cpus.clone(),
         pipeline: a.pipeline as usize,
         keepalive: !a.no_keepalive,
+        recv_buffer: recv_buffer.map(|(asked, _)| asked),
         duration,
         requests: a.requests,
         warmup,
@@ -412,6 +424,7 @@ pub fn plan(a: &LoadArgs) -> Result<(Plan, RunConfig), CliError> {
         cpus,
         pipeline: plan.pipeline,
         keepalive: plan.keepalive,
+        recv_buffer: recv_buffer.map(|(_, effective)| effective),
         duration_s: duration.map(|d| d.as_secs_f64()),
         requests: a.requests,
         warmup_s: warmup.as_secs_f64(),
@@ -504,4 +517,33 @@ pub fn parse_start_at(
         )),
         _ => Ok(at),
     }
+}
+
+/// Check `--recv-buffer`: between 4 KiB and 1 GiB, and granted whole by the
+/// kernel (it caps `SO_RCVBUF` at `net.core.rmem_max` silently, which would
+/// make the runs' conditions other than asked). Returns the size to ask for and the
+/// buffer the kernel gives (twice it: room for its bookkeeping), read back from
+/// a socket that is never connected.
+fn recv_buffer(n: u64) -> Result<(usize, u64), String> {
+    if !(4096..=1 << 30).contains(&n) {
+        return Err("must be between 4096 and 1073741824 bytes".into());
+    }
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .map_err(|e| format!("cannot open a socket to check it: {e}"))?;
+    let asked = n as usize;
+    sock.set_recv_buffer_size(asked)
+        .map_err(|e| format!("the kernel refused it: {e}"))?;
+    let got = sock
+        .recv_buffer_size()
+        .map_err(|e| format!("cannot read it back: {e}"))? as u64;
+    if got < 2 * n {
+        let max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "?".into());
+        return Err(format!(
+            "the kernel caps a receive buffer at net.core.rmem_max = {max} bytes; \
+             ask for at most that or raise the sysctl"
+        ));
+    }
+    Ok((asked, got))
 }

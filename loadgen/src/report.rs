@@ -60,6 +60,10 @@ pub struct RunConfig {
     pub cpus: Option<Vec<usize>>,
     pub pipeline: usize,
     pub keepalive: bool,
+    /// `--recv-buffer`: each connection's receive buffer as the kernel grants
+    /// it (twice the size asked), bytes; `None`: autotuned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_buffer: Option<u64>,
     pub duration_s: Option<f64>,
     pub requests: Option<u64>,
     pub warmup_s: f64,
@@ -294,7 +298,7 @@ pub fn header(c: &RunConfig) -> String {
     let _ = writeln!(s, "Running {what} @ {} ({mode}{warmup})", c.url);
     let _ = writeln!(
         s,
-        "  {} and {}{}{}",
+        "  {} and {}{}{}{}",
         plural(c.threads, "thread", "threads"),
         plural(c.connections, "connection", "connections"),
         if c.pipeline > 1 {
@@ -302,7 +306,11 @@ pub fn header(c: &RunConfig) -> String {
         } else {
             String::new()
         },
-        if c.keepalive { "" } else { ", no keep-alive" }
+        if c.keepalive { "" } else { ", no keep-alive" },
+        match c.recv_buffer {
+            Some(b) => format!(", receive buffer {} KiB each (fixed)", b / 1024),
+            None => String::new(),
+        }
     );
     s
 }
@@ -514,6 +522,7 @@ mod tests {
             cpus: None,
             pipeline: 1,
             keepalive: true,
+            recv_buffer: None,
             duration_s: None,
             requests: Some(1000),
             warmup_s: 0.0,

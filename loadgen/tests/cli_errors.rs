@@ -178,3 +178,29 @@ fn also_takes_paths_only() {
         );
     }
 }
+
+#[test]
+fn recv_buffer_out_of_range_or_above_the_kernels_cap() {
+    let m = plan_error(&["--url", "http://127.0.0.1:1/", "--recv-buffer", "100"]);
+    assert_eq!(
+        m,
+        "--recv-buffer 100: must be between 4096 and 1073741824 bytes"
+    );
+    // More than net.core.rmem_max: the kernel would silently grant less.
+    let max: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .expect("Linux")
+        .trim()
+        .parse()
+        .unwrap();
+    if max < 1 << 30 {
+        let asked = (max + 1).to_string();
+        let m = plan_error(&["--url", "http://127.0.0.1:1/", "--recv-buffer", &asked]);
+        assert_eq!(
+            m,
+            format!(
+                "--recv-buffer {asked}: the kernel caps a receive buffer at \
+                 net.core.rmem_max = {max} bytes; ask for at most that or raise the sysctl"
+            )
+        );
+    }
+}

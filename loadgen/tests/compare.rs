@@ -114,6 +114,7 @@ fn report(rps: f64, lat_us: (u64, u64), rate: Option<f64>, bytes: u64) -> Report
             cpus: Some(vec![1]),
             pipeline: 1,
             keepalive: true,
+            recv_buffer: None,
             duration_s: Some(elapsed),
             requests: None,
             warmup_s: 1.0,

@@ -214,3 +214,103 @@ fn count_after_warmup_is_exact() {
     let in_timeline: u64 = r.timeline.iter().map(|s| s.requests).sum();
     assert_eq!(in_timeline, 500);
 }
+
+/// The receive buffer (`rb` of `ss -tm`, bytes) of the loopback socket whose
+/// local port is `port`: the load generator's side of a connection, seen from
+/// the kernel.
+fn receive_buffer_of(port: u16) -> u64 {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tmnH",
+            "state",
+            "established",
+            "sport",
+            "=",
+            &format!(":{port}"),
+        ])
+        .output()
+        .expect("this test needs ss (Debian: apt-get install iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text
+        .find(",rb")
+        .unwrap_or_else(|| panic!("no rb in ss output: {text}"));
+    text[at + 3..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("bad rb in ss output: {text}"))
+}
+
+/// A keep-alive server that answers `ok` and, at the first request of each
+/// connection, records the client socket's receive buffer.
+fn buffer_watching_server() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<u64>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let port = conn.peer_addr().unwrap().port();
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                let mut first = true;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match r.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line == "\r\n" => {
+                            if first {
+                                first = false;
+                                let _ = tx.send(receive_buffer_of(port));
+                            }
+                            let ok = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                            if ok.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn recv_buffer_fixes_every_connections_receive_buffer() {
+    // 200,000 bytes asked: the kernel doubles it (400,000), a size autotuning
+    // does not start from (tcp_rmem's default is 131,072 on most systems).
+    let (addr, seen) = buffer_watching_server();
+    let mut a = args(addr, "/");
+    a.connections = 3;
+    a.requests = Some(300);
+    a.recv_buffer = Some(200_000);
+    let r = run(&a);
+    assert_eq!(r.result.counts.status_2xx, 300);
+    assert_eq!(r.config.recv_buffer, Some(400_000), "the report says so");
+    assert!(loadgen::report::summary(&r).contains("receive buffer 390 KiB each (fixed)"));
+    let buffers: Vec<u64> = seen.try_iter().collect();
+    // The preflight probe's connection is not the engine's: it keeps the default.
+    let fixed = buffers.iter().filter(|&&b| b == 400_000).count();
+    assert_eq!(
+        fixed, 3,
+        "every load connection, not the probe: {buffers:?}"
+    );
+
+    // Without the flag, the kernel's default (not 400,000).
+    let (addr, seen) = buffer_watching_server();
+    let mut a = args(addr, "/");
+    a.requests = Some(100);
+    let r = run(&a);
+    assert_eq!(r.config.recv_buffer, None);
+    let buffers: Vec<u64> = seen.try_iter().collect();
+    assert!(
+        !buffers.is_empty() && buffers.iter().all(|&b| b != 400_000),
+        "{buffers:?}"
+    );
+}

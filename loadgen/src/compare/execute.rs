@@ -86,6 +86,8 @@ pub(super) struct LoadSpec<'a> {
     pub(super) backend: Option<u32>,
     /// CPUs the server runs on, when not all the server CPUs (`scaling`).
     pub(super) server_cores: Option<usize>,
+    /// `--recv-buffer` of the load (`large`: [`LARGE_RECV_BUFFER`]).
+    pub(super) recv_buffer: Option<u64>,
 }
 
 impl LoadSpec<'_> {
@@ -99,6 +101,7 @@ impl LoadSpec<'_> {
             also: &[],
             backend: None,
             server_cores: None,
+            recv_buffer: None,
         }
     }
 }
@@ -241,6 +244,7 @@ impl Ctx<'_> {
                         also: &[],
                         backend: None,
                         server_cores: None,
+                        recv_buffer: None,
                     },
                 )
                 .map(|r| run.report = Some(r)),
@@ -295,6 +299,7 @@ impl Ctx<'_> {
                     .collect();
                 let spec = LoadSpec {
                     also: &paths[1..],
+                    recv_buffer: Some(LARGE_RECV_BUFFER),
                     ..LoadSpec::closed(&paths[0], LARGE_CONNECTIONS)
                 };
                 self.load(&server, spec).map(|r| run.report = Some(r))
@@ -305,8 +310,11 @@ impl Ctx<'_> {
                     .find(|f| f.1 as f64 == value)
                     .map_or(LARGE_FILES[0].0, |f| f.0);
                 let path = format!("/static/{file}");
-                self.load(&server, LoadSpec::closed(&path, LARGE_CONNECTIONS))
-                    .map(|r| run.report = Some(r))
+                let spec = LoadSpec {
+                    recv_buffer: Some(LARGE_RECV_BUFFER),
+                    ..LoadSpec::closed(&path, LARGE_CONNECTIONS)
+                };
+                self.load(&server, spec).map(|r| run.report = Some(r))
             }
             Kind::Downloads => self.downloads(&server).map(|d| run.downloads = Some(d)),
             Kind::Proxy => {
@@ -432,6 +440,7 @@ impl Ctx<'_> {
             also: spec.also.to_vec(),
             pipeline: spec.pipeline,
             no_keepalive: !spec.keepalive,
+            recv_buffer: spec.recv_buffer,
             json: None,
             hgrm: None,
             server_pid: Some(server.pid),

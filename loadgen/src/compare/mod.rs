@@ -277,6 +277,15 @@ pub const COST_SHARE: f64 = 0.5;
 
 /// Connections of the large-response scenario.
 pub const LARGE_CONNECTIONS: u64 = 16;
+/// The large-response scenario's receive buffer per connection (`--recv-buffer`;
+/// the kernel grants twice it, 512 KiB). Autotuned, the generator's receive
+/// window decided on loopback whether a 1 MiB response went out in the
+/// server's own `sendfile` (charging it the receiver's processing too, ~400 µs
+/// per MB) or from the generator's reads (~80), and which one a server got
+/// flipped with the run: nginx measured 390 and 179 µs/MB in two runs in a row
+/// (results/2026-12-07-vm-one-mib). Fixed, every server meets the same window.
+/// The 64 KiB file and the mix's files (at most 300 KB) fit in it whole.
+pub const LARGE_RECV_BUFFER: u64 = 256 * 1024;
 
 const fn load(path: &'static str, connections: u64, pipeline: u64, rate: Option<f64>) -> Kind {
     Kind::Load {
@@ -345,7 +354,8 @@ pub const SCENARIOS: [Scenario; 15] = [
     Scenario {
         name: "large",
         title: "large responses: GET /static/ of a 64 KiB and a 1 MiB file, and a mix of 20 \
-                files from 3 KB to 300 KB requested in turn, at -c16",
+                files from 3 KB to 300 KB requested in turn, at -c16, each load connection's \
+                receive buffer fixed at 256 KiB",
         kind: Kind::Large,
     },
     Scenario {

@@ -112,6 +112,8 @@ pub struct Plan {
     /// INVARIANT: >= 1 (1 when !keepalive).
     pub pipeline: usize,
     pub keepalive: bool,
+    /// `--recv-buffer`: `SO_RCVBUF` for every connection (checked by the CLI).
+    pub recv_buffer: Option<usize>,
     pub duration: Option<Duration>,
     pub requests: Option<u64>,
     pub warmup: Duration,

@@ -316,6 +316,12 @@ impl Worker<'_> {
         match result {
             Ok(()) => {
                 let _ = stream.set_nodelay(true);
+                if let Some(n) = self.plan.recv_buffer {
+                    // Before the first request: the window it advertises for
+                    // the response is this buffer's (the CLI checked that the
+                    // kernel grants the size).
+                    let _ = socket2::SockRef::from(stream).set_recv_buffer_size(n);
+                }
                 self.conns[i].connecting_since = None;
                 self.fill(i, now);
             }

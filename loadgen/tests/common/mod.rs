@@ -145,6 +145,7 @@ pub fn args(addr: SocketAddr, path: &str) -> LoadArgs {
         also: Vec::new(),
         pipeline: 1,
         no_keepalive: false,
+        recv_buffer: None,
         json: None,
         hgrm: None,
         server_pid: None,

@@ -14,8 +14,10 @@ closed-loop shapes (`plaintext`, `pipelined`, `json`, `busy`). Closed-loop CPU p
 still favours the faster server (more requests per wake-up), which is what `cost` removes: \
 every server at the same offered rate. `sleep` is open loop at a fixed rate, so it is a \
 cost row too. `churn` is per new connection. `large` has two rows per file (and for the mix): \
-MB/s, since there the server, not the generator, is the bottleneck, and server CPU per MB, what \
-the bytes cost. `downloads` is the server's RSS per download in flight; `proxy` the server's CPU \
+MB/s and server CPU per MB, what the bytes cost; the load's receive buffers are fixed (256 KiB, \
+`--recv-buffer`) because on loopback the receive window decides whether a 1 MiB response is \
+sent, and counted, in the server's own `sendfile` or from the generator's reads, and with \
+autotuned buffers that flipped from run to run for every server alike. `downloads` is the server's RSS per download in flight; `proxy` the server's CPU \
 per proxied request (the backend's is reported apart). `skew` keeps the light requests' p99 and the heavy req/s; \
 `sweep` the highest rate held under each p99 bound.";
 
