@@ -60,12 +60,7 @@ pub(super) async fn connection(
     let timer = sleep_until(TokioInstant::from_std(act.deadline().unwrap_or(now)));
     tokio::pin!(timer);
     loop {
-        if let Some(at) = act.deadline() {
-            let at = TokioInstant::from_std(at);
-            if at < timer.deadline() || timer.is_elapsed() {
-                timer.as_mut().reset(at);
-            }
-        }
+        arm(&mut timer, act.deadline());
         // Wait for what the action needs, its deadline, or the shutdown trigger.
         let wake = match act {
             Action::Recv { .. } | Action::Drain { .. } => tokio::select! {
@@ -295,6 +290,18 @@ async fn read_at(
         f.seek(io::SeekFrom::Start(offset)).await?;
     }
     f.read(buf).await
+}
+
+/// Arm the connection's one timer for `deadline`: moved only earlier, or when
+/// it has fired (a timer that fires before the action's deadline is answered by
+/// the driver with the same action), so most waits re-register nothing.
+pub(super) fn arm(timer: &mut std::pin::Pin<&mut tokio::time::Sleep>, deadline: Option<Instant>) {
+    if let Some(at) = deadline {
+        let at = TokioInstant::from_std(at);
+        if at < timer.deadline() || timer.is_elapsed() {
+            timer.as_mut().reset(at);
+        }
+    }
 }
 
 /// One non-blocking read. A short read means the socket is drained: tokio's

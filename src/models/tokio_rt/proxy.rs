@@ -14,9 +14,9 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use tokio::net::TcpStream;
-use tokio::time::{Instant as TokioInstant, Sleep};
+use tokio::time::Sleep;
 
-use super::conn::try_read;
+use super::conn::{arm, try_read};
 use super::{Shared, Watch};
 use crate::config::Upstreams;
 use crate::http::proxy::{self, LocalPool};
@@ -50,10 +50,8 @@ enum Waited<T> {
 }
 
 /// Wait for `f`, the deadline, or (until the driver has applied it) shutdown.
-/// The timer is the connection's own, moved only earlier (or when it has
-/// fired): an exchange registers no timer of its own per wait, and one that
-/// fires before the action's deadline is answered by the driver with the same
-/// action.
+/// The timer is the connection's own ([`arm`]): an exchange registers no timer
+/// of its own per wait.
 async fn wait<F: Future>(
     f: F,
     deadline: Option<Instant>,
@@ -61,12 +59,7 @@ async fn wait<F: Future>(
     shutdown: &mut Watch,
     watch: bool,
 ) -> Waited<F::Output> {
-    if let Some(at) = deadline {
-        let at = TokioInstant::from_std(at);
-        if at < timer.deadline() || timer.is_elapsed() {
-            timer.as_mut().reset(at);
-        }
-    }
+    arm(timer, deadline);
     tokio::select! {
         biased;
         r = f => Waited::Done(r),
