@@ -23,7 +23,14 @@ const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
 static STOP: LazyLock<Arc<Shutdown>> = LazyLock::new(|| Shutdown::new(Duration::from_secs(5)));
 
 /// Answer `rounds` feeds of `input` on one connection, each at the event time
-/// `now()` gives; the allocations made.
+/// `now(n)` gives for the `n`th feed; the allocations made, the fewest of three
+/// such passes.
+///
+/// The counter is the whole process's, and libtest's main thread allocates (its
+/// table of running tests) right after it has started this test's thread: in
+/// CI that landed inside a measured pass now and then ("left: 4"). A one-off
+/// allocation on another thread shows in one pass at most; one made per request
+/// shows in every pass, `rounds` times.
 fn allocations_at(
     app: &App,
     d: &mut Driver,
@@ -32,16 +39,21 @@ fn allocations_at(
     now: impl Fn(usize) -> Instant,
 ) -> usize {
     let stats = app.registry().worker(0);
-    let region = Region::new(GLOBAL);
-    for i in 0..rounds {
-        let env = Env::new(app, stats, &STOP, now(i));
-        let a = d.feed(&env, input);
-        assert!(matches!(a, Action::Send { .. }), "{a:?}");
-        let n = d.pending().len();
-        let a = d.sent(&env, n);
-        assert!(matches!(a, Action::Recv { idle: true, .. }), "{a:?}");
+    let mut fewest = usize::MAX;
+    for pass in 0..3 {
+        let region = Region::new(GLOBAL);
+        for i in 0..rounds {
+            // Event times keep going forward across passes.
+            let env = Env::new(app, stats, &STOP, now(pass * rounds + i));
+            let a = d.feed(&env, input);
+            assert!(matches!(a, Action::Send { .. }), "{a:?}");
+            let n = d.pending().len();
+            let a = d.sent(&env, n);
+            assert!(matches!(a, Action::Recv { idle: true, .. }), "{a:?}");
+        }
+        fewest = fewest.min(region.change().allocations);
     }
-    region.change().allocations
+    fewest
 }
 
 fn allocations(app: &App, d: &mut Driver, input: &[u8], rounds: usize) -> usize {
