@@ -77,6 +77,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = clap::value_parser!(bool))]
     bench_routes: Option<bool>,
+    /// The most bytes each connection may have queued in the kernel but not yet sent
+    /// (TCP_NOTSENT_LOWAT): bounds the kernel memory a slow reader holds; 0 = no bound
+    /// (the kernel's default).
+    #[arg(long, default_value = "1MiB", value_parser = parse_lowat, value_name = "SIZE")]
+    notsent_lowat: u32,
     /// Access log in the combined log format, appended to PATH, or - for stdout [default: off].
     #[arg(long, value_name = "PATH|-", help_heading = "Logging")]
     access_log: Option<LogTarget>,
@@ -174,6 +179,7 @@ impl ServeArgs {
             cfg.max_buffer_memory = m;
         }
         cfg.reuse_port = self.reuse_port;
+        cfg.notsent_lowat = (self.notsent_lowat > 0).then_some(self.notsent_lowat);
         cfg.access_log = self.access_log;
         cfg.bench_routes = self.bench_routes;
         cfg.limits = Limits {
@@ -295,6 +301,17 @@ fn parse_budget(s: &str) -> Result<usize, String> {
     match parse_size(s)? {
         0 => Err("must be greater than zero".into()),
         n => Ok(n),
+    }
+}
+
+/// `--notsent-lowat`: 0 (no bound) or 16 KiB to 1 GiB; below 16 KiB every write
+/// would wake for a few segments acknowledged.
+fn parse_lowat(s: &str) -> Result<u32, String> {
+    match parse_size(s)? {
+        0 => Ok(0),
+        n if n < 16 << 10 => Err(format!("'{s}' is below 16KiB (0 turns the bound off)")),
+        n if n > 1 << 30 => Err(format!("'{s}' is more than 1GiB")),
+        n => Ok(n as u32),
     }
 }
 
@@ -441,24 +458,42 @@ mod tests {
     fn startup_details_say_how_files_are_sent() {
         let d = |args: &[&str]| startup_details(&serve(args).unwrap());
         assert!(d(&["--model", "tokio"]).contains("files by sendfile"));
-        // The io_uring models read and send unless GVHTTPD_ZERO_COPY=on asks for
-        // sendfile (the test process does not set it).
-        let default = d(&["--model", "callback"]);
-        assert!(
-            default.contains("files by read and send (the io_uring models' default"),
-            "{default}"
-        );
-        // With it: sendfile where the ring has IORING_FEAT_FAST_POLL, else read
-        // and send with the reason.
-        let mut on = serve(&["--model", "callback"]).unwrap();
-        on.zero_copy = Some(true);
-        let callback = startup_details(&on);
+        // The io_uring models send by sendfile where the ring has
+        // IORING_FEAT_FAST_POLL, else they read and send and say why (the test
+        // process does not set GVHTTPD_ZERO_COPY).
+        let callback = d(&["--model", "callback"]);
         match crate::uring::probe::zero_copy_sends() {
             Ok(()) => assert!(callback.contains("files by sendfile"), "{callback}"),
             Err(why) => assert!(
                 callback.contains(&format!("files by read and send ({why})")),
                 "{callback}"
             ),
+        }
+        // GVHTTPD_ZERO_COPY=off: every model reads and sends, and says so.
+        for model in ["callback", "tokio", "green"] {
+            let mut off = serve(&["--model", model]).unwrap();
+            off.zero_copy = Some(false);
+            let line = startup_details(&off);
+            assert!(
+                line.contains("files by read and send (GVHTTPD_ZERO_COPY=off)"),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn notsent_lowat_is_a_bound_or_off() {
+        let lowat = |args: &[&str]| serve(args).map(|c| c.notsent_lowat);
+        assert_eq!(lowat(&[]), Ok(Some(crate::config::DEFAULT_NOTSENT_LOWAT)));
+        assert_eq!(lowat(&["--notsent-lowat", "256KiB"]), Ok(Some(256 << 10)));
+        assert_eq!(lowat(&["--notsent-lowat", "0"]), Ok(None));
+        for (bad, why) in [
+            ("4k", "is below 16KiB (0 turns the bound off)"),
+            ("2GiB", "is more than 1GiB"),
+            ("lots", "is not a size"),
+        ] {
+            let e = lowat(&["--notsent-lowat", bad]).unwrap_err();
+            assert!(e.contains("--notsent-lowat") && e.contains(why), "{e}");
         }
     }
 }

@@ -26,10 +26,14 @@ pub const BACKLOG: i32 = 4096;
 /// serialises such starts, so the later one's probe sees the earlier one's
 /// listeners. Port 0 needs no probe: the kernel never hands out a port that is
 /// in use, `SO_REUSEPORT` or not.
+///
+/// `notsent_lowat` (`--notsent-lowat`) is set on the listeners, and every socket
+/// they accept inherits it, at no cost per connection.
 pub fn bind_listeners(
     addr: SocketAddr,
     count: usize,
     share_port: bool,
+    notsent_lowat: Option<u32>,
 ) -> io::Result<Vec<TcpListener>> {
     let _startup_lock = if share_port || addr.port() == 0 {
         None
@@ -45,6 +49,10 @@ pub fn bind_listeners(
         sock.set_reuse_address(true)?;
         sock.set_reuse_port(true)?;
         sock.set_nonblocking(true)?;
+        if let Some(bytes) = notsent_lowat {
+            // Accepted sockets inherit it: no syscall per connection.
+            sock.set_tcp_notsent_lowat(bytes)?;
+        }
         if let Err(e) = sock.bind(&addr.into()) {
             return Err(if e.kind() == io::ErrorKind::AddrInUse && share_port {
                 io::Error::new(
@@ -223,7 +231,7 @@ mod tests {
 
     #[test]
     fn listeners_share_the_port_picked_by_the_first() {
-        let ls = bind_listeners("127.0.0.1:0".parse().unwrap(), 3, false).unwrap();
+        let ls = bind_listeners("127.0.0.1:0".parse().unwrap(), 3, false, None).unwrap();
         let port = ls[0].local_addr().unwrap().port();
         assert_ne!(port, 0);
         assert!(ls.iter().all(|l| l.local_addr().unwrap().port() == port));
@@ -231,9 +239,9 @@ mod tests {
 
     #[test]
     fn a_port_with_listeners_is_refused_unless_shared_on_purpose() {
-        let first = bind_listeners("127.0.0.1:0".parse().unwrap(), 2, false).unwrap();
+        let first = bind_listeners("127.0.0.1:0".parse().unwrap(), 2, false, None).unwrap();
         let addr = first[0].local_addr().unwrap();
-        let e = bind_listeners(addr, 2, false).expect_err("the port is taken");
+        let e = bind_listeners(addr, 2, false, None).expect_err("the port is taken");
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
         let msg = e.to_string();
         assert!(
@@ -246,7 +254,7 @@ mod tests {
         );
         assert!(msg.contains("--reuse-port"), "{msg}");
         assert!(!msg.contains("  "), "{msg}");
-        let joined = bind_listeners(addr, 2, true).expect("--reuse-port joins");
+        let joined = bind_listeners(addr, 2, true, None).expect("--reuse-port joins");
         assert_eq!(joined[1].local_addr().unwrap(), addr);
     }
 
@@ -254,19 +262,34 @@ mod tests {
     fn a_plain_socket_on_the_port_refuses_even_with_reuse_port() {
         let plain = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = plain.local_addr().unwrap();
-        let e = bind_listeners(addr, 1, false).unwrap_err();
+        let e = bind_listeners(addr, 1, false, None).unwrap_err();
         assert!(e.to_string().contains("already in use"), "{e}");
-        let e = bind_listeners(addr, 1, true).unwrap_err();
+        let e = bind_listeners(addr, 1, true, None).unwrap_err();
         assert!(e.to_string().contains("without SO_REUSEPORT"), "{e}");
     }
 
     #[test]
     fn a_freed_port_can_be_bound_again() {
         let addr = {
-            let ls = bind_listeners("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
+            let ls = bind_listeners("127.0.0.1:0".parse().unwrap(), 1, false, None).unwrap();
             ls[0].local_addr().unwrap()
         };
-        bind_listeners(addr, 2, false).expect("the port is free again");
+        bind_listeners(addr, 2, false, None).expect("the port is free again");
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_the_listeners_notsent_lowat() {
+        for lowat in [None, Some(512 << 10)] {
+            let ls = bind_listeners("127.0.0.1:0".parse().unwrap(), 1, false, lowat).unwrap();
+            let _client = std::net::TcpStream::connect(ls[0].local_addr().unwrap()).unwrap();
+            ls[0].set_nonblocking(false).unwrap();
+            let (accepted, _) = ls[0].accept().unwrap();
+            let got = socket2::SockRef::from(&accepted)
+                .tcp_notsent_lowat()
+                .unwrap();
+            // Unset reads as 0 (then the sysctl net.ipv4.tcp_notsent_lowat applies).
+            assert_eq!(got, lowat.unwrap_or(0), "{lowat:?}");
+        }
     }
 
     #[test]

@@ -460,8 +460,8 @@ fn files_mode(s: &Server) -> String {
     stats[at..].split('"').next().unwrap().to_string()
 }
 
-/// The zero-copy send (`sendfile(2)` in every model: tokio's default,
-/// `GVHTTPD_ZERO_COPY=on` for the io_uring models) and the read-and-send
+/// The zero-copy send (`sendfile(2)` in every model, the default) and the
+/// read-and-send
 /// fallbacks — forced by `GVHTTPD_ZERO_COPY=off`, and for the io_uring models a
 /// kernel without `IORING_FEAT_FAST_POLL` (`GVHTTPD_URING_FAULT=no-fast-poll`) —
 /// serve the same bytes and fields, whole files and ranges, sizes around the read
@@ -495,14 +495,14 @@ fn both_send_paths_serve_the_same_bytes(model: Variant) {
     );
     assert_eq!(files_mode(&zero_copy), "sendfile");
     assert_eq!(files_mode(&read_send), "read+send");
-    // By default tokio sends files by sendfile, the io_uring models read and send.
+    // By default every model sends files by sendfile.
+    assert_eq!(files_mode(&default), "sendfile");
+    // tokio's sendfile needs no io_uring; the io_uring models' needs FAST_POLL.
     let fallback = if model.uses_io_uring() {
         "read+send"
     } else {
         "sendfile"
     };
-    assert_eq!(files_mode(&default), fallback);
-    // tokio's sendfile needs no io_uring.
     assert_eq!(files_mode(&no_fast_poll), fallback);
     for (name, bytes) in files {
         for range in ["", "Range: bytes=1-\r\n", "Range: bytes=-65537\r\n"] {

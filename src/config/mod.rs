@@ -152,14 +152,33 @@ pub struct Config {
     /// `--bench-routes`: whether `/work`, `/sleep` and `/stats` answer (else 404).
     /// `None` decides by the address: see [`Config::bench_routes`].
     pub bench_routes: Option<bool>,
-    /// `GVHTTPD_ZERO_COPY` at start-up: `on` sends static files with zero-copy
-    /// sends where the model has them, `off` reads and sends them everywhere;
-    /// unset (`None`), the model's default (see [`Config::zero_copy_files`]).
+    /// `GVHTTPD_ZERO_COPY` at start-up: `off` reads and sends static files in every
+    /// model; `on`, or unset (`None`), sends them zero-copy where the kernel allows
+    /// (see [`Config::zero_copy_files`]).
     pub zero_copy: Option<bool>,
     /// `--upstream` and its settings: where requests under `/proxy/` go (`None`:
     /// `/proxy/` is 404 like any unknown path).
     pub upstream: Option<Upstreams>,
+    /// `--notsent-lowat`: the most bytes a connection may have written into the
+    /// kernel that it has not yet sent (`TCP_NOTSENT_LOWAT`, set on the listeners
+    /// and so inherited by every accepted socket); `None`: the kernel's
+    /// (unlimited) default. See [`DEFAULT_NOTSENT_LOWAT`].
+    pub notsent_lowat: Option<u32>,
 }
+
+/// `--notsent-lowat`'s default: 1 MiB. Without a bound, a socket's send queue
+/// grows to its (autotuned, up to 4 MiB) send buffer whatever its reader takes:
+/// with `sendfile`, 500 slow readers waiting for three 1 MiB responses each held
+/// ~3.4 MB of kernel memory a connection, past the kernel's TCP memory pressure
+/// threshold on a 24 GiB machine, and a fresh client's `GET /` waited up to
+/// 1-2.5 s behind them now and then. With 1 MiB the wave holds 2.5 MB a
+/// connection, under the threshold, and the probe waited 10-90 ms in most runs
+/// (the first waves after an idle spell: up to 1.4 s, every model alike), while
+/// fast readers' CPU per MB did not move (paired over 19 rounds at 64 KiB, 1 MiB
+/// and the 3-300 KB mix, every interval spanning 1). 512 KiB doubled the CPU per
+/// MB of a 1 MiB file, the writer woken to refill its queue several times a
+/// response (results/2026-12-07-vm-lowat).
+pub const DEFAULT_NOTSENT_LOWAT: u32 = 1 << 20;
 
 /// The reverse proxy's settings (`--upstream`, `--upstream-connect-timeout`,
 /// `--upstream-timeout`, `--upstream-pool`).
@@ -204,14 +223,15 @@ impl Config {
     /// the io_uring models where [`crate::uring::probe::zero_copy_sends`] finds the
     /// kernel lacking).
     ///
-    /// The default is zero-copy for tokio and read + send for the io_uring
-    /// models: their `sendfile` costs less CPU per MB for small files but more
-    /// for 1 MiB ones, and under CPU contention it lets clients that read slowly
-    /// delay a fresh client's `GET /` past `tests/slow_readers.rs`' bound
-    /// (results/2026-12-07-vm-large-mix; `GVHTTPD_ZERO_COPY=on` to use it).
+    /// Zero-copy is every model's default. For the io_uring models it used to
+    /// be `GVHTTPD_ZERO_COPY=on` only, because while 500 clients that read slowly
+    /// waited for three pipelined 1 MiB responses each, it let a fresh client's
+    /// `GET /` wait past `tests/slow_readers.rs`' bound now and then; the
+    /// `--notsent-lowat` bound on each connection's unsent bytes
+    /// ([`DEFAULT_NOTSENT_LOWAT`]) took that away.
     pub fn zero_copy_files(&self) -> bool {
         let uring = self.model.uses_io_uring();
-        self.zero_copy.unwrap_or(!uring) && (!uring || probe::zero_copy_sends().is_ok())
+        self.zero_copy.unwrap_or(true) && (!uring || probe::zero_copy_sends().is_ok())
     }
 
     /// The start-up line's and `/stats`' words for how files are sent: `sendfile`
@@ -220,10 +240,6 @@ impl Config {
         match self.zero_copy_files() {
             true => ("sendfile", None),
             false if self.zero_copy == Some(false) => ("read+send", Some("GVHTTPD_ZERO_COPY=off")),
-            false if self.zero_copy.is_none() => (
-                "read+send",
-                Some("the io_uring models' default; GVHTTPD_ZERO_COPY=on for sendfile"),
-            ),
             false => ("read+send", probe::zero_copy_sends().err()),
         }
     }
@@ -286,6 +302,7 @@ impl Config {
                 _ => None,
             },
             upstream: None,
+            notsent_lowat: Some(DEFAULT_NOTSENT_LOWAT),
         }
     }
 

@@ -143,7 +143,7 @@ pub fn serve(
     // One listener for a runtime that shares it between its threads.
     let multi = cfg.model == Model::Tokio && cfg.sched.tokio_runtime == TokioRuntime::MultiThread;
     let count = if multi { 1 } else { cfg.workers };
-    let listeners = crate::net::bind_listeners(cfg.addr, count, cfg.reuse_port)
+    let listeners = crate::net::bind_listeners(cfg.addr, count, cfg.reuse_port, cfg.notsent_lowat)
         .map_err(|e| ServeError::Io(format!("cannot listen on {}", cfg.addr), e))?;
     let local = listeners[0]
         .local_addr()
