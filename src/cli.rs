@@ -80,7 +80,7 @@ pub struct ServeArgs {
     /// The most bytes each connection may have queued in the kernel but not yet sent
     /// (TCP_NOTSENT_LOWAT): bounds the kernel memory a slow reader holds; 0 = no bound
     /// (the kernel's default).
-    #[arg(long, default_value = "1MiB", value_parser = parse_lowat, value_name = "SIZE")]
+    #[arg(long, default_value = "768KiB", value_parser = parse_lowat, value_name = "SIZE")]
     notsent_lowat: u32,
     /// Access log in the combined log format, appended to PATH, or - for stdout [default: off].
     #[arg(long, value_name = "PATH|-", help_heading = "Logging")]

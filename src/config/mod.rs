@@ -166,19 +166,19 @@ pub struct Config {
     pub notsent_lowat: Option<u32>,
 }
 
-/// `--notsent-lowat`'s default: 1 MiB. Without a bound, a socket's send queue
+/// `--notsent-lowat`'s default: 768 KiB. Without a bound, a socket's send queue
 /// grows to its (autotuned, up to 4 MiB) send buffer whatever its reader takes:
 /// with `sendfile`, 500 slow readers waiting for three 1 MiB responses each held
 /// ~3.4 MB of kernel memory a connection, past the kernel's TCP memory pressure
 /// threshold on a 24 GiB machine, and a fresh client's `GET /` waited up to
-/// 1-2.5 s behind them now and then. With 1 MiB the wave holds 2.5 MB a
-/// connection, under the threshold, and the probe waited 10-90 ms in most runs
-/// (the first waves after an idle spell: up to 1.4 s, every model alike), while
-/// fast readers' CPU per MB did not move (paired over 19 rounds at 64 KiB, 1 MiB
-/// and the 3-300 KB mix, every interval spanning 1). 512 KiB doubled the CPU per
-/// MB of a 1 MiB file, the writer woken to refill its queue several times a
-/// response (results/2026-12-07-vm-lowat).
-pub const DEFAULT_NOTSENT_LOWAT: u32 = 1 << 20;
+/// 1-2.5 s behind them now and then (the worker's `sendfile` stalled allocating
+/// the wave's skbs). The kernel holds ~2.45x the bound: at 768 KiB the wave took
+/// 1.9 MB a connection and the probe 3-8 ms in 16 of 18 runs (at most 0.24 s);
+/// at 1 MiB 2.5 MB and up to 1.1 s. Fast readers' CPU per MB did not move (paired
+/// over 19 rounds at 64 KiB, 1 MiB and the 3-300 KB mix, every interval spanning
+/// 1); 512 KiB doubled it for a 1 MiB file, which then no longer fits one
+/// `sendfile` beside a 256 KiB window (results/2026-12-07-vm-lowat).
+pub const DEFAULT_NOTSENT_LOWAT: u32 = 768 << 10;
 
 /// The reverse proxy's settings (`--upstream`, `--upstream-connect-timeout`,
 /// `--upstream-timeout`, `--upstream-pool`).
