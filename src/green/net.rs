@@ -259,10 +259,17 @@ impl GvtStream {
 
     /// Write some of `buf` (at least one byte unless `buf` is empty).
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_more(buf, false)
+    }
+
+    /// [`GvtStream::write`]; with `more`, as `MSG_MORE`: more follows at once, so
+    /// the kernel may hold these bytes to send them with the next ones.
+    pub fn write_more(&mut self, buf: &[u8], more: bool) -> io::Result<usize> {
         let len = crate::uring::fault::send_len(buf.len());
         let len = u32::try_from(len).unwrap_or(u32::MAX);
+        let more = if more { libc::MSG_MORE } else { 0 };
         let sqe = opcode::Send::new(types::Fd(self.fd.as_raw_fd()), buf.as_ptr(), len)
-            .flags(libc::MSG_NOSIGNAL)
+            .flags(libc::MSG_NOSIGNAL | more)
             .build();
         loop {
             let deadline = self.write_deadline.resolve();

@@ -16,8 +16,12 @@ pub enum Action {
     /// between requests and holds no buffer: a model may read into a small buffer
     /// of its own, or wait for readability before taking `recv_buf`.
     Recv { deadline: Instant, idle: bool },
-    /// Send [`Driver::pending`] (a prefix is fine), then [`Driver::sent`].
-    Send { deadline: Instant },
+    /// Send [`Driver::pending`] (a prefix is fine), then [`Driver::sent`]. With
+    /// `more`, a zero-copy file body follows at once (`Action::SendFile`; one of
+    /// at most [`super::CORK_MAX`] bytes): send with `MSG_MORE`, so the kernel
+    /// holds the head until the file's first pages join it in one segment and the
+    /// client is woken once, not twice.
+    Send { deadline: Instant, more: bool },
     /// Wait until `until` on the model's own timer, then [`Driver::slept`].
     Sleep { until: Instant },
     /// Open [`Driver::file_path`] beneath the static root and stat it (see
@@ -77,7 +81,7 @@ impl Action {
     pub fn deadline(&self) -> Option<Instant> {
         match *self {
             Action::Recv { deadline, .. }
-            | Action::Send { deadline }
+            | Action::Send { deadline, .. }
             | Action::SendFile { deadline }
             | Action::UpConnect { deadline, .. }
             | Action::UpSend { deadline }

@@ -88,7 +88,8 @@ fn keep_alive_round_trip_and_idle_connections_hold_no_buffers() {
     assert_eq!(
         a,
         Action::Send {
-            deadline: r.at(1) + T.write
+            deadline: r.at(1) + T.write,
+            more: false,
         }
     );
     let (out, a) = r.send_all(2);
@@ -115,7 +116,8 @@ fn a_partial_send_continues_with_a_fresh_write_deadline() {
     assert_eq!(
         a,
         Action::Send {
-            deadline: r.at(100) + T.write
+            deadline: r.at(100) + T.write,
+            more: false,
         }
     );
     assert_eq!(r.d.pending().len(), total - 10);
@@ -326,6 +328,49 @@ fn zero_copy_sends_the_file_from_its_offsets_with_no_buffer_then_closes() {
         r.d.file_closed(&e),
         Action::Recv { idle: true, .. }
     ));
+}
+
+#[test]
+fn only_a_head_that_a_zero_copy_body_follows_is_sent_with_more() {
+    // (zero copy, request, file size) -> `more` of the head's Send.
+    let cases: [(bool, &[u8], u64, bool); 7] = [
+        (true, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", 1100, true),
+        (true, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", CORK_MAX, true),
+        // A larger body is not worth its pages off their boundaries.
+        (true, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", CORK_MAX + 1, false),
+        (true, b"HEAD /static/x HTTP/1.1\r\nHost: a\r\n\r\n", 1100, false),
+        (true, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", 0, false),
+        (
+            true,
+            b"GET /static/x HTTP/1.1\r\nHost: a\r\nRange: bytes=5000-\r\n\r\n",
+            1100,
+            false,
+        ),
+        // Read and send: the body waits for a read first.
+        (false, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", 1100, false),
+    ];
+    for (zero_copy, req, size, more) in cases {
+        let mut r = Rig::new();
+        r.d.set_zero_copy(zero_copy);
+        r.start();
+        assert_eq!(r.feed(0, req), Action::Open);
+        let e = r.env(1);
+        let a = r.d.file_opened(&e, Ok(FileMeta::sized(size)));
+        let Action::Send { more: got, .. } = a else {
+            panic!("{a:?}")
+        };
+        let what = String::from_utf8_lossy(req);
+        assert_eq!(got, more, "zero copy {zero_copy}, {size} bytes: {what}");
+        // A partial send of the head keeps asking for more; the body follows.
+        let e = r.env(2);
+        let a = r.d.sent(&e, 5);
+        assert!(matches!(a, Action::Send { more: m, .. } if m == more), "{a:?}");
+    }
+    // Any other response: no more.
+    let mut r = Rig::new();
+    r.d.set_zero_copy(true);
+    r.start();
+    assert!(matches!(r.feed(0, GET), Action::Send { more: false, .. }));
 }
 
 #[test]
@@ -862,7 +907,8 @@ fn a_response_has_a_deadline_that_progress_does_not_restart() {
     assert_eq!(
         a,
         Action::Send {
-            deadline: r.at(120_000)
+            deadline: r.at(120_000),
+            more: false,
         }
     );
     assert_eq!(
@@ -880,7 +926,8 @@ fn a_response_has_a_deadline_that_progress_does_not_restart() {
     assert_eq!(
         a,
         Action::Send {
-            deadline: r.at(100_000) + T.write
+            deadline: r.at(100_000) + T.write,
+            more: false,
         }
     );
 }
@@ -898,7 +945,7 @@ fn a_file_is_sent_whole_within_the_response_deadline() {
         ms += 10_000;
         let e = r.env(ms);
         let a = r.d.file_read(&e, FILE_CHUNK);
-        let Action::Send { deadline } = a else {
+        let Action::Send { deadline, .. } = a else {
             panic!("{a:?}")
         };
         assert!(deadline <= r.at(120_000), "chunk at {ms} ms: {a:?}");

@@ -129,7 +129,7 @@ impl Conn {
             let next = match a {
                 Action::Recv { idle, .. } => self.recv(key, idle, cx),
                 Action::Drain { .. } => self.recv(key, false, cx),
-                Action::Send { .. } => self.send(key, cx),
+                Action::Send { more, .. } => self.send(key, more, cx),
                 Action::Sleep { until } => self.sleep(key, until, cx),
                 Action::Open => self.open(key, cx),
                 Action::ReadFile { offset, len } => self.read(key, offset, len, cx),
@@ -328,7 +328,7 @@ impl Conn {
         }
     }
 
-    fn send(&mut self, key: SlotKey, cx: &mut Cx<'_>) -> Option<Action> {
+    fn send(&mut self, key: SlotKey, more: bool, cx: &mut Cx<'_>) -> Option<Action> {
         let (buf, range) = self.driver.lend_pending();
         if range.is_empty() {
             // Nothing to send is no progress (the driver's contract: `sent` takes
@@ -338,7 +338,7 @@ impl Conn {
         }
         let r = cx
             .ring
-            .send(self.fd.as_fd(), buf, range, Op::Send.token(key));
+            .send_more(self.fd.as_fd(), buf, range, Op::Send.token(key), more);
         self.lent(Op::Send, r, Driver::restore_pending)
     }
 

@@ -225,9 +225,9 @@ fn connection(mut stream: GvtStream, admission: Admission, mut d: Box<Driver>, w
                     Err(err) => on_error(&mut d, e, &err),
                 }
             }
-            Action::Send { deadline } => {
+            Action::Send { deadline, more } => {
                 stream.set_write_deadline(Some(deadline));
-                let r = stream.write(d.pending());
+                let r = stream.write_more(d.pending(), more);
                 let e = env(Instant::now());
                 match r {
                     Ok(n) if n > 0 => core(|| d.sent(&e, n)),

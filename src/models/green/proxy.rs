@@ -134,7 +134,7 @@ pub(super) fn exchange(
                 }
                 core(|| d.up_released(&env(Instant::now())))
             }
-            Action::Send { deadline } => {
+            Action::Send { deadline, .. } => {
                 stream.set_write_deadline(Some(deadline));
                 match stream.write(d.pending()) {
                     Ok(n) if n > 0 => core(|| d.sent(&env(Instant::now()), n)),

@@ -106,7 +106,7 @@ pub(super) async fn connection(
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => act,
                     Err(_) => d.failed(),
                 },
-                Action::Send { .. } => match stream.try_write(d.pending()) {
+                Action::Send { more, .. } => match try_write(&stream, d.pending(), more) {
                     Ok(n) if n > 0 => d.sent(&e, n),
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                         let waiting = !d.shutting_down();
@@ -316,6 +316,17 @@ pub(super) fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> 
         });
     }
     Ok(n)
+}
+
+/// Write some of `buf`; with `more`, as `MSG_MORE` (a zero-copy file body follows
+/// at once: the kernel may hold these bytes to send them with its first pages).
+fn try_write(stream: &TcpStream, buf: &[u8], more: bool) -> io::Result<usize> {
+    if !more {
+        return stream.try_write(buf);
+    }
+    stream.try_io(Interest::WRITABLE, || {
+        socket2::SockRef::from(stream).send_with_flags(buf, libc::MSG_MORE | libc::MSG_NOSIGNAL)
+    })
 }
 
 /// The socket buffer is full: wait until it drains, the deadline, or (while

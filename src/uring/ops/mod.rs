@@ -99,12 +99,26 @@ impl Ring {
         range: Range<usize>,
         token: Token,
     ) -> Result<(), Busy> {
+        self.send_more(fd, buf, range, token, false)
+    }
+
+    /// [`Self::send`]; with `more`, as `MSG_MORE`: more follows at once, so the
+    /// kernel may hold these bytes to send them with the next ones.
+    pub fn send_more(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        buf: Vec<u8>,
+        range: Range<usize>,
+        token: Token,
+        more: bool,
+    ) -> Result<(), Busy> {
         let end = range.end.min(buf.len());
         let start = range.start.min(end);
         let end = start + super::fault::send_len(end - start);
         let ptr = buf[start..end].as_ptr();
+        let more = if more { libc::MSG_MORE } else { 0 };
         let sqe = opcode::Send::new(types::Fd(fd.as_raw_fd()), ptr, sqe_len(end - start))
-            .flags(libc::MSG_NOSIGNAL)
+            .flags(libc::MSG_NOSIGNAL | more)
             .build();
         self.push_owned(token, Held::Buf(buf), sqe)
     }
