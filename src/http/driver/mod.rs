@@ -290,7 +290,10 @@ impl Driver {
                 deadline,
                 more: after == After::FileChunk
                     && self.zero_copy
-                    && self.aux.file().is_some_and(|f| f.left > 0 && f.left <= CORK_MAX),
+                    && self
+                        .aux
+                        .file()
+                        .is_some_and(|f| f.left > 0 && f.left <= CORK_MAX),
             },
             State::Sleep { until, .. } | State::Backoff { until } => Action::Sleep { until },
             State::Work => Action::Yield,

@@ -334,11 +334,31 @@ fn zero_copy_sends_the_file_from_its_offsets_with_no_buffer_then_closes() {
 fn only_a_head_that_a_zero_copy_body_follows_is_sent_with_more() {
     // (zero copy, request, file size) -> `more` of the head's Send.
     let cases: [(bool, &[u8], u64, bool); 7] = [
-        (true, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", 1100, true),
-        (true, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", CORK_MAX, true),
+        (
+            true,
+            b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            1100,
+            true,
+        ),
+        (
+            true,
+            b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            CORK_MAX,
+            true,
+        ),
         // A larger body is not worth its pages off their boundaries.
-        (true, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", CORK_MAX + 1, false),
-        (true, b"HEAD /static/x HTTP/1.1\r\nHost: a\r\n\r\n", 1100, false),
+        (
+            true,
+            b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            CORK_MAX + 1,
+            false,
+        ),
+        (
+            true,
+            b"HEAD /static/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            1100,
+            false,
+        ),
         (true, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", 0, false),
         (
             true,
@@ -347,7 +367,12 @@ fn only_a_head_that_a_zero_copy_body_follows_is_sent_with_more() {
             false,
         ),
         // Read and send: the body waits for a read first.
-        (false, b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n", 1100, false),
+        (
+            false,
+            b"GET /static/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            1100,
+            false,
+        ),
     ];
     for (zero_copy, req, size, more) in cases {
         let mut r = Rig::new();
@@ -364,7 +389,10 @@ fn only_a_head_that_a_zero_copy_body_follows_is_sent_with_more() {
         // A partial send of the head keeps asking for more; the body follows.
         let e = r.env(2);
         let a = r.d.sent(&e, 5);
-        assert!(matches!(a, Action::Send { more: m, .. } if m == more), "{a:?}");
+        assert!(
+            matches!(a, Action::Send { more: m, .. } if m == more),
+            "{a:?}"
+        );
     }
     // Any other response: no more.
     let mut r = Rig::new();
