@@ -72,8 +72,8 @@ pub const FILE_CHUNK: usize = 64 * 1024;
 
 /// The largest zero-copy file body whose response head is sent with `MSG_MORE`
 /// (`Action::Send { more }`), to leave in one segment with the body's first
-/// pages. It saves a segment and a wake-up of the client per response: 11-14 %
-/// of the server's CPU per MB for 64 KiB files and the 3-300 KB mix, +7-21 %
+/// pages. It saves a segment and a wake-up of the client per response: 7-17 %
+/// of the server's CPU per MB for 64 KiB files and the 3-300 KB mix, +8-20 %
 /// MB/s, every model. But the body then no longer starts on a page boundary, so
 /// every later segment spans one page more, which over loopback's 64 KiB
 /// segments cost a 1 MiB file ~5 % more CPU on both sides (tokio 1.10x
