@@ -6,29 +6,176 @@
 # equal, moderate load.
 #
 #   scripts/proxy-half-load.sh [ROUNDS] [OUT_DIR]
-#   RATE=20000 scripts/proxy-half-load.sh 9      # a given rate instead of half the slowest
-#   MODELS="callback tokio green" DUR=5s CONNS=64 SERVER_CPU=0 LOAD_CPU=1
+#   RATE=20000 scripts/proxy-half-load.sh 41     # a given rate instead of half the slowest
+#   MODELS="callback tokio green" DUR=1s WARMUP=250ms CONNS=64 SERVER_CPU=0 LOAD_CPU=1
+#   PEERS="nginx haproxy"                         # the peers that are installed are run
+#   MARGIN=0.05                                   # the verdict's band, see below
+#   HALT_POLL_NS=2000000                          # a guest's idle vCPU polls this long before it halts
+#   TOGETHER=1 DUR=2s scripts/proxy-half-load.sh 41   # each model and nginx loaded at once, see below
+#   SUMMARIZE=/tmp/proxy-half.XXXX scripts/proxy-half-load.sh 41  # the tables again from its reports (same MODELS, PEERS, TOGETHER)
 #
 # One backend (`gvhttpd serve --model tokio --workers 1`) on the load CPU, as
-# in `bench compare`'s proxy scenario; each proxy alone on SERVER_CPU with one
-# worker/process; the load (`gvhttpd bench -R RATE -cCONNS`, latency corrected
-# for coordinated omission) on LOAD_CPU. Without RATE, round 0 measures every
-# proxy's closed-loop maximum and the rate is half the slowest one. The order of
-# the proxies rotates every round. Peers: nginx (proxy_pass, upstream
-# keepalive) and HAProxy (http-reuse always), as scripts/compare.sh starts them.
-# Only PIDs started here are stopped.
+# in `bench compare`'s proxy scenario; every proxy on SERVER_CPU with one
+# worker/process, each on its own port, all started once and kept running (an
+# idle one costs the loaded one nothing: each run measures only its own
+# server's CPU, and only one is loaded at a time); the load (`gvhttpd bench -R
+# RATE -cCONNS`, latency corrected for coordinated omission, fresh connections
+# every run) on LOAD_CPU. Without RATE, round 0 measures every proxy's
+# closed-loop maximum and the rate is half the slowest one. The order of the
+# proxies rotates every round. Peers: nginx (proxy_pass, upstream keepalive) and
+# HAProxy (http-reuse always), as scripts/compare.sh starts them. Only PIDs
+# started here are stopped.
+#
+# Why many short rounds, and why they are not enough on this VM: it stalls a
+# CPU for 1-2 ms now and then under load (a halted vCPU that the host runs a
+# millisecond after the other one woke a task on it; DAMON's reclaim thread
+# scanning for up to 2.4 ms every 0.5 s; results/2026-12-07-vm-proxy-p99), and
+# whether a run caught one sets its p99 more than the proxy does. The first
+# version ran 12 rounds of 6 s, a fresh proxy each: every interval spanned
+# 0.5-1.5. Runs of 0.5-1 s and 41-301 rounds narrowed that to ±15-30 %, no
+# further: 35-50 % of the runs still caught a stall, every proxy alike.
+#
+# HALT_POLL_NS (root, a KVM guest with the cpuidle-haltpoll driver): for the
+# duration of the script an idle vCPU polls that many ns before it halts, as
+# disabling deep C-states does for latency runs on bare metal; the settings
+# found are put back on exit. Here the driver's default (0 ns: halt at once)
+# made each wake-up of an idle vCPU take 15-30 µs; 2 ms of polling took p50
+# from ~180 to ~127 µs, but not the stalls (the host's share of them varied
+# over the evening). Every proxy runs under the same setting, and the server
+# CPU figures are unaffected (the polling is the idle task's).
+#
+# TOGETHER=1 takes the machine's stalls out of the comparison instead: each
+# round loads every model at the same time as nginx (both on SERVER_CPU, each
+# with half the connections at half the rate, so the CPU is as busy as with
+# one proxy at RATE), and compares the two runs of that pair. A stall of
+# either CPU then falls on both alike: 121 rounds gave intervals of ±2-5 %
+# where 201 rounds one after the other gave ±20-30 %. What it measures is a
+# little different: each proxy at a quarter of its load, its requests
+# sometimes waiting behind the other's on the shared CPU.
+#
+# Verdict, fixed before any run: each proxy's p99 ÷ nginx's p99 in the same
+# round (TOGETHER: in the run beside it), median over rounds with the exact
+# 95 % sign-test interval (as bench compare's); "lower" when the interval lies below 1, "no worse (within
+# MARGIN)" when its upper end is at most 1 + MARGIN, "higher" when it lies
+# above 1, "undecided" otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-7}
+ROUNDS=${1:-41}
 OUT=${2:-$(mktemp -d /tmp/proxy-half.XXXX)}
 MODELS=${MODELS:-"callback tokio green"}
-DUR=${DUR:-5s}
+DUR=${DUR:-1s}
+WARMUP=${WARMUP:-250ms}
 CONNS=${CONNS:-64}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
+MARGIN=${MARGIN:-0.05}
 BIN=${BIN:-target/release/gvhttpd}
 BACKEND_PORT=18780
-PORT=18781
+servers=()
+for m in $MODELS; do servers+=("$m"); done
+for peer in ${PEERS-nginx haproxy}; do
+    command -v "$peer" >/dev/null && servers+=("$peer")
+done
+
+# The summary of the reports in $OUT (also alone: SUMMARIZE=DIR).
+summarize() {
+python3 - "$OUT" "$ROUNDS" "$MARGIN" "${TOGETHER:-0}" "${servers[@]}" <<'PY' | tee "$OUT/summary.txt"
+import csv, json, os, sys
+from math import comb
+out, rounds, margin, together, names = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1", sys.argv[5:]
+def interval(rs):
+    # The exact order-statistic (sign-test) interval, as bench compare's; it
+    # needs 6 rounds (2 * 0.5^6 = 3.1 % <= 5 %), fewer give none.
+    rs = sorted(rs); n = len(rs)
+    if n < 6:
+        return float("nan"), float("nan"), float("nan")
+    k = 1
+    while k < n // 2 and 1 - 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n >= 0.95:
+        k += 1
+    md = rs[n // 2] if n % 2 else (rs[n // 2 - 1] + rs[n // 2]) / 2
+    return md, rs[k - 1], rs[n - k]
+def verdict(lo, hi):
+    if lo != lo: return "no interval (< 6 rounds)"
+    if hi < 1: return "lower"
+    if lo > 1: return "higher"
+    if hi <= 1 + margin: return f"no worse (within {margin:.0%})"
+    return "undecided"
+def med(v):
+    v = sorted(v); n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+# Every run: (name as loaded, paired with) -> per round figures.
+runs, rows = {}, []
+keys = [(s, None) for s in names] if not together else \
+    [k for s in names if s != "nginx" for k in ((s, "nginx"), ("nginx", s))]
+for s, w in keys:
+    for r in range(1, rounds + 1):
+        f = f"{out}/r{r}-{s}.json" if not (together and s == "nginx") else f"{out}/r{r}-nginx-with-{w}.json"
+        x = json.load(open(f))
+        res, lat = x["result"], x["result"]["latency"]
+        srv = x["checks"].get("server") or {}
+        cpu = srv["cpu_s"] * 1e6 / res["successes"] if srv.get("cpu_s") and res["successes"] else None
+        runs[s, w, r] = dict(p50=lat["p50_us"], p90=lat["p90_us"], p99=lat["p99_us"], cpu=cpu,
+                             failed=res["requests"] - res["successes"])
+        rows.append([r, s, w or "", res["requests"], res["requests"] - res["successes"], lat["p50_us"],
+                     lat["p90_us"], lat["p99_us"], lat["p999_us"],
+                     f"{cpu:.2f}" if cpu else "", res.get("late_sends", "")])
+with open(f"{out}/runs.csv", "w", newline="") as fh:
+    wr = csv.writer(fh)
+    wr.writerow(["round", "proxy", "loaded_with", "requests", "failed", "p50_us", "p90_us", "p99_us",
+                 "p99_9_us", "server_cpu_us_per_req", "late_sends"])
+    wr.writerows(rows)
+R = range(1, rounds + 1)
+print(f"{'proxy':22s} {'median p50':>10s} {'median p99':>10s} {'runs p99>1ms':>13s} failed   (µs)")
+for s, w in keys:
+    v = [runs[s, w, r] for r in R]
+    label = s if not together else f"{s} (with {w})"
+    print(f"{label:22s} {med([x['p50'] for x in v]):10.0f} {med([x['p99'] for x in v]):10.0f} "
+          f"{sum(x['p99'] > 1000 for x in v):13d} {sum(x['failed'] for x in v)}")
+if "nginx" in names:
+    how = "loaded at the same time" if together else "in the same round"
+    print(f"\nover nginx's {how}, median [95 % interval] over {rounds} rounds; verdict on p99 (margin {margin:.0%}):")
+    for s in names:
+        if s == "nginx":
+            continue
+        a = [runs[s, "nginx" if together else None, r] for r in R]
+        b = [runs["nginx", s if together else None, r] for r in R]
+        md, lo, hi = interval([x["p99"] / y["p99"] for x, y in zip(a, b)])
+        line = f"  {s:9s} p99 {md:.2f} [{lo:.2f}-{hi:.2f}] {verdict(lo, hi):26s}"
+        md, lo, hi = interval([x["p50"] / y["p50"] for x, y in zip(a, b)])
+        line += f" p50 {md:.2f} [{lo:.2f}-{hi:.2f}]"
+        rs = [x["cpu"] / y["cpu"] for x, y in zip(a, b) if x["cpu"] and y["cpu"]]
+        if len(rs) == rounds:
+            md, lo, hi = interval(rs)
+            line += f"   server CPU/req {md:.2f} [{lo:.2f}-{hi:.2f}]"
+        print(line)
+print(f"\nevery run's figures: {out}/runs.csv")
+PY
+# Every round's histogram of one proxy merged (exact): a per-round p99 swings
+# with how many of the machine's millisecond stalls fell into that run, the
+# pooled one less.
+echo
+echo "pooled over the $ROUNDS rounds (bench merge of each proxy's reports):" | tee -a "$OUT/summary.txt"
+for s in "${servers[@]}"; do
+    files=()
+    for r in $(seq 1 "$ROUNDS"); do
+        if [[ "${TOGETHER:-0}" == 1 && $s == nginx ]]; then
+            files+=("$OUT"/r$r-nginx-with-*.json)
+        else
+            files+=("$OUT/r$r-$s.json")
+        fi
+    done
+    line=$("$BIN" bench merge "${files[@]}" 2>/dev/null |
+        awk '$1 ~ /^(50|90|99|99\.9)%$/ {printf " p%s %s", substr($1, 1, length($1) - 1), $2}')
+    printf '  %-9s%s\n' "$s" "$line" | tee -a "$OUT/summary.txt"
+done
+}
+
+if [[ -n "${SUMMARIZE:-}" ]]; then
+    OUT=$SUMMARIZE
+    summarize
+    exit 0
+fi
+
 mkdir -p "$OUT"
 ROOT=$(mktemp -d /tmp/proxy-half-root.XXXX)
 pids=()
@@ -37,6 +184,19 @@ cleanup() {
     rm -rf "$ROOT"
 }
 trap cleanup EXIT
+
+HP=/sys/module/haltpoll/parameters
+if [[ -n "${HALT_POLL_NS:-}" ]]; then
+    [[ -w "$HP/guest_halt_poll_ns" ]] || { echo "HALT_POLL_NS needs the cpuidle-haltpoll driver and root ($HP)" >&2; exit 2; }
+    old_poll=$(cat "$HP/guest_halt_poll_ns") old_shrink=$(cat "$HP/guest_halt_poll_allow_shrink")
+    cleanup_poll() {
+        echo "$old_poll" >"$HP/guest_halt_poll_ns"
+        echo "$old_shrink" >"$HP/guest_halt_poll_allow_shrink"
+    }
+    trap 'cleanup; cleanup_poll' EXIT
+    echo N >"$HP/guest_halt_poll_allow_shrink"
+    echo "$HALT_POLL_NS" >"$HP/guest_halt_poll_ns"
+fi
 
 wait_port() {
     for _ in $(seq 100); do
@@ -62,45 +222,35 @@ taskset -c "$LOAD_CPU" "${backend[@]}" >"$OUT/backend.log" 2>&1 &
 pids+=($!)
 wait_port "$BACKEND_PORT"
 
-servers=()
-for m in $MODELS; do servers+=("$m"); done
-command -v nginx >/dev/null && servers+=(nginx)
-command -v haproxy >/dev/null && servers+=(haproxy)
 
-# Starts proxy $1 on $PORT; echoes its PID.
-start() {
-    local cmd
-    case $1 in
-        nginx) cmd=(scripts/compare.sh --nginx-peer "$PORT" "$ROOT" "127.0.0.1:$BACKEND_PORT") ;;
-        haproxy) cmd=(scripts/compare.sh --haproxy-peer "$PORT" "$ROOT" "127.0.0.1:$BACKEND_PORT") ;;
-        *) cmd=("$BIN" serve --model "$1" --workers 1 --addr "127.0.0.1:$PORT"
+# Every proxy once, on ports after the backend's.
+declare -A port pid
+p=$((BACKEND_PORT + 1))
+for s in "${servers[@]}"; do
+    case $s in
+        nginx) cmd=(scripts/compare.sh --nginx-peer "$p" "$ROOT" "127.0.0.1:$BACKEND_PORT") ;;
+        haproxy) cmd=(scripts/compare.sh --haproxy-peer "$p" "$ROOT" "127.0.0.1:$BACKEND_PORT") ;;
+        *) cmd=("$BIN" serve --model "$s" --workers 1 --addr "127.0.0.1:$p"
             --upstream "127.0.0.1:$BACKEND_PORT") ;;
     esac
-    taskset -c "$SERVER_CPU" "${cmd[@]}" >>"$OUT/$1.log" 2>&1 &
-    echo $!
-}
+    taskset -c "$SERVER_CPU" "${cmd[@]}" >"$OUT/$s.log" 2>&1 &
+    pid[$s]=$!
+    pids+=($!)
+    port[$s]=$p
+    wait_port "$p"
+    p=$((p + 1))
+done
 
-# One run of proxy $1: the load with extra args ${@:3}, its report in $2.
+# One run of $3 against proxy $1: the load with extra args ${@:4}, its report in $2.
 run() {
-    local name=$1 json=$2
-    shift 2
-    local pid
-    pid=$(start "$name")
-    pids+=("$pid")
-    wait_port "$PORT"
-    taskset -c "$LOAD_CPU" "$BIN" bench -q -c "$CONNS" -d "$DUR" --warmup 1s \
-        --server-pid "$pid" --json "$json" "$@" "http://127.0.0.1:$PORT/proxy/" >/dev/null
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-    # The port must be free before the next proxy binds it.
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
-        sleep 0.05
-    done
+    local s=$1 json=$2 dur=$3
+    shift 3
+    taskset -c "$LOAD_CPU" "$BIN" bench -q -c "$CONNS" -d "$dur" --warmup "$WARMUP" \
+        --server-pid "${pid[$s]}" --json "$json" "$@" "http://127.0.0.1:${port[$s]}/proxy/" >/dev/null
 }
 
 if [[ -z "${RATE:-}" ]]; then
-    for s in "${servers[@]}"; do run "$s" "$OUT/max-$s.json"; done
+    for s in "${servers[@]}"; do run "$s" "$OUT/max-$s.json" 3s; done
     RATE=$(python3 - "$OUT" "${servers[@]}" <<'PY'
 import json, sys
 out, names = sys.argv[1], sys.argv[2:]
@@ -109,63 +259,43 @@ print(int(m / 2 / 10) * 10)
 PY
 )
 fi
-echo "rate: $RATE req/s for every proxy, -c$CONNS, $DUR per run" | tee "$OUT/rate.txt"
+echo "rate: $RATE req/s for every proxy, -c$CONNS, $DUR per run after $WARMUP, $ROUNDS rounds;" \
+    "guest halt polling: $(cat "$HP/guest_halt_poll_ns" 2>/dev/null || echo none) ns" | tee "$OUT/rate.txt"
 
 n=${#servers[@]}
-for r in $(seq 1 "$ROUNDS"); do
-    for i in $(seq 0 $((n - 1))); do
-        s=${servers[$(((i + r) % n))]}
-        run "$s" "$OUT/r$r-$s.json" -R "$RATE"
+if [[ "${TOGETHER:-0}" != 1 ]]; then
+    for r in $(seq 1 "$ROUNDS"); do
+        for i in $(seq 0 $((n - 1))); do
+            s=${servers[$(((i + r) % n))]}
+            run "$s" "$OUT/r$r-$s.json" "$DUR" -R "$RATE"
+        done
     done
-done
+else
+    # TOGETHER=1: each model and nginx loaded at the same time, each with half
+    # the connections at half the rate (the CPU as busy as at RATE alone), so
+    # that a stall of either CPU falls on both alike; which one starts first
+    # alternates by round.
+    [[ -n "${pid[nginx]:-}" ]] || { echo "TOGETHER=1 needs nginx among the peers" >&2; exit 2; }
+    half() {
+        taskset -c "$LOAD_CPU" "$BIN" bench -q -c $((CONNS / 2)) -d "$DUR" --warmup "$WARMUP" \
+            -R $((RATE / 2)) --server-pid "${pid[$1]}" --json "$2" "http://127.0.0.1:${port[$1]}/proxy/" >/dev/null
+    }
+    models=()
+    for s in "${servers[@]}"; do [[ $s == nginx ]] || models+=("$s"); done
+    for r in $(seq 1 "$ROUNDS"); do
+        for i in $(seq 0 $((${#models[@]} - 1))); do
+            s=${models[$(((i + r) % ${#models[@]}))]}
+            if ((r % 2)); then
+                half "$s" "$OUT/r$r-$s.json" & a=$!
+                half nginx "$OUT/r$r-nginx-with-$s.json" & b=$!
+            else
+                half nginx "$OUT/r$r-nginx-with-$s.json" & b=$!
+                half "$s" "$OUT/r$r-$s.json" & a=$!
+            fi
+            wait "$a" "$b"
+        done
+    done
+fi
 
-python3 - "$OUT" "$ROUNDS" "${servers[@]}" <<'PY' | tee "$OUT/summary.txt"
-import json, sys
-from math import comb
-out, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-def interval(rs):
-    rs = sorted(rs); n = len(rs)
-    k = 1
-    while k < n // 2 and 1 - 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n >= 0.95:
-        k += 1
-    md = rs[n // 2] if n % 2 else (rs[n // 2 - 1] + rs[n // 2]) / 2
-    return md, rs[k - 1], rs[n - k]
-p99, fails, cpu = {}, {}, {}
-for s in names:
-    for r in range(1, rounds + 1):
-        x = json.load(open(f"{out}/r{r}-{s}.json"))
-        res = x["result"]
-        p99[s, r] = res["latency"]["p99_us"]
-        fails[s] = fails.get(s, 0) + res["requests"] - res["successes"]
-        srv = x["checks"].get("server") or {}
-        if srv.get("cpu_s") and res["successes"]:
-            cpu[s, r] = srv["cpu_s"] * 1e6 / res["successes"]
-print(f"{'proxy':10s} {'p99 µs per round':40s} failed")
-for s in names:
-    print(f"{s:10s} {' '.join(str(p99[s, r]) for r in range(1, rounds + 1)):40s} {fails[s]}")
-if "nginx" in names:
-    print(f"\np99 at the same offered rate, over nginx's in the same round (median [95 % interval], {rounds} rounds):")
-    for s in names:
-        if s == "nginx":
-            continue
-        md, lo, hi = interval([p99[s, r] / p99["nginx", r] for r in range(1, rounds + 1)])
-        line = f"  {s:9s} p99 {md:.2f} [{lo:.2f}-{hi:.2f}]"
-        rs = [cpu[s, r] / cpu["nginx", r] for r in range(1, rounds + 1) if (s, r) in cpu and ("nginx", r) in cpu]
-        if len(rs) == rounds:
-            md, lo, hi = interval(rs)
-            line += f"   server CPU/req {md:.2f} [{lo:.2f}-{hi:.2f}]"
-        print(line)
-PY
-# Every round's histogram of one proxy merged (exact): a per-round p99 swings
-# with how many of the machine's millisecond stalls fell into that run, the
-# pooled one less.
-echo
-echo "pooled over the $ROUNDS rounds (bench merge of each proxy's reports):" | tee -a "$OUT/summary.txt"
-for s in "${servers[@]}"; do
-    files=()
-    for r in $(seq 1 "$ROUNDS"); do files+=("$OUT/r$r-$s.json"); done
-    line=$("$BIN" bench merge "${files[@]}" 2>/dev/null |
-        awk '$1 ~ /^(50|90|99|99\.9)%$/ {printf " p%s %s", substr($1, 1, length($1) - 1), $2}')
-    printf '  %-9s%s\n' "$s" "$line" | tee -a "$OUT/summary.txt"
-done
+summarize
 echo "reports in $OUT"
