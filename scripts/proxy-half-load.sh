@@ -164,8 +164,12 @@ for s in "${servers[@]}"; do
             files+=("$OUT/r$r-$s.json")
         fi
     done
-    line=$("$BIN" bench merge "${files[@]}" 2>/dev/null |
-        awk '$1 ~ /^(50|90|99|99\.9)%$/ {printf " p%s %s", substr($1, 1, length($1) - 1), $2}')
+    # bench merge needs two reports at least.
+    line=" (one report: see runs.csv)"
+    if ((${#files[@]} > 1)); then
+        line=$("$BIN" bench merge "${files[@]}" 2>/dev/null |
+            awk '$1 ~ /^(50|90|99|99\.9)%$/ {printf " p%s %s", substr($1, 1, length($1) - 1), $2}') || true
+    fi
     printf '  %-9s%s\n' "$s" "$line" | tee -a "$OUT/summary.txt"
 done
 }
