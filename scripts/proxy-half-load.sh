@@ -12,13 +12,13 @@
 #   MARGIN=0.05                                   # the verdict's band, see below
 #   HALT_POLL_NS=2000000                          # a guest's idle vCPU polls this long before it halts
 #   TOGETHER=1 DUR=2s scripts/proxy-half-load.sh 41   # each model and nginx loaded at once, see below
-#   SUMMARIZE=/tmp/proxy-half.XXXX scripts/proxy-half-load.sh 41  # the tables again from its reports (same MODELS, PEERS, TOGETHER)
+#   SUMMARIZE=/tmp/proxy-half.XXXX scripts/proxy-half-load.sh    # the tables again from a run's reports (its params file)
 #
 # One backend (`gvhttpd serve --model tokio --workers 1`) on the load CPU, as
 # in `bench compare`'s proxy scenario; every proxy on SERVER_CPU with one
 # worker/process, each on its own port, all started once and kept running (an
 # idle one costs the loaded one nothing: each run measures only its own
-# server's CPU, and only one is loaded at a time); the load (`gvhttpd bench -R
+# server's CPU, and only one is loaded at a time unless TOGETHER=1); the load (`gvhttpd bench -R
 # RATE -cCONNS`, latency corrected for coordinated omission, fresh connections
 # every run) on LOAD_CPU. Without RATE, round 0 measures every proxy's
 # closed-loop maximum and the rate is half the slowest one. The order of the
@@ -38,30 +38,31 @@
 # HALT_POLL_NS (root, a KVM guest with the cpuidle-haltpoll driver): for the
 # duration of the script an idle vCPU polls that many ns before it halts, as
 # disabling deep C-states does for latency runs on bare metal; the settings
-# found are put back on exit. Here the driver's default (0 ns: halt at once)
+# found are put back on exit. Here this VM's setting (0 ns: halt at once)
 # made each wake-up of an idle vCPU take 15-30 µs; 2 ms of polling took p50
 # from ~180 to ~127 µs, but not the stalls (the host's share of them varied
 # over the evening). Every proxy runs under the same setting, and the server
 # CPU figures are unaffected (the polling is the idle task's).
 #
 # TOGETHER=1 takes the machine's stalls out of the comparison instead: each
-# round loads every model at the same time as nginx (both on SERVER_CPU, each
+# round loads every other proxy (every model, and HAProxy when it is among the
+# peers) at the same time as nginx (both on SERVER_CPU, each
 # with half the connections at half the rate, so the CPU is as busy as with
 # one proxy at RATE), and compares the two runs of that pair. A stall of
 # either CPU then falls on both alike: 121 rounds gave intervals of ±2-5 %
 # where 201 rounds one after the other gave ±20-30 %. What it measures is a
-# little different: each proxy at a quarter of its load, its requests
+# little different: each proxy at a quarter of the slowest one's maximum, its requests
 # sometimes waiting behind the other's on the shared CPU.
 #
 # Verdict, fixed before any run: each proxy's p99 ÷ nginx's p99 in the same
 # round (TOGETHER: in the run beside it), median over rounds with the exact
-# 95 % sign-test interval (as bench compare's); "lower" when the interval lies below 1, "no worse (within
-# MARGIN)" when its upper end is at most 1 + MARGIN, "higher" when it lies
-# above 1, "undecided" otherwise.
+# 95 % sign-test interval (as bench compare's); in this order: "lower" when
+# the interval lies below 1, "higher" when it lies above 1, "no worse (within
+# MARGIN)" when its upper end is at most 1 + MARGIN, "undecided" otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-41}
-OUT=${2:-$(mktemp -d /tmp/proxy-half.XXXX)}
+OUT=${2:-}
 MODELS=${MODELS:-"callback tokio green"}
 DUR=${DUR:-1s}
 WARMUP=${WARMUP:-250ms}
@@ -74,7 +75,10 @@ BACKEND_PORT=18780
 servers=()
 for m in $MODELS; do servers+=("$m"); done
 for peer in ${PEERS-nginx haproxy}; do
-    command -v "$peer" >/dev/null && servers+=("$peer")
+    case $peer in
+        nginx | haproxy) command -v "$peer" >/dev/null && servers+=("$peer") ;;
+        *) echo "PEERS: unknown peer '$peer' (nginx, haproxy)" >&2; exit 2 ;;
+    esac
 done
 
 # The summary of the reports in $OUT (also alone: SUMMARIZE=DIR).
@@ -139,9 +143,12 @@ if "nginx" in names:
             continue
         a = [runs[s, "nginx" if together else None, r] for r in R]
         b = [runs["nginx", s if together else None, r] for r in R]
-        md, lo, hi = interval([x["p99"] / y["p99"] for x, y in zip(a, b)])
+        # A run with no successes stops the script; a zero here would be a
+        # report of one, so it counts as infinitely slow, not as fast.
+        q = lambda u, v: u / v if v else float("inf")
+        md, lo, hi = interval([q(x["p99"], y["p99"]) for x, y in zip(a, b)])
         line = f"  {s:9s} p99 {md:.2f} [{lo:.2f}-{hi:.2f}] {verdict(lo, hi):26s}"
-        md, lo, hi = interval([x["p50"] / y["p50"] for x, y in zip(a, b)])
+        md, lo, hi = interval([q(x["p50"], y["p50"]) for x, y in zip(a, b)])
         line += f" p50 {md:.2f} [{lo:.2f}-{hi:.2f}]"
         rs = [x["cpu"] / y["cpu"] for x, y in zip(a, b) if x["cpu"] and y["cpu"]]
         if len(rs) == rounds:
@@ -153,13 +160,15 @@ PY
 # Every round's histogram of one proxy merged (exact): a per-round p99 swings
 # with how many of the machine's millisecond stalls fell into that run, the
 # pooled one less.
-echo
+echo | tee -a "$OUT/summary.txt"
 echo "pooled over the $ROUNDS rounds (bench merge of each proxy's reports):" | tee -a "$OUT/summary.txt"
 for s in "${servers[@]}"; do
     files=()
     for r in $(seq 1 "$ROUNDS"); do
         if [[ "${TOGETHER:-0}" == 1 && $s == nginx ]]; then
-            files+=("$OUT"/r$r-nginx-with-*.json)
+            for m in "${servers[@]}"; do
+                [[ $m == nginx ]] || files+=("$OUT/r$r-nginx-with-$m.json")
+            done
         else
             files+=("$OUT/r$r-$s.json")
         fi
@@ -168,7 +177,8 @@ for s in "${servers[@]}"; do
     line=" (one report: see runs.csv)"
     if ((${#files[@]} > 1)); then
         line=$("$BIN" bench merge "${files[@]}" 2>/dev/null |
-            awk '$1 ~ /^(50|90|99|99\.9)%$/ {printf " p%s %s", substr($1, 1, length($1) - 1), $2}') || true
+            awk '$1 ~ /^(50|90|99|99\.9)%$/ {printf " p%s %s", substr($1, 1, length($1) - 1), $2}') ||
+            line=" (bench merge failed)"
     fi
     printf '  %-9s%s\n' "$s" "$line" | tee -a "$OUT/summary.txt"
 done
@@ -176,10 +186,14 @@ done
 
 if [[ -n "${SUMMARIZE:-}" ]]; then
     OUT=$SUMMARIZE
+    # The run's own ROUNDS, TOGETHER, MARGIN and proxies, where it wrote them.
+    # shellcheck disable=SC1091
+    [[ -f "$OUT/params" ]] && . "$OUT/params"
     summarize
     exit 0
 fi
 
+[[ -n "$OUT" ]] || OUT=$(mktemp -d /tmp/proxy-half.XXXX)
 mkdir -p "$OUT"
 ROOT=$(mktemp -d /tmp/proxy-half-root.XXXX)
 pids=()
@@ -211,6 +225,15 @@ wait_port() {
     return 1
 }
 
+# The ports must be free: a leftover server on one would answer in place of
+# the one started here.
+for ((q = BACKEND_PORT; q <= BACKEND_PORT + ${#servers[@]}; q++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$q") 2>/dev/null; then
+        echo "port $q is in use; this script needs $BACKEND_PORT-$((BACKEND_PORT + ${#servers[@]}))" >&2
+        exit 2
+    fi
+done
+
 # The backend shares the load CPU with the generator. Under the normal
 # scheduler the two take turns in slices of milliseconds, and that wait, not
 # the proxy, set the p99 (1-9 ms from round to round in the first run). As a
@@ -225,6 +248,7 @@ fi
 taskset -c "$LOAD_CPU" "${backend[@]}" >"$OUT/backend.log" 2>&1 &
 pids+=($!)
 wait_port "$BACKEND_PORT"
+kill -0 "${pids[-1]}" 2>/dev/null || { echo "the backend exited (see $OUT/backend.log)" >&2; exit 1; }
 
 
 # Every proxy once, on ports after the backend's.
@@ -242,6 +266,7 @@ for s in "${servers[@]}"; do
     pids+=($!)
     port[$s]=$p
     wait_port "$p"
+    kill -0 "${pid[$s]}" 2>/dev/null || { echo "$s exited (see $OUT/$s.log)" >&2; exit 1; }
     p=$((p + 1))
 done
 
@@ -263,6 +288,7 @@ print(int(m / 2 / 10) * 10)
 PY
 )
 fi
+printf 'ROUNDS=%s\nTOGETHER=%s\nMARGIN=%s\nservers=(%s)\n' "$ROUNDS" "${TOGETHER:-0}" "$MARGIN" "${servers[*]}" >"$OUT/params"
 echo "rate: $RATE req/s for every proxy, -c$CONNS, $DUR per run after $WARMUP, $ROUNDS rounds;" \
     "guest halt polling: $(cat "$HP/guest_halt_poll_ns" 2>/dev/null || echo none) ns" | tee "$OUT/rate.txt"
 
@@ -281,7 +307,7 @@ else
     # alternates by round.
     [[ -n "${pid[nginx]:-}" ]] || { echo "TOGETHER=1 needs nginx among the peers" >&2; exit 2; }
     half() {
-        taskset -c "$LOAD_CPU" "$BIN" bench -q -c $((CONNS / 2)) -d "$DUR" --warmup "$WARMUP" \
+        exec taskset -c "$LOAD_CPU" "$BIN" bench -q -c $((CONNS / 2)) -d "$DUR" --warmup "$WARMUP" \
             -R $((RATE / 2)) --server-pid "${pid[$1]}" --json "$2" "http://127.0.0.1:${port[$1]}/proxy/" >/dev/null
     }
     models=()
@@ -296,7 +322,13 @@ else
                 half nginx "$OUT/r$r-nginx-with-$s.json" & b=$!
                 half "$s" "$OUT/r$r-$s.json" & a=$!
             fi
-            wait "$a" "$b"
+            pids+=("$a" "$b")
+            # Each one's status: a failed run must stop the script, not leave
+            # a report with no successes (p99 0) to be compared.
+            fa=0 fb=0
+            wait "$a" || fa=$?
+            wait "$b" || fb=$?
+            ((fa == 0 && fb == 0)) || { echo "round $r: a run against $s or nginx failed ($fa, $fb)" >&2; exit 1; }
         done
     done
 fi
