@@ -9,6 +9,8 @@ With MBS=1 in the environment: MB/s instead (the generator's bytes read per
 second of the run), paired the same way.
 """
 import json,os,sys,collections
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paired_interval import interval
 mbs=os.environ.get('MBS')=='1'
 raw=json.load(open(sys.argv[1]))
 pairs=[a.split('/') for a in sys.argv[2:]]
@@ -19,13 +21,6 @@ for r in raw['runs']:
     if not s: continue
     mb=x['result']['counts']['bytes_read']/1e6
     v[(r['model'],r['point']['label'])][r['repeat']]=mb/x['result']['elapsed_s'] if mbs else s['cpu_s']*1e6/mb
-def interval(rs):
-    rs=sorted(rs); n=len(rs)
-    from math import comb
-    k=1
-    while k< n//2 and 1-2*sum(comb(n,i) for i in range(k+1))/2**n>=0.95: k+=1
-    md=rs[n//2] if n%2 else (rs[n//2-1]+rs[n//2])/2
-    return md,rs[k-1],rs[n-k]
 for a,b in pairs:
     for f in ['64KiB','1MiB','mix']:
         A,B=v[(a,f)],v[(b,f)]

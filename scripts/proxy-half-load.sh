@@ -85,19 +85,9 @@ done
 summarize() {
 python3 - "$OUT" "$ROUNDS" "$MARGIN" "${TOGETHER:-0}" "${servers[@]}" <<'PY' | tee "$OUT/summary.txt"
 import csv, json, os, sys
-from math import comb
+sys.path.insert(0, "scripts")  # the script runs from the repository root
+from paired_interval import interval
 out, rounds, margin, together, names = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1", sys.argv[5:]
-def interval(rs):
-    # The exact order-statistic (sign-test) interval, as bench compare's; it
-    # needs 6 rounds (2 * 0.5^6 = 3.1 % <= 5 %), fewer give none.
-    rs = sorted(rs); n = len(rs)
-    if n < 6:
-        return float("nan"), float("nan"), float("nan")
-    k = 1
-    while k < n // 2 and 1 - 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n >= 0.95:
-        k += 1
-    md = rs[n // 2] if n % 2 else (rs[n // 2 - 1] + rs[n // 2]) / 2
-    return md, rs[k - 1], rs[n - k]
 def verdict(lo, hi):
     if lo != lo: return "no interval (< 6 rounds)"
     if hi < 1: return "lower"

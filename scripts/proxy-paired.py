@@ -8,8 +8,11 @@ answer uses).
 """
 import collections
 import json
+import os
 import sys
-from math import comb
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paired_interval import interval  # noqa: E402
 
 raw = json.load(open(sys.argv[1]))
 ref = sys.argv[2] if len(sys.argv) > 2 else "nginx"
@@ -22,16 +25,6 @@ for r in raw["runs"]:
     ok = x["result"]["successes"]
     if s and ok:
         cpu[r["model"]][r["repeat"]] = s["cpu_s"] * 1e6 / ok
-
-
-def interval(rs):
-    rs = sorted(rs)
-    n = len(rs)
-    k = 1
-    while k < n // 2 and 1 - 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n >= 0.95:
-        k += 1
-    md = rs[n // 2] if n % 2 else (rs[n // 2 - 1] + rs[n // 2]) / 2
-    return md, rs[k - 1], rs[n - k]
 
 
 for m in cpu:
